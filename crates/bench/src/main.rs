@@ -1,0 +1,3 @@
+//! `kairosdb-bench`: load tool for the whole server. TODO: implement.
+
+fn main() {}

@@ -1,0 +1,25 @@
+//! The data model every kairosdb-rs crate speaks, and the one storage seam.
+//!
+//! * [`series`]: data types, values, tags and the canonical [`SeriesKey`].
+//! * [`batch`]: [`WriteBatch`], the columnar unit of ingest handed to storage.
+//! * [`read`]: [`SeriesQuery`] (what to read) and [`SeriesData`] (what comes back).
+//! * [`request`] / [`result`]: a parsed query request and its result groups.
+//! * [`storage`]: the [`Storage`] trait that the embedded engine, Cassandra and
+//!   (later) the cluster client implement, so HTTP/telnet/query code is identical
+//!   in every mode.
+//!
+//! This crate does no I/O and holds no state.
+
+pub mod batch;
+pub mod read;
+pub mod request;
+pub mod result;
+pub mod series;
+pub mod storage;
+
+pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
+pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
+pub use request::{MetricQuery, QueryRequest};
+pub use result::{GroupByResult, Num, OutColumn, QueryResult, ResultGroup};
+pub use series::{DataType, SeriesKey, Tags, Value};
+pub use storage::{HealthStatus, Storage, StorageError, StorageStats};

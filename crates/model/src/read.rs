@@ -1,0 +1,123 @@
+//! What storage is asked to read ([`SeriesQuery`]) and what it returns ([`SeriesData`]).
+//!
+//! Storage only selects series and time ranges; merging, grouping and
+//! aggregation happen above it in `kairosdb-query`, over the returned columns.
+
+use regex::Regex;
+
+use crate::batch::Points;
+use crate::series::{SeriesKey, Tags};
+
+/// Inclusive time range in ms (spec §4.1: both ends inclusive; no end = `i64::MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl TimeRange {
+    pub const ALL: TimeRange = TimeRange {
+        start: i64::MIN,
+        end: i64::MAX,
+    };
+
+    pub fn new(start: i64, end: i64) -> TimeRange {
+        TimeRange { start, end }
+    }
+
+    pub fn contains(&self, ts: i64) -> bool {
+        ts >= self.start && ts <= self.end
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// One accepted value for a tag: an exact string or a regex that must match the
+/// whole tag value (spec §4.2, `regex:` prefix).
+#[derive(Clone, Debug)]
+pub enum TagMatcher {
+    Exact(String),
+    /// Compiled anchored (`^(?:...)$`) so it matches the whole value, like Java's `matches()`.
+    Regex(Regex),
+}
+
+impl TagMatcher {
+    /// Builds a whole-value regex matcher; returns the regex error text on failure.
+    pub fn regex(pattern: &str) -> Result<TagMatcher, String> {
+        Regex::new(&format!("^(?:{pattern})$"))
+            .map(TagMatcher::Regex)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            TagMatcher::Exact(s) => s == value,
+            TagMatcher::Regex(r) => r.is_match(value),
+        }
+    }
+}
+
+impl PartialEq for TagMatcher {
+    fn eq(&self, other: &TagMatcher) -> bool {
+        match (self, other) {
+            (TagMatcher::Exact(a), TagMatcher::Exact(b)) => a == b,
+            (TagMatcher::Regex(a), TagMatcher::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// Tag filter: AND across tag names, OR across the matchers of one name. A series
+/// missing a filtered tag never matches. Empty filter = every series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TagFilter {
+    pub tags: Vec<(String, Vec<TagMatcher>)>,
+}
+
+impl TagFilter {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+    }
+
+    pub fn matches(&self, tags: &Tags) -> bool {
+        self.tags
+            .iter()
+            .all(|(name, matchers)| match tags.get(name) {
+                Some(v) => matchers.iter().any(|m| m.matches(v)),
+                None => false,
+            })
+    }
+}
+
+/// Read every series of `metric` matching `filter`, points within `range`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesQuery {
+    pub metric: String,
+    pub filter: TagFilter,
+    pub range: TimeRange,
+    /// Per-series point limit applied while reading, honouring `order` (spec §4.8). None = all.
+    pub limit: Option<usize>,
+    pub order: Order,
+}
+
+/// Points of one series, ascending by timestamp (one value per timestamp: the last
+/// one written wins), or descending when the query asked for `Order::Desc`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesData {
+    pub key: SeriesKey,
+    pub points: Points,
+}
+
+/// Delete every point of the matching series inside `range` (spec §1.8).
+/// Series left without points disappear from name/tag listings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeleteRequest {
+    pub metric: String,
+    pub filter: TagFilter,
+    pub range: TimeRange,
+}

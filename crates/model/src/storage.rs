@@ -1,0 +1,84 @@
+//! The storage seam: one narrow trait implemented by every backend (embedded
+//! engine, Cassandra, cluster client). Grow the request structs, not the method list.
+//!
+//! Methods are synchronous; async servers call them from `spawn_blocking`.
+
+use crate::batch::WriteBatch;
+use crate::read::{DeleteRequest, SeriesData, SeriesQuery, TagFilter, TimeRange};
+use crate::series::SeriesKey;
+
+/// Errors shaped by what the caller does next.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The request itself is unacceptable (caller answers 400).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Temporarily over capacity; nothing was written. Retry after the given seconds (HTTP 503).
+    #[error("storage is over its memory limit; retry in {retry_after_secs} s")]
+    Backpressure { retry_after_secs: u32 },
+    /// A previous WAL write or fsync failed; the store refuses writes until restarted.
+    #[error("storage is poisoned after an earlier write failure: {0}")]
+    Poisoned(String),
+    /// On-disk data failed a checksum or could not be decoded.
+    #[error("corrupt data: {0}")]
+    Corruption(String),
+    /// The store is shutting down.
+    #[error("storage is closed")]
+    Closed,
+    /// I/O or backend failure (caller answers 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Health of a backend for `/health/ready` and `/api/v1/health/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthStatus {
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Figures a backend exports to `/metrics` as `(name, help, value)` gauges/counters.
+/// Names are Prometheus names without the `kairosdb_` prefix.
+#[derive(Clone, Debug, Default)]
+pub struct StorageStats {
+    pub counters: Vec<(&'static str, &'static str, u64)>,
+    pub gauges: Vec<(&'static str, &'static str, f64)>,
+}
+
+pub trait Storage: Send + Sync + 'static {
+    /// Durably writes a batch (see the backend's acknowledgement semantics).
+    fn write(&self, batch: &WriteBatch) -> Result<(), StorageError>;
+
+    /// Reads the series of one metric that match the filter.
+    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError>;
+
+    /// Series keys of `metric` matching `filter` that have data overlapping `range`
+    /// (answered from the index where possible; used by `/datapoints/query/tags`).
+    fn series_keys(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError>;
+
+    /// Metric names, sorted, optionally only those starting with `prefix`.
+    fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError>;
+
+    /// All tag names across all series, sorted.
+    fn tag_names(&self) -> Result<Vec<String>, StorageError>;
+
+    /// All tag values across all series, sorted.
+    fn tag_values(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Deletes points; returns how many series were touched.
+    fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError>;
+
+    /// Makes everything acknowledged so far durable (fsync). Used at shutdown and by tests.
+    fn sync(&self) -> Result<(), StorageError>;
+
+    /// Is the backend able to serve reads and writes right now?
+    fn health(&self) -> HealthStatus;
+
+    /// Figures for `/metrics`.
+    fn stats(&self) -> StorageStats;
+}

@@ -1,0 +1,1 @@
+//! Gson-lenient JSON → strict JSON. TODO(helper): implement.

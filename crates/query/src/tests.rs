@@ -1,0 +1,238 @@
+//! Tests of the raw query path over a fixed in-memory set of series.
+
+use kairosdb_model::*;
+
+use crate::{execute, QueryError};
+
+/// Storage that answers `query` from a fixed list of series (filter, range, limit, order applied).
+struct Fixed(Vec<SeriesData>);
+
+impl Storage for Fixed {
+    fn write(&self, _: &WriteBatch) -> Result<(), StorageError> {
+        Err(StorageError::Internal("read-only".into()))
+    }
+    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        let mut out = Vec::new();
+        for s in &self.0 {
+            if s.key.metric != q.metric || !q.filter.matches(&s.key.tags) {
+                continue;
+            }
+            let mut idx: Vec<usize> = (0..s.points.len())
+                .filter(|&i| q.range.contains(s.points.timestamps()[i]))
+                .collect();
+            if q.order == Order::Desc {
+                idx.reverse();
+            }
+            if let Some(l) = q.limit {
+                idx.truncate(l);
+            }
+            let points = match &s.points {
+                Points::Long { ts, values } => Points::Long {
+                    ts: idx.iter().map(|&i| ts[i]).collect(),
+                    values: idx.iter().map(|&i| values[i]).collect(),
+                },
+                Points::Double { ts, values } => Points::Double {
+                    ts: idx.iter().map(|&i| ts[i]).collect(),
+                    values: idx.iter().map(|&i| values[i]).collect(),
+                },
+                Points::String { ts, values } => Points::String {
+                    ts: idx.iter().map(|&i| ts[i]).collect(),
+                    values: idx.iter().map(|&i| values[i].clone()).collect(),
+                },
+            };
+            if !points.is_empty() {
+                out.push(SeriesData {
+                    key: s.key.clone(),
+                    points,
+                });
+            }
+        }
+        Ok(out)
+    }
+    fn series_keys(
+        &self,
+        _: &str,
+        _: &TagFilter,
+        _: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn tag_names(&self) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn tag_values(&self) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn delete(&self, _: &DeleteRequest) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+    fn sync(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn health(&self) -> HealthStatus {
+        HealthStatus {
+            ok: true,
+            detail: String::new(),
+        }
+    }
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+}
+
+fn key(dt: DataType, host: &str) -> SeriesKey {
+    SeriesKey::new("m", dt, Tags::from_pairs([("host", host), ("dc", "eu")]))
+}
+
+fn store() -> Fixed {
+    Fixed(vec![
+        SeriesData {
+            key: key(DataType::Long, "a"),
+            points: Points::Long {
+                ts: vec![1, 3, 5],
+                values: vec![10, 30, 50],
+            },
+        },
+        SeriesData {
+            key: key(DataType::Long, "b"),
+            points: Points::Long {
+                ts: vec![2, 3],
+                values: vec![20, 5],
+            },
+        },
+        SeriesData {
+            key: key(DataType::Double, "a"),
+            points: Points::Double {
+                ts: vec![3],
+                values: vec![7.5],
+            },
+        },
+        SeriesData {
+            key: key(DataType::String, "c"),
+            points: Points::String {
+                ts: vec![4],
+                values: vec!["up".into()],
+            },
+        },
+    ])
+}
+
+fn mq() -> MetricQuery {
+    MetricQuery {
+        name: "m".into(),
+        filter: TagFilter::default(),
+        filter_text: Vec::new(),
+        limit: None,
+        order: Order::Asc,
+        exclude_tags: false,
+        alias: None,
+        group_by_tags: Vec::new(),
+        aggregators: Vec::new(),
+        group_by_other: Vec::new(),
+    }
+}
+
+#[test]
+fn raw_read_splits_number_and_text_and_merges_with_value_tie_break() {
+    let r = execute(&store(), TimeRange::ALL, &mq()).unwrap();
+    assert_eq!(r.sample_size, 7);
+    assert_eq!(r.results.len(), 2);
+    let num = &r.results[0];
+    assert_eq!(num.group_by, vec![GroupByResult::Type("number".into())]);
+    assert_eq!(num.ts, vec![1, 2, 3, 3, 3, 5]);
+    assert_eq!(
+        num.values,
+        OutColumn::Number(vec![
+            Num::Long(10),
+            Num::Long(20),
+            Num::Long(5),
+            Num::Double(7.5),
+            Num::Long(30),
+            Num::Long(50)
+        ])
+    );
+    let tags = num.tags.as_ref().unwrap();
+    assert_eq!(tags["host"].iter().collect::<Vec<_>>(), vec!["a", "b"]);
+    let text = &r.results[1];
+    assert_eq!(text.group_by, vec![GroupByResult::Type("text".into())]);
+    assert_eq!(text.values, OutColumn::Text(vec!["up".into()]));
+}
+
+#[test]
+fn desc_order_and_limit_truncate_the_merged_group() {
+    let mut q = mq();
+    q.filter = TagFilter {
+        tags: vec![(
+            "host".into(),
+            vec![TagMatcher::Exact("a".into()), TagMatcher::Exact("b".into())],
+        )],
+    };
+    q.order = Order::Desc;
+    q.limit = Some(3);
+    q.exclude_tags = true;
+    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    let num = &r.results[0];
+    assert!(num.tags.is_none());
+    assert_eq!(num.ts, vec![5, 3, 3]);
+    assert_eq!(
+        num.values,
+        OutColumn::Number(vec![Num::Long(50), Num::Long(30), Num::Double(7.5)])
+    );
+}
+
+#[test]
+fn single_type_groups_keep_their_column_type() {
+    let mut q = mq();
+    q.filter = TagFilter {
+        tags: vec![("host".into(), vec![TagMatcher::regex("[ab]").unwrap()])],
+    };
+    let r = execute(&store(), TimeRange::new(1, 2), &q).unwrap();
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].values, OutColumn::Long(vec![10, 20]));
+}
+
+#[test]
+fn tag_group_by_orders_groups_and_reports_group_objects() {
+    let mut q = mq();
+    q.group_by_tags = vec!["host".into()];
+    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    let groups: Vec<_> = r
+        .results
+        .iter()
+        .map(|g| match &g.group_by[0] {
+            GroupByResult::Tag { group, .. } => (group[0].1.clone(), g.ts.clone()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("a".to_string(), vec![1, 3, 3, 5]),
+            ("b".to_string(), vec![2, 3]),
+            ("c".to_string(), vec![4])
+        ]
+    );
+    assert_eq!(r.results[2].group_by[1], GroupByResult::Type("text".into()));
+}
+
+#[test]
+fn no_match_gives_no_results() {
+    let mut q = mq();
+    q.name = "other".into();
+    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    assert_eq!(r.sample_size, 0);
+    assert!(r.results.is_empty());
+}
+
+#[test]
+fn aggregators_are_refused_clearly_until_implemented() {
+    let mut q = mq();
+    q.aggregators = vec![r#"{"name":"sum"}"#.into()];
+    assert!(matches!(
+        execute(&store(), TimeRange::ALL, &q),
+        Err(QueryError::BadRequest(_))
+    ));
+}

@@ -1,0 +1,3 @@
+//! The `kairosdb` binary. TODO(helper): implement.
+
+fn main() {}

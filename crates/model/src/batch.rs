@@ -88,12 +88,98 @@ impl WriteBatch {
     }
 }
 
-/// Accumulates single points into a [`WriteBatch`], grouping them per (series, TTL).
+/// Handle of one (series, TTL) inside a [`BatchBuilder`], returned by
+/// [`BatchBuilder::slot`] / [`BatchBuilder::slot_sorted`]. Valid only for the builder
+/// that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesSlot(u32);
+
+impl SeriesSlot {
+    /// Index of the series in [`WriteBatch::series`] once the builder is finished.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Accumulates points into a [`WriteBatch`], grouping them per (series, TTL).
 /// Used by the JSON and telnet parsers.
-#[derive(Debug, Default)]
+///
+/// Speed: a series is identified by a canonical byte encoding of (type, TTL, metric,
+/// sorted tags) built in a reused scratch buffer and hashed once (xxh3, per-builder
+/// random seed); a hit costs one hash and one `memcmp`, with no `SeriesKey` clone or
+/// allocation. Parsers resolve a [`SeriesSlot`] once per metric object / line and then
+/// push values straight into the typed columns.
+#[derive(Debug)]
 pub struct BatchBuilder {
     batch: WriteBatch,
-    index: std::collections::HashMap<(SeriesKey, u32), usize>,
+    /// Canonical key bytes of every slot, concatenated; slot `i` is
+    /// `key_arena[key_ends[i-1]..key_ends[i]]`.
+    key_arena: Vec<u8>,
+    key_ends: Vec<usize>,
+    /// Hash → first slot with that hash; further slots chain through `next`.
+    heads: std::collections::HashMap<u64, u32, BuildIdentity>,
+    next: Vec<u32>,
+    seed: u64,
+    scratch: Vec<u8>,
+    /// Caller-keyed shortcut to slots (see [`BatchBuilder::memo_slot`]): hash →
+    /// (slot, start, end of the verification bytes in `memo_arena`).
+    memo: std::collections::HashMap<u64, (u32, usize, usize), BuildIdentity>,
+    memo_arena: Vec<u8>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl Default for BatchBuilder {
+    fn default() -> BatchBuilder {
+        use std::hash::BuildHasher;
+        // A per-builder random seed keeps hash flooding of one batch impractical.
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6b61_6972_6f73u64);
+        BatchBuilder {
+            batch: WriteBatch::default(),
+            key_arena: Vec::new(),
+            key_ends: Vec::new(),
+            heads: std::collections::HashMap::default(),
+            next: Vec::new(),
+            seed,
+            scratch: Vec::with_capacity(256),
+            memo: std::collections::HashMap::default(),
+            memo_arena: Vec::new(),
+        }
+    }
+}
+
+/// The keys of `BatchBuilder::heads` are already xxh3 hashes.
+#[derive(Clone, Copy, Debug, Default)]
+struct BuildIdentity;
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = IdentityHasher;
+    fn build_hasher(&self) -> IdentityHasher {
+        IdentityHasher(0)
+    }
+}
+
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+#[inline]
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
 }
 
 impl BatchBuilder {
@@ -110,35 +196,188 @@ impl BatchBuilder {
         ts: i64,
         value: crate::Value,
     ) {
-        let key = SeriesKey::new(metric, value.data_type(), tags.clone());
-        let slot = match self.index.get(&(key.clone(), ttl_secs)) {
-            Some(&i) => i,
-            None => {
-                let i = self.batch.series.len();
-                self.batch.series.push(SeriesPoints {
-                    points: Points::empty(key.data_type),
-                    key: key.clone(),
-                    ttl_secs,
-                });
-                self.index.insert((key, ttl_secs), i);
-                i
-            }
-        };
-        match (&mut self.batch.series[slot].points, value) {
-            (Points::Long { ts: t, values }, crate::Value::Long(v)) => {
-                t.push(ts);
-                values.push(v);
-            }
-            (Points::Double { ts: t, values }, crate::Value::Double(v)) => {
-                t.push(ts);
-                values.push(v);
-            }
-            (Points::String { ts: t, values }, crate::Value::String(v)) => {
-                t.push(ts);
-                values.push(v);
-            }
-            _ => panic!("BUG: series data type and value type disagree"),
+        let slot = self.slot(metric, value.data_type(), tags, ttl_secs);
+        self.push_value(slot, ts, value);
+    }
+
+    /// Finds or creates the slot of (metric, data type, tags, TTL).
+    pub fn slot(
+        &mut self,
+        metric: &str,
+        data_type: DataType,
+        tags: &crate::Tags,
+        ttl_secs: u32,
+    ) -> SeriesSlot {
+        self.slot_sorted(metric, data_type, tags.as_slice(), ttl_secs)
+    }
+
+    /// Like [`BatchBuilder::slot`] for borrowed tags. `tags` must be sorted by name
+    /// (byte order) with unique names, as [`crate::Tags`] keeps them.
+    pub fn slot_sorted<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        metric: &str,
+        data_type: DataType,
+        tags: &[(K, V)],
+        ttl_secs: u32,
+    ) -> SeriesSlot {
+        debug_assert!(
+            tags.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()),
+            "BUG: tags passed to slot_sorted are not sorted and unique"
+        );
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        key.push(data_type.code());
+        key.extend_from_slice(&ttl_secs.to_le_bytes());
+        put_str(&mut key, metric);
+        key.extend_from_slice(&(tags.len() as u32).to_le_bytes());
+        for (k, v) in tags {
+            put_str(&mut key, k.as_ref());
+            put_str(&mut key, v.as_ref());
         }
+        let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&key, self.seed);
+        let mut cur = self.heads.get(&hash).copied().unwrap_or(NO_SLOT);
+        let head = cur;
+        while cur != NO_SLOT {
+            let i = cur as usize;
+            let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
+            if self.key_arena[start..self.key_ends[i]] == key[..] {
+                self.scratch = key;
+                return SeriesSlot(cur);
+            }
+            cur = self.next[i];
+        }
+        let i = self.batch.series.len();
+        assert!(
+            i < NO_SLOT as usize,
+            "BUG: more than 2^32-1 series in one batch"
+        );
+        // Sorted input makes every insert an append after one binary search.
+        let tags = crate::Tags::from_pairs(tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        self.batch.series.push(SeriesPoints {
+            key: SeriesKey::new(metric, data_type, tags),
+            ttl_secs,
+            points: Points::empty(data_type),
+        });
+        self.key_arena.extend_from_slice(&key);
+        self.key_ends.push(self.key_arena.len());
+        self.next.push(head);
+        self.heads.insert(hash, i as u32);
+        self.scratch = key;
+        SeriesSlot(i as u32)
+    }
+
+    fn memo_hash(&self, data_type: DataType, key: &[&[u8]]) -> u64 {
+        let mut h = self.seed ^ u64::from(data_type.code());
+        for part in key {
+            h = xxhash_rust::xxh3::xxh3_64_with_seed(part, h ^ part.len() as u64);
+        }
+        h
+    }
+
+    /// Returns the slot remembered with [`BatchBuilder::memo_insert`] under `key` (opaque
+    /// byte strings chosen by the caller, e.g. a telnet line's raw metric and tag text)
+    /// and `data_type`, skipping tag parsing, sorting and key building on repeats.
+    pub fn memo_slot(&self, data_type: DataType, key: &[&[u8]]) -> Option<SeriesSlot> {
+        let (slot, start, end) = *self.memo.get(&self.memo_hash(data_type, key))?;
+        let mut stored = &self.memo_arena[start..end];
+        for part in key {
+            let (len, rest) = stored.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len) as usize;
+            if len != part.len() || rest.get(..len)? != *part {
+                return None;
+            }
+            stored = &rest[len..];
+        }
+        stored.is_empty().then_some(SeriesSlot(slot))
+    }
+
+    /// Remembers `slot` under `key` and `data_type` for [`BatchBuilder::memo_slot`].
+    /// The caller guarantees that equal keys always mean the same series.
+    pub fn memo_insert(&mut self, data_type: DataType, key: &[&[u8]], slot: SeriesSlot) {
+        let h = self.memo_hash(data_type, key);
+        let start = self.memo_arena.len();
+        for part in key {
+            self.memo_arena
+                .extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.memo_arena.extend_from_slice(part);
+        }
+        self.memo.insert(h, (slot.0, start, self.memo_arena.len()));
+    }
+
+    /// Data type of a slot's series.
+    pub fn slot_type(&self, slot: SeriesSlot) -> DataType {
+        self.batch.series[slot.index()].key.data_type
+    }
+
+    /// Appends a value of the slot's type. Panics if the type differs (a caller bug).
+    pub fn push_value(&mut self, slot: SeriesSlot, ts: i64, value: crate::Value) {
+        match value {
+            crate::Value::Long(v) => self.push_long(slot, ts, v),
+            crate::Value::Double(v) => self.push_double(slot, ts, v),
+            crate::Value::String(v) => self.push_string(slot, ts, v),
+        }
+    }
+
+    #[inline]
+    pub fn push_long(&mut self, slot: SeriesSlot, ts: i64, value: i64) {
+        match &mut self.batch.series[slot.index()].points {
+            Points::Long { ts: t, values } => {
+                t.push(ts);
+                values.push(value);
+            }
+            _ => panic!("BUG: push_long on a series that is not long"),
+        }
+    }
+
+    #[inline]
+    pub fn push_double(&mut self, slot: SeriesSlot, ts: i64, value: f64) {
+        match &mut self.batch.series[slot.index()].points {
+            Points::Double { ts: t, values } => {
+                t.push(ts);
+                values.push(value);
+            }
+            _ => panic!("BUG: push_double on a series that is not double"),
+        }
+    }
+
+    #[inline]
+    pub fn push_string(&mut self, slot: SeriesSlot, ts: i64, value: String) {
+        match &mut self.batch.series[slot.index()].points {
+            Points::String { ts: t, values } => {
+                t.push(ts);
+                values.push(value);
+            }
+            _ => panic!("BUG: push_string on a series that is not string"),
+        }
+    }
+
+    /// Appends whole columns to a long series (`ts.len() == values.len()`).
+    pub fn extend_long(&mut self, slot: SeriesSlot, ts: &[i64], values: &[i64]) {
+        assert_eq!(ts.len(), values.len(), "BUG: column lengths differ");
+        match &mut self.batch.series[slot.index()].points {
+            Points::Long { ts: t, values: v } => {
+                t.extend_from_slice(ts);
+                v.extend_from_slice(values);
+            }
+            _ => panic!("BUG: extend_long on a series that is not long"),
+        }
+    }
+
+    /// Appends whole columns to a double series (`ts.len() == values.len()`).
+    pub fn extend_double(&mut self, slot: SeriesSlot, ts: &[i64], values: &[f64]) {
+        assert_eq!(ts.len(), values.len(), "BUG: column lengths differ");
+        match &mut self.batch.series[slot.index()].points {
+            Points::Double { ts: t, values: v } => {
+                t.extend_from_slice(ts);
+                v.extend_from_slice(values);
+            }
+            _ => panic!("BUG: extend_double on a series that is not double"),
+        }
+    }
+
+    /// Number of distinct (series, TTL) slots so far.
+    pub fn series_count(&self) -> usize {
+        self.batch.series.len()
     }
 
     pub fn point_count(&self) -> usize {
@@ -178,5 +417,63 @@ mod tests {
             }
         );
         assert_eq!(batch.series[2].ttl_secs, 60);
+    }
+
+    #[test]
+    fn slots_are_found_again_without_duplicates() {
+        let mut b = BatchBuilder::new();
+        let tags = [("a", "1"), ("b", "2")];
+        let s1 = b.slot_sorted("m", DataType::Double, &tags, 0);
+        let s2 = b.slot_sorted("m", DataType::Double, &tags, 0);
+        let s3 = b.slot_sorted("m", DataType::Long, &tags, 0);
+        let s4 = b.slot_sorted("m", DataType::Double, &[("a", "1")], 0);
+        // Length-prefixed encoding: ("ab","") and ("a","b") are different tags.
+        let s5 = b.slot_sorted("m", DataType::Double, &[("ab", "")], 0);
+        let s6 = b.slot_sorted("m", DataType::Double, &[("a", "b")], 0);
+        assert_eq!(s1, s2);
+        assert_ne!(s1, s3);
+        assert_ne!(s1, s4);
+        assert_ne!(s5, s6);
+        b.push_double(s1, 1, 1.5);
+        b.extend_double(s2, &[2, 3], &[2.5, 3.5]);
+        b.push_long(s3, 1, 7);
+        assert_eq!(b.series_count(), 5);
+        assert_eq!(b.slot_type(s3), DataType::Long);
+        let batch = b.finish();
+        assert_eq!(
+            batch.series[s1.index()].points,
+            Points::Double {
+                ts: vec![1, 2, 3],
+                values: vec![1.5, 2.5, 3.5]
+            }
+        );
+        assert_eq!(
+            batch.series[s1.index()].key.tags,
+            Tags::from_pairs([("a", "1"), ("b", "2")])
+        );
+    }
+
+    #[test]
+    fn push_and_slot_agree() {
+        let tags = Tags::from_pairs([("host", "a"), ("dc", "x")]);
+        let mut b = BatchBuilder::new();
+        b.push("m", &tags, 5, 1, Value::String("s".into()));
+        let s = b.slot_sorted("m", DataType::String, &[("dc", "x"), ("host", "a")], 5);
+        b.push_string(s, 2, "t".into());
+        let batch = b.finish();
+        assert_eq!(batch.series.len(), 1);
+        assert_eq!(batch.point_count(), 2);
+    }
+
+    #[test]
+    fn memo_maps_caller_keys_to_slots() {
+        let mut b = BatchBuilder::new();
+        let s = b.slot_sorted("m", DataType::Long, &[("a", "1")], 0);
+        assert_eq!(b.memo_slot(DataType::Long, &[b"m", b"a=1"]), None);
+        b.memo_insert(DataType::Long, &[b"m", b"a=1"], s);
+        assert_eq!(b.memo_slot(DataType::Long, &[b"m", b"a=1"]), Some(s));
+        assert_eq!(b.memo_slot(DataType::Double, &[b"m", b"a=1"]), None);
+        assert_eq!(b.memo_slot(DataType::Long, &[b"ma", b"=1"]), None);
+        assert_eq!(b.memo_slot(DataType::Long, &[b"m", b"a=1", b""]), None);
     }
 }

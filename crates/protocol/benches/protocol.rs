@@ -1,1 +1,220 @@
-fn main() {}
+//! Criterion benches for the wire formats, on TSBS-like "devops cpu-only" data
+//! (10 tags per series, `cpu.*` metrics, one reading per 10 s):
+//! * `ingest/*`: `parse_ingest` on one 10,000-point body (100 series × 100 points),
+//!   integer and 2-decimal float values — reported as points/s;
+//! * `telnet/put`: `parse_line` over 10,000 `put` lines — lines/s;
+//! * `response/*`: `write_query_response` for 10,000 points — points/s.
+//!
+//! Run: `cargo bench -p kairosdb-protocol`. Inputs are generated from a fixed seed. The
+//! allocator is jemalloc, as in the server binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kairosdb_model::{BatchBuilder, GroupByResult, OutColumn, QueryResult, ResultGroup};
+use kairosdb_protocol::{ingest, response, telnet};
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const FIELDS: [&str; 10] = [
+    "usage_user",
+    "usage_system",
+    "usage_idle",
+    "usage_nice",
+    "usage_iowait",
+    "usage_irq",
+    "usage_softirq",
+    "usage_steal",
+    "usage_guest",
+    "usage_guest_nice",
+];
+
+/// Tiny deterministic generator (xorshift), enough for benchmark inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn host_tags(rng: &mut Rng, h: usize) -> Vec<(&'static str, String)> {
+    let regions = ["us-east-1", "us-west-1", "eu-west-1", "ap-southeast-2"];
+    vec![
+        ("hostname", format!("host_{h}")),
+        ("region", regions[rng.below(4) as usize].to_string()),
+        ("datacenter", format!("{}a", regions[rng.below(4) as usize])),
+        ("rack", rng.below(100).to_string()),
+        (
+            "os",
+            ["Ubuntu16.10", "Ubuntu16.04LTS", "Ubuntu15.10"][rng.below(3) as usize].to_string(),
+        ),
+        ("arch", ["x64", "x86"][rng.below(2) as usize].to_string()),
+        (
+            "team",
+            ["SF", "NYC", "LON", "CHI"][rng.below(4) as usize].to_string(),
+        ),
+        ("service", rng.below(20).to_string()),
+        ("service_version", rng.below(2).to_string()),
+        (
+            "service_environment",
+            ["production", "staging", "test"][rng.below(3) as usize].to_string(),
+        ),
+    ]
+}
+
+fn value(rng: &mut Rng, float: bool) -> String {
+    let v = rng.below(10_000);
+    if float {
+        format!("{}.{:02}", v / 100, v % 100)
+    } else {
+        (v / 100).to_string()
+    }
+}
+
+/// 10 hosts × 10 fields = 100 series, 100 points each.
+pub fn tsbs_json(float: bool) -> Vec<u8> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut body = String::from("[");
+    for h in 0..10 {
+        let tags = host_tags(&mut rng, h);
+        for f in FIELDS {
+            if body.len() > 1 {
+                body.push(',');
+            }
+            body.push_str(&format!("{{\"name\":\"cpu.{f}\",\"tags\":{{"));
+            for (i, (k, v)) in tags.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(&format!("\"{k}\":\"{v}\""));
+            }
+            body.push_str("},\"datapoints\":[");
+            for p in 0..100 {
+                if p > 0 {
+                    body.push(',');
+                }
+                let ts = 1_451_606_400_000i64 + p * 10_000;
+                body.push_str(&format!("[{ts},{}]", value(&mut rng, float)));
+            }
+            body.push_str("]}");
+        }
+    }
+    body.push(']');
+    body.into_bytes()
+}
+
+/// 10,000 telnet `put` lines (seconds timestamps, as the TSBS telnet files) over
+/// `hosts` × 10 series.
+pub fn tsbs_telnet(hosts: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let hosts: Vec<_> = (0..hosts).map(|h| host_tags(&mut rng, h)).collect();
+    let mut lines = Vec::new();
+    for step in 0..(1000 / hosts.len()) as i64 {
+        for tags in &hosts {
+            for f in FIELDS {
+                let mut l = format!(
+                    "put cpu.{f} {} {}",
+                    1_451_606_400 + step * 10,
+                    value(&mut rng, false)
+                );
+                for (k, v) in tags {
+                    l.push_str(&format!(" {k}={v}"));
+                }
+                lines.push(l.into_bytes());
+            }
+        }
+    }
+    lines
+}
+
+fn response_input(float: bool) -> Vec<QueryResult> {
+    let mut rng = Rng(7);
+    let results = (0..10)
+        .map(|g| {
+            let ts: Vec<i64> = (0..1000).map(|p| 1_451_606_400_000 + p * 10_000).collect();
+            let values = if float {
+                OutColumn::Double(
+                    (0..1000)
+                        .map(|_| rng.below(10_000) as f64 / 100.0)
+                        .collect(),
+                )
+            } else {
+                OutColumn::Long((0..1000).map(|_| rng.below(100) as i64).collect())
+            };
+            ResultGroup {
+                name: "cpu.usage_user".into(),
+                alias: None,
+                group_by: vec![GroupByResult::Type("number".into())],
+                tags: Some(BTreeMap::from([(
+                    "hostname".to_string(),
+                    BTreeSet::from([format!("host_{g}")]),
+                )])),
+                ts,
+                values,
+            }
+        })
+        .collect();
+    vec![QueryResult {
+        sample_size: 10_000,
+        results,
+    }]
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest");
+    for (name, float) in [("tsbs_int", false), ("tsbs_float2", true)] {
+        let body = tsbs_json(float);
+        let out = ingest::parse_ingest(&body);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.batch.point_count(), 10_000);
+        g.throughput(Throughput::Elements(10_000));
+        g.bench_function(name, |b| b.iter(|| ingest::parse_ingest(black_box(&body))));
+    }
+    g.finish();
+
+    // One builder per 10,000 lines: 1,000 series × 10 points (TSBS, 100 hosts), or
+    // 100 series × 100 points (10 hosts, mostly the repeat-series path).
+    let mut g = c.benchmark_group("telnet");
+    for (name, hosts) in [("put_1000_series", 100), ("put_100_series", 10)] {
+        let lines = tsbs_telnet(hosts);
+        assert_eq!(lines.len(), 10_000);
+        g.throughput(Throughput::Elements(lines.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut builder = BatchBuilder::new();
+                for l in &lines {
+                    telnet::parse_line(black_box(l), &mut builder).unwrap();
+                }
+                builder.finish()
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("response");
+    for (name, float) in [("long", false), ("double", true)] {
+        let input = response_input(float);
+        let mut out = Vec::with_capacity(1 << 20);
+        g.throughput(Throughput::Elements(10_000));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                response::write_query_response(&mut out, black_box(&input)).unwrap();
+                out.len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(protocol, benches);
+criterion_main!(protocol);

@@ -1,10 +1,1175 @@
-//! Query JSON parsing (spec §4.1–§4.3). TODO(helper): implement.
+//! Query JSON parsing (spec §4.1–§4.3, Appendix A): `POST /api/v1/datapoints/query`
+//! (and `/query/tags`, `/delete`) bodies → [`QueryRequest`], with KairosDB's validation
+//! texts and order of checks (`QueryParser.parseQueryMetric`).
+//!
+//! The body is parsed leniently into an order-preserving tree ([`crate::lenient`]);
+//! then the top-level fields, each metric, its `group_by` (before `aggregators`, as in
+//! KairosDB), `aggregators`, `plugins`, `order` and tag filter are read in KairosDB's
+//! order so that the FIRST error reported is KairosDB's. Aggregators and non-tag
+//! group-bys are handed on as compact JSON text (`kairosdb-query` interprets them); here
+//! they get the parse-level checks of Appendix A and are normalized (see `normalize`): name, unknown property ("no matching
+//! setter", property lists of spec §5.0), time units, time zones, enum values,
+//! `sampling.value`, `divisor`, `percentile`, `thresholds`, and the group-by bean
+//! validations.
+//!
+//! Leniency on purpose (user-needs §2.5): numbers may be strings, units any case (plural,
+//! and — a small extension over KairosDB — singular), unknown top-level and metric fields
+//! are ignored. Time zones are checked against the system tz database ids plus fixed
+//! offsets; `query.<tz> is not a valid time zone, must be one of [...]` lists those ids.
 
-use kairosdb_model::QueryRequest;
+use kairosdb_model::{MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange};
+
+use crate::javanum;
+use crate::lenient::{self, Node};
+use crate::zones::ZONE_IDS;
+
+/// A query that KairosDB would refuse, with the status it answers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// 400 with `{"errors":[message]}`: syntax, validation and `QueryException`s.
+    #[error("{0}")]
+    Invalid(String),
+    /// 500: KairosDB throws a runtime exception for this body (e.g. valid JSON that is
+    /// not an object: `Not a JSON Object: ...`).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    pub fn status(&self) -> u16 {
+        match self {
+            QueryError::Invalid(_) => 400,
+            QueryError::Internal(_) => 500,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            QueryError::Invalid(m) | QueryError::Internal(m) => m,
+        }
+    }
+}
+
+use QueryError::{Internal, Invalid};
 
 /// Parses a query body; `now_ms` resolves relative times. `Err` holds the single
-/// KairosDB error text (HTTP 400).
+/// KairosDB error text (HTTP 400; see [`parse_query_request`] for the status).
 pub fn parse_query(body: &[u8], now_ms: i64) -> Result<QueryRequest, String> {
-    let _ = (body, now_ms);
-    Err("not implemented".to_string())
+    parse_query_request(body, now_ms).map_err(|e| e.message().to_owned())
 }
+
+const UNITS: &str = "MILLISECONDS,SECONDS,MINUTES,HOURS,DAYS,WEEKS,MONTHS,YEARS";
+/// Gson builds the tree recursively; deeper documents would overflow Java's stack.
+const MAX_DEPTH: usize = 256;
+
+/// Like [`parse_query`], keeping KairosDB's HTTP status (400 or 500).
+pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, QueryError> {
+    // Java decodes the body as UTF-8 with replacement characters.
+    let text = String::from_utf8_lossy(body);
+    let root = match lenient::parse(&text, MAX_DEPTH) {
+        Ok(n) => n,
+        // An empty document is JsonNull for Gson's `JsonParser`.
+        Err(e) if e.eof && is_blank(&text) => Node::Null,
+        Err(e) => return Err(Invalid(format!("com.google.gson.JsonSyntaxException: {e}"))),
+    };
+    if !matches!(root, Node::Object(_)) {
+        return Err(Internal(format!("Not a JSON Object: {}", gson_text(&root))));
+    }
+
+    // Top-level fields (Gson reflective adapter, document order).
+    let mut start_absolute = None;
+    let mut end_absolute = None;
+    let mut start_relative: Option<Relative> = None;
+    let mut end_relative: Option<Relative> = None;
+    let mut cache_time: i32 = 0;
+    let mut time_zone: Option<String> = None;
+    for (key, value) in root.members() {
+        let path = format!("$.{key}");
+        match key {
+            "start_absolute" => start_absolute = gson_long(value, &path)?,
+            "end_absolute" => end_absolute = gson_long(value, &path)?,
+            "cache_time" => {
+                if let Some(v) = gson_int(value, &path)? {
+                    cache_time = v;
+                }
+            }
+            "start_relative" => start_relative = relative(value, &path)?,
+            "end_relative" => end_relative = relative(value, &path)?,
+            "time_zone" => {
+                time_zone = match value {
+                    Node::Null => None,
+                    v => {
+                        let tz = get_as_string(v).map_err(Internal)?;
+                        check_time_zone(&tz).map_err(|m| Invalid(format!("query.{m}")))?
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Bean validation of the query object (no `query.` prefix ⚠).
+    if cache_time < 0 {
+        return Err(Invalid(
+            "cache_time must be greater than or equal to 0".into(),
+        ));
+    }
+    for (name, rel) in [
+        ("start_relative", &start_relative),
+        ("end_relative", &end_relative),
+    ] {
+        if let Some(r) = rel {
+            if r.value < 0 {
+                return Err(Invalid(format!(
+                    "{name}.value must be greater than or equal to 0"
+                )));
+            }
+            if r.unit.is_none() {
+                return Err(Invalid(format!("{name}.unit may not be null")));
+            }
+        }
+    }
+
+    if let Some(plugins) = root.get("plugins") {
+        check_plugins("", plugins)?;
+    }
+    let metrics = match root.get("metrics") {
+        None => {
+            return Err(Invalid(
+                "query.metric[] must have a size of at least 1".into(),
+            ))
+        }
+        Some(Node::Array(items)) => items,
+        Some(other) => {
+            return Err(Internal(format!(
+                "java.lang.ClassCastException: {} cannot be cast to com.google.gson.JsonArray",
+                gson_class(other)
+            )))
+        }
+    };
+
+    let start = match (start_absolute, &start_relative) {
+        (Some(s), _) => Some(s),
+        (None, Some(r)) => Some(r.before(now_ms)),
+        (None, None) => None,
+    };
+    let end = match (end_absolute, &end_relative) {
+        (Some(e), _) => e,
+        (None, Some(r)) => r.before(now_ms),
+        // No end = Long.MAX_VALUE, not "now" (spec §4.1, §14.4).
+        (None, None) => i64::MAX,
+    };
+
+    let mut out = Vec::with_capacity(metrics.len());
+    for (i, m) in metrics.iter().enumerate() {
+        let ctx = format!("query.metric[{i}]");
+        let mut mq = metric(m, &ctx)?;
+        let Some(start) = start else {
+            return Err(Invalid(format!(
+                "{ctx}.start_time relative or absolute time must be set"
+            )));
+        };
+        if end < start {
+            return Err(Invalid(format!(
+                "{ctx}.end_time must be greater than the start time"
+            )));
+        }
+        // Group-bys first, then aggregators (KairosDB's feature processor order).
+        if let Some(gb) = m.get("group_by") {
+            for (j, item) in processor_array(gb)?.iter().enumerate() {
+                let (name, json) = processor(item, &ctx, "group_by", j)?;
+                if name == "tag" && mq.group_by_tags.is_empty() {
+                    if let Some(Node::Array(tags)) = item.get("tags") {
+                        for t in tags {
+                            mq.group_by_tags.push(get_as_string(t).map_err(Internal)?);
+                        }
+                    }
+                } else if name != "tag" {
+                    mq.group_by_other.push(json);
+                }
+            }
+        }
+        if let Some(aggs) = m.get("aggregators") {
+            for (j, item) in processor_array(aggs)?.iter().enumerate() {
+                let (_, json) = processor(item, &ctx, "aggregators", j)?;
+                mq.aggregators.push(json);
+            }
+        }
+        if let Some(plugins) = m.get("plugins") {
+            check_plugins(&ctx, plugins)?;
+        }
+        if let Some(order) = m.get("order") {
+            let o = get_as_string(order).map_err(Internal)?;
+            mq.order = if o.eq_ignore_ascii_case("asc") {
+                Order::Asc
+            } else if o.eq_ignore_ascii_case("desc") {
+                Order::Desc
+            } else {
+                return Err(Invalid(format!(
+                    "{ctx}.order must be either 'asc' or 'desc'"
+                )));
+            };
+        }
+        out.push(mq);
+    }
+
+    Ok(QueryRequest {
+        range: match start {
+            Some(s) => TimeRange::new(s, end),
+            None => TimeRange::new(i64::MIN, end),
+        },
+        time_zone,
+        cache_time: u32::try_from(cache_time).unwrap_or(0),
+        metrics: out,
+    })
+}
+
+fn is_blank(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// `JsonElement.toString()` for messages.
+fn gson_text(n: &Node) -> String {
+    n.to_json()
+}
+
+fn gson_class(n: &Node) -> &'static str {
+    match n {
+        Node::Null => "com.google.gson.JsonNull",
+        Node::Object(_) => "com.google.gson.JsonObject",
+        Node::Array(_) => "com.google.gson.JsonArray",
+        _ => "com.google.gson.JsonPrimitive",
+    }
+}
+
+fn token(n: &Node) -> &'static str {
+    match n {
+        Node::Null => "NULL",
+        Node::Bool(_) => "BOOLEAN",
+        Node::Number(_) => "NUMBER",
+        Node::Str(_) => "STRING",
+        Node::Array(_) => "BEGIN_ARRAY",
+        Node::Object(_) => "BEGIN_OBJECT",
+    }
+}
+
+/// `JsonElement.getAsString()` (arrays of one element delegate to it). `Err` is the
+/// message of the runtime exception Java throws.
+fn get_as_string(n: &Node) -> Result<String, String> {
+    let mut n = n;
+    loop {
+        return match n {
+            Node::Str(s) => Ok(s.clone()),
+            Node::Number(s) => Ok(s.clone()),
+            Node::Bool(b) => Ok(b.to_string()),
+            Node::Null => Err("JsonNull".into()),
+            Node::Object(_) => Err("JsonObject".into()),
+            Node::Array(items) if items.len() == 1 => {
+                n = &items[0];
+                continue;
+            }
+            Node::Array(_) => Err("java.lang.IllegalStateException".into()),
+        };
+    }
+}
+
+/// Gson `Long` field (`nextLong` coercions); `Ok(None)` for null.
+fn gson_long(n: &Node, path: &str) -> Result<Option<i64>, QueryError> {
+    let r = match n {
+        Node::Null => return Ok(None),
+        Node::Number(s) => javanum::gson_long_from_number(s).ok_or_else(|| s.clone()),
+        Node::Str(s) => javanum::gson_long_from_text(s).ok_or_else(|| s.clone()),
+        other => {
+            return Err(Invalid(format!(
+                "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a long but was {} at path {path}",
+                token(other)
+            )))
+        }
+    };
+    r.map(Some).map_err(|s| {
+        Invalid(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.NumberFormatException: Expected a long but was {s} at path {path}"
+        ))
+    })
+}
+
+/// Gson `int` field; `Ok(None)` for null (a primitive keeps its default).
+fn gson_int(n: &Node, path: &str) -> Result<Option<i32>, QueryError> {
+    let (raw, is_str) = match n {
+        Node::Null => return Ok(None),
+        Node::Number(s) => (s, false),
+        Node::Str(s) => (s, true),
+        other => {
+            return Err(Invalid(format!(
+                "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected an int but was {} at path {path}",
+                token(other)
+            )))
+        }
+    };
+    javanum::gson_int(raw, is_str).map(Some).ok_or_else(|| {
+        Invalid(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.NumberFormatException: For input string: \"{raw}\""
+        ))
+    })
+}
+
+/// Gson `double` (`nextDouble`: a `NumberFormatException` is not wrapped).
+fn gson_double(n: &Node, path: &str) -> Result<Option<f64>, PropError> {
+    match n {
+        Node::Null => Ok(None),
+        Node::Number(s) => Ok(s.parse::<f64>().ok()),
+        Node::Str(s) => javanum::parse_double(s).map(Some).map_err(PropError::NumberFormat),
+        other => Err(PropError::Syntax(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a double but was {} at path {path}",
+            token(other)
+        ))),
+    }
+}
+
+/// Gson `boolean` field.
+fn gson_bool(n: &Node, path: &str) -> Result<Option<bool>, String> {
+    match n {
+        Node::Null => Ok(None),
+        Node::Bool(b) => Ok(Some(*b)),
+        Node::Str(s) => Ok(Some(s.eq_ignore_ascii_case("true"))),
+        other => Err(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a boolean but was {} at path {path}",
+            token(other)
+        )),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+    Months,
+    Years,
+}
+
+/// `TimeUnit.from`: the enum names, any case. Deliberate extension: the singular forms
+/// (`hour`) are accepted too (user-needs §2.5).
+fn unit_from(s: &str) -> Option<Unit> {
+    let l = s.to_ascii_lowercase();
+    Some(match l.strip_suffix('s').unwrap_or(&l) {
+        "millisecond" => Unit::Milliseconds,
+        "second" => Unit::Seconds,
+        "minute" => Unit::Minutes,
+        "hour" => Unit::Hours,
+        "day" => Unit::Days,
+        "week" => Unit::Weeks,
+        "month" => Unit::Months,
+        "year" => Unit::Years,
+        _ => return None,
+    })
+}
+
+/// The `TimeUnitDeserializer`: `Err` is the contextual message without its prefix.
+fn time_unit(n: &Node) -> Result<Option<Unit>, QueryError> {
+    if matches!(n, Node::Null) {
+        return Ok(None);
+    }
+    let s = get_as_string(n).map_err(Internal)?;
+    unit_from(&s).map(Some).ok_or_else(|| {
+        Invalid(format!(
+            "{s} is not a valid time unit, must be one of {UNITS}"
+        ))
+    })
+}
+
+/// `start_relative` / `end_relative` (`RelativeTime`).
+struct Relative {
+    value: i64,
+    unit: Option<Unit>,
+}
+
+fn relative(n: &Node, path: &str) -> Result<Option<Relative>, QueryError> {
+    match n {
+        Node::Null => Ok(None),
+        Node::Object(_) => {
+            let mut r = Relative {
+                value: 0,
+                unit: None,
+            };
+            for (k, v) in n.members() {
+                match k {
+                    "value" => {
+                        if let Some(x) = gson_long(v, &format!("{path}.value"))? {
+                            r.value = x;
+                        }
+                    }
+                    "unit" => {
+                        r.unit = time_unit(v).map_err(|e| match e {
+                            Invalid(m) => Invalid(format!("query.{m}")),
+                            other => other,
+                        })?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Some(r))
+        }
+        other => Err(Invalid(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {path}",
+            token(other)
+        ))),
+    }
+}
+
+impl Relative {
+    /// `RelativeTime.getTimeRelativeTo(now)`: a UTC calendar, milliseconds subtracted as a
+    /// long, other units through `Calendar.add(field, -(int) value)` (months and years
+    /// clamp the day of month). Deviation: the proleptic Gregorian calendar is used
+    /// before 1582 (Java switches to Julian).
+    fn before(&self, now: i64) -> i64 {
+        let unit = self.unit.unwrap_or(Unit::Milliseconds);
+        if unit == Unit::Milliseconds {
+            return now.wrapping_sub(self.value);
+        }
+        let n = i64::from((self.value as i32).wrapping_neg());
+        let fixed = |ms: i64| now.wrapping_add(n.wrapping_mul(ms));
+        match unit {
+            Unit::Milliseconds => now,
+            Unit::Seconds => fixed(1_000),
+            Unit::Minutes => fixed(60_000),
+            Unit::Hours => fixed(3_600_000),
+            Unit::Days => fixed(86_400_000),
+            Unit::Weeks => fixed(604_800_000),
+            Unit::Months => add_months(now, n),
+            Unit::Years => add_months(now, n.wrapping_mul(12)),
+        }
+    }
+}
+
+/// Adds calendar months in UTC, clamping the day of month (Mar 31 − 1 month = Feb 28/29).
+fn add_months(ms: i64, months: i64) -> i64 {
+    let day_ms = 86_400_000i64;
+    let days = ms.div_euclid(day_ms);
+    let tod = ms.rem_euclid(day_ms);
+    let (y, m, d) = civil_from_days(days);
+    let total = y * 12 + (m - 1) + months;
+    let ny = total.div_euclid(12);
+    let nm = total.rem_euclid(12) + 1;
+    let nd = d.min(days_in_month(ny, nm));
+    days_from_civil(ny, nm, nd) * day_ms + tod
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's `days_from_civil` (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `DateTimeZoneDeserializer`: `""` → UTC (`None`); an unknown id → the contextual
+/// message (caller adds the prefix).
+fn check_time_zone(tz: &str) -> Result<Option<String>, String> {
+    if tz.is_empty() {
+        return Ok(None);
+    }
+    if ZONE_IDS.binary_search(&tz).is_ok() || is_offset(tz) {
+        return Ok(Some(tz.to_owned()));
+    }
+    Err(format!(
+        "{tz} is not a valid time zone, must be one of [{}]",
+        ZONE_IDS.join(", ")
+    ))
+}
+
+/// Joda fixed offsets: `±hh`, `±hh:mm`, `±hh:mm:ss`, `±hh:mm:ss.SSS`.
+fn is_offset(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 3 || !matches!(b[0], b'+' | b'-') {
+        return false;
+    }
+    let two = |i: usize, max: u8| -> bool {
+        b.len() >= i + 2
+            && b[i].is_ascii_digit()
+            && b[i + 1].is_ascii_digit()
+            && (b[i] - b'0') * 10 + (b[i + 1] - b'0') <= max
+    };
+    match b.len() {
+        3 => two(1, 23),
+        6 => two(1, 23) && b[3] == b':' && two(4, 59),
+        9 => two(1, 23) && b[3] == b':' && two(4, 59) && b[6] == b':' && two(7, 59),
+        13 => {
+            two(1, 23)
+                && b[3] == b':'
+                && two(4, 59)
+                && b[6] == b':'
+                && two(7, 59)
+                && b[9] == b'.'
+                && b[10..].iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
+/// One `metrics[]` element (KairosDB `MetricDeserializer` + bean validation).
+fn metric(m: &Node, ctx: &str) -> Result<MetricQuery, QueryError> {
+    if !matches!(m, Node::Object(_)) {
+        return Err(Invalid(format!(
+            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Not a JSON Object: {}",
+            gson_text(m)
+        )));
+    }
+    let name = match m.get("name") {
+        None => None,
+        Some(n) => Some(get_as_string(n).map_err(Internal)?),
+    };
+    let exclude_tags = match m.get("exclude_tags") {
+        None => false,
+        Some(n) => get_as_boolean(n)?,
+    };
+    let mut filter = TagFilter::default();
+    let mut filter_text: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(tags) = m.get("tags") {
+        if !matches!(tags, Node::Object(_)) {
+            return Err(Invalid(format!(
+                "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Not a JSON Object: {}",
+                gson_text(tags)
+            )));
+        }
+        // TreeMultimap: names and values sorted, values distinct.
+        let mut multimap: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for (count, (key, value)) in tags.members().into_iter().enumerate() {
+            let tctx = format!("{ctx}.tags[{count}]");
+            if key.is_empty() {
+                return Err(Invalid(format!("{tctx} name must not be empty")));
+            }
+            let bad = || Invalid(format!("{tctx}.{key} value must not be null or empty"));
+            let values: Vec<&Node> = match value {
+                Node::Array(items) => items.iter().collect(),
+                v => vec![v],
+            };
+            let entry = multimap.entry(key.to_owned()).or_default();
+            for v in values {
+                if matches!(v, Node::Null) {
+                    return Err(bad());
+                }
+                let s = get_as_string(v).map_err(Internal)?;
+                if s.is_empty() {
+                    return Err(bad());
+                }
+                entry.insert(s);
+            }
+        }
+        for (k, vs) in multimap {
+            // `"host": []` adds no value and so no condition on `host`.
+            if vs.is_empty() {
+                continue;
+            }
+            let mut matchers = Vec::with_capacity(vs.len());
+            for v in &vs {
+                // Regex values (default prefix `regex:`) must match the whole tag value.
+                match v.strip_prefix("regex:") {
+                    Some(p) => matchers.push(TagMatcher::regex(p).map_err(|e| {
+                        Internal(format!("java.util.regex.PatternSyntaxException: {e}"))
+                    })?),
+                    None => matchers.push(TagMatcher::Exact(v.clone())),
+                }
+            }
+            filter.tags.push((k.clone(), matchers));
+            filter_text.push((k, vs.into_iter().collect()));
+        }
+    }
+    let limit = match m.get("limit") {
+        None => 0,
+        Some(n) => get_as_int(n)?,
+    };
+    let alias = match m.get("alias") {
+        None => None,
+        Some(n) => Some(get_as_string(n).map_err(Internal)?),
+    };
+    let name = match name {
+        None => return Err(Invalid(format!("{ctx}.name may not be null"))),
+        Some(n) if n.is_empty() => return Err(Invalid(format!("{ctx}.name may not be empty"))),
+        Some(n) => n,
+    };
+    Ok(MetricQuery {
+        name,
+        filter,
+        filter_text,
+        // 0 (and, deliberately, negative values) mean no limit.
+        limit: usize::try_from(limit).ok().filter(|&l| l > 0),
+        order: Order::Asc,
+        exclude_tags,
+        alias,
+        group_by_tags: Vec::new(),
+        aggregators: Vec::new(),
+        group_by_other: Vec::new(),
+    })
+}
+
+/// `JsonElement.getAsBoolean()`.
+fn get_as_boolean(n: &Node) -> Result<bool, QueryError> {
+    match n {
+        Node::Bool(b) => Ok(*b),
+        Node::Array(items) if items.len() == 1 => get_as_boolean(&items[0]),
+        other => Ok(get_as_string(other)
+            .map_err(Internal)?
+            .eq_ignore_ascii_case("true")),
+    }
+}
+
+/// `JsonElement.getAsInt()` (number: int, else long cast, else BigDecimal; string:
+/// `Integer.parseInt`, whose failure is a 500 in KairosDB).
+fn get_as_int(n: &Node) -> Result<i64, QueryError> {
+    match n {
+        Node::Number(s) => Ok(i64::from(javanum::number_long_value(s) as i32)),
+        Node::Array(items) if items.len() == 1 => get_as_int(&items[0]),
+        other => {
+            let s = get_as_string(other).map_err(Internal)?;
+            javanum::parse_int(&s)
+                .map(i64::from)
+                .map_err(|e| Internal(format!("java.lang.NumberFormatException: {e}")))
+        }
+    }
+}
+
+fn processor_array(n: &Node) -> Result<&[Node], QueryError> {
+    match n {
+        Node::Array(items) => Ok(items),
+        other => Err(Internal(format!(
+            "java.lang.IllegalStateException: Not a JSON Array: {}",
+            gson_text(other)
+        ))),
+    }
+}
+
+/// Query plugins (query or metric level). Only `samplePlugin` is registered in the
+/// default KairosDB build; it is accepted and has no effect here (its only use is tests).
+fn check_plugins(ctx: &str, n: &Node) -> Result<(), QueryError> {
+    for (j, item) in processor_array(n)?.iter().enumerate() {
+        if !matches!(item, Node::Object(_)) {
+            return Err(Internal(format!(
+                "java.lang.IllegalStateException: Not a JSON Object: {}",
+                gson_text(item)
+            )));
+        }
+        let name = match item.get("name") {
+            None => String::new(),
+            Some(v) => get_as_string(v).map_err(Internal)?,
+        };
+        if name.is_empty() {
+            let prefix = if ctx.is_empty() {
+                String::new()
+            } else {
+                format!("{ctx}.")
+            };
+            return Err(Invalid(format!("{prefix}plugins[{j}] must have a name")));
+        }
+        if name != "samplePlugin" {
+            return Err(Invalid(format!(
+                "{ctx}.plugins[{j}].{name} invalid query plugin name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Property kinds of aggregators and group-bys, as their Java setters take them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prop {
+    Bool,
+    Long,
+    Int,
+    Double,
+    Str,
+    /// Accepted without a check.
+    Any,
+    /// `Sampling` / `Duration`: `{"value": long ≥ 0, "unit": TimeUnit}`.
+    Duration,
+    Unit,
+    TimeZone,
+    TrimEnum,
+    FilterOp,
+    /// Enums read by Gson's lower-case adapter: unknown values become null, no error.
+    LooseEnum,
+    DoubleArray,
+    StringArray,
+    StringMap,
+}
+
+const RANGE_PROPS: &[(&str, Prop)] = &[
+    ("sampling", Prop::Duration),
+    ("align_sampling", Prop::Bool),
+    ("align_start_time", Prop::Bool),
+    ("align_end_time", Prop::Bool),
+    ("start_time", Prop::Long),
+    ("end_time", Prop::Long),
+    ("time_zone", Prop::TimeZone),
+    ("trim", Prop::Bool),
+];
+
+/// Registered aggregators (spec §5.0): JSON name, Java class, extra properties, and
+/// whether the range-aggregator properties apply.
+/// Property name and kind.
+type Props = &'static [(&'static str, Prop)];
+
+const AGGREGATORS: &[(&str, &str, Props, bool)] = &[
+    ("avg", "AvgAggregator", &[], true),
+    ("count", "CountAggregator", &[], true),
+    (
+        "dev",
+        "StdAggregator",
+        &[("return_type", Prop::LooseEnum), ("dev_count", Prop::Long)],
+        true,
+    ),
+    ("diff", "DiffAggregator", &[], false),
+    (
+        "div",
+        "DivideAggregator",
+        &[("divisor", Prop::Double)],
+        false,
+    ),
+    (
+        "filter",
+        "FilterAggregator",
+        &[("filter_op", Prop::FilterOp), ("threshold", Prop::Double)],
+        false,
+    ),
+    ("first", "FirstAggregator", &[], true),
+    ("gaps", "DataGapsMarkingAggregator", &[], true),
+    ("last", "LastAggregator", &[], true),
+    ("least_squares", "LeastSquaresAggregator", &[], true),
+    ("max", "MaxAggregator", &[], true),
+    ("min", "MinAggregator", &[], true),
+    (
+        "percentile",
+        "PercentileAggregator",
+        &[("percentile", Prop::Double)],
+        true,
+    ),
+    (
+        "rate",
+        "RateAggregator",
+        &[
+            ("sampling", Prop::Duration),
+            ("unit", Prop::Unit),
+            ("time_zone", Prop::TimeZone),
+        ],
+        false,
+    ),
+    (
+        "sampler",
+        "SamplerAggregator",
+        &[("unit", Prop::Unit), ("time_zone", Prop::TimeZone)],
+        false,
+    ),
+    (
+        "save_as",
+        "SaveAsAggregator",
+        &[
+            ("metric_name", Prop::Str),
+            ("tags", Prop::StringMap),
+            ("ttl", Prop::Int),
+            ("add_saved_from", Prop::Bool),
+        ],
+        false,
+    ),
+    (
+        "scale",
+        "ScaleAggregator",
+        &[("factor", Prop::Double)],
+        false,
+    ),
+    (
+        "score",
+        "ScoreAggregator",
+        &[
+            ("thresholds", Prop::DoubleArray),
+            ("order", Prop::LooseEnum),
+        ],
+        false,
+    ),
+    ("sma", "SmaAggregator", &[("size", Prop::Int)], false),
+    ("sum", "SumAggregator", &[], true),
+    ("trim", "TrimAggregator", &[("trim", Prop::TrimEnum)], false),
+];
+
+const GROUP_BYS: &[(&str, &str, Props)] = &[
+    (
+        "tag",
+        "TagGroupBy",
+        &[("tags", Prop::StringArray), ("start_date", Prop::Long)],
+    ),
+    (
+        "time",
+        "TimeGroupBy",
+        &[
+            ("range_size", Prop::Duration),
+            ("group_count", Prop::Int),
+            ("start_date", Prop::Long),
+        ],
+    ),
+    (
+        "value",
+        "ValueGroupBy",
+        &[("range_size", Prop::Int), ("start_date", Prop::Long)],
+    ),
+    (
+        "bin",
+        "BinGroupBy",
+        &[("bins", Prop::DoubleArray), ("start_date", Prop::Long)],
+    ),
+];
+
+enum PropError {
+    /// A `NumberFormatException` from `nextDouble`: `<ctx>.<property> <message>`.
+    NumberFormat(String),
+    /// A Gson syntax exception: its own message.
+    Syntax(String),
+}
+
+/// One aggregator / group-by object: name checks, property checks, bean validation.
+/// Returns the name and the object as compact JSON.
+fn processor(
+    item: &Node,
+    ctx: &str,
+    family: &str,
+    j: usize,
+) -> Result<(String, String), QueryError> {
+    if !matches!(item, Node::Object(_)) {
+        return Err(Internal(format!(
+            "java.lang.IllegalStateException: Not a JSON Object: {}",
+            gson_text(item)
+        )));
+    }
+    let name = match item.get("name") {
+        None => String::new(),
+        Some(v) => get_as_string(v).map_err(Internal)?,
+    };
+    if name.is_empty() {
+        return Err(Invalid(format!("{ctx}.{family}[{j}] must have a name")));
+    }
+    let qctx = format!("{ctx}.{family}[{j}]");
+    let (class, props): (String, Vec<(&str, Prop)>) = if family == "aggregators" {
+        match AGGREGATORS.iter().find(|a| a.0 == name) {
+            Some(&(_, class, extra, range)) => {
+                let mut p: Vec<(&str, Prop)> = extra.to_vec();
+                if range {
+                    p.extend_from_slice(RANGE_PROPS);
+                }
+                (format!("org.kairosdb.core.aggregator.{class}"), p)
+            }
+            None => return Err(Invalid(format!("{qctx}.{name} invalid aggregators name"))),
+        }
+    } else {
+        match GROUP_BYS.iter().find(|g| g.0 == name) {
+            Some(&(_, class, p)) => (format!("org.kairosdb.core.groupby.{class}"), p.to_vec()),
+            None => return Err(Invalid(format!("{qctx}.{name} invalid group_by name"))),
+        }
+    };
+
+    // Deliberate leniency: Grafana's v3 plugin sends the alignment flags with `rate`
+    // and `sampler`, and the Arp plugin `filter_indeterminate_inclusion` with `filter`;
+    // KairosDB 1.3 answers 400 ("no matching setter"), which breaks those panels. They
+    // are accepted and passed on (the aggregator code ignores what it does not know).
+    let mut props = props;
+    if family == "aggregators" {
+        for extra in ["align_sampling", "align_start_time", "align_end_time"] {
+            if !props.iter().any(|(p, _)| *p == extra) {
+                props.push((extra, Prop::Bool));
+            }
+        }
+        if name == "filter" {
+            props.push(("filter_indeterminate_inclusion", Prop::Any));
+        }
+    }
+
+    // Properties in JSON order (`deserializeProperties`).
+    let mut seen: Vec<(&str, &Node)> = Vec::new();
+    let mut normalized: Vec<(String, Node)> = vec![("name".to_owned(), Node::Str(name.clone()))];
+    for (key, value) in item.members() {
+        if key == "name" {
+            continue;
+        }
+        let Some(&(_, kind)) = props.iter().find(|(p, _)| *p == key) else {
+            return Err(Invalid(format!(
+                "Property '{key}' was specified for object '{name}' but no matching setter was found on 'class {class}'"
+            )));
+        };
+        check_prop(value, kind, key, &qctx)?;
+        seen.push((key, value));
+        normalized.push((key.to_owned(), normalize(value, kind)));
+    }
+
+    // Bean validation of the whole object (Java field names ⚠, spec §4.3).
+    let get = |k: &str| seen.iter().find(|(p, _)| *p == k).map(|(_, v)| *v);
+    let number = |k: &str| -> f64 {
+        get(k)
+            .and_then(|v| match v {
+                Node::Number(s) => s.parse().ok(),
+                Node::Str(s) => javanum::parse_double(s).ok(),
+                _ => None,
+            })
+            .unwrap_or(0.0)
+    };
+    match (family, name.as_str()) {
+        ("aggregators", "div") if number("divisor") == 0.0 => {
+            return Err(Invalid(format!("{qctx}.m_divisor may not be zero")))
+        }
+        ("aggregators", "percentile") if number("percentile") == 0.0 => {
+            return Err(Invalid(format!("{qctx}.percentile may not be zero")))
+        }
+        ("aggregators", "score") if get("thresholds").is_none_or(|v| matches!(v, Node::Null)) => {
+            return Err(Invalid(format!("{qctx}.thresholds may not be null")))
+        }
+        ("group_by", "tag") => match get("tags") {
+            None | Some(Node::Null) => return Err(Invalid(format!("{qctx}.tags may not be null"))),
+            Some(Node::Array(a)) if a.is_empty() => {
+                return Err(Invalid(format!("{qctx}.tags may not be empty")))
+            }
+            _ => {}
+        },
+        ("group_by", "time") => {
+            if get("range_size").is_none_or(|v| matches!(v, Node::Null)) {
+                return Err(Invalid(format!("{qctx}.rangeSize may not be null")));
+            }
+            if number("group_count") < 1.0 {
+                return Err(Invalid(format!(
+                    "{qctx}.groupCount must be greater than or equal to 1"
+                )));
+            }
+        }
+        ("group_by", "value") if number("range_size") < 1.0 => {
+            return Err(Invalid(format!(
+                "{qctx}.rangeSize must be greater than or equal to 1"
+            )))
+        }
+        _ => {}
+    }
+    Ok((name, Node::Object(normalized).to_json()))
+}
+
+/// The canonical form handed to `kairosdb-query`, so that it needs none of Gson's
+/// coercions: numeric strings become numbers, boolean strings booleans, time units the
+/// upper-case enum names (`"hour"` → `"HOURS"`); duplicates collapsed, `name` first.
+fn normalize(v: &Node, kind: Prop) -> Node {
+    let number = |v: &Node| -> Node {
+        match v {
+            Node::Str(s) => match javanum::parse_double(s) {
+                Ok(d) if d.is_finite() => {
+                    if lenient::is_json_number(s.trim().as_bytes()) {
+                        Node::Number(s.trim().to_owned())
+                    } else {
+                        Node::Number(format!("{d:?}"))
+                    }
+                }
+                _ => v.clone(),
+            },
+            _ => v.clone(),
+        }
+    };
+    match (kind, v) {
+        (Prop::Bool, Node::Str(s)) => Node::Bool(s.eq_ignore_ascii_case("true")),
+        (Prop::Long, Node::Str(s)) => javanum::gson_long_from_text(s)
+            .map_or_else(|| v.clone(), |n| Node::Number(n.to_string())),
+        (Prop::Int, Node::Str(s)) => {
+            javanum::gson_int(s, true).map_or_else(|| v.clone(), |n| Node::Number(n.to_string()))
+        }
+        (Prop::Double, _) => number(v),
+        (Prop::DoubleArray, Node::Array(items)) => Node::Array(items.iter().map(number).collect()),
+        (Prop::Unit, Node::Str(s)) => unit_node(s).unwrap_or_else(|| v.clone()),
+        (Prop::Duration, Node::Object(_)) => Node::Object(
+            v.members()
+                .into_iter()
+                .map(|(k, x)| {
+                    let x = match (k, x) {
+                        ("value", Node::Str(s)) => javanum::gson_long_from_text(s)
+                            .map_or_else(|| x.clone(), |n| Node::Number(n.to_string())),
+                        ("unit", Node::Str(s)) => unit_node(s).unwrap_or_else(|| x.clone()),
+                        _ => x.clone(),
+                    };
+                    (k.to_owned(), x)
+                })
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+fn unit_node(s: &str) -> Option<Node> {
+    let name = match unit_from(s)? {
+        Unit::Milliseconds => "MILLISECONDS",
+        Unit::Seconds => "SECONDS",
+        Unit::Minutes => "MINUTES",
+        Unit::Hours => "HOURS",
+        Unit::Days => "DAYS",
+        Unit::Weeks => "WEEKS",
+        Unit::Months => "MONTHS",
+        Unit::Years => "YEARS",
+    };
+    Some(Node::Str(name.to_owned()))
+}
+
+/// Converts one property value as Gson would for the setter's type, with KairosDB's
+/// error texts.
+fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryError> {
+    let path = format!("$.{key}");
+    let syntax = |m: String| Invalid(m);
+    match kind {
+        Prop::Any | Prop::LooseEnum => {}
+        Prop::Bool => {
+            gson_bool(v, &path).map_err(syntax)?;
+        }
+        Prop::Long => {
+            gson_long(v, &path)?;
+        }
+        Prop::Int => {
+            gson_int(v, &path)?;
+        }
+        Prop::Double => match gson_double(v, &path) {
+            Ok(_) => {}
+            Err(PropError::NumberFormat(m)) => return Err(Invalid(format!("{qctx}.{key} {m}"))),
+            Err(PropError::Syntax(m)) => return Err(Invalid(m)),
+        },
+        Prop::Str => {
+            if matches!(v, Node::Object(_) | Node::Array(_)) {
+                return Err(Invalid(format!(
+                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a string but was {} at path {path}",
+                    token(v)
+                )));
+            }
+        }
+        Prop::Unit => {
+            time_unit(v).map_err(|e| match e {
+                Invalid(m) => Invalid(format!("{qctx}.{m}")),
+                other => other,
+            })?;
+        }
+        Prop::TimeZone => {
+            if !matches!(v, Node::Null) {
+                let tz = get_as_string(v).map_err(Internal)?;
+                check_time_zone(&tz).map_err(|m| Invalid(format!("{qctx}.{m}")))?;
+            }
+        }
+        Prop::TrimEnum | Prop::FilterOp => {
+            if !matches!(v, Node::Null) {
+                let s = get_as_string(v).map_err(Internal)?;
+                let (names, list): (&[&str], &str) = if kind == Prop::TrimEnum {
+                    (&["first", "last", "both"], "'first', 'last' or 'both'.")
+                } else {
+                    (
+                        &["lte", "lt", "gte", "gt", "equal", "ne"],
+                        "'lte', 'lt', 'gte', 'gt', 'equal' or 'ne'.",
+                    )
+                };
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(&s)) {
+                    // KairosDB says "trim type" for both enums ⚠ (spec §14.17).
+                    return Err(Invalid(format!(
+                        "{qctx}.{s} is not a valid trim type, must be {list}"
+                    )));
+                }
+            }
+        }
+        Prop::Duration => match v {
+            Node::Null => {}
+            Node::Object(_) => {
+                let mut value = 0i64;
+                let mut unit = None;
+                for (k, x) in v.members() {
+                    match k {
+                        "value" => value = gson_long(x, &format!("{path}.value"))?.unwrap_or(0),
+                        "unit" => {
+                            unit = time_unit(x).map_err(|e| match e {
+                                Invalid(m) => Invalid(format!("{qctx}.{m}")),
+                                other => other,
+                            })?
+                        }
+                        _ => {}
+                    }
+                }
+                if value < 0 {
+                    return Err(Invalid(format!(
+                        "{qctx}.{key}.value must be greater than or equal to 0"
+                    )));
+                }
+                if unit.is_none() {
+                    return Err(Invalid(format!("{qctx}.{key}.unit may not be null")));
+                }
+            }
+            other => {
+                return Err(Invalid(format!(
+                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {path}",
+                    token(other)
+                )))
+            }
+        },
+        Prop::DoubleArray | Prop::StringArray => match v {
+            Node::Null => {}
+            Node::Array(items) => {
+                for x in items {
+                    if kind == Prop::DoubleArray {
+                        match gson_double(x, &path) {
+                            Ok(_) => {}
+                            Err(PropError::NumberFormat(m)) => {
+                                return Err(Invalid(format!("{qctx}.{key} {m}")))
+                            }
+                            Err(PropError::Syntax(m)) => return Err(Invalid(m)),
+                        }
+                    } else if matches!(x, Node::Object(_) | Node::Array(_)) {
+                        return Err(Invalid(format!(
+                            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a string but was {} at path {path}",
+                            token(x)
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(Invalid(format!(
+                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {} at path {path}",
+                    token(other)
+                )))
+            }
+        },
+        Prop::StringMap => {
+            if !matches!(v, Node::Null | Node::Object(_)) {
+                return Err(Invalid(format!(
+                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {path}",
+                    token(v)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,217 @@
-//! The `kairosdb` binary. TODO(helper): implement.
+//! The `kairosdb` binary: a KairosDB-compatible server on the embedded engine.
+//!
+//! Start-up, top to bottom: parse flags and environment → resolve the configuration
+//! (`config.rs`) → logging → tokio runtime sized by `worker_threads` → open the engine →
+//! bind HTTP (`http/`) and telnet (`telnet.rs`) → print `listening http=ADDR telnet=ADDR`.
+//!
+//! Shutdown on SIGTERM/SIGINT: stop accepting on both listeners, let in-flight HTTP
+//! requests and telnet chunks finish (at most `shutdown_timeout_secs`), then
+//! `Storage::sync` and `Engine::close`; exit 0 (1 if closing the storage failed).
 
-fn main() {}
+mod config;
+#[cfg(test)]
+mod fake_storage;
+mod http;
+mod metrics;
+mod telnet;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use kairosdb_engine::Engine;
+use kairosdb_model::Storage;
+
+use crate::config::{Config, Settings};
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// A KairosDB-compatible time-series database (REST API and telnet protocol).
+///
+/// Every setting can come from the TOML file, a `KAIROSDB_*` environment variable or a
+/// flag; flags win over the environment, which wins over the file.
+#[derive(Parser, Debug)]
+#[command(name = "kairosdb", version)]
+struct Cli {
+    /// TOML configuration file (see config/example.toml).
+    #[arg(long, env = "KAIROSDB_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print the resolved configuration and exit (non-zero if it is invalid).
+    #[arg(long)]
+    check_config: bool,
+
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line, without a backtrace.
+            eprintln!("kairosdb: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref(), cli.settings)?;
+    if cli.check_config {
+        print!("{}", config.to_toml()?);
+        return Ok(());
+    }
+    init_logging();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run(config))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // fjall/lsm-tree narrate every flush at info; keep their warnings only.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    // Colours only on a terminal; a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+}
+
+async fn run(config: Config) -> Result<()> {
+    let config = Arc::new(config);
+    tracing::info!(data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "opening the embedded engine");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let engine_config = config.engine_config();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_config))
+        .await?
+        .with_context(|| format!("cannot open the engine in {}", config.data_dir.display()))?;
+    let engine = Arc::new(engine);
+    let storage: Arc<dyn Storage> = engine.clone();
+
+    let server_metrics = Arc::new(metrics::ServerMetrics::default());
+    let prometheus = if config.enable_prometheus {
+        let handle = metrics::install_prometheus()?;
+        // Drains histogram windows even when nobody scrapes.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+        Some(handle)
+    } else {
+        None
+    };
+
+    let http_listener = tokio::net::TcpListener::bind(config.bind_address)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.bind_address))?;
+    let telnet_listener = tokio::net::TcpListener::bind(config.telnet_bind_address)
+        .await
+        .with_context(|| format!("cannot listen for telnet on {}", config.telnet_bind_address))?;
+    let http_addr = http_listener.local_addr()?;
+    let telnet_addr = telnet_listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let telnet_tasks = TaskTracker::new();
+
+    let app = http::router(Arc::new(http::AppState {
+        storage: storage.clone(),
+        config: config.clone(),
+        metrics: server_metrics.clone(),
+        prometheus,
+    }));
+    let http_shutdown = shutdown.clone();
+    let http_server = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+
+    let telnet_ctx = Arc::new(telnet::TelnetContext {
+        storage: storage.clone(),
+        metrics: server_metrics.clone(),
+        max_line_bytes: config.telnet_max_line_bytes,
+        max_batch_size: config.max_batch_size,
+        idle_timeout: config.telnet_idle_timeout(),
+        enable_validation: config.enable_validation,
+        version_line: format!("{}\n", http::meta::version_string()).into_bytes(),
+        bad_line_log: telnet::LogLimiter::new(20, Duration::from_secs(10)),
+    });
+    let telnet_server = tokio::spawn(telnet::serve(
+        telnet_listener,
+        telnet_ctx,
+        shutdown.clone(),
+        telnet_tasks.clone(),
+    ));
+
+    // Installed before announcing the ports, so an early SIGTERM is a clean shutdown too.
+    let signal = shutdown_signal()?;
+    // Tests and scripts parse this line to find the ports (port 0 = any free port).
+    println!("listening http={http_addr} telnet={telnet_addr}");
+    tracing::info!(%http_addr, %telnet_addr, version = %http::meta::version_string(), "kairosdb started");
+
+    signal.await;
+    tracing::info!("shutting down: no new connections; finishing in-flight work");
+    shutdown.cancel();
+
+    let drained = tokio::time::timeout(config.shutdown_timeout(), async {
+        let http_result = http_server.await;
+        let _ = telnet_server.await;
+        telnet_tasks.close();
+        telnet_tasks.wait().await;
+        http_result
+    })
+    .await;
+    match drained {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
+        Err(_) => tracing::warn!(
+            timeout_secs = config.shutdown_timeout_secs,
+            "connections still open at the shutdown timeout; closing anyway"
+        ),
+    }
+
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        storage.sync().context("final sync failed")?;
+        engine.close().context("closing the engine failed")?;
+        Ok(())
+    })
+    .await??;
+    tracing::info!("storage closed; bye");
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

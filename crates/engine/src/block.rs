@@ -1,0 +1,551 @@
+//! The sealed block codec: one series' points for a time span, compressed with
+//! `pco` (timestamps as i64, longs as i64, doubles as f64; strings as pco-coded
+//! lengths plus raw UTF-8), behind a fixed 56-byte header.
+//!
+//! A block is immutable, sorted by timestamp with unique timestamps, and never empty.
+//! Blocks are stored in fjall by `store.rs`; which block wins on overlap is decided
+//! by the read path (`engine.rs`). Layout: `docs/format.md`, "Block".
+
+use kairosdb_model::DataType;
+use pco::standalone::{simple_compress, simple_decompress_into};
+use pco::{ChunkConfig, DeltaSpec, ModeSpec};
+
+use crate::codec::DecodeError;
+use crate::column::{Col, StrCol};
+use crate::wal::NEVER;
+
+pub const BLOCK_VERSION: u8 = 1;
+/// Default pco level (see `EngineConfig::compression_level`).
+pub const DEFAULT_LEVEL: usize = 3;
+pub const BLOCK_HEADER_LEN: usize = 56;
+const FLAG_EXPIRY_COLUMN: u8 = 1;
+/// Guards allocations sized from a (corrupt) header.
+pub const MAX_BLOCK_POINTS: u32 = 1 << 22;
+
+/// The fixed header of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub data_type: DataType,
+    pub count: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Earliest / latest expiry (unix seconds) of any point; [`NEVER`] = no TTL.
+    pub min_exp: u64,
+    pub max_exp: u64,
+    ts_len: u32,
+    val_len: u32,
+    exp_len: u32,
+    crc: u32,
+    flags: u8,
+}
+
+impl BlockHeader {
+    /// True when every point has expired at `now_secs`.
+    pub fn all_expired(&self, now_secs: u64) -> bool {
+        self.max_exp <= now_secs
+    }
+
+    /// True when some (not necessarily all) points have expired at `now_secs`.
+    #[cfg(test)]
+    pub fn some_expired(&self, now_secs: u64) -> bool {
+        self.min_exp <= now_secs
+    }
+
+    pub fn has_expiry_column(&self) -> bool {
+        self.flags & FLAG_EXPIRY_COLUMN != 0
+    }
+}
+
+/// Expiry of the points being encoded.
+pub enum Expiry<'a> {
+    Uniform(u64),
+    PerPoint(&'a [u64]),
+}
+
+/// Decoded block columns; reused across blocks to avoid allocation.
+#[derive(Debug)]
+pub struct Decoded {
+    pub ts: Vec<i64>,
+    pub vals: Col,
+    /// Per-point expiry, or empty when the block's expiry is uniform.
+    pub exp: Vec<u64>,
+}
+
+impl Decoded {
+    pub fn new() -> Decoded {
+        Decoded {
+            ts: Vec::new(),
+            vals: Col::new(DataType::Double),
+            exp: Vec::new(),
+        }
+    }
+
+    /// Expiry of point `i` given the block header.
+    #[cfg(test)]
+    pub fn expiry(&self, h: &BlockHeader, i: usize) -> u64 {
+        if self.exp.is_empty() {
+            h.max_exp
+        } else {
+            self.exp[i]
+        }
+    }
+}
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded::new()
+    }
+}
+
+fn pco_err(column: &'static str, e: pco::errors::PcoError) -> DecodeError {
+    DecodeError::Pco {
+        column,
+        detail: e.to_string(),
+    }
+}
+
+/// Encodes a block. `ts` must be strictly increasing and non-empty, with
+/// `vals.len() == ts.len()` (a `BUG` otherwise).
+pub fn encode(ts: &[i64], vals: &Col, expiry: Expiry<'_>, level: usize) -> Vec<u8> {
+    assert!(!ts.is_empty(), "BUG: encoding an empty block");
+    assert_eq!(ts.len(), vals.len(), "BUG: block columns differ in length");
+    debug_assert!(ts.windows(2).all(|w| w[0] < w[1]), "BUG: block not sorted");
+    assert!(
+        ts.len() <= MAX_BLOCK_POINTS as usize,
+        "BUG: block too large"
+    );
+    let cfg = ChunkConfig::default().with_compression_level(level);
+    // Timestamps are near-regular: first-order deltas in pco's classic mode are
+    // both smaller and ~4x faster to find than the automatic search.
+    let ts_cfg = cfg
+        .clone()
+        .with_delta_spec(DeltaSpec::TryConsecutive(1))
+        .with_mode_spec(ModeSpec::Classic);
+    // pco only fails on invalid configuration or empty input, both excluded above.
+    let ts_col = simple_compress(ts, &ts_cfg).expect("BUG: pco rejected timestamps");
+    let val_col = match vals {
+        Col::Long(v) => simple_compress(v, &cfg).expect("BUG: pco rejected longs"),
+        Col::Double(v) => simple_compress(v, &cfg).expect("BUG: pco rejected doubles"),
+        Col::Str(s) => encode_strings(s, &cfg),
+    };
+    let (min_exp, max_exp, exp_col) = match expiry {
+        Expiry::Uniform(e) => (e, e, Vec::new()),
+        Expiry::PerPoint(e) => {
+            assert_eq!(e.len(), ts.len(), "BUG: expiry column length");
+            let min = e.iter().copied().min().unwrap_or(NEVER);
+            let max = e.iter().copied().max().unwrap_or(NEVER);
+            if min == max {
+                (min, max, Vec::new())
+            } else {
+                let c = simple_compress(e, &cfg).expect("BUG: pco rejected expiry");
+                (min, max, c)
+            }
+        }
+    };
+    let flags = if exp_col.is_empty() {
+        0
+    } else {
+        FLAG_EXPIRY_COLUMN
+    };
+    let mut out =
+        Vec::with_capacity(BLOCK_HEADER_LEN + ts_col.len() + val_col.len() + exp_col.len());
+    out.push(BLOCK_VERSION);
+    out.push(vals.data_type().code());
+    out.push(flags);
+    out.push(0);
+    out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
+    out.extend_from_slice(&ts[0].to_le_bytes());
+    out.extend_from_slice(&ts[ts.len() - 1].to_le_bytes());
+    out.extend_from_slice(&min_exp.to_le_bytes());
+    out.extend_from_slice(&max_exp.to_le_bytes());
+    out.extend_from_slice(&(ts_col.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(val_col.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(exp_col.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]); // crc, filled below
+    out.extend_from_slice(&ts_col);
+    out.extend_from_slice(&val_col);
+    out.extend_from_slice(&exp_col);
+    let crc = block_crc(&out);
+    out[52..56].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// String column: `lens_len u32 LE | pco(u32 byte lengths) | concatenated UTF-8`.
+fn encode_strings(s: &StrCol, cfg: &ChunkConfig) -> Vec<u8> {
+    let mut lens: Vec<u32> = Vec::with_capacity(s.len());
+    let mut prev = 0usize;
+    for &e in &s.ends {
+        lens.push(u32::try_from(e - prev).expect("BUG: string value over 4 GiB"));
+        prev = e;
+    }
+    let lens_col = simple_compress(&lens, cfg).expect("BUG: pco rejected lengths");
+    let mut out = Vec::with_capacity(4 + lens_col.len() + s.bytes.len());
+    out.extend_from_slice(&(lens_col.len() as u32).to_le_bytes());
+    out.extend_from_slice(&lens_col);
+    out.extend_from_slice(&s.bytes);
+    out
+}
+
+/// CRC-32 of the header without its CRC field, then the body.
+fn block_crc(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[..52]);
+    h.update(&b[BLOCK_HEADER_LEN..]);
+    h.finalize()
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Reads and sanity-checks the header (the CRC is checked by [`decode`]).
+pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
+    if b.len() < BLOCK_HEADER_LEN {
+        return Err(DecodeError::Truncated {
+            what: "block header",
+            offset: b.len(),
+        });
+    }
+    if b[0] != BLOCK_VERSION {
+        return Err(DecodeError::Version {
+            what: "block",
+            version: b[0],
+        });
+    }
+    let data_type = DataType::from_code(b[1]).ok_or(DecodeError::Invalid {
+        what: "block data type",
+        offset: 1,
+    })?;
+    let h = BlockHeader {
+        data_type,
+        flags: b[2],
+        count: le_u32(b, 4),
+        min_ts: le_u64(b, 8) as i64,
+        max_ts: le_u64(b, 16) as i64,
+        min_exp: le_u64(b, 24),
+        max_exp: le_u64(b, 32),
+        ts_len: le_u32(b, 40),
+        val_len: le_u32(b, 44),
+        exp_len: le_u32(b, 48),
+        crc: le_u32(b, 52),
+    };
+    let body = h.ts_len as u64 + h.val_len as u64 + h.exp_len as u64;
+    if h.count == 0 || h.count > MAX_BLOCK_POINTS || h.min_ts > h.max_ts || h.min_exp > h.max_exp {
+        return Err(DecodeError::Invalid {
+            what: "block header",
+            offset: 0,
+        });
+    }
+    if body != (b.len() - BLOCK_HEADER_LEN) as u64 {
+        return Err(DecodeError::Invalid {
+            what: "block column lengths",
+            offset: 40,
+        });
+    }
+    if h.has_expiry_column() != (h.exp_len > 0) {
+        return Err(DecodeError::Invalid {
+            what: "block flags",
+            offset: 2,
+        });
+    }
+    Ok(h)
+}
+
+/// Decodes a whole block into `out` (buffers are reused).
+pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
+    let h = decode_header(b)?;
+    if block_crc(b) != h.crc {
+        return Err(DecodeError::Invalid {
+            what: "block checksum",
+            offset: 52,
+        });
+    }
+    let n = h.count as usize;
+    let ts_at = BLOCK_HEADER_LEN;
+    let val_at = ts_at + h.ts_len as usize;
+    let exp_at = val_at + h.val_len as usize;
+    decode_numbers(&b[ts_at..val_at], &mut out.ts, n, "timestamps")?;
+    if out.vals.data_type() != h.data_type {
+        out.vals = Col::new(h.data_type);
+    }
+    match &mut out.vals {
+        Col::Long(v) => decode_numbers(&b[val_at..exp_at], v, n, "long values")?,
+        Col::Double(v) => decode_numbers(&b[val_at..exp_at], v, n, "double values")?,
+        Col::Str(s) => decode_strings(&b[val_at..exp_at], s, n)?,
+    }
+    if h.has_expiry_column() {
+        decode_numbers(&b[exp_at..], &mut out.exp, n, "expiry")?;
+    } else {
+        out.exp.clear();
+    }
+    // The header's bounds must match the data (they are used to skip blocks).
+    if out.ts[0] != h.min_ts || out.ts[n - 1] != h.max_ts || !out.ts.windows(2).all(|w| w[0] < w[1])
+    {
+        return Err(DecodeError::Invalid {
+            what: "block timestamps (unsorted or header mismatch)",
+            offset: ts_at,
+        });
+    }
+    Ok(h)
+}
+
+fn decode_numbers<T: pco::data_types::Number + Default>(
+    src: &[u8],
+    dst: &mut Vec<T>,
+    n: usize,
+    column: &'static str,
+) -> Result<(), DecodeError> {
+    dst.clear();
+    dst.resize(n, T::default());
+    let p = simple_decompress_into(src, dst).map_err(|e| pco_err(column, e))?;
+    if p.n_processed != n || !p.finished {
+        return Err(DecodeError::Pco {
+            column,
+            detail: format!("expected {n} numbers, got {}", p.n_processed),
+        });
+    }
+    Ok(())
+}
+
+fn decode_strings(src: &[u8], out: &mut StrCol, n: usize) -> Result<(), DecodeError> {
+    if src.len() < 4 {
+        return Err(DecodeError::Truncated {
+            what: "string column",
+            offset: 0,
+        });
+    }
+    let lens_len = le_u32(src, 0) as usize;
+    if lens_len > src.len() - 4 {
+        return Err(DecodeError::Invalid {
+            what: "string lengths size",
+            offset: 0,
+        });
+    }
+    let mut lens: Vec<u32> = Vec::new();
+    decode_numbers(&src[4..4 + lens_len], &mut lens, n, "string lengths")?;
+    let bytes = &src[4 + lens_len..];
+    let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+    if total != bytes.len() as u64 {
+        return Err(DecodeError::Invalid {
+            what: "string bytes length",
+            offset: 4 + lens_len,
+        });
+    }
+    out.bytes.clear();
+    out.ends.clear();
+    out.ends.reserve(n);
+    let mut at = 0usize;
+    for &l in &lens {
+        let s =
+            std::str::from_utf8(&bytes[at..at + l as usize]).map_err(|_| DecodeError::Invalid {
+                what: "string value UTF-8",
+                offset: 4 + lens_len + at,
+            })?;
+        out.push(s);
+        at += l as usize;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(ts: &[i64], vals: &Col, exp: Expiry<'_>) -> (BlockHeader, Decoded, usize) {
+        let b = encode(ts, vals, exp, 8);
+        let mut d = Decoded::new();
+        let h = decode(&b, &mut d).unwrap();
+        (h, d, b.len())
+    }
+
+    fn sorted_unique(mut ts: Vec<i64>) -> Vec<i64> {
+        ts.sort_unstable();
+        ts.dedup();
+        ts
+    }
+
+    #[test]
+    fn special_values_round_trip_bit_exact() {
+        let ts = vec![i64::MIN, -5, -1, 0, 1, i64::MAX];
+        let f = vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            f64::MIN_POSITIVE,
+            1.5,
+        ];
+        let (h, d, _) = round_trip(&ts, &Col::Double(f.clone()), Expiry::Uniform(NEVER));
+        assert_eq!(d.ts, ts);
+        let Col::Double(got) = &d.vals else {
+            panic!("type")
+        };
+        let a: Vec<u64> = got.iter().map(|x| x.to_bits()).collect();
+        let b: Vec<u64> = f.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(a, b);
+        assert_eq!((h.min_ts, h.max_ts, h.count), (i64::MIN, i64::MAX, 6));
+        let l = vec![i64::MIN, i64::MAX, 0, -1, 1, 42];
+        let (_, d, _) = round_trip(&ts, &Col::Long(l.clone()), Expiry::Uniform(5));
+        assert_eq!(d.vals, Col::Long(l));
+    }
+
+    #[test]
+    fn per_point_expiry_column_only_when_needed() {
+        let ts = vec![1, 2, 3];
+        let v = Col::Long(vec![1, 2, 3]);
+        let (h, d, _) = round_trip(&ts, &v, Expiry::PerPoint(&[9, 9, 9]));
+        assert!(!h.has_expiry_column());
+        assert!(d.exp.is_empty());
+        assert_eq!((h.min_exp, h.max_exp), (9, 9));
+        let (h, d, _) = round_trip(&ts, &v, Expiry::PerPoint(&[9, NEVER, 7]));
+        assert!(h.has_expiry_column());
+        assert_eq!(d.exp, vec![9, NEVER, 7]);
+        assert_eq!((h.min_exp, h.max_exp), (7, NEVER));
+        assert!(h.some_expired(7) && !h.all_expired(7));
+    }
+
+    #[test]
+    fn corruption_is_detected_not_panicking() {
+        let ts: Vec<i64> = (0..100).map(|i| i * 10).collect();
+        let b = encode(
+            &ts,
+            &Col::Double((0..100).map(f64::from).collect()),
+            Expiry::Uniform(NEVER),
+            8,
+        );
+        let mut d = Decoded::new();
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            assert!(decode(&c, &mut d).is_err(), "flip at byte {i} not detected");
+        }
+        let mut c = b.clone();
+        let last = c.len() - 1;
+        c[last] ^= 1;
+        assert!(decode(&c, &mut d).is_err());
+        assert!(decode(&b[..b.len() - 1], &mut d).is_err());
+        assert!(decode(&b[..10], &mut d).is_err());
+    }
+
+    /// TSBS-like float random walk: 10 s spacing, rounded to 2 decimals. The
+    /// format must stay at or below 1.5 bytes per point (ts + value) for
+    /// 2048-point blocks, header included.
+    #[test]
+    fn random_walk_bytes_per_point_bound() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let n = 2048 * 8;
+        let mut v = 50.0f64;
+        let mut total = 0usize;
+        let mut ts_all = Vec::with_capacity(n);
+        let mut vals_all = Vec::with_capacity(n);
+        for i in 0..n {
+            // Box-Muller normal step, sigma 0.5.
+            let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+            v += 0.5 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            ts_all.push(1_700_000_000_000 + i as i64 * 10_000);
+            vals_all.push((v * 100.0).round() / 100.0);
+        }
+        for c in 0..n / 2048 {
+            let r = c * 2048..(c + 1) * 2048;
+            let b = encode(
+                &ts_all[r.clone()],
+                &Col::Double(vals_all[r].to_vec()),
+                Expiry::Uniform(NEVER),
+                DEFAULT_LEVEL,
+            );
+            total += b.len();
+        }
+        let bpp = total as f64 / n as f64;
+        eprintln!("random walk: {bpp:.3} bytes/point");
+        assert!(bpp <= 1.5, "random walk takes {bpp} bytes per point");
+        // Integer gauge (0..100) and counter: far smaller.
+        let gauge: Vec<i64> = (0..2048).map(|_| rng.gen_range(0..100)).collect();
+        let b = encode(
+            &ts_all[..2048],
+            &Col::Long(gauge),
+            Expiry::Uniform(NEVER),
+            DEFAULT_LEVEL,
+        );
+        let g = b.len() as f64 / 2048.0;
+        let mut c = 0i64;
+        let counter: Vec<i64> = (0..2048)
+            .map(|_| {
+                c += rng.gen_range(0..2000);
+                c
+            })
+            .collect();
+        let b = encode(
+            &ts_all[..2048],
+            &Col::Long(counter),
+            Expiry::Uniform(NEVER),
+            DEFAULT_LEVEL,
+        );
+        let k = b.len() as f64 / 2048.0;
+        // A realistic integer gauge: a level that moves by small steps.
+        let mut level = 5_000i64;
+        let slow: Vec<i64> = (0..2048)
+            .map(|_| {
+                level += rng.gen_range(-3..=3);
+                level
+            })
+            .collect();
+        let b = encode(&ts_all[..2048], &Col::Long(slow), Expiry::Uniform(NEVER), DEFAULT_LEVEL);
+        let s = b.len() as f64 / 2048.0;
+        eprintln!("uniform gauge 0..100: {g:.3} B/pt, step gauge ±3: {s:.3} B/pt, counter +0..2000: {k:.3} B/pt");
+        assert!(g < 1.0, "integer gauge takes {g} bytes per point");
+        assert!(s < 0.5, "step gauge takes {s} bytes per point");
+        assert!(k < 1.6, "counter takes {k} bytes per point");
+    }
+
+    proptest! {
+        #[test]
+        fn longs_round_trip(ts in proptest::collection::vec(any::<i64>(), 1..300), seed in any::<i64>()) {
+            let ts = sorted_unique(ts);
+            let v: Vec<i64> = ts.iter().map(|t| t.wrapping_mul(seed)).collect();
+            let (h, d, _) = round_trip(&ts, &Col::Long(v.clone()), Expiry::Uniform(NEVER));
+            prop_assert_eq!(&d.ts, &ts);
+            prop_assert_eq!(d.vals, Col::Long(v));
+            prop_assert_eq!(h.count as usize, ts.len());
+        }
+
+        #[test]
+        fn doubles_round_trip(pairs in proptest::collection::btree_map(any::<i64>(), any::<f64>(), 1..300)) {
+            let ts: Vec<i64> = pairs.keys().copied().collect();
+            let v: Vec<f64> = pairs.values().copied().collect();
+            let (_, d, _) = round_trip(&ts, &Col::Double(v.clone()), Expiry::Uniform(NEVER));
+            prop_assert_eq!(&d.ts, &ts);
+            let Col::Double(got) = d.vals else { panic!("type") };
+            prop_assert_eq!(
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
+
+        #[test]
+        fn strings_round_trip(pairs in proptest::collection::btree_map(any::<i64>(), ".{0,20}", 1..100),
+                              exp in proptest::collection::vec(any::<u64>(), 100)) {
+            let ts: Vec<i64> = pairs.keys().copied().collect();
+            let mut s = StrCol::default();
+            for v in pairs.values() { s.push(v); }
+            let e = &exp[..ts.len()];
+            let (h, d, _) = round_trip(&ts, &Col::Str(s.clone()), Expiry::PerPoint(e));
+            prop_assert_eq!(&d.vals, &Col::Str(s));
+            for (i, &x) in e.iter().enumerate() {
+                prop_assert_eq!(d.expiry(&h, i), x);
+            }
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut d = Decoded::new();
+            let _ = decode(&bytes, &mut d);
+        }
+    }
+}
+

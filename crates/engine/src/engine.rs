@@ -1,0 +1,1106 @@
+//! The engine proper: opening (registry load + WAL replay), the write path, reads,
+//! deletes, sealing, checkpointing, retention and the two background threads.
+//!
+//! Lock order (never taken in the other direction):
+//! `maint` → registry → `wal` → head shard → liveness flips/postings → series summary.
+//! * `wal` is held across WAL append *and* head insert, so memory order equals log
+//!   order and "last write wins" is the same before and after a restart.
+//! * `maint` serialises every block mutation (seal, delete, retention) and WAL
+//!   segment deletion; reads never take it.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairosdb_model::{
+    DeleteRequest, Order, SeriesData, SeriesKey, SeriesPoints, SeriesQuery, StorageError,
+    StorageStats, TagFilter, TimeRange, WriteBatch,
+};
+use parking_lot::{Condvar, Mutex};
+
+use crate::block::Decoded;
+use crate::codec::put_uvarint;
+use crate::column::{merge_runs, Col, Run};
+use crate::head::Head;
+use crate::index::{Registry, SeriesEntry};
+use crate::sealed::Sealed;
+use crate::store::{corrupt, Store};
+use crate::wal::{self, Lsn, Record, WalWriter, NEVER};
+use crate::{EngineConfig, WalSync};
+
+/// Counters exported by `stats()`.
+#[derive(Default)]
+pub struct Counters {
+    pub points_written: AtomicU64,
+    pub batches_written: AtomicU64,
+    pub series_created: AtomicU64,
+    pub wal_bytes_written: AtomicU64,
+    pub wal_fsyncs: AtomicU64,
+    pub wal_truncated_bytes: AtomicU64,
+    pub wal_skipped_bytes: AtomicU64,
+    pub wal_replayed_records: AtomicU64,
+    pub wal_replayed_points: AtomicU64,
+    pub wal_segments_removed: AtomicU64,
+    pub seals: AtomicU64,
+    pub points_sealed: AtomicU64,
+    pub forced_seals: AtomicU64,
+    pub backpressure_events: AtomicU64,
+    pub points_deleted: AtomicU64,
+    pub points_expired: AtomicU64,
+    pub blocks_expired: AtomicU64,
+    pub queries: AtomicU64,
+    pub points_read: AtomicU64,
+    pub maintenance_errors: AtomicU64,
+}
+
+/// State shared with the background threads.
+#[derive(Default)]
+struct Bg {
+    stop: bool,
+    kick: bool,
+}
+
+pub struct Inner {
+    pub cfg: EngineConfig,
+    pub sealed: Sealed,
+    pub registry: Registry,
+    pub head: Head,
+    pub wal: Mutex<WalWriter>,
+    /// Group-commit position up to which the WAL is fsynced.
+    synced: Mutex<u64>,
+    pub maint: Mutex<()>,
+    poisoned: AtomicBool,
+    poison_msg: Mutex<String>,
+    closed: AtomicBool,
+    pub counters: Counters,
+    seal_queue: Mutex<Vec<u64>>,
+    bg: Mutex<Bg>,
+    bg_cv: Condvar,
+    last_retention_ms: AtomicI64,
+}
+
+thread_local! {
+    /// Reused WAL encoding buffer (one per writer thread).
+    static ENC: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn secs(ms: i64) -> u64 {
+    ms.div_euclid(1000).max(0) as u64
+}
+
+fn io_internal(what: &str, e: std::io::Error) -> StorageError {
+    StorageError::Internal(format!("{what}: {e}"))
+}
+
+/// Checks one series of a write batch.
+fn validate(sp: &SeriesPoints) -> Result<(), StorageError> {
+    if sp.key.metric.is_empty() {
+        return Err(StorageError::InvalidInput(
+            "metric name may not be empty".into(),
+        ));
+    }
+    if sp.points.data_type() != sp.key.data_type {
+        return Err(StorageError::InvalidInput(format!(
+            "series {} is {} but its points are {}",
+            sp.key,
+            sp.key.data_type.ingest_name(),
+            sp.points.data_type().ingest_name()
+        )));
+    }
+    let (nts, nv) = match &sp.points {
+        kairosdb_model::Points::Long { ts, values } => (ts.len(), values.len()),
+        kairosdb_model::Points::Double { ts, values } => (ts.len(), values.len()),
+        kairosdb_model::Points::String { ts, values } => (ts.len(), values.len()),
+    };
+    if nts != nv {
+        return Err(StorageError::InvalidInput(format!(
+            "series {} has {nts} timestamps but {nv} values",
+            sp.key
+        )));
+    }
+    Ok(())
+}
+
+impl Inner {
+    pub fn open(cfg: EngineConfig) -> Result<Arc<Inner>, StorageError> {
+        let started = std::time::Instant::now();
+        let wal_dir = cfg.data_dir.join("wal");
+        std::fs::create_dir_all(&wal_dir).map_err(|e| io_internal("creating data directory", e))?;
+        let store = Store::open(&cfg.data_dir.join("db"), cfg.cache_bytes)?;
+        let registry = Registry::new();
+        for (id, key) in store.load_series()? {
+            registry.restore(id, key, true)?;
+        }
+        let sealed = Sealed::new(store, cfg.compression_level, cfg.seal_points)?;
+        for (id, s) in sealed.store.load_summaries()? {
+            match registry.get(id) {
+                Some(e) => {
+                    *e.summary.lock() = s;
+                    sealed.account_loaded(&s);
+                }
+                None => tracing::warn!(
+                    series = id,
+                    "block summary without a series definition; ignored"
+                ),
+            }
+        }
+        let head = Head::new();
+        let counters = Counters::default();
+        let now_ms = cfg.clock.now_ms();
+        let report = {
+            let mut ts = Vec::new();
+            let mut vals = Col::new(kairosdb_model::DataType::Double);
+            let mut points = 0u64;
+            let rep = wal::replay(&wal_dir, cfg.wal_skip_corrupt, |lsn, payload| {
+                let rec = wal::decode_record(payload)
+                    .map_err(|e| corrupt(&format!("WAL record at {lsn:?}"), e))?;
+                match rec {
+                    Record::SeriesDefs(defs) => {
+                        for (id, key) in defs {
+                            let fresh = registry.get(id).is_none();
+                            registry.restore(id, key.clone(), true)?;
+                            if fresh {
+                                sealed.store.put_series(id, &key)?;
+                            }
+                        }
+                    }
+                    Record::Points(mut pr) => {
+                        while let Some(h) = pr.next_chunk(&mut ts, &mut vals) {
+                            let h = h.map_err(|e| corrupt(&format!("WAL record at {lsn:?}"), e))?;
+                            let e = registry.get(h.sid).ok_or_else(|| {
+                                StorageError::Corruption(format!(
+                                    "WAL record at {lsn:?} references unknown series {}",
+                                    h.sid
+                                ))
+                            })?;
+                            if e.key.data_type != h.data_type {
+                                return Err(StorageError::Corruption(format!(
+                                    "WAL record at {lsn:?}: series {} is {:?}, points are {:?}",
+                                    h.sid, e.key.data_type, h.data_type
+                                )));
+                            }
+                            // Already sealed into durable blocks before the crash.
+                            if lsn <= e.summary.lock().sealed_lsn {
+                                continue;
+                            }
+                            points += ts.len() as u64;
+                            head.append_col(h.sid, &ts, &vals, h.expiry, lsn, now_ms, usize::MAX);
+                        }
+                    }
+                    Record::Delete {
+                        watermark,
+                        range,
+                        sids,
+                    } => {
+                        for sid in sids {
+                            if let Some(e) = registry.get(sid) {
+                                head.remove_range(sid, range);
+                                sealed.delete_range(&e, range, watermark)?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            counters
+                .wal_replayed_points
+                .store(points, Ordering::Relaxed);
+            rep
+        };
+        counters
+            .wal_truncated_bytes
+            .store(report.truncated_bytes, Ordering::Relaxed);
+        counters
+            .wal_skipped_bytes
+            .store(report.skipped_bytes, Ordering::Relaxed);
+        counters
+            .wal_replayed_records
+            .store(report.records, Ordering::Relaxed);
+        for e in registry.all() {
+            let has_head = !head.with_emptiness(e.id, |empty| empty);
+            if has_head || e.summary.lock().blocks > 0 {
+                registry.mark_live(&e);
+            }
+        }
+        let next_segment = report.segments.last().map_or(1, |s| s.0 + 1);
+        let durable = cfg.wal_sync != WalSync::None;
+        let writer = WalWriter::create(
+            &wal_dir,
+            next_segment,
+            report.segments.clone(),
+            cfg.wal_segment_bytes,
+            durable,
+        )
+        .map_err(|e| io_internal("creating WAL segment", e))?;
+        tracing::info!(
+            series = registry.len(),
+            replayed_records = report.records,
+            replayed_points = counters.wal_replayed_points.load(Ordering::Relaxed),
+            truncated_bytes = report.truncated_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "engine opened"
+        );
+        Ok(Arc::new(Inner {
+            last_retention_ms: AtomicI64::new(now_ms),
+            cfg,
+            sealed,
+            registry,
+            head,
+            wal: Mutex::new(writer),
+            synced: Mutex::new(0),
+            maint: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
+            poison_msg: Mutex::new(String::new()),
+            closed: AtomicBool::new(false),
+            counters,
+            seal_queue: Mutex::new(Vec::new()),
+            bg: Mutex::new(Bg::default()),
+            bg_cv: Condvar::new(),
+        }))
+    }
+
+    // -----------------------------------------------------------------------
+    // Health
+    // -----------------------------------------------------------------------
+
+    pub fn poison(&self, what: String) -> StorageError {
+        tracing::error!(reason = %what, "engine poisoned: refusing further writes");
+        let mut m = self.poison_msg.lock();
+        if m.is_empty() {
+            *m = what;
+        }
+        self.poisoned.store(true, Ordering::Release);
+        StorageError::Poisoned(m.clone())
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub fn poison_detail(&self) -> String {
+        self.poison_msg.lock().clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        if self.is_closed() {
+            return Err(StorageError::Closed);
+        }
+        if self.is_poisoned() {
+            return Err(StorageError::Poisoned(self.poison_detail()));
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.is_closed() {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.cfg.clock.now_ms()
+    }
+
+    // -----------------------------------------------------------------------
+    // Write path: validate → WAL append → head insert → (fsync) → acknowledge
+    // -----------------------------------------------------------------------
+
+    pub fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let mut points = 0usize;
+        for sp in &batch.series {
+            validate(sp)?;
+            points += sp.points.len();
+        }
+        if points == 0 {
+            return Ok(());
+        }
+        self.admit()?;
+        let now_ms = self.now_ms();
+        let now_s = secs(now_ms);
+        let mut scratch = Vec::with_capacity(128);
+        let mut entries: Vec<(usize, Arc<SeriesEntry>, u64)> =
+            Vec::with_capacity(batch.series.len());
+        for (i, sp) in batch.series.iter().enumerate() {
+            if sp.points.is_empty() {
+                continue;
+            }
+            let (e, created) =
+                self.registry
+                    .get_or_create(&sp.key, &self.sealed.store, &mut scratch)?;
+            if created {
+                self.counters.series_created.fetch_add(1, Ordering::Relaxed);
+            }
+            let ttl = if sp.ttl_secs == 0 {
+                self.cfg.default_ttl_secs
+            } else {
+                sp.ttl_secs
+            };
+            let expiry = if ttl == 0 {
+                NEVER
+            } else {
+                now_s + u64::from(ttl)
+            };
+            entries.push((i, e, expiry));
+        }
+        let mut rec = ENC.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        rec.clear();
+        let start = wal::begin_record(&mut rec, wal::REC_POINTS);
+        put_uvarint(&mut rec, entries.len() as u64);
+        for (i, e, exp) in &entries {
+            wal::encode_points_chunk(&mut rec, e.id, *exp, &batch.series[*i].points);
+        }
+        let len = wal::finish_record(&mut rec, start);
+        let result = if len > wal::MAX_RECORD_LEN {
+            Err(StorageError::InvalidInput(format!(
+                "batch encodes to {len} bytes, over the {} byte WAL record limit; split it",
+                wal::MAX_RECORD_LEN
+            )))
+        } else {
+            self.append_and_insert(batch, &entries, &rec, now_ms)
+        };
+        // Keep the buffer for the next write unless one huge batch bloated it.
+        if rec.capacity() <= 16 << 20 {
+            ENC.with(|b| *b.borrow_mut() = rec);
+        }
+        let (target, queued) = result?;
+        self.counters
+            .points_written
+            .fetch_add(points as u64, Ordering::Relaxed);
+        self.counters
+            .batches_written
+            .fetch_add(1, Ordering::Relaxed);
+        if self.cfg.wal_sync == WalSync::Always {
+            self.sync_to(target)?;
+        }
+        if !queued.is_empty() {
+            self.seal_queue.lock().extend(queued);
+            self.kick();
+        }
+        Ok(())
+    }
+
+    /// Appends the frames and inserts into the head under the WAL lock. Returns
+    /// the group-commit position and the series that reached the seal size.
+    fn append_and_insert(
+        &self,
+        batch: &WriteBatch,
+        entries: &[(usize, Arc<SeriesEntry>, u64)],
+        rec: &[u8],
+        now_ms: i64,
+    ) -> Result<(u64, Vec<u64>), StorageError> {
+        let mut wal = self.wal.lock();
+        // Re-checked under the lock: close() flips `closed` under it.
+        self.check_writable()?;
+        let mut defs = Vec::new();
+        let unlogged: Vec<&Arc<SeriesEntry>> = entries
+            .iter()
+            .map(|(_, e, _)| e)
+            .filter(|e| !e.logged.load(Ordering::Acquire))
+            .collect();
+        if !unlogged.is_empty() {
+            wal::encode_series_defs(&mut defs, unlogged.iter().map(|e| (e.id, &e.key)));
+        }
+        let lsn = match wal.append(&[&defs, rec]) {
+            Ok(l) => l,
+            Err(e) => return Err(self.poison(format!("WAL write failed: {e}"))),
+        };
+        self.counters
+            .wal_bytes_written
+            .fetch_add((defs.len() + rec.len()) as u64, Ordering::Relaxed);
+        for e in unlogged {
+            e.logged.store(true, Ordering::Release);
+        }
+        let plsn = Lsn {
+            segment: lsn.segment,
+            offset: lsn.offset + defs.len() as u64,
+        };
+        let mut queued = Vec::new();
+        for (i, e, exp) in entries {
+            let q = self.head.append_points(
+                e.id,
+                &batch.series[*i].points,
+                *exp,
+                plsn,
+                now_ms,
+                self.cfg.seal_points,
+                || self.registry.mark_live(e),
+            );
+            if q {
+                queued.push(e.id);
+            }
+        }
+        Ok((wal.written(), queued))
+    }
+
+    /// Memory bound: above `max_head_bytes`, seal the biggest heads; if still
+    /// above, refuse the write before anything is logged.
+    fn admit(&self) -> Result<(), StorageError> {
+        let max = self.cfg.max_head_bytes;
+        if self.head.bytes() <= max {
+            return Ok(());
+        }
+        if let Some(_g) = self.maint.try_lock_for(Duration::from_millis(200)) {
+            if let Err(e) = self.seal_biggest_locked(max / 4 * 3) {
+                tracing::error!(error = %e, "sealing under memory pressure failed");
+            }
+        }
+        if self.head.bytes() > max {
+            self.counters
+                .backpressure_events
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(StorageError::Backpressure {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// fsyncs the WAL up to at least `target` (group commit: one fsync covers
+    /// every writer waiting behind it).
+    pub fn sync_to(&self, target: u64) -> Result<(), StorageError> {
+        let mut synced = self.synced.lock();
+        if *synced >= target {
+            return Ok(());
+        }
+        let snap = self.wal.lock().sync_snapshot();
+        for f in &snap.files {
+            if let Err(e) = f.sync_data() {
+                return Err(self.poison(format!("WAL fsync failed: {e}")));
+            }
+        }
+        self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
+        *synced = snap.written;
+        Ok(())
+    }
+
+    pub fn sync_all(&self) -> Result<(), StorageError> {
+        let target = self.wal.lock().written();
+        let mut synced = self.synced.lock();
+        let snap = self.wal.lock().sync_snapshot();
+        for f in &snap.files {
+            if let Err(e) = f.sync_data() {
+                return Err(self.poison(format!("WAL fsync failed: {e}")));
+            }
+        }
+        self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
+        *synced = snap.written.max(target);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // Reads
+    // -----------------------------------------------------------------------
+
+    /// Alive points of one series in `range`: head snapshot first, then the block
+    /// summary, then the blocks (so a concurrent seal is seen in one place or
+    /// both, never neither).
+    fn read_series(
+        &self,
+        e: &SeriesEntry,
+        range: TimeRange,
+        now_s: u64,
+        d: &mut Decoded,
+    ) -> Result<Run, StorageError> {
+        let head_runs = self.head.snapshot(e.id, range, now_s);
+        let summary = *e.summary.lock();
+        let mut runs = self.sealed.read(e, &summary, range, now_s, d)?;
+        runs.extend(head_runs);
+        Ok(merge_runs(e.key.data_type, runs))
+    }
+
+    pub fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        self.check_open()?;
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let now_s = secs(self.now_ms());
+        let mut d = Decoded::new();
+        let mut out = Vec::new();
+        if q.range.start > q.range.end || q.limit == Some(0) {
+            return Ok(out);
+        }
+        for sid in self.registry.select(&q.metric, &q.filter) {
+            let Some(e) = self.registry.get(sid) else {
+                continue;
+            };
+            if !e.live.load(Ordering::Acquire) {
+                continue;
+            }
+            let mut run = self.read_series(&e, q.range, now_s, &mut d)?;
+            if run.is_empty() {
+                continue;
+            }
+            if q.order == Order::Desc {
+                run.reverse();
+            }
+            if let Some(limit) = q.limit {
+                run.truncate(limit);
+            }
+            self.counters
+                .points_read
+                .fetch_add(run.len() as u64, Ordering::Relaxed);
+            out.push(SeriesData {
+                key: e.key.clone(),
+                points: run.vals.into_points(run.ts),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Live series of `metric` matching `filter` whose data bounds overlap `range`
+    /// (bounds, not points: a series may be listed although its points in the
+    /// range were deleted — like KairosDB's row-granular answer, spec §1.7).
+    pub fn series_keys(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        self.check_open()?;
+        let mut out = Vec::new();
+        for sid in self.registry.select(metric, filter) {
+            let Some(e) = self.registry.get(sid) else {
+                continue;
+            };
+            if !e.live.load(Ordering::Acquire) {
+                continue;
+            }
+            let s = *e.summary.lock();
+            let in_blocks = s.blocks > 0 && s.min_ts <= range.end && s.max_ts >= range.start;
+            if in_blocks || self.head.overlaps(sid, range) {
+                out.push(e.key.clone());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    // -----------------------------------------------------------------------
+    // Delete (spec §1.8)
+    // -----------------------------------------------------------------------
+
+    /// Deletes the points of the matching series inside `range` (inclusive).
+    /// Logged and fsynced in the WAL before blocks are rewritten, so replay
+    /// re-applies it and deleted points never come back. Returns the number of
+    /// series that lost at least one point.
+    pub fn delete(&self, req: &DeleteRequest) -> Result<u64, StorageError> {
+        self.check_writable()?;
+        let sids: Vec<u64> = self
+            .registry
+            .select(&req.metric, &req.filter)
+            .into_iter()
+            .filter(|&sid| {
+                self.registry
+                    .get(sid)
+                    .is_some_and(|e| e.live.load(Ordering::Acquire))
+            })
+            .collect();
+        if sids.is_empty() || req.range.start > req.range.end {
+            return Ok(0);
+        }
+        let _m = self.maint.lock();
+        let watermark = self.sealed.next_seq();
+        let mut rec = Vec::with_capacity(32 + sids.len() * 4);
+        wal::encode_delete(&mut rec, watermark, req.range, &sids);
+        let mut removed = vec![0u64; sids.len()];
+        let target = {
+            let mut wal = self.wal.lock();
+            self.check_writable()?;
+            if let Err(e) = wal.append(&[&rec]) {
+                return Err(self.poison(format!("WAL write failed: {e}")));
+            }
+            for (i, &sid) in sids.iter().enumerate() {
+                removed[i] = self.head.remove_range(sid, req.range) as u64;
+            }
+            wal.written()
+        };
+        self.counters
+            .wal_bytes_written
+            .fetch_add(rec.len() as u64, Ordering::Relaxed);
+        self.sync_to(target)?;
+        for (i, &sid) in sids.iter().enumerate() {
+            let Some(e) = self.registry.get(sid) else {
+                continue;
+            };
+            removed[i] += self
+                .sealed
+                .delete_range(&e, req.range, watermark)
+                .map_err(|err| self.poison_maint(err))?;
+            self.check_dead(&e);
+        }
+        self.counters
+            .points_deleted
+            .fetch_add(removed.iter().sum(), Ordering::Relaxed);
+        Ok(removed.iter().filter(|&&n| n > 0).count() as u64)
+    }
+
+    /// Hides a series from listings when it has no points left.
+    fn check_dead(&self, e: &SeriesEntry) {
+        self.head.with_emptiness(e.id, |empty| {
+            if empty && e.summary.lock().blocks == 0 {
+                self.registry.mark_dead(e);
+            }
+        });
+    }
+
+    /// A failed block write: the engine can no longer guarantee durability.
+    fn poison_maint(&self, e: StorageError) -> StorageError {
+        match e {
+            StorageError::Internal(m) => self.poison(format!("block store write failed: {m}")),
+            other => other,
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Sealing, checkpointing, retention (maintenance lock held)
+    // -----------------------------------------------------------------------
+
+    /// Seals the head of one series into blocks.
+    pub fn seal_series_locked(&self, sid: u64) -> Result<(), StorageError> {
+        if self.is_poisoned() {
+            return Ok(());
+        }
+        let Some(e) = self.registry.get(sid) else {
+            return Ok(());
+        };
+        let Some(frozen) = self.head.freeze(sid) else {
+            return Ok(());
+        };
+        let now_s = secs(self.now_ms());
+        let run = frozen.chunk.to_run(TimeRange::ALL, now_s);
+        let out = self
+            .sealed
+            .seal(&e, run, frozen.last_lsn, now_s)
+            .map_err(|err| self.poison_maint(err))?;
+        self.counters.seals.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .points_sealed
+            .fetch_add(out.points, Ordering::Relaxed);
+        self.head.commit_frozen(sid, |empty| {
+            if empty && e.summary.lock().blocks == 0 {
+                self.registry.mark_dead(&e);
+            }
+        });
+        Ok(())
+    }
+
+    /// Seals the biggest heads until the head holds at most `target` bytes.
+    fn seal_biggest_locked(&self, target: u64) -> Result<(), StorageError> {
+        let mut infos = self.head.infos();
+        infos.sort_unstable_by_key(|i| std::cmp::Reverse(i.bytes));
+        for i in infos {
+            if self.head.bytes() <= target {
+                break;
+            }
+            self.seal_series_locked(i.sid)?;
+        }
+        Ok(())
+    }
+
+    /// Seals every head (close, explicit flush).
+    pub fn seal_all_locked(&self) -> Result<(), StorageError> {
+        for sid in self.head.series_ids() {
+            self.seal_series_locked(sid)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes WAL segments whose points are all in durable blocks. When the WAL
+    /// is over `wal_max_bytes`, first force-seals the series holding the oldest
+    /// segments so that it shrinks to about half the bound.
+    pub fn checkpoint_locked(&self) -> Result<(), StorageError> {
+        if self.is_poisoned() {
+            return Ok(());
+        }
+        let (closed, current, current_len, total) = {
+            let w = self.wal.lock();
+            (
+                w.closed_segments().to_vec(),
+                w.current_segment(),
+                w.current_len(),
+                w.total_bytes(),
+            )
+        };
+        let Some(&(oldest, _)) = closed.first() else {
+            return Ok(());
+        };
+        if total > self.cfg.wal_max_bytes {
+            let mut keep = current_len;
+            let mut cutoff = current;
+            for &(no, len) in closed.iter().rev() {
+                if keep + len > self.cfg.wal_max_bytes / 2 {
+                    break;
+                }
+                keep += len;
+                cutoff = no;
+            }
+            let laggards: Vec<u64> = self
+                .head
+                .infos()
+                .into_iter()
+                .filter(|i| i.min_segment.is_some_and(|s| s < cutoff))
+                .map(|i| i.sid)
+                .collect();
+            if !laggards.is_empty() {
+                tracing::debug!(
+                    series = laggards.len(),
+                    wal_bytes = total,
+                    "force-sealing series holding old WAL segments"
+                );
+                self.counters
+                    .forced_seals
+                    .fetch_add(laggards.len() as u64, Ordering::Relaxed);
+            }
+            for sid in laggards {
+                self.seal_series_locked(sid)?;
+            }
+        }
+        let needed = self.head.min_segment().unwrap_or(current).min(current);
+        if oldest >= needed {
+            return Ok(());
+        }
+        // Blocks, series definitions and delete rewrites must be durable before
+        // the only other copy of them goes.
+        self.sealed
+            .store
+            .persist()
+            .map_err(|e| self.poison_maint(e))?;
+        let before = self.wal.lock().closed_segments().len();
+        let res = self.wal.lock().remove_below(needed);
+        let after = self.wal.lock().closed_segments().len();
+        self.counters
+            .wal_segments_removed
+            .fetch_add((before - after) as u64, Ordering::Relaxed);
+        res.map(|_| ())
+            .map_err(|e| io_internal("removing WAL segments", e))
+    }
+
+    /// Drops expired points from blocks and heads; hides series left empty.
+    pub fn retention_locked(&self) -> Result<(), StorageError> {
+        let now_s = secs(self.now_ms());
+        let out = self
+            .sealed
+            .expire(&self.registry, now_s)
+            .map_err(|e| self.poison_maint(e))?;
+        self.counters
+            .blocks_expired
+            .fetch_add(out.dropped_blocks, Ordering::Relaxed);
+        self.counters
+            .points_expired
+            .fetch_add(out.expired_points, Ordering::Relaxed);
+        let mut touched = out.touched;
+        touched.extend(self.head.purge_expired(now_s));
+        for sid in touched {
+            if let Some(e) = self.registry.get(sid) {
+                self.check_dead(&e);
+            }
+        }
+        self.last_retention_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One maintenance pass: queued seals, age-based seals, checkpoint, and
+    /// retention when due. The maintenance lock is taken per step so deletes
+    /// and memory-pressure seals are not starved.
+    pub fn maintain(&self) -> Result<(), StorageError> {
+        let queued = std::mem::take(&mut *self.seal_queue.lock());
+        for sid in queued {
+            let _m = self.maint.lock();
+            if self.head.len(sid) >= self.cfg.seal_points {
+                self.seal_series_locked(sid)?;
+            }
+        }
+        let now = self.now_ms();
+        let max_age = self.cfg.head_max_age.as_millis() as i64;
+        let aged: Vec<u64> = self
+            .head
+            .infos()
+            .into_iter()
+            .filter(|i| i.points > 0 && now.saturating_sub(i.first_write_ms) >= max_age)
+            .map(|i| i.sid)
+            .collect();
+        for sid in aged {
+            let _m = self.maint.lock();
+            self.seal_series_locked(sid)?;
+        }
+        {
+            let _m = self.maint.lock();
+            self.checkpoint_locked()?;
+        }
+        let due = now.saturating_sub(self.last_retention_ms.load(Ordering::Relaxed))
+            >= self.cfg.retention_interval.as_millis() as i64;
+        if due {
+            let _m = self.maint.lock();
+            self.retention_locked()?;
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // Background threads and close
+    // -----------------------------------------------------------------------
+
+    fn kick(&self) {
+        let mut g = self.bg.lock();
+        g.kick = true;
+        self.bg_cv.notify_all();
+    }
+
+    /// Waits up to `d` or until kicked; returns false when stopping.
+    fn wait(&self, d: Duration, consume_kick: bool) -> bool {
+        let mut g = self.bg.lock();
+        let kicked = consume_kick && g.kick;
+        if !g.stop && !kicked {
+            self.bg_cv.wait_for(&mut g, d);
+        }
+        if consume_kick {
+            g.kick = false;
+        }
+        !g.stop
+    }
+
+    pub fn maintenance_loop(self: Arc<Self>) {
+        while self.wait(self.cfg.maintenance_interval, true) {
+            if self.is_poisoned() {
+                continue;
+            }
+            if let Err(e) = self.maintain() {
+                self.counters
+                    .maintenance_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "engine maintenance failed");
+            }
+        }
+    }
+
+    pub fn sync_loop(self: Arc<Self>, every: Duration) {
+        while self.wait(every, false) {
+            let target = self.wal.lock().written();
+            if *self.synced.lock() < target && self.sync_to(target).is_err() {
+                // Poisoned; nothing more to do but keep the thread joinable.
+                continue;
+            }
+        }
+    }
+
+    /// Marks the engine closed without sealing or syncing (crash simulation).
+    #[cfg(test)]
+    pub fn abandon(&self) {
+        let _w = self.wal.lock();
+        self.closed.store(true, Ordering::Release);
+    }
+
+    pub fn stop_background(&self) {
+        let mut g = self.bg.lock();
+        g.stop = true;
+        self.bg_cv.notify_all();
+    }
+
+    /// Stops writes, seals every head, makes blocks durable, and leaves only an
+    /// empty WAL segment, so the next open replays nothing.
+    pub fn close(&self) -> Result<(), StorageError> {
+        {
+            let _w = self.wal.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+        }
+        if self.is_poisoned() {
+            // Keep the WAL as it is: it is the source of truth for the next open.
+            return Err(StorageError::Poisoned(self.poison_detail()));
+        }
+        let _m = self.maint.lock();
+        self.seal_all_locked()?;
+        self.wal
+            .lock()
+            .rotate()
+            .map_err(|e| self.poison(format!("WAL rotate failed: {e}")))?;
+        self.checkpoint_locked()?;
+        self.sealed.store.persist()?;
+        self.sync_all()
+    }
+
+    // -----------------------------------------------------------------------
+    // Stats
+    // -----------------------------------------------------------------------
+
+    pub fn stats(&self) -> StorageStats {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters = vec![
+            (
+                "engine_points_written_total",
+                "Points acknowledged by write()",
+                l(&c.points_written),
+            ),
+            (
+                "engine_write_batches_total",
+                "Write batches acknowledged",
+                l(&c.batches_written),
+            ),
+            (
+                "engine_series_created_total",
+                "New series registered",
+                l(&c.series_created),
+            ),
+            (
+                "engine_wal_bytes_written_total",
+                "Bytes appended to the WAL",
+                l(&c.wal_bytes_written),
+            ),
+            (
+                "engine_wal_fsyncs_total",
+                "WAL fsync calls (group commits)",
+                l(&c.wal_fsyncs),
+            ),
+            (
+                "engine_wal_truncated_bytes_total",
+                "Torn WAL tail bytes truncated at open",
+                l(&c.wal_truncated_bytes),
+            ),
+            (
+                "engine_wal_skipped_bytes_total",
+                "Corrupt WAL bytes skipped at open (wal_skip_corrupt)",
+                l(&c.wal_skipped_bytes),
+            ),
+            (
+                "engine_wal_replayed_records_total",
+                "WAL records replayed at open",
+                l(&c.wal_replayed_records),
+            ),
+            (
+                "engine_wal_replayed_points_total",
+                "Points re-inserted into the head at open",
+                l(&c.wal_replayed_points),
+            ),
+            (
+                "engine_wal_segments_removed_total",
+                "WAL segments deleted by checkpoints",
+                l(&c.wal_segments_removed),
+            ),
+            (
+                "engine_seals_total",
+                "Series heads sealed into blocks",
+                l(&c.seals),
+            ),
+            (
+                "engine_points_sealed_total",
+                "Points sealed into blocks",
+                l(&c.points_sealed),
+            ),
+            (
+                "engine_forced_seals_total",
+                "Seals forced by the WAL size bound",
+                l(&c.forced_seals),
+            ),
+            (
+                "engine_blocks_written_total",
+                "Blocks written (seal, merge, rewrite)",
+                l(&self.sealed.blocks_written),
+            ),
+            (
+                "engine_blocks_removed_total",
+                "Blocks removed (merge, rewrite, delete, TTL)",
+                l(&self.sealed.blocks_removed),
+            ),
+            (
+                "engine_backpressure_total",
+                "Writes refused over max_head_bytes",
+                l(&c.backpressure_events),
+            ),
+            (
+                "engine_points_deleted_total",
+                "Points removed by delete requests",
+                l(&c.points_deleted),
+            ),
+            (
+                "engine_points_expired_total",
+                "Points removed from blocks by TTL",
+                l(&c.points_expired),
+            ),
+            (
+                "engine_blocks_expired_total",
+                "Blocks dropped whole by TTL",
+                l(&c.blocks_expired),
+            ),
+            (
+                "engine_queries_total",
+                "Series queries served",
+                l(&c.queries),
+            ),
+            (
+                "engine_points_read_total",
+                "Points returned by queries",
+                l(&c.points_read),
+            ),
+            (
+                "engine_maintenance_errors_total",
+                "Failed background maintenance passes",
+                l(&c.maintenance_errors),
+            ),
+        ];
+        let (wal_bytes, wal_segments) = {
+            let w = self.wal.lock();
+            (w.total_bytes(), w.segment_count())
+        };
+        let gauges = vec![
+            (
+                "engine_wal_bytes",
+                "Bytes in WAL segments on disk",
+                wal_bytes as f64,
+            ),
+            (
+                "engine_wal_segments",
+                "WAL segment files on disk",
+                wal_segments as f64,
+            ),
+            (
+                "engine_head_points",
+                "Points in the in-memory head",
+                self.head.points() as f64,
+            ),
+            (
+                "engine_head_bytes",
+                "Bytes accounted to the head (max_head_bytes bound)",
+                self.head.bytes() as f64,
+            ),
+            (
+                "engine_head_series",
+                "Series with points in the head",
+                self.head.series_count() as f64,
+            ),
+            (
+                "engine_blocks",
+                "Sealed blocks",
+                self.sealed.block_count() as f64,
+            ),
+            (
+                "engine_block_bytes",
+                "Encoded bytes of sealed blocks",
+                self.sealed.block_bytes() as f64,
+            ),
+            (
+                "engine_series",
+                "Known series (including empty ones)",
+                self.registry.len() as f64,
+            ),
+            (
+                "engine_fjall_disk_bytes",
+                "Disk used by the fjall block/index store",
+                self.sealed.store.disk_bytes() as f64,
+            ),
+            (
+                "engine_poisoned",
+                "1 when a write failure poisoned the engine",
+                f64::from(u8::from(self.is_poisoned())),
+            ),
+        ];
+        StorageStats { counters, gauges }
+    }
+}

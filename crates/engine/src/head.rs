@@ -1,0 +1,643 @@
+//! The head: per-series in-memory columns of points not yet in sealed blocks.
+//!
+//! Series heads are spread over [`SHARDS`] mutex-protected maps (by series id), so
+//! writers, readers and the sealer contend only when they touch the same shard.
+//! Points are appended in write order; out-of-order and duplicate timestamps are
+//! kept as written and resolved (sort, last write wins) when read or sealed.
+//!
+//! Sealing moves a series' active chunk into `frozen` (still visible to reads)
+//! while it is encoded; [`Head::commit_frozen`] drops it once the blocks are in
+//! fjall. Memory is accounted in [`Head::bytes`] for backpressure. The head knows
+//! nothing about the WAL beyond the positions it is handed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use kairosdb_model::{DataType, Points, TimeRange};
+use parking_lot::Mutex;
+
+use crate::column::{dedupe_order, Col, Run};
+use crate::index::IdMap;
+use crate::wal::{Lsn, NEVER};
+
+pub const SHARDS: usize = 64;
+
+/// Points of one series in write order, with expiry runs.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub ts: Vec<i64>,
+    pub vals: Col,
+    /// `(first index, expiry secs)`; the expiry of point `i` is that of the last run
+    /// starting at or before `i`. Empty iff the chunk is empty.
+    exp: Vec<(u32, u64)>,
+    /// Timestamps strictly increasing in write order (no sort needed).
+    sorted: bool,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub min_exp: u64,
+}
+
+impl Chunk {
+    pub fn new(dt: DataType) -> Chunk {
+        Chunk {
+            ts: Vec::new(),
+            vals: Col::new(dt),
+            exp: Vec::new(),
+            sorted: true,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            min_exp: NEVER,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Bytes accounted against `max_head_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.ts.len() * 8 + self.vals.value_bytes() + self.exp.len() * 16
+    }
+
+    fn note(&mut self, ts: &[i64], expiry: u64) {
+        let Some((&first, &last)) = ts.first().zip(ts.last()) else {
+            return;
+        };
+        let inc = ts.windows(2).all(|w| w[0] < w[1]);
+        if inc {
+            self.min_ts = self.min_ts.min(first);
+            self.max_ts = self.max_ts.max(last);
+        } else {
+            for &t in ts {
+                self.min_ts = self.min_ts.min(t);
+                self.max_ts = self.max_ts.max(t);
+            }
+        }
+        self.sorted &= inc && self.ts.last().is_none_or(|&l| l < first);
+        if self.exp.last().is_none_or(|r| r.1 != expiry) {
+            self.exp.push((self.ts.len() as u32, expiry));
+        }
+        self.min_exp = self.min_exp.min(expiry);
+    }
+
+    pub fn append_points(&mut self, p: &Points, expiry: u64) {
+        debug_assert_eq!(p.data_type(), self.vals.data_type());
+        self.note(p.timestamps(), expiry);
+        self.ts.extend_from_slice(p.timestamps());
+        self.vals.extend_from_points(p);
+    }
+
+    pub fn append_col(&mut self, ts: &[i64], vals: &Col, expiry: u64) {
+        self.note(ts, expiry);
+        self.ts.extend_from_slice(ts);
+        self.vals.extend_from_col(vals, 0..vals.len());
+    }
+
+    #[inline]
+    fn exp_at(&self, i: usize) -> u64 {
+        let r = self.exp.partition_point(|r| r.0 as usize <= i);
+        self.exp[r - 1].1
+    }
+
+    /// Sorted, deduplicated (last write wins) points inside `range` that are alive
+    /// at `now_secs` (expired points are dropped before deduplication; see
+    /// [`Run`]), with their expiry.
+    pub fn to_run(&self, range: TimeRange, now_secs: u64) -> Run {
+        let dt = self.vals.data_type();
+        if self.is_empty() || self.max_ts < range.start || self.min_ts > range.end {
+            return Run::new(dt);
+        }
+        let with_exp = self.min_exp != NEVER;
+        if self.min_exp <= now_secs {
+            let (alive, _) = self.filtered(|_, e| e > now_secs);
+            return alive.to_run(range, now_secs);
+        }
+        if self.sorted {
+            let b = Run::bounds(&self.ts, range);
+            let mut vals = Col::with_capacity(dt, b.len());
+            vals.extend_from_col(&self.vals, b.clone());
+            let exp = if with_exp {
+                b.clone().map(|i| self.exp_at(i)).collect()
+            } else {
+                Vec::new()
+            };
+            return Run {
+                ts: self.ts[b].to_vec(),
+                vals,
+                exp,
+            };
+        }
+        let order = dedupe_order(&self.ts).unwrap_or_else(|| (0..self.len() as u32).collect());
+        let idx: Vec<u32> = order
+            .into_iter()
+            .filter(|&i| range.contains(self.ts[i as usize]))
+            .collect();
+        let mut vals = Col::with_capacity(dt, idx.len());
+        vals.extend_gather(&self.vals, &idx);
+        Run {
+            ts: idx.iter().map(|&i| self.ts[i as usize]).collect(),
+            vals,
+            exp: if with_exp {
+                idx.iter().map(|&i| self.exp_at(i as usize)).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// A copy holding only the points for which `keep(ts, expiry)` is true, in
+    /// write order. Returns the copy and how many points were dropped.
+    fn filtered(&self, keep: impl Fn(i64, u64) -> bool) -> (Chunk, usize) {
+        let mut out = Chunk::new(self.vals.data_type());
+        let mut dropped = 0;
+        let mut i = 0;
+        while i < self.len() {
+            // Copy maximal kept stretches within one expiry run at once.
+            let e = self.exp_at(i);
+            if !keep(self.ts[i], e) {
+                dropped += 1;
+                i += 1;
+                continue;
+            }
+            let run_end = self.exp[self.exp.partition_point(|r| r.0 as usize <= i)..]
+                .first()
+                .map_or(self.len(), |r| r.0 as usize);
+            let mut j = i + 1;
+            while j < run_end && keep(self.ts[j], e) {
+                j += 1;
+            }
+            let mut vals = Col::new(self.vals.data_type());
+            vals.extend_from_col(&self.vals, i..j);
+            out.append_col(&self.ts[i..j], &vals, e);
+            i = j;
+        }
+        (out, dropped)
+    }
+}
+
+/// One series' unsealed points.
+#[derive(Debug)]
+pub struct SeriesHead {
+    pub active: Chunk,
+    frozen: Option<Arc<Chunk>>,
+    /// Oldest WAL segment holding points of `active` (valid when non-empty).
+    min_segment: u64,
+    /// Position of the newest WAL record appended to `active`.
+    last_lsn: Lsn,
+    frozen_min_segment: u64,
+    frozen_bytes: usize,
+    /// Clock time of the first append into an empty `active` (age-based sealing).
+    pub first_write_ms: i64,
+    queued: bool,
+}
+
+impl SeriesHead {
+    fn new(dt: DataType) -> SeriesHead {
+        SeriesHead {
+            active: Chunk::new(dt),
+            frozen: None,
+            min_segment: 0,
+            last_lsn: Lsn::default(),
+            frozen_min_segment: 0,
+            frozen_bytes: 0,
+            first_write_ms: 0,
+            queued: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty() && self.frozen.is_none()
+    }
+
+    /// Oldest WAL segment this head still needs.
+    pub fn min_segment(&self) -> Option<u64> {
+        let a = (!self.active.is_empty()).then_some(self.min_segment);
+        let f = self.frozen.as_ref().map(|_| self.frozen_min_segment);
+        match (a, f) {
+            (Some(a), Some(f)) => Some(a.min(f)),
+            (a, f) => a.or(f),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.active.bytes() + self.frozen_bytes
+    }
+}
+
+/// A chunk taken out of `active` for sealing.
+pub struct Frozen {
+    pub chunk: Arc<Chunk>,
+    pub last_lsn: Lsn,
+}
+
+/// Summary of one series head for maintenance decisions.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadInfo {
+    pub sid: u64,
+    pub points: usize,
+    pub bytes: usize,
+    pub min_segment: Option<u64>,
+    pub first_write_ms: i64,
+}
+
+pub struct Head {
+    shards: Box<[Mutex<IdMap<SeriesHead>>]>,
+    bytes: AtomicU64,
+    points: AtomicU64,
+}
+
+impl Head {
+    pub fn new() -> Head {
+        Head {
+            shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
+            bytes: AtomicU64::new(0),
+            points: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn shard(&self, sid: u64) -> &Mutex<IdMap<SeriesHead>> {
+        &self.shards[(sid as usize) % SHARDS]
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn points(&self) -> u64 {
+        self.points.load(Ordering::Relaxed)
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Appends under the shard lock; `f` fills the chunk, `on_locked` runs under the
+    /// same lock afterwards (used to mark the series live atomically with its data).
+    /// Returns true when the series just reached `seal_points` and should be queued.
+    #[allow(clippy::too_many_arguments)]
+    fn append_with(
+        &self,
+        sid: u64,
+        dt: DataType,
+        lsn: Lsn,
+        now_ms: i64,
+        seal_points: usize,
+        f: impl FnOnce(&mut Chunk),
+        on_locked: impl FnOnce(),
+    ) -> bool {
+        let mut shard = self.shard(sid).lock();
+        let h = shard.entry(sid).or_insert_with(|| SeriesHead::new(dt));
+        let before_bytes = h.active.bytes();
+        let before_len = h.active.len();
+        if before_len == 0 {
+            h.min_segment = lsn.segment;
+            h.first_write_ms = now_ms;
+        }
+        f(&mut h.active);
+        h.last_lsn = h.last_lsn.max(lsn);
+        self.bytes
+            .fetch_add((h.active.bytes() - before_bytes) as u64, Ordering::Relaxed);
+        self.points
+            .fetch_add((h.active.len() - before_len) as u64, Ordering::Relaxed);
+        let queue = !h.queued && h.active.len() >= seal_points;
+        if queue {
+            h.queued = true;
+        }
+        on_locked();
+        queue
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_points(
+        &self,
+        sid: u64,
+        p: &Points,
+        expiry: u64,
+        lsn: Lsn,
+        now_ms: i64,
+        seal_points: usize,
+        on_locked: impl FnOnce(),
+    ) -> bool {
+        self.append_with(
+            sid,
+            p.data_type(),
+            lsn,
+            now_ms,
+            seal_points,
+            |c| c.append_points(p, expiry),
+            on_locked,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_col(
+        &self,
+        sid: u64,
+        ts: &[i64],
+        vals: &Col,
+        expiry: u64,
+        lsn: Lsn,
+        now_ms: i64,
+        seal_points: usize,
+    ) -> bool {
+        self.append_with(
+            sid,
+            vals.data_type(),
+            lsn,
+            now_ms,
+            seal_points,
+            |c| c.append_col(ts, vals, expiry),
+            || {},
+        )
+    }
+
+    /// Moves the active chunk to `frozen`. `None` when there is nothing to seal or
+    /// a seal of this series is already in progress.
+    pub fn freeze(&self, sid: u64) -> Option<Frozen> {
+        let mut shard = self.shard(sid).lock();
+        let h = shard.get_mut(&sid)?;
+        if h.active.is_empty() || h.frozen.is_some() {
+            return None;
+        }
+        let dt = h.active.vals.data_type();
+        let chunk = Arc::new(std::mem::replace(&mut h.active, Chunk::new(dt)));
+        h.frozen_bytes = chunk.bytes();
+        h.frozen_min_segment = h.min_segment;
+        h.frozen = Some(chunk.clone());
+        h.queued = false;
+        Some(Frozen {
+            chunk,
+            last_lsn: h.last_lsn,
+        })
+    }
+
+    /// Drops the frozen chunk after its blocks are committed. `on_locked(empty)`
+    /// runs under the shard lock with whether the head is now empty.
+    pub fn commit_frozen(&self, sid: u64, on_locked: impl FnOnce(bool)) {
+        let mut shard = self.shard(sid).lock();
+        let Some(h) = shard.get_mut(&sid) else {
+            on_locked(true);
+            return;
+        };
+        if let Some(f) = h.frozen.take() {
+            self.bytes
+                .fetch_sub(h.frozen_bytes as u64, Ordering::Relaxed);
+            self.points.fetch_sub(f.len() as u64, Ordering::Relaxed);
+            h.frozen_bytes = 0;
+        }
+        let empty = h.is_empty();
+        if empty {
+            shard.remove(&sid);
+        }
+        on_locked(empty);
+    }
+
+    /// Runs `f(head is empty)` under the series' shard lock.
+    pub fn with_emptiness<R>(&self, sid: u64, f: impl FnOnce(bool) -> R) -> R {
+        let shard = self.shard(sid).lock();
+        f(shard.get(&sid).is_none_or(SeriesHead::is_empty))
+    }
+
+    /// Alive points of the series inside `range`, as runs oldest first (frozen,
+    /// active).
+    pub fn snapshot(&self, sid: u64, range: TimeRange, now_secs: u64) -> Vec<Run> {
+        let (frozen, active) = {
+            let shard = self.shard(sid).lock();
+            let Some(h) = shard.get(&sid) else {
+                return Vec::new();
+            };
+            // The frozen chunk is immutable: clone the Arc and sort it unlocked.
+            (h.frozen.clone(), h.active.to_run(range, now_secs))
+        };
+        let mut out = Vec::with_capacity(2);
+        if let Some(f) = frozen {
+            out.push(f.to_run(range, now_secs));
+        }
+        out.push(active);
+        out
+    }
+
+    /// Does the head hold points of `sid` within `range` (bounds only)?
+    pub fn overlaps(&self, sid: u64, range: TimeRange) -> bool {
+        let shard = self.shard(sid).lock();
+        shard.get(&sid).is_some_and(|h| {
+            let ov = |c: &Chunk| !c.is_empty() && c.min_ts <= range.end && c.max_ts >= range.start;
+            ov(&h.active) || h.frozen.as_deref().is_some_and(ov)
+        })
+    }
+
+    pub fn len(&self, sid: u64) -> usize {
+        self.shard(sid)
+            .lock()
+            .get(&sid)
+            .map_or(0, |h| h.active.len())
+    }
+
+    /// Removes points inside `range` from the active chunk. Must not run while a
+    /// seal of the series is in progress (the engine's maintenance lock ensures it).
+    pub fn remove_range(&self, sid: u64, range: TimeRange) -> usize {
+        self.rewrite(sid, |c| {
+            if c.is_empty() || c.max_ts < range.start || c.min_ts > range.end {
+                return None;
+            }
+            Some(c.filtered(|t, _| !range.contains(t)))
+        })
+    }
+
+    fn rewrite(&self, sid: u64, f: impl FnOnce(&Chunk) -> Option<(Chunk, usize)>) -> usize {
+        let mut shard = self.shard(sid).lock();
+        let Some(h) = shard.get_mut(&sid) else {
+            return 0;
+        };
+        debug_assert!(h.frozen.is_none(), "BUG: head rewrite during a seal");
+        let Some((new, dropped)) = f(&h.active) else {
+            return 0;
+        };
+        if dropped == 0 {
+            return 0;
+        }
+        let (before, after) = (h.active.bytes() as u64, new.bytes() as u64);
+        if before >= after {
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_add(after - before, Ordering::Relaxed);
+        }
+        self.points.fetch_sub(dropped as u64, Ordering::Relaxed);
+        h.active = new;
+        if h.is_empty() {
+            shard.remove(&sid);
+        }
+        dropped
+    }
+
+    /// Drops expired points from every head. Returns ids whose head changed.
+    pub fn purge_expired(&self, now_secs: u64) -> Vec<u64> {
+        let mut candidates = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            candidates.extend(
+                shard
+                    .iter()
+                    .filter(|(_, h)| h.frozen.is_none() && h.active.min_exp <= now_secs)
+                    .map(|(&sid, _)| sid),
+            );
+        }
+        candidates.retain(|&sid| self.rewrite(sid, |c| Some(c.filtered(|_, e| e > now_secs))) > 0);
+        candidates
+    }
+
+    /// Maintenance view of every series head.
+    pub fn infos(&self) -> Vec<HeadInfo> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            out.extend(shard.iter().map(|(&sid, h)| HeadInfo {
+                sid,
+                points: h.active.len(),
+                bytes: h.bytes(),
+                min_segment: h.min_segment(),
+                first_write_ms: h.first_write_ms,
+            }));
+        }
+        out
+    }
+
+    /// Oldest WAL segment any head still needs.
+    pub fn min_segment(&self) -> Option<u64> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().values().filter_map(SeriesHead::min_segment).min())
+            .min()
+    }
+
+    /// Ids of every series with head data.
+    pub fn series_ids(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.lock().keys().copied());
+        }
+        out
+    }
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lsn(s: u64, o: u64) -> Lsn {
+        Lsn {
+            segment: s,
+            offset: o,
+        }
+    }
+
+    fn longs(ts: &[i64], v: &[i64]) -> Points {
+        Points::Long {
+            ts: ts.to_vec(),
+            values: v.to_vec(),
+        }
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_resolve_last_write_wins() {
+        let h = Head::new();
+        h.append_points(
+            1,
+            &longs(&[3, 1, 2], &[30, 10, 20]),
+            NEVER,
+            lsn(1, 24),
+            0,
+            100,
+            || {},
+        );
+        h.append_points(
+            1,
+            &longs(&[2, 4], &[200, 40]),
+            NEVER,
+            lsn(1, 90),
+            0,
+            100,
+            || {},
+        );
+        let runs = h.snapshot(1, TimeRange::ALL, 0);
+        let r = &runs[0];
+        assert_eq!(r.ts, vec![1, 2, 3, 4]);
+        assert_eq!(r.vals, Col::Long(vec![10, 200, 30, 40]));
+        let runs = h.snapshot(1, TimeRange::new(2, 3), 0);
+        assert_eq!(runs[0].ts, vec![2, 3]);
+        assert_eq!(h.points(), 5);
+        assert!(h.bytes() >= 80);
+    }
+
+    #[test]
+    fn freeze_commit_and_segments() {
+        let h = Head::new();
+        assert!(!h.append_points(7, &longs(&[1, 2], &[1, 2]), NEVER, lsn(3, 24), 5, 3, || {}));
+        assert!(h.append_points(7, &longs(&[3], &[3]), NEVER, lsn(4, 24), 6, 3, || {}));
+        assert_eq!(h.min_segment(), Some(3));
+        let f = h.freeze(7).unwrap();
+        assert_eq!(f.last_lsn, lsn(4, 24));
+        assert!(h.freeze(7).is_none(), "second freeze while sealing");
+        h.append_points(7, &longs(&[9], &[9]), NEVER, lsn(5, 24), 7, 3, || {});
+        // Frozen and active are both readable.
+        let runs = h.snapshot(7, TimeRange::ALL, 0);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].ts, vec![1, 2, 3]);
+        assert_eq!(runs[1].ts, vec![9]);
+        assert_eq!(h.min_segment(), Some(3));
+        let mut was_empty = None;
+        h.commit_frozen(7, |e| was_empty = Some(e));
+        assert_eq!(was_empty, Some(false));
+        assert_eq!(h.min_segment(), Some(5));
+        assert_eq!(h.points(), 1);
+    }
+
+    #[test]
+    fn remove_range_and_purge_expired() {
+        let h = Head::new();
+        h.append_points(
+            1,
+            &longs(&[1, 2, 3], &[1, 2, 3]),
+            100,
+            lsn(1, 24),
+            0,
+            100,
+            || {},
+        );
+        h.append_points(
+            1,
+            &longs(&[4, 5], &[4, 5]),
+            NEVER,
+            lsn(1, 50),
+            0,
+            100,
+            || {},
+        );
+        h.append_points(1, &longs(&[6], &[6]), 50, lsn(1, 70), 0, 100, || {});
+        assert_eq!(h.remove_range(1, TimeRange::new(2, 4)), 3);
+        let r = &h.snapshot(1, TimeRange::ALL, 0)[0];
+        assert_eq!(r.ts, vec![1, 5, 6]);
+        assert_eq!(r.exp, vec![100, NEVER, 50]);
+        assert_eq!(h.purge_expired(60), vec![1]);
+        let r = &h.snapshot(1, TimeRange::ALL, 0)[0];
+        assert_eq!(r.ts, vec![1, 5]);
+        assert_eq!(h.purge_expired(200), vec![1]);
+        assert_eq!(h.snapshot(1, TimeRange::ALL, 0)[0].ts, vec![5]);
+        assert_eq!(h.remove_range(1, TimeRange::ALL), 1);
+        assert!(h.with_emptiness(1, |e| e));
+        assert_eq!(h.points(), 0);
+        assert_eq!(h.bytes(), 0);
+        assert_eq!(h.series_count(), 0);
+    }
+}

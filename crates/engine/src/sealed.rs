@@ -1,0 +1,376 @@
+//! Operations on a series' sealed blocks in fjall: sealing a sorted run into
+//! blocks (append-merging into a small newest block), reading the blocks that
+//! overlap a range, deleting a time range, and expiring points by TTL.
+//!
+//! Block precedence: a block's `seq` is global and increasing, so on equal
+//! timestamps the higher seq wins. Rewrites (delete, retention) keep the original
+//! seq so they never change precedence; an append-merge takes a new seq, which is
+//! safe because it only merges into the series' newest block with points that are
+//! all later than that block.
+//!
+//! Every mutation runs under the engine's maintenance lock (one writer of blocks at
+//! a time) and commits one fjall batch per series, which also rewrites the series'
+//! [`BlockSummary`] and the `expiry` work list. Reads run concurrently.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kairosdb_model::{StorageError, TimeRange};
+
+use crate::block::{self, BlockHeader, Decoded, Expiry};
+use crate::column::{merge_runs, Col, Run};
+use crate::index::{Registry, SeriesEntry};
+use crate::store::{corrupt, fjall_err, BlockId, BlockSummary, Store};
+use crate::wal::{Lsn, NEVER};
+
+/// Result of sealing one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SealOutcome {
+    pub blocks: u64,
+    pub points: u64,
+    pub bytes: u64,
+}
+
+/// Result of one retention pass over blocks.
+#[derive(Clone, Debug, Default)]
+pub struct ExpireOutcome {
+    pub touched: Vec<u64>,
+    pub dropped_blocks: u64,
+    pub rewritten_blocks: u64,
+    pub expired_points: u64,
+}
+
+pub struct Sealed {
+    pub store: Store,
+    next_seq: AtomicU64,
+    level: usize,
+    /// Target points per block; a block holds at most twice this.
+    seal_points: usize,
+    blocks: AtomicU64,
+    bytes: AtomicU64,
+    pub blocks_written: AtomicU64,
+    pub blocks_removed: AtomicU64,
+}
+
+/// Copies `d[range]` into a run, with expiry when any point can expire.
+fn run_from_decoded(d: &Decoded, h: &BlockHeader, r: std::ops::Range<usize>) -> Run {
+    let mut vals = Col::with_capacity(h.data_type, r.len());
+    vals.extend_from_col(&d.vals, r.clone());
+    let exp = if !d.exp.is_empty() {
+        d.exp[r.clone()].to_vec()
+    } else if h.max_exp != NEVER {
+        vec![h.max_exp; r.len()]
+    } else {
+        Vec::new()
+    };
+    Run {
+        ts: d.ts[r].to_vec(),
+        vals,
+        exp,
+    }
+}
+
+fn encode_run(run: &Run, level: usize) -> Vec<u8> {
+    let exp = if run.exp.is_empty() {
+        Expiry::Uniform(NEVER)
+    } else {
+        Expiry::PerPoint(&run.exp)
+    };
+    block::encode(&run.ts, &run.vals, exp, level)
+}
+
+impl Sealed {
+    pub fn new(store: Store, level: usize, seal_points: usize) -> Result<Sealed, StorageError> {
+        let next = store.next_block_seq()?;
+        Ok(Sealed {
+            store,
+            next_seq: AtomicU64::new(next),
+            level,
+            seal_points: seal_points.max(1),
+            blocks: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            blocks_written: AtomicU64::new(0),
+            blocks_removed: AtomicU64::new(0),
+        })
+    }
+
+    /// Accounts blocks found at open.
+    pub fn account_loaded(&self, s: &BlockSummary) {
+        self.blocks
+            .fetch_add(u64::from(s.blocks), Ordering::Relaxed);
+        self.bytes.fetch_add(s.bytes, Ordering::Relaxed);
+    }
+
+    /// The seq the next block will get; blocks below it exist now.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Acquire)
+    }
+
+    pub fn block_count(&self) -> u64 {
+        self.blocks.load(Ordering::Relaxed)
+    }
+
+    pub fn block_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn add(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        summary: &mut BlockSummary,
+        sid: u64,
+        seq: u64,
+        run: &Run,
+    ) -> u64 {
+        let bytes = encode_run(run, self.level);
+        let id = BlockId {
+            sid,
+            start: run.ts[0],
+            seq,
+        };
+        let min_exp = run.exp.iter().copied().min().unwrap_or(NEVER);
+        if min_exp != NEVER {
+            batch.insert(&self.store.expiry, id.expiry_key(min_exp), []);
+        }
+        let len = bytes.len() as u64;
+        batch.insert(&self.store.blocks, id.key(), bytes);
+        summary.add_block(id, run.len() as u32, run.ts[run.len() - 1], len);
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        self.blocks_written.fetch_add(1, Ordering::Relaxed);
+        len
+    }
+
+    fn remove(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        summary: &mut BlockSummary,
+        id: BlockId,
+        h: &BlockHeader,
+        len: u64,
+    ) {
+        batch.remove(&self.store.blocks, id.key());
+        if h.min_exp != NEVER {
+            batch.remove(&self.store.expiry, id.expiry_key(h.min_exp));
+        }
+        summary.remove_block(id, h.count, len);
+        self.blocks.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(
+            len.min(self.bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        self.blocks_removed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get_block(&self, id: BlockId) -> Result<Option<fjall::Slice>, StorageError> {
+        self.store.blocks.get(id.key()).map_err(fjall_err)
+    }
+
+    fn decode(
+        &self,
+        id: BlockId,
+        bytes: &[u8],
+        d: &mut Decoded,
+    ) -> Result<BlockHeader, StorageError> {
+        block::decode(bytes, d).map_err(|e| corrupt(&format!("block {id:?}"), e))
+    }
+
+    /// Seals `run` (sorted, unique timestamps; may be empty) for series `e` and
+    /// records that its WAL records up to `sealed_lsn` are now in blocks.
+    pub fn seal(
+        &self,
+        e: &SeriesEntry,
+        mut run: Run,
+        sealed_lsn: Lsn,
+        now_secs: u64,
+    ) -> Result<SealOutcome, StorageError> {
+        let mut summary = *e.summary.lock();
+        let mut batch = self.store.batch();
+        let mut out = SealOutcome::default();
+        if !run.is_empty() {
+            out.points = run.len() as u64;
+            // Append-merge: a small newest block that ends before the new points
+            // absorbs them, so sparse series do not leave many tiny blocks.
+            if summary.last_seq != 0
+                && (summary.last_count as usize) < self.seal_points
+                && summary.last_max_ts < run.ts[0]
+                && summary.last_count as usize + run.len() <= self.seal_points * 2
+            {
+                let id = BlockId {
+                    sid: e.id,
+                    start: summary.last_start,
+                    seq: summary.last_seq,
+                };
+                if let Some(bytes) = self.get_block(id)? {
+                    let mut d = Decoded::new();
+                    let h = self.decode(id, &bytes, &mut d)?;
+                    let mut old = run_from_decoded(&d, &h, 0..h.count as usize);
+                    old.retain_alive(now_secs);
+                    self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
+                    run = merge_runs(h.data_type, vec![old, run]);
+                }
+            }
+            for part in run.split_even(self.seal_points * 2) {
+                let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+                out.bytes += self.add(&mut batch, &mut summary, e.id, seq, &part);
+                out.blocks += 1;
+            }
+            self.store.put_next_block_seq(&mut batch, self.next_seq());
+        }
+        summary.sealed_lsn = summary.sealed_lsn.max(sealed_lsn);
+        self.store.put_summary(&mut batch, e.id, &summary);
+        batch.commit().map_err(fjall_err)?;
+        *e.summary.lock() = summary;
+        Ok(out)
+    }
+
+    /// Runs of the blocks of `e` overlapping `range`, oldest seq first, without
+    /// expired points.
+    pub fn read(
+        &self,
+        e: &SeriesEntry,
+        summary: &BlockSummary,
+        range: TimeRange,
+        now_secs: u64,
+        d: &mut Decoded,
+    ) -> Result<Vec<Run>, StorageError> {
+        if summary.blocks == 0 || summary.max_ts < range.start || summary.min_ts > range.end {
+            return Ok(Vec::new());
+        }
+        let from = (i128::from(range.start) - i128::from(summary.max_span))
+            .max(i128::from(i64::MIN)) as i64;
+        let mut runs: Vec<(u64, Run)> = Vec::new();
+        for item in self.store.blocks_between(e.id, from, range.end) {
+            let (id, bytes) = item?;
+            let h =
+                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            if h.max_ts < range.start || h.min_ts > range.end {
+                continue;
+            }
+            if h.all_expired(now_secs) {
+                continue;
+            }
+            self.decode(id, &bytes, d)?;
+            let r = Run::bounds(&d.ts, range);
+            if !r.is_empty() {
+                let mut run = run_from_decoded(d, &h, r);
+                run.retain_alive(now_secs);
+                runs.push((id.seq, run));
+            }
+        }
+        runs.sort_by_key(|r| r.0);
+        Ok(runs.into_iter().map(|r| r.1).collect())
+    }
+
+    /// Removes the points of `e` inside `range` from blocks with `seq < watermark`
+    /// (the blocks that existed when the delete was logged). Idempotent, so WAL
+    /// replay can apply it again. Returns the number of points removed.
+    pub fn delete_range(
+        &self,
+        e: &SeriesEntry,
+        range: TimeRange,
+        watermark: u64,
+    ) -> Result<u64, StorageError> {
+        let mut summary = *e.summary.lock();
+        if summary.blocks == 0 || summary.max_ts < range.start || summary.min_ts > range.end {
+            return Ok(0);
+        }
+        let from = (i128::from(range.start) - i128::from(summary.max_span))
+            .max(i128::from(i64::MIN)) as i64;
+        let mut hits = Vec::new();
+        for item in self.store.blocks_between(e.id, from, range.end) {
+            let (id, bytes) = item?;
+            if id.seq >= watermark {
+                continue;
+            }
+            let h =
+                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            if h.max_ts >= range.start && h.min_ts <= range.end {
+                hits.push((id, bytes));
+            }
+        }
+        if hits.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = self.store.batch();
+        let mut d = Decoded::new();
+        let mut removed = 0u64;
+        for (id, bytes) in hits {
+            let h = self.decode(id, &bytes, &mut d)?;
+            let mut run = run_from_decoded(&d, &h, 0..h.count as usize);
+            let n = run.remove_range(range) as u64;
+            if n == 0 {
+                continue;
+            }
+            removed += n;
+            self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
+            if !run.is_empty() {
+                self.add(&mut batch, &mut summary, e.id, id.seq, &run);
+            }
+        }
+        self.store.put_summary(&mut batch, e.id, &summary);
+        batch.commit().map_err(fjall_err)?;
+        *e.summary.lock() = summary;
+        Ok(removed)
+    }
+
+    /// Drops or rewrites every block holding points expired at `now_secs`,
+    /// following the `expiry` work list (so untouched blocks are never read).
+    pub fn expire(
+        &self,
+        registry: &Registry,
+        now_secs: u64,
+    ) -> Result<ExpireOutcome, StorageError> {
+        let mut entries = self.store.expired_entries(now_secs)?;
+        let mut out = ExpireOutcome::default();
+        if entries.is_empty() {
+            return Ok(out);
+        }
+        entries.sort_by_key(|(_, id)| *id);
+        let mut d = Decoded::new();
+        let mut i = 0;
+        while i < entries.len() {
+            let sid = entries[i].1.sid;
+            let mut j = i;
+            while j < entries.len() && entries[j].1.sid == sid {
+                j += 1;
+            }
+            let entry = registry.get(sid);
+            let mut summary = entry
+                .as_ref()
+                .map(|e| *e.summary.lock())
+                .unwrap_or_default();
+            let mut batch = self.store.batch();
+            for &(min_exp, id) in &entries[i..j] {
+                let Some(bytes) = self.get_block(id)? else {
+                    // Stale work-list entry (block already rewritten or removed).
+                    batch.remove(&self.store.expiry, id.expiry_key(min_exp));
+                    continue;
+                };
+                let h = self.decode(id, &bytes, &mut d)?;
+                if h.min_exp != min_exp {
+                    batch.remove(&self.store.expiry, id.expiry_key(min_exp));
+                }
+                let mut run = run_from_decoded(&d, &h, 0..h.count as usize);
+                run.retain_alive(now_secs);
+                out.expired_points += u64::from(h.count) - run.len() as u64;
+                self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
+                if run.is_empty() {
+                    out.dropped_blocks += 1;
+                } else {
+                    self.add(&mut batch, &mut summary, sid, id.seq, &run);
+                    out.rewritten_blocks += 1;
+                }
+            }
+            if let Some(e) = &entry {
+                self.store.put_summary(&mut batch, sid, &summary);
+                batch.commit().map_err(fjall_err)?;
+                *e.summary.lock() = summary;
+                out.touched.push(sid);
+            } else {
+                batch.commit().map_err(fjall_err)?;
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,490 @@
+//! Everything kept in fjall (`data_dir/db/`): keyspaces, their key and value
+//! layouts, and the per-series block summary.
+//!
+//! Keyspaces (byte layouts in `docs/format.md`, "fjall keyspaces"):
+//! * `meta`: format version and the next block sequence number.
+//! * `series`: series id → canonical series key (the durable series registry).
+//! * `series_stats`: series id → [`BlockSummary`] of its sealed blocks.
+//! * `blocks`: `series_id BE ‖ block_start (sign-flipped) BE ‖ seq BE` → block bytes.
+//! * `expiry`: `min_expiry BE ‖ block key` → empty; the retention work list.
+//!
+//! fjall writes go to OS buffers; durability comes from [`Store::persist`], which
+//! checkpointing calls before deleting WAL segments (the WAL still holds anything
+//! fjall may lose in a crash before that).
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+use kairosdb_model::{SeriesKey, StorageError};
+
+use crate::codec::{decode_series_key, encode_series_key, DecodeError, Reader};
+use crate::wal::Lsn;
+
+pub const FORMAT_VERSION: u8 = 1;
+const META_FORMAT: &[u8] = b"format_version";
+const META_NEXT_SEQ: &[u8] = b"next_block_seq";
+pub const BLOCK_KEY_LEN: usize = 24;
+pub const EXPIRY_KEY_LEN: usize = 32;
+
+pub fn fjall_err(e: fjall::Error) -> StorageError {
+    StorageError::Internal(format!("fjall: {e}"))
+}
+
+pub fn corrupt(what: &str, e: DecodeError) -> StorageError {
+    StorageError::Corruption(format!("{what}: {e}"))
+}
+
+/// Maps a signed timestamp to an unsigned value with the same order, so big-endian
+/// keys sort negative timestamps first.
+#[inline]
+pub fn flip(ts: i64) -> u64 {
+    (ts as u64) ^ (1 << 63)
+}
+
+#[inline]
+pub fn unflip(v: u64) -> i64 {
+    (v ^ (1 << 63)) as i64
+}
+
+/// Identity of a sealed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlockId {
+    pub sid: u64,
+    pub start: i64,
+    pub seq: u64,
+}
+
+impl BlockId {
+    pub fn key(&self) -> [u8; BLOCK_KEY_LEN] {
+        let mut k = [0u8; BLOCK_KEY_LEN];
+        k[..8].copy_from_slice(&self.sid.to_be_bytes());
+        k[8..16].copy_from_slice(&flip(self.start).to_be_bytes());
+        k[16..].copy_from_slice(&self.seq.to_be_bytes());
+        k
+    }
+
+    pub fn from_key(k: &[u8]) -> Option<BlockId> {
+        if k.len() != BLOCK_KEY_LEN {
+            return None;
+        }
+        Some(BlockId {
+            sid: u64::from_be_bytes(k[..8].try_into().ok()?),
+            start: unflip(u64::from_be_bytes(k[8..16].try_into().ok()?)),
+            seq: u64::from_be_bytes(k[16..].try_into().ok()?),
+        })
+    }
+
+    /// Key in the `expiry` keyspace: `min_expiry BE ‖ block key`.
+    pub fn expiry_key(&self, min_exp: u64) -> [u8; EXPIRY_KEY_LEN] {
+        let mut k = [0u8; EXPIRY_KEY_LEN];
+        k[..8].copy_from_slice(&min_exp.to_be_bytes());
+        k[8..].copy_from_slice(&self.key());
+        k
+    }
+
+    pub fn from_expiry_key(k: &[u8]) -> Option<(u64, BlockId)> {
+        if k.len() != EXPIRY_KEY_LEN {
+            return None;
+        }
+        let exp = u64::from_be_bytes(k[..8].try_into().ok()?);
+        Some((exp, BlockId::from_key(&k[8..])?))
+    }
+}
+
+/// What the engine knows about one series' sealed blocks without reading them.
+/// Persisted in `series_stats`, updated in the same fjall batch as the blocks.
+///
+/// `min_ts`/`max_ts`/`max_span` are bounds: they widen on seal but are only reset
+/// (not narrowed) by deletes and retention, which is safe for planning reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub blocks: u32,
+    pub points: u64,
+    pub bytes: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Largest `max_ts - min_ts` of any block: reads scan block keys from
+    /// `range.start - max_span` so a block starting earlier is not missed.
+    pub max_span: u64,
+    /// The newest block (highest seq), the candidate for append-merging small seals;
+    /// `last_seq == 0` means none.
+    pub last_seq: u64,
+    pub last_start: i64,
+    pub last_count: u32,
+    pub last_max_ts: i64,
+    /// Every WAL record of this series at or before this position is in blocks.
+    pub sealed_lsn: Lsn,
+}
+
+const SUMMARY_VERSION: u8 = 1;
+const SUMMARY_LEN: usize = 1 + 4 + 8 * 5 + 8 + 8 + 4 + 8 + 16;
+
+impl BlockSummary {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(SUMMARY_LEN);
+        b.push(SUMMARY_VERSION);
+        b.extend_from_slice(&self.blocks.to_le_bytes());
+        b.extend_from_slice(&self.points.to_le_bytes());
+        b.extend_from_slice(&self.bytes.to_le_bytes());
+        b.extend_from_slice(&self.min_ts.to_le_bytes());
+        b.extend_from_slice(&self.max_ts.to_le_bytes());
+        b.extend_from_slice(&self.max_span.to_le_bytes());
+        b.extend_from_slice(&self.last_seq.to_le_bytes());
+        b.extend_from_slice(&self.last_start.to_le_bytes());
+        b.extend_from_slice(&self.last_count.to_le_bytes());
+        b.extend_from_slice(&self.last_max_ts.to_le_bytes());
+        b.extend_from_slice(&self.sealed_lsn.segment.to_le_bytes());
+        b.extend_from_slice(&self.sealed_lsn.offset.to_le_bytes());
+        debug_assert_eq!(b.len(), SUMMARY_LEN);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<BlockSummary, DecodeError> {
+        let mut r = Reader::new(b);
+        let v = r.u8("summary version")?;
+        if v != SUMMARY_VERSION {
+            return Err(DecodeError::Version {
+                what: "series summary",
+                version: v,
+            });
+        }
+        let s = BlockSummary {
+            blocks: r.u32_le("blocks")?,
+            points: r.u64_le("points")?,
+            bytes: r.u64_le("bytes")?,
+            min_ts: r.i64_le("min_ts")?,
+            max_ts: r.i64_le("max_ts")?,
+            max_span: r.u64_le("max_span")?,
+            last_seq: r.u64_le("last_seq")?,
+            last_start: r.i64_le("last_start")?,
+            last_count: r.u32_le("last_count")?,
+            last_max_ts: r.i64_le("last_max_ts")?,
+            sealed_lsn: Lsn {
+                segment: r.u64_le("sealed segment")?,
+                offset: r.u64_le("sealed offset")?,
+            },
+        };
+        if !r.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "summary length",
+                offset: r.pos(),
+            });
+        }
+        Ok(s)
+    }
+
+    /// Accounts a new block.
+    pub fn add_block(&mut self, id: BlockId, count: u32, max_ts: i64, bytes: u64) {
+        if self.blocks == 0 {
+            self.min_ts = id.start;
+            self.max_ts = max_ts;
+        } else {
+            self.min_ts = self.min_ts.min(id.start);
+            self.max_ts = self.max_ts.max(max_ts);
+        }
+        self.blocks += 1;
+        self.points += u64::from(count);
+        self.bytes += bytes;
+        self.max_span = self.max_span.max(max_ts.wrapping_sub(id.start) as u64);
+        if id.seq >= self.last_seq {
+            self.last_seq = id.seq;
+            self.last_start = id.start;
+            self.last_count = count;
+            self.last_max_ts = max_ts;
+        }
+    }
+
+    /// Accounts a removed block.
+    pub fn remove_block(&mut self, id: BlockId, count: u32, bytes: u64) {
+        self.blocks = self.blocks.saturating_sub(1);
+        self.points = self.points.saturating_sub(u64::from(count));
+        self.bytes = self.bytes.saturating_sub(bytes);
+        if id.seq == self.last_seq {
+            self.last_seq = 0;
+        }
+        if self.blocks == 0 {
+            let lsn = self.sealed_lsn;
+            *self = BlockSummary {
+                sealed_lsn: lsn,
+                ..BlockSummary::default()
+            };
+        }
+    }
+}
+
+/// The fjall database and its keyspaces.
+pub struct Store {
+    pub db: Database,
+    pub meta: Keyspace,
+    pub series: Keyspace,
+    pub stats: Keyspace,
+    pub blocks: Keyspace,
+    pub expiry: Keyspace,
+}
+
+impl Store {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StorageError> {
+        // Two fjall workers at most: this machine class has ~1 effective core and
+        // ingest must keep the CPU.
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 2);
+        let db = Database::builder(path)
+            .cache_size(cache_bytes)
+            .worker_threads(workers)
+            .open()
+            .map_err(fjall_err)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(fjall_err)
+        };
+        let store = Store {
+            meta: ks("meta")?,
+            series: ks("series")?,
+            stats: ks("series_stats")?,
+            blocks: ks("blocks")?,
+            expiry: ks("expiry")?,
+            db,
+        };
+        match store.meta.get(META_FORMAT).map_err(fjall_err)? {
+            None => store
+                .meta
+                .insert(META_FORMAT, [FORMAT_VERSION])
+                .map_err(fjall_err)?,
+            Some(v) if v.as_ref() == [FORMAT_VERSION] => {}
+            Some(v) => return Err(StorageError::Corruption(format!(
+                "data directory has storage format {:?}; this build reads format {FORMAT_VERSION}",
+                v.as_ref()
+            ))),
+        }
+        Ok(store)
+    }
+
+    pub fn batch(&self) -> OwnedWriteBatch {
+        self.db.batch()
+    }
+
+    /// fsyncs fjall's journal: everything written so far survives a crash.
+    pub fn persist(&self) -> Result<(), StorageError> {
+        self.db.persist(PersistMode::SyncAll).map_err(fjall_err)
+    }
+
+    pub fn next_block_seq(&self) -> Result<u64, StorageError> {
+        Ok(match self.meta.get(META_NEXT_SEQ).map_err(fjall_err)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                StorageError::Corruption("meta next_block_seq is not 8 bytes".into())
+            })?),
+            None => 1,
+        })
+    }
+
+    pub fn put_next_block_seq(&self, b: &mut OwnedWriteBatch, next: u64) {
+        b.insert(&self.meta, META_NEXT_SEQ, next.to_be_bytes());
+    }
+
+    pub fn put_series(&self, id: u64, key: &SeriesKey) -> Result<(), StorageError> {
+        let mut v = Vec::with_capacity(64);
+        encode_series_key(&mut v, key);
+        self.series.insert(id.to_be_bytes(), v).map_err(fjall_err)
+    }
+
+    pub fn put_summary(&self, b: &mut OwnedWriteBatch, sid: u64, s: &BlockSummary) {
+        b.insert(&self.stats, sid.to_be_bytes(), s.encode());
+    }
+
+    /// All series definitions, in id order.
+    pub fn load_series(&self) -> Result<Vec<(u64, SeriesKey)>, StorageError> {
+        let mut out = Vec::new();
+        for kv in self.series.iter() {
+            let (k, v) = kv.into_inner().map_err(fjall_err)?;
+            let id = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+                StorageError::Corruption("series keyspace key is not 8 bytes".into())
+            })?);
+            let mut r = Reader::new(&v);
+            let key = decode_series_key(&mut r).map_err(|e| corrupt(&format!("series {id}"), e))?;
+            out.push((id, key));
+        }
+        Ok(out)
+    }
+
+    pub fn load_summaries(&self) -> Result<Vec<(u64, BlockSummary)>, StorageError> {
+        let mut out = Vec::new();
+        for kv in self.stats.iter() {
+            let (k, v) = kv.into_inner().map_err(fjall_err)?;
+            let id =
+                u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+                    StorageError::Corruption("series_stats key is not 8 bytes".into())
+                })?);
+            let s = BlockSummary::decode(&v)
+                .map_err(|e| corrupt(&format!("summary of series {id}"), e))?;
+            out.push((id, s));
+        }
+        Ok(out)
+    }
+
+    /// Blocks of `sid` whose start lies in `[from, to]`, in key order.
+    pub fn blocks_between(
+        &self,
+        sid: u64,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = Result<(BlockId, fjall::Slice), StorageError>> + '_ {
+        let lo = BlockId {
+            sid,
+            start: from,
+            seq: 0,
+        }
+        .key();
+        let hi = BlockId {
+            sid,
+            start: to,
+            seq: u64::MAX,
+        }
+        .key();
+        self.blocks.range(lo..=hi).map(|kv| {
+            let (k, v) = kv.into_inner().map_err(fjall_err)?;
+            let id = BlockId::from_key(&k)
+                .ok_or_else(|| StorageError::Corruption("block key is not 24 bytes".into()))?;
+            Ok((id, v))
+        })
+    }
+
+    /// Expiry work list entries with `min_expiry <= now`.
+    pub fn expired_entries(&self, now_secs: u64) -> Result<Vec<(u64, BlockId)>, StorageError> {
+        let mut out = Vec::new();
+        let hi = (now_secs.saturating_add(1)).to_be_bytes();
+        for kv in self.expiry.range(..hi.as_slice()) {
+            let k = kv.key().map_err(fjall_err)?;
+            let e = BlockId::from_expiry_key(&k)
+                .ok_or_else(|| StorageError::Corruption("expiry key is not 32 bytes".into()))?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// On-disk size of the fjall database (tables and journals).
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_keys_sort_by_series_then_time_then_seq() {
+        let ids = [
+            BlockId {
+                sid: 1,
+                start: i64::MIN,
+                seq: 9,
+            },
+            BlockId {
+                sid: 1,
+                start: -1,
+                seq: 1,
+            },
+            BlockId {
+                sid: 1,
+                start: 0,
+                seq: 5,
+            },
+            BlockId {
+                sid: 1,
+                start: 0,
+                seq: 6,
+            },
+            BlockId {
+                sid: 1,
+                start: i64::MAX,
+                seq: 0,
+            },
+            BlockId {
+                sid: 2,
+                start: i64::MIN,
+                seq: 0,
+            },
+        ];
+        for w in ids.windows(2) {
+            assert!(w[0].key() < w[1].key());
+        }
+        for id in ids {
+            assert_eq!(BlockId::from_key(&id.key()), Some(id));
+            assert_eq!(BlockId::from_expiry_key(&id.expiry_key(77)), Some((77, id)));
+        }
+        assert_eq!(
+            BlockId {
+                sid: 1,
+                start: 0,
+                seq: 2
+            }
+            .key(),
+            [0, 0, 0, 0, 0, 0, 0, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
+    }
+
+    #[test]
+    fn summary_round_trips_and_tracks_last_block() {
+        let mut s = BlockSummary::default();
+        s.add_block(
+            BlockId {
+                sid: 1,
+                start: 100,
+                seq: 3,
+            },
+            10,
+            200,
+            50,
+        );
+        s.add_block(
+            BlockId {
+                sid: 1,
+                start: 0,
+                seq: 4,
+            },
+            5,
+            50,
+            20,
+        );
+        assert_eq!(
+            (s.blocks, s.points, s.min_ts, s.max_ts, s.max_span),
+            (2, 15, 0, 200, 100)
+        );
+        assert_eq!((s.last_seq, s.last_start, s.last_count), (4, 0, 5));
+        s.sealed_lsn = Lsn {
+            segment: 3,
+            offset: 99,
+        };
+        assert_eq!(BlockSummary::decode(&s.encode()), Ok(s));
+        s.remove_block(
+            BlockId {
+                sid: 1,
+                start: 0,
+                seq: 4,
+            },
+            5,
+            20,
+        );
+        assert_eq!(s.last_seq, 0);
+        s.remove_block(
+            BlockId {
+                sid: 1,
+                start: 100,
+                seq: 3,
+            },
+            10,
+            50,
+        );
+        assert_eq!(s.blocks, 0);
+        assert_eq!(
+            s.sealed_lsn,
+            Lsn {
+                segment: 3,
+                offset: 99
+            }
+        );
+        assert!(BlockSummary::decode(&[2]).is_err());
+    }
+}

@@ -1,0 +1,927 @@
+//! Engine-level tests through the public `Storage` surface (plus a few internal
+//! hooks: crash simulation, WAL failure injection, holding the maintenance lock).
+//! Codec and component tests live beside their code.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kairosdb_model::{
+    DataType, DeleteRequest, Order, Points, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
+    Storage, StorageError, TagFilter, TagMatcher, Tags, TimeRange, WriteBatch,
+};
+
+use crate::{Clock, Engine, EngineConfig, WalSync};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn cfg(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir);
+    c.wal_sync = WalSync::None;
+    c.background = false;
+    c.clock = Clock::manual(T0);
+    c.cache_bytes = 4 << 20;
+    c
+}
+
+fn key(metric: &str, tags: &[(&str, &str)], dt: DataType) -> SeriesKey {
+    SeriesKey::new(metric, dt, Tags::from_pairs(tags.iter().copied()))
+}
+
+fn dbl(metric: &str, tags: &[(&str, &str)], ts: &[i64], v: &[f64]) -> SeriesPoints {
+    SeriesPoints {
+        key: key(metric, tags, DataType::Double),
+        ttl_secs: 0,
+        points: Points::Double {
+            ts: ts.to_vec(),
+            values: v.to_vec(),
+        },
+    }
+}
+
+fn lng(metric: &str, tags: &[(&str, &str)], ts: &[i64], v: &[i64]) -> SeriesPoints {
+    SeriesPoints {
+        key: key(metric, tags, DataType::Long),
+        ttl_secs: 0,
+        points: Points::Long {
+            ts: ts.to_vec(),
+            values: v.to_vec(),
+        },
+    }
+}
+
+fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
+    WriteBatch { series }
+}
+
+fn query(metric: &str) -> SeriesQuery {
+    SeriesQuery {
+        metric: metric.into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+        limit: None,
+        order: Order::Asc,
+    }
+}
+
+fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
+    TagFilter {
+        tags: pairs
+            .iter()
+            .map(|(k, vs)| {
+                let m = vs
+                    .iter()
+                    .map(|v| match v.strip_prefix("regex:") {
+                        Some(r) => TagMatcher::regex(r).unwrap(),
+                        None => TagMatcher::Exact((*v).to_string()),
+                    })
+                    .collect();
+                ((*k).to_string(), m)
+            })
+            .collect(),
+    }
+}
+
+fn read(e: &Engine, q: &SeriesQuery) -> Vec<SeriesData> {
+    e.query(q).unwrap()
+}
+
+/// (ts, value) pairs of the only series returned.
+fn longs_of(e: &Engine, metric: &str) -> Vec<(i64, i64)> {
+    let r = read(e, &query(metric));
+    assert_eq!(
+        r.len(),
+        1,
+        "expected one series of {metric}, got {}",
+        r.len()
+    );
+    match &r[0].points {
+        Points::Long { ts, values } => ts.iter().copied().zip(values.iter().copied()).collect(),
+        p => panic!("not longs: {p:?}"),
+    }
+}
+
+fn counter(e: &Engine, name: &str) -> u64 {
+    e.stats()
+        .counters
+        .iter()
+        .find(|c| c.0 == name)
+        .unwrap_or_else(|| panic!("no counter {name}"))
+        .2
+}
+
+fn gauge(e: &Engine, name: &str) -> f64 {
+    e.stats()
+        .gauges
+        .iter()
+        .find(|c| c.0 == name)
+        .unwrap_or_else(|| panic!("no gauge {name}"))
+        .2
+}
+
+impl Engine {
+    /// What a killed process leaves behind: background threads stop, nothing is
+    /// sealed or synced by us (fjall still hands its journal to the OS on drop).
+    fn crash(self) {
+        let inner = self.inner();
+        inner.stop_background();
+        for t in self.threads.lock().drain(..) {
+            t.join().unwrap();
+        }
+        inner.abandon();
+        drop(self);
+        assert_eq!(
+            Arc::strong_count(&inner),
+            1,
+            "engine internals still shared"
+        );
+    }
+
+    fn inner(&self) -> Arc<crate::engine::Inner> {
+        self.inner.read().clone().expect("engine is open")
+    }
+}
+
+#[test]
+fn write_query_round_trip_all_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1.25];
+    e.write(&batch(vec![
+        dbl("d", &[("h", "a")], &[-5, -1, 0, 7, 9], &specials),
+        lng(
+            "l",
+            &[("h", "a")],
+            &[i64::MIN, 0, i64::MAX],
+            &[i64::MAX, -1, i64::MIN],
+        ),
+        SeriesPoints {
+            key: key("s", &[("h", "a")], DataType::String),
+            ttl_secs: 0,
+            points: Points::String {
+                ts: vec![3, 1, 2],
+                values: vec!["three".into(), "".into(), "zwei ✓".into()],
+            },
+        },
+    ]))
+    .unwrap();
+    for round in 0..2 {
+        let r = read(&e, &query("d"));
+        let Points::Double { ts, values } = &r[0].points else {
+            panic!("type")
+        };
+        assert_eq!(ts, &vec![-5, -1, 0, 7, 9]);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(values), bits(&specials), "round {round}");
+        assert_eq!(
+            longs_of(&e, "l"),
+            vec![(i64::MIN, i64::MAX), (0, -1), (i64::MAX, i64::MIN)]
+        );
+        let r = read(&e, &query("s"));
+        assert_eq!(
+            r[0].points,
+            Points::String {
+                ts: vec![1, 2, 3],
+                values: vec!["".into(), "zwei ✓".into(), "three".into()]
+            }
+        );
+        // Inclusive range, descending order and per-series limit.
+        let mut q = query("d");
+        q.range = TimeRange::new(-1, 7);
+        let Points::Double { ts, .. } = &read(&e, &q)[0].points else {
+            panic!()
+        };
+        assert_eq!(ts, &vec![-1, 0, 7]);
+        q.order = Order::Desc;
+        q.limit = Some(2);
+        let Points::Double { ts, .. } = &read(&e, &q)[0].points else {
+            panic!()
+        };
+        assert_eq!(ts, &vec![7, 0]);
+        q.order = Order::Asc;
+        let Points::Double { ts, .. } = &read(&e, &q)[0].points else {
+            panic!()
+        };
+        assert_eq!(ts, &vec![-1, 0]);
+        q.range = TimeRange::new(10, 20);
+        assert!(
+            read(&e, &q).is_empty(),
+            "series without points in range are skipped"
+        );
+        assert!(read(&e, &query("nope")).is_empty());
+        e.flush().unwrap(); // second round reads from blocks
+    }
+    assert!(gauge(&e, "engine_blocks") >= 3.0);
+}
+
+#[test]
+fn last_write_wins_across_head_blocks_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    let ts: Vec<i64> = (1..=10).collect();
+    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &[1; 10])]))
+        .unwrap();
+    e.flush().unwrap();
+    e.write(&batch(vec![lng(
+        "m",
+        &[("h", "a")],
+        &[5, 3, 5],
+        &[2, 3, 22],
+    )]))
+    .unwrap();
+    let want = |five: i64| {
+        let mut v: Vec<(i64, i64)> = ts.iter().map(|&t| (t, 1)).collect();
+        v[2].1 = 3;
+        v[4].1 = five;
+        v
+    };
+    assert_eq!(longs_of(&e, "m"), want(22));
+    e.flush().unwrap();
+    assert_eq!(
+        longs_of(&e, "m"),
+        want(22),
+        "newer block wins over older block"
+    );
+    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[4])]))
+        .unwrap();
+    assert_eq!(longs_of(&e, "m"), want(4), "head wins over blocks");
+    e.crash();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(longs_of(&e, "m"), want(4), "same answer after WAL replay");
+    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[5])]))
+        .unwrap();
+    e.close().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(
+        longs_of(&e, "m"),
+        want(5),
+        "same answer after clean restart"
+    );
+    assert_eq!(
+        counter(&e, "engine_wal_replayed_points_total"),
+        0,
+        "clean close leaves nothing to replay"
+    );
+}
+
+#[test]
+fn out_of_order_batches_are_sorted_and_deduplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 64;
+    let e = Engine::open(c).unwrap();
+    // 1000 timestamps in a scrambled order, every one written twice; the second wins.
+    let mut ts: Vec<i64> = (0..1000).map(|i| (i * 7919) % 1000).collect();
+    for chunk in ts.chunks(100) {
+        let v: Vec<i64> = chunk.iter().map(|t| -t).collect();
+        e.write(&batch(vec![lng("m", &[], chunk, &v)])).unwrap();
+    }
+    ts.reverse();
+    for chunk in ts.chunks(37) {
+        e.write(&batch(vec![lng("m", &[], chunk, chunk)])).unwrap();
+        e.run_maintenance().unwrap();
+    }
+    let got = longs_of(&e, "m");
+    assert_eq!(got.len(), 1000);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, &(t, v))| t == i as i64 && v == t));
+    assert!(counter(&e, "engine_seals_total") > 1);
+}
+
+#[test]
+fn reopen_after_close_and_after_crash_with_blocks_and_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 500;
+    let e = Engine::open(c.clone()).unwrap();
+    let mut expect = Vec::new();
+    for b in 0..20 {
+        let ts: Vec<i64> = (0..250).map(|i| T0 + (b * 250 + i) * 10_000).collect();
+        let v: Vec<f64> = ts.iter().map(|&t| (t % 997) as f64 / 4.0).collect();
+        expect.extend(ts.iter().copied().zip(v.iter().copied()));
+        e.write(&batch(vec![dbl("cpu", &[("host", "a")], &ts, &v)]))
+            .unwrap();
+        e.run_maintenance().unwrap();
+    }
+    let ts: Vec<i64> = (0..100).map(|i| T0 + (5000 + i) * 10_000).collect();
+    let v = vec![0.5; 100];
+    expect.extend(ts.iter().copied().zip(v.iter().copied()));
+    e.write(&batch(vec![dbl("cpu", &[("host", "a")], &ts, &v)]))
+        .unwrap();
+    assert!(gauge(&e, "engine_blocks") >= 5.0, "most points sealed");
+    assert!(
+        gauge(&e, "engine_head_points") > 0.0,
+        "some points still in the head"
+    );
+    let check = |e: &Engine| {
+        let r = read(e, &query("cpu"));
+        let Points::Double { ts, values } = &r[0].points else {
+            panic!()
+        };
+        let got: Vec<(i64, f64)> = ts.iter().copied().zip(values.iter().copied()).collect();
+        assert_eq!(got, expect);
+    };
+    check(&e);
+    e.crash();
+    let e = Engine::open(c.clone()).unwrap();
+    check(&e);
+    assert!(counter(&e, "engine_wal_replayed_points_total") > 0);
+    assert!(
+        counter(&e, "engine_wal_replayed_points_total") < 5000,
+        "points already in durable blocks are skipped on replay"
+    );
+    e.close().unwrap();
+    let e = Engine::open(c).unwrap();
+    check(&e);
+    assert_eq!(counter(&e, "engine_wal_replayed_points_total"), 0);
+}
+
+#[test]
+fn torn_wal_tail_is_truncated_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![lng("m", &[], &[1, 2], &[1, 2])]))
+        .unwrap();
+    e.write(&batch(vec![lng("m", &[], &[3], &[3])])).unwrap();
+    e.crash();
+    let wal_dir = dir.path().join("wal");
+    let last = crate::wal::list_segments(&wal_dir).unwrap().pop().unwrap();
+    let path = wal_dir.join(crate::wal::segment_file_name(last));
+    let mut data = std::fs::read(&path).unwrap();
+    let good = data.len();
+    data.truncate(good - 3); // tear the last record
+    data.extend_from_slice(&[0x55; 11]);
+    std::fs::write(&path, &data).unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2)]);
+    assert!(counter(&e, "engine_wal_truncated_bytes_total") > 0);
+    // The engine keeps working and the next restart is clean.
+    e.write(&batch(vec![lng("m", &[], &[4], &[4])])).unwrap();
+    e.crash();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2), (4, 4)]);
+    assert_eq!(counter(&e, "engine_wal_truncated_bytes_total"), 0);
+}
+
+#[test]
+fn delete_removes_only_matching_points_and_empties_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    let ts: Vec<i64> = (1..=10).collect();
+    e.write(&batch(vec![
+        lng("m", &[("host", "a")], &ts, &ts),
+        lng("m", &[("host", "b")], &ts, &ts),
+        lng("other", &[("host", "a")], &ts, &ts),
+    ]))
+    .unwrap();
+    e.flush().unwrap();
+    // Some of host=a in blocks, some in the head.
+    e.write(&batch(vec![lng(
+        "m",
+        &[("host", "a")],
+        &[11, 12],
+        &[11, 12],
+    )]))
+    .unwrap();
+    let del = |f: TagFilter, range| DeleteRequest {
+        metric: "m".into(),
+        filter: f,
+        range,
+    };
+    let n = e
+        .delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
+        .unwrap();
+    assert_eq!(n, 1);
+    let only = |host: &str| {
+        let mut q = query("m");
+        q.filter = filter(&[("host", &[host])]);
+        let r = read(&e, &q);
+        let Points::Long { ts, .. } = &r[0].points else {
+            panic!()
+        };
+        ts.clone()
+    };
+    assert_eq!(only("a"), vec![1, 2, 12]);
+    assert_eq!(only("b"), ts, "other series untouched");
+    assert_eq!(longs_of(&e, "other").len(), 10, "other metric untouched");
+    assert_eq!(
+        e.delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
+            .unwrap(),
+        0
+    );
+    // Delete the rest of host=a by regex: it leaves every listing.
+    let n = e
+        .delete(&del(filter(&[("host", &["regex:a|zz"])]), TimeRange::ALL))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(read(&e, &query("m")).len(), 1);
+    let keys = e
+        .series_keys("m", &TagFilter::default(), TimeRange::ALL)
+        .unwrap();
+    assert_eq!(keys, vec![key("m", &[("host", "b")], DataType::Long)]);
+    assert_eq!(
+        e.tag_values().unwrap(),
+        vec!["a", "b"],
+        "'a' is still used by metric other"
+    );
+    e.delete(&DeleteRequest {
+        metric: "other".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+    })
+    .unwrap();
+    assert_eq!(e.metric_names(None).unwrap(), vec!["m"]);
+    assert_eq!(e.tag_values().unwrap(), vec!["b"]);
+    // Deleted points stay deleted after WAL replay and after a clean restart.
+    e.crash();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(e.metric_names(None).unwrap(), vec!["m"]);
+    let r = read(&e, &query("m"));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].key.tags.get("host"), Some("b"));
+    e.close().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(read(&e, &query("m")).len(), 1);
+    assert!(read(&e, &query("other")).is_empty());
+}
+
+#[test]
+fn points_written_after_a_delete_survive_its_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
+        .unwrap();
+    e.flush().unwrap();
+    e.delete(&DeleteRequest {
+        metric: "m".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::new(2, 3),
+    })
+    .unwrap();
+    e.write(&batch(vec![lng("m", &[], &[2, 4], &[20, 40])]))
+        .unwrap();
+    // Seal the new points into a block without deleting the WAL (the delete
+    // record stays in the log and is replayed).
+    {
+        let i = e.inner();
+        let _m = i.maint.lock();
+        i.seal_all_locked().unwrap();
+    }
+    e.write(&batch(vec![lng("m", &[], &[3], &[30])])).unwrap();
+    e.crash();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 20), (3, 30), (4, 40)]);
+}
+
+#[test]
+fn ttl_hides_then_retention_removes_expired_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let clock = c.clock.clone();
+    let e = Engine::open(c.clone()).unwrap();
+    let mut short = lng("ttl", &[("k", "short")], &[1, 2, 3], &[1, 2, 3]);
+    short.ttl_secs = 10;
+    let mut mixed_a = lng("mix", &[], &[1, 2], &[1, 2]);
+    mixed_a.ttl_secs = 10;
+    let mut mixed_b = lng("mix", &[], &[3, 4], &[3, 4]);
+    mixed_b.ttl_secs = 100;
+    e.write(&batch(vec![
+        short,
+        mixed_a,
+        mixed_b,
+        lng("keep", &[], &[1], &[1]),
+    ]))
+    .unwrap();
+    e.flush().unwrap();
+    let mut still = lng("ttl", &[("k", "short")], &[4], &[4]);
+    still.ttl_secs = 10;
+    e.write(&batch(vec![still])).unwrap(); // stays in the head
+    assert_eq!(longs_of(&e, "ttl").len(), 4);
+    let blocks_before = gauge(&e, "engine_blocks");
+    clock.advance(Duration::from_secs(10));
+    assert!(
+        read(&e, &query("ttl")).is_empty(),
+        "expired points are never returned"
+    );
+    assert_eq!(longs_of(&e, "mix"), vec![(3, 3), (4, 4)]);
+    assert_eq!(longs_of(&e, "keep"), vec![(1, 1)]);
+    e.run_retention().unwrap();
+    assert!(!e.metric_names(None).unwrap().contains(&"ttl".to_string()));
+    assert!(!e.tag_names().unwrap().contains(&"k".to_string()));
+    assert_eq!(
+        gauge(&e, "engine_blocks"),
+        blocks_before - 1.0,
+        "the all-expired block is dropped"
+    );
+    assert_eq!(
+        counter(&e, "engine_points_expired_total"),
+        5,
+        "3 dropped + 2 rewritten away"
+    );
+    assert_eq!(longs_of(&e, "mix"), vec![(3, 3), (4, 4)]);
+    assert_eq!(gauge(&e, "engine_head_points"), 0.0);
+    // The expiry outlives a restart (it is stored absolute in WAL and blocks).
+    e.close().unwrap();
+    let e = Engine::open(c.clone()).unwrap();
+    assert!(read(&e, &query("ttl")).is_empty());
+    clock.advance(Duration::from_secs(100));
+    assert!(read(&e, &query("mix")).is_empty());
+    e.run_retention().unwrap();
+    assert_eq!(e.metric_names(None).unwrap(), vec!["keep"]);
+    drop(e);
+    // default_ttl_secs applies to points written with ttl 0.
+    let mut c2 = c;
+    c2.default_ttl_secs = 5;
+    let e = Engine::open(c2).unwrap();
+    e.write(&batch(vec![lng("dflt", &[], &[1], &[1])])).unwrap();
+    assert_eq!(longs_of(&e, "dflt").len(), 1);
+    clock.advance(Duration::from_secs(5));
+    assert!(read(&e, &query("dflt")).is_empty());
+}
+
+#[test]
+fn backpressure_refuses_whole_write_until_memory_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.max_head_bytes = 20_000;
+    let e = Engine::open(c).unwrap();
+    let ts: Vec<i64> = (0..2000).collect();
+    // Below the bound when it starts: accepted even though it overshoots.
+    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &ts)]))
+        .unwrap();
+    assert!(gauge(&e, "engine_head_bytes") > 20_000.0);
+    let refused = batch(vec![lng("m", &[("h", "b")], &[1], &[1])]);
+    {
+        // Sealing is impossible while maintenance holds its lock.
+        let i = e.inner();
+        let _m = i.maint.lock();
+        let err = e.write(&refused).unwrap_err();
+        assert!(matches!(
+            err,
+            StorageError::Backpressure {
+                retry_after_secs: 1
+            }
+        ));
+    }
+    assert_eq!(counter(&e, "engine_backpressure_total"), 1);
+    assert_eq!(
+        read(&e, &query("m")).len(),
+        1,
+        "nothing of the refused batch was written"
+    );
+    assert!(e
+        .series_keys("m", &filter(&[("h", &["b"])]), TimeRange::ALL)
+        .unwrap()
+        .is_empty());
+    // Next write seals the big head first and goes through.
+    e.write(&refused).unwrap();
+    assert!(gauge(&e, "engine_head_bytes") <= 20_000.0);
+    assert_eq!(read(&e, &query("m")).len(), 2);
+}
+
+#[test]
+fn injected_wal_failure_poisons_writes_but_not_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![lng("m", &[], &[1], &[1])])).unwrap();
+    e.inner().wal.lock().fail_next = true;
+    let err = e
+        .write(&batch(vec![lng("m", &[], &[2], &[2])]))
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Poisoned(ref m) if m.contains("injected")));
+    e.inner().wal.lock().fail_next = false;
+    let err = e
+        .write(&batch(vec![lng("m", &[], &[3], &[3])]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Poisoned(_)),
+        "stays poisoned: {err:?}"
+    );
+    assert!(matches!(
+        e.delete(&DeleteRequest {
+            metric: "m".into(),
+            filter: TagFilter::default(),
+            range: TimeRange::ALL
+        }),
+        Err(StorageError::Poisoned(_))
+    ));
+    let h = e.health();
+    assert!(!h.ok);
+    assert!(h.detail.contains("injected"));
+    assert_eq!(longs_of(&e, "m"), vec![(1, 1)]);
+    assert_eq!(gauge(&e, "engine_poisoned"), 1.0);
+    assert!(matches!(e.close(), Err(StorageError::Poisoned(_))));
+    drop(e);
+    // A restart recovers from the WAL.
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    assert!(e.health().ok);
+    assert_eq!(longs_of(&e, "m"), vec![(1, 1)]);
+}
+
+#[test]
+fn invalid_input_and_closed_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    let mut bad = lng("m", &[], &[1], &[1]);
+    bad.key.data_type = DataType::Double;
+    assert!(matches!(
+        e.write(&batch(vec![bad])),
+        Err(StorageError::InvalidInput(_))
+    ));
+    let uneven = SeriesPoints {
+        key: key("m", &[], DataType::Long),
+        ttl_secs: 0,
+        points: Points::Long {
+            ts: vec![1, 2],
+            values: vec![1],
+        },
+    };
+    assert!(matches!(
+        e.write(&batch(vec![uneven])),
+        Err(StorageError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        e.write(&batch(vec![lng("", &[], &[1], &[1])])),
+        Err(StorageError::InvalidInput(_))
+    ));
+    assert!(
+        e.metric_names(None).unwrap().is_empty(),
+        "rejected batches write nothing"
+    );
+    e.write(&WriteBatch::default()).unwrap();
+    e.close().unwrap();
+    e.close().unwrap();
+    assert!(matches!(
+        e.write(&batch(vec![lng("m", &[], &[1], &[1])])),
+        Err(StorageError::Closed)
+    ));
+    assert!(matches!(e.query(&query("m")), Err(StorageError::Closed)));
+    assert!(!e.health().ok);
+    let mut c = cfg(dir.path());
+    c.seal_points = 0;
+    assert!(matches!(
+        Engine::open(c),
+        Err(StorageError::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn listings_prefix_and_series_keys_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![
+        lng("sys.cpu", &[("host", "a"), ("dc", "x")], &[100], &[1]),
+        lng("sys.cpu", &[("host", "b"), ("dc", "y")], &[200], &[1]),
+        lng("sys.mem", &[("host", "a")], &[100], &[1]),
+        lng("app.req", &[("svc", "api")], &[100], &[1]),
+    ]))
+    .unwrap();
+    assert_eq!(
+        e.metric_names(None).unwrap(),
+        vec!["app.req", "sys.cpu", "sys.mem"]
+    );
+    assert_eq!(
+        e.metric_names(Some("sys.")).unwrap(),
+        vec!["sys.cpu", "sys.mem"]
+    );
+    assert_eq!(e.metric_names(Some("sys.c")).unwrap(), vec!["sys.cpu"]);
+    assert!(e.metric_names(Some("zzz")).unwrap().is_empty());
+    assert_eq!(e.tag_names().unwrap(), vec!["dc", "host", "svc"]);
+    assert_eq!(e.tag_values().unwrap(), vec!["a", "api", "b", "x", "y"]);
+    let keys = |f: TagFilter, r| e.series_keys("sys.cpu", &f, r).unwrap();
+    assert_eq!(keys(TagFilter::default(), TimeRange::ALL).len(), 2);
+    assert_eq!(
+        keys(TagFilter::default(), TimeRange::new(150, 300)).len(),
+        1
+    );
+    assert_eq!(
+        keys(
+            filter(&[("dc", &["regex:x|y"]), ("host", &["b"])]),
+            TimeRange::ALL
+        )
+        .len(),
+        1
+    );
+    e.flush().unwrap();
+    assert_eq!(
+        keys(TagFilter::default(), TimeRange::new(0, 150)).len(),
+        1,
+        "answered from block bounds"
+    );
+}
+
+#[test]
+fn small_seals_append_merge_into_the_newest_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 100;
+    let e = Engine::open(c).unwrap();
+    for i in 0..8 {
+        let ts: Vec<i64> = (i * 10..i * 10 + 10).collect();
+        e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+        e.flush().unwrap();
+        assert_eq!(gauge(&e, "engine_blocks"), 1.0, "after seal {i}");
+    }
+    let got = longs_of(&e, "m");
+    assert_eq!(got.len(), 80);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, &(t, v))| t == i as i64 && v == t));
+}
+
+#[test]
+fn wal_stays_bounded_and_checkpoints_delete_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.wal_segment_bytes = 32 << 10;
+    c.wal_max_bytes = 128 << 10;
+    c.seal_points = 100_000; // only the WAL bound forces seals
+    let e = Engine::open(c.clone()).unwrap();
+    let mut max_wal = 0.0f64;
+    for b in 0..200i64 {
+        let series: Vec<SeriesPoints> = (0..10)
+            .map(|s| {
+                let ts: Vec<i64> = (0..20).map(|i| b * 20 + i).collect();
+                let host = format!("h{s}");
+                let v: Vec<f64> = ts.iter().map(|&t| t as f64 * 0.5).collect();
+                dbl("m", &[("host", host.as_str())], &ts, &v)
+            })
+            .collect();
+        e.write(&batch(series)).unwrap();
+        e.run_maintenance().unwrap();
+        max_wal = max_wal.max(gauge(&e, "engine_wal_bytes"));
+    }
+    assert!(counter(&e, "engine_wal_segments_removed_total") > 0);
+    assert!(counter(&e, "engine_forced_seals_total") > 0);
+    assert!(
+        max_wal <= (128 + 32 + 8) as f64 * 1024.0,
+        "WAL peaked at {max_wal} bytes"
+    );
+    let check = |e: &Engine| {
+        let r = read(e, &query("m"));
+        assert_eq!(r.len(), 10);
+        for s in &r {
+            let Points::Double { ts, values } = &s.points else {
+                panic!()
+            };
+            assert_eq!(ts.len(), 4000);
+            assert!(ts.iter().zip(values).all(|(&t, &v)| v == t as f64 * 0.5));
+        }
+    };
+    check(&e);
+    e.crash();
+    let e = Engine::open(c).unwrap();
+    check(&e);
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 300;
+    c.background = true;
+    c.maintenance_interval = Duration::from_millis(5);
+    c.wal_sync = WalSync::Interval(Duration::from_millis(5));
+    let e = Arc::new(Engine::open(c.clone()).unwrap());
+    let threads = 4i64;
+    let per = 60i64;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for b in 0..per {
+                    let mut series = Vec::new();
+                    for s in 0..5 {
+                        let host = format!("t{t}s{s}");
+                        let ts: Vec<i64> = (0..20).map(|i| b * 20 + i).collect();
+                        series.push(lng("own", &[("host", host.as_str())], &ts, &ts));
+                    }
+                    // A shared series: each thread owns residue t of the timestamps.
+                    let ts: Vec<i64> = (0..20).map(|i| (b * 20 + i) * threads + t).collect();
+                    series.push(lng("shared", &[], &ts, &ts));
+                    e.write(&batch(series)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let check = |e: &Engine| {
+        let own = read(e, &query("own"));
+        assert_eq!(own.len(), (threads * 5) as usize);
+        for s in &own {
+            assert_eq!(s.points.len(), (per * 20) as usize, "{}", s.key);
+        }
+        let shared = longs_of(e, "shared");
+        assert_eq!(shared.len(), (threads * per * 20) as usize);
+        assert!(shared
+            .iter()
+            .enumerate()
+            .all(|(i, &(t, v))| t == i as i64 && v == t));
+    };
+    check(&e);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter(&e, "engine_wal_fsyncs_total") == 0 {
+        assert!(Instant::now() < deadline, "interval sync never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let e = Arc::try_unwrap(e).ok().expect("sole owner");
+    e.close().unwrap();
+    let e = Engine::open(c).unwrap();
+    check(&e);
+}
+
+#[test]
+fn always_sync_fsyncs_before_acknowledging() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.wal_sync = WalSync::Always;
+    let e = Engine::open(c).unwrap();
+    for i in 0..3 {
+        e.write(&batch(vec![lng("m", &[], &[i], &[i])])).unwrap();
+    }
+    assert_eq!(counter(&e, "engine_wal_fsyncs_total"), 3);
+    e.sync().unwrap();
+}
+
+#[test]
+fn stats_expose_the_documented_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
+        .unwrap();
+    assert_eq!(counter(&e, "engine_points_written_total"), 3);
+    assert_eq!(counter(&e, "engine_series_created_total"), 1);
+    assert!(counter(&e, "engine_wal_bytes_written_total") > 0);
+    assert_eq!(gauge(&e, "engine_head_points"), 3.0);
+    assert_eq!(gauge(&e, "engine_series"), 1.0);
+    assert_eq!(gauge(&e, "engine_wal_segments"), 1.0);
+    e.flush().unwrap();
+    assert_eq!(gauge(&e, "engine_head_points"), 0.0);
+    assert_eq!(gauge(&e, "engine_blocks"), 1.0);
+    assert!(gauge(&e, "engine_block_bytes") > 56.0);
+    assert_eq!(counter(&e, "engine_points_sealed_total"), 3);
+    let names: Vec<&str> = e.stats().counters.iter().map(|c| c.0).collect();
+    let mut dedup = names.clone();
+    dedup.sort_unstable();
+    dedup.dedup();
+    assert_eq!(names.len(), dedup.len(), "metric names are unique");
+    let _ = Ordering::Relaxed;
+}
+
+/// Replay speed: 10 M double points (TSBS-like: 1000 series, 10 s spacing) left in
+/// the WAL, then reopened. Run with
+/// `cargo test -p kairosdb-engine --release -- --ignored --nocapture replay_speed`.
+#[test]
+#[ignore]
+fn replay_speed_10m_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 1 << 21; // keep everything in the WAL and head
+    c.wal_max_bytes = u64::MAX;
+    c.max_head_bytes = u64::MAX;
+    let e = Engine::open(c.clone()).unwrap();
+    let series = 1000;
+    let per_batch = 100;
+    let total = 10_000_000i64;
+    let rounds = total / (series * per_batch);
+    let t = Instant::now();
+    for r in 0..rounds {
+        let mut b = Vec::with_capacity(100);
+        for s0 in (0..series).step_by(100) {
+            b.clear();
+            for s in s0..s0 + 100 {
+                let host = format!("host_{s}");
+                let ts: Vec<i64> = (0..per_batch)
+                    .map(|i| T0 + (r * per_batch + i) * 10_000)
+                    .collect();
+                let v: Vec<f64> = ts
+                    .iter()
+                    .map(|&x| ((x / 10_000 + s) % 10_000) as f64 / 100.0)
+                    .collect();
+                b.push(dbl("cpu.usage_user", &[("host", host.as_str())], &ts, &v));
+            }
+            e.write(&batch(std::mem::take(&mut b))).unwrap();
+        }
+    }
+    let w = t.elapsed();
+    let wal = gauge(&e, "engine_wal_bytes");
+    e.crash();
+    let t = Instant::now();
+    let e = Engine::open(c).unwrap();
+    let r = t.elapsed();
+    let pts = counter(&e, "engine_wal_replayed_points_total");
+    eprintln!(
+        "wrote {total} points in {w:?}; WAL {:.1} MiB ({:.2} B/pt); replayed {pts} points in {r:?} ({:.1} M pts/s)",
+        wal / 1048576.0,
+        wal / total as f64,
+        pts as f64 / r.as_secs_f64() / 1e6
+    );
+    assert_eq!(pts, total as u64);
+    assert!(r < Duration::from_secs(5), "replay took {r:?}");
+}

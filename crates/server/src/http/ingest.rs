@@ -1,0 +1,96 @@
+//! `POST /api/v1/datapoints` (spec §1.4, §2): body → gunzip → `parse_ingest` → validation →
+//! `Storage::write` → 204, or 400 with every error message.
+//!
+//! Spec §2.6: metric objects that passed validation ARE stored even when others failed; the
+//! answer is then 400 listing the errors. Unlike KairosDB (which queues and answers before
+//! storing, spec §1.4), the answer comes after storage acknowledged the write, so a 204
+//! means "durable per `wal_sync`" and storage failures reach the client (503 with
+//! `Retry-After` under back-pressure, 500 otherwise), user-needs §1.7.
+//!
+//! Bodies bigger than `max_batch_size` points are written in several writes; if a later
+//! one fails, the earlier ones stay stored, and a retry of the whole request rewrites the
+//! same points (same series and timestamp: the last write wins), so retrying is safe.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use kairosdb_protocol::ingest::parse_ingest;
+
+use super::body::{self, Encoding};
+use super::{blocking, json_response, ApiError, AppState, State};
+use crate::metrics::ServerMetrics;
+use crate::writer;
+
+/// `POST /api/v1/datapoints`: gzip when `Content-Encoding: gzip` or
+/// `Content-Type: application/gzip`.
+pub async fn ingest(state: State, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let encoding = body::encoding(&headers, true);
+    handle(state, headers, body, encoding).await
+}
+
+/// `POST /api/v1/datapoints/gzip`: always gzip (alias for clients that cannot set headers).
+pub async fn ingest_gzip(
+    state: State,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    handle(state, headers, body, Encoding::Gzip).await
+}
+
+async fn handle(
+    axum::extract::State(state): State,
+    headers: HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<Response, ApiError> {
+    let result = write(&state, &headers, body, encoding).await;
+    if !matches!(&result, Ok(r) if r.status() == StatusCode::NO_CONTENT) {
+        ServerMetrics::add(&state.metrics.ingestion_errors, 1);
+    }
+    result
+}
+
+async fn write(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<Response, ApiError> {
+    let limit = state.config.max_request_bytes;
+    let raw = body::read(headers, body, body::raw_limit(limit, encoding)).await?;
+    let state = state.clone();
+    blocking(move || {
+        let json = body::decode(raw, encoding, limit)?;
+        let outcome = parse_ingest(&json);
+        drop(json);
+        // Some bodies make KairosDB answer 500 rather than 400 (e.g. a non-numeric string
+        // timestamp inside `datapoints`); the parser decides.
+        let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut batch = outcome.batch;
+        let mut errors = outcome.errors;
+        if state.config.enable_validation {
+            errors.extend(writer::validate(&mut batch));
+        }
+        let mut chunks = writer::split(batch, state.config.max_batch_size);
+        if let Err(e) = writer::write_chunks(&*state.storage, &state.metrics, &mut chunks) {
+            // The storage failure decides the status; parse errors are listed after it.
+            let mut error = ApiError::from(e);
+            error.errors.extend(errors);
+            return Err(error);
+        }
+        if errors.is_empty() {
+            Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))
+        } else {
+            let status = if status == StatusCode::NO_CONTENT {
+                StatusCode::BAD_REQUEST
+            } else {
+                status
+            };
+            Err(ApiError::with_errors(status, errors))
+        }
+    })
+    .await
+}

@@ -1,0 +1,346 @@
+//! The HTTP API (spec §1): the route table, the one mapping from errors to HTTP status and
+//! KairosDB's `{"errors":[...]}` body, and the headers every response carries.
+//!
+//! Handlers live beside this file, one per concern: [`ingest`] (`/datapoints`), [`query`]
+//! (`/datapoints/query`, `/query/tags`, `/datapoints/delete`), [`meta`] (names, version,
+//! metric delete), [`health`] (health checks, probes and metrics), [`body`] (reading and
+//! gunzipping request bodies). Storage calls always run in `spawn_blocking`.
+//!
+//! Not implemented yet (404): `/api/v1/features`, `/api/v1/metadata`, `/api/v1/rollups`,
+//! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files, server-type gating
+//! (spec §1.1.3).
+
+pub mod body;
+pub mod health;
+pub mod ingest;
+pub mod meta;
+pub mod query;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use kairosdb_model::{Storage, StorageError};
+
+use crate::config::Config;
+use crate::metrics::ServerMetrics;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<ServerMetrics>,
+    /// Present when `enable_prometheus` is on.
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+pub type State = axum::extract::State<Arc<AppState>>;
+
+/// `application/json; charset=UTF-8`, the content type of every KairosDB resource (§1.1.1).
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=UTF-8");
+
+/// The route table. OPTIONS (CORS pre-flight, spec §1.1.4) is answered on every API route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/version", api(get(meta::version)))
+        .route("/api/v1/datapoints", api(post(ingest::ingest)))
+        .route("/api/v1/datapoints/gzip", api(post(ingest::ingest_gzip)))
+        .route(
+            "/api/v1/datapoints/query",
+            api(get(query::query_get).post(query::query_post)),
+        )
+        .route(
+            "/api/v1/datapoints/query/tags",
+            api(post(query::query_tags)),
+        )
+        .route("/api/v1/datapoints/delete", api(post(query::delete)))
+        .route(
+            "/api/v1/metric/{name}",
+            api(axum::routing::delete(meta::delete_metric)),
+        )
+        .route("/api/v1/metricnames", api(get(meta::metric_names)))
+        .route("/api/v1/tagnames", api(get(meta::tag_names)))
+        .route("/api/v1/tagvalues", api(get(meta::tag_values)))
+        .route("/api/v1/health/check", api(get(health::check)))
+        .route("/api/v1/health/status", api(get(health::status)))
+        .route("/api/v1/metrics", api(get(health::metrics_json)))
+        .route("/health", get(health::probe))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics_prometheus))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(standard_headers))
+        .with_state(state)
+}
+
+fn api(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
+    route.options(preflight)
+}
+
+/// CORS pre-flight, spec §1.1.4: 200, empty body, the request's headers and method echoed.
+async fn preflight(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let out = response.headers_mut();
+    if let Some(h) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
+    }
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    if let Some(m) = headers.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        // KairosDB's header name really has an underscore (spec §14.16); kept for
+        // compatibility. The standard name is added too so browsers accept DELETE.
+        out.insert(
+            HeaderName::from_static("access-control-allow_method"),
+            m.clone(),
+        );
+        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, m.clone());
+    }
+    response
+}
+
+/// Deviation from KairosDB: unknown paths answer 404 with an `{"errors":[...]}` body;
+/// Jersey's 404 has no KairosDB body (spec §1.2). Clients only look at the status.
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("Resource not found: {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method {method} is not allowed on {}", uri.path()),
+    )
+    .into_response()
+}
+
+/// Adds KairosDB's standard headers (spec §1.1.1) to every response, the JSON content type
+/// where a handler set none (KairosDB sends it even on 204), and gzips JSON bodies for
+/// clients that accept it (spec §1.1: Jetty's gzip handler).
+///
+/// Deviation: KairosDB's 400 responses carry only `Access-Control-Allow-Origin`; we send
+/// the four standard headers on every response.
+async fn standard_headers(request: Request, next: Next) -> Response {
+    let accepts_gzip = accepts_gzip(request.headers());
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::EXPIRES, HeaderValue::from_static("0"));
+    if !h.contains_key(header::CONTENT_TYPE) {
+        h.insert(header::CONTENT_TYPE, JSON);
+    }
+    let is_json = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if accepts_gzip && is_json && !h.contains_key(header::CONTENT_ENCODING) {
+        return gzip_response(response).await;
+    }
+    response
+}
+
+/// Bodies shorter than this are not worth compressing (Jetty's GzipHandler default).
+const MIN_GZIP_BYTES: usize = 32;
+/// Bigger bodies are compressed on a blocking thread.
+const INLINE_GZIP_BYTES: usize = 64 * 1024;
+
+async fn gzip_response(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // Our JSON bodies are complete in memory, so collecting them is a move, not a copy.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("could not buffer the response body").into_response();
+    };
+    if bytes.len() < MIN_GZIP_BYTES {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let len = bytes.len();
+    let compress = move || {
+        let mut e = flate2::write::GzEncoder::new(
+            Vec::with_capacity(bytes.len() / 4 + 64),
+            flate2::Compression::fast(),
+        );
+        e.write_all(&bytes).and_then(|()| e.finish())
+    };
+    let compressed = if len > INLINE_GZIP_BYTES {
+        tokio::task::spawn_blocking(compress)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    } else {
+        compress()
+    };
+    let Ok(compressed) = compressed else {
+        return ApiError::internal("could not compress the response body").into_response();
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(compressed))
+}
+
+/// True when `Accept-Encoding` lists `gzip` (or `*`) without `q=0`.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// A 200/204 JSON response from ready-made bytes.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, JSON);
+    response
+}
+
+/// `{"results":[...]}` for the name listings (spec §1.10).
+pub fn results_response(names: &[String]) -> Response {
+    let body = serde_json::to_vec(&serde_json::json!({ "results": names }))
+        .unwrap_or_else(|e| panic!("BUG: serialising strings failed: {e}"));
+    json_response(StatusCode::OK, body)
+}
+
+/// Every failure answer: a status and KairosDB's error body (spec §1.1.2).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<String>,
+    /// Seconds for `Retry-After` (back-pressure).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            errors: vec![message.into()],
+            retry_after: None,
+        }
+    }
+
+    /// Several messages, e.g. every ingest validation error (spec §1.4).
+    pub fn with_errors(status: StatusCode, errors: Vec<String>) -> ApiError {
+        ApiError {
+            status,
+            errors,
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+/// The one mapping from storage errors to HTTP, explicit per variant.
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            StorageError::InvalidInput(_) => ApiError::bad_request(message),
+            StorageError::Backpressure { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
+            StorageError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            StorageError::Poisoned(_) | StorageError::Corruption(_) | StorageError::Internal(_) => {
+                ApiError::internal(message)
+            }
+        }
+    }
+}
+
+impl From<body::BodyError> for ApiError {
+    fn from(e: body::BodyError) -> ApiError {
+        let status = match e {
+            body::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            body::BodyError::BadGzip(_) | body::BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<kairosdb_query::QueryError> for ApiError {
+    fn from(e: kairosdb_query::QueryError) -> ApiError {
+        match e {
+            kairosdb_query::QueryError::BadRequest(m) => ApiError::bad_request(m),
+            kairosdb_query::QueryError::Storage(s) => ApiError::from(s),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> ApiError {
+        ApiError::internal(format!("request task failed: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, errors = ?self.errors, "request failed");
+        }
+        let body = serde_json::to_vec(&serde_json::json!({ "errors": self.errors }))
+            .unwrap_or_else(|e| panic!("BUG: serialising strings failed: {e}"));
+        let mut response = json_response(self.status, body);
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// Runs a storage call on a blocking thread.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// Milliseconds since the epoch, for relative query times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! The server's own figures, served as Prometheus text on `/metrics` and as JSON on
+//! `GET /api/v1/metrics`.
+//!
+//! Counters and gauges live in plain atomics ([`ServerMetrics`]), the one source of truth
+//! for both formats; on every scrape they are copied into the `metrics` recorder together
+//! with the storage's [`StorageStats`] and the process RSS. Only the batch-duration
+//! histogram is recorded live through the `metrics` macros.
+//!
+//! Deviation from KairosDB (spec §11.1): KairosDB writes its self-metrics into its own
+//! store as `kairosdb.*` series every minute; we expose them for scraping instead.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use kairosdb_model::StorageStats;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const BATCH_DURATION: &str = "kairosdb_batch_duration_seconds";
+
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    /// Points acknowledged by storage (HTTP and telnet).
+    pub datapoints_ingested: AtomicU64,
+    /// Successful storage writes.
+    pub batches_processed: AtomicU64,
+    /// HTTP ingest requests answered with an error; telnet points rejected by validation
+    /// and telnet storage writes that failed.
+    pub ingestion_errors: AtomicU64,
+    /// Writes handed to storage and not yet returned.
+    pub queue_size: AtomicI64,
+    /// Telnet lines that could not be parsed or were too long.
+    pub telnet_bad_lines: AtomicU64,
+    /// Open telnet connections.
+    pub telnet_connections: AtomicI64,
+}
+
+/// One exported figure.
+pub struct Figure {
+    pub name: String,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub value: f64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl ServerMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records one storage write of `points` points that took `elapsed`.
+    pub fn batch_written(&self, points: usize, elapsed: Duration) {
+        ServerMetrics::add(&self.batches_processed, 1);
+        ServerMetrics::add(&self.datapoints_ingested, points as u64);
+        metrics::histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
+    }
+
+    /// Every figure, server first, then the storage's (prefixed `kairosdb_`).
+    pub fn snapshot(&self, storage: &StorageStats) -> Vec<Figure> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let load_i = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64;
+        let mut figures = vec![
+            figure(
+                "kairosdb_datapoints_ingested_total",
+                "Data points acknowledged by storage (HTTP and telnet).",
+                Kind::Counter,
+                load(&self.datapoints_ingested),
+            ),
+            figure(
+                "kairosdb_batches_processed_total",
+                "Successful storage writes.",
+                Kind::Counter,
+                load(&self.batches_processed),
+            ),
+            figure(
+                "kairosdb_ingestion_errors_total",
+                "HTTP ingest requests answered with an error, telnet points rejected by validation and failed telnet storage writes.",
+                Kind::Counter,
+                load(&self.ingestion_errors),
+            ),
+            figure(
+                "kairosdb_telnet_bad_lines_total",
+                "Telnet lines that could not be parsed or were too long.",
+                Kind::Counter,
+                load(&self.telnet_bad_lines),
+            ),
+            figure(
+                "kairosdb_queue_size",
+                "Writes handed to storage and not yet returned.",
+                Kind::Gauge,
+                load_i(&self.queue_size),
+            ),
+            figure(
+                "kairosdb_telnet_connections",
+                "Open telnet connections.",
+                Kind::Gauge,
+                load_i(&self.telnet_connections),
+            ),
+            figure(
+                "kairosdb_memory_usage_bytes",
+                "Resident set size of the server process.",
+                Kind::Gauge,
+                resident_bytes().unwrap_or(0) as f64,
+            ),
+        ];
+        for (name, help, value) in &storage.counters {
+            figures.push(figure(
+                &format!("kairosdb_{name}"),
+                help,
+                Kind::Counter,
+                *value as f64,
+            ));
+        }
+        for (name, help, value) in &storage.gauges {
+            figures.push(figure(
+                &format!("kairosdb_{name}"),
+                help,
+                Kind::Gauge,
+                *value,
+            ));
+        }
+        figures
+    }
+}
+
+fn figure(name: &str, help: &'static str, kind: Kind, value: f64) -> Figure {
+    Figure {
+        name: name.to_string(),
+        help,
+        kind,
+        value,
+    }
+}
+
+/// Installs the global Prometheus recorder. The batch duration is a true histogram.
+pub fn install_prometheus() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(BATCH_DURATION.to_string()),
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ],
+        )?
+        .install_recorder()?;
+    metrics::describe_histogram!(
+        BATCH_DURATION,
+        metrics::Unit::Seconds,
+        "Time taken by one storage write."
+    );
+    Ok(handle)
+}
+
+/// Prometheus text exposition of `figures` plus the live histograms.
+pub fn render_prometheus(handle: &PrometheusHandle, figures: &[Figure]) -> String {
+    for f in figures {
+        match f.kind {
+            Kind::Counter => {
+                metrics::describe_counter!(f.name.clone(), f.help);
+                metrics::counter!(f.name.clone()).absolute(f.value as u64);
+            }
+            Kind::Gauge => {
+                metrics::describe_gauge!(f.name.clone(), f.help);
+                metrics::gauge!(f.name.clone()).set(f.value);
+            }
+        }
+    }
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/status` (`VmRSS`, in kB).
+/// The same figure as `/proc/self/statm`'s second field, but without needing the page size.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_includes_storage_figures_with_prefix() {
+        let m = ServerMetrics::default();
+        m.batch_written(10, Duration::from_millis(1));
+        let stats = StorageStats {
+            counters: vec![("wal_bytes_total", "WAL bytes.", 5)],
+            gauges: vec![("head_series", "Series in memory.", 3.0)],
+        };
+        let figures = m.snapshot(&stats);
+        let get = |n: &str| figures.iter().find(|f| f.name == n).map(|f| f.value);
+        assert_eq!(get("kairosdb_datapoints_ingested_total"), Some(10.0));
+        assert_eq!(get("kairosdb_batches_processed_total"), Some(1.0));
+        assert_eq!(get("kairosdb_wal_bytes_total"), Some(5.0));
+        assert_eq!(get("kairosdb_head_series"), Some(3.0));
+        if cfg!(target_os = "linux") {
+            assert!(get("kairosdb_memory_usage_bytes").unwrap() > 0.0);
+        }
+    }
+}

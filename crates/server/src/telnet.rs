@@ -1,0 +1,561 @@
+//! The telnet listener (spec §3, user-needs §1.8): `put`, `putm`, `puts` and `version`.
+//!
+//! Per connection: read a chunk → split it into lines ([`LineDecoder`], memchr over a
+//! `BytesMut`) → `protocol::telnet::parse_line` each line into one `BatchBuilder` → write the
+//! builder to storage once per chunk (or every `max_batch_size` points), so a busy
+//! connection costs one storage write per network read, not one per line.
+//!
+//! Acknowledgement: telnet has no per-line answer. A line counts as accepted once the
+//! storage write containing it returned `Ok`. Before answering `version` the lines read so
+//! far are written, so a client that sends `version` and gets the answer knows every
+//! earlier line was accepted (what tcollector and our kill -9 test rely on).
+//!
+//! Back-pressure: when storage answers `Backpressure` the connection stops reading and
+//! retries the same write after the advised delay; nothing already read is dropped.
+//! Bad lines (unparseable, too long) are counted and logged (rate-limited) and never end
+//! the connection. Silent connections are closed after `telnet_idle_timeout_secs`.
+//!
+//! Deviation from KairosDB: a last line without `\n` before the client closes is still
+//! processed (Netty's line framer would drop it).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use kairosdb_model::{BatchBuilder, Storage, StorageError, WriteBatch};
+use kairosdb_protocol::telnet::{parse_line, Line};
+
+use crate::metrics::ServerMetrics;
+use crate::writer;
+
+/// Bytes requested from the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Longest back-pressure pause between write attempts.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// What every connection needs.
+pub struct TelnetContext {
+    pub storage: Arc<dyn Storage>,
+    pub metrics: Arc<ServerMetrics>,
+    pub max_line_bytes: usize,
+    pub max_batch_size: usize,
+    pub idle_timeout: Duration,
+    pub enable_validation: bool,
+    /// `KairosDB <version>\n`, the answer to `version` (spec §3.5).
+    pub version_line: Vec<u8>,
+    pub bad_line_log: LogLimiter,
+}
+
+/// Accepts connections until `shutdown` fires; each connection runs on `tracker`.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<TelnetContext>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let ctx = ctx.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    ctx.metrics
+                        .telnet_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = connection(stream, peer, &ctx, &shutdown).await {
+                        tracing::debug!(%peer, error = %e, "telnet connection ended with an error");
+                    }
+                    ctx.metrics
+                        .telnet_connections
+                        .fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                // Usually out of file descriptors: wait instead of spinning.
+                tracing::warn!(error = %e, "telnet accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::info!("telnet listener stopped");
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &TelnetContext,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut decoder = LineDecoder::new(ctx.max_line_bytes);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut pending = Pending::default();
+    loop {
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            read = tokio::time::timeout(ctx.idle_timeout, stream.read_buf(&mut buf)) => read,
+        };
+        let n = match read {
+            Err(_) => {
+                tracing::debug!(%peer, "closing idle telnet connection");
+                break;
+            }
+            Ok(result) => result?,
+        };
+        let eof = n == 0;
+        loop {
+            let frame = if eof {
+                decoder.decode_eof(&mut buf)?
+            } else {
+                decoder.decode(&mut buf)?
+            };
+            let Some(frame) = frame else { break };
+            match frame {
+                Frame::Line(line) => match parse_line(&line, &mut pending.builder) {
+                    Ok(Line::Points(n)) => {
+                        pending.points += n;
+                        if pending.points >= ctx.max_batch_size {
+                            flush(ctx, &mut pending, shutdown).await?;
+                        }
+                    }
+                    Ok(Line::Version) => {
+                        flush(ctx, &mut pending, shutdown).await?;
+                        stream.write_all(&ctx.version_line).await?;
+                    }
+                    Ok(Line::Empty) => {}
+                    Err(reason) => bad_line(ctx, peer, &line, &reason),
+                },
+                Frame::TooLong { len } => bad_line(
+                    ctx,
+                    peer,
+                    b"",
+                    &format!(
+                        "line of {len} bytes is longer than the limit of {} bytes",
+                        ctx.max_line_bytes
+                    ),
+                ),
+            }
+        }
+        flush(ctx, &mut pending, shutdown).await?;
+        if eof {
+            break;
+        }
+    }
+    // Lines read before a shutdown or idle close are still written.
+    flush(ctx, &mut pending, shutdown).await
+}
+
+/// Lines parsed but not yet written.
+#[derive(Default)]
+struct Pending {
+    builder: BatchBuilder,
+    points: usize,
+}
+
+/// Writes the pending lines. Back-pressure: wait and retry (the connection is not read
+/// meanwhile). Other storage errors end the connection, so the client notices instead of
+/// having its lines dropped silently.
+async fn flush(
+    ctx: &TelnetContext,
+    pending: &mut Pending,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    if pending.builder.is_empty() {
+        return Ok(());
+    }
+    let mut batch = std::mem::take(&mut pending.builder).finish();
+    pending.points = 0;
+    if ctx.enable_validation {
+        let rejected = writer::validate(&mut batch);
+        if !rejected.is_empty() {
+            ServerMetrics::add(&ctx.metrics.ingestion_errors, rejected.len() as u64);
+            if ctx.bad_line_log.allow() {
+                tracing::warn!(errors = ?rejected, "telnet points rejected");
+            }
+        }
+    }
+    let mut chunks = writer::split(batch, ctx.max_batch_size);
+    let mut attempt = 0u32;
+    while !chunks.is_empty() {
+        let (rest, result) = write(ctx, chunks).await;
+        chunks = rest;
+        let error = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let points: usize = chunks.iter().map(WriteBatch::point_count).sum();
+        match error {
+            StorageError::Backpressure { retry_after_secs } => {
+                attempt += 1;
+                let pause = Duration::from_millis(50 << attempt.min(7))
+                    .min(Duration::from_secs(u64::from(retry_after_secs.max(1))))
+                    .min(MAX_RETRY_PAUSE);
+                tracing::debug!(points, ?pause, "storage back-pressure; telnet paused");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.cancelled() => {
+                        // Not acknowledged (no `version` answer covers them), so the client
+                        // cannot have counted them as stored.
+                        ServerMetrics::add(&ctx.metrics.ingestion_errors, 1);
+                        tracing::warn!(points, "shutting down under back-pressure: unwritten telnet points dropped");
+                        return Err(std::io::Error::other("shutdown under back-pressure"));
+                    }
+                }
+            }
+            other => {
+                ServerMetrics::add(&ctx.metrics.ingestion_errors, 1);
+                tracing::error!(points, error = %other, "telnet write failed; closing the connection");
+                return Err(std::io::Error::other(other.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One attempt at writing the chunks on a blocking thread; returns what is left.
+async fn write(
+    ctx: &TelnetContext,
+    mut chunks: VecDeque<WriteBatch>,
+) -> (VecDeque<WriteBatch>, Result<(), StorageError>) {
+    let storage = ctx.storage.clone();
+    let metrics = ctx.metrics.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let result = writer::write_chunks(&*storage, &metrics, &mut chunks);
+        (chunks, result)
+    });
+    match task.await {
+        Ok(done) => done,
+        Err(e) => (
+            VecDeque::new(),
+            Err(StorageError::Internal(format!("write task failed: {e}"))),
+        ),
+    }
+}
+
+fn bad_line(ctx: &TelnetContext, peer: SocketAddr, line: &[u8], reason: &str) {
+    ServerMetrics::add(&ctx.metrics.telnet_bad_lines, 1);
+    if ctx.bad_line_log.allow() {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
+        tracing::warn!(%peer, line = ?shown, reason, "bad telnet line");
+    }
+}
+
+/// Logs at most `burst` messages per `window`, then says how many it suppressed, so a
+/// client spraying garbage cannot flood the log (KairosDB issue #197).
+pub struct LogLimiter {
+    started: Instant,
+    window_secs: u64,
+    burst: u64,
+    /// Window number (seconds since `started` / window) and messages allowed in it.
+    window: AtomicU64,
+    count: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    pub fn new(burst: u64, window: Duration) -> LogLimiter {
+        LogLimiter {
+            started: Instant::now(),
+            window_secs: window.as_secs().max(1),
+            burst,
+            window: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the caller may log now.
+    pub fn allow(&self) -> bool {
+        let now = self.started.elapsed().as_secs() / self.window_secs;
+        let window = self.window.load(Ordering::Relaxed);
+        if now != window
+            && self
+                .window
+                .compare_exchange(window, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.count.store(0, Ordering::Relaxed);
+            let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+            if suppressed > 0 {
+                tracing::warn!(suppressed, "bad telnet lines not logged (rate limit)");
+            }
+        }
+        if self.count.fetch_add(1, Ordering::Relaxed) < self.burst {
+            true
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// One frame of the telnet stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A line without its `\n` (a trailing `\r` is left for the parser).
+    Line(BytesMut),
+    /// A line longer than the limit, dropped whole (KairosDB discards it, spec §3.1).
+    TooLong { len: usize },
+}
+
+/// Splits a byte stream on `\n` with a maximum line length, without copying lines.
+/// Memory stays bounded: an over-long line is discarded as it arrives.
+#[derive(Debug)]
+pub struct LineDecoder {
+    max_len: usize,
+    /// Bytes of the current line already searched for `\n`.
+    scanned: usize,
+    /// Inside an over-long line: bytes dropped so far.
+    discarding: Option<usize>,
+}
+
+impl LineDecoder {
+    pub fn new(max_len: usize) -> LineDecoder {
+        LineDecoder {
+            max_len,
+            scanned: 0,
+            discarding: None,
+        }
+    }
+}
+
+impl Decoder for LineDecoder {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Frame>> {
+        match memchr::memchr(b'\n', &buf[self.scanned..]) {
+            Some(offset) => {
+                let end = self.scanned + offset;
+                self.scanned = 0;
+                if let Some(dropped) = self.discarding.take() {
+                    buf.advance(end + 1);
+                    return Ok(Some(Frame::TooLong { len: dropped + end }));
+                }
+                let mut line = buf.split_to(end + 1);
+                line.truncate(end);
+                let len = line.strip_suffix(b"\r").map_or(line.len(), <[u8]>::len);
+                if len > self.max_len {
+                    return Ok(Some(Frame::TooLong { len }));
+                }
+                Ok(Some(Frame::Line(line)))
+            }
+            None if self.discarding.is_some() || buf.len() > self.max_len + 1 => {
+                *self.discarding.get_or_insert(0) += buf.len();
+                buf.clear();
+                self.scanned = 0;
+                Ok(None)
+            }
+            None => {
+                self.scanned = buf.len();
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Frame>> {
+        if let Some(frame) = self.decode(buf)? {
+            return Ok(Some(frame));
+        }
+        self.scanned = 0;
+        if let Some(dropped) = self.discarding.take() {
+            return Ok(Some(Frame::TooLong { len: dropped }));
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let line = buf.split();
+        Ok(Some(Frame::Line(line)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(decoder: &mut LineDecoder, buf: &mut BytesMut, eof: bool) -> Vec<Frame> {
+        let mut out = Vec::new();
+        loop {
+            let f = if eof {
+                decoder.decode_eof(buf).unwrap()
+            } else {
+                decoder.decode(buf).unwrap()
+            };
+            match f {
+                Some(f) => out.push(f),
+                None => return out,
+            }
+        }
+    }
+
+    fn line(s: &str) -> Frame {
+        Frame::Line(BytesMut::from(s))
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let mut d = LineDecoder::new(100);
+        let mut buf = BytesMut::from("put a 1 2 x=y\r\nput b");
+        assert_eq!(
+            frames(&mut d, &mut buf, false),
+            vec![line("put a 1 2 x=y\r")]
+        );
+        buf.extend_from_slice(b" 3 4 z=w\n\nversion");
+        assert_eq!(
+            frames(&mut d, &mut buf, false),
+            vec![line("put b 3 4 z=w"), line("")]
+        );
+        assert_eq!(frames(&mut d, &mut buf, true), vec![line("version")]);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn drops_over_long_lines_whole_and_recovers() {
+        let mut d = LineDecoder::new(10);
+        let mut buf = BytesMut::from(&b"0123456789abcdef"[..]);
+        assert_eq!(frames(&mut d, &mut buf, false), vec![]);
+        assert!(buf.is_empty(), "over-long input is not buffered");
+        buf.extend_from_slice(b"ghij\nok\n");
+        assert_eq!(
+            frames(&mut d, &mut buf, false),
+            vec![Frame::TooLong { len: 20 }, line("ok")]
+        );
+        // Exactly at the limit is fine; one more byte is not.
+        let mut buf = BytesMut::from("0123456789\n0123456789\r\n0123456789A\n");
+        assert_eq!(
+            frames(&mut d, &mut buf, false),
+            vec![
+                line("0123456789"),
+                line("0123456789\r"),
+                Frame::TooLong { len: 11 }
+            ]
+        );
+    }
+
+    #[test]
+    fn binary_garbage_is_just_lines() {
+        let mut d = LineDecoder::new(1024);
+        let mut buf = BytesMut::from(&b"\x00\xff\xfe\x01\n\x80\x81"[..]);
+        let f = frames(&mut d, &mut buf, true);
+        assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn log_limiter_allows_a_burst_per_window() {
+        let l = LogLimiter::new(3, Duration::from_secs(3600));
+        let allowed = (0..10).filter(|_| l.allow()).count();
+        assert_eq!(allowed, 3);
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use crate::fake_storage::FakeStorage;
+    use tokio::io::AsyncBufReadExt;
+
+    /// Back-pressure pauses the connection and retries; `version` is answered only after
+    /// the earlier lines were written, and nothing is lost.
+    #[tokio::test]
+    async fn backpressure_is_retried_before_version_is_answered() {
+        let storage = Arc::new(FakeStorage::failing([
+            StorageError::Backpressure {
+                retry_after_secs: 1,
+            },
+            StorageError::Backpressure {
+                retry_after_secs: 1,
+            },
+        ]));
+        let ctx = Arc::new(TelnetContext {
+            storage: storage.clone(),
+            metrics: Arc::new(ServerMetrics::default()),
+            max_line_bytes: 1024,
+            max_batch_size: 1000,
+            idle_timeout: Duration::from_secs(60),
+            enable_validation: true,
+            version_line: b"KairosDB test\n".to_vec(),
+            bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let server = tokio::spawn(serve(
+            listener,
+            ctx.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"putm m 1 1 h=a\nputm m 2 2 h=a\nversion\n")
+            .await
+            .unwrap();
+        let mut reader = tokio::io::BufReader::new(&mut stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "KairosDB test\n");
+        assert_eq!(storage.points_written(), 2);
+        assert_eq!(*storage.attempts.lock().unwrap(), 3);
+
+        drop(stream);
+        shutdown.cancel();
+        server.await.unwrap();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(ctx.metrics.telnet_connections.load(Ordering::Relaxed), 0);
+    }
+
+    /// A storage failure other than back-pressure closes the connection (no silent loss).
+    #[tokio::test]
+    async fn storage_failure_closes_the_connection() {
+        let storage = Arc::new(FakeStorage::failing([StorageError::Poisoned(
+            "disk".into(),
+        )]));
+        let ctx = Arc::new(TelnetContext {
+            storage: storage.clone(),
+            metrics: Arc::new(ServerMetrics::default()),
+            max_line_bytes: 1024,
+            max_batch_size: 1000,
+            idle_timeout: Duration::from_secs(60),
+            enable_validation: true,
+            version_line: b"KairosDB test\n".to_vec(),
+            bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            ctx.clone(),
+            shutdown.clone(),
+            TaskTracker::new(),
+        ));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"putm m 1 1 h=a\nversion\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "no version answer after a failed write");
+        assert_eq!(ctx.metrics.ingestion_errors.load(Ordering::Relaxed), 1);
+        shutdown.cancel();
+        server.await.unwrap();
+    }
+}

@@ -1,0 +1,146 @@
+//! `kairosdb --check-config`: precedence TOML < environment < flags, and clear failures.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::harness::command;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command();
+    cmd.arg("--check-config").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run kairosdb --check-config")
+}
+
+fn value<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("{key} missing from\n{output}"))
+}
+
+#[test]
+fn toml_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kairosdb.toml");
+    std::fs::write(
+        &file,
+        "bind_address = \"127.0.0.1:1111\"\nmax_memory_mb = 5\nmax_batch_size = 7\nwal_sync = \"none\"\n",
+    )
+    .unwrap();
+    let out = run(
+        &["--config", file.to_str().unwrap(), "--max-batch-size", "9"],
+        &[
+            ("KAIROSDB_MAX_MEMORY_MB", "6"),
+            ("KAIROSDB_MAX_BATCH_SIZE", "8"),
+            ("KAIROSDB_TELNET_BIND_ADDRESS", "127.0.0.1:2222"),
+            ("KAIROSDB_ENABLE_PROMETHEUS", "false"),
+        ],
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(value(&stdout, "bind_address"), "\"127.0.0.1:1111\""); // file
+    assert_eq!(value(&stdout, "wal_sync"), "\"none\""); // file
+    assert_eq!(value(&stdout, "max_memory_mb"), "6"); // env over file
+    assert_eq!(value(&stdout, "telnet_bind_address"), "\"127.0.0.1:2222\""); // env
+    assert_eq!(value(&stdout, "enable_prometheus"), "false"); // env
+    assert_eq!(value(&stdout, "max_batch_size"), "9"); // flag over env and file
+    assert_eq!(value(&stdout, "data_dir"), "\"./data\""); // default
+}
+
+#[test]
+fn every_documented_environment_variable_is_read() {
+    let out = run(
+        &[],
+        &[
+            ("KAIROSDB_BIND_ADDRESS", "127.0.0.1:1"),
+            ("KAIROSDB_TELNET_BIND_ADDRESS", "127.0.0.1:2"),
+            ("KAIROSDB_DATA_DIR", "/tmp/somewhere"),
+            ("KAIROSDB_DATASTORE", "embedded"),
+            ("KAIROSDB_MAX_BATCH_SIZE", "3"),
+            ("KAIROSDB_WORKER_THREADS", "4"),
+            ("KAIROSDB_ENABLE_VALIDATION", "false"),
+            ("KAIROSDB_MAX_MEMORY_MB", "5"),
+            ("KAIROSDB_ENABLE_PROMETHEUS", "false"),
+            ("KAIROSDB_WAL_SYNC", "always"),
+            ("KAIROSDB_MAX_REQUEST_BYTES", "6"),
+        ],
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (key, want) in [
+        ("bind_address", "\"127.0.0.1:1\""),
+        ("telnet_bind_address", "\"127.0.0.1:2\""),
+        ("data_dir", "\"/tmp/somewhere\""),
+        ("datastore", "\"embedded\""),
+        ("max_batch_size", "3"),
+        ("worker_threads", "4"),
+        ("enable_validation", "false"),
+        ("max_memory_mb", "5"),
+        ("enable_prometheus", "false"),
+        ("wal_sync", "\"always\""),
+        ("max_request_bytes", "6"),
+    ] {
+        assert_eq!(value(&stdout, key), want, "{key}");
+    }
+}
+
+#[test]
+fn invalid_configurations_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "bind_adress = \"127.0.0.1:1\"\n").unwrap();
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![],
+            vec![("KAIROSDB_DATASTORE", "cassandra")],
+            "not yet supported",
+        ),
+        (vec![], vec![("KAIROSDB_WAL_SYNC", "sometimes")], "wal_sync"),
+        (vec![], vec![("KAIROSDB_MAX_BATCH_SIZE", "lots")], "lots"),
+        (
+            vec![],
+            vec![("KAIROSDB_BIND_ADDRESS", "not an address")],
+            "bind_address",
+        ),
+        (
+            vec!["--config", unknown.to_str().unwrap()],
+            vec![],
+            "bind_adress",
+        ),
+        (
+            vec!["--config", "/no/such/file.toml"],
+            vec![],
+            "/no/such/file.toml",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let out = run(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} should fail");
+        assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");
+        assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+    }
+}
+
+#[test]
+fn example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+    let out = run(&["--config", example.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

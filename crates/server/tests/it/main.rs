@@ -1,0 +1,10 @@
+//! Black-box tests of the `kairosdb` binary: each test starts the real server on
+//! `127.0.0.1:0` with its own temporary data directory and talks HTTP or raw telnet bytes.
+//! One test binary (modules below) keeps link time down.
+
+mod check_config;
+mod conformance;
+mod harness;
+mod http_api;
+mod lifecycle;
+mod telnet;

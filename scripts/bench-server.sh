@@ -30,9 +30,9 @@ run_server() { # $1 = data dir; prints the PID
     echo "$pid"
 }
 
-stop_server() { # $1 = PID
+stop_server() { # $1 = PID; waits until the clean shutdown has finished
     kill -TERM "$1"
-    wait "$1" || true
+    while kill -0 "$1" 2>/dev/null; do sleep 0.1; done
 }
 
 WORK=$(mktemp -d)
@@ -44,8 +44,9 @@ PID=$(run_server "$WORK/http")
 "$BIN/kairosdb-bench" http --url "http://127.0.0.1:$HTTP_PORT" --pid "$PID" -c 4 \
     --hosts "$HOSTS" --hours "$HOURS" --values "$VALUES"
 stop_server "$PID"
-BYTES=$(du -sb "$WORK/http" | cut -f1)
-echo "  data dir after shutdown:  $BYTES bytes = $(echo "scale=3; $BYTES / $POINTS" | bc) bytes/point (all files)"
+BYTES=$(du -s --block-size=1 "$WORK/http" | cut -f1)
+echo "  data dir after shutdown:  $BYTES bytes = $(echo "scale=3; $BYTES / $POINTS" | bc) bytes/point (allocated blocks of all files)"
+du -s --block-size=1 "$WORK/http"/* | sed 's/^/    /'
 
 echo "== telnet put ingest"
 PID=$(run_server "$WORK/telnet")

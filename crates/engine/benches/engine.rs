@@ -9,7 +9,8 @@
 //! * `query/decode_sealed`: a full-range query of 100 sealed series (2 M points),
 //!   through fjall, decode, merge and result building.
 //!
-//! Run: `cargo bench -p kairosdb-engine --bench engine`.
+//! Run: `cargo bench -p kairosdb-engine --bench engine`. Inputs come from fixed
+//! seeds; the allocator is jemalloc, as in the server binary.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,9 @@ use kairosdb_model::{
     TimeRange, WriteBatch,
 };
 use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const T0: i64 = 1_700_000_000_000;
 const HOSTS: usize = 100;

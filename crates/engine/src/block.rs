@@ -257,6 +257,30 @@ pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
 
 /// Decodes a whole block into `out` (buffers are reused).
 pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
+    let dt = decode_header(b)?.data_type;
+    if out.vals.data_type() == dt {
+        out.vals.clear();
+    } else {
+        out.vals = Col::new(dt);
+    }
+    out.ts.clear();
+    out.exp.clear();
+    let h = decode_append(b, &mut out.ts, &mut out.vals)?;
+    if h.has_expiry_column() {
+        let exp_at = BLOCK_HEADER_LEN + h.ts_len as usize + h.val_len as usize;
+        decode_numbers_into(&b[exp_at..], &mut out.exp, h.count as usize, "expiry")?;
+    }
+    Ok(h)
+}
+
+/// Decodes timestamps and values of a block, appending them to `ts` and `vals`
+/// (whose type must match the block's). The expiry column is not read: use
+/// [`decode`] unless the header shows no point can have expired.
+pub fn decode_append(
+    b: &[u8],
+    ts: &mut Vec<i64>,
+    vals: &mut Col,
+) -> Result<BlockHeader, DecodeError> {
     let h = decode_header(b)?;
     if block_crc(b) != h.crc {
         return Err(DecodeError::Invalid {
@@ -264,45 +288,62 @@ pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
             offset: 52,
         });
     }
+    if vals.data_type() != h.data_type {
+        return Err(DecodeError::Invalid {
+            what: "block data type (differs from its series)",
+            offset: 1,
+        });
+    }
     let n = h.count as usize;
     let ts_at = BLOCK_HEADER_LEN;
     let val_at = ts_at + h.ts_len as usize;
     let exp_at = val_at + h.val_len as usize;
-    decode_numbers(&b[ts_at..val_at], &mut out.ts, n, "timestamps")?;
-    if out.vals.data_type() != h.data_type {
-        out.vals = Col::new(h.data_type);
-    }
-    match &mut out.vals {
-        Col::Long(v) => decode_numbers(&b[val_at..exp_at], v, n, "long values")?,
-        Col::Double(v) => decode_numbers(&b[val_at..exp_at], v, n, "double values")?,
-        Col::Str(s) => decode_strings(&b[val_at..exp_at], s, n)?,
-    }
-    if h.has_expiry_column() {
-        decode_numbers(&b[exp_at..], &mut out.exp, n, "expiry")?;
-    } else {
-        out.exp.clear();
-    }
-    // The header's bounds must match the data (they are used to skip blocks).
-    if out.ts[0] != h.min_ts || out.ts[n - 1] != h.max_ts || !out.ts.windows(2).all(|w| w[0] < w[1])
-    {
-        return Err(DecodeError::Invalid {
-            what: "block timestamps (unsorted or header mismatch)",
-            offset: ts_at,
-        });
+    let base = ts.len();
+    let vbase = vals.len();
+    let res = (|| {
+        decode_numbers_into(&b[ts_at..val_at], ts, n, "timestamps")?;
+        match vals {
+            Col::Long(v) => decode_numbers_into(&b[val_at..exp_at], v, n, "long values")?,
+            Col::Double(v) => decode_numbers_into(&b[val_at..exp_at], v, n, "double values")?,
+            Col::Str(_) => {
+                let mut tmp = StrCol::default();
+                decode_strings(&b[val_at..exp_at], &mut tmp, n)?;
+                vals.extend_from_col(&Col::Str(tmp), 0..n);
+            }
+        }
+        // The header's bounds must match the data (they are used to skip blocks).
+        let t = &ts[base..];
+        if t[0] != h.min_ts || t[n - 1] != h.max_ts || !t.windows(2).all(|w| w[0] < w[1]) {
+            return Err(DecodeError::Invalid {
+                what: "block timestamps (unsorted or header mismatch)",
+                offset: ts_at,
+            });
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        ts.truncate(base);
+        vals.truncate(vbase);
+        return Err(e);
     }
     Ok(h)
 }
 
-fn decode_numbers<T: pco::data_types::Number + Default>(
+/// Appends `n` numbers decoded from `src` to `dst`.
+fn decode_numbers_into<T: pco::data_types::Number + Default>(
     src: &[u8],
     dst: &mut Vec<T>,
     n: usize,
     column: &'static str,
 ) -> Result<(), DecodeError> {
-    dst.clear();
-    dst.resize(n, T::default());
-    let p = simple_decompress_into(src, dst).map_err(|e| pco_err(column, e))?;
+    let base = dst.len();
+    dst.resize(base + n, T::default());
+    let p = simple_decompress_into(src, &mut dst[base..]).map_err(|e| {
+        dst.truncate(base);
+        pco_err(column, e)
+    })?;
     if p.n_processed != n || !p.finished {
+        dst.truncate(base);
         return Err(DecodeError::Pco {
             column,
             detail: format!("expected {n} numbers, got {}", p.n_processed),
@@ -326,7 +367,7 @@ fn decode_strings(src: &[u8], out: &mut StrCol, n: usize) -> Result<(), DecodeEr
         });
     }
     let mut lens: Vec<u32> = Vec::new();
-    decode_numbers(&src[4..4 + lens_len], &mut lens, n, "string lengths")?;
+    decode_numbers_into(&src[4..4 + lens_len], &mut lens, n, "string lengths")?;
     let bytes = &src[4 + lens_len..];
     let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
     if total != bytes.len() as u64 {
@@ -495,7 +536,12 @@ mod tests {
                 level
             })
             .collect();
-        let b = encode(&ts_all[..2048], &Col::Long(slow), Expiry::Uniform(NEVER), DEFAULT_LEVEL);
+        let b = encode(
+            &ts_all[..2048],
+            &Col::Long(slow),
+            Expiry::Uniform(NEVER),
+            DEFAULT_LEVEL,
+        );
         let s = b.len() as f64 / 2048.0;
         eprintln!("uniform gauge 0..100: {g:.3} B/pt, step gauge ±3: {s:.3} B/pt, counter +0..2000: {k:.3} B/pt");
         assert!(g < 1.0, "integer gauge takes {g} bytes per point");
@@ -548,4 +594,3 @@ mod tests {
         }
     }
 }
-

@@ -119,6 +119,25 @@ impl Col {
         }
     }
 
+    /// Removes the first `n` values.
+    pub fn remove_front(&mut self, n: usize) {
+        match self {
+            Col::Long(v) => drop(v.drain(..n)),
+            Col::Double(v) => drop(v.drain(..n)),
+            Col::Str(s) => {
+                if n == 0 {
+                    return;
+                }
+                let cut = s.ends[n - 1];
+                s.bytes.drain(..cut);
+                s.ends.drain(..n);
+                for e in &mut s.ends {
+                    *e -= cut;
+                }
+            }
+        }
+    }
+
     /// Bytes this column accounts for in the head (values only, not capacity).
     pub fn value_bytes(&self) -> usize {
         match self {
@@ -369,11 +388,6 @@ pub fn merge_runs(dt: DataType, mut runs: Vec<Run>) -> Run {
         .windows(2)
         .all(|w| runs[w[0]].ts[runs[w[0]].len() - 1] < runs[w[1]].ts[0]);
     let total: usize = runs.iter().map(Run::len).sum();
-    let mut out = Run {
-        ts: Vec::with_capacity(total),
-        vals: Col::with_capacity(dt, total),
-        exp: Vec::with_capacity(if with_exp { total } else { 0 }),
-    };
     let push_exp = |out: &mut Run, r: &Run, range: Range<usize>| {
         if with_exp {
             if r.exp.is_empty() {
@@ -384,7 +398,14 @@ pub fn merge_runs(dt: DataType, mut runs: Vec<Run>) -> Run {
         }
     };
     if disjoint {
-        for &i in &order {
+        // Extend the earliest run in place: usually the big block run, followed
+        // by the small head runs, so the bulk of the data is never copied again.
+        let mut out = std::mem::replace(&mut runs[order[0]], Run::new(dt));
+        if with_exp && out.exp.is_empty() {
+            out.exp = vec![NEVER; out.len()];
+        }
+        out.ts.reserve(total - out.len());
+        for &i in &order[1..] {
             let r = &runs[i];
             out.ts.extend_from_slice(&r.ts);
             out.vals.extend_from_col(&r.vals, 0..r.len());
@@ -392,6 +413,11 @@ pub fn merge_runs(dt: DataType, mut runs: Vec<Run>) -> Run {
         }
         return out;
     }
+    let mut out = Run {
+        ts: Vec::with_capacity(total),
+        vals: Col::with_capacity(dt, total),
+        exp: Vec::with_capacity(if with_exp { total } else { 0 }),
+    };
     // General case: (ts, run rank, position) sorted; the highest rank wins a tie.
     let mut all: Vec<(i64, u32, u32)> = Vec::with_capacity(total);
     for (r, run) in runs.iter().enumerate() {

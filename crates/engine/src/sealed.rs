@@ -238,18 +238,51 @@ impl Sealed {
         }
         let from = (i128::from(range.start) - i128::from(summary.max_span))
             .max(i128::from(i64::MIN)) as i64;
-        let mut runs: Vec<(u64, Run)> = Vec::new();
+        let mut hits: Vec<(BlockId, BlockHeader, fjall::Slice)> = Vec::new();
         for item in self.store.blocks_between(e.id, from, range.end) {
             let (id, bytes) = item?;
             let h =
                 block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
-            if h.max_ts < range.start || h.min_ts > range.end {
+            if h.max_ts < range.start || h.min_ts > range.end || h.all_expired(now_secs) {
                 continue;
             }
-            if h.all_expired(now_secs) {
-                continue;
+            hits.push((id, h, bytes));
+        }
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Fast path (the common case): blocks that do not overlap each other and
+        // hold no expired point are decoded straight into one output run.
+        hits.sort_by_key(|b| b.1.min_ts);
+        let disjoint = hits.windows(2).all(|w| w[0].1.max_ts < w[1].1.min_ts);
+        if disjoint && hits.iter().all(|b| b.1.min_exp > now_secs) {
+            let total: usize = hits.iter().map(|b| b.1.count as usize).sum();
+            let mut run = Run {
+                ts: Vec::with_capacity(total),
+                vals: Col::with_capacity(e.key.data_type, total),
+                exp: Vec::new(),
+            };
+            for (id, h, bytes) in &hits {
+                let start = run.ts.len();
+                block::decode_append(bytes, &mut run.ts, &mut run.vals)
+                    .map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+                if h.min_ts < range.start || h.max_ts > range.end {
+                    let b = Run::bounds(&run.ts[start..], range);
+                    run.ts.truncate(start + b.end);
+                    run.vals.truncate(start + b.end);
+                    if b.start > 0 {
+                        // Only the first block can start before the range.
+                        debug_assert_eq!(start, 0);
+                        run.ts.drain(start..start + b.start);
+                        run.vals.remove_front(b.start);
+                    }
+                }
             }
-            self.decode(id, &bytes, d)?;
+            return Ok(vec![run]);
+        }
+        let mut runs: Vec<(u64, Run)> = Vec::with_capacity(hits.len());
+        for (id, _, bytes) in &hits {
+            let h = self.decode(*id, bytes, d)?;
             let r = Run::bounds(&d.ts, range);
             if !r.is_empty() {
                 let mut run = run_from_decoded(d, &h, r);

@@ -253,10 +253,12 @@ impl Store {
                 .insert(META_FORMAT, [FORMAT_VERSION])
                 .map_err(fjall_err)?,
             Some(v) if v.as_ref() == [FORMAT_VERSION] => {}
-            Some(v) => return Err(StorageError::Corruption(format!(
+            Some(v) => {
+                return Err(StorageError::Corruption(format!(
                 "data directory has storage format {:?}; this build reads format {FORMAT_VERSION}",
                 v.as_ref()
-            ))),
+            )))
+            }
         }
         Ok(store)
     }

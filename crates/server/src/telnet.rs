@@ -105,16 +105,30 @@ async fn connection(
     let mut pending = Pending::default();
     loop {
         buf.reserve(READ_CHUNK);
-        let read = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            read = tokio::time::timeout(ctx.idle_timeout, stream.read_buf(&mut buf)) => read,
-        };
-        let n = match read {
-            Err(_) => {
-                tracing::debug!(%peer, "closing idle telnet connection");
-                break;
+        let n = if pending.points > 0 {
+            // Lines are parsed but not written: read on only while more data is already
+            // waiting, so a busy sender gets large writes (one per `max_batch_size` points,
+            // not one per 64 KiB read) and an idle one gets its lines written at once.
+            match stream.try_read_buf(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    flush(ctx, &mut pending, shutdown).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            Ok(result) => result?,
+        } else {
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                read = tokio::time::timeout(ctx.idle_timeout, stream.read_buf(&mut buf)) => read,
+            };
+            match read {
+                Err(_) => {
+                    tracing::debug!(%peer, "closing idle telnet connection");
+                    break;
+                }
+                Ok(result) => result?,
+            }
         };
         let eof = n == 0;
         loop {
@@ -150,7 +164,6 @@ async fn connection(
                 ),
             }
         }
-        flush(ctx, &mut pending, shutdown).await?;
         if eof {
             break;
         }

@@ -195,10 +195,9 @@ fn bench_query(c: &mut Criterion) {
     let stats = engine.stats();
     let gauge = |n: &str| stats.gauges.iter().find(|g| g.0 == n).map_or(0.0, |g| g.2);
     eprintln!(
-        "query setup: {total} points in {} blocks, {:.3} B/pt encoded, fjall on disk {:.3} B/pt",
+        "query setup: {total} points in {} blocks, {:.3} B/pt encoded",
         gauge("engine_blocks"),
         gauge("engine_block_bytes") / total as f64,
-        gauge("engine_fjall_disk_bytes") / total as f64
     );
     let mut g = c.benchmark_group("query");
     g.throughput(Throughput::Elements(total));

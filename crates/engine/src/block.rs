@@ -411,6 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn header_bytes_are_pinned() {
+        let b = encode(
+            &[10, 20],
+            &Col::Long(vec![1, 2]),
+            Expiry::PerPoint(&[5, 5]),
+            3,
+        );
+        assert_eq!(&b[..4], &[1, DataType::Long.code(), 0, 0]);
+        assert_eq!(&b[4..8], &2u32.to_le_bytes());
+        assert_eq!(&b[8..16], &10i64.to_le_bytes());
+        assert_eq!(&b[16..24], &20i64.to_le_bytes());
+        assert_eq!(
+            &b[24..40],
+            &[5, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let (ts_len, val_len) = (le_u32(&b, 40) as usize, le_u32(&b, 44) as usize);
+        assert_eq!(le_u32(&b, 48), 0);
+        assert_eq!(BLOCK_HEADER_LEN + ts_len + val_len, b.len());
+        // Columns are standalone pco streams (pco's own magic first).
+        assert_eq!(&b[56..60], b"pco!");
+        assert_eq!(le_u32(&b, 52), block_crc(&b));
+    }
+
+    #[test]
     fn special_values_round_trip_bit_exact() {
         let ts = vec![i64::MIN, -5, -1, 0, 1, i64::MAX];
         let f = vec![

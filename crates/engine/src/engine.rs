@@ -223,7 +223,26 @@ impl Inner {
                 registry.mark_live(&e);
             }
         }
-        let next_segment = report.segments.last().map_or(1, |s| s.0 + 1);
+        // Replay does not queue seals; queue the heads that are already big.
+        let full_heads: Vec<u64> = head
+            .infos()
+            .into_iter()
+            .filter(|i| i.points >= cfg.seal_points)
+            .map(|i| i.sid)
+            .collect();
+        // New positions must sort after every `sealed_lsn` already persisted, even
+        // if the WAL directory was emptied by hand, or replay would skip them.
+        let max_sealed = registry
+            .all()
+            .iter()
+            .map(|e| e.summary.lock().sealed_lsn.segment)
+            .max()
+            .unwrap_or(0);
+        let next_segment = report
+            .segments
+            .last()
+            .map_or(1, |s| s.0 + 1)
+            .max(max_sealed + 1);
         let durable = cfg.wal_sync != WalSync::None;
         let writer = WalWriter::create(
             &wal_dir,
@@ -254,7 +273,7 @@ impl Inner {
             poison_msg: Mutex::new(String::new()),
             closed: AtomicBool::new(false),
             counters,
-            seal_queue: Mutex::new(Vec::new()),
+            seal_queue: Mutex::new(full_heads),
             bg: Mutex::new(Bg::default()),
             bg_cv: Condvar::new(),
         }))
@@ -1092,7 +1111,7 @@ impl Inner {
             ),
             (
                 "engine_fjall_disk_bytes",
-                "Disk used by the fjall block/index store",
+                "Apparent size of the fjall store (its journal is preallocated sparsely)",
                 self.sealed.store.disk_bytes() as f64,
             ),
             (

@@ -363,8 +363,9 @@ pub struct WalWriter {
     seg_len: u64,
     /// Older segments still on disk: (number, length), ascending.
     closed: Vec<(u64, u64)>,
-    /// Rotated segments not yet fsynced.
-    unsynced: Vec<Arc<File>>,
+    /// Rotated segments not yet fsynced: (number, file). In `WalSync::None`
+    /// mode only an explicit `sync()` drains it; checkpoints drop removed ones.
+    unsynced: Vec<(u64, Arc<File>)>,
     /// Total bytes appended since open; the group-commit position.
     written: u64,
     #[cfg(test)]
@@ -427,14 +428,12 @@ impl WalWriter {
         Ok(lsn)
     }
 
-    /// Starts a new segment. The old one is queued for fsync (durable modes).
+    /// Starts a new segment. The old one is queued for the next fsync.
     pub fn rotate(&mut self) -> io::Result<()> {
         let no = self.seg_no + 1;
         let file = Arc::new(create_segment(&self.dir, no, self.durable)?);
         let old = std::mem::replace(&mut self.file, file);
-        if self.durable {
-            self.unsynced.push(old);
-        }
+        self.unsynced.push((self.seg_no, old));
         self.closed.push((self.seg_no, self.seg_len));
         self.seg_no = no;
         self.seg_len = SEGMENT_HEADER_LEN as u64;
@@ -468,7 +467,10 @@ impl WalWriter {
 
     /// Files to fsync to make everything written so far durable.
     pub fn sync_snapshot(&mut self) -> SyncSnapshot {
-        let mut files = std::mem::take(&mut self.unsynced);
+        let mut files: Vec<Arc<File>> = std::mem::take(&mut self.unsynced)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
         files.push(self.file.clone());
         SyncSnapshot {
             files,
@@ -492,6 +494,8 @@ impl WalWriter {
             self.closed.remove(0);
             removed += len;
         }
+        // A deleted segment needs no fsync (and must not keep its fd open).
+        self.unsynced.retain(|(s, _)| *s >= no);
         if removed > 0 && self.durable {
             sync_dir(&self.dir)?;
         }

@@ -493,16 +493,7 @@ mod connection_tests {
                 retry_after_secs: 1,
             },
         ]));
-        let ctx = Arc::new(TelnetContext {
-            storage: storage.clone(),
-            metrics: Arc::new(ServerMetrics::default()),
-            max_line_bytes: 1024,
-            max_batch_size: 1000,
-            idle_timeout: Duration::from_secs(60),
-            enable_validation: true,
-            version_line: b"KairosDB test\n".to_vec(),
-            bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
-        });
+        let ctx = test_context(storage.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -534,14 +525,10 @@ mod connection_tests {
         assert_eq!(ctx.metrics.telnet_connections.load(Ordering::Relaxed), 0);
     }
 
-    /// A storage failure other than back-pressure closes the connection (no silent loss).
-    #[tokio::test]
-    async fn storage_failure_closes_the_connection() {
-        let storage = Arc::new(FakeStorage::failing([StorageError::Poisoned(
-            "disk".into(),
-        )]));
-        let ctx = Arc::new(TelnetContext {
-            storage: storage.clone(),
+    /// A connection context over the given storage, with small test limits.
+    fn test_context(storage: Arc<FakeStorage>) -> Arc<TelnetContext> {
+        Arc::new(TelnetContext {
+            storage,
             metrics: Arc::new(ServerMetrics::default()),
             max_line_bytes: 1024,
             max_batch_size: 1000,
@@ -549,7 +536,16 @@ mod connection_tests {
             enable_validation: true,
             version_line: b"KairosDB test\n".to_vec(),
             bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
-        });
+        })
+    }
+
+    /// A storage failure other than back-pressure closes the connection (no silent loss).
+    #[tokio::test]
+    async fn storage_failure_closes_the_connection() {
+        let storage = Arc::new(FakeStorage::failing([StorageError::Poisoned(
+            "disk".into(),
+        )]));
+        let ctx = test_context(storage.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();

@@ -2,7 +2,18 @@
 
 use kairosdb_model::*;
 
-use crate::{execute, QueryError};
+use crate::{execute, Budget, Context, QueryError};
+
+fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
+    let budget = Budget::default();
+    let ctx = Context {
+        range,
+        time_zone: None,
+        now_ms: 0,
+        budget: &budget,
+    };
+    execute(&store(), &ctx, q)
+}
 
 /// Storage that answers `query` from a fixed list of series (filter, range, limit, order applied).
 struct Fixed(Vec<SeriesData>);
@@ -137,7 +148,7 @@ fn mq() -> MetricQuery {
 
 #[test]
 fn raw_read_splits_number_and_text_and_merges_with_value_tie_break() {
-    let r = execute(&store(), TimeRange::ALL, &mq()).unwrap();
+    let r = run(TimeRange::ALL, &mq()).unwrap();
     assert_eq!(r.sample_size, 7);
     assert_eq!(r.results.len(), 2);
     let num = &r.results[0];
@@ -173,7 +184,7 @@ fn desc_order_and_limit_truncate_the_merged_group() {
     q.order = Order::Desc;
     q.limit = Some(3);
     q.exclude_tags = true;
-    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    let r = run(TimeRange::ALL, &q).unwrap();
     let num = &r.results[0];
     assert!(num.tags.is_none());
     assert_eq!(num.ts, vec![5, 3, 3]);
@@ -189,7 +200,7 @@ fn single_type_groups_keep_their_column_type() {
     q.filter = TagFilter {
         tags: vec![("host".into(), vec![TagMatcher::regex("[ab]").unwrap()])],
     };
-    let r = execute(&store(), TimeRange::new(1, 2), &q).unwrap();
+    let r = run(TimeRange::new(1, 2), &q).unwrap();
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].values, OutColumn::Long(vec![10, 20]));
 }
@@ -198,7 +209,7 @@ fn single_type_groups_keep_their_column_type() {
 fn tag_group_by_orders_groups_and_reports_group_objects() {
     let mut q = mq();
     q.group_by_tags = vec!["host".into()];
-    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    let r = run(TimeRange::ALL, &q).unwrap();
     let groups: Vec<_> = r
         .results
         .iter()
@@ -222,7 +233,7 @@ fn tag_group_by_orders_groups_and_reports_group_objects() {
 fn no_match_gives_no_results() {
     let mut q = mq();
     q.name = "other".into();
-    let r = execute(&store(), TimeRange::ALL, &q).unwrap();
+    let r = run(TimeRange::ALL, &q).unwrap();
     assert_eq!(r.sample_size, 0);
     assert!(r.results.is_empty());
 }
@@ -232,7 +243,7 @@ fn aggregators_are_refused_clearly_until_implemented() {
     let mut q = mq();
     q.aggregators = vec![r#"{"name":"sum"}"#.into()];
     assert!(matches!(
-        execute(&store(), TimeRange::ALL, &q),
+        run(TimeRange::ALL, &q),
         Err(QueryError::BadRequest(_))
     ));
 }

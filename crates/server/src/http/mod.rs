@@ -299,7 +299,15 @@ impl From<body::BodyError> for ApiError {
 impl From<kairosdb_query::QueryError> for ApiError {
     fn from(e: kairosdb_query::QueryError) -> ApiError {
         match e {
-            kairosdb_query::QueryError::BadRequest(m) => ApiError::bad_request(m),
+            kairosdb_query::QueryError::BadRequest(m) | kairosdb_query::QueryError::Limit(m) => {
+                ApiError::bad_request(m)
+            }
+            kairosdb_query::QueryError::Failed(m) => ApiError::internal(m),
+            // Nobody reads this answer; 499 is what proxies log for a client that left.
+            kairosdb_query::QueryError::Cancelled => ApiError::new(
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "query cancelled: the client disconnected",
+            ),
             kairosdb_query::QueryError::Storage(s) => ApiError::from(s),
         }
     }

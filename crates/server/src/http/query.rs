@@ -48,13 +48,16 @@ pub async fn query_get(axum::extract::State(state): State, uri: Uri) -> Result<R
 
 fn run_query(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let request = parse(body)?;
+    let budget = kairosdb_query::Budget::default();
+    let ctx = kairosdb_query::Context {
+        range: request.range,
+        time_zone: request.time_zone.as_deref(),
+        now_ms: now_ms(),
+        budget: &budget,
+    };
     let mut results = Vec::with_capacity(request.metrics.len());
     for metric in &request.metrics {
-        results.push(kairosdb_query::execute(
-            &*state.storage,
-            request.range,
-            metric,
-        )?);
+        results.push(kairosdb_query::execute(&*state.storage, &ctx, metric)?);
     }
     let mut out = Vec::new();
     write_query_response(&mut out, &results).map_err(ApiError::internal)?;

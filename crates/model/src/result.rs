@@ -19,6 +19,8 @@ pub enum OutColumn {
     /// Mixed longs/doubles/nulls (e.g. a number group merged from a long and a double series).
     Number(Vec<Num>),
     Text(Vec<String>),
+    /// Strings with the null points `gaps` inserts into a text group.
+    TextOrNull(Vec<Option<String>>),
 }
 
 impl OutColumn {
@@ -28,6 +30,7 @@ impl OutColumn {
             OutColumn::Double(v) => v.len(),
             OutColumn::Number(v) => v.len(),
             OutColumn::Text(v) => v.len(),
+            OutColumn::TextOrNull(v) => v.len(),
         }
     }
 

@@ -8,11 +8,14 @@
 //!   texts ([`query::parse_query_request`] keeps the 400/500 distinction).
 //! * [`response`]: result groups → response JSON bytes, with Java/org.json number and
 //!   string formatting; also the `/query/tags` response.
+//! * [`civil`]: Gregorian calendar arithmetic on UTC milliseconds (relative times,
+//!   calendar buckets).
 //! * [`lenient`]: Gson-lenient JSON (comments, single quotes, `[2,]`) → strict JSON or an
 //!   order-preserving tree.
 //!
 //! Benchmarks: `cargo bench -p kairosdb-protocol` (TSBS-like inputs, see the bench file).
 
+pub mod civil;
 #[cfg(test)]
 mod fixtures;
 pub mod ingest;

@@ -19,6 +19,7 @@
 
 use kairosdb_model::{MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange};
 
+use crate::civil::add_months;
 use crate::javanum;
 use crate::lenient::{self, Node};
 use crate::zones::ZONE_IDS;
@@ -445,56 +446,6 @@ impl Relative {
     }
 }
 
-/// Adds calendar months in UTC, clamping the day of month (Mar 31 − 1 month = Feb 28/29).
-fn add_months(ms: i64, months: i64) -> i64 {
-    let day_ms = 86_400_000i64;
-    let days = ms.div_euclid(day_ms);
-    let tod = ms.rem_euclid(day_ms);
-    let (y, m, d) = civil_from_days(days);
-    let total = y * 12 + (m - 1) + months;
-    let ny = total.div_euclid(12);
-    let nm = total.rem_euclid(12) + 1;
-    let nd = d.min(days_in_month(ny, nm));
-    days_from_civil(ny, nm, nd) * day_ms + tod
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's `days_from_civil` (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// `DateTimeZoneDeserializer`: `""` → UTC (`None`); an unknown id → the contextual
 /// message (caller adds the prefix).
 fn check_time_zone(tz: &str) -> Result<Option<String>, String> {
@@ -723,6 +674,8 @@ enum Prop {
     LooseEnum,
     DoubleArray,
     StringArray,
+    /// `score`'s `Threshold[]`: `[{"value": double, "boundary": "superior"|"inferior"}]`.
+    Thresholds,
     StringMap,
 }
 
@@ -761,7 +714,8 @@ const AGGREGATORS: &[(&str, &str, Props, bool)] = &[
     (
         "filter",
         "FilterAggregator",
-        &[("filter_op", Prop::FilterOp), ("threshold", Prop::Double)],
+        // `Object m_threshold`: a number compares with numbers, a string with strings.
+        &[("filter_op", Prop::FilterOp), ("threshold", Prop::Any)],
         false,
     ),
     ("first", "FirstAggregator", &[], true),
@@ -813,7 +767,7 @@ const AGGREGATORS: &[(&str, &str, Props, bool)] = &[
         "score",
         "ScoreAggregator",
         &[
-            ("thresholds", Prop::DoubleArray),
+            ("thresholds", Prop::Thresholds),
             ("order", Prop::LooseEnum),
         ],
         false,
@@ -1006,6 +960,23 @@ fn normalize(v: &Node, kind: Prop) -> Node {
         }
         (Prop::Double, _) => number(v),
         (Prop::DoubleArray, Node::Array(items)) => Node::Array(items.iter().map(number).collect()),
+        (Prop::Thresholds, Node::Array(items)) => Node::Array(
+            items
+                .iter()
+                .map(|t| match t {
+                    Node::Object(_) => Node::Object(
+                        t.members()
+                            .into_iter()
+                            .map(|(k, x)| {
+                                let x = if k == "value" { number(x) } else { x.clone() };
+                                (k.to_owned(), x)
+                            })
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
         (Prop::Unit, Node::Str(s)) => unit_node(s).unwrap_or_else(|| v.clone()),
         (Prop::Duration, Node::Object(_)) => Node::Object(
             v.members()
@@ -1149,6 +1120,50 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryEr
                             "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a string but was {} at path {path}",
                             token(x)
                         )));
+                    }
+                }
+            }
+            other => {
+                return Err(Invalid(format!(
+                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {} at path {path}",
+                    token(other)
+                )))
+            }
+        },
+        Prop::Thresholds => match v {
+            Node::Null => {}
+            Node::Array(items) => {
+                for (i, t) in items.iter().enumerate() {
+                    let tpath = format!("{path}[{i}]");
+                    if !matches!(t, Node::Object(_)) {
+                        return Err(Invalid(format!(
+                            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {tpath}",
+                            token(t)
+                        )));
+                    }
+                    for (k, x) in t.members() {
+                        match k {
+                            "value" => match gson_double(x, &format!("{tpath}.value")) {
+                                Ok(_) => {}
+                                Err(PropError::NumberFormat(m)) => {
+                                    return Err(Invalid(format!("{qctx}.{key} {m}")))
+                                }
+                                Err(PropError::Syntax(m)) => return Err(Invalid(m)),
+                            },
+                            // Deliberate: KairosDB silently turns an unknown boundary into
+                            // null and fails later with a NullPointerException (500).
+                            "boundary" => {
+                                let b = get_as_string(x).map_err(Internal)?;
+                                if !b.eq_ignore_ascii_case("superior")
+                                    && !b.eq_ignore_ascii_case("inferior")
+                                {
+                                    return Err(Invalid(format!(
+                                        "{qctx}.{key}[{i}].boundary {b} is not a valid boundary, must be 'superior' or 'inferior'"
+                                    )));
+                                }
+                            }
+                            _ => {}
+                        }
                     }
                 }
             }

@@ -114,6 +114,16 @@ fn write_group(out: &mut Vec<u8>, g: &ResultGroup) -> Result<(), String> {
                 out.push(b']');
             }
         }
+        OutColumn::TextOrNull(v) => {
+            for (i, (&t, x)) in ts.iter().zip(v).enumerate() {
+                pair_start(out, i, t);
+                match x {
+                    Some(s) => write_json_string(out, s),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b']');
+            }
+        }
     }
     out.extend_from_slice(b"]}");
     Ok(())
@@ -251,6 +261,24 @@ pub fn write_i64(out: &mut Vec<u8>, v: i64) {
 fn write_u64(out: &mut Vec<u8>, v: u64) {
     let mut b = itoa::Buffer::new();
     out.extend_from_slice(b.format(v).as_bytes());
+}
+
+/// Java's `Double.toString(v)` (for messages): the org.json form with `.0` kept
+/// (`5.0`, `1.0E7`, `NaN`).
+pub fn java_double_string(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let mut out = Vec::new();
+    write_java_double(&mut out, v);
+    let mut s = String::from_utf8(out).unwrap_or_default();
+    if !s.contains(['.', 'E']) {
+        s.push_str(".0");
+    }
+    s
 }
 
 /// Writes `v` as org.json prints a Java double (spec §4.6): `Double.toString` (plain

@@ -1,18 +1,25 @@
 //! Query execution above storage (spec §4.4), one metric query at a time:
 //!
-//! 1. read the matching series from [`Storage`] (per-series `limit`/`order` applied there);
-//! 2. [`group`]: split the series by group type (`number` < `text`), then by the values of
+//! 1. parse the aggregators and group-bys ([`aggregate`], [`groupby`]);
+//! 2. read the matching series from [`Storage`] (per-series `limit`/`order` applied there);
+//! 3. [`group`]: split the series by group type (`number` < `text`), then by the values of
 //!    the `tag` group-by, if any;
-//! 3. [`merge`]: merge each group's series into one time-ordered column stream;
-//! 4. truncate each group to `limit`;
-//! 5. (next: time/value/bin group-bys and the aggregator chain run here, over the merged
-//!    columns of each group);
-//! 6. emit one [`ResultGroup`] per non-empty group.
+//! 4. [`merge`]: merge each group's series into one time-ordered column stream;
+//! 5. [`groupby`]: split each stream further by the `time`, `value` and `bin` group-bys;
+//! 6. truncate each group to `limit`;
+//! 7. run the aggregator chain in JSON order ([`aggregate`]; range aggregators in
+//!    [`range`], calendar arithmetic in [`time`]), skipping numeric aggregators on text;
+//! 8. emit one [`ResultGroup`] per non-empty group.
 //!
-//! Fixed surface: [`execute`], [`QueryError`].
+//! Fixed surface: [`execute`], [`Context`], [`Budget`], [`QueryError`].
 
+mod aggregate;
+mod column;
 mod group;
+mod groupby;
 mod merge;
+mod range;
+pub mod time;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +29,9 @@ use kairosdb_model::{
     GroupByResult, MetricQuery, QueryResult, ResultGroup, SeriesQuery, Storage, StorageError,
     TimeRange,
 };
+
+use aggregate::{Aggregator, GroupInfo, Stream};
+use groupby::GroupBy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -94,8 +104,8 @@ impl Budget {
     }
 }
 
-/// Runs one metric query of a request over `range` and returns its result
-/// (`sample_size` and the result groups, one per type group for raw reads).
+/// Runs one metric query of a request and returns its result (`sample_size` and the
+/// result groups).
 ///
 /// Groups without points are omitted, as KairosDB does since 2022 (spec §14.1), so a
 /// query that matches nothing answers `"results":[]`.
@@ -104,56 +114,79 @@ pub fn execute(
     ctx: &Context,
     query: &MetricQuery,
 ) -> Result<QueryResult, QueryError> {
-    let range = ctx.range;
-    if let Some(agg) = query.aggregators.first() {
-        return Err(QueryError::BadRequest(format!(
-            "aggregators are not supported by this server version yet: {agg}"
-        )));
-    }
-    if let Some(gb) = query.group_by_other.first() {
-        return Err(QueryError::BadRequest(format!(
-            "time, value and bin group-bys are not supported by this server version yet: {gb}"
-        )));
-    }
+    // Everything that can be refused is refused before reading.
+    let group_bys = query
+        .group_by_other
+        .iter()
+        .map(|g| GroupBy::parse(g, ctx.range.start))
+        .collect::<Result<Vec<_>, _>>()?;
+    let aggregators = query
+        .aggregators
+        .iter()
+        .map(|a| Aggregator::parse(a, ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+
     let series = storage.query(&SeriesQuery {
         metric: query.name.clone(),
         filter: query.filter.clone(),
-        range,
+        range: ctx.range,
         limit: query.limit,
         order: query.order,
     })?;
     let sample_size = series.iter().map(|s| s.points.len() as u64).sum();
     ctx.budget.check(sample_size)?;
+    if sample_size > 0 {
+        for g in &group_bys {
+            g.check()?;
+        }
+    }
 
     let mut results = Vec::new();
     for g in group::split(series, &query.group_by_tags) {
-        let tags = (!query.exclude_tags).then(|| g.tag_values());
-        let (mut ts, mut values) = merge::merge(g.series, query.order);
-        if let Some(limit) = query.limit {
-            if ts.len() > limit {
-                ts.truncate(limit);
-                values = merge::truncate(values, limit);
-            }
-        }
-        if ts.is_empty() {
-            continue;
-        }
-        let mut group_by = Vec::new();
-        if !query.group_by_tags.is_empty() {
-            group_by.push(GroupByResult::Tag {
-                tags: query.group_by_tags.clone(),
-                group: g.tag_key,
-            });
-        }
-        group_by.push(GroupByResult::Type(g.group_type.to_string()));
-        results.push(ResultGroup {
-            name: query.name.clone(),
-            alias: query.alias.clone(),
-            group_by,
-            tags,
+        let tags = g.tag_values();
+        let (ts, values) = merge::merge(g.series, query.order);
+        let merged = Stream {
             ts,
             values,
-        });
+            group_type: g.group_type,
+        };
+        for (mut group_by, mut s) in groupby::split(merged, &group_bys) {
+            if let Some(limit) = query.limit {
+                if s.ts.len() > limit {
+                    s.ts.truncate(limit);
+                    s.values = column::slice(s.values, 0, limit);
+                }
+            }
+            let info = GroupInfo {
+                metric: &query.name,
+                tags: &tags,
+                group_by_tags: &query.group_by_tags,
+            };
+            for a in &aggregators {
+                if a.accepts(s.group_type) {
+                    s = a.apply(s, ctx, storage, &info)?;
+                }
+            }
+            ctx.budget.check(0)?;
+            if s.ts.is_empty() {
+                continue;
+            }
+            if !query.group_by_tags.is_empty() {
+                group_by.push(GroupByResult::Tag {
+                    tags: query.group_by_tags.clone(),
+                    group: g.tag_key.clone(),
+                });
+            }
+            group_by.push(GroupByResult::Type(g.group_type.to_string()));
+            results.push(ResultGroup {
+                name: query.name.clone(),
+                alias: query.alias.clone(),
+                group_by,
+                tags: (!query.exclude_tags).then(|| tags.clone()),
+                ts: s.ts,
+                values: s.values,
+            });
+        }
     }
     Ok(QueryResult {
         sample_size,

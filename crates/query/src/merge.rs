@@ -96,24 +96,3 @@ fn long_at(points: &Points, i: usize) -> i64 {
         _ => unreachable!("all series are longs"),
     }
 }
-
-pub(crate) fn truncate(column: OutColumn, n: usize) -> OutColumn {
-    match column {
-        OutColumn::Long(mut v) => {
-            v.truncate(n);
-            OutColumn::Long(v)
-        }
-        OutColumn::Double(mut v) => {
-            v.truncate(n);
-            OutColumn::Double(v)
-        }
-        OutColumn::Number(mut v) => {
-            v.truncate(n);
-            OutColumn::Number(v)
-        }
-        OutColumn::Text(mut v) => {
-            v.truncate(n);
-            OutColumn::Text(v)
-        }
-    }
-}

@@ -237,13 +237,3 @@ fn no_match_gives_no_results() {
     assert_eq!(r.sample_size, 0);
     assert!(r.results.is_empty());
 }
-
-#[test]
-fn aggregators_are_refused_clearly_until_implemented() {
-    let mut q = mq();
-    q.aggregators = vec![r#"{"name":"sum"}"#.into()];
-    assert!(matches!(
-        run(TimeRange::ALL, &q),
-        Err(QueryError::BadRequest(_))
-    ));
-}

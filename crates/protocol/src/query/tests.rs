@@ -2,6 +2,7 @@
 //! (`shared/kairosdb-conformance/unit-resources`), Appendix A texts, relative times.
 
 use super::*;
+use crate::civil::{civil_from_days, days_from_civil};
 use crate::fixtures;
 
 const NOW: i64 = 1_358_484_912_022; // 2013-01-18T04:55:12.022Z (RelativeTimeTest's base)
@@ -343,4 +344,34 @@ proptest::proptest! {
         body.push(byte);
         let _ = parse_query_request(&body, NOW);
     }
+}
+
+#[test]
+fn score_thresholds_are_objects_and_filter_thresholds_keep_their_json_type() {
+    let q = ok(r#"{"start_absolute":1,"metrics":[{"name":"m","aggregators":[
+        {"name":"score","order":"descending",
+         "thresholds":[{"value":"10","boundary":"inferior"},{"value":0}]},
+        {"name":"filter","filter_op":"equal","threshold":"alfa"},
+        {"name":"filter","filter_op":"gt","threshold":2.5}]}]}"#);
+    let a = &q.metrics[0].aggregators;
+    assert_eq!(
+        a[0],
+        r#"{"name":"score","order":"descending","thresholds":[{"value":10,"boundary":"inferior"},{"value":0}]}"#
+    );
+    assert_eq!(a[1], r#"{"name":"filter","filter_op":"equal","threshold":"alfa"}"#);
+    assert_eq!(a[2], r#"{"name":"filter","filter_op":"gt","threshold":2.5}"#);
+
+    let base = |agg: &str| format!(r#"{{"start_absolute":1,"metrics":[{{"name":"m","aggregators":[{agg}]}}]}}"#);
+    assert_eq!(
+        err(&base(r#"{"name":"score","thresholds":[1]}"#)),
+        "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was NUMBER at path $.thresholds[0]"
+    );
+    assert_eq!(
+        err(&base(r#"{"name":"score","thresholds":[{"value":"x"}]}"#)),
+        "query.metric[0].aggregators[0].thresholds For input string: \"x\""
+    );
+    assert_eq!(
+        err(&base(r#"{"name":"score","thresholds":[{"value":1,"boundary":"middle"}]}"#)),
+        "query.metric[0].aggregators[0].thresholds[0].boundary middle is not a valid boundary, must be 'superior' or 'inferior'"
+    );
 }

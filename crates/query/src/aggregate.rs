@@ -1,0 +1,535 @@
+//! The 21 aggregators of spec §5, applied to one group's merged stream in JSON order.
+//!
+//! [`Aggregator::parse`] reads the normalized JSON the protocol crate hands over (its
+//! validation already produced KairosDB's 400 texts); [`Aggregator::apply`] maps a
+//! [`Stream`] to a new one. Numeric aggregators read the values as one `f64` slice and
+//! write one output column, bucket by bucket, without per-point allocation. The range
+//! aggregators share [`crate::range`].
+
+use std::collections::BTreeMap;
+
+use kairosdb_model::{BatchBuilder, OutColumn, Storage, Tags, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::column::{self, numbers};
+use crate::range::{Range, RangeKind};
+use crate::time::{self, Unit, Zone};
+use crate::{Context, QueryError};
+
+/// One group's points in stream order, and its current group type (`number` / `text`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Stream {
+    pub ts: Vec<i64>,
+    pub values: OutColumn,
+    pub group_type: &'static str,
+}
+
+/// What `save_as` needs to know about the group it saves.
+pub(crate) struct GroupInfo<'a> {
+    pub metric: &'a str,
+    pub tags: &'a BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Tag names of the query's `tag` group-by.
+    pub group_by_tags: &'a [String],
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Aggregator {
+    Range(Box<Range>),
+    Diff,
+    Div(f64),
+    Filter { op: FilterOp, threshold: Threshold },
+    Rate { unit: Unit, value: i64, zone: Zone },
+    Sampler { unit: Unit, zone: Zone },
+    SaveAs(SaveAs),
+    Scale(f64),
+    Score { thresholds: Vec<(f64, bool)>, descending: bool },
+    Sma(usize),
+    Trim { first: bool, last: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FilterOp {
+    Lte,
+    Lt,
+    Gte,
+    Gt,
+    Equal,
+    Ne,
+}
+
+impl FilterOp {
+    fn holds(self, o: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            FilterOp::Lte => o != Greater,
+            FilterOp::Lt => o == Less,
+            FilterOp::Gte => o != Less,
+            FilterOp::Gt => o == Greater,
+            FilterOp::Equal => o == Equal,
+            FilterOp::Ne => o != Equal,
+        }
+    }
+}
+
+/// `filter`'s threshold: a JSON number is compared with numeric points, a JSON string
+/// with string points; points of the other kind are removed (spec §5.2).
+#[derive(Clone, Debug)]
+pub(crate) enum Threshold {
+    Number(f64),
+    /// A string; `numeric` is its value when it reads as a number. Deliberate leniency:
+    /// such a threshold also compares numerically with numeric points (KairosDB removes
+    /// every numeric point, which is never what a client sending `"10"` means).
+    Text { text: String, numeric: Option<f64> },
+    /// Anything else (booleans, objects) removes every point, as in KairosDB.
+    Other,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SaveAs {
+    metric: String,
+    tags: Vec<(String, String)>,
+    ttl: u32,
+    add_saved_from: bool,
+}
+
+fn bad(msg: String) -> QueryError {
+    QueryError::BadRequest(msg)
+}
+
+fn num(props: &Map<String, Json>, key: &str) -> Option<f64> {
+    match props.get(key)? {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn long(props: &Map<String, Json>, key: &str) -> Option<i64> {
+    match props.get(key)? {
+        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn flag(props: &Map<String, Json>, key: &str) -> Option<bool> {
+    match props.get(key)? {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => Some(s.eq_ignore_ascii_case("true")),
+        _ => None,
+    }
+}
+
+fn text<'a>(props: &'a Map<String, Json>, key: &str) -> Option<&'a str> {
+    match props.get(key)? {
+        Json::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// `{"value": n, "unit": "U"}` (validated by the protocol crate).
+pub(crate) fn duration(props: &Map<String, Json>, key: &str) -> Option<(i64, Unit)> {
+    let Json::Object(d) = props.get(key)? else {
+        return None;
+    };
+    Some((long(d, "value").unwrap_or(0), Unit::parse(text(d, "unit")?)?))
+}
+
+fn zone(props: &Map<String, Json>, ctx: &Context) -> Result<Zone, QueryError> {
+    Zone::resolve(text(props, "time_zone").or(ctx.time_zone)).map_err(bad)
+}
+
+impl Aggregator {
+    /// Builds an aggregator from its normalized JSON object.
+    pub(crate) fn parse(json: &str, ctx: &Context) -> Result<Aggregator, QueryError> {
+        let props: Map<String, Json> = serde_json::from_str(json)
+            .map_err(|e| bad(format!("invalid aggregator {json}: {e}")))?;
+        let name = text(&props, "name").unwrap_or_default();
+        let range_kind = match name {
+            "avg" => Some(RangeKind::Avg),
+            "count" => Some(RangeKind::Count),
+            "dev" => Some(RangeKind::Dev {
+                mode: match text(&props, "return_type").map(str::to_ascii_lowercase) {
+                    Some(s) if s == "pos_sd" => 1,
+                    Some(s) if s == "neg_sd" => -1,
+                    _ => 0,
+                },
+                count: long(&props, "dev_count").unwrap_or(1) as i32 as f64,
+            }),
+            "first" => Some(RangeKind::First),
+            "gaps" => Some(RangeKind::Gaps),
+            "last" => Some(RangeKind::Last),
+            "least_squares" => Some(RangeKind::LeastSquares),
+            "max" => Some(RangeKind::Max),
+            "min" => Some(RangeKind::Min),
+            "percentile" => Some(RangeKind::Percentile(
+                num(&props, "percentile").unwrap_or(0.0),
+            )),
+            "sum" => Some(RangeKind::Sum),
+            _ => None,
+        };
+        if let Some(kind) = range_kind {
+            let (value, unit) = duration(&props, "sampling").unwrap_or((1, Unit::Milliseconds));
+            let start = long(&props, "start_time").unwrap_or(ctx.range.start);
+            let end = long(&props, "end_time").unwrap_or(ctx.range.end);
+            return Ok(Aggregator::Range(Box::new(Range {
+                kind,
+                unit,
+                value,
+                start,
+                // `setEndTime`: gaps never run past "now".
+                end: end.min(ctx.now_ms),
+                align_sampling: flag(&props, "align_sampling").unwrap_or(true),
+                align_start_time: flag(&props, "align_start_time").unwrap_or(false),
+                align_end_time: flag(&props, "align_end_time").unwrap_or(false),
+                trim: flag(&props, "trim").unwrap_or(false),
+                zone: zone(&props, ctx)?,
+            })));
+        }
+        Ok(match name {
+            "diff" => Aggregator::Diff,
+            "div" => Aggregator::Div(num(&props, "divisor").unwrap_or(0.0)),
+            "filter" => Aggregator::Filter {
+                op: match text(&props, "filter_op").map(str::to_ascii_lowercase) {
+                    Some(s) if s == "lte" => FilterOp::Lte,
+                    Some(s) if s == "lt" => FilterOp::Lt,
+                    Some(s) if s == "gte" => FilterOp::Gte,
+                    Some(s) if s == "gt" => FilterOp::Gt,
+                    Some(s) if s == "equal" => FilterOp::Equal,
+                    Some(s) if s == "ne" => FilterOp::Ne,
+                    // KairosDB fails with a NullPointerException (500) at run time.
+                    _ => {
+                        return Err(QueryError::Failed(
+                            "filter aggregator: filter_op is required (one of 'lte', 'lt', 'gte', 'gt', 'equal', 'ne')".into(),
+                        ))
+                    }
+                },
+                threshold: match props.get("threshold") {
+                    None | Some(Json::Null) => Threshold::Number(0.0),
+                    Some(Json::Number(n)) => Threshold::Number(n.as_f64().unwrap_or(0.0)),
+                    Some(Json::String(s)) => Threshold::Text {
+                        numeric: s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
+                        text: s.clone(),
+                    },
+                    Some(_) => Threshold::Other,
+                },
+            },
+            "rate" => {
+                let (value, unit) = duration(&props, "sampling")
+                    .or_else(|| Some((1, Unit::parse(text(&props, "unit")?)?)))
+                    .unwrap_or((1, Unit::Milliseconds));
+                Aggregator::Rate {
+                    unit,
+                    value,
+                    zone: zone(&props, ctx)?,
+                }
+            }
+            "sampler" => Aggregator::Sampler {
+                unit: text(&props, "unit")
+                    .and_then(Unit::parse)
+                    .unwrap_or(Unit::Milliseconds),
+                zone: zone(&props, ctx)?,
+            },
+            "save_as" => Aggregator::SaveAs(SaveAs {
+                metric: text(&props, "metric_name").unwrap_or_default().to_owned(),
+                tags: match props.get("tags") {
+                    Some(Json::Object(m)) => m
+                        .iter()
+                        .filter_map(|(k, v)| match v {
+                            Json::String(s) => Some((k.clone(), s.clone())),
+                            Json::Number(n) => Some((k.clone(), n.to_string())),
+                            Json::Bool(b) => Some((k.clone(), b.to_string())),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                ttl: long(&props, "ttl")
+                    .and_then(|t| u32::try_from(t).ok())
+                    .unwrap_or(0),
+                add_saved_from: flag(&props, "add_saved_from").unwrap_or(true),
+            }),
+            "scale" => Aggregator::Scale(num(&props, "factor").unwrap_or(0.0)),
+            "score" => {
+                let mut thresholds = Vec::new();
+                if let Some(Json::Array(items)) = props.get("thresholds") {
+                    for t in items {
+                        let Json::Object(t) = t else { continue };
+                        let inferior = text(t, "boundary")
+                            .is_some_and(|b| b.eq_ignore_ascii_case("inferior"));
+                        thresholds.push((num(t, "value").unwrap_or(0.0), inferior));
+                    }
+                }
+                // Ascending by value; at equal values inferior before superior.
+                thresholds.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+                Aggregator::Score {
+                    thresholds,
+                    descending: text(&props, "order")
+                        .is_some_and(|o| o.eq_ignore_ascii_case("descending")),
+                }
+            }
+            "sma" => {
+                let size = long(&props, "size").unwrap_or(0);
+                if size <= 0 {
+                    // KairosDB: `checkState(m_size != 0)` fails with a 500.
+                    return Err(QueryError::Failed(
+                        "sma aggregator: size must be greater than 0".into(),
+                    ));
+                }
+                Aggregator::Sma(usize::try_from(size).unwrap_or(usize::MAX))
+            }
+            "trim" => match text(&props, "trim").map(str::to_ascii_lowercase) {
+                Some(s) if s == "first" => Aggregator::Trim {
+                    first: true,
+                    last: false,
+                },
+                Some(s) if s == "last" => Aggregator::Trim {
+                    first: false,
+                    last: true,
+                },
+                Some(s) if s == "both" => Aggregator::Trim {
+                    first: true,
+                    last: true,
+                },
+                _ => Aggregator::Trim {
+                    first: false,
+                    last: false,
+                },
+            },
+            other => return Err(bad(format!("{other} invalid aggregators name"))),
+        })
+    }
+
+    /// Does this aggregator apply to a group of this type (spec §5.0 "accepts")?
+    pub(crate) fn accepts(&self, group_type: &str) -> bool {
+        let any = match self {
+            Aggregator::Range(r) => matches!(
+                r.kind,
+                RangeKind::Count | RangeKind::First | RangeKind::Gaps | RangeKind::Last
+            ),
+            Aggregator::Filter { .. } | Aggregator::SaveAs(_) | Aggregator::Trim { .. } => true,
+            _ => false,
+        };
+        any || group_type == "number"
+    }
+
+    /// Applies the aggregator to one group (the caller checked [`Aggregator::accepts`]).
+    pub(crate) fn apply(
+        &self,
+        s: Stream,
+        ctx: &Context,
+        storage: &dyn Storage,
+        group: &GroupInfo,
+    ) -> Result<Stream, QueryError> {
+        let out = |ts: Vec<i64>, values: Vec<f64>| Stream {
+            ts,
+            values: OutColumn::Double(values),
+            group_type: "number",
+        };
+        match self {
+            Aggregator::Range(r) => r.apply(s, ctx),
+            Aggregator::Diff => {
+                let v = numbers(&s.values)?;
+                let n = v.len().saturating_sub(1);
+                let ts = s.ts[1.min(s.ts.len())..].to_vec();
+                let values = (0..n).map(|i| v[i + 1] - v[i]).collect();
+                Ok(out(ts, values))
+            }
+            Aggregator::Div(d) => {
+                let values = numbers(&s.values)?.iter().map(|x| x / d).collect();
+                Ok(out(s.ts, values))
+            }
+            Aggregator::Scale(f) => {
+                let values = numbers(&s.values)?.iter().map(|x| x * f).collect();
+                Ok(out(s.ts, values))
+            }
+            Aggregator::Rate { unit, value, zone } => {
+                rate(&s, "rate", |t| time::sampling_duration(zone, *unit, *value, t))
+                    .map(|(ts, v)| out(ts, v))
+            }
+            Aggregator::Sampler { unit, zone } => {
+                rate(&s, "sampler", |t| time::sampling_duration(zone, *unit, 1, t))
+                    .map(|(ts, v)| out(ts, v))
+            }
+            Aggregator::Score {
+                thresholds,
+                descending,
+            } => {
+                let n = thresholds.len();
+                let values = numbers(&s.values)?
+                    .iter()
+                    .map(|&x| {
+                        // Thresholds below x (an inferior threshold equal to x counts too).
+                        let score = thresholds
+                            .iter()
+                            .take_while(|&&(t, inferior)| x > t || (x == t && inferior))
+                            .count();
+                        (if *descending { n - score } else { score }) as f64
+                    })
+                    .collect();
+                Ok(out(s.ts, values))
+            }
+            Aggregator::Sma(size) => {
+                let v = numbers(&s.values)?;
+                let size = *size;
+                if v.len() + 1 < size {
+                    return Ok(out(Vec::new(), Vec::new()));
+                }
+                let skip = size - 1;
+                let mut values = Vec::with_capacity(v.len() - skip);
+                for i in skip..v.len() {
+                    // Summed oldest first, as KairosDB does.
+                    let lo = (i + 1).saturating_sub(size);
+                    let w = &v[lo..=i];
+                    values.push(w.iter().sum::<f64>() / w.len() as f64);
+                }
+                Ok(out(s.ts[skip..].to_vec(), values))
+            }
+            Aggregator::Filter { op, threshold } => filter(s, *op, threshold),
+            Aggregator::Trim { first, last } => {
+                let n = s.ts.len();
+                let lo = usize::from(*first).min(n);
+                let hi = n.saturating_sub(usize::from(*last)).max(lo);
+                Ok(Stream {
+                    ts: s.ts[lo..hi].to_vec(),
+                    values: column::slice(s.values, lo, hi),
+                    group_type: s.group_type,
+                })
+            }
+            Aggregator::SaveAs(save) => {
+                save.write(&s, storage, group)?;
+                Ok(s)
+            }
+        }
+    }
+}
+
+/// `rate` / `sampler`: one output per consecutive pair, at the later timestamp.
+fn rate(
+    s: &Stream,
+    name: &str,
+    duration: impl Fn(i64) -> i64,
+) -> Result<(Vec<i64>, Vec<f64>), QueryError> {
+    let v = numbers(&s.values)?;
+    let n = v.len().saturating_sub(1);
+    let mut ts = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let (t0, t1) = (s.ts[i], s.ts[i + 1]);
+        if t0 == t1 {
+            return Err(QueryError::Failed(format!(
+                "The {name} aggregator cannot compute rate for data points with the same time stamp.  You must precede {name} with another aggregator."
+            )));
+        }
+        let delta = if name == "rate" { v[i + 1] - v[i] } else { v[i + 1] };
+        ts.push(t1);
+        values.push(delta / (t1 as f64 - t0 as f64) * duration(t0) as f64);
+    }
+    Ok((ts, values))
+}
+
+fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, QueryError> {
+    use kairosdb_model::Num;
+    // `true` = the point is removed.
+    let by_number = |x: f64| -> bool {
+        match threshold {
+            Threshold::Number(t) | Threshold::Text { numeric: Some(t), .. } => {
+                op.holds(x.partial_cmp(t).unwrap_or(std::cmp::Ordering::Greater))
+            }
+            _ => true,
+        }
+    };
+    let by_text = |x: &str| -> bool {
+        match threshold {
+            Threshold::Text { text, .. } => op.holds(java_compare(x, text)),
+            _ => true,
+        }
+    };
+    let keep: Vec<usize> = match &s.values {
+        OutColumn::Long(v) => (0..v.len()).filter(|&i| !by_number(v[i] as f64)).collect(),
+        OutColumn::Double(v) => (0..v.len()).filter(|&i| !by_number(v[i])).collect(),
+        OutColumn::Number(v) => {
+            let mut keep = Vec::new();
+            for (i, x) in v.iter().enumerate() {
+                let removed = match *x {
+                    Num::Long(l) => by_number(l as f64),
+                    Num::Double(d) => by_number(d),
+                    Num::Null => return Err(QueryError::Failed(column::GAPS_CHAINED.into())),
+                };
+                if !removed {
+                    keep.push(i);
+                }
+            }
+            keep
+        }
+        OutColumn::Text(v) => (0..v.len()).filter(|&i| !by_text(&v[i])).collect(),
+        OutColumn::TextOrNull(v) => {
+            let mut keep = Vec::new();
+            for (i, x) in v.iter().enumerate() {
+                match x {
+                    Some(x) if !by_text(x) => keep.push(i),
+                    Some(_) => {}
+                    None => return Err(QueryError::Failed(column::GAPS_CHAINED.into())),
+                }
+            }
+            keep
+        }
+    };
+    Ok(Stream {
+        ts: keep.iter().map(|&i| s.ts[i]).collect(),
+        values: column::gather(&s.values, &keep),
+        group_type: s.group_type,
+    })
+}
+
+/// Java `String.compareTo`: UTF-16 code unit order.
+fn java_compare(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+impl SaveAs {
+    /// Re-ingests the group's points as `metric_name` (spec §5.2 `save_as`): tags are the
+    /// `tags` property, `saved_from` (unless disabled) and every `tag` group-by tag that
+    /// has exactly one value in the group. Null points (from `gaps`) are not saved.
+    fn write(&self, s: &Stream, storage: &dyn Storage, group: &GroupInfo) -> Result<(), QueryError> {
+        if s.ts.is_empty() || self.metric.is_empty() {
+            return Ok(());
+        }
+        let mut tags = Tags::new();
+        for (k, v) in &self.tags {
+            tags.insert(k.clone(), v.clone());
+        }
+        if self.add_saved_from {
+            tags.insert("saved_from".into(), group.metric.to_owned());
+        }
+        for name in group.group_by_tags {
+            if let Some(values) = group.tags.get(name) {
+                if values.len() == 1 {
+                    let v = values.iter().next().cloned().unwrap_or_default();
+                    tags.insert(name.clone(), v);
+                }
+            }
+        }
+        let mut b = BatchBuilder::new();
+        for (i, &t) in s.ts.iter().enumerate() {
+            use kairosdb_model::Num;
+            let value = match &s.values {
+                OutColumn::Long(v) => Value::Long(v[i]),
+                OutColumn::Double(v) => Value::Double(v[i]),
+                OutColumn::Number(v) => match v[i] {
+                    Num::Long(l) => Value::Long(l),
+                    Num::Double(d) => Value::Double(d),
+                    Num::Null => continue,
+                },
+                OutColumn::Text(v) => Value::String(v[i].clone()),
+                OutColumn::TextOrNull(v) => match &v[i] {
+                    Some(x) => Value::String(x.clone()),
+                    None => continue,
+                },
+            };
+            b.push(&self.metric, &tags, self.ttl, t, value);
+        }
+        storage.write(&b.finish())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,367 @@
+//! The range-aggregator framework (spec §5.1): avg, count, dev, first, gaps, last,
+//! least_squares, max, min, percentile and sum fold the points of each sampling bucket.
+//!
+//! Buckets are found by walking the stream: the bucket of the current point `p` ends at
+//! `bucketEnd(p.ts)` and holds `p` and every following point before that end (so with
+//! `order: desc` the whole rest of the stream folds into one bucket, as in KairosDB).
+//! Each bucket is returned at the first point's time, or at the bucket start
+//! (`align_start_time`) or end (`align_end_time`). `gaps` walks every bucket instead
+//! (exhaustive mode) and marks empty ones with a null point.
+//!
+//! Numeric kinds run over one `&[f64]` slice per bucket: a tight loop per bucket and no
+//! allocation per point or per bucket.
+
+use kairosdb_model::{Num, OutColumn};
+use kairosdb_protocol::response::java_double_string;
+
+use crate::aggregate::Stream;
+use crate::column::{self, numbers};
+use crate::time::{Buckets, Unit, Zone};
+use crate::{Context, QueryError};
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum RangeKind {
+    Avg,
+    Count,
+    /// `mode`: 0 = standard deviation, 1 = avg + sd·count, -1 = avg − sd·count.
+    Dev {
+        mode: i8,
+        count: f64,
+    },
+    First,
+    Gaps,
+    Last,
+    LeastSquares,
+    Max,
+    Min,
+    Percentile(f64),
+    Sum,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Range {
+    pub kind: RangeKind,
+    pub unit: Unit,
+    pub value: i64,
+    /// Origin before alignment (`start_time` or the query start); also where `gaps`
+    /// starts without `trim`.
+    pub start: i64,
+    /// Where `gaps` stops: `min(end_time or query end, now)`.
+    pub end: i64,
+    pub align_sampling: bool,
+    pub align_start_time: bool,
+    pub align_end_time: bool,
+    pub trim: bool,
+    pub zone: Zone,
+}
+
+/// Checks the budget every this many buckets.
+const CHECK_EVERY: usize = 1 << 14;
+
+impl Range {
+    fn buckets(&self) -> Result<Buckets, QueryError> {
+        if self.value <= 0 {
+            // KairosDB divides by the sampling value and fails with a 500 (spec §14.19).
+            return Err(QueryError::Failed(
+                "java.lang.ArithmeticException: / by zero (sampling value must be greater than 0)".into(),
+            ));
+        }
+        Ok(Buckets::new(
+            self.unit,
+            self.value,
+            self.start,
+            self.align_sampling,
+            self.zone.clone(),
+        ))
+    }
+
+    /// The time a bucket's result is stamped with.
+    #[inline]
+    fn return_time(&self, first_ts: i64, start: i64, end: i64) -> i64 {
+        if self.align_start_time {
+            start
+        } else if self.align_end_time {
+            end
+        } else {
+            first_ts
+        }
+    }
+
+    pub(crate) fn apply(&self, s: Stream, ctx: &Context) -> Result<Stream, QueryError> {
+        if s.ts.is_empty() {
+            return Ok(s);
+        }
+        let buckets = self.buckets()?;
+        if self.kind == RangeKind::Gaps {
+            return self.gaps(s, &buckets, ctx);
+        }
+        let group_type = match self.kind {
+            RangeKind::First | RangeKind::Last => s.group_type,
+            _ => "number",
+        };
+        let values = match &self.kind {
+            RangeKind::Count => {
+                let mut ts = Vec::new();
+                let mut counts = Vec::new();
+                walk(&s.ts, &buckets, ctx, |lo, hi, start, end| {
+                    ts.push(self.return_time(s.ts[lo], start, end));
+                    counts.push((hi - lo) as i64);
+                })?;
+                return Ok(Stream {
+                    ts,
+                    values: OutColumn::Long(counts),
+                    group_type,
+                });
+            }
+            RangeKind::First | RangeKind::Last => {
+                let first = self.kind == RangeKind::First;
+                let mut ts = Vec::new();
+                let mut idx = Vec::new();
+                walk(&s.ts, &buckets, ctx, |lo, hi, start, end| {
+                    let i = if first { lo } else { hi - 1 };
+                    // `last` keeps its own time unless a bucket alignment is asked for.
+                    ts.push(if first || self.align_start_time || self.align_end_time {
+                        self.return_time(s.ts[lo], start, end)
+                    } else {
+                        s.ts[i]
+                    });
+                    idx.push(i);
+                })?;
+                return Ok(Stream {
+                    ts,
+                    values: column::gather(&s.values, &idx),
+                    group_type,
+                });
+            }
+            RangeKind::LeastSquares => return self.least_squares(s, &buckets, ctx),
+            _ => numbers(&s.values)?,
+        };
+        let v: &[f64] = &values;
+        let mut ts = Vec::new();
+        let mut out = Vec::new();
+        let mut scratch: Vec<f64> = Vec::new();
+        let mut failure = None;
+        walk(&s.ts, &buckets, ctx, |lo, hi, start, end| {
+            let bucket = &v[lo..hi];
+            let x = match &self.kind {
+                RangeKind::Sum => sum(bucket),
+                RangeKind::Avg => sum(bucket) / bucket.len() as f64,
+                RangeKind::Max => bucket.iter().fold(-f64::MAX, |m, &x| m.max(x)),
+                RangeKind::Min => bucket.iter().fold(f64::MAX, |m, &x| m.min(x)),
+                RangeKind::Dev { mode, count } => dev(bucket, *mode, *count),
+                RangeKind::Percentile(p) => match percentile(bucket, *p, &mut scratch) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        0.0
+                    }
+                },
+                RangeKind::Count
+                | RangeKind::First
+                | RangeKind::Last
+                | RangeKind::Gaps
+                | RangeKind::LeastSquares => unreachable!("handled above"),
+            };
+            ts.push(self.return_time(s.ts[lo], start, end));
+            out.push(x);
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(Stream {
+            ts,
+            values: OutColumn::Double(out),
+            group_type,
+        })
+    }
+
+    /// Per bucket: one point → itself, two → both, more → the ends of the least-squares
+    /// line through them (Apache Commons `SimpleRegression` with intercept).
+    fn least_squares(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, QueryError> {
+        let v = numbers(&s.values)?;
+        let mut ts = Vec::new();
+        let mut out = Vec::new();
+        let original = |i: usize| -> Num {
+            match &s.values {
+                OutColumn::Long(x) => Num::Long(x[i]),
+                OutColumn::Number(x) => x[i],
+                _ => Num::Double(v[i]),
+            }
+        };
+        walk(&s.ts, buckets, ctx, |lo, hi, _, _| {
+            if hi - lo <= 2 {
+                for i in lo..hi {
+                    ts.push(s.ts[i]);
+                    out.push(original(i));
+                }
+                return;
+            }
+            let (mut n, mut xbar, mut ybar) = (0.0f64, 0.0f64, 0.0f64);
+            let (mut sum_xx, mut sum_xy, mut sum_x, mut sum_y) = (0.0f64, 0.0, 0.0, 0.0);
+            for i in lo..hi {
+                let (x, y) = (s.ts[i] as f64, v[i]);
+                if n == 0.0 {
+                    xbar = x;
+                    ybar = y;
+                } else {
+                    let fact1 = 1.0 + n;
+                    let fact2 = n / (1.0 + n);
+                    let dx = x - xbar;
+                    let dy = y - ybar;
+                    sum_xx += dx * dx * fact2;
+                    sum_xy += dx * dy * fact2;
+                    xbar += dx / fact1;
+                    ybar += dy / fact1;
+                }
+                sum_x += x;
+                sum_y += y;
+                n += 1.0;
+            }
+            let slope = if sum_xx.abs() < 10.0 * f64::MIN_POSITIVE {
+                f64::NAN
+            } else {
+                sum_xy / sum_xx
+            };
+            let intercept = (sum_y - slope * sum_x) / n;
+            for t in [s.ts[lo], s.ts[hi - 1]] {
+                ts.push(t);
+                out.push(Num::Double(intercept + slope * t as f64));
+            }
+        })?;
+        Ok(Stream {
+            ts,
+            values: OutColumn::Number(out),
+            group_type: "number",
+        })
+    }
+
+    /// Exhaustive mode: every bucket from the query start (or, with `trim`, from the
+    /// first point) to the bucket starting at or before `min(end, now)` (with `trim`, to
+    /// the last point); points pass unchanged, an empty bucket gives a null at its start.
+    fn gaps(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, QueryError> {
+        let n = s.ts.len();
+        // Refuse absurd bucket counts before allocating (e.g. 1 ms over years).
+        if let (Some(w), false) = (buckets.fixed_width(), self.trim) {
+            let span = i128::from(self.end) - i128::from(self.start);
+            let estimate = (span / i128::from(w)).max(0) as u64;
+            ctx.budget.check(estimate.saturating_add(n as u64))?;
+        }
+        let mut ts = Vec::new();
+        let mut idx: Vec<Option<usize>> = Vec::new();
+        let mut next = if self.trim { s.ts[0] } else { self.start };
+        let mut i = 0;
+        let mut walked = 0usize;
+        while i < n || (!self.trim && next <= self.end) {
+            let (start, end) = buckets.range_of(next);
+            next = end;
+            let lo = i;
+            while i < n && s.ts[i] < end {
+                i += 1;
+            }
+            if i > lo {
+                for j in lo..i {
+                    ts.push(s.ts[j]);
+                    idx.push(Some(j));
+                }
+            } else {
+                ts.push(start);
+                idx.push(None);
+            }
+            if end <= start {
+                break; // saturated at the end of time
+            }
+            walked += 1;
+            if walked.is_multiple_of(CHECK_EVERY) {
+                ctx.budget.check(idx.len() as u64)?;
+            }
+        }
+        Ok(Stream {
+            ts,
+            values: column::gather_or_null(&s.values, &idx),
+            group_type: s.group_type,
+        })
+    }
+}
+
+/// Calls `f(lo, hi, bucket_start, bucket_end)` for each non-empty bucket of `ts`.
+#[inline]
+fn walk(
+    ts: &[i64],
+    buckets: &Buckets,
+    ctx: &Context,
+    mut f: impl FnMut(usize, usize, i64, i64),
+) -> Result<(), QueryError> {
+    let n = ts.len();
+    let mut lo = 0;
+    let mut count = 0usize;
+    while lo < n {
+        let (start, end) = buckets.range_of(ts[lo]);
+        let mut hi = lo + 1;
+        while hi < n && ts[hi] < end {
+            hi += 1;
+        }
+        f(lo, hi, start, end);
+        lo = hi;
+        count += 1;
+        if count.is_multiple_of(CHECK_EVERY) {
+            ctx.budget.check(0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sum in stream order (floating-point order matters, spec §5.2).
+#[inline]
+fn sum(v: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for &x in v {
+        s += x;
+    }
+    s
+}
+
+/// KairosDB's incremental sample standard deviation (a single point gives 0).
+fn dev(v: &[f64], mode: i8, dev_count: f64) -> f64 {
+    let (mut count, mut average, mut pwr, mut sd) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for &x in v {
+        count += 1.0;
+        average += (x - average) / count;
+        pwr += (x * x - pwr) / count;
+        sd = ((pwr * count - count * average * average) / (count - 1.0)).sqrt();
+    }
+    if sd.is_nan() {
+        sd = 0.0;
+    }
+    match mode {
+        1 => average + sd * dev_count,
+        -1 => average - sd * dev_count,
+        _ => sd,
+    }
+}
+
+/// Exact percentile with KairosDB's interpolation: `pos = p·(n+1)`.
+fn percentile(v: &[f64], p: f64, scratch: &mut Vec<f64>) -> Result<f64, QueryError> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(QueryError::Failed(format!(
+            "{} is not in [0..1]",
+            java_double_string(p)
+        )));
+    }
+    scratch.clear();
+    scratch.extend_from_slice(v);
+    scratch.sort_unstable_by(f64::total_cmp);
+    let n = scratch.len();
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let pos = p * (n as f64 + 1.0);
+    if pos < 1.0 {
+        return Ok(scratch[0]);
+    }
+    if pos >= n as f64 {
+        return Ok(scratch[n - 1]);
+    }
+    let lower = scratch[pos as usize - 1];
+    let upper = scratch[pos as usize];
+    Ok(lower + (pos - pos.floor()) * (upper - lower))
+}

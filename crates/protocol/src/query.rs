@@ -766,10 +766,7 @@ const AGGREGATORS: &[(&str, &str, Props, bool)] = &[
     (
         "score",
         "ScoreAggregator",
-        &[
-            ("thresholds", Prop::Thresholds),
-            ("order", Prop::LooseEnum),
-        ],
+        &[("thresholds", Prop::Thresholds), ("order", Prop::LooseEnum)],
         false,
     ),
     ("sma", "SmaAggregator", &[("size", Prop::Int)], false),

@@ -37,14 +37,30 @@ pub(crate) enum Aggregator {
     Range(Box<Range>),
     Diff,
     Div(f64),
-    Filter { op: FilterOp, threshold: Threshold },
-    Rate { unit: Unit, value: i64, zone: Zone },
-    Sampler { unit: Unit, zone: Zone },
+    Filter {
+        op: FilterOp,
+        threshold: Threshold,
+    },
+    Rate {
+        unit: Unit,
+        value: i64,
+        zone: Zone,
+    },
+    Sampler {
+        unit: Unit,
+        zone: Zone,
+    },
     SaveAs(SaveAs),
     Scale(f64),
-    Score { thresholds: Vec<(f64, bool)>, descending: bool },
+    Score {
+        thresholds: Vec<(f64, bool)>,
+        descending: bool,
+    },
     Sma(usize),
-    Trim { first: bool, last: bool },
+    Trim {
+        first: bool,
+        last: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +95,10 @@ pub(crate) enum Threshold {
     /// A string; `numeric` is its value when it reads as a number. Deliberate leniency:
     /// such a threshold also compares numerically with numeric points (KairosDB removes
     /// every numeric point, which is never what a client sending `"10"` means).
-    Text { text: String, numeric: Option<f64> },
+    Text {
+        text: String,
+        numeric: Option<f64>,
+    },
     /// Anything else (booleans, objects) removes every point, as in KairosDB.
     Other,
 }
@@ -132,7 +151,10 @@ pub(crate) fn duration(props: &Map<String, Json>, key: &str) -> Option<(i64, Uni
     let Json::Object(d) = props.get(key)? else {
         return None;
     };
-    Some((long(d, "value").unwrap_or(0), Unit::parse(text(d, "unit")?)?))
+    Some((
+        long(d, "value").unwrap_or(0),
+        Unit::parse(text(d, "unit")?)?,
+    ))
 }
 
 fn zone(props: &Map<String, Json>, ctx: &Context) -> Result<Zone, QueryError> {
@@ -343,14 +365,14 @@ impl Aggregator {
                 let values = numbers(&s.values)?.iter().map(|x| x * f).collect();
                 Ok(out(s.ts, values))
             }
-            Aggregator::Rate { unit, value, zone } => {
-                rate(&s, "rate", |t| time::sampling_duration(zone, *unit, *value, t))
-                    .map(|(ts, v)| out(ts, v))
-            }
-            Aggregator::Sampler { unit, zone } => {
-                rate(&s, "sampler", |t| time::sampling_duration(zone, *unit, 1, t))
-                    .map(|(ts, v)| out(ts, v))
-            }
+            Aggregator::Rate { unit, value, zone } => rate(&s, "rate", |t| {
+                time::sampling_duration(zone, *unit, *value, t)
+            })
+            .map(|(ts, v)| out(ts, v)),
+            Aggregator::Sampler { unit, zone } => rate(&s, "sampler", |t| {
+                time::sampling_duration(zone, *unit, 1, t)
+            })
+            .map(|(ts, v)| out(ts, v)),
             Aggregator::Score {
                 thresholds,
                 descending,
@@ -421,7 +443,11 @@ fn rate(
                 "The {name} aggregator cannot compute rate for data points with the same time stamp.  You must precede {name} with another aggregator."
             )));
         }
-        let delta = if name == "rate" { v[i + 1] - v[i] } else { v[i + 1] };
+        let delta = if name == "rate" {
+            v[i + 1] - v[i]
+        } else {
+            v[i + 1]
+        };
         ts.push(t1);
         values.push(delta / (t1 as f64 - t0 as f64) * duration(t0) as f64);
     }
@@ -433,9 +459,10 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
     // `true` = the point is removed.
     let by_number = |x: f64| -> bool {
         match threshold {
-            Threshold::Number(t) | Threshold::Text { numeric: Some(t), .. } => {
-                op.holds(x.partial_cmp(t).unwrap_or(std::cmp::Ordering::Greater))
-            }
+            Threshold::Number(t)
+            | Threshold::Text {
+                numeric: Some(t), ..
+            } => op.holds(x.partial_cmp(t).unwrap_or(std::cmp::Ordering::Greater)),
             _ => true,
         }
     };
@@ -491,7 +518,12 @@ impl SaveAs {
     /// Re-ingests the group's points as `metric_name` (spec §5.2 `save_as`): tags are the
     /// `tags` property, `saved_from` (unless disabled) and every `tag` group-by tag that
     /// has exactly one value in the group. Null points (from `gaps`) are not saved.
-    fn write(&self, s: &Stream, storage: &dyn Storage, group: &GroupInfo) -> Result<(), QueryError> {
+    fn write(
+        &self,
+        s: &Stream,
+        storage: &dyn Storage,
+        group: &GroupInfo,
+    ) -> Result<(), QueryError> {
         if s.ts.is_empty() || self.metric.is_empty() {
             return Ok(());
         }

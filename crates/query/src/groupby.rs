@@ -69,7 +69,9 @@ impl GroupBy {
     pub(crate) fn check(&self) -> Result<(), QueryError> {
         let fail = |m: &str| Err(QueryError::Failed(m.to_owned()));
         match self {
-            GroupBy::Time { value, unit, count, .. } => {
+            GroupBy::Time {
+                value, unit, count, ..
+            } => {
                 if *count < 1 {
                     return fail("time group_by: group_count must be greater than or equal to 1");
                 }
@@ -105,8 +107,8 @@ impl GroupBy {
                     ((ty - sy) * 12 + (tm - sm)) % count
                 } else {
                     let size = time_size_ms(*value, *unit);
-                    (((i128::from(t) - i128::from(*start)) / i128::from(size))
-                        % i128::from(*count)) as i64
+                    (((i128::from(t) - i128::from(*start)) / i128::from(size)) % i128::from(*count))
+                        as i64
                 };
                 i64::from(id as i32)
             }
@@ -195,7 +197,11 @@ pub(crate) fn split(s: Stream, group_bys: &[GroupBy]) -> Vec<(Vec<GroupByResult>
         .into_iter()
         .map(|k| {
             let idx = members.remove(&k).unwrap_or_default();
-            let results = group_bys.iter().zip(&k).map(|(g, &id)| g.result(id)).collect();
+            let results = group_bys
+                .iter()
+                .zip(&k)
+                .map(|(g, &id)| g.result(id))
+                .collect();
             let part = Stream {
                 ts: idx.iter().map(|&i| s.ts[i]).collect(),
                 values: column::gather(&s.values, &idx),

@@ -63,7 +63,8 @@ impl Range {
         if self.value <= 0 {
             // KairosDB divides by the sampling value and fails with a 500 (spec §14.19).
             return Err(QueryError::Failed(
-                "java.lang.ArithmeticException: / by zero (sampling value must be greater than 0)".into(),
+                "java.lang.ArithmeticException: / by zero (sampling value must be greater than 0)"
+                    .into(),
             ));
         }
         Ok(Buckets::new(
@@ -177,7 +178,12 @@ impl Range {
 
     /// Per bucket: one point → itself, two → both, more → the ends of the least-squares
     /// line through them (Apache Commons `SimpleRegression` with intercept).
-    fn least_squares(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, QueryError> {
+    fn least_squares(
+        &self,
+        s: Stream,
+        buckets: &Buckets,
+        ctx: &Context,
+    ) -> Result<Stream, QueryError> {
         let v = numbers(&s.values)?;
         let mut ts = Vec::new();
         let mut out = Vec::new();

@@ -326,7 +326,12 @@ impl Buckets {
         }
         let n = difference(&self.zone, self.unit, t, self.origin) / self.value;
         (
-            add(&self.zone, self.unit, self.origin, n.saturating_mul(self.value)),
+            add(
+                &self.zone,
+                self.unit,
+                self.origin,
+                n.saturating_mul(self.value),
+            ),
             add(
                 &self.zone,
                 self.unit,

@@ -348,20 +348,30 @@ proptest::proptest! {
 
 #[test]
 fn score_thresholds_are_objects_and_filter_thresholds_keep_their_json_type() {
-    let q = ok(r#"{"start_absolute":1,"metrics":[{"name":"m","aggregators":[
+    let q = ok(
+        r#"{"start_absolute":1,"metrics":[{"name":"m","aggregators":[
         {"name":"score","order":"descending",
          "thresholds":[{"value":"10","boundary":"inferior"},{"value":0}]},
         {"name":"filter","filter_op":"equal","threshold":"alfa"},
-        {"name":"filter","filter_op":"gt","threshold":2.5}]}]}"#);
+        {"name":"filter","filter_op":"gt","threshold":2.5}]}]}"#,
+    );
     let a = &q.metrics[0].aggregators;
     assert_eq!(
         a[0],
         r#"{"name":"score","order":"descending","thresholds":[{"value":10,"boundary":"inferior"},{"value":0}]}"#
     );
-    assert_eq!(a[1], r#"{"name":"filter","filter_op":"equal","threshold":"alfa"}"#);
-    assert_eq!(a[2], r#"{"name":"filter","filter_op":"gt","threshold":2.5}"#);
+    assert_eq!(
+        a[1],
+        r#"{"name":"filter","filter_op":"equal","threshold":"alfa"}"#
+    );
+    assert_eq!(
+        a[2],
+        r#"{"name":"filter","filter_op":"gt","threshold":2.5}"#
+    );
 
-    let base = |agg: &str| format!(r#"{{"start_absolute":1,"metrics":[{{"name":"m","aggregators":[{agg}]}}]}}"#);
+    let base = |agg: &str| {
+        format!(r#"{{"start_absolute":1,"metrics":[{{"name":"m","aggregators":[{agg}]}}]}}"#)
+    };
     assert_eq!(
         err(&base(r#"{"name":"score","thresholds":[1]}"#)),
         "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was NUMBER at path $.thresholds[0]"

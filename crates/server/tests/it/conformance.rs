@@ -380,8 +380,8 @@ async fn integration_case(case: &str, compare: Compare) {
     let server = Server::start(&dir.path().join("data"), &[]);
     let metric = format!("integration_test_{}", unique());
     let read = |name: &str| {
-        let text = String::from_utf8(conformance_file(&format!("integration/{case}/{name}")))
-            .unwrap();
+        let text =
+            String::from_utf8(conformance_file(&format!("integration/{case}/{name}"))).unwrap();
         text.replace("<metric_name>", &metric)
     };
     let answer = post(&server, "/api/v1/datapoints", read("datapoints.json")).await;
@@ -438,11 +438,17 @@ async fn empty_query_case() {
     let server = Server::start(&dir.path().join("data"), &[]);
     let query = conformance_file("integration/test_emptyQuery/query.json");
     let expected: Value = serde_json::from_str(&strip_comments(
-        &String::from_utf8(conformance_file("integration/test_emptyQuery/response.json")).unwrap(),
+        &String::from_utf8(conformance_file(
+            "integration/test_emptyQuery/response.json",
+        ))
+        .unwrap(),
     ))
     .unwrap();
     // The fixture: one result with no values. The documented deviation: no result.
-    assert_eq!(expected["queries"][0]["results"][0]["values"], serde_json::json!([]));
+    assert_eq!(
+        expected["queries"][0]["results"][0]["values"],
+        serde_json::json!([])
+    );
     let answer = post(&server, "/api/v1/datapoints/query", query).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(
@@ -480,7 +486,9 @@ fn compare_like_kairosdb_harness(actual: &Value, expected: &Value, compare: Comp
     }
 }
 
-fn tag_sets(tags: &Value) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+fn tag_sets(
+    tags: &Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
     tags.as_object()
         .expect("tags object")
         .iter()
@@ -488,7 +496,10 @@ fn tag_sets(tags: &Value) -> std::collections::BTreeMap<String, std::collections
             let values = v.as_array().expect("tag values");
             (
                 k.clone(),
-                values.iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+                values
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_owned())
+                    .collect(),
             )
         })
         .collect()

@@ -24,4 +24,3 @@ pub mod lenient;
 pub mod query;
 pub mod response;
 pub mod telnet;
-mod zones;

@@ -14,7 +14,7 @@
 //!
 //! Leniency on purpose (user-needs §2.5): numbers may be strings, units any case (plural,
 //! and — a small extension over KairosDB — singular), unknown top-level and metric fields
-//! are ignored. Time zones are checked against the system tz database ids plus fixed
+//! are ignored. Time zones are checked against jiff's bundled IANA database plus fixed
 //! offsets; `query.<tz> is not a valid time zone, must be one of [...]` lists those ids.
 
 use kairosdb_model::{MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange};
@@ -22,7 +22,6 @@ use kairosdb_model::{MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, Ti
 use crate::civil::add_months;
 use crate::javanum;
 use crate::lenient::{self, Node};
-use crate::zones::ZONE_IDS;
 
 /// A query that KairosDB would refuse, with the status it answers.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -452,12 +451,16 @@ fn check_time_zone(tz: &str) -> Result<Option<String>, String> {
     if tz.is_empty() {
         return Ok(None);
     }
-    if ZONE_IDS.binary_search(&tz).is_ok() || is_offset(tz) {
+    // jiff's bundled IANA database (the ids Joda-Time knows, and case-insensitive).
+    let db = jiff::tz::db();
+    if is_offset(tz) || db.get(tz).is_ok() {
         return Ok(Some(tz.to_owned()));
     }
+    let mut ids: Vec<String> = db.available().map(|n| n.to_string()).collect();
+    ids.sort();
     Err(format!(
         "{tz} is not a valid time zone, must be one of [{}]",
-        ZONE_IDS.join(", ")
+        ids.join(", ")
     ))
 }
 

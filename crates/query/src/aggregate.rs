@@ -462,7 +462,8 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
             Threshold::Number(t)
             | Threshold::Text {
                 numeric: Some(t), ..
-            } => op.holds(x.partial_cmp(t).unwrap_or(std::cmp::Ordering::Greater)),
+            } => op.holds(x.total_cmp(t)), // `Double.compareTo`: -0.0 < 0.0
+
             _ => true,
         }
     };
@@ -470,6 +471,23 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
         match threshold {
             Threshold::Text { text, .. } => op.holds(java_compare(x, text)),
             _ => true,
+        }
+    };
+    // A null (from `gaps`) only fails when KairosDB reads its value: against a numeric
+    // threshold. Otherwise it is "not type compatible" and removed.
+    let null_fails = matches!(
+        threshold,
+        Threshold::Number(_)
+            | Threshold::Text {
+                numeric: Some(_),
+                ..
+            }
+    );
+    let null = || -> Result<(), QueryError> {
+        if null_fails {
+            Err(QueryError::Failed(column::GAPS_CHAINED.into()))
+        } else {
+            Ok(())
         }
     };
     let keep: Vec<usize> = match &s.values {
@@ -481,7 +499,10 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
                 let removed = match *x {
                     Num::Long(l) => by_number(l as f64),
                     Num::Double(d) => by_number(d),
-                    Num::Null => return Err(QueryError::Failed(column::GAPS_CHAINED.into())),
+                    Num::Null => {
+                        null()?;
+                        true
+                    }
                 };
                 if !removed {
                     keep.push(i);
@@ -496,7 +517,7 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
                 match x {
                     Some(x) if !by_text(x) => keep.push(i),
                     Some(_) => {}
-                    None => return Err(QueryError::Failed(column::GAPS_CHAINED.into())),
+                    None => null()?,
                 }
             }
             keep

@@ -141,8 +141,19 @@ pub fn execute(
         }
     }
 
+    let mut groups = group::split(series, &query.group_by_tags);
+    // No row matched: KairosDB still runs one empty group (no tags, no group-by results)
+    // through the aggregators, so `gaps` marks the whole range (spec §4.4 step 4).
+    let no_rows = groups.is_empty();
+    if no_rows {
+        groups.push(group::Group {
+            group_type: "number",
+            tag_key: Vec::new(),
+            series: Vec::new(),
+        });
+    }
     let mut results = Vec::new();
-    for g in group::split(series, &query.group_by_tags) {
+    for g in groups {
         let tags = g.tag_values();
         let (ts, values) = merge::merge(g.series, query.order);
         let merged = Stream {
@@ -171,13 +182,15 @@ pub fn execute(
             if s.ts.is_empty() {
                 continue;
             }
-            if !query.group_by_tags.is_empty() {
+            if !query.group_by_tags.is_empty() && !no_rows {
                 group_by.push(GroupByResult::Tag {
                     tags: query.group_by_tags.clone(),
                     group: g.tag_key.clone(),
                 });
             }
-            group_by.push(GroupByResult::Type(g.group_type.to_string()));
+            if !no_rows {
+                group_by.push(GroupByResult::Type(g.group_type.to_string()));
+            }
             results.push(ResultGroup {
                 name: query.name.clone(),
                 alias: query.alias.clone(),
@@ -192,6 +205,40 @@ pub fn execute(
         sample_size,
         results,
     })
+}
+
+/// Runs an aggregator chain (normalized JSON objects, as in [`MetricQuery::aggregators`])
+/// over one stream of points outside a query: benchmarks, and later the cluster router
+/// re-aggregating partial results. `save_as` writes to `storage`.
+pub fn aggregate(
+    storage: &dyn Storage,
+    ctx: &Context,
+    aggregators: &[String],
+    ts: Vec<i64>,
+    values: kairosdb_model::OutColumn,
+) -> Result<(Vec<i64>, kairosdb_model::OutColumn), QueryError> {
+    let group_type = match values {
+        kairosdb_model::OutColumn::Text(_) | kairosdb_model::OutColumn::TextOrNull(_) => "text",
+        _ => "number",
+    };
+    let mut s = Stream {
+        ts,
+        values,
+        group_type,
+    };
+    let tags = Default::default();
+    let info = GroupInfo {
+        metric: "",
+        tags: &tags,
+        group_by_tags: &[],
+    };
+    for json in aggregators {
+        let a = Aggregator::parse(json, ctx)?;
+        if a.accepts(s.group_type) {
+            s = a.apply(s, ctx, storage, &info)?;
+        }
+    }
+    Ok((s.ts, s.values))
 }
 
 #[cfg(test)]

@@ -89,7 +89,8 @@ impl Range {
     }
 
     pub(crate) fn apply(&self, s: Stream, ctx: &Context) -> Result<Stream, QueryError> {
-        if s.ts.is_empty() {
+        // Only `gaps` without `trim` has something to say about an empty group.
+        if s.ts.is_empty() && (self.kind != RangeKind::Gaps || self.trim) {
             return Ok(s);
         }
         let buckets = self.buckets()?;
@@ -300,8 +301,21 @@ fn walk(
     let n = ts.len();
     let mut lo = 0;
     let mut count = 0usize;
+    let width = buckets.fixed_width();
+    let origin = buckets.origin();
+    let (mut start, mut end) = (i64::MIN, i64::MIN);
     while lo < n {
-        let (start, end) = buckets.range_of(ts[lo]);
+        let t = ts[lo];
+        // Dense data: the next point usually falls in the next fixed-width bucket.
+        match width {
+            Some(w)
+                if start >= origin && t >= end && t - end < w && end.checked_add(w).is_some() =>
+            {
+                start = end;
+                end += w;
+            }
+            _ => (start, end) = buckets.range_of(t),
+        }
         let mut hi = lo + 1;
         while hi < n && ts[hi] < end {
             hi += 1;

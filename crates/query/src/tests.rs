@@ -237,3 +237,7 @@ fn no_match_gives_no_results() {
     assert_eq!(r.sample_size, 0);
     assert!(r.results.is_empty());
 }
+
+mod aggregators;
+mod group_bys;
+mod range_vectors;

@@ -216,10 +216,10 @@ fn month_difference(minuend: i64, subtrahend: i64) -> i64 {
     if md == civil::days_in_month(my, mm) && sd > md {
         sub_day = md;
     }
-    let month_start = |y: i64, m: i64| civil::days_from_civil(y, m, 1) * DAY_MS;
-    let minuend_rem = minuend - month_start(my, mm);
+    // Time since the start of each month, computed without multiplying whole days back
+    // (which would overflow near the ends of the i64 range).
+    let minuend_rem = (md - 1) * DAY_MS + minuend.rem_euclid(DAY_MS);
     let subtrahend_rem = (sub_day - 1) * DAY_MS + subtrahend.rem_euclid(DAY_MS);
-    let _ = month_start(sy, sm);
     if minuend_rem < subtrahend_rem {
         difference -= 1;
     }
@@ -232,11 +232,16 @@ fn year_difference(minuend: i64, subtrahend: i64) -> i64 {
         return -year_difference(subtrahend, minuend);
     }
     const FEB_29: i64 = (31 + 29 - 1) * DAY_MS;
-    let year_of = |t: i64| civil::civil_from_days(t.div_euclid(DAY_MS)).0;
-    let year_start = |y: i64| civil::days_from_civil(y, 1, 1) * DAY_MS;
-    let (my, sy) = (year_of(minuend), year_of(subtrahend));
-    let mut minuend_rem = minuend - year_start(my);
-    let mut subtrahend_rem = subtrahend - year_start(sy);
+    // (year, time since Jan 1) without multiplying whole days back (overflow near the
+    // ends of the i64 range).
+    let split = |t: i64| {
+        let days = t.div_euclid(DAY_MS);
+        let (y, _, _) = civil::civil_from_days(days);
+        let day_of_year = days - civil::days_from_civil(y, 1, 1);
+        (y, day_of_year * DAY_MS + t.rem_euclid(DAY_MS))
+    };
+    let (my, mut minuend_rem) = split(minuend);
+    let (sy, mut subtrahend_rem) = split(subtrahend);
     if subtrahend_rem >= FEB_29 {
         if civil::is_leap(sy) {
             if !civil::is_leap(my) {
@@ -320,6 +325,13 @@ impl Buckets {
     #[inline]
     pub fn range_of(&self, t: i64) -> (i64, i64) {
         if let Some(w) = self.fixed {
+            // i64 arithmetic when nothing can overflow (the common case), else i128.
+            if let Some(d) = t.checked_sub(self.origin) {
+                let start = self.origin + d / w * w;
+                if let Some(end) = start.checked_add(w) {
+                    return (start, end);
+                }
+            }
             let (t, o, w) = (i128::from(t), i128::from(self.origin), i128::from(w));
             let start = o + (t - o) / w * w;
             return (saturate(start), saturate(start + w));

@@ -103,6 +103,28 @@ pub struct Settings {
     /// How long shutdown waits for in-flight requests and connections [default: 30].
     #[arg(long, env = "KAIROSDB_SHUTDOWN_TIMEOUT_SECS", value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+
+    /// Close an HTTP connection whose next request header is not complete this long after
+    /// the connection opened or the previous response was sent [default: 60].
+    #[arg(long, env = "KAIROSDB_HTTP_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub http_idle_timeout_secs: Option<u64>,
+
+    /// Metric queries running at once, server-wide (KairosDB's concurrentQueryThreads)
+    /// [default: 5].
+    #[arg(long, env = "KAIROSDB_QUERY_CONCURRENCY", value_name = "N")]
+    pub query_concurrency: Option<usize>,
+
+    /// Most data points one metric query may read; 0 = unlimited [default: 10000000].
+    #[arg(long, env = "KAIROSDB_QUERY_MAX_POINTS", value_name = "POINTS")]
+    pub query_max_points: Option<u64>,
+
+    /// Longest a query request may run; 0 = no limit [default: 60].
+    #[arg(long, env = "KAIROSDB_QUERY_TIME_LIMIT_SECS", value_name = "SECS")]
+    pub query_time_limit_secs: Option<u64>,
+
+    /// Memory for raw reads kept for `cache_time`; 0 disables the cache [default: 64].
+    #[arg(long, env = "KAIROSDB_QUERY_CACHE_MB", value_name = "MB")]
+    pub query_cache_mb: Option<u64>,
 }
 
 /// Copies every key set in `$higher` over `$lower`.
@@ -136,6 +158,11 @@ impl Settings {
             default_ttl_secs,
             health_check_status,
             shutdown_timeout_secs,
+            http_idle_timeout_secs,
+            query_concurrency,
+            query_max_points,
+            query_time_limit_secs,
+            query_cache_mb,
         );
         self
     }
@@ -183,6 +210,14 @@ pub struct Config {
     pub default_ttl_secs: u32,
     pub health_check_status: u16,
     pub shutdown_timeout_secs: u64,
+    pub http_idle_timeout_secs: u64,
+    pub query_concurrency: usize,
+    /// 0 = unlimited.
+    pub query_max_points: u64,
+    /// 0 = no limit.
+    pub query_time_limit_secs: u64,
+    /// 0 = no cache.
+    pub query_cache_mb: u64,
 }
 
 impl Config {
@@ -244,6 +279,14 @@ impl Config {
             default_ttl_secs: raw.default_ttl_secs.unwrap_or(0),
             health_check_status,
             shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
+            http_idle_timeout_secs: positive(
+                "http_idle_timeout_secs",
+                raw.http_idle_timeout_secs.unwrap_or(60),
+            )?,
+            query_concurrency: positive("query_concurrency", raw.query_concurrency.unwrap_or(5))?,
+            query_max_points: raw.query_max_points.unwrap_or(10_000_000),
+            query_time_limit_secs: raw.query_time_limit_secs.unwrap_or(60),
+            query_cache_mb: raw.query_cache_mb.unwrap_or(64),
         };
         if config.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
@@ -286,6 +329,30 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout_secs)
+    }
+
+    /// The per-query limits of a request that started at `started` (spec §4.8; KairosDB's
+    /// `query_limit` and `query_time_limit_sec`, user-needs §1.2). The point limit applies to
+    /// each metric query, the deadline to the whole request.
+    pub fn query_budget(
+        &self,
+        started: std::time::Instant,
+        cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> kairosdb_query::Budget {
+        let secs = self.query_time_limit_secs;
+        kairosdb_query::Budget {
+            max_points: (self.query_max_points > 0).then_some(self.query_max_points),
+            // An absurdly large limit that overflows `Instant` is no limit.
+            deadline: (secs > 0)
+                .then(|| started.checked_add(Duration::from_secs(secs)))
+                .flatten()
+                .map(|deadline| (deadline, secs)),
+            cancelled: Some(cancelled),
+        }
     }
 }
 
@@ -384,6 +451,44 @@ mod tests {
                 text.contains(&format!("{key} =")),
                 "config/example.toml does not document {key}"
             );
+        }
+    }
+
+    #[test]
+    fn query_limits_fill_the_budget_and_zero_means_none() {
+        let started = std::time::Instant::now();
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = Config::resolve(Settings::default()).unwrap();
+        assert_eq!(c.query_concurrency, 5);
+        let b = c.query_budget(started, flag.clone());
+        assert_eq!(b.max_points, Some(10_000_000));
+        assert_eq!(b.deadline, Some((started + Duration::from_secs(60), 60)));
+        assert!(b.cancelled.is_some());
+        let c = Config::resolve(Settings {
+            query_max_points: Some(0),
+            query_time_limit_secs: Some(0),
+            ..Settings::default()
+        })
+        .unwrap();
+        let b = c.query_budget(started, flag.clone());
+        assert_eq!((b.max_points, b.deadline), (None, None));
+        let c = Config::resolve(Settings {
+            query_time_limit_secs: Some(u64::MAX),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(c.query_budget(started, flag).deadline, None);
+        for zero in [
+            Settings {
+                query_concurrency: Some(0),
+                ..Settings::default()
+            },
+            Settings {
+                http_idle_timeout_secs: Some(0),
+                ..Settings::default()
+            },
+        ] {
+            assert!(Config::resolve(zero).is_err());
         }
     }
 

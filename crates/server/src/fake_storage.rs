@@ -1,13 +1,19 @@
 //! A scripted in-memory [`Storage`] for unit tests of the HTTP and telnet layers: it
 //! records writes, can fail the next writes with given errors, and reports a set health.
+//! Reads return one series of `points_per_series` points per metric, are logged, can be
+//! held up by a hook (to script slow or blocked reads) and count how many run at once.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use kairosdb_model::{
-    DeleteRequest, HealthStatus, SeriesData, SeriesKey, SeriesQuery, Storage, StorageError,
-    StorageStats, TagFilter, TimeRange, WriteBatch,
+    DataType, DeleteRequest, HealthStatus, Points, SeriesData, SeriesKey, SeriesQuery, Storage,
+    StorageError, StorageStats, TagFilter, Tags, TimeRange, WriteBatch,
 };
+
+/// Called at the start of every `query()`, on the querying thread.
+pub type QueryHook = Box<dyn Fn(&SeriesQuery) + Send + Sync>;
 
 #[derive(Default)]
 pub struct FakeStorage {
@@ -18,6 +24,19 @@ pub struct FakeStorage {
     pub attempts: Mutex<usize>,
     /// Batches acknowledged.
     pub written: Mutex<Vec<WriteBatch>>,
+    /// Points of the one series (tag `host=a`, long values) each read returns; 0 = none.
+    pub points_per_series: usize,
+    /// Reads of these metrics fail with `Internal("disk on fire reading <metric>")`.
+    pub fail_metrics: Vec<&'static str>,
+    /// Runs before each read returns (e.g. blocks until the test releases it).
+    pub on_query: Option<QueryHook>,
+    /// Metric names of the reads, in the order they started.
+    pub queries: Mutex<Vec<String>>,
+    /// Reads running now, and the most that ever ran at once.
+    pub reads_running: AtomicUsize,
+    pub max_reads_running: AtomicUsize,
+    /// Reads that have returned.
+    pub reads_done: AtomicUsize,
 }
 
 impl FakeStorage {
@@ -26,6 +45,11 @@ impl FakeStorage {
             fail_next: Mutex::new(errors.into_iter().collect()),
             ..FakeStorage::default()
         }
+    }
+
+    /// Metric names of the reads so far, in the order they started.
+    pub fn queried(&self) -> Vec<String> {
+        self.queries.lock().unwrap().clone()
     }
 
     pub fn points_written(&self) -> usize {
@@ -47,8 +71,36 @@ impl Storage for FakeStorage {
         self.written.lock().unwrap().push(batch.clone());
         Ok(())
     }
-    fn query(&self, _: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        Ok(Vec::new())
+    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        self.queries.lock().unwrap().push(query.metric.clone());
+        let running = self.reads_running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_reads_running.fetch_max(running, Ordering::SeqCst);
+        if let Some(hook) = &self.on_query {
+            hook(query);
+        }
+        self.reads_running.fetch_sub(1, Ordering::SeqCst);
+        self.reads_done.fetch_add(1, Ordering::SeqCst);
+        if self.fail_metrics.contains(&query.metric.as_str()) {
+            return Err(StorageError::Internal(format!(
+                "disk on fire reading {}",
+                query.metric
+            )));
+        }
+        if self.points_per_series == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.points_per_series as i64;
+        Ok(vec![SeriesData {
+            key: SeriesKey::new(
+                query.metric.clone(),
+                DataType::Long,
+                Tags::from_pairs([("host", "a")]),
+            ),
+            points: Points::Long {
+                ts: (1..=n).collect(),
+                values: (1..=n).collect(),
+            },
+        }])
     }
     fn series_keys(
         &self,

@@ -13,6 +13,7 @@ mod config;
 mod fake_storage;
 mod http;
 mod metrics;
+mod query_cache;
 mod telnet;
 mod writer;
 
@@ -135,18 +136,18 @@ async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let telnet_tasks = TaskTracker::new();
 
-    let app = http::router(Arc::new(http::AppState {
-        storage: storage.clone(),
-        config: config.clone(),
-        metrics: server_metrics.clone(),
+    let app = http::router(Arc::new(http::AppState::new(
+        storage.clone(),
+        config.clone(),
+        server_metrics.clone(),
         prometheus,
-    }));
-    let http_shutdown = shutdown.clone();
-    let http_server = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
-            .await
-    });
+    )));
+    let http_server = tokio::spawn(http::serve::serve(
+        http_listener,
+        app,
+        config.http_idle_timeout(),
+        shutdown.clone(),
+    ));
 
     let telnet_ctx = Arc::new(telnet::TelnetContext {
         storage: storage.clone(),
@@ -184,8 +185,7 @@ async fn run(config: Config) -> Result<()> {
     })
     .await;
     match drained {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "HTTP server failed"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server task failed"),
         Err(_) => tracing::warn!(
             timeout_secs = config.shutdown_timeout_secs,

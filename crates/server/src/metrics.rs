@@ -32,6 +32,8 @@ pub struct ServerMetrics {
     pub telnet_bad_lines: AtomicU64,
     /// Open telnet connections.
     pub telnet_connections: AtomicI64,
+    /// Query requests whose client disconnected before the answer was decided.
+    pub queries_cancelled: AtomicU64,
 }
 
 /// One exported figure.
@@ -88,6 +90,12 @@ impl ServerMetrics {
                 "Telnet lines that could not be parsed or were too long.",
                 Kind::Counter,
                 load(&self.telnet_bad_lines),
+            ),
+            figure(
+                "kairosdb_http_queries_cancelled_total",
+                "Query requests abandoned by their client while running; their metric queries were cancelled.",
+                Kind::Counter,
+                load(&self.queries_cancelled),
             ),
             figure(
                 "kairosdb_queue_size",

@@ -80,7 +80,12 @@ async fn readiness(state: &super::AppState) -> Result<Response, ApiError> {
 
 async fn figures(state: &super::AppState) -> Result<Vec<metrics::Figure>, ApiError> {
     let storage = state.storage.clone();
-    let stats = blocking(move || Ok(storage.stats())).await?;
+    let mut stats = blocking(move || Ok(storage.stats())).await?;
+    if let Some(cache) = &state.query_cache {
+        let cache = cache.stats();
+        stats.counters.extend(cache.counters);
+        stats.gauges.extend(cache.gauges);
+    }
     Ok(state.metrics.snapshot(&stats))
 }
 

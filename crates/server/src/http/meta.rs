@@ -64,7 +64,7 @@ pub async fn delete_metric(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        state.storage.delete(&DeleteRequest {
+        state.delete(&DeleteRequest {
             metric: name,
             filter: TagFilter::default(),
             range: TimeRange::ALL,

@@ -6,15 +6,17 @@
 //! metric delete), [`health`] (health checks, probes and metrics), [`body`] (reading and
 //! gunzipping request bodies). Storage calls always run in `spawn_blocking`.
 //!
-//! Not implemented yet (404): `/api/v1/features`, `/api/v1/metadata`, `/api/v1/rollups`,
+//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`,
 //! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files, server-type gating
 //! (spec §1.1.3).
 
 pub mod body;
+pub mod features;
 pub mod health;
 pub mod ingest;
 pub mod meta;
 pub mod query;
+pub mod serve;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use kairosdb_model::{Storage, StorageError};
 
 use crate::config::Config;
 use crate::metrics::ServerMetrics;
+use crate::query_cache::QueryCache;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -40,6 +43,41 @@ pub struct AppState {
     pub metrics: Arc<ServerMetrics>,
     /// Present when `enable_prometheus` is on.
     pub prometheus: Option<PrometheusHandle>,
+    /// One permit per metric query that may run at once, server-wide (`query_concurrency`).
+    pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// The `cache_time` cache; `None` when `query_cache_mb = 0`.
+    pub query_cache: Option<Arc<QueryCache>>,
+}
+
+impl AppState {
+    /// The state for `config`: query slots and cache sized from it.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        config: Arc<Config>,
+        metrics: Arc<ServerMetrics>,
+        prometheus: Option<PrometheusHandle>,
+    ) -> AppState {
+        let cache_bytes = config.query_cache_mb.saturating_mul(1 << 20);
+        let query_cache = (cache_bytes > 0).then(|| Arc::new(QueryCache::new(cache_bytes)));
+        AppState {
+            storage,
+            query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
+            query_cache,
+            config,
+            metrics,
+            prometheus,
+        }
+    }
+
+    /// Every HTTP delete goes through here: it also empties the `cache_time` cache, so a
+    /// query after a delete never sees the deleted points (see `query_cache.rs`).
+    pub fn delete(&self, request: &kairosdb_model::DeleteRequest) -> Result<u64, StorageError> {
+        let result = self.storage.delete(request);
+        if let Some(cache) = &self.query_cache {
+            cache.invalidate_all();
+        }
+        result
+    }
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -72,6 +110,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/health/check", api(get(health::check)))
         .route("/api/v1/health/status", api(get(health::status)))
         .route("/api/v1/metrics", api(get(health::metrics_json)))
+        .route("/api/v1/features", api(get(features::features)))
+        .route("/api/v1/features/{feature}", api(get(features::feature)))
         .route("/health", get(health::probe))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -24,12 +24,12 @@ fn app(healthy: bool, settings: Settings) -> Router {
 }
 
 fn app_with(storage: FakeStorage, settings: Settings) -> Router {
-    router(Arc::new(AppState {
-        storage: Arc::new(storage),
-        config: Arc::new(Config::resolve(settings).unwrap()),
-        metrics: Arc::new(ServerMetrics::default()),
-        prometheus: None,
-    }))
+    router(Arc::new(AppState::new(
+        Arc::new(storage),
+        Arc::new(Config::resolve(settings).unwrap()),
+        Arc::new(ServerMetrics::default()),
+        None,
+    )))
 }
 
 async fn call(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -158,6 +158,9 @@ async fn metrics_json_has_server_and_storage_figures() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["kairosdb_datapoints_ingested_total"], 0);
     assert_eq!(v["kairosdb_fake_writes_total"], 3);
+    assert_eq!(v["kairosdb_http_queries_cancelled_total"], 0);
+    assert_eq!(v["kairosdb_query_cache_hits_total"], 0);
+    assert_eq!(v["kairosdb_query_cache_bytes"], 0);
     // Prometheus is off in this app.
     let (status, _, _) = call(app(true, Settings::default()), get("/metrics")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -290,18 +293,18 @@ async fn ingest_reports_storage_failures() {
 #[tokio::test]
 async fn ingest_writes_in_chunks_of_max_batch_size() {
     let storage = Arc::new(FakeStorage::default());
-    let state = Arc::new(AppState {
-        storage: storage.clone(),
-        config: Arc::new(
+    let state = Arc::new(AppState::new(
+        storage.clone(),
+        Arc::new(
             Config::resolve(Settings {
                 max_batch_size: Some(1),
                 ..Settings::default()
             })
             .unwrap(),
         ),
-        metrics: Arc::new(ServerMetrics::default()),
-        prometheus: None,
-    });
+        Arc::new(ServerMetrics::default()),
+        None,
+    ));
     let (status, _, _) = call(router(state.clone()), ingest_request(TWO_POINTS)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(*storage.attempts.lock().unwrap(), 2);

@@ -70,6 +70,11 @@ fn every_documented_environment_variable_is_read() {
             ("KAIROSDB_ENABLE_PROMETHEUS", "false"),
             ("KAIROSDB_WAL_SYNC", "always"),
             ("KAIROSDB_MAX_REQUEST_BYTES", "6"),
+            ("KAIROSDB_HTTP_IDLE_TIMEOUT_SECS", "7"),
+            ("KAIROSDB_QUERY_CONCURRENCY", "8"),
+            ("KAIROSDB_QUERY_MAX_POINTS", "9"),
+            ("KAIROSDB_QUERY_TIME_LIMIT_SECS", "10"),
+            ("KAIROSDB_QUERY_CACHE_MB", "11"),
         ],
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -90,6 +95,11 @@ fn every_documented_environment_variable_is_read() {
         ("enable_prometheus", "false"),
         ("wal_sync", "\"always\""),
         ("max_request_bytes", "6"),
+        ("http_idle_timeout_secs", "7"),
+        ("query_concurrency", "8"),
+        ("query_max_points", "9"),
+        ("query_time_limit_secs", "10"),
+        ("query_cache_mb", "11"),
     ] {
         assert_eq!(value(&stdout, key), want, "{key}");
     }

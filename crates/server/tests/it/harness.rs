@@ -117,12 +117,22 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (at most `timeout`) for the exit status.
-    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+    pub fn terminate(self, timeout: Duration) -> ExitStatus {
+        self.send_sigterm();
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM without waiting for the exit.
+    pub fn send_sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (at most `timeout`) for the process to exit and returns its status.
+    pub fn wait_exit(mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

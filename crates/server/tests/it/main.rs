@@ -8,3 +8,4 @@ mod harness;
 mod http_api;
 mod lifecycle;
 mod telnet;
+mod timeouts;

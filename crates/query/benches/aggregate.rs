@@ -1,0 +1,275 @@
+//! Aggregation benchmarks (criterion).
+//!
+//! * `range/*`: each range aggregator over 10 M points (10 s apart, a float random walk)
+//!   in 1-minute buckets, as `sum`/`avg`/`max` run in a dashboard query. Throughput is
+//!   input points per second on one core (target ≥ 50 M for sum/avg/max).
+//! * `calendar/*`: 1-day buckets in Europe/Paris and 1-month buckets (zone arithmetic per
+//!   bucket).
+//! * `map/*`, `pairwise/*`, `window/*`, `select/*`: the other aggregator families over
+//!   the same 10 M points.
+//! * `group_by/*`: the value and time group-bys splitting 1 M points.
+//! * `query/sum_1m_buckets`: end to end through `kairosdb_query::execute` over the
+//!   embedded engine: 100 series × 100 k points read, merged per tag group and summed
+//!   in 1-minute buckets.
+//!
+//! Run: `cargo bench -p kairosdb-query --bench aggregate`. Inputs come from fixed seeds.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kairosdb_engine::{Engine, EngineConfig, WalSync};
+use kairosdb_model::{
+    MetricQuery, Order, OutColumn, Points, SeriesKey, SeriesPoints, Storage, TagFilter, Tags,
+    TimeRange, WriteBatch,
+};
+use kairosdb_query::{aggregate, execute, Budget, Context};
+use rand::{Rng, SeedableRng};
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const T0: i64 = 1_700_000_000_000;
+const N: usize = 10_000_000;
+
+fn walk(n: usize, seed: u64) -> (Vec<i64>, Vec<f64>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v = 50.0f64;
+    let ts = (0..n as i64).map(|i| T0 + i * 10_000).collect();
+    let values = (0..n)
+        .map(|_| {
+            v += rng.gen_range(-1.0..1.0);
+            (v * 100.0).round() / 100.0
+        })
+        .collect();
+    (ts, values)
+}
+
+/// A storage nobody writes to (no `save_as` in these benches).
+struct NoStorage;
+
+impl Storage for NoStorage {
+    fn write(&self, _: &WriteBatch) -> Result<(), kairosdb_model::StorageError> {
+        Ok(())
+    }
+    fn query(
+        &self,
+        _: &kairosdb_model::SeriesQuery,
+    ) -> Result<Vec<kairosdb_model::SeriesData>, kairosdb_model::StorageError> {
+        Ok(Vec::new())
+    }
+    fn series_keys(
+        &self,
+        _: &str,
+        _: &TagFilter,
+        _: TimeRange,
+    ) -> Result<Vec<SeriesKey>, kairosdb_model::StorageError> {
+        Ok(Vec::new())
+    }
+    fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, kairosdb_model::StorageError> {
+        Ok(Vec::new())
+    }
+    fn tag_names(&self) -> Result<Vec<String>, kairosdb_model::StorageError> {
+        Ok(Vec::new())
+    }
+    fn tag_values(&self) -> Result<Vec<String>, kairosdb_model::StorageError> {
+        Ok(Vec::new())
+    }
+    fn delete(
+        &self,
+        _: &kairosdb_model::DeleteRequest,
+    ) -> Result<u64, kairosdb_model::StorageError> {
+        Ok(0)
+    }
+    fn sync(&self) -> Result<(), kairosdb_model::StorageError> {
+        Ok(())
+    }
+    fn health(&self) -> kairosdb_model::HealthStatus {
+        kairosdb_model::HealthStatus {
+            ok: true,
+            detail: String::new(),
+        }
+    }
+    fn stats(&self) -> kairosdb_model::StorageStats {
+        Default::default()
+    }
+}
+
+fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64], values: &[f64]) {
+    let budget = Budget::default();
+    let ctx = Context {
+        range: TimeRange::new(T0, T0 + ts.len() as i64 * 10_000),
+        time_zone: None,
+        now_ms: i64::MAX,
+        budget: &budget,
+    };
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(ts.len() as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(4));
+    for (name, json) in cases {
+        let chain = vec![json.to_string()];
+        g.bench_function(*name, |b| {
+            b.iter_batched(
+                || (ts.to_vec(), OutColumn::Double(values.to_vec())),
+                |(t, v)| aggregate(&NoStorage, &ctx, &chain, t, v).unwrap(),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn aggregators(c: &mut Criterion) {
+    let (ts, values) = walk(N, 7);
+    let minute = r#""sampling":{"value":1,"unit":"MINUTES"}"#;
+    let range: Vec<(String, String)> = [
+        "sum",
+        "avg",
+        "max",
+        "min",
+        "count",
+        "dev",
+        "first",
+        "last",
+        "least_squares",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), format!(r#"{{"name":"{n}",{minute}}}"#)))
+    .chain([(
+        "percentile".to_string(),
+        format!(r#"{{"name":"percentile","percentile":0.95,{minute}}}"#),
+    )])
+    .collect();
+    let range: Vec<(&str, &str)> = range
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    bench_chain(c, "range", &range, &ts, &values);
+    bench_chain(
+        c,
+        "calendar",
+        &[
+            (
+                "sum_1_day_paris",
+                r#"{"name":"sum","sampling":{"value":1,"unit":"DAYS"},"time_zone":"Europe/Paris"}"#,
+            ),
+            (
+                "sum_1_month",
+                r#"{"name":"sum","sampling":{"value":1,"unit":"MONTHS"}}"#,
+            ),
+            (
+                "gaps_1_minute",
+                r#"{"name":"gaps","sampling":{"value":1,"unit":"MINUTES"}}"#,
+            ),
+        ],
+        &ts,
+        &values,
+    );
+    bench_chain(
+        c,
+        "map",
+        &[
+            ("scale", r#"{"name":"scale","factor":2.5}"#),
+            ("div", r#"{"name":"div","divisor":3}"#),
+            (
+                "score",
+                r#"{"name":"score","thresholds":[{"value":40},{"value":50},{"value":60}]}"#,
+            ),
+        ],
+        &ts,
+        &values,
+    );
+    bench_chain(
+        c,
+        "pairwise",
+        &[
+            ("rate", r#"{"name":"rate","unit":"SECONDS"}"#),
+            ("sampler", r#"{"name":"sampler","unit":"SECONDS"}"#),
+            ("diff", r#"{"name":"diff"}"#),
+        ],
+        &ts,
+        &values,
+    );
+    bench_chain(
+        c,
+        "window",
+        &[("sma_10", r#"{"name":"sma","size":10}"#)],
+        &ts,
+        &values,
+    );
+    bench_chain(
+        c,
+        "select",
+        &[
+            (
+                "filter",
+                r#"{"name":"filter","filter_op":"lt","threshold":50}"#,
+            ),
+            ("trim", r#"{"name":"trim","trim":"both"}"#),
+        ],
+        &ts,
+        &values,
+    );
+}
+
+fn host_tags(h: usize) -> Tags {
+    Tags::from_pairs([
+        ("host", format!("host_{h}")),
+        ("dc", format!("dc_{}", h % 4)),
+    ])
+}
+
+/// End to end through `execute` over the embedded engine.
+fn query(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig {
+        wal_sync: WalSync::None,
+        ..EngineConfig::new(dir.path().join("data"))
+    })
+    .unwrap();
+    const SERIES: usize = 100;
+    const PER: usize = 100_000;
+    for h in 0..SERIES {
+        let (ts, values) = walk(PER, h as u64);
+        engine
+            .write(&WriteBatch {
+                series: vec![SeriesPoints {
+                    key: SeriesKey::new("cpu", kairosdb_model::DataType::Double, host_tags(h)),
+                    ttl_secs: 0,
+                    points: Points::Double { ts, values },
+                }],
+            })
+            .unwrap();
+    }
+    engine.flush().unwrap();
+    let budget = Budget::default();
+    let ctx = Context {
+        range: TimeRange::new(T0, T0 + PER as i64 * 10_000),
+        time_zone: None,
+        now_ms: i64::MAX,
+        budget: &budget,
+    };
+    let q = MetricQuery {
+        name: "cpu".into(),
+        filter: TagFilter::default(),
+        filter_text: Vec::new(),
+        limit: None,
+        order: Order::Asc,
+        exclude_tags: false,
+        alias: None,
+        group_by_tags: vec!["dc".into()],
+        aggregators: vec![r#"{"name":"sum","sampling":{"value":1,"unit":"MINUTES"}}"#.into()],
+        group_by_other: Vec::new(),
+    };
+    let mut g = c.benchmark_group("query");
+    g.throughput(Throughput::Elements((SERIES * PER) as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(8));
+    g.bench_function("sum_1m_buckets_by_dc", |b| {
+        b.iter(|| execute(&engine, &ctx, &q).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, aggregators, query);
+criterion_main!(benches);

@@ -1,0 +1,182 @@
+//! The HTTP accept loop: hyper's HTTP/1 connection driven by hand instead of `axum::serve`,
+//! which sets no timeout at all, so a half-open or silent client held its socket (and a
+//! connection task) forever.
+//!
+//! * **Idle and slow-header timeout** (`http_idle_timeout_secs`): hyper's
+//!   `header_read_timeout`. Its timer starts when the connection begins waiting for a request
+//!   head, that is when the connection opens and again after each response has been written
+//!   (hyper 1.12, `proto/h1/conn.rs`, `read_head`), and the connection is closed, without an
+//!   answer, if the head is not complete by then. One setting therefore bounds an idle
+//!   keep-alive connection, a client that sent half a header and a slowloris client.
+//! * **Graceful shutdown**: when `shutdown` fires the listener is dropped (no new
+//!   connections), idle connections are closed, connections with a request in flight
+//!   finish that response and then close (`hyper_util::server::graceful`), and `serve`
+//!   returns once every connection is gone. The caller bounds the wait
+//!   (`shutdown_timeout_secs`).
+//! * **Client disconnect → query cancellation**: hyper's HTTP/1 server reads from the socket
+//!   while a handler runs once the request body has been read (`mid_message_detect_eof`,
+//!   with the default `half_close(false)`); on EOF or a reset it fails the connection and
+//!   drops the handler future. `query.rs` holds a drop guard in that future that sets the
+//!   query's `cancelled` flag. (It does not see the disconnect while unread bytes of a
+//!   pipelined next request sit in its buffer; pipelining clients are rare.)
+//!
+//! Only HTTP/1 is served, as before (axum's `http1` feature; KairosDB's Jetty speaks
+//! HTTP/1.1 to its clients too).
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves `app` on `listener` until `shutdown` fires and the last connection has closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Usually EMFILE/ENFILE (out of file descriptors) or a connection reset
+                    // before it was accepted. Back off a little instead of spinning, as
+                    // axum::serve does, and keep serving the connections we have.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        // Responses are written whole; don't let Nagle hold back the last segment.
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                // Header timeouts, resets and clients that left mid-request: routine.
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::{Config, Settings};
+    use crate::fake_storage::FakeStorage;
+    use crate::http::{router, AppState};
+    use crate::metrics::ServerMetrics;
+
+    async fn start(
+        idle: Duration,
+    ) -> (
+        std::net::SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(Arc::new(AppState::new(
+            Arc::new(FakeStorage::default()),
+            Arc::new(Config::resolve(Settings::default()).unwrap()),
+            Arc::new(ServerMetrics::default()),
+            None,
+        )));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, app, idle, shutdown.clone()));
+        (addr, shutdown, task)
+    }
+
+    /// Reads until EOF (or 10 s); returns what was read and when EOF came.
+    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> (Vec<u8>, Instant) {
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out));
+        match read.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(Err(e)) => panic!("read failed: {e}"),
+            Err(_) => panic!("the server did not close the connection; read {out:?}"),
+        }
+        (out, Instant::now())
+    }
+
+    #[tokio::test]
+    async fn half_a_header_is_dropped_after_the_timeout() {
+        let (addr, _shutdown, _task) = start(Duration::from_millis(300)).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let sent = Instant::now();
+        stream
+            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let (bytes, closed) = read_to_close(&mut stream).await;
+        assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(
+            closed - sent >= Duration::from_millis(250),
+            "{:?}",
+            closed - sent
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
+        let (addr, _shutdown, _task) = start(Duration::from_millis(300)).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = Instant::now();
+        let (bytes, closed) = read_to_close(&mut stream).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        assert!(text.contains("KairosDB"), "{text}");
+        assert!(
+            closed - answered >= Duration::from_millis(250),
+            "{:?}",
+            closed - answered
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_returns() {
+        let (addr, shutdown, task) = start(Duration::from_secs(60)).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap();
+        read_to_close(&mut stream).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+}

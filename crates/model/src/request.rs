@@ -36,3 +36,50 @@ pub struct MetricQuery {
     /// Non-tag group-bys (time, value, bin) as raw JSON text, in JSON order.
     pub group_by_other: Vec<String>,
 }
+
+/// KairosDB's `TimeUnit` (spec §4.1): relative times, samplings, `rate`/`sampler` units and
+/// the `time` group-by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    Milliseconds,
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+    Months,
+    Years,
+}
+
+impl TimeUnit {
+    /// `TimeUnit.from`: the enum names in any case. Deliberate extension: the singular
+    /// forms (`hour`) are accepted too (user-needs §2.5).
+    pub fn parse(s: &str) -> Option<TimeUnit> {
+        let l = s.to_ascii_lowercase();
+        Some(match l.strip_suffix('s').unwrap_or(&l) {
+            "millisecond" => TimeUnit::Milliseconds,
+            "second" => TimeUnit::Seconds,
+            "minute" => TimeUnit::Minutes,
+            "hour" => TimeUnit::Hours,
+            "day" => TimeUnit::Days,
+            "week" => TimeUnit::Weeks,
+            "month" => TimeUnit::Months,
+            "year" => TimeUnit::Years,
+            _ => return None,
+        })
+    }
+
+    /// The upper-case enum name KairosDB prints (`HOURS`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Milliseconds => "MILLISECONDS",
+            TimeUnit::Seconds => "SECONDS",
+            TimeUnit::Minutes => "MINUTES",
+            TimeUnit::Hours => "HOURS",
+            TimeUnit::Days => "DAYS",
+            TimeUnit::Weeks => "WEEKS",
+            TimeUnit::Months => "MONTHS",
+            TimeUnit::Years => "YEARS",
+        }
+    }
+}

@@ -17,7 +17,9 @@
 //! are ignored. Time zones are checked against jiff's bundled IANA database plus fixed
 //! offsets; `query.<tz> is not a valid time zone, must be one of [...]` lists those ids.
 
-use kairosdb_model::{MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange};
+use kairosdb_model::{
+    MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange, TimeUnit as Unit,
+};
 
 use crate::civil::add_months;
 use crate::javanum;
@@ -339,42 +341,13 @@ fn gson_bool(n: &Node, path: &str) -> Result<Option<bool>, String> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
-    Milliseconds,
-    Seconds,
-    Minutes,
-    Hours,
-    Days,
-    Weeks,
-    Months,
-    Years,
-}
-
-/// `TimeUnit.from`: the enum names, any case. Deliberate extension: the singular forms
-/// (`hour`) are accepted too (user-needs §2.5).
-fn unit_from(s: &str) -> Option<Unit> {
-    let l = s.to_ascii_lowercase();
-    Some(match l.strip_suffix('s').unwrap_or(&l) {
-        "millisecond" => Unit::Milliseconds,
-        "second" => Unit::Seconds,
-        "minute" => Unit::Minutes,
-        "hour" => Unit::Hours,
-        "day" => Unit::Days,
-        "week" => Unit::Weeks,
-        "month" => Unit::Months,
-        "year" => Unit::Years,
-        _ => return None,
-    })
-}
-
 /// The `TimeUnitDeserializer`: `Err` is the contextual message without its prefix.
 fn time_unit(n: &Node) -> Result<Option<Unit>, QueryError> {
     if matches!(n, Node::Null) {
         return Ok(None);
     }
     let s = get_as_string(n).map_err(Internal)?;
-    unit_from(&s).map(Some).ok_or_else(|| {
+    Unit::parse(&s).map(Some).ok_or_else(|| {
         Invalid(format!(
             "{s} is not a valid time unit, must be one of {UNITS}"
         ))
@@ -997,17 +970,7 @@ fn normalize(v: &Node, kind: Prop) -> Node {
 }
 
 fn unit_node(s: &str) -> Option<Node> {
-    let name = match unit_from(s)? {
-        Unit::Milliseconds => "MILLISECONDS",
-        Unit::Seconds => "SECONDS",
-        Unit::Minutes => "MINUTES",
-        Unit::Hours => "HOURS",
-        Unit::Days => "DAYS",
-        Unit::Weeks => "WEEKS",
-        Unit::Months => "MONTHS",
-        Unit::Years => "YEARS",
-    };
-    Some(Node::Str(name.to_owned()))
+    Some(Node::Str(Unit::parse(s)?.name().to_owned()))
 }
 
 /// Converts one property value as Gson would for the setter's type, with KairosDB's

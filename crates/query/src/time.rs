@@ -15,65 +15,25 @@ use jiff::tz::{Offset, TimeZone};
 use jiff::Timestamp;
 use kairosdb_protocol::civil::{self, DAY_MS};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    Milliseconds,
-    Seconds,
-    Minutes,
-    Hours,
-    Days,
-    Weeks,
-    Months,
-    Years,
+pub use kairosdb_model::TimeUnit as Unit;
+
+/// Length in ms of units that are pure UTC arithmetic in Joda (shorter than 12 h).
+fn utc_ms(unit: Unit) -> Option<i64> {
+    match unit {
+        Unit::Milliseconds => Some(1),
+        Unit::Seconds => Some(1_000),
+        Unit::Minutes => Some(60_000),
+        Unit::Hours => Some(3_600_000),
+        _ => None,
+    }
 }
 
-impl Unit {
-    /// The enum names as the protocol crate normalizes them (`"HOURS"`); any case.
-    pub fn parse(s: &str) -> Option<Unit> {
-        Some(match s.to_ascii_uppercase().as_str() {
-            "MILLISECONDS" => Unit::Milliseconds,
-            "SECONDS" => Unit::Seconds,
-            "MINUTES" => Unit::Minutes,
-            "HOURS" => Unit::Hours,
-            "DAYS" => Unit::Days,
-            "WEEKS" => Unit::Weeks,
-            "MONTHS" => Unit::Months,
-            "YEARS" => Unit::Years,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Unit::Milliseconds => "MILLISECONDS",
-            Unit::Seconds => "SECONDS",
-            Unit::Minutes => "MINUTES",
-            Unit::Hours => "HOURS",
-            Unit::Days => "DAYS",
-            Unit::Weeks => "WEEKS",
-            Unit::Months => "MONTHS",
-            Unit::Years => "YEARS",
-        }
-    }
-
-    /// Length in ms of units that are pure UTC arithmetic in Joda (shorter than 12 h).
-    fn utc_ms(self) -> Option<i64> {
-        match self {
-            Unit::Milliseconds => Some(1),
-            Unit::Seconds => Some(1_000),
-            Unit::Minutes => Some(60_000),
-            Unit::Hours => Some(3_600_000),
-            _ => None,
-        }
-    }
-
-    /// Length in ms of units that are fixed on the local time line (days, weeks).
-    fn local_ms(self) -> Option<i64> {
-        match self {
-            Unit::Days => Some(DAY_MS),
-            Unit::Weeks => Some(7 * DAY_MS),
-            _ => None,
-        }
+/// Length in ms of units that are fixed on the local time line (days, weeks).
+fn local_ms(unit: Unit) -> Option<i64> {
+    match unit {
+        Unit::Days => Some(DAY_MS),
+        Unit::Weeks => Some(7 * DAY_MS),
+        _ => None,
     }
 }
 
@@ -179,7 +139,7 @@ fn add_local(local: i64, unit: Unit, n: i64) -> i64 {
         Unit::Months => civil::add_months(local, n),
         Unit::Years => civil::add_months(local, n.saturating_mul(12)),
         _ => {
-            let ms = unit.utc_ms().or(unit.local_ms()).unwrap_or(1);
+            let ms = utc_ms(unit).or(local_ms(unit)).unwrap_or(1);
             local.saturating_add(n.saturating_mul(ms))
         }
     }
@@ -188,7 +148,7 @@ fn add_local(local: i64, unit: Unit, n: i64) -> i64 {
 /// Joda's `getDifferenceAsLong` of the unit's field: whole units from `s` to `t`
 /// (truncated toward zero), on UTC or local times as the unit requires.
 fn difference(zone: &Zone, unit: Unit, t: i64, s: i64) -> i64 {
-    if let Some(ms) = unit.utc_ms() {
+    if let Some(ms) = utc_ms(unit) {
         return ((i128::from(t) - i128::from(s)) / i128::from(ms)) as i64;
     }
     let (lt, ls) = (zone.to_local(t), zone.to_local(s));
@@ -196,7 +156,7 @@ fn difference(zone: &Zone, unit: Unit, t: i64, s: i64) -> i64 {
         Unit::Months => month_difference(lt, ls),
         Unit::Years => year_difference(lt, ls),
         _ => {
-            let ms = unit.local_ms().unwrap_or(DAY_MS);
+            let ms = local_ms(unit).unwrap_or(DAY_MS);
             ((i128::from(lt) - i128::from(ls)) / i128::from(ms)) as i64
         }
     }
@@ -261,7 +221,7 @@ fn year_difference(minuend: i64, subtrahend: i64) -> i64 {
 /// Joda's field `add(instant, n)`: UTC arithmetic for short units, local arithmetic
 /// converted back with the original instant's offset preferred for the others.
 fn add(zone: &Zone, unit: Unit, instant: i64, n: i64) -> i64 {
-    if let Some(ms) = unit.utc_ms() {
+    if let Some(ms) = utc_ms(unit) {
         return instant.saturating_add(n.saturating_mul(ms));
     }
     zone.local_to_utc(add_local(zone.to_local(instant), unit, n), instant)
@@ -273,7 +233,7 @@ pub fn sampling_duration(zone: &Zone, unit: Unit, value: i64, t: i64) -> i64 {
     if unit == Unit::Milliseconds {
         return value;
     }
-    if let Some(ms) = unit.utc_ms() {
+    if let Some(ms) = utc_ms(unit) {
         return value.saturating_mul(ms);
     }
     // `DateTime.plusX((int) value)`.
@@ -305,7 +265,7 @@ impl Buckets {
         } else {
             start
         };
-        let fixed = unit.utc_ms().and_then(|ms| ms.checked_mul(value));
+        let fixed = utc_ms(unit).and_then(|ms| ms.checked_mul(value));
         Buckets {
             unit,
             value,

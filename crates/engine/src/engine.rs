@@ -47,6 +47,8 @@ pub struct Counters {
     pub forced_seals: AtomicU64,
     pub backpressure_events: AtomicU64,
     pub points_deleted: AtomicU64,
+    pub delete_blocks_dropped: AtomicU64,
+    pub delete_blocks_rewritten: AtomicU64,
     pub points_expired: AtomicU64,
     pub blocks_expired: AtomicU64,
     pub queries: AtomicU64,
@@ -152,6 +154,7 @@ impl Inner {
             let mut ts = Vec::new();
             let mut vals = Col::new(kairosdb_model::DataType::Double);
             let mut points = 0u64;
+            let mut max_watermark = 0u64;
             let rep = wal::replay(&wal_dir, cfg.wal_skip_corrupt, |lsn, payload| {
                 let rec = wal::decode_record(payload)
                     .map_err(|e| corrupt(&format!("WAL record at {lsn:?}"), e))?;
@@ -193,6 +196,7 @@ impl Inner {
                         range,
                         sids,
                     } => {
+                        max_watermark = max_watermark.max(watermark);
                         for sid in sids {
                             if let Some(e) = registry.get(sid) {
                                 head.remove_range(sid, range);
@@ -206,6 +210,12 @@ impl Inner {
             counters
                 .wal_replayed_points
                 .store(points, Ordering::Relaxed);
+            // A replayed delete applies to blocks with `seq < watermark`. If fjall lost
+            // blocks sealed before the delete (its journal buffer dies with a killed
+            // process), `next_block_seq` went back with them; blocks sealed from now on
+            // must still sort at or above every watermark left in the WAL, or the next
+            // replay would delete points written after the delete.
+            sealed.advance_next_seq(max_watermark);
             rep
         };
         counters
@@ -609,6 +619,13 @@ impl Inner {
     /// series that lost at least one point.
     pub fn delete(&self, req: &DeleteRequest) -> Result<u64, StorageError> {
         self.check_writable()?;
+        if req.range.start > req.range.end {
+            return Ok(0);
+        }
+        // Held throughout: no seal, merge or retention rewrite runs until every block
+        // below the watermark is done (an append-merge would move points still to be
+        // deleted into a block above it).
+        let _m = self.maint.lock();
         let sids: Vec<u64> = self
             .registry
             .select(&req.metric, &req.filter)
@@ -619,10 +636,9 @@ impl Inner {
                     .is_some_and(|e| e.live.load(Ordering::Acquire))
             })
             .collect();
-        if sids.is_empty() || req.range.start > req.range.end {
+        if sids.is_empty() {
             return Ok(0);
         }
-        let _m = self.maint.lock();
         let watermark = self.sealed.next_seq();
         let mut rec = Vec::with_capacity(32 + sids.len() * 4);
         wal::encode_delete(&mut rec, watermark, req.range, &sids);
@@ -646,10 +662,17 @@ impl Inner {
             let Some(e) = self.registry.get(sid) else {
                 continue;
             };
-            removed[i] += self
+            let out = self
                 .sealed
                 .delete_range(&e, req.range, watermark)
                 .map_err(|err| self.poison_maint(err))?;
+            removed[i] += out.points;
+            self.counters
+                .delete_blocks_dropped
+                .fetch_add(out.dropped_blocks, Ordering::Relaxed);
+            self.counters
+                .delete_blocks_rewritten
+                .fetch_add(out.rewritten_blocks, Ordering::Relaxed);
             self.check_dead(&e);
         }
         self.counters
@@ -1037,6 +1060,16 @@ impl Inner {
                 "engine_points_deleted_total",
                 "Points removed by delete requests",
                 l(&c.points_deleted),
+            ),
+            (
+                "engine_delete_blocks_dropped_total",
+                "Blocks dropped whole by deletes (never decoded)",
+                l(&c.delete_blocks_dropped),
+            ),
+            (
+                "engine_delete_blocks_rewritten_total",
+                "Blocks straddling a delete range, decoded and re-encoded",
+                l(&c.delete_blocks_rewritten),
             ),
             (
                 "engine_points_expired_total",

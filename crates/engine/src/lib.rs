@@ -21,6 +21,14 @@
 //!   in blocks; force-seal laggards when the WAL passes `wal_max_bytes`;
 //! * **expire** TTL'd points from blocks and heads — `sealed.rs` (`Sealed::expire`).
 //!
+//! Deletes (`engine.rs`, `Inner::delete`, spec §1.8/§1.9) hold the maintenance lock:
+//! select the live series matching the tag filter (`index.rs`, `Registry::select`) →
+//! **WAL append** of a delete record and **head removal** under the WAL lock →
+//! **fsync**, whatever [`WalSync`] says → drop the blocks inside the range and rewrite
+//! the ones straddling its ends (`sealed.rs`, `Sealed::delete_range`) → series left
+//! without points leave every listing (`Registry::mark_dead`). Replay re-applies the
+//! record, so deleted points never come back.
+//!
 //! Reads (`Inner::query`) merge blocks (by sequence) and the head without taking
 //! the write lock. On-disk formats are drawn byte by byte in `docs/format.md`.
 //!

@@ -30,6 +30,16 @@ pub struct SealOutcome {
     pub bytes: u64,
 }
 
+/// Result of deleting a time range from one series' blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub points: u64,
+    /// Blocks entirely inside the range, dropped without decoding.
+    pub dropped_blocks: u64,
+    /// Blocks straddling an end of the range, decoded and re-encoded.
+    pub rewritten_blocks: u64,
+}
+
 /// Result of one retention pass over blocks.
 #[derive(Clone, Debug, Default)]
 pub struct ExpireOutcome {
@@ -105,6 +115,11 @@ impl Sealed {
         self.next_seq.load(Ordering::Acquire)
     }
 
+    /// Makes the next seq at least `at_least` (persisted with the next seal).
+    pub fn advance_next_seq(&self, at_least: u64) {
+        self.next_seq.fetch_max(at_least, Ordering::AcqRel);
+    }
+
     pub fn block_count(&self) -> u64 {
         self.blocks.load(Ordering::Relaxed)
     }
@@ -113,6 +128,8 @@ impl Sealed {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Writes `run` (non-empty) as block `(sid, run.ts[0], seq)`. `newest`: whether it
+    /// becomes the append-merge target (see [`BlockSummary::add_block`]).
     fn add(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
@@ -120,6 +137,7 @@ impl Sealed {
         sid: u64,
         seq: u64,
         run: &Run,
+        newest: bool,
     ) -> u64 {
         let bytes = encode_run(run, self.level);
         let id = BlockId {
@@ -133,7 +151,7 @@ impl Sealed {
         }
         let len = bytes.len() as u64;
         batch.insert(&self.store.blocks, id.key(), bytes);
-        summary.add_block(id, run.len() as u32, run.ts[run.len() - 1], len);
+        summary.add_block(id, run.len() as u32, run.ts[run.len() - 1], len, newest);
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(len, Ordering::Relaxed);
         self.blocks_written.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +170,41 @@ impl Sealed {
         if h.min_exp != NEVER {
             batch.remove(&self.store.expiry, id.expiry_key(h.min_exp));
         }
+        self.account_removed(summary, id, h, len);
+    }
+
+    /// Replaces block `id` by the points of it that remain (`run`: sorted, unique; empty
+    /// drops the block). The seq stays, so precedence between blocks never changes; the
+    /// key's start follows the first remaining point. A key that stays the same is
+    /// overwritten rather than removed and re-inserted in the same batch.
+    fn rewrite(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        summary: &mut BlockSummary,
+        id: BlockId,
+        h: &BlockHeader,
+        len: u64,
+        run: &Run,
+    ) {
+        if run.is_empty() {
+            self.remove(batch, summary, id, h, len);
+            return;
+        }
+        let newest = summary.last_seq == id.seq;
+        let same_key = run.ts[0] == id.start;
+        let min_exp = run.exp.iter().copied().min().unwrap_or(NEVER);
+        if !same_key {
+            batch.remove(&self.store.blocks, id.key());
+        }
+        if h.min_exp != NEVER && !(same_key && min_exp == h.min_exp) {
+            batch.remove(&self.store.expiry, id.expiry_key(h.min_exp));
+        }
+        self.account_removed(summary, id, h, len);
+        self.add(batch, summary, id.sid, id.seq, run, newest);
+    }
+
+    /// Accounts a removed block in the summary and the gauges (keys are the caller's).
+    fn account_removed(&self, summary: &mut BlockSummary, id: BlockId, h: &BlockHeader, len: u64) {
         summary.remove_block(id, h.count, len);
         self.blocks.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(
@@ -211,7 +264,7 @@ impl Sealed {
             }
             for part in run.split_even(self.seal_points * 2) {
                 let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
-                out.bytes += self.add(&mut batch, &mut summary, e.id, seq, &part);
+                out.bytes += self.add(&mut batch, &mut summary, e.id, seq, &part, true);
                 out.blocks += 1;
             }
             self.store.put_next_block_seq(&mut batch, self.next_seq());
@@ -296,20 +349,28 @@ impl Sealed {
 
     /// Removes the points of `e` inside `range` from blocks with `seq < watermark`
     /// (the blocks that existed when the delete was logged). Idempotent, so WAL
-    /// replay can apply it again. Returns the number of points removed.
+    /// replay can apply it again.
+    ///
+    /// A block lying entirely inside the range is dropped on its header alone, never
+    /// decoded; only blocks straddling an end of the range are decoded and re-encoded
+    /// (user-needs: large deletes must not take minutes). One fjall batch per series,
+    /// committed only when something changed.
     pub fn delete_range(
         &self,
         e: &SeriesEntry,
         range: TimeRange,
         watermark: u64,
-    ) -> Result<u64, StorageError> {
+    ) -> Result<DeleteOutcome, StorageError> {
         let mut summary = *e.summary.lock();
+        let mut out = DeleteOutcome::default();
         if summary.blocks == 0 || summary.max_ts < range.start || summary.min_ts > range.end {
-            return Ok(0);
+            return Ok(out);
         }
         let from = (i128::from(range.start) - i128::from(summary.max_span))
             .max(i128::from(i64::MIN)) as i64;
-        let mut hits = Vec::new();
+        let mut batch = self.store.batch();
+        let mut d = Decoded::new();
+        // The iterator reads a snapshot: the batch built meanwhile is committed after.
         for item in self.store.blocks_between(e.id, from, range.end) {
             let (id, bytes) = item?;
             if id.seq >= watermark {
@@ -317,33 +378,35 @@ impl Sealed {
             }
             let h =
                 block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
-            if h.max_ts >= range.start && h.min_ts <= range.end {
-                hits.push((id, bytes));
-            }
-        }
-        if hits.is_empty() {
-            return Ok(0);
-        }
-        let mut batch = self.store.batch();
-        let mut d = Decoded::new();
-        let mut removed = 0u64;
-        for (id, bytes) in hits {
-            let h = self.decode(id, &bytes, &mut d)?;
-            let mut run = run_from_decoded(&d, &h, 0..h.count as usize);
-            let n = run.remove_range(range) as u64;
-            if n == 0 {
+            if h.max_ts < range.start || h.min_ts > range.end {
                 continue;
             }
-            removed += n;
-            self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
-            if !run.is_empty() {
-                self.add(&mut batch, &mut summary, e.id, id.seq, &run);
+            let len = bytes.len() as u64;
+            if range.start <= h.min_ts && h.max_ts <= range.end {
+                self.remove(&mut batch, &mut summary, id, &h, len);
+                out.points += u64::from(h.count);
+                out.dropped_blocks += 1;
+                continue;
             }
+            let h = self.decode(id, &bytes, &mut d)?;
+            let inside = Run::bounds(&d.ts, range);
+            if inside.is_empty() {
+                // The range falls between two points of the block.
+                continue;
+            }
+            out.points += inside.len() as u64;
+            let mut run = run_from_decoded(&d, &h, 0..h.count as usize);
+            run.remove_range(range);
+            self.rewrite(&mut batch, &mut summary, id, &h, len, &run);
+            out.rewritten_blocks += 1;
+        }
+        if out.dropped_blocks + out.rewritten_blocks == 0 {
+            return Ok(out);
         }
         self.store.put_summary(&mut batch, e.id, &summary);
         batch.commit().map_err(fjall_err)?;
         *e.summary.lock() = summary;
-        Ok(removed)
+        Ok(out)
     }
 
     /// Drops or rewrites every block holding points expired at `now_secs`,
@@ -386,13 +449,12 @@ impl Sealed {
                 let mut run = run_from_decoded(&d, &h, 0..h.count as usize);
                 run.retain_alive(now_secs);
                 out.expired_points += u64::from(h.count) - run.len() as u64;
-                self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
                 if run.is_empty() {
                     out.dropped_blocks += 1;
                 } else {
-                    self.add(&mut batch, &mut summary, sid, id.seq, &run);
                     out.rewritten_blocks += 1;
                 }
+                self.rewrite(&mut batch, &mut summary, id, &h, bytes.len() as u64, &run);
             }
             if let Some(e) = &entry {
                 self.store.put_summary(&mut batch, sid, &summary);

@@ -173,8 +173,14 @@ impl BlockSummary {
         Ok(s)
     }
 
-    /// Accounts a new block.
-    pub fn add_block(&mut self, id: BlockId, count: u32, max_ts: i64, bytes: u64) {
+    /// Accounts a new block. `newest`: it is the series' newest block (a seal, or the
+    /// rewrite of the block that was newest), so it becomes the append-merge target.
+    ///
+    /// A rewritten *older* block must never become the target, even when the newest
+    /// one was just removed (`last_seq == 0`): merging gives the merged points a new,
+    /// higher seq, which would let that block's old values beat newer blocks holding
+    /// the same timestamps. With no known newest block, the next seal starts one.
+    pub fn add_block(&mut self, id: BlockId, count: u32, max_ts: i64, bytes: u64, newest: bool) {
         if self.blocks == 0 {
             self.min_ts = id.start;
             self.max_ts = max_ts;
@@ -186,7 +192,8 @@ impl BlockSummary {
         self.points += u64::from(count);
         self.bytes += bytes;
         self.max_span = self.max_span.max(max_ts.wrapping_sub(id.start) as u64);
-        if id.seq >= self.last_seq {
+        if newest {
+            debug_assert!(id.seq >= self.last_seq, "BUG: newest block with an old seq");
             self.last_seq = id.seq;
             self.last_start = id.start;
             self.last_count = count;
@@ -439,6 +446,7 @@ mod tests {
             10,
             200,
             50,
+            true,
         );
         s.add_block(
             BlockId {
@@ -449,6 +457,7 @@ mod tests {
             5,
             50,
             20,
+            true,
         );
         assert_eq!(
             (s.blocks, s.points, s.min_ts, s.max_ts, s.max_span),

@@ -14,6 +14,8 @@ use kairosdb_model::{
 
 use crate::{Clock, Engine, EngineConfig, WalSync};
 
+mod delete;
+
 const T0: i64 = 1_700_000_000_000;
 
 fn cfg(dir: &Path) -> EngineConfig {

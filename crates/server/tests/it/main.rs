@@ -4,6 +4,7 @@
 
 mod check_config;
 mod conformance;
+mod delete;
 mod harness;
 mod http_api;
 mod lifecycle;

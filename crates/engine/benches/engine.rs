@@ -182,6 +182,7 @@ fn bench_query(c: &mut Criterion) {
         range: TimeRange::ALL,
         limit: None,
         order: Order::Asc,
+        max_points: None,
     };
     assert_eq!(
         engine

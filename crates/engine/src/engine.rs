@@ -550,6 +550,7 @@ impl Inner {
         let now_s = secs(self.now_ms());
         let mut d = Decoded::new();
         let mut out = Vec::new();
+        let mut total = 0u64;
         if q.range.start > q.range.end || q.limit == Some(0) {
             return Ok(out);
         }
@@ -573,6 +574,10 @@ impl Inner {
             self.counters
                 .points_read
                 .fetch_add(run.len() as u64, Ordering::Relaxed);
+            total += run.len() as u64;
+            if let Some(limit) = q.max_points.filter(|&l| total > l) {
+                return Err(StorageError::TooManyPoints { limit });
+            }
             out.push(SeriesData {
                 key: e.key.clone(),
                 points: run.vals.into_points(run.ts),

@@ -64,6 +64,7 @@ fn query(metric: &str) -> SeriesQuery {
         range: TimeRange::ALL,
         limit: None,
         order: Order::Asc,
+        max_points: None,
     }
 }
 
@@ -215,6 +216,33 @@ fn write_query_round_trip_all_types() {
         e.flush().unwrap(); // second round reads from blocks
     }
     assert!(gauge(&e, "engine_blocks") >= 3.0);
+}
+
+/// `max_points` stops a read that matches more points instead of returning them all.
+#[test]
+fn reads_stop_at_max_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    e.write(&batch(vec![
+        lng("m", &[("h", "a")], &[1, 2, 3], &[1, 2, 3]),
+        lng("m", &[("h", "b")], &[1, 2, 3], &[1, 2, 3]),
+    ]))
+    .unwrap();
+    let q = |max| SeriesQuery {
+        max_points: Some(max),
+        ..query("m")
+    };
+    assert_eq!(read(&e, &q(6)).len(), 2);
+    match e.query(&q(5)) {
+        Err(StorageError::TooManyPoints { limit: 5 }) => {}
+        other => panic!("expected TooManyPoints, got {other:?}"),
+    }
+    // The per-series limit applies first: 2 series × 2 points fit in 4.
+    let limited = SeriesQuery {
+        limit: Some(2),
+        ..q(4)
+    };
+    assert_eq!(read(&e, &limited).len(), 2);
 }
 
 #[test]

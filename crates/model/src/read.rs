@@ -103,6 +103,10 @@ pub struct SeriesQuery {
     /// Per-series point limit applied while reading, honouring `order` (spec §4.8). None = all.
     pub limit: Option<usize>,
     pub order: Order,
+    /// Most points the whole read may return; above it the read stops with
+    /// [`crate::StorageError::TooManyPoints`] instead of holding them all (bounds a
+    /// query's memory). None = unlimited.
+    pub max_points: Option<u64>,
 }
 
 /// Points of one series, ascending by timestamp (one value per timestamp: the last

@@ -22,6 +22,9 @@ pub enum StorageError {
     /// On-disk data failed a checksum or could not be decoded.
     #[error("corrupt data: {0}")]
     Corruption(String),
+    /// A read matched more points than its `max_points` (HTTP 400 with KairosDB's text).
+    #[error("Query exceeded limit of {limit} data points")]
+    TooManyPoints { limit: u64 },
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,

@@ -126,13 +126,19 @@ pub fn execute(
         .map(|a| Aggregator::parse(a, ctx))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let series = storage.query(&SeriesQuery {
-        metric: query.name.clone(),
-        filter: query.filter.clone(),
-        range: ctx.range,
-        limit: query.limit,
-        order: query.order,
-    })?;
+    let series = storage
+        .query(&SeriesQuery {
+            metric: query.name.clone(),
+            filter: query.filter.clone(),
+            range: ctx.range,
+            limit: query.limit,
+            order: query.order,
+            max_points: ctx.budget.max_points,
+        })
+        .map_err(|e| match e {
+            StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),
+            e => QueryError::Storage(e),
+        })?;
     let sample_size = series.iter().map(|s| s.points.len() as u64).sum();
     ctx.budget.check(sample_size)?;
     if sample_size > 0 {

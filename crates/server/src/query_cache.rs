@@ -248,6 +248,7 @@ fn copy_error(e: &StorageError) -> StorageError {
         StorageError::Poisoned(m) => StorageError::Poisoned(m.clone()),
         StorageError::Corruption(m) => StorageError::Corruption(m.clone()),
         StorageError::Closed => StorageError::Closed,
+        StorageError::TooManyPoints { limit } => StorageError::TooManyPoints { limit: *limit },
         StorageError::Internal(m) => StorageError::Internal(m.clone()),
     }
 }
@@ -351,6 +352,7 @@ mod tests {
             range: TimeRange::new(0, 1000),
             limit: None,
             order: Order::Asc,
+            max_points: None,
         }
     }
 

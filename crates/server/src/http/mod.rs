@@ -313,7 +313,9 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         let message = e.to_string();
         match e {
-            StorageError::InvalidInput(_) => ApiError::bad_request(message),
+            StorageError::InvalidInput(_) | StorageError::TooManyPoints { .. } => {
+                ApiError::bad_request(message)
+            }
             StorageError::Backpressure { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)

@@ -248,8 +248,12 @@ impl Range {
     fn gaps(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, QueryError> {
         let n = s.ts.len();
         // Refuse absurd bucket counts before allocating (e.g. 1 ms over years).
-        if let (Some(w), false) = (buckets.fixed_width(), self.trim) {
-            let span = i128::from(self.end) - i128::from(self.start);
+        if let Some(w) = buckets.fixed_width() {
+            let span = if self.trim {
+                i128::from(s.ts[n - 1]) - i128::from(s.ts[0])
+            } else {
+                i128::from(self.end) - i128::from(self.start)
+            };
             let estimate = (span / i128::from(w)).max(0) as u64;
             ctx.budget.check(estimate.saturating_add(n as u64))?;
         }

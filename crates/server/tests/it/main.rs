@@ -6,6 +6,7 @@ mod check_config;
 mod conformance;
 mod delete;
 mod harness;
+mod hostile;
 mod http_api;
 mod lifecycle;
 mod telnet;

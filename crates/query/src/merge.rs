@@ -32,6 +32,28 @@ pub(crate) fn merge(mut series: Vec<SeriesData>, order: Order) -> (Vec<i64>, Out
             .iter()
             .any(|s| matches!(s.points, Points::String { .. }))
     {
+        if all_long {
+            let cols: Vec<(&[i64], &[i64])> = series
+                .iter()
+                .map(|s| match &s.points {
+                    Points::Long { ts, values } => (ts.as_slice(), values.as_slice()),
+                    _ => unreachable!("all series are longs"),
+                })
+                .collect();
+            let (ts, values) = merge_typed(&cols, order);
+            return (ts, OutColumn::Long(values));
+        }
+        if all_double {
+            let cols: Vec<(&[i64], &[f64])> = series
+                .iter()
+                .map(|s| match &s.points {
+                    Points::Double { ts, values } => (ts.as_slice(), values.as_slice()),
+                    _ => unreachable!("all series are doubles"),
+                })
+                .collect();
+            let (ts, values) = merge_typed(&cols, order);
+            return (ts, OutColumn::Double(values));
+        }
         return merge_numbers(&series, order, all_long, all_double);
     }
 
@@ -112,6 +134,62 @@ fn long_at(points: &Points, i: usize) -> i64 {
 fn order_key(x: f64) -> i64 {
     let b = x.to_bits() as i64;
     b ^ ((((b >> 63) as u64) >> 1) as i64)
+}
+
+/// A value that orders as its `doubleValue`.
+trait AsDouble: Copy {
+    fn as_double(self) -> f64;
+}
+
+impl AsDouble for i64 {
+    #[inline]
+    fn as_double(self) -> f64 {
+        self as f64
+    }
+}
+
+impl AsDouble for f64 {
+    #[inline]
+    fn as_double(self) -> f64 {
+        self
+    }
+}
+
+/// k-way merge of series of one value type (the common case): the heap holds each
+/// series' next (timestamp, value key, series), over plain slices.
+fn merge_typed<T: AsDouble>(cols: &[(&[i64], &[T])], order: Order) -> (Vec<i64>, Vec<T>) {
+    let total: usize = cols.iter().map(|c| c.0.len()).sum();
+    let mut ts = Vec::with_capacity(total);
+    let mut values = Vec::with_capacity(total);
+    let mut cursor = vec![0usize; cols.len()];
+    // One min-heap for both orders: descending keys are bit-inverted (`!x` reverses the
+    // order of i64 without overflow).
+    let flip = if order == Order::Desc { !0i64 } else { 0 };
+    let key = |si: usize, pi: usize| {
+        Reverse((
+            cols[si].0[pi] ^ flip,
+            order_key(cols[si].1[pi].as_double()) ^ flip,
+            si as u32,
+        ))
+    };
+    let mut heap: BinaryHeap<Reverse<(i64, i64, u32)>> = (0..cols.len())
+        .filter(|&si| !cols[si].0.is_empty())
+        .map(|si| key(si, 0))
+        .collect();
+    // Replacing the top in place sifts once per point (pop + push would sift twice).
+    while let Some(mut top) = heap.peek_mut() {
+        let si = top.0 .2 as usize;
+        let pi = cursor[si];
+        ts.push(cols[si].0[pi]);
+        values.push(cols[si].1[pi]);
+        cursor[si] = pi + 1;
+        if pi + 1 < cols[si].0.len() {
+            *top = key(si, pi + 1);
+        } else {
+            std::collections::binary_heap::PeekMut::pop(top);
+        }
+    }
+    (ts, values)
 }
 
 /// Output column being built by the numeric merge.

@@ -148,8 +148,13 @@ impl Range {
             let x = match &self.kind {
                 RangeKind::Sum => sum(bucket),
                 RangeKind::Avg => sum(bucket) / bucket.len() as f64,
-                RangeKind::Max => bucket.iter().fold(-f64::MAX, |m, &x| m.max(x)),
-                RangeKind::Min => bucket.iter().fold(f64::MAX, |m, &x| m.min(x)),
+                // Plain comparisons (one `maxsd`/`minsd` each); values are finite.
+                RangeKind::Max => bucket
+                    .iter()
+                    .fold(-f64::MAX, |m, &x| if x > m { x } else { m }),
+                RangeKind::Min => bucket
+                    .iter()
+                    .fold(f64::MAX, |m, &x| if x < m { x } else { m }),
                 RangeKind::Dev { mode, count } => dev(bucket, *mode, *count),
                 RangeKind::Percentile(p) => match percentile(bucket, *p, &mut scratch) {
                     Ok(x) => x,

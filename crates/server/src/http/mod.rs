@@ -111,6 +111,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/health/status", api(get(health::status)))
         .route("/api/v1/metrics", api(get(health::metrics_json)))
         .route("/api/v1/features", api(get(features::features)))
+        // KairosDB's own test calls the list with a trailing slash.
+        .route("/api/v1/features/", api(get(features::features)))
         .route("/api/v1/features/{feature}", api(get(features::feature)))
         .route("/health", get(health::probe))
         .route("/health/live", get(health::live))

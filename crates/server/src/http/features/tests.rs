@@ -366,6 +366,10 @@ async fn features_route_serves_both_families() {
     );
     assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     assert_eq!(text(&body), KAIROSDB_FEATURES);
+    // KairosDB's FeaturesResourceTest calls it with a trailing slash.
+    let (status, _, body) = get("/api/v1/features/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text(&body), KAIROSDB_FEATURES);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! * [`storage`]: the [`Storage`] trait that the embedded engine, Cassandra and
 //!   (later) the cluster client implement, so HTTP/telnet/query code is identical
 //!   in every mode.
+//! * `suite` (feature `test-suite`): the cases every `Storage` backend must pass.
 //!
 //! This crate does no I/O and holds no state.
 
@@ -16,6 +17,9 @@ pub mod request;
 pub mod result;
 pub mod series;
 pub mod storage;
+/// The backend conformance suite (cargo feature `test-suite`).
+#[cfg(feature = "test-suite")]
+pub mod suite;
 
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};

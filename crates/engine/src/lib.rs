@@ -42,6 +42,7 @@ mod column;
 mod engine;
 mod head;
 mod index;
+pub mod queue;
 mod sealed;
 mod store;
 mod wal;
@@ -71,6 +72,7 @@ use kairosdb_model::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::engine::Inner;
+pub use crate::queue::{DeliveryQueue, QueueOptions};
 
 /// When the WAL is fsynced relative to acknowledging a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

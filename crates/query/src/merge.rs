@@ -4,12 +4,14 @@
 //! numbers are merged k-way with a heap on primitive keys (O(n log k)); text groups,
 //! rare, sort references.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
 use kairosdb_model::{Num, Order, OutColumn, Points, SeriesData};
 
-/// Merges the series of one group. A group holds only numbers or only strings.
+/// Merges the series of one group. A group holds only numbers or only strings (groups
+/// are split by type first).
 pub(crate) fn merge(mut series: Vec<SeriesData>, order: Order) -> (Vec<i64>, OutColumn) {
     if series.len() == 1 {
         return match series.pop().expect("one series").points {
@@ -18,46 +20,60 @@ pub(crate) fn merge(mut series: Vec<SeriesData>, order: Order) -> (Vec<i64>, Out
             Points::String { ts, values } => (ts, OutColumn::Text(values)),
         };
     }
-    let all_long = series
-        .iter()
-        .all(|s| matches!(s.points, Points::Long { .. }));
-    let all_double = series
-        .iter()
-        .all(|s| matches!(s.points, Points::Double { .. }));
-    let all_text = series
-        .iter()
-        .all(|s| matches!(s.points, Points::String { .. }));
-    if !all_text
-        && !series
+    let is = |f: fn(&Points) -> bool| series.iter().all(|s| f(&s.points));
+    if is(|p| matches!(p, Points::Long { .. })) {
+        let cols: Vec<(&[i64], &[i64])> = series
             .iter()
-            .any(|s| matches!(s.points, Points::String { .. }))
-    {
-        if all_long {
-            let cols: Vec<(&[i64], &[i64])> = series
-                .iter()
-                .map(|s| match &s.points {
-                    Points::Long { ts, values } => (ts.as_slice(), values.as_slice()),
-                    _ => unreachable!("all series are longs"),
-                })
-                .collect();
-            let (ts, values) = merge_typed(&cols, order);
-            return (ts, OutColumn::Long(values));
-        }
-        if all_double {
-            let cols: Vec<(&[i64], &[f64])> = series
-                .iter()
-                .map(|s| match &s.points {
-                    Points::Double { ts, values } => (ts.as_slice(), values.as_slice()),
-                    _ => unreachable!("all series are doubles"),
-                })
-                .collect();
-            let (ts, values) = merge_typed(&cols, order);
-            return (ts, OutColumn::Double(values));
-        }
-        return merge_numbers(&series, order, all_long, all_double);
+            .filter_map(|s| match &s.points {
+                Points::Long { ts, values } => Some((ts.as_slice(), values.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let (ts, values) = merge_typed(&cols, order);
+        return (ts, OutColumn::Long(values));
     }
+    if is(|p| matches!(p, Points::Double { .. })) {
+        let cols: Vec<(&[i64], &[f64])> = series
+            .iter()
+            .filter_map(|s| match &s.points {
+                Points::Double { ts, values } => Some((ts.as_slice(), values.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let (ts, values) = merge_typed(&cols, order);
+        return (ts, OutColumn::Double(values));
+    }
+    if is(|p| matches!(p, Points::String { .. })) {
+        return merge_text(&series, order);
+    }
+    // Longs and doubles together: merged as `Num`s (rare: a metric written both ways).
+    let owned: Vec<(&[i64], Vec<Num>)> = series
+        .iter()
+        .map(|s| match &s.points {
+            Points::Long { ts, values } => (
+                ts.as_slice(),
+                values.iter().map(|&v| Num::Long(v)).collect(),
+            ),
+            Points::Double { ts, values } => (
+                ts.as_slice(),
+                values.iter().map(|&v| Num::Double(v)).collect(),
+            ),
+            Points::String { ts, .. } => (ts.as_slice(), vec![Num::Null; ts.len()]),
+        })
+        .collect();
+    let cols: Vec<(&[i64], &[Num])> = owned.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+    let (ts, values) = merge_typed(&cols, order);
+    (ts, OutColumn::Number(values))
+}
 
-    // (ts, series index, point index) for every point, sorted.
+/// Text groups: every point reference sorted by (timestamp, string).
+fn merge_text(series: &[SeriesData], order: Order) -> (Vec<i64>, OutColumn) {
+    let text = |si: u32, pi: u32| -> &str {
+        match &series[si as usize].points {
+            Points::String { values, .. } => &values[pi as usize],
+            _ => "",
+        }
+    };
     let total: usize = series.iter().map(|s| s.points.len()).sum();
     let mut refs: Vec<(i64, u32, u32)> = Vec::with_capacity(total);
     for (si, s) in series.iter().enumerate() {
@@ -65,68 +81,19 @@ pub(crate) fn merge(mut series: Vec<SeriesData>, order: Order) -> (Vec<i64>, Out
             refs.push((t, si as u32, pi as u32));
         }
     }
-    let cmp_value = |a: &(i64, u32, u32), b: &(i64, u32, u32)| -> Ordering {
-        match (&series[a.1 as usize].points, &series[b.1 as usize].points) {
-            (Points::String { values: va, .. }, Points::String { values: vb, .. }) => {
-                va[a.2 as usize].cmp(&vb[b.2 as usize])
-            }
-            (pa, pb) => numeric(pa, a.2 as usize).total_cmp(&numeric(pb, b.2 as usize)),
+    refs.sort_unstable_by(|a, b| {
+        let o =
+            a.0.cmp(&b.0)
+                .then_with(|| text(a.1, a.2).cmp(text(b.1, b.2)));
+        if order == Order::Desc {
+            o.reverse()
+        } else {
+            o
         }
-    };
-    match order {
-        Order::Asc => refs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_value(a, b))),
-        Order::Desc => refs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| cmp_value(b, a))),
-    }
-
-    let ts: Vec<i64> = refs.iter().map(|r| r.0).collect();
-    let column = if all_long {
-        OutColumn::Long(
-            refs.iter()
-                .map(|r| long_at(&series[r.1 as usize].points, r.2 as usize))
-                .collect(),
-        )
-    } else if all_double {
-        OutColumn::Double(
-            refs.iter()
-                .map(|r| numeric(&series[r.1 as usize].points, r.2 as usize))
-                .collect(),
-        )
-    } else if all_text {
-        OutColumn::Text(
-            refs.iter()
-                .map(|r| match &series[r.1 as usize].points {
-                    Points::String { values, .. } => values[r.2 as usize].clone(),
-                    _ => unreachable!("all series are strings"),
-                })
-                .collect(),
-        )
-    } else {
-        OutColumn::Number(
-            refs.iter()
-                .map(|r| match &series[r.1 as usize].points {
-                    Points::Long { values, .. } => Num::Long(values[r.2 as usize]),
-                    Points::Double { values, .. } => Num::Double(values[r.2 as usize]),
-                    Points::String { .. } => Num::Null,
-                })
-                .collect(),
-        )
-    };
-    (ts, column)
-}
-
-fn numeric(points: &Points, i: usize) -> f64 {
-    match points {
-        Points::Long { values, .. } => values[i] as f64,
-        Points::Double { values, .. } => values[i],
-        Points::String { .. } => f64::NAN,
-    }
-}
-
-fn long_at(points: &Points, i: usize) -> i64 {
-    match points {
-        Points::Long { values, .. } => values[i],
-        _ => unreachable!("all series are longs"),
-    }
+    });
+    let ts = refs.iter().map(|r| r.0).collect();
+    let values = refs.iter().map(|r| text(r.1, r.2).to_owned()).collect();
+    (ts, OutColumn::Text(values))
 }
 
 /// `f64::total_cmp` order as an integer key.
@@ -152,6 +119,17 @@ impl AsDouble for f64 {
     #[inline]
     fn as_double(self) -> f64 {
         self
+    }
+}
+
+impl AsDouble for Num {
+    #[inline]
+    fn as_double(self) -> f64 {
+        match self {
+            Num::Long(l) => l as f64,
+            Num::Double(d) => d,
+            Num::Null => f64::NAN,
+        }
     }
 }
 
@@ -186,98 +164,10 @@ fn merge_typed<T: AsDouble>(cols: &[(&[i64], &[T])], order: Order) -> (Vec<i64>,
         if pi + 1 < cols[si].0.len() {
             *top = key(si, pi + 1);
         } else {
-            std::collections::binary_heap::PeekMut::pop(top);
+            PeekMut::pop(top);
         }
     }
     (ts, values)
-}
-
-/// Output column being built by the numeric merge.
-enum Builder {
-    Long(Vec<i64>),
-    Double(Vec<f64>),
-    Number(Vec<Num>),
-}
-
-/// k-way merge of numeric series: the heap holds each series' next point keyed by
-/// (timestamp, value); ties between series resolve by value as KairosDB orders them.
-fn merge_numbers(
-    series: &[SeriesData],
-    order: Order,
-    all_long: bool,
-    all_double: bool,
-) -> (Vec<i64>, OutColumn) {
-    let total: usize = series.iter().map(|s| s.points.len()).sum();
-    let value_at = |si: usize, pi: usize| -> (f64, Num) {
-        match &series[si].points {
-            Points::Long { values, .. } => (values[pi] as f64, Num::Long(values[pi])),
-            Points::Double { values, .. } => (values[pi], Num::Double(values[pi])),
-            Points::String { .. } => (f64::NAN, Num::Null),
-        }
-    };
-    let key = |si: usize, pi: usize| -> (i64, i64, u32) {
-        (
-            series[si].points.timestamps()[pi],
-            order_key(value_at(si, pi).0),
-            si as u32,
-        )
-    };
-    let mut ts = Vec::with_capacity(total);
-    let mut out = if all_long {
-        Builder::Long(Vec::with_capacity(total))
-    } else if all_double {
-        Builder::Double(Vec::with_capacity(total))
-    } else {
-        Builder::Number(Vec::with_capacity(total))
-    };
-    let mut cursor = vec![0usize; series.len()];
-    let mut emit = |si: usize, pi: usize, ts: &mut Vec<i64>| {
-        ts.push(series[si].points.timestamps()[pi]);
-        let (_, num) = value_at(si, pi);
-        match (&mut out, num) {
-            (Builder::Long(v), Num::Long(x)) => v.push(x),
-            (Builder::Double(v), Num::Double(x)) => v.push(x),
-            (Builder::Number(v), n) => v.push(n),
-            _ => unreachable!("BUG: column kind chosen from the series types"),
-        }
-    };
-    // Ascending: a min-heap (Reverse); descending: a max-heap on the same key.
-    match order {
-        Order::Asc => {
-            let mut heap: BinaryHeap<Reverse<(i64, i64, u32)>> = (0..series.len())
-                .filter(|&si| !series[si].points.is_empty())
-                .map(|si| Reverse(key(si, 0)))
-                .collect();
-            while let Some(Reverse((_, _, si))) = heap.pop() {
-                let si = si as usize;
-                emit(si, cursor[si], &mut ts);
-                cursor[si] += 1;
-                if cursor[si] < series[si].points.len() {
-                    heap.push(Reverse(key(si, cursor[si])));
-                }
-            }
-        }
-        Order::Desc => {
-            let mut heap: BinaryHeap<(i64, i64, u32)> = (0..series.len())
-                .filter(|&si| !series[si].points.is_empty())
-                .map(|si| key(si, 0))
-                .collect();
-            while let Some((_, _, si)) = heap.pop() {
-                let si = si as usize;
-                emit(si, cursor[si], &mut ts);
-                cursor[si] += 1;
-                if cursor[si] < series[si].points.len() {
-                    heap.push(key(si, cursor[si]));
-                }
-            }
-        }
-    }
-    let column = match out {
-        Builder::Long(v) => OutColumn::Long(v),
-        Builder::Double(v) => OutColumn::Double(v),
-        Builder::Number(v) => OutColumn::Number(v),
-    };
-    (ts, column)
 }
 
 #[cfg(test)]

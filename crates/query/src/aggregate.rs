@@ -123,7 +123,7 @@ fn num(props: &Map<String, Json>, key: &str) -> Option<f64> {
     }
 }
 
-fn long(props: &Map<String, Json>, key: &str) -> Option<i64> {
+pub(crate) fn long(props: &Map<String, Json>, key: &str) -> Option<i64> {
     match props.get(key)? {
         Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Json::String(s) => s.trim().parse().ok(),

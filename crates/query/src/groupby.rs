@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use kairosdb_model::GroupByResult;
 use serde_json::{Map, Value as Json};
 
-use crate::aggregate::{duration, Stream};
+use crate::aggregate::{duration, long, Stream};
 use crate::column::{self, scalar_at, Scalar};
 use crate::time::{utc_year_month, Unit};
 use crate::QueryError;
@@ -34,10 +34,7 @@ impl GroupBy {
     pub(crate) fn parse(json: &str, query_start: i64) -> Result<GroupBy, QueryError> {
         let props: Map<String, Json> = serde_json::from_str(json)
             .map_err(|e| QueryError::BadRequest(format!("invalid group_by {json}: {e}")))?;
-        let int = |k: &str| match props.get(k) {
-            Some(Json::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            _ => None,
-        };
+        let int = |k: &str| long(&props, k);
         match props.get("name").and_then(Json::as_str).unwrap_or_default() {
             "time" => {
                 let (value, unit) = duration(&props, "range_size").ok_or_else(|| {

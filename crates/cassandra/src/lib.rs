@@ -1,8 +1,7 @@
-//! KairosDB's Cassandra schema, CQL and byte formats, so that kairosdb-rs can
-//! read and write a keyspace that Java KairosDB created, byte for byte.
+//! The Cassandra backend: reads and writes a keyspace that Java KairosDB
+//! created, byte for byte, so both can run against the same cluster.
 //!
-//! Pure code: no driver, no I/O, no state. Each module implements a part of
-//! the KairosDB spec (`kairosdb-spec.md`):
+//! Each module implements a part of the KairosDB spec (`kairosdb-spec.md`):
 //!
 //! * [`rowkey`]: `data_points.key` — metric, row time, type section, escaped
 //!   tag string in Java string order, legacy keys and the `FF` scan bound (§8.1).
@@ -17,21 +16,30 @@
 //! * [`schema`]: the CQL text of schema creation, the `spec` table and the
 //!   write, read, delete and service-index paths (§7.2–§7.7), with the
 //!   COMPACT STORAGE decision of §14.24.
+//! * [`store`]: [`CassandraStore`], the `Storage` implementation: start-up and
+//!   `spec` (§7.3), write path with index caches (§7.4), read path over both
+//!   index generations (§7.5), delete path (§7.6, with our §14.10/§14.21 choices).
+//! * [`session`]: the [`Session`] seam the store runs its statements through;
+//!   `driver` (feature `driver`) implements it on the `scylla` driver and
+//!   [`memory`] implements it in memory for tests.
 //! * [`error`]: what can go wrong, by what the caller does next.
-//!
-//! Not here yet: the CQL driver and connection/cluster handling (§7.1), the
-//! write path (batching, row-key and metric-name caches, retries, §7.4), the
-//! read and delete paths (§7.5, §7.6), the durable write queue in front of
-//! Cassandra, and the `Storage` implementation that ties them together.
 
 pub mod error;
 pub mod index;
+pub mod memory;
 pub mod rowkey;
 pub mod rowspec;
 pub mod schema;
+pub mod session;
+pub mod store;
 pub mod value;
+
+#[cfg(feature = "driver")]
+pub mod driver;
 
 pub use error::{ConfigError, DecodeError, EncodeError};
 pub use rowkey::{RowKey, StoreType};
 pub use rowspec::{RowSpec, RowTimeUnit};
 pub use schema::{Cql, Keyspace, TableOptions};
+pub use session::{CqlError, Mutation, Session};
+pub use store::{CassandraStore, StoreOptions};

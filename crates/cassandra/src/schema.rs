@@ -301,6 +301,23 @@ impl Cql {
         )
     }
 
+    /// [`Cql::delete_data_points_row`] stamped with an explicit write time: our
+    /// §14.10 choice (deletes on the inserts' millisecond clock, see `store.rs`).
+    pub fn delete_data_points_row_at(&self) -> String {
+        format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE key = ?",
+            self.t("data_points")
+        )
+    }
+
+    /// [`Cql::delete_data_points_range`] stamped with an explicit write time.
+    pub fn delete_data_points_range_at(&self) -> String {
+        format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?",
+            self.t("data_points")
+        )
+    }
+
     pub fn delete_data_point(&self) -> String {
         format!(
             "DELETE FROM {} WHERE key = ? AND column1 = ?",
@@ -557,6 +574,9 @@ mod tests {
             (c.delete_data_point(), "DELETE FROM data_points WHERE key = ? AND column1 = ?"),
             (c.delete_row_key_index_row(), "DELETE FROM row_key_index WHERE KEY = ?"),
             (c.delete_string_index(), "DELETE FROM string_index WHERE key = ? AND column1 = ?"),
+            // Ours (§14.10): the same deletes on the inserts' millisecond clock.
+            (c.delete_data_points_row_at(), "DELETE FROM data_points USING TIMESTAMP ? WHERE key = ?"),
+            (c.delete_data_points_range_at(), "DELETE FROM data_points USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?"),
         ];
         for (stmt, text) in cases {
             assert_eq!(spec_text(stmt), text);

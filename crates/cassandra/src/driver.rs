@@ -1,0 +1,708 @@
+//! [`ScyllaSession`]: the [`Session`] on a real cluster, through the `scylla`
+//! driver (choice and measurements: `shared/dependencies.md` §1).
+//!
+//! * Connects lazily: [`ScyllaSession::new`] never blocks on the network, and
+//!   every call first makes sure a connection exists (at most one attempt per
+//!   `connect_timeout`), so the server starts — and queues ingest — while the
+//!   cluster is down.
+//! * Every statement is prepared once per connection from [`crate::Cql`]'s text;
+//!   reads run at `read_consistency`, writes at `write_consistency` (KairosDB's
+//!   `read_consistency_level` ONE / `write_consistency_level` QUORUM), through two
+//!   execution profiles. LZ4 frame compression, token-aware routing (the
+//!   driver's default policy).
+//! * Writes (§7.4): `data_points` inserts are grouped by their primary replica
+//!   (token → first endpoint, as KairosDB's `CQLBatch` does per host) into
+//!   UNLOGGED batches of at most [`BATCH_STATEMENTS`]; index rows and deletes go
+//!   in their own UNLOGGED batches. All batches of one call run concurrently.
+//! * Reads: the ranges of one call run `simultaneous_queries` at a time, each
+//!   paged transparently ([`PAGE_SIZE`] rows per page).
+//!
+//! The driver runs on its own small tokio runtime, so the synchronous
+//! [`Session`] calls can be made from any thread (the server calls storage from
+//! `spawn_blocking`, the delivery queue from its own thread).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use parking_lot::Mutex;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session as Driver;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::frame::Compression;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
+use scylla::value::CqlTimestamp;
+
+use crate::index::DATA_POINTS_TABLE;
+use crate::rowspec::{column_bytes, parse_column, RowTimeUnit};
+use crate::schema::Cql;
+use crate::session::{Cell, CellRange, CqlError, Mutation, RowKeysRow, Session};
+use kairosdb_model::Tags;
+
+/// Most statements in one UNLOGGED batch (KairosDB's default batch is 200
+/// events; 100 keeps a batch of long row keys under Cassandra's 50 KiB
+/// `batch_size_fail_threshold`).
+pub const BATCH_STATEMENTS: usize = 100;
+
+/// Rows per page of a paged read.
+pub const PAGE_SIZE: i32 = 5000;
+
+/// Batches of one `apply` in flight at once.
+const WRITES_IN_FLIGHT: usize = 16;
+
+/// Connection settings (KairosDB's `write_cluster.*`).
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// `host[:port]` contact points (port 9042 when omitted).
+    pub contact_points: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub read_consistency: Consistency,
+    pub write_consistency: Consistency,
+    /// Prefer this data centre (`local_dc_name`).
+    pub local_dc: Option<String>,
+    /// `simultaneous_cql_queries`: data point reads in flight per call.
+    pub simultaneous_queries: usize,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request.
+    pub request_timeout: Duration,
+    pub compression: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> ClusterOptions {
+        ClusterOptions {
+            contact_points: vec!["localhost".into()],
+            user: None,
+            password: None,
+            read_consistency: Consistency::One,
+            write_consistency: Consistency::Quorum,
+            local_dc: None,
+            simultaneous_queries: 20,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(12),
+            compression: true,
+        }
+    }
+}
+
+/// Parses a consistency level by its CQL name (`ONE`, `QUORUM`, `LOCAL_QUORUM`, ...).
+pub fn parse_consistency(name: &str) -> Option<Consistency> {
+    Some(match name.trim().to_ascii_uppercase().as_str() {
+        "ANY" => Consistency::Any,
+        "ONE" => Consistency::One,
+        "TWO" => Consistency::Two,
+        "THREE" => Consistency::Three,
+        "QUORUM" => Consistency::Quorum,
+        "ALL" => Consistency::All,
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "EACH_QUORUM" => Consistency::EachQuorum,
+        "LOCAL_ONE" => Consistency::LocalOne,
+        _ => return None,
+    })
+}
+
+/// The prepared statements of one connection.
+struct Prepared {
+    insert_data_point: PreparedStatement,
+    insert_row_key: PreparedStatement,
+    insert_row_key_time: PreparedStatement,
+    insert_string_index: PreparedStatement,
+    delete_row: PreparedStatement,
+    delete_columns: PreparedStatement,
+    delete_row_key: PreparedStatement,
+    delete_row_key_time: PreparedStatement,
+    delete_row_key_index_entry: PreparedStatement,
+    delete_string_index: PreparedStatement,
+    select_strings: PreparedStatement,
+    select_strings_prefix: PreparedStatement,
+    select_any_string: PreparedStatement,
+    select_row_key_index: PreparedStatement,
+    select_row_times: PreparedStatement,
+    select_row_keys: PreparedStatement,
+    /// Indexed by `descending as usize * 2 + limit as usize`.
+    select_cells: [PreparedStatement; 4],
+}
+
+struct Connected {
+    driver: Arc<Driver>,
+    /// `None` until the schema exists (statements cannot be prepared before).
+    prepared: Option<Arc<Prepared>>,
+}
+
+/// A [`Session`] on the `scylla` driver. See the module docs.
+pub struct ScyllaSession {
+    runtime: tokio::runtime::Runtime,
+    opts: ClusterOptions,
+    cql: Cql,
+    state: Mutex<Option<Connected>>,
+    last_attempt: Mutex<Option<(Instant, String)>>,
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> CqlError {
+    CqlError::unavailable(format!("{what}: {e}"))
+}
+
+impl ScyllaSession {
+    /// Prepares a session; connects on first use.
+    pub fn new(cql: Cql, opts: ClusterOptions) -> Result<ScyllaSession, CqlError> {
+        if opts.contact_points.is_empty() {
+            return Err(CqlError::failed("no Cassandra contact points configured"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cassandra")
+            .enable_all()
+            .build()
+            .map_err(|e| CqlError::failed(format!("cannot start the driver runtime: {e}")))?;
+        Ok(ScyllaSession {
+            runtime,
+            opts,
+            cql,
+            state: Mutex::new(None),
+            last_attempt: Mutex::new(None),
+        })
+    }
+
+    /// Runs one CQL text without binds (administration, e.g. dropping a test keyspace).
+    pub fn run(&self, cql: &str) -> Result<(), CqlError> {
+        let d = self.driver()?;
+        self.runtime.block_on(async {
+            d.query_unpaged(cql, ())
+                .await
+                .map_err(|e| failed(&format!("{cql:?}"), e))?;
+            Ok(())
+        })
+    }
+
+    /// The driver, connecting first if needed.
+    fn driver(&self) -> Result<Arc<Driver>, CqlError> {
+        if let Some(c) = &*self.state.lock() {
+            return Ok(c.driver.clone());
+        }
+        let mut last = self.last_attempt.lock();
+        if let Some(c) = &*self.state.lock() {
+            return Ok(c.driver.clone());
+        }
+        if let Some((at, msg)) = &*last {
+            if at.elapsed() < self.opts.connect_timeout {
+                return Err(CqlError::unavailable(msg.clone()));
+            }
+        }
+        match self.runtime.block_on(self.connect()) {
+            Ok(driver) => {
+                let driver = Arc::new(driver);
+                *self.state.lock() = Some(Connected {
+                    driver: driver.clone(),
+                    prepared: None,
+                });
+                *last = None;
+                Ok(driver)
+            }
+            Err(e) => {
+                *last = Some((Instant::now(), e.message.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Driver, CqlError> {
+        let profile = ExecutionProfile::builder()
+            .consistency(self.opts.read_consistency)
+            .request_timeout(Some(self.opts.request_timeout))
+            .build();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&self.opts.contact_points)
+            .connection_timeout(self.opts.connect_timeout)
+            .default_execution_profile_handle(profile.into_handle());
+        if self.opts.compression {
+            builder = builder.compression(Some(Compression::Lz4));
+        }
+        if let (Some(u), Some(p)) = (&self.opts.user, &self.opts.password) {
+            builder = builder.user(u, p);
+        }
+        if let Some(dc) = &self.opts.local_dc {
+            builder = builder.prefer_datacenter(dc.clone());
+        }
+        let connect = builder.build();
+        match tokio::time::timeout(self.opts.connect_timeout * 2, connect).await {
+            Ok(Ok(d)) => Ok(d),
+            Ok(Err(e)) => Err(failed("cannot connect to Cassandra", e)),
+            Err(_) => Err(CqlError::unavailable(format!(
+                "cannot connect to Cassandra at {}: timed out",
+                self.opts.contact_points.join(",")
+            ))),
+        }
+    }
+
+    /// The prepared statements, preparing them on first use.
+    fn prepared(&self) -> Result<(Arc<Driver>, Arc<Prepared>), CqlError> {
+        let driver = self.driver()?;
+        if let Some(Connected {
+            prepared: Some(p), ..
+        }) = &*self.state.lock()
+        {
+            return Ok((driver, p.clone()));
+        }
+        let p = Arc::new(self.runtime.block_on(self.prepare_all(&driver))?);
+        if let Some(c) = &mut *self.state.lock() {
+            c.prepared = Some(p.clone());
+        }
+        Ok((driver, p))
+    }
+
+    async fn prepare_all(&self, d: &Driver) -> Result<Prepared, CqlError> {
+        let write = ExecutionProfile::builder()
+            .consistency(self.opts.write_consistency)
+            .request_timeout(Some(self.opts.request_timeout))
+            .build()
+            .into_handle();
+        let prep = |text: String, writes: bool| {
+            let write = write.clone();
+            async move {
+                let mut p = d
+                    .prepare(text.as_str())
+                    .await
+                    .map_err(|e| failed(&format!("preparing {text:?}"), e))?;
+                p.set_page_size(PAGE_SIZE);
+                if writes {
+                    p.set_execution_profile_handle(Some(write));
+                }
+                Ok::<_, CqlError>(p)
+            }
+        };
+        let c = &self.cql;
+        Ok(Prepared {
+            insert_data_point: prep(c.insert_data_point(), true).await?,
+            insert_row_key: prep(c.insert_row_key(), true).await?,
+            insert_row_key_time: prep(c.insert_row_key_time(), true).await?,
+            insert_string_index: prep(c.insert_string_index(), true).await?,
+            delete_row: prep(c.delete_data_points_row_at(), true).await?,
+            delete_columns: prep(c.delete_data_points_range_at(), true).await?,
+            delete_row_key: prep(c.delete_row_key(), true).await?,
+            delete_row_key_time: prep(c.delete_row_key_time(), true).await?,
+            delete_row_key_index_entry: prep(c.delete_row_key_index_entry(), true).await?,
+            delete_string_index: prep(c.delete_string_index(), true).await?,
+            select_strings: prep(c.select_metric_names(), false).await?,
+            select_strings_prefix: prep(c.select_metric_names_prefix(), false).await?,
+            select_any_string: prep(c.select_any_metric_name(), false).await?,
+            select_row_key_index: prep(c.select_row_key_index(), false).await?,
+            select_row_times: prep(c.select_row_key_times(), false).await?,
+            select_row_keys: prep(c.select_row_keys(), false).await?,
+            select_cells: [
+                prep(c.select_data_points(false, false), false).await?,
+                prep(c.select_data_points(false, true), false).await?,
+                prep(c.select_data_points(true, false), false).await?,
+                prep(c.select_data_points(true, true), false).await?,
+            ],
+        })
+    }
+
+    /// Runs a paged read and collects its rows.
+    async fn rows<R>(
+        d: &Driver,
+        ps: &PreparedStatement,
+        values: impl SerializeRow,
+        limit: Option<usize>,
+    ) -> Result<Vec<R>, CqlError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        let pager = d
+            .execute_iter(ps.clone(), values)
+            .await
+            .map_err(|e| failed("read", e))?;
+        let stream = pager
+            .rows_stream::<R>()
+            .map_err(|e| CqlError::failed(format!("unexpected row type: {e}")))?;
+        let stream = stream.take(limit.unwrap_or(usize::MAX));
+        stream.try_collect().await.map_err(|e| failed("read", e))
+    }
+}
+
+fn tag_map(tags: &Tags) -> BTreeMap<&str, &str> {
+    tags.iter().collect()
+}
+
+type Values<'a> = Box<dyn SerializeRow + Send + Sync + 'a>;
+
+impl Session for ScyllaSession {
+    fn create_schema(&self, statements: &[String]) -> Result<(), CqlError> {
+        let d = self.driver()?;
+        self.runtime.block_on(async {
+            for s in statements {
+                d.query_unpaged(s.as_str(), ())
+                    .await
+                    .map_err(|e| failed(&format!("schema statement {s:?}"), e))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn spec_value(&self, name: &str) -> Result<Option<String>, CqlError> {
+        let d = self.driver()?;
+        let text = match name {
+            "row_time_unit" => self.cql.select_row_time_unit(),
+            "row_width" => self.cql.select_row_width(),
+            other => return Err(CqlError::failed(format!("unknown spec entry {other}"))),
+        };
+        self.runtime.block_on(async {
+            let r = d
+                .query_unpaged(text.as_str(), ())
+                .await
+                .map_err(|e| failed("reading spec", e))?
+                .into_rows_result()
+                .map_err(|e| failed("reading spec", e))?;
+            let row = r
+                .maybe_first_row::<(Option<String>,)>()
+                .map_err(|e| failed("reading spec", e))?;
+            Ok(row.and_then(|(v,)| v))
+        })
+    }
+
+    fn put_spec_value(&self, name: &str, value: &str) -> Result<(), CqlError> {
+        let d = self.driver()?;
+        let text = match name {
+            "row_time_unit" => self.cql.insert_row_time_unit(
+                RowTimeUnit::from_spec_str(value).map_err(|e| CqlError::failed(e.to_string()))?,
+            ),
+            "row_width" => self.cql.insert_row_width(
+                value
+                    .parse()
+                    .map_err(|_| CqlError::failed(format!("row_width {value:?}")))?,
+            ),
+            other => return Err(CqlError::failed(format!("unknown spec entry {other}"))),
+        };
+        self.runtime.block_on(async {
+            d.query_unpaged(text.as_str(), ())
+                .await
+                .map_err(|e| failed("writing spec", e))?;
+            Ok(())
+        })
+    }
+
+    fn apply(&self, mutations: Vec<Mutation>) -> Result<(), CqlError> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        let (d, p) = self.prepared()?;
+        let ks = self.cql.keyspace().as_str().to_string();
+        let state = d.get_cluster_state();
+        // Group: data points by primary replica, everything else together.
+        let mut groups: HashMap<Option<uuid_key::HostKey>, Vec<(&PreparedStatement, Values<'_>)>> =
+            HashMap::new();
+        for m in &mutations {
+            let (ps, values, host): (&PreparedStatement, Values<'_>, Option<uuid_key::HostKey>) =
+                match m {
+                    Mutation::DataPoint {
+                        key,
+                        column,
+                        value,
+                        ttl,
+                        timestamp_ms,
+                    } => {
+                        let v = (
+                            key.as_slice(),
+                            column_bytes(*column).to_vec(),
+                            value.as_slice(),
+                            *ttl as i32,
+                            *timestamp_ms,
+                        );
+                        let host = p
+                            .insert_data_point
+                            .calculate_token(&v)
+                            .ok()
+                            .flatten()
+                            .and_then(|t| {
+                                state
+                                    .get_token_endpoints(&ks, "data_points", t)
+                                    .first()
+                                    .map(|(n, _)| uuid_key::HostKey(n.host_id.as_u128()))
+                            });
+                        (&p.insert_data_point, Box::new(v), host)
+                    }
+                    Mutation::RowKey {
+                        metric,
+                        row_time,
+                        data_type,
+                        tags,
+                        ttl,
+                    } => (
+                        &p.insert_row_key,
+                        Box::new((
+                            metric.as_str(),
+                            DATA_POINTS_TABLE,
+                            CqlTimestamp(*row_time),
+                            data_type.as_str(),
+                            tag_map(tags),
+                            *ttl as i32,
+                        )),
+                        None,
+                    ),
+                    Mutation::RowKeyTime {
+                        metric,
+                        row_time,
+                        ttl,
+                    } => (
+                        &p.insert_row_key_time,
+                        Box::new((
+                            metric.as_str(),
+                            DATA_POINTS_TABLE,
+                            CqlTimestamp(*row_time),
+                            *ttl as i32,
+                        )),
+                        None,
+                    ),
+                    Mutation::StringIndex { key, name } => (
+                        &p.insert_string_index,
+                        Box::new((*key, name.as_str())),
+                        None,
+                    ),
+                    Mutation::DeleteRow { key, timestamp_ms } => (
+                        &p.delete_row,
+                        Box::new((*timestamp_ms, key.as_slice())),
+                        None,
+                    ),
+                    Mutation::DeleteColumns {
+                        key,
+                        first,
+                        last,
+                        timestamp_ms,
+                    } => (
+                        &p.delete_columns,
+                        Box::new((
+                            *timestamp_ms,
+                            key.as_slice(),
+                            column_bytes(*first).to_vec(),
+                            column_bytes(*last).to_vec(),
+                        )),
+                        None,
+                    ),
+                    Mutation::DeleteRowKey {
+                        metric,
+                        row_time,
+                        data_type,
+                        tags,
+                    } => (
+                        &p.delete_row_key,
+                        Box::new((
+                            metric.as_str(),
+                            DATA_POINTS_TABLE,
+                            CqlTimestamp(*row_time),
+                            data_type.as_str(),
+                            tag_map(tags),
+                        )),
+                        None,
+                    ),
+                    Mutation::DeleteRowKeyTime { metric, row_time } => (
+                        &p.delete_row_key_time,
+                        Box::new((metric.as_str(), DATA_POINTS_TABLE, CqlTimestamp(*row_time))),
+                        None,
+                    ),
+                    Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
+                        &p.delete_row_key_index_entry,
+                        Box::new((metric.as_bytes(), row_key.as_slice())),
+                        None,
+                    ),
+                    Mutation::DeleteStringIndex { key, name } => (
+                        &p.delete_string_index,
+                        Box::new((*key, name.as_str())),
+                        None,
+                    ),
+                };
+            groups.entry(host).or_default().push((ps, values));
+        }
+        let mut batches = Vec::new();
+        for (_, mut stmts) in groups {
+            while !stmts.is_empty() {
+                let rest = stmts.split_off(stmts.len().min(BATCH_STATEMENTS));
+                let chunk = std::mem::replace(&mut stmts, rest);
+                let mut batch = Batch::new(BatchType::Unlogged);
+                batch.set_consistency(self.opts.write_consistency);
+                let mut values = Vec::with_capacity(chunk.len());
+                for (ps, v) in chunk {
+                    batch.append_statement(ps.clone());
+                    values.push(v);
+                }
+                batches.push((batch, values));
+            }
+        }
+        self.runtime.block_on(async {
+            stream::iter(batches)
+                .map(|(batch, values)| {
+                    let d = d.clone();
+                    async move { d.batch(&batch, values).await.map(|_| ()) }
+                })
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await
+                .map_err(|e| failed("write", e))?;
+            Ok(())
+        })
+    }
+
+    fn strings(
+        &self,
+        key: &[u8],
+        prefix: Option<(&str, &[u8])>,
+        limit: Option<u32>,
+    ) -> Result<Vec<String>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(String,)> = match (prefix, limit) {
+                (None, Some(1)) => Self::rows(&d, &p.select_any_string, (key,), Some(1)).await?,
+                (None, l) => {
+                    Self::rows(&d, &p.select_strings, (key,), l.map(|l| l as usize)).await?
+                }
+                (Some((lo, hi)), l) => {
+                    // column1 is text; the upper bound is the prefix with its last
+                    // byte incremented, which is still valid UTF-8 (spec §7.5).
+                    let hi = String::from_utf8_lossy(hi).into_owned();
+                    Self::rows(
+                        &d,
+                        &p.select_strings_prefix,
+                        (key, lo, hi),
+                        l.map(|l| l as usize),
+                    )
+                    .await?
+                }
+            };
+            Ok(rows.into_iter().map(|(s,)| s).collect())
+        })
+    }
+
+    fn row_key_index(
+        &self,
+        metric: &str,
+        lower: &[u8],
+        upper: &[u8],
+    ) -> Result<Vec<Vec<u8>>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(Vec<u8>,)> = Self::rows(
+                &d,
+                &p.select_row_key_index,
+                (metric.as_bytes(), lower, upper),
+                None,
+            )
+            .await?;
+            Ok(rows.into_iter().map(|(k,)| k).collect())
+        })
+    }
+
+    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(CqlTimestamp,)> = Self::rows(
+                &d,
+                &p.select_row_times,
+                (
+                    metric,
+                    DATA_POINTS_TABLE,
+                    CqlTimestamp(start),
+                    CqlTimestamp(end),
+                ),
+                None,
+            )
+            .await?;
+            Ok(rows.into_iter().map(|(t,)| t.0).collect())
+        })
+    }
+
+    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError> {
+        let (d, p) = self.prepared()?;
+        type Row = (
+            CqlTimestamp,
+            Option<String>,
+            Option<BTreeMap<String, String>>,
+            Option<i32>,
+        );
+        self.runtime.block_on(async {
+            let per_time: Vec<Vec<Row>> = stream::iter(row_times.iter().copied())
+                .map(|t| {
+                    let (d, p) = (d.clone(), p.clone());
+                    async move {
+                        Self::rows::<Row>(
+                            &d,
+                            &p.select_row_keys,
+                            (metric, DATA_POINTS_TABLE, CqlTimestamp(t)),
+                            None,
+                        )
+                        .await
+                    }
+                })
+                .buffered(self.opts.simultaneous_queries.max(1))
+                .try_collect()
+                .await?;
+            Ok(per_time
+                .into_iter()
+                .flatten()
+                // A static-only partition (just `mtime`) has no data_type.
+                .filter_map(|(t, dt, tags, _ttl)| {
+                    Some(RowKeysRow {
+                        row_time: t.0,
+                        data_type: dt?,
+                        tags: Tags::from_pairs(tags.unwrap_or_default()),
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            stream::iter(ranges.iter())
+                .map(|r| {
+                    let (d, p) = (d.clone(), p.clone());
+                    async move {
+                        if r.lower >= r.upper {
+                            return Ok(Vec::new());
+                        }
+                        let ps =
+                            &p.select_cells[r.descending as usize * 2 + r.limit.is_some() as usize];
+                        let lo = column_bytes(r.lower).to_vec();
+                        let hi = column_bytes(r.upper).to_vec();
+                        let rows: Vec<(Vec<u8>, Vec<u8>)> = match r.limit {
+                            Some(l) => {
+                                let l = l.min(i32::MAX as u32) as i32;
+                                Self::rows(&d, ps, (r.key.as_slice(), lo, hi, l), None).await?
+                            }
+                            None => Self::rows(&d, ps, (r.key.as_slice(), lo, hi), None).await?,
+                        };
+                        rows.into_iter()
+                            .map(|(c, v)| {
+                                parse_column(&c).map(|c| (c, v)).map_err(|e| {
+                                    CqlError::failed(format!("data_points column: {e}"))
+                                })
+                            })
+                            .collect::<Result<Vec<Cell>, CqlError>>()
+                    }
+                })
+                .buffered(self.opts.simultaneous_queries.max(1))
+                .try_collect()
+                .await
+        })
+    }
+
+    fn ping(&self) -> Result<(), CqlError> {
+        let d = self.driver()?;
+        self.runtime.block_on(async {
+            d.query_unpaged("SELECT release_version FROM system.local", ())
+                .await
+                .map_err(|e| failed("ping", e))?;
+            Ok(())
+        })
+    }
+}
+
+mod uuid_key {
+    /// A node's host id, as a hashable key for grouping writes per replica.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct HostKey(pub u128);
+}

@@ -1,0 +1,426 @@
+//! An in-memory stand-in for a Cassandra cluster holding KairosDB's tables, for
+//! tests (no Cassandra can run where CI runs). It answers the [`Session`] calls
+//! with Cassandra's semantics where the store depends on them:
+//!
+//! * every `data_points` cell keeps its write timestamp; a delete leaves a
+//!   tombstone with its own timestamp that hides cells written with a timestamp
+//!   at or below it — also ones written *after* the delete (spec §14.10);
+//! * TTLs expire cells and index rows against a clock the test can move;
+//! * index tables (`row_keys`, `row_key_time_index`, `string_index`,
+//!   `row_key_index`) use the server's microsecond clock, so a delete always
+//!   wins over earlier inserts and loses to later ones;
+//! * the cluster can be taken "down" (every call fails as unavailable) and a
+//!   number of upcoming `apply` calls can be made to fail.
+//!
+//! It also records the statements it was sent, so tests can check what the
+//! store wrote (e.g. that an index row is not re-sent once cached).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::session::{Cell, CellRange, CqlError, Mutation, RowKeysRow, Session};
+use kairosdb_model::Tags;
+
+#[derive(Clone, Debug)]
+struct Version {
+    value: Vec<u8>,
+    timestamp: i64,
+    /// ms since the epoch at which the cell disappears.
+    expires_ms: Option<i64>,
+}
+
+#[derive(Default, Debug)]
+struct Partition {
+    cells: BTreeMap<u32, Version>,
+    /// (first column, last column, timestamp); a row delete is `(0, u32::MAX, ts)`.
+    tombstones: Vec<(u32, u32, i64)>,
+}
+
+impl Partition {
+    fn shadowed(&self, column: u32, timestamp: i64) -> bool {
+        self.tombstones
+            .iter()
+            .any(|&(lo, hi, ts)| lo <= column && column <= hi && timestamp <= ts)
+    }
+}
+
+/// Index rows: key → expiry (ms since the epoch).
+type IndexSet<K> = BTreeMap<K, Option<i64>>;
+
+/// `row_keys` clustering key: (data_type, tags).
+type RowKeyId = (String, Vec<(String, String)>);
+
+#[derive(Default, Debug)]
+struct Tables {
+    data_points: HashMap<Vec<u8>, Partition>,
+    /// (metric, row_time) → (data_type, tags) rows.
+    row_keys: BTreeMap<(String, i64), IndexSet<RowKeyId>>,
+    row_key_time_index: BTreeMap<String, IndexSet<i64>>,
+    string_index: BTreeMap<Vec<u8>, BTreeSet<String>>,
+    row_key_index: BTreeMap<String, BTreeSet<Vec<u8>>>,
+    spec: BTreeMap<String, String>,
+    schema: Vec<String>,
+}
+
+/// The in-memory cluster. Cheap to clone: clones share the tables, so a test can
+/// keep a handle while a store owns another ("reopen" = a new store on the same
+/// cluster).
+#[derive(Clone, Default)]
+pub struct MemorySession {
+    tables: Arc<Mutex<Tables>>,
+    clock_offset_ms: Arc<AtomicI64>,
+    down: Arc<AtomicBool>,
+    fail_applies: Arc<AtomicU32>,
+    log: Arc<Mutex<Vec<Mutation>>>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn live(expiry: &Option<i64>, now: i64) -> bool {
+    expiry.is_none_or(|e| now < e)
+}
+
+fn expiry(ttl: u32, now: i64) -> Option<i64> {
+    (ttl > 0).then(|| now + ttl as i64 * 1000)
+}
+
+fn tag_vec(tags: &Tags) -> Vec<(String, String)> {
+    tags.as_slice().to_vec()
+}
+
+impl MemorySession {
+    pub fn new() -> MemorySession {
+        MemorySession::default()
+    }
+
+    /// The cluster's clock (ms), which [`MemorySession::advance_clock`] moves.
+    pub fn now_ms(&self) -> i64 {
+        wall_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves the cluster's clock forward (TTLs expire against it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock_offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+    }
+
+    /// While down, every call fails as unavailable.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` calls of `apply` fail (as unavailable) without applying anything.
+    pub fn fail_next_applies(&self, n: u32) {
+        self.fail_applies.store(n, Ordering::SeqCst);
+    }
+
+    /// Every mutation applied so far, in order.
+    pub fn applied(&self) -> Vec<Mutation> {
+        self.log.lock().clone()
+    }
+
+    /// The DDL statements received, in order.
+    pub fn schema_statements(&self) -> Vec<String> {
+        self.tables.lock().schema.clone()
+    }
+
+    /// Adds an entry to the legacy `row_key_index` (written only by KairosDB < 1.3).
+    pub fn insert_legacy_row_key(&self, metric: &str, row_key: Vec<u8>) {
+        self.tables
+            .lock()
+            .row_key_index
+            .entry(metric.to_string())
+            .or_default()
+            .insert(row_key);
+    }
+
+    /// Number of live cells in all of `data_points`.
+    pub fn live_cell_count(&self) -> usize {
+        let now = self.now_ms();
+        let t = self.tables.lock();
+        t.data_points
+            .values()
+            .map(|p| {
+                p.cells
+                    .iter()
+                    .filter(|(c, v)| live(&v.expires_ms, now) && !p.shadowed(**c, v.timestamp))
+                    .count()
+            })
+            .sum()
+    }
+
+    fn check_up(&self) -> Result<(), CqlError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(CqlError::unavailable(
+                "all hosts tried for query failed (memory cluster is down)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Session for MemorySession {
+    fn create_schema(&self, statements: &[String]) -> Result<(), CqlError> {
+        self.check_up()?;
+        self.tables.lock().schema.extend(statements.iter().cloned());
+        Ok(())
+    }
+
+    fn spec_value(&self, name: &str) -> Result<Option<String>, CqlError> {
+        self.check_up()?;
+        Ok(self.tables.lock().spec.get(name).cloned())
+    }
+
+    fn put_spec_value(&self, name: &str, value: &str) -> Result<(), CqlError> {
+        self.check_up()?;
+        self.tables
+            .lock()
+            .spec
+            .insert(name.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn apply(&self, mutations: Vec<Mutation>) -> Result<(), CqlError> {
+        self.check_up()?;
+        if self
+            .fail_applies
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CqlError::unavailable("injected write timeout"));
+        }
+        let now = self.now_ms();
+        let mut t = self.tables.lock();
+        for m in &mutations {
+            match m {
+                Mutation::DataPoint {
+                    key,
+                    column,
+                    value,
+                    ttl,
+                    timestamp_ms,
+                } => {
+                    let p = t.data_points.entry(key.clone()).or_default();
+                    if p.shadowed(*column, *timestamp_ms) {
+                        continue;
+                    }
+                    // Last write wins by timestamp; a tie keeps the larger value,
+                    // as Cassandra does.
+                    let keep_old = p.cells.get(column).is_some_and(|old| {
+                        (old.timestamp, &old.value) > (*timestamp_ms, value)
+                            && live(&old.expires_ms, now)
+                    });
+                    if !keep_old {
+                        p.cells.insert(
+                            *column,
+                            Version {
+                                value: value.clone(),
+                                timestamp: *timestamp_ms,
+                                expires_ms: expiry(*ttl, now),
+                            },
+                        );
+                    }
+                }
+                Mutation::RowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    tags,
+                    ttl,
+                } => {
+                    t.row_keys
+                        .entry((metric.clone(), *row_time))
+                        .or_default()
+                        .insert((data_type.clone(), tag_vec(tags)), expiry(*ttl, now));
+                }
+                Mutation::RowKeyTime {
+                    metric,
+                    row_time,
+                    ttl,
+                } => {
+                    t.row_key_time_index
+                        .entry(metric.clone())
+                        .or_default()
+                        .insert(*row_time, expiry(*ttl, now));
+                }
+                Mutation::StringIndex { key, name } => {
+                    t.string_index
+                        .entry(key.to_vec())
+                        .or_default()
+                        .insert(name.clone());
+                }
+                Mutation::DeleteRow { key, timestamp_ms } => {
+                    let p = t.data_points.entry(key.clone()).or_default();
+                    p.tombstones.push((0, u32::MAX, *timestamp_ms));
+                    p.cells.retain(|_, v| v.timestamp > *timestamp_ms);
+                }
+                Mutation::DeleteColumns {
+                    key,
+                    first,
+                    last,
+                    timestamp_ms,
+                } => {
+                    let p = t.data_points.entry(key.clone()).or_default();
+                    p.tombstones.push((*first, *last, *timestamp_ms));
+                    p.cells.retain(|c, v| {
+                        !(*first <= *c && *c <= *last) || v.timestamp > *timestamp_ms
+                    });
+                }
+                Mutation::DeleteRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    tags,
+                } => {
+                    if let Some(rows) = t.row_keys.get_mut(&(metric.clone(), *row_time)) {
+                        rows.remove(&(data_type.clone(), tag_vec(tags)));
+                    }
+                }
+                Mutation::DeleteRowKeyTime { metric, row_time } => {
+                    if let Some(times) = t.row_key_time_index.get_mut(metric) {
+                        times.remove(row_time);
+                    }
+                }
+                Mutation::DeleteRowKeyIndexEntry { metric, row_key } => {
+                    if let Some(keys) = t.row_key_index.get_mut(metric) {
+                        keys.remove(row_key);
+                    }
+                }
+                Mutation::DeleteStringIndex { key, name } => {
+                    if let Some(names) = t.string_index.get_mut(*key) {
+                        names.remove(name);
+                    }
+                }
+            }
+        }
+        drop(t);
+        self.log.lock().extend(mutations);
+        Ok(())
+    }
+
+    fn strings(
+        &self,
+        key: &[u8],
+        prefix: Option<(&str, &[u8])>,
+        limit: Option<u32>,
+    ) -> Result<Vec<String>, CqlError> {
+        self.check_up()?;
+        let t = self.tables.lock();
+        let Some(names) = t.string_index.get(key) else {
+            return Ok(Vec::new());
+        };
+        let limit = limit.map_or(usize::MAX, |l| l as usize);
+        Ok(names
+            .iter()
+            .filter(|n| match prefix {
+                Some((lo, hi)) => n.as_bytes() >= lo.as_bytes() && n.as_bytes() < hi,
+                None => true,
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn row_key_index(
+        &self,
+        metric: &str,
+        lower: &[u8],
+        upper: &[u8],
+    ) -> Result<Vec<Vec<u8>>, CqlError> {
+        self.check_up()?;
+        let t = self.tables.lock();
+        Ok(t.row_key_index
+            .get(metric)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| k.as_slice() >= lower && k.as_slice() < upper)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError> {
+        self.check_up()?;
+        let now = self.now_ms();
+        let t = self.tables.lock();
+        Ok(t.row_key_time_index
+            .get(metric)
+            .map(|times| {
+                times
+                    .iter()
+                    .filter(|(rt, e)| **rt >= start && **rt <= end && live(e, now))
+                    .map(|(rt, _)| *rt)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError> {
+        self.check_up()?;
+        let now = self.now_ms();
+        let t = self.tables.lock();
+        let mut out = Vec::new();
+        for rt in row_times {
+            if let Some(rows) = t.row_keys.get(&(metric.to_string(), *rt)) {
+                for ((data_type, tags), e) in rows {
+                    if live(e, now) {
+                        out.push(RowKeysRow {
+                            row_time: *rt,
+                            data_type: data_type.clone(),
+                            tags: Tags::from_pairs(
+                                tags.iter().map(|(k, v)| (k.clone(), v.clone())),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError> {
+        self.check_up()?;
+        let now = self.now_ms();
+        let t = self.tables.lock();
+        Ok(ranges
+            .iter()
+            .map(|r| {
+                let Some(p) = t.data_points.get(&r.key) else {
+                    return Vec::new();
+                };
+                if r.lower >= r.upper {
+                    return Vec::new();
+                }
+                let visible = p
+                    .cells
+                    .range(r.lower..r.upper)
+                    .filter(|(c, v)| live(&v.expires_ms, now) && !p.shadowed(**c, v.timestamp))
+                    .map(|(c, v)| (*c, v.value.clone()));
+                let limit = r.limit.map_or(usize::MAX, |l| l as usize);
+                if r.descending {
+                    let mut all: Vec<Cell> = visible.collect();
+                    all.reverse();
+                    all.truncate(limit);
+                    all
+                } else {
+                    visible.take(limit).collect()
+                }
+            })
+            .collect())
+    }
+
+    fn ping(&self) -> Result<(), CqlError> {
+        self.check_up()
+    }
+}

@@ -1,0 +1,171 @@
+//! The seam between the store's logic and a CQL connection: the handful of
+//! statements KairosDB's schema needs, as typed calls. [`crate::store`] decides
+//! *what* to read and write (row keys, bounds, caches, index upkeep); a
+//! [`Session`] runs it. Two implementations:
+//!
+//! * `ScyllaSession` (`driver.rs`, cargo feature `driver`): prepared statements
+//!   of [`crate::Cql`] on the `scylla` driver, against a real cluster.
+//! * [`crate::memory::MemorySession`] (tests): the same tables in memory with
+//!   Cassandra's cell semantics (write timestamps, tombstones, TTL), so the whole
+//!   store runs the storage suite in CI, where no Cassandra can run.
+//!
+//! Calls are synchronous, like [`kairosdb_model::Storage`]; a driver-backed
+//! session runs its own async runtime and issues the reads of one call
+//! concurrently (`simultaneous_cql_queries`).
+
+use kairosdb_model::Tags;
+
+/// A failure talking to the cluster. `unavailable` errors (no connection, node
+/// down, timeout) are retried by the delivery queue; the rest are reported.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CqlError {
+    pub message: String,
+    /// The cluster could not be reached or did not answer in time.
+    pub unavailable: bool,
+}
+
+impl CqlError {
+    pub fn unavailable(message: impl Into<String>) -> CqlError {
+        CqlError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> CqlError {
+        CqlError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+}
+
+/// One write or delete. Inserts into `row_keys`, `row_key_time_index` and
+/// `string_index` carry the server's default (microsecond) timestamps, as in
+/// KairosDB; data points carry the batch's wall clock in milliseconds (spec
+/// §7.4), and so do the deletes of data points (our §14.10 choice, see
+/// `store.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mutation {
+    /// `INSERT INTO data_points … USING TTL ? AND TIMESTAMP ?`
+    DataPoint {
+        key: Vec<u8>,
+        column: u32,
+        value: Vec<u8>,
+        ttl: u32,
+        timestamp_ms: i64,
+    },
+    /// `INSERT INTO row_keys … USING TTL ?` (`mtime` = `now()`).
+    RowKey {
+        metric: String,
+        row_time: i64,
+        data_type: String,
+        tags: Tags,
+        ttl: u32,
+    },
+    /// `INSERT INTO row_key_time_index … USING TTL ?`
+    RowKeyTime {
+        metric: String,
+        row_time: i64,
+        ttl: u32,
+    },
+    /// `INSERT INTO string_index (key, column1, value) VALUES (?, ?, 0x00)`
+    StringIndex { key: &'static [u8], name: String },
+    /// `DELETE FROM data_points USING TIMESTAMP ? WHERE key = ?`
+    DeleteRow { key: Vec<u8>, timestamp_ms: i64 },
+    /// `DELETE FROM data_points USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?`
+    DeleteColumns {
+        key: Vec<u8>,
+        first: u32,
+        last: u32,
+        timestamp_ms: i64,
+    },
+    /// `DELETE FROM row_keys WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND tags = ?`
+    DeleteRowKey {
+        metric: String,
+        row_time: i64,
+        data_type: String,
+        tags: Tags,
+    },
+    /// `DELETE FROM row_key_time_index WHERE metric = ? AND table_name = ? AND row_time = ?`
+    DeleteRowKeyTime { metric: String, row_time: i64 },
+    /// `DELETE FROM row_key_index WHERE KEY = ? AND column1 = ?` (legacy index).
+    DeleteRowKeyIndexEntry { metric: String, row_key: Vec<u8> },
+    /// `DELETE FROM string_index WHERE key = ? AND column1 = ?`
+    DeleteStringIndex { key: &'static [u8], name: String },
+}
+
+impl Mutation {
+    /// Is this a `data_points` insert (grouped per replica by the driver)?
+    pub fn is_data_point(&self) -> bool {
+        matches!(self, Mutation::DataPoint { .. })
+    }
+}
+
+/// One `row_keys` row: a series' row in one row-time partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowKeysRow {
+    pub row_time: i64,
+    pub data_type: String,
+    pub tags: Tags,
+}
+
+/// Columns `[lower, upper)` of one `data_points` row, in `order`, at most `limit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellRange {
+    pub key: Vec<u8>,
+    pub lower: u32,
+    pub upper: u32,
+    pub descending: bool,
+    pub limit: Option<u32>,
+}
+
+/// One `data_points` cell: column name and value bytes.
+pub type Cell = (u32, Vec<u8>);
+
+/// What the store needs from a CQL connection (see the module docs).
+pub trait Session: Send + Sync + 'static {
+    /// Runs DDL (schema creation) one statement at a time, in order.
+    fn create_schema(&self, statements: &[String]) -> Result<(), CqlError>;
+
+    /// `spec` table value of `cluster_config`/`name`.
+    fn spec_value(&self, name: &str) -> Result<Option<String>, CqlError>;
+
+    /// Stores a `spec` value (`row_time_unit` or `row_width`).
+    fn put_spec_value(&self, name: &str, value: &str) -> Result<(), CqlError>;
+
+    /// Applies every mutation; `Ok` only when all were applied. The order among
+    /// them is not guaranteed.
+    fn apply(&self, mutations: Vec<Mutation>) -> Result<(), CqlError>;
+
+    /// `string_index` names under `key`, ascending; with `prefix`, only names in
+    /// `[prefix, upper)` (spec §7.5). `limit` stops early.
+    fn strings(
+        &self,
+        key: &[u8],
+        prefix: Option<(&str, &[u8])>,
+        limit: Option<u32>,
+    ) -> Result<Vec<String>, CqlError>;
+
+    /// Legacy index: `row_key_index` columns of `metric` in `[lower, upper)`.
+    fn row_key_index(
+        &self,
+        metric: &str,
+        lower: &[u8],
+        upper: &[u8],
+    ) -> Result<Vec<Vec<u8>>, CqlError>;
+
+    /// `row_key_time_index` row times of `metric` in `[start, end]`, ascending.
+    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError>;
+
+    /// `row_keys` rows of `metric` for each row time (static-only partitions
+    /// skipped), the row times read concurrently.
+    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError>;
+
+    /// Cells of each range, read concurrently; result `i` belongs to `ranges[i]`.
+    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError>;
+
+    /// Is the cluster reachable right now (a cheap round trip)?
+    fn ping(&self) -> Result<(), CqlError>;
+}

@@ -1,0 +1,959 @@
+//! [`CassandraStore`]: the [`Storage`] backend on KairosDB's Cassandra schema.
+//! It decides what to read and write (spec §7.3–§7.6); a [`Session`] runs it.
+//!
+//! Start-up (§7.3): [`CassandraStore::open`] never fails because the cluster is
+//! unreachable. It creates the schema (idempotent) and reads the row geometry
+//! from `spec` as soon as the cluster answers; until then every call fails with
+//! [`StorageError::Internal`] (the delivery queue in front keeps retrying) and
+//! [`Storage::health`] says why.
+//!
+//! Write path (§7.4), per batch: data point inserts stamped with the batch's
+//! wall clock in **milliseconds** (as KairosDB, so both can write one cluster),
+//! plus the index rows of row keys and metric names this process has not
+//! written yet. The caches of written index rows are updated only after the
+//! cluster acknowledged the whole batch, so a failed write is re-indexed on
+//! retry (KairosDB #512). Timestamps are strictly increasing within the process,
+//! so a rewrite of a point in the same millisecond still wins (Cassandra breaks
+//! timestamp ties by the larger value, not the later write).
+//!
+//! Read path (§7.5): row keys from both index generations, the legacy
+//! `row_key_index` and `row_key_time_index` + `row_keys`, filtered by tags and
+//! de-duplicated; then the cells of each row in the query range.
+//!
+//! Delete path (§7.6) and two deliberate differences from KairosDB:
+//! * §14.10: data point deletes are stamped `USING TIMESTAMP <ms>`, on the same
+//!   clock as the inserts. KairosDB lets the driver stamp them in microseconds,
+//!   about 1000× larger, so points re-written after a delete stay hidden until
+//!   the tombstones are purged. Index deletes keep the default (µs) timestamps,
+//!   because the index inserts carry them too.
+//! * §14.21 (KairosDB keeps a metric name until `DELETE /metric`): after a
+//!   delete, a row left without cells loses its `row_keys` entry, a row time
+//!   left without row keys loses its `row_key_time_index` entry, and a metric
+//!   left without row times loses its name. `/metricnames` and
+//!   `/datapoints/query/tags` then agree with the data (user-needs §1.4,
+//!   KairosDB #111/#122), the same as the embedded engine (storage suite).
+//!
+//! `/tagnames` and `/tagvalues`: KairosDB 1.3 reads the `string_index` rows
+//! `tag_names`/`tag_values`, which only versions before 1.3 wrote, so it answers
+//! (nearly) nothing. We answer from the row-key index of every metric, plus any
+//! legacy entries: exact, but a scan of the whole index (no client we know
+//! calls them; user-needs §1.3).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kairosdb_model::{
+    DataType, DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery,
+    Storage, StorageError, StorageStats, TagFilter, TimeRange, Value, WriteBatch,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::index::{prefix_upper_bound, METRIC_NAMES_KEY, TAG_NAMES_KEY, TAG_VALUES_KEY};
+use crate::rowkey::{index_scan_bounds, RowKey, StoreType};
+use crate::rowspec::{RowSpec, RowTimeUnit};
+use crate::schema::{Cql, Keyspace, TableOptions, DEFAULT_REPLICATION};
+use crate::session::{CellRange, CqlError, Mutation, Session};
+use crate::value::{decode_legacy_cell, decode_value, encode_value};
+
+/// Aligned TTLs at or above this (20 years) are dropped, as KairosDB does (§2.5).
+const MAX_ALIGNED_TTL: i64 = 630_720_000;
+
+/// How often a store that could not reach the cluster tries again, at most.
+const INIT_RETRY: Duration = Duration::from_secs(1);
+
+/// Rows read per [`Session::cells`] call; the point limit is checked between calls.
+const READ_CHUNK: usize = 64;
+
+/// Configuration of a [`CassandraStore`] (KairosDB's `datastore.cassandra.*`).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub keyspace: Keyspace,
+    /// `write_cluster.replication`: the CQL map text of `CREATE KEYSPACE`.
+    pub replication: String,
+    /// `table_create_with.<table>` (see [`TableOptions`] for the §14.24 default).
+    pub table_options: TableOptions,
+    /// Create the keyspace and tables at start-up (off for a read-only user).
+    pub create_schema: bool,
+    /// `write_cluster.row_time_unit` for a new cluster (an existing `spec` wins).
+    pub row_time_unit: RowTimeUnit,
+    /// `write_cluster.row_width` for a new cluster, in the unit's terms; `None` =
+    /// the unit's default.
+    pub row_width: Option<i64>,
+    /// `datapoint_ttl`: TTL (s) of points written without one; 0 = forever.
+    pub default_ttl_secs: u32,
+    /// `force_default_datapoint_ttl`.
+    pub force_default_ttl: bool,
+    /// `align_datapoint_ttl_with_timestamp`.
+    pub align_ttl_with_timestamp: bool,
+    /// `row_key_cache_size`: row keys remembered as indexed.
+    pub row_key_cache_size: usize,
+    /// `string_cache_size`: (metric, row time) pairs remembered as indexed.
+    pub string_cache_size: usize,
+    /// `metric_index_filter.prefix`: names starting with one of these are not
+    /// added to the metric-name index.
+    pub metric_index_filter: Vec<String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            keyspace: Keyspace::default(),
+            replication: DEFAULT_REPLICATION.to_string(),
+            table_options: TableOptions::default(),
+            create_schema: true,
+            row_time_unit: RowTimeUnit::Milliseconds,
+            row_width: None,
+            default_ttl_secs: 0,
+            force_default_ttl: false,
+            align_ttl_with_timestamp: false,
+            row_key_cache_size: 50_000,
+            string_cache_size: 50_000,
+            metric_index_filter: Vec::new(),
+        }
+    }
+}
+
+/// A bounded "already written" set: two generations, the older dropped when the
+/// newer fills up (an LRU approximation with O(1) upkeep). A miss only costs a
+/// redundant index insert.
+struct SeenSet<K> {
+    young: HashSet<K>,
+    old: HashSet<K>,
+    half: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> SeenSet<K> {
+    fn new(capacity: usize) -> SeenSet<K> {
+        SeenSet {
+            young: HashSet::new(),
+            old: HashSet::new(),
+            half: (capacity / 2).max(1),
+        }
+    }
+
+    fn contains(&mut self, k: &K) -> bool {
+        if self.young.contains(k) {
+            return true;
+        }
+        if self.old.remove(k) {
+            self.insert(k.clone());
+            return true;
+        }
+        false
+    }
+
+    fn insert(&mut self, k: K) {
+        if self.young.len() >= self.half {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(k);
+    }
+
+    fn clear(&mut self) {
+        self.young.clear();
+        self.old.clear();
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    points: AtomicU64,
+    dropped_points: AtomicU64,
+    rejected_points: AtomicU64,
+    write_errors: AtomicU64,
+    read_errors: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+/// The Cassandra backend. See the module docs.
+pub struct CassandraStore<S: Session> {
+    session: S,
+    cql: Cql,
+    opts: StoreOptions,
+    /// Row geometry, read from `spec` once the cluster answered.
+    spec: RwLock<Option<RowSpec>>,
+    /// Last failed start-up attempt and its error.
+    init_error: Mutex<Option<(Instant, String)>>,
+    row_keys_seen: Mutex<SeenSet<Vec<u8>>>,
+    names_seen: Mutex<SeenSet<(String, i64)>>,
+    last_timestamp: AtomicI64,
+    counters: Counters,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn cql_error(what: &str, e: CqlError) -> StorageError {
+    StorageError::Internal(format!("cassandra {what} failed: {e}"))
+}
+
+/// A row key of one stored series, with its decoded identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FoundRow {
+    key: RowKey,
+    bytes: Vec<u8>,
+}
+
+impl<S: Session> CassandraStore<S> {
+    /// Opens the store on `session`; see the module docs for what happens when the
+    /// cluster is unreachable.
+    pub fn open(session: S, opts: StoreOptions) -> Result<CassandraStore<S>, StorageError> {
+        if let Some(w) = opts.row_width {
+            RowSpec::new(opts.row_time_unit, w)
+                .map_err(|e| StorageError::InvalidInput(e.to_string()))?;
+        }
+        let store = CassandraStore {
+            cql: Cql::new(opts.keyspace.clone()),
+            row_keys_seen: Mutex::new(SeenSet::new(opts.row_key_cache_size)),
+            names_seen: Mutex::new(SeenSet::new(opts.string_cache_size)),
+            session,
+            opts,
+            spec: RwLock::new(None),
+            init_error: Mutex::new(None),
+            last_timestamp: AtomicI64::new(0),
+            counters: Counters::default(),
+        };
+        if let Err(e) = store.ready() {
+            tracing::warn!(error = %e, "cassandra is not ready yet; retrying in the background of each request");
+        }
+        Ok(store)
+    }
+
+    /// The session (tests use it to reach the memory cluster).
+    pub fn session(&self) -> &S {
+        &self.session
+    }
+
+    /// The row geometry, once known.
+    pub fn row_spec(&self) -> Option<RowSpec> {
+        *self.spec.read()
+    }
+
+    /// The row geometry, initialising the schema and `spec` first if needed.
+    fn ready(&self) -> Result<RowSpec, StorageError> {
+        if let Some(spec) = *self.spec.read() {
+            return Ok(spec);
+        }
+        let mut failed = self.init_error.lock();
+        if let Some(spec) = *self.spec.read() {
+            return Ok(spec);
+        }
+        if let Some((at, msg)) = &*failed {
+            if at.elapsed() < INIT_RETRY {
+                return Err(StorageError::Internal(msg.clone()));
+            }
+        }
+        match self.init() {
+            Ok(spec) => {
+                *self.spec.write() = Some(spec);
+                *failed = None;
+                tracing::info!(
+                    unit = spec.unit().as_spec_str(),
+                    width = spec.width(),
+                    "cassandra schema ready"
+                );
+                Ok(spec)
+            }
+            Err(e) => {
+                let msg = format!("cassandra is not ready: {e}");
+                *failed = Some((Instant::now(), msg.clone()));
+                Err(StorageError::Internal(msg))
+            }
+        }
+    }
+
+    /// Schema creation (§7.2) and the `spec` rows (§7.3).
+    fn init(&self) -> Result<RowSpec, String> {
+        if self.opts.create_schema {
+            let mut ddl = vec![self.cql.create_keyspace(&self.opts.replication)];
+            ddl.extend(
+                self.cql
+                    .create_write_cluster_tables(&self.opts.table_options),
+            );
+            self.session
+                .create_schema(&ddl)
+                .map_err(|e| format!("creating the schema: {e}"))?;
+        }
+        let read = |name: &str| {
+            self.session
+                .spec_value(name)
+                .map_err(|e| format!("reading spec {name}: {e}"))
+        };
+        let unit = match read("row_time_unit")? {
+            Some(v) => RowTimeUnit::from_spec_str(&v).map_err(|e| e.to_string())?,
+            None => {
+                let any_name = self
+                    .session
+                    .strings(METRIC_NAMES_KEY, None, Some(1))
+                    .map_err(|e| format!("reading string_index: {e}"))?;
+                let unit = if any_name.is_empty() {
+                    self.opts.row_time_unit
+                } else {
+                    RowTimeUnit::Legacy
+                };
+                self.session
+                    .put_spec_value("row_time_unit", unit.as_spec_str())
+                    .map_err(|e| format!("writing spec row_time_unit: {e}"))?;
+                unit
+            }
+        };
+        let width = match read("row_width")? {
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("spec row_width {v:?} is not a number"))?,
+            None => {
+                let w = self.opts.row_width.unwrap_or(unit.default_width());
+                self.session
+                    .put_spec_value("row_width", &w.to_string())
+                    .map_err(|e| format!("writing spec row_width: {e}"))?;
+                w
+            }
+        };
+        RowSpec::new(unit, width).map_err(|e| e.to_string())
+    }
+
+    /// A write timestamp (ms) larger than every earlier one of this process.
+    fn next_timestamp(&self) -> i64 {
+        let now = wall_ms();
+        let mut prev = self.last_timestamp.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self.last_timestamp.compare_exchange_weak(
+                prev,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    fn effective_ttl(&self, ttl: u32) -> u32 {
+        if self.opts.force_default_ttl || ttl == 0 {
+            self.opts.default_ttl_secs
+        } else {
+            ttl
+        }
+    }
+
+    fn indexes_name(&self, metric: &str) -> bool {
+        !self
+            .opts
+            .metric_index_filter
+            .iter()
+            .any(|p| metric.starts_with(p.as_str()))
+    }
+
+    // ---- read helpers ----
+
+    /// Every row key of `metric` that may hold points in `range` and matches
+    /// `filter`, from both index generations, de-duplicated (§7.5 steps 1–4).
+    fn find_rows(
+        &self,
+        spec: RowSpec,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Result<Vec<FoundRow>, StorageError> {
+        if range.start > range.end {
+            return Ok(Vec::new());
+        }
+        let w = spec.width_ms();
+        // A point's row starts at most one width before it (the row time of a
+        // negative timestamp is not a floor, §14.11), so scanning from
+        // `start - w + 1` never misses a row KairosDB's `rowTime(start)` would.
+        let first_row = range.start.saturating_sub(w - 1);
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut out = Vec::new();
+        let mut consider = |key: RowKey, bytes: Vec<u8>, out: &mut Vec<FoundRow>| {
+            let overlaps =
+                key.row_time <= range.end && key.row_time.saturating_add(w - 1) >= range.start;
+            if overlaps && filter.matches(&key.tags) && seen.insert(bytes.clone()) {
+                out.push(FoundRow { key, bytes });
+            }
+        };
+
+        // 1. Legacy index; keys sort by signed row time as bytes, so a range
+        //    crossing 0 is two scans.
+        let mut spans = Vec::new();
+        if first_row < 0 {
+            spans.push((first_row, range.end.min(-1)));
+        }
+        if range.end >= 0 {
+            spans.push((first_row.max(0), range.end));
+        }
+        for (lo, hi) in spans {
+            let (lower, upper) = index_scan_bounds(metric, lo, hi)
+                .map_err(|e| StorageError::InvalidInput(e.to_string()))?;
+            let cols = self
+                .session
+                .row_key_index(metric, &lower, &upper)
+                .map_err(|e| self.read_error("row_key_index read", e))?;
+            for bytes in cols {
+                match RowKey::decode(&bytes) {
+                    Ok(key) if key.metric == metric => consider(key, bytes, &mut out),
+                    Ok(_) => {}
+                    Err(e) => self.undecodable("row_key_index entry", &e),
+                }
+            }
+        }
+
+        // 2.–3. Row times, then the row keys of each.
+        let times = self
+            .session
+            .row_times(metric, first_row, range.end)
+            .map_err(|e| self.read_error("row_key_time_index read", e))?;
+        if !times.is_empty() {
+            let rows = self
+                .session
+                .row_keys(metric, &times)
+                .map_err(|e| self.read_error("row_keys read", e))?;
+            for r in rows {
+                let key = RowKey::new(
+                    metric,
+                    r.row_time,
+                    StoreType::from_name(&r.data_type),
+                    r.tags,
+                );
+                match key.encode() {
+                    Ok(bytes) => consider(key, bytes, &mut out),
+                    Err(e) => self.undecodable("row_keys entry", &e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_error(&self, what: &str, e: CqlError) -> StorageError {
+        self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+        cql_error(what, e)
+    }
+
+    fn undecodable(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "skipping an undecodable {what}");
+    }
+
+    /// Series keys a row holds: one for a typed row, long and double for a
+    /// legacy row (its cells mix both, §8.3), none for a type we cannot decode.
+    fn series_of(key: &RowKey) -> Vec<SeriesKey> {
+        let make = |dt| SeriesKey::new(key.metric.clone(), dt, key.tags.clone());
+        match &key.data_type {
+            StoreType::Known(dt) => vec![make(*dt)],
+            StoreType::Legacy => vec![make(DataType::Long), make(DataType::Double)],
+            StoreType::Other(_) => Vec::new(),
+        }
+    }
+
+    /// Does the row still hold any cell?
+    fn row_has_cells(&self, bytes: &[u8]) -> Result<bool, StorageError> {
+        let r = self
+            .session
+            .cells(&[CellRange {
+                key: bytes.to_vec(),
+                lower: 0,
+                upper: u32::MAX,
+                descending: false,
+                limit: Some(1),
+            }])
+            .map_err(|e| self.read_error("data_points read", e))?;
+        Ok(r.first().is_some_and(|c| !c.is_empty()))
+    }
+}
+
+/// Points of one series gathered across its rows, as (ts, value) pairs.
+#[derive(Default)]
+struct Gathered {
+    points: Vec<(i64, Value)>,
+}
+
+fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
+    match order {
+        Order::Asc => pts.sort_by_key(|p| p.0),
+        Order::Desc => pts.sort_by_key(|p| std::cmp::Reverse(p.0)),
+    }
+    let mut out = Points::empty(dt);
+    match &mut out {
+        Points::Long { ts, values } => {
+            for (t, v) in pts {
+                if let Value::Long(x) = v {
+                    ts.push(t);
+                    values.push(x);
+                }
+            }
+        }
+        Points::Double { ts, values } => {
+            for (t, v) in pts {
+                if let Value::Double(x) = v {
+                    ts.push(t);
+                    values.push(x);
+                }
+            }
+        }
+        Points::String { ts, values } => {
+            for (t, v) in pts {
+                if let Value::String(x) = v {
+                    ts.push(t);
+                    values.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl<S: Session> Storage for CassandraStore<S> {
+    fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        let spec = self.ready()?;
+        let timestamp_ms = self.next_timestamp();
+        let now = wall_ms();
+        let mut muts = Vec::with_capacity(batch.point_count() + 8);
+        let mut new_keys: Vec<Vec<u8>> = Vec::new();
+        let mut new_names: Vec<(String, i64)> = Vec::new();
+        let mut dropped = 0u64;
+        // Points KairosDB's format cannot hold (a NUL in the metric name, a string
+        // over 65535 bytes): skipped and counted, the rest of the batch is written.
+        let mut rejected = 0u64;
+        let mut first_error: Option<String> = None;
+        {
+            let mut keys_seen = self.row_keys_seen.lock();
+            let mut names_seen = self.names_seen.lock();
+            let mut batch_keys: HashSet<Vec<u8>> = HashSet::new();
+            let mut batch_names: HashSet<(String, i64)> = HashSet::new();
+            for s in &batch.series {
+                let ttl = self.effective_ttl(s.ttl_secs);
+                let row_key_ttl = spec.row_key_ttl(ttl);
+                let dt = s.points.data_type();
+                // Row key bytes per row time, for this series.
+                let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
+                let tss = s.points.timestamps();
+                for (i, &ts) in tss.iter().enumerate() {
+                    let point_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
+                        let aligned = ttl as i64 - now.saturating_sub(ts) / 1000;
+                        if aligned <= 0 || aligned >= MAX_ALIGNED_TTL {
+                            dropped += 1;
+                            continue;
+                        }
+                        aligned as u32
+                    } else {
+                        ttl
+                    };
+                    let mut value = Vec::new();
+                    let encoded = match &s.points {
+                        Points::Long { values, .. } => {
+                            encode_value(&Value::Long(values[i]), &mut value)
+                        }
+                        Points::Double { values, .. } => {
+                            encode_value(&Value::Double(values[i]), &mut value)
+                        }
+                        Points::String { values, .. } => {
+                            encode_value(&Value::String(values[i].clone()), &mut value)
+                        }
+                    };
+                    if let Err(e) = encoded {
+                        rejected += 1;
+                        first_error.get_or_insert_with(|| format!("metric {}: {e}", s.key.metric));
+                        continue;
+                    }
+                    let row_time = spec.row_time(ts);
+                    let key = match keys.get(&row_time) {
+                        Some(k) => k.clone(),
+                        None => {
+                            let rk =
+                                RowKey::new(s.key.metric.clone(), row_time, dt, s.key.tags.clone());
+                            let bytes = match rk.encode() {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    rejected += 1;
+                                    first_error.get_or_insert_with(|| e.to_string());
+                                    continue;
+                                }
+                            };
+                            if !keys_seen.contains(&bytes) && batch_keys.insert(bytes.clone()) {
+                                muts.push(Mutation::RowKey {
+                                    metric: s.key.metric.clone(),
+                                    row_time,
+                                    data_type: dt.store_name().to_string(),
+                                    tags: s.key.tags.clone(),
+                                    ttl: row_key_ttl,
+                                });
+                                new_keys.push(bytes.clone());
+                            }
+                            let name = (s.key.metric.clone(), row_time);
+                            if !names_seen.contains(&name) && batch_names.insert(name.clone()) {
+                                if self.indexes_name(&s.key.metric) {
+                                    muts.push(Mutation::StringIndex {
+                                        key: METRIC_NAMES_KEY,
+                                        name: s.key.metric.clone(),
+                                    });
+                                }
+                                muts.push(Mutation::RowKeyTime {
+                                    metric: s.key.metric.clone(),
+                                    row_time,
+                                    ttl: row_key_ttl,
+                                });
+                                new_names.push(name);
+                            }
+                            keys.insert(row_time, bytes.clone());
+                            bytes
+                        }
+                    };
+                    muts.push(Mutation::DataPoint {
+                        key,
+                        column: spec.column_name(row_time, ts),
+                        value,
+                        ttl: point_ttl,
+                        timestamp_ms,
+                    });
+                }
+            }
+        }
+        let points = muts.iter().filter(|m| m.is_data_point()).count() as u64;
+        if let Err(e) = self.session.apply(muts) {
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(cql_error("write", e));
+        }
+        // Only now are the index rows known to be written (KairosDB #512).
+        {
+            let mut keys_seen = self.row_keys_seen.lock();
+            for k in new_keys {
+                keys_seen.insert(k);
+            }
+            let mut names_seen = self.names_seen.lock();
+            for n in new_names {
+                names_seen.insert(n);
+            }
+        }
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.points.fetch_add(points, Ordering::Relaxed);
+        if dropped > 0 {
+            self.counters
+                .dropped_points
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        if let Some(e) = first_error {
+            self.counters
+                .rejected_points
+                .fetch_add(rejected, Ordering::Relaxed);
+            tracing::error!(points = rejected, error = %e, "points not representable in KairosDB's Cassandra format were not written");
+        }
+        Ok(())
+    }
+
+    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        let spec = self.ready()?;
+        let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range)?;
+        // Rows in time order of the query, so a limit can stop early.
+        match q.order {
+            Order::Asc => rows.sort_by_key(|r| r.key.row_time),
+            Order::Desc => rows.sort_by_key(|r| std::cmp::Reverse(r.key.row_time)),
+        }
+        let limit = q.limit.map(|l| l.min(u32::MAX as usize) as u32);
+        let mut series: BTreeMap<SeriesKey, Gathered> = BTreeMap::new();
+        let mut total = 0u64;
+        for chunk in rows.chunks(READ_CHUNK) {
+            let ranges: Vec<CellRange> = chunk
+                .iter()
+                .map(|r| {
+                    let (lower, upper) =
+                        spec.read_bounds(r.key.row_time, q.range.start, q.range.end);
+                    CellRange {
+                        key: r.bytes.clone(),
+                        lower,
+                        upper,
+                        descending: q.order == Order::Desc,
+                        limit,
+                    }
+                })
+                .collect();
+            let cells = self
+                .session
+                .cells(&ranges)
+                .map_err(|e| self.read_error("data_points read", e))?;
+            for (row, cells) in chunk.iter().zip(cells) {
+                for (column, bytes) in cells {
+                    let ts = spec.column_timestamp(row.key.row_time, column);
+                    if !q.range.contains(ts) {
+                        continue;
+                    }
+                    let value = match &row.key.data_type {
+                        StoreType::Known(dt) => decode_value(*dt, &bytes),
+                        StoreType::Legacy => decode_legacy_cell(column, &bytes),
+                        StoreType::Other(_) => continue,
+                    };
+                    let value = match value {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.undecodable("data point", &e);
+                            continue;
+                        }
+                    };
+                    let key =
+                        SeriesKey::new(q.metric.clone(), value.data_type(), row.key.tags.clone());
+                    let g = series.entry(key).or_default();
+                    if limit.is_some_and(|l| g.points.len() >= l as usize) {
+                        continue;
+                    }
+                    g.points.push((ts, value));
+                    total += 1;
+                    if q.max_points.is_some_and(|m| total > m) {
+                        return Err(StorageError::TooManyPoints {
+                            limit: q.max_points.unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(series
+            .into_iter()
+            .filter(|(_, g)| !g.points.is_empty())
+            .map(|(key, g)| {
+                let mut points = to_points(key.data_type, g.points, q.order);
+                if let Some(l) = q.limit {
+                    truncate(&mut points, l);
+                }
+                SeriesData { key, points }
+            })
+            .collect())
+    }
+
+    fn series_keys(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Result<Vec<SeriesKey>, StorageError> {
+        let spec = self.ready()?;
+        let rows = self.find_rows(spec, metric, filter, range)?;
+        let keys: BTreeSet<SeriesKey> = rows.iter().flat_map(|r| Self::series_of(&r.key)).collect();
+        Ok(keys.into_iter().collect())
+    }
+
+    fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
+        self.ready()?;
+        let upper = prefix.and_then(prefix_upper_bound);
+        let bounds = match (prefix, &upper) {
+            (Some(p), Some(u)) => Some((p, u.as_slice())),
+            _ => None,
+        };
+        let mut names = self
+            .session
+            .strings(METRIC_NAMES_KEY, bounds, None)
+            .map_err(|e| self.read_error("string_index read", e))?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn tag_names(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.tag_listing()?.0.into_iter().collect())
+    }
+
+    fn tag_values(&self) -> Result<Vec<String>, StorageError> {
+        Ok(self.tag_listing()?.1.into_iter().collect())
+    }
+
+    fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError> {
+        let spec = self.ready()?;
+        let range = request.range;
+        let rows = self.find_rows(spec, &request.metric, &request.filter, range)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let timestamp_ms = self.next_timestamp();
+        let mut muts = Vec::new();
+        let mut partial = Vec::new();
+        for r in &rows {
+            let rt = r.key.row_time;
+            if spec.covers_row(rt, range.start, range.end) {
+                muts.push(Mutation::DeleteRow {
+                    key: r.bytes.clone(),
+                    timestamp_ms,
+                });
+                muts.extend(self.index_deletes(r));
+            } else {
+                let (first, last) = spec.delete_bounds(rt, range.start, range.end);
+                muts.push(Mutation::DeleteColumns {
+                    key: r.bytes.clone(),
+                    first,
+                    last,
+                    timestamp_ms,
+                });
+                partial.push(r);
+            }
+        }
+        self.session
+            .apply(muts)
+            .map_err(|e| cql_error("delete", e))?;
+
+        // Index upkeep: rows, row times and the name that are now empty (§14.21 choice).
+        let mut cleanup = Vec::new();
+        for r in partial {
+            if !self.row_has_cells(&r.bytes)? {
+                cleanup.extend(self.index_deletes(r));
+            }
+        }
+        self.session
+            .apply(cleanup)
+            .map_err(|e| cql_error("index cleanup", e))?;
+        let times: BTreeSet<i64> = rows.iter().map(|r| r.key.row_time).collect();
+        let times: Vec<i64> = times.into_iter().collect();
+        let remaining: BTreeSet<i64> = self
+            .session
+            .row_keys(&request.metric, &times)
+            .map_err(|e| self.read_error("row_keys read", e))?
+            .into_iter()
+            .map(|r| r.row_time)
+            .collect();
+        let empty_times: Vec<Mutation> = times
+            .iter()
+            .filter(|t| !remaining.contains(t))
+            .map(|t| Mutation::DeleteRowKeyTime {
+                metric: request.metric.clone(),
+                row_time: *t,
+            })
+            .collect();
+        self.session
+            .apply(empty_times)
+            .map_err(|e| cql_error("index cleanup", e))?;
+        if self
+            .find_rows(spec, &request.metric, &TagFilter::default(), TimeRange::ALL)?
+            .is_empty()
+        {
+            self.session
+                .apply(vec![Mutation::DeleteStringIndex {
+                    key: METRIC_NAMES_KEY,
+                    name: request.metric.clone(),
+                }])
+                .map_err(|e| cql_error("index cleanup", e))?;
+        }
+        self.row_keys_seen.lock().clear();
+        self.names_seen.lock().clear();
+        let touched: BTreeSet<SeriesKey> =
+            rows.iter().flat_map(|r| Self::series_of(&r.key)).collect();
+        Ok(touched.len() as u64)
+    }
+
+    /// Writes are durable once Cassandra acknowledged them; nothing to flush.
+    fn sync(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn health(&self) -> HealthStatus {
+        if let Err(e) = self.ready() {
+            return HealthStatus {
+                ok: false,
+                detail: e.to_string(),
+            };
+        }
+        match self.session.ping() {
+            Ok(()) => HealthStatus {
+                ok: true,
+                detail: "cassandra reachable".into(),
+            },
+            Err(e) => HealthStatus {
+                ok: false,
+                detail: format!("cassandra unreachable: {e}"),
+            },
+        }
+    }
+
+    fn stats(&self) -> StorageStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StorageStats {
+            counters: vec![
+                ("cassandra_write_batches_total", "Batches written to Cassandra.", get(&c.batches)),
+                ("cassandra_points_written_total", "Data points written to Cassandra.", get(&c.points)),
+                (
+                    "cassandra_points_dropped_ttl_total",
+                    "Points dropped because their aligned TTL was out of range.",
+                    get(&c.dropped_points),
+                ),
+                (
+                    "cassandra_points_rejected_total",
+                    "Points KairosDB's format cannot hold (NUL in a metric name, string over 65535 bytes).",
+                    get(&c.rejected_points),
+                ),
+                ("cassandra_write_errors_total", "Failed Cassandra writes.", get(&c.write_errors)),
+                ("cassandra_read_errors_total", "Failed Cassandra reads.", get(&c.read_errors)),
+                (
+                    "cassandra_undecodable_total",
+                    "Row keys or cells skipped because they are not in KairosDB's format.",
+                    get(&c.undecodable),
+                ),
+            ],
+            gauges: vec![(
+                "cassandra_ready",
+                "1 once the schema and row geometry are known.",
+                if self.spec.read().is_some() { 1.0 } else { 0.0 },
+            )],
+        }
+    }
+}
+
+impl<S: Session> CassandraStore<S> {
+    /// Index entries of one row, to delete with it.
+    fn index_deletes(&self, r: &FoundRow) -> Vec<Mutation> {
+        let mut m = vec![Mutation::DeleteRowKeyIndexEntry {
+            metric: r.key.metric.clone(),
+            row_key: r.bytes.clone(),
+        }];
+        if r.key.data_type != StoreType::Legacy {
+            m.push(Mutation::DeleteRowKey {
+                metric: r.key.metric.clone(),
+                row_time: r.key.row_time,
+                data_type: r.key.data_type.name().to_string(),
+                tags: r.key.tags.clone(),
+            });
+        }
+        m
+    }
+
+    /// Tag names and values of every series (see the module docs).
+    fn tag_listing(&self) -> Result<(BTreeSet<String>, BTreeSet<String>), StorageError> {
+        let spec = self.ready()?;
+        let legacy = |key| {
+            self.session
+                .strings(key, None, None)
+                .map_err(|e| self.read_error("string_index read", e))
+        };
+        let mut names: BTreeSet<String> = legacy(TAG_NAMES_KEY)?.into_iter().collect();
+        let mut values: BTreeSet<String> = legacy(TAG_VALUES_KEY)?.into_iter().collect();
+        for metric in self.metric_names(None)? {
+            for r in self.find_rows(spec, &metric, &TagFilter::default(), TimeRange::ALL)? {
+                for (k, v) in r.key.tags.iter() {
+                    names.insert(k.to_string());
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        Ok((names, values))
+    }
+}
+
+fn truncate(points: &mut Points, n: usize) {
+    match points {
+        Points::Long { ts, values } => {
+            ts.truncate(n);
+            values.truncate(n);
+        }
+        Points::Double { ts, values } => {
+            ts.truncate(n);
+            values.truncate(n);
+        }
+        Points::String { ts, values } => {
+            ts.truncate(n);
+            values.truncate(n);
+        }
+    }
+}

@@ -1,0 +1,599 @@
+//! Behaviour of the Cassandra store beyond the shared storage suite, on the
+//! in-memory cluster: the bytes and index rows it writes (spec §7.4, §8), the
+//! `spec` table (§7.3), SECONDS and LEGACY clusters and the legacy index (§7.5),
+//! negative row times (§14.11), our §14.10 delete choice, KairosDB #512, TTL
+//! options (§2.5), an unreachable cluster, and the delivery queue in front.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kairosdb_cassandra::memory::MemorySession;
+use kairosdb_cassandra::rowspec::legacy_column_is_long;
+use kairosdb_cassandra::value::{encode_legacy_double, encode_legacy_long, encode_long};
+use kairosdb_cassandra::{
+    CassandraStore, Mutation, RowKey, RowTimeUnit, Session, StoreOptions, StoreType,
+};
+use kairosdb_engine::{DeliveryQueue, QueueOptions};
+use kairosdb_model::{
+    DataType, DeleteRequest, Order, Points, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
+    Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
+};
+
+const W: i64 = 1_814_400_000;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Tags {
+    Tags::from_pairs(pairs.iter().copied())
+}
+
+fn longs(metric: &str, t: &[(&str, &str)], ts: &[i64], v: &[i64]) -> SeriesPoints {
+    SeriesPoints {
+        key: SeriesKey::new(metric, DataType::Long, tags(t)),
+        ttl_secs: 0,
+        points: Points::Long {
+            ts: ts.to_vec(),
+            values: v.to_vec(),
+        },
+    }
+}
+
+fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
+    WriteBatch { series }
+}
+
+fn query(metric: &str, range: TimeRange) -> SeriesQuery {
+    SeriesQuery {
+        metric: metric.into(),
+        filter: TagFilter::default(),
+        range,
+        limit: None,
+        order: Order::Asc,
+        max_points: None,
+    }
+}
+
+fn read(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesData> {
+    let mut r = s.query(q).expect("query");
+    r.sort_by(|a, b| a.key.cmp(&b.key));
+    r
+}
+
+fn long_pairs(d: &SeriesData) -> Vec<(i64, i64)> {
+    match &d.points {
+        Points::Long { ts, values } => ts.iter().copied().zip(values.iter().copied()).collect(),
+        p => panic!("not longs: {p:?}"),
+    }
+}
+
+fn open(cluster: &MemorySession, opts: StoreOptions) -> CassandraStore<MemorySession> {
+    CassandraStore::open(cluster.clone(), opts).expect("open")
+}
+
+fn index_mutations(log: &[Mutation]) -> usize {
+    log.iter().filter(|m| !m.is_data_point()).count()
+}
+
+#[test]
+fn writes_kairosdb_rows_and_indexes_each_row_once() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    let ts = 1_700_000_000_123;
+    let rt = ts - ts % W;
+    store
+        .write(&batch(vec![longs(
+            "m",
+            &[("host", "a")],
+            &[ts, ts + 1],
+            &[5, -1],
+        )]))
+        .unwrap();
+    let log = cluster.applied();
+    let key = RowKey::new("m", rt, DataType::Long, tags(&[("host", "a")]))
+        .encode()
+        .unwrap();
+    let mut five = Vec::new();
+    encode_long(5, &mut five);
+    assert!(log.iter().any(|m| matches!(m,
+        Mutation::DataPoint { key: k, column, value, ttl: 0, .. }
+            if *k == key && *column == (ts - rt) as u32 && *value == five)));
+    assert!(log.contains(&Mutation::RowKey {
+        metric: "m".into(),
+        row_time: rt,
+        data_type: "kairos_long".into(),
+        tags: tags(&[("host", "a")]),
+        ttl: 0,
+    }));
+    assert!(log.contains(&Mutation::RowKeyTime {
+        metric: "m".into(),
+        row_time: rt,
+        ttl: 0,
+    }));
+    assert!(log.contains(&Mutation::StringIndex {
+        key: b"metric_names",
+        name: "m".into(),
+    }));
+    assert_eq!(
+        index_mutations(&log),
+        3,
+        "one row key, one row time, one name"
+    );
+    // The same row again: only data points.
+    store
+        .write(&batch(vec![longs("m", &[("host", "a")], &[ts + 2], &[1])]))
+        .unwrap();
+    assert_eq!(index_mutations(&cluster.applied()), 3);
+    // A new row time of the same series: a new row key and row time, not a new name... but
+    // the name is re-sent with the row time, as KairosDB keys its name cache by (name, row time).
+    store
+        .write(&batch(vec![longs("m", &[("host", "a")], &[ts + W], &[1])]))
+        .unwrap();
+    assert_eq!(index_mutations(&cluster.applied()), 6);
+    // All data points use one millisecond write timestamp per batch, increasing.
+    let stamps: Vec<i64> = cluster
+        .applied()
+        .iter()
+        .filter_map(|m| match m {
+            Mutation::DataPoint { timestamp_ms, .. } => Some(*timestamp_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stamps.len(), 4);
+    assert_eq!(stamps[0], stamps[1]);
+    assert!(stamps[1] < stamps[2] && stamps[2] < stamps[3], "{stamps:?}");
+    assert!(
+        (stamps[0] - now_ms()).abs() < 60_000,
+        "milliseconds, not micros"
+    );
+}
+
+#[test]
+fn index_rows_of_a_failed_write_are_sent_again() {
+    // KairosDB #512: a row key must not be cached as written before the write succeeded.
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    cluster.fail_next_applies(1);
+    let b = batch(vec![longs("m", &[("h", "a")], &[10], &[1])]);
+    assert!(matches!(store.write(&b), Err(StorageError::Internal(_))));
+    assert!(cluster.applied().is_empty());
+    store.write(&b).unwrap();
+    assert_eq!(index_mutations(&cluster.applied()), 3);
+    let keys = store
+        .series_keys("m", &TagFilter::default(), TimeRange::ALL)
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
+fn points_rewritten_after_a_delete_are_visible() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    let b = batch(vec![longs("m", &[("h", "a")], &[10, 20], &[1, 2])]);
+    store.write(&b).unwrap();
+    let del = DeleteRequest {
+        metric: "m".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+    };
+    assert_eq!(store.delete(&del).unwrap(), 1);
+    assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
+    store
+        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[7])]))
+        .unwrap();
+    let r = read(&store, &query("m", TimeRange::ALL));
+    assert_eq!(long_pairs(&r[0]), vec![(10, 7)]);
+    assert_eq!(store.metric_names(None).unwrap(), vec!["m".to_string()]);
+
+    // The memory cluster does model KairosDB's quirk: a delete stamped in
+    // microseconds (the driver default KairosDB uses) hides the rewrite.
+    let key = RowKey::new("m", 0, DataType::Long, tags(&[("h", "a")]))
+        .encode()
+        .unwrap();
+    cluster
+        .apply(vec![Mutation::DeleteRow {
+            key,
+            timestamp_ms: now_ms() * 1000,
+        }])
+        .unwrap();
+    store
+        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[8])]))
+        .unwrap();
+    assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
+}
+
+#[test]
+fn partial_delete_keeps_the_row_and_the_name() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    store
+        .write(&batch(vec![longs(
+            "m",
+            &[("h", "a")],
+            &[10, 20, 30],
+            &[1, 2, 3],
+        )]))
+        .unwrap();
+    let del = DeleteRequest {
+        metric: "m".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::new(15, 25),
+    };
+    assert_eq!(store.delete(&del).unwrap(), 1);
+    let r = read(&store, &query("m", TimeRange::ALL));
+    assert_eq!(long_pairs(&r[0]), vec![(10, 1), (30, 3)]);
+    assert_eq!(store.metric_names(None).unwrap(), vec!["m".to_string()]);
+    // Only the data point range was deleted: no index row went.
+    assert!(!cluster.applied().iter().any(|m| matches!(
+        m,
+        Mutation::DeleteRowKey { .. }
+            | Mutation::DeleteRowKeyTime { .. }
+            | Mutation::DeleteStringIndex { .. }
+    )));
+}
+
+#[test]
+fn spec_table_decides_the_row_geometry() {
+    // A new cluster stores the configured unit and the default width.
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    let spec = store.row_spec().unwrap();
+    assert_eq!((spec.unit(), spec.width()), (RowTimeUnit::Milliseconds, W));
+    assert_eq!(
+        cluster.spec_value("row_time_unit").unwrap().as_deref(),
+        Some("MILLISECONDS")
+    );
+    assert_eq!(
+        cluster.spec_value("row_width").unwrap().as_deref(),
+        Some("1814400000")
+    );
+    let ddl = cluster.schema_statements();
+    assert!(ddl[0].starts_with("CREATE KEYSPACE IF NOT EXISTS kairosdb  WITH REPLICATION"));
+    assert_eq!(ddl.len(), 8, "keyspace + 7 tables: {ddl:?}");
+
+    // A cluster with metric names but no spec predates 1.3: LEGACY.
+    let old = MemorySession::new();
+    old.apply(vec![Mutation::StringIndex {
+        key: b"metric_names",
+        name: "old".into(),
+    }])
+    .unwrap();
+    let store = open(&old, StoreOptions::default());
+    assert_eq!(store.row_spec().unwrap().unit(), RowTimeUnit::Legacy);
+    assert_eq!(
+        old.spec_value("row_time_unit").unwrap().as_deref(),
+        Some("LEGACY")
+    );
+
+    // Stored values win over the configuration.
+    let secs = MemorySession::new();
+    secs.put_spec_value("row_time_unit", "SECONDS").unwrap();
+    secs.put_spec_value("row_width", "3600").unwrap();
+    let store = open(
+        &secs,
+        StoreOptions {
+            row_width: Some(99),
+            ..StoreOptions::default()
+        },
+    );
+    let spec = store.row_spec().unwrap();
+    assert_eq!(
+        (spec.unit(), spec.width_ms()),
+        (RowTimeUnit::Seconds, 3_600_000)
+    );
+}
+
+#[test]
+fn seconds_cluster_keeps_whole_seconds() {
+    let cluster = MemorySession::new();
+    let store = open(
+        &cluster,
+        StoreOptions {
+            row_time_unit: RowTimeUnit::Seconds,
+            ..StoreOptions::default()
+        },
+    );
+    store
+        .write(&batch(vec![longs(
+            "s",
+            &[("h", "a")],
+            &[5_250, 9_999],
+            &[1, 2],
+        )]))
+        .unwrap();
+    let r = read(&store, &query("s", TimeRange::ALL));
+    assert_eq!(long_pairs(&r[0]), vec![(5_000, 1), (9_000, 2)]);
+}
+
+#[test]
+fn legacy_rows_and_the_legacy_index_are_read() {
+    let cluster = MemorySession::new();
+    cluster.put_spec_value("row_time_unit", "LEGACY").unwrap();
+    let store = open(&cluster, StoreOptions::default());
+    let spec = store.row_spec().unwrap();
+    let t = tags(&[("host", "old")]);
+    let rt = spec.row_time(1_000_000);
+    // A pre-1.0 row: no type section, the column's low bit is the value kind.
+    let legacy = RowKey::new("cpu", rt, StoreType::Legacy, t.clone());
+    let key = legacy.encode().unwrap();
+    cluster.insert_legacy_row_key("cpu", key.clone());
+    let long_col = spec.column_name(rt, 1_000_000);
+    let double_col = spec.column_name(rt, 1_000_500) | 1;
+    assert!(legacy_column_is_long(long_col) && !legacy_column_is_long(double_col));
+    cluster
+        .apply(vec![
+            Mutation::DataPoint {
+                key: key.clone(),
+                column: long_col,
+                value: encode_legacy_long(42),
+                ttl: 0,
+                timestamp_ms: 1,
+            },
+            Mutation::DataPoint {
+                key,
+                column: double_col,
+                value: encode_legacy_double(2.5),
+                ttl: 0,
+                timestamp_ms: 1,
+            },
+        ])
+        .unwrap();
+    // A 1.x row found only through the legacy index.
+    let typed = RowKey::new("cpu", rt, DataType::Long, tags(&[("host", "new")]));
+    let tkey = typed.encode().unwrap();
+    cluster.insert_legacy_row_key("cpu", tkey.clone());
+    let mut seven = Vec::new();
+    encode_long(7, &mut seven);
+    cluster
+        .apply(vec![Mutation::DataPoint {
+            key: tkey,
+            column: spec.column_name(rt, 1_000_100),
+            value: seven,
+            ttl: 0,
+            timestamp_ms: 1,
+        }])
+        .unwrap();
+
+    let r = read(&store, &query("cpu", TimeRange::new(0, 2_000_000)));
+    let got: Vec<(DataType, String, Vec<i64>)> = r
+        .iter()
+        .map(|d| {
+            (
+                d.key.data_type,
+                d.key.tags.get("host").unwrap().to_string(),
+                d.points.timestamps().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (DataType::Long, "new".into(), vec![1_000_100]),
+            (DataType::Long, "old".into(), vec![1_000_000]),
+            (DataType::Double, "old".into(), vec![1_000_500]),
+        ]
+    );
+    let Points::Double { values, .. } = &r[2].points else {
+        panic!()
+    };
+    assert_eq!(values, &vec![2.5]);
+    // Also across a range that crosses 0 (two scans of the legacy index).
+    assert_eq!(
+        read(&store, &query("cpu", TimeRange::new(-5_000_000, 1_000_000))).len(),
+        1
+    );
+}
+
+#[test]
+fn negative_timestamps_are_found_in_their_non_floor_rows() {
+    // With a 5 ms row width, row times of negative timestamps jump around (§14.11):
+    // every range must still return exactly the points inside it.
+    let cluster = MemorySession::new();
+    let store = open(
+        &cluster,
+        StoreOptions {
+            row_width: Some(5),
+            ..StoreOptions::default()
+        },
+    );
+    let ts: Vec<i64> = (-23..=23).collect();
+    store
+        .write(&batch(vec![longs("n", &[("h", "a")], &ts, &ts)]))
+        .unwrap();
+    for start in -25..=25 {
+        for end in start..=25 {
+            let r = read(&store, &query("n", TimeRange::new(start, end)));
+            let got: Vec<i64> = r
+                .iter()
+                .flat_map(|d| d.points.timestamps().to_vec())
+                .collect();
+            let want: Vec<i64> = ts
+                .iter()
+                .copied()
+                .filter(|t| (start..=end).contains(t))
+                .collect();
+            assert_eq!(got, want, "range [{start}, {end}]");
+        }
+    }
+    let r = read(
+        &store,
+        &SeriesQuery {
+            order: Order::Desc,
+            limit: Some(3),
+            ..query("n", TimeRange::new(-20, 4))
+        },
+    );
+    assert_eq!(long_pairs(&r[0]), vec![(4, 4), (3, 3), (2, 2)]);
+}
+
+#[test]
+fn ttl_options() {
+    let cluster = MemorySession::new();
+    let ttl_of = |log: &[Mutation]| -> Vec<u32> {
+        log.iter()
+            .filter_map(|m| match m {
+                Mutation::DataPoint { ttl, .. } => Some(*ttl),
+                _ => None,
+            })
+            .collect()
+    };
+    let store = open(
+        &cluster,
+        StoreOptions {
+            default_ttl_secs: 60,
+            ..StoreOptions::default()
+        },
+    );
+    let mut own = longs("t", &[("k", "own")], &[1], &[1]);
+    own.ttl_secs = 5;
+    store
+        .write(&batch(vec![
+            own.clone(),
+            longs("t", &[("k", "none")], &[1], &[1]),
+        ]))
+        .unwrap();
+    assert_eq!(ttl_of(&cluster.applied()), vec![5, 60]);
+    // Row keys live one row width longer than their points.
+    assert!(cluster.applied().iter().any(|m| matches!(m,
+        Mutation::RowKey { ttl, .. } if *ttl == 5 + (W / 1000) as u32)));
+
+    let forced = MemorySession::new();
+    let store = open(
+        &forced,
+        StoreOptions {
+            default_ttl_secs: 60,
+            force_default_ttl: true,
+            ..StoreOptions::default()
+        },
+    );
+    store.write(&batch(vec![own])).unwrap();
+    assert_eq!(ttl_of(&forced.applied()), vec![60]);
+
+    // Aligned: the TTL counts from the point's timestamp; expired ones are dropped.
+    let aligned = MemorySession::new();
+    let store = open(
+        &aligned,
+        StoreOptions {
+            default_ttl_secs: 100,
+            align_ttl_with_timestamp: true,
+            ..StoreOptions::default()
+        },
+    );
+    let now = now_ms();
+    store
+        .write(&batch(vec![longs(
+            "t",
+            &[("k", "a")],
+            &[now - 200_000, now - 30_000],
+            &[1, 2],
+        )]))
+        .unwrap();
+    let ttls = ttl_of(&aligned.applied());
+    assert_eq!(ttls.len(), 1, "the point older than its TTL is dropped");
+    assert!((69..=70).contains(&ttls[0]), "{ttls:?}");
+}
+
+#[test]
+fn filtered_names_are_not_indexed_and_bad_points_do_not_sink_the_batch() {
+    let cluster = MemorySession::new();
+    let store = open(
+        &cluster,
+        StoreOptions {
+            metric_index_filter: vec!["internal.".into()],
+            ..StoreOptions::default()
+        },
+    );
+    let huge = "x".repeat(70_000);
+    store
+        .write(&batch(vec![
+            longs("internal.gc", &[("h", "a")], &[1], &[1]),
+            longs("ok", &[("h", "a")], &[1], &[1]),
+            SeriesPoints {
+                key: SeriesKey::new("text", DataType::String, tags(&[("h", "a")])),
+                ttl_secs: 0,
+                points: Points::String {
+                    ts: vec![1, 2],
+                    values: vec![huge, "fine".into()],
+                },
+            },
+        ]))
+        .unwrap();
+    assert_eq!(
+        store.metric_names(None).unwrap(),
+        vec!["ok".to_string(), "text".to_string()]
+    );
+    assert_eq!(read(&store, &query("internal.gc", TimeRange::ALL)).len(), 1);
+    let r = read(&store, &query("text", TimeRange::ALL));
+    assert_eq!(
+        r[0].points.timestamps(),
+        &[2],
+        "the 70 kB string is rejected alone"
+    );
+    let stats = store.stats();
+    assert!(stats
+        .counters
+        .iter()
+        .any(|(n, _, v)| *n == "cassandra_points_rejected_total" && *v == 1));
+}
+
+#[test]
+fn unreachable_cluster_fails_clearly_and_recovers() {
+    let cluster = MemorySession::new();
+    cluster.set_down(true);
+    let store = open(&cluster, StoreOptions::default());
+    let h = store.health();
+    assert!(!h.ok);
+    assert!(h.detail.contains("cassandra is not ready"), "{}", h.detail);
+    let b = batch(vec![longs("m", &[("h", "a")], &[1], &[1])]);
+    assert!(matches!(store.write(&b), Err(StorageError::Internal(_))));
+    assert!(store.metric_names(None).is_err());
+    cluster.set_down(false);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(store.health().ok);
+    store.write(&b).unwrap();
+    assert_eq!(store.metric_names(None).unwrap(), vec!["m".to_string()]);
+    // Down after start-up: health says so, reads fail, nothing panics.
+    cluster.set_down(true);
+    let h = store.health();
+    assert!(!h.ok && h.detail.contains("unreachable"), "{}", h.detail);
+    assert!(store.query(&query("m", TimeRange::ALL)).is_err());
+}
+
+#[test]
+fn queue_in_front_delivers_everything_once_the_cluster_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = MemorySession::new();
+    cluster.set_down(true);
+    let opts = || {
+        let mut o = QueueOptions::new(dir.path());
+        o.backoff_min = Duration::from_millis(10);
+        o.backoff_max = Duration::from_millis(50);
+        o
+    };
+    let store: Arc<dyn Storage> = Arc::new(open(&cluster, StoreOptions::default()));
+    let queue = DeliveryQueue::open(store, opts()).unwrap();
+    for i in 0..50i64 {
+        let ts: Vec<i64> = (0..20).map(|j| 1_000 * i + j).collect();
+        queue
+            .write(&batch(vec![longs("q", &[("h", "a")], &ts, &ts)]))
+            .expect("acknowledged while the cluster is down");
+    }
+    assert_eq!(cluster.live_cell_count(), 0);
+    // A restart while the cluster is still down keeps the queue.
+    queue.close().unwrap();
+    drop(queue);
+    let store: Arc<dyn Storage> = Arc::new(open(&cluster, StoreOptions::default()));
+    let queue = DeliveryQueue::open(store, opts()).unwrap();
+    cluster.set_down(false);
+    queue.flush(Duration::from_secs(20)).unwrap();
+    assert_eq!(cluster.live_cell_count(), 1000);
+    let r = read(&queue, &query("q", TimeRange::ALL));
+    let pairs = long_pairs(&r[0]);
+    assert_eq!(pairs.len(), 1000);
+    assert!(pairs.iter().all(|(t, v)| t == v));
+    queue.close().unwrap();
+}

@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session as Driver;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::frame::Compression;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
@@ -325,6 +326,30 @@ impl ScyllaSession {
     }
 }
 
+/// A write error Cassandra will give again however often it is retried (the
+/// statement or its values are invalid) is permanent (`unavailable = false`), so the
+/// delivery queue drops that batch, logs and counts it, instead of blocking every
+/// later batch behind it. Everything else (timeouts, unavailable replicas, broken
+/// connections, authentication) is retried.
+fn classify_write_error(e: &ExecutionError) -> CqlError {
+    let permanent = match e {
+        ExecutionError::BadQuery(_) => true,
+        ExecutionError::LastAttemptError(a) => matches!(
+            a,
+            RequestAttemptError::DbError(DbError::Invalid | DbError::SyntaxError, _)
+                | RequestAttemptError::SerializationError(_)
+                | RequestAttemptError::CqlRequestSerialization(_)
+        ),
+        _ => false,
+    };
+    let message = format!("write: {e}");
+    if permanent {
+        CqlError::failed(message)
+    } else {
+        CqlError::unavailable(message)
+    }
+}
+
 fn tag_map(tags: &Tags) -> BTreeMap<&str, &str> {
     tags.iter().collect()
 }
@@ -541,7 +566,7 @@ impl Session for ScyllaSession {
                 .buffer_unordered(WRITES_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await
-                .map_err(|e| failed("write", e))?;
+                .map_err(|e| classify_write_error(&e))?;
             Ok(())
         })
     }

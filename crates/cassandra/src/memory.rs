@@ -75,6 +75,7 @@ pub struct MemorySession {
     clock_offset_ms: Arc<AtomicI64>,
     down: Arc<AtomicBool>,
     fail_applies: Arc<AtomicU32>,
+    reject_applies: Arc<AtomicU32>,
     log: Arc<Mutex<Vec<Mutation>>>,
 }
 
@@ -121,6 +122,12 @@ impl MemorySession {
     /// The next `n` calls of `apply` fail (as unavailable) without applying anything.
     pub fn fail_next_applies(&self, n: u32) {
         self.fail_applies.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` calls of `apply` are refused as invalid (a permanent error, like
+    /// Cassandra's `Invalid` answer) without applying anything.
+    pub fn reject_next_applies(&self, n: u32) {
+        self.reject_applies.store(n, Ordering::SeqCst);
     }
 
     /// Every mutation applied so far, in order.
@@ -198,6 +205,13 @@ impl Session for MemorySession {
             .is_ok()
         {
             return Err(CqlError::unavailable("injected write timeout"));
+        }
+        if self
+            .reject_applies
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CqlError::failed("injected: the query is invalid"));
         }
         let now = self.now_ms();
         let mut t = self.tables.lock();

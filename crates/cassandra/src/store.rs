@@ -56,7 +56,9 @@ use crate::schema::{Cql, Keyspace, TableOptions, DEFAULT_REPLICATION};
 use crate::session::{CellRange, CqlError, Mutation, Session};
 use crate::value::{decode_legacy_cell, decode_value, encode_value};
 
-/// Aligned TTLs at or above this (20 years) are dropped, as KairosDB does (§2.5).
+/// Cassandra's TTL limit (20 years). Aligned TTLs at or above it are dropped, as
+/// KairosDB does (§2.5); other points with such a TTL are rejected (Cassandra would
+/// refuse their whole batch).
 const MAX_ALIGNED_TTL: i64 = 630_720_000;
 
 /// How often a store that could not reach the cluster tries again, at most.
@@ -520,8 +522,9 @@ impl<S: Session> Storage for CassandraStore<S> {
         let mut new_keys: Vec<Vec<u8>> = Vec::new();
         let mut new_names: Vec<(String, i64)> = Vec::new();
         let mut dropped = 0u64;
-        // Points KairosDB's format cannot hold (a NUL in the metric name, a string
-        // over 65535 bytes): skipped and counted, the rest of the batch is written.
+        // Points KairosDB's format or Cassandra cannot hold (a NUL in the metric name, a
+        // string over 65535 bytes, a TTL of 20 years or more): skipped and counted, the
+        // rest of the batch is written.
         let mut rejected = 0u64;
         let mut first_error: Option<String> = None;
         {
@@ -531,7 +534,8 @@ impl<S: Session> Storage for CassandraStore<S> {
             let mut batch_names: HashSet<(String, i64)> = HashSet::new();
             for s in &batch.series {
                 let ttl = self.effective_ttl(s.ttl_secs);
-                let row_key_ttl = spec.row_key_ttl(ttl);
+                // Index rows outlive their points by a row width, within Cassandra's maximum.
+                let row_key_ttl = spec.row_key_ttl(ttl).min(MAX_ALIGNED_TTL as u32 - 1);
                 let dt = s.points.data_type();
                 // Row key bytes per row time, for this series.
                 let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
@@ -547,6 +551,17 @@ impl<S: Session> Storage for CassandraStore<S> {
                     } else {
                         ttl
                     };
+                    if point_ttl as i64 >= MAX_ALIGNED_TTL {
+                        // Cassandra refuses TTLs of 20 years or more, for the whole batch.
+                        rejected += 1;
+                        first_error.get_or_insert_with(|| {
+                            format!(
+                                "metric {}: TTL {point_ttl} s is not below Cassandra's maximum of {MAX_ALIGNED_TTL} s",
+                                s.key.metric
+                            )
+                        });
+                        continue;
+                    }
                     let mut value = Vec::new();
                     let encoded = match &s.points {
                         Points::Long { values, .. } => {
@@ -620,7 +635,12 @@ impl<S: Session> Storage for CassandraStore<S> {
         let points = muts.iter().filter(|m| m.is_data_point()).count() as u64;
         if let Err(e) = self.session.apply(muts) {
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(cql_error("write", e));
+            // A permanent rejection must not be retried forever (see CqlError).
+            return Err(if e.unavailable {
+                cql_error("write", e)
+            } else {
+                StorageError::InvalidInput(format!("cassandra rejected the write: {e}"))
+            });
         }
         // Only now are the index rows known to be written (KairosDB #512).
         {
@@ -658,6 +678,11 @@ impl<S: Session> Storage for CassandraStore<S> {
             Order::Desc => rows.sort_by_key(|r| std::cmp::Reverse(r.key.row_time)),
         }
         let limit = q.limit.map(|l| l.min(u32::MAX as usize) as u32);
+        // Rows of one series hold disjoint, ordered time spans only when no row time is
+        // negative (§14.11: negative rows overlap). Only then may a series stop taking
+        // points at its limit; otherwise every row's first `limit` cells are gathered
+        // and the limit is applied after sorting.
+        let stop_at_limit = rows.iter().all(|r| r.key.row_time >= 0);
         let mut series: BTreeMap<SeriesKey, Gathered> = BTreeMap::new();
         let mut total = 0u64;
         for chunk in rows.chunks(READ_CHUNK) {
@@ -700,7 +725,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                     let key =
                         SeriesKey::new(q.metric.clone(), value.data_type(), row.key.tags.clone());
                     let g = series.entry(key).or_default();
-                    if limit.is_some_and(|l| g.points.len() >= l as usize) {
+                    if stop_at_limit && limit.is_some_and(|l| g.points.len() >= l as usize) {
                         continue;
                     }
                     g.points.push((ts, value));

@@ -428,6 +428,22 @@ fn negative_timestamps_are_found_in_their_non_floor_rows() {
         },
     );
     assert_eq!(long_pairs(&r[0]), vec![(4, 4), (3, 3), (2, 2)]);
+    // Negative rows overlap, so a limit must not stop at the first rows in row order.
+    for order in [Order::Desc, Order::Asc] {
+        let r = read(
+            &store,
+            &SeriesQuery {
+                order,
+                limit: Some(3),
+                ..query("n", TimeRange::new(-20, -1))
+            },
+        );
+        let want = match order {
+            Order::Desc => vec![(-1, -1), (-2, -2), (-3, -3)],
+            Order::Asc => vec![(-20, -20), (-19, -19), (-18, -18)],
+        };
+        assert_eq!(long_pairs(&r[0]), want, "{order:?}");
+    }
 }
 
 #[test]
@@ -596,4 +612,53 @@ fn queue_in_front_delivers_everything_once_the_cluster_is_back() {
     assert_eq!(pairs.len(), 1000);
     assert!(pairs.iter().all(|(t, v)| t == v));
     queue.close().unwrap();
+}
+
+#[test]
+fn a_permanently_rejected_batch_is_dropped_not_retried_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    cluster.reject_next_applies(1);
+    let b = batch(vec![longs("m", &[("h", "a")], &[1], &[1])]);
+    assert!(matches!(
+        store.write(&b),
+        Err(StorageError::InvalidInput(_))
+    ));
+
+    // Behind the queue: the rejected batch is counted and the next one still arrives.
+    let store: Arc<dyn Storage> = Arc::new(store);
+    let queue = DeliveryQueue::open(store, QueueOptions::new(dir.path())).unwrap();
+    cluster.reject_next_applies(1);
+    queue.write(&b).unwrap();
+    queue
+        .write(&batch(vec![longs("m", &[("h", "a")], &[2], &[2])]))
+        .unwrap();
+    queue.flush(Duration::from_secs(10)).unwrap();
+    let r = read(&queue, &query("m", TimeRange::ALL));
+    assert_eq!(long_pairs(&r[0]), vec![(2, 2)]);
+    assert!(queue
+        .stats()
+        .counters
+        .iter()
+        .any(|(n, _, v)| *n == "queue_rejected_batches_total" && *v == 1));
+    queue.close().unwrap();
+}
+
+#[test]
+fn ttls_cassandra_refuses_are_rejected_per_point() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    let mut forever = longs("m", &[("h", "a")], &[1], &[1]);
+    forever.ttl_secs = 700_000_000;
+    let mut long = longs("m", &[("h", "b")], &[1], &[1]);
+    long.ttl_secs = 630_000_000;
+    store.write(&batch(vec![forever, long])).unwrap();
+    let r = read(&store, &query("m", TimeRange::ALL));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].key.tags.get("h"), Some("b"));
+    assert!(cluster.applied().iter().all(|m| match m {
+        Mutation::RowKey { ttl, .. } | Mutation::RowKeyTime { ttl, .. } => *ttl < 630_720_000,
+        _ => true,
+    }));
 }

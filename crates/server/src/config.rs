@@ -40,7 +40,8 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Storage backend: `embedded` [default]; `cassandra` is not supported yet.
+    /// Storage backend: `embedded` [default] or `cassandra` (KairosDB's schema, through a
+    /// durable local queue in `data_dir/queue`).
     #[arg(long, env = "KAIROSDB_DATASTORE", value_name = "NAME")]
     pub datastore: Option<String>,
 
@@ -125,6 +126,114 @@ pub struct Settings {
     /// Memory for raw reads kept for `cache_time`; 0 disables the cache [default: 64].
     #[arg(long, env = "KAIROSDB_QUERY_CACHE_MB", value_name = "MB")]
     pub query_cache_mb: Option<u64>,
+
+    /// API classes this process serves: `ALL` or a comma list of INGEST, QUERY, DELETE
+    /// (KairosDB's kairosdb.server.type) [default: ALL].
+    #[arg(long, env = "KAIROSDB_SERVER_TYPE", value_name = "TYPES")]
+    pub server_type: Option<String>,
+
+    /// Cassandra: comma-separated `host[:port]` contact points [default: localhost].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_CONTACT_POINTS", value_name = "HOSTS")]
+    pub cassandra_contact_points: Option<String>,
+
+    /// Cassandra keyspace [default: kairosdb].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_KEYSPACE", value_name = "NAME")]
+    pub cassandra_keyspace: Option<String>,
+
+    /// Cassandra user name (with cassandra_password) [default: none].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_USER", value_name = "USER")]
+    pub cassandra_user: Option<String>,
+
+    /// Cassandra password [default: none]. Never printed by --check-config.
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub cassandra_password: Option<String>,
+
+    /// Replication map of a keyspace we create
+    /// [default: {'class': 'SimpleStrategy','replication_factor' : 1}].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_REPLICATION", value_name = "CQL")]
+    pub cassandra_replication: Option<String>,
+
+    /// Consistency level of reads [default: ONE].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_READ_CONSISTENCY",
+        value_name = "LEVEL"
+    )]
+    pub cassandra_read_consistency: Option<String>,
+
+    /// Consistency level of writes [default: QUORUM].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_WRITE_CONSISTENCY",
+        value_name = "LEVEL"
+    )]
+    pub cassandra_write_consistency: Option<String>,
+
+    /// Prefer coordinators in this data centre [default: none].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_LOCAL_DC", value_name = "DC")]
+    pub cassandra_local_dc: Option<String>,
+
+    /// Row time unit of a new cluster: MILLISECONDS or SECONDS; an existing `spec` table
+    /// wins [default: MILLISECONDS].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_ROW_TIME_UNIT", value_name = "UNIT")]
+    pub cassandra_row_time_unit: Option<String>,
+
+    /// Row width of a new cluster in the unit's terms [default: 3 weeks].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_ROW_WIDTH", value_name = "N")]
+    pub cassandra_row_width: Option<i64>,
+
+    /// Text after `CREATE TABLE data_points (...)`, e.g. `WITH COMPACT STORAGE` to copy a
+    /// Cassandra 3.x KairosDB cluster exactly [default: empty].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_DATA_POINTS_CREATE_WITH",
+        value_name = "CQL"
+    )]
+    pub cassandra_data_points_create_with: Option<String>,
+
+    /// The default TTL (default_ttl_secs) overrides every point's own [default: false].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_FORCE_DEFAULT_TTL", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub cassandra_force_default_ttl: Option<bool>,
+
+    /// A TTL counts from the point's timestamp, not the write [default: false].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_ALIGN_TTL_WITH_TIMESTAMP", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub cassandra_align_ttl_with_timestamp: Option<bool>,
+
+    /// Row keys remembered as indexed [default: 50000].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_ROW_KEY_CACHE_SIZE", value_name = "N")]
+    pub cassandra_row_key_cache_size: Option<usize>,
+
+    /// (metric, row time) pairs remembered as indexed [default: 50000].
+    #[arg(long, env = "KAIROSDB_CASSANDRA_STRING_CACHE_SIZE", value_name = "N")]
+    pub cassandra_string_cache_size: Option<usize>,
+
+    /// Cassandra reads in flight per metric query [default: 20].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_SIMULTANEOUS_QUERIES",
+        value_name = "N"
+    )]
+    pub cassandra_simultaneous_queries: Option<usize>,
+
+    /// Comma list of metric-name prefixes kept out of /metricnames [default: empty].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_METRIC_INDEX_FILTER",
+        value_name = "PREFIXES"
+    )]
+    pub cassandra_metric_index_filter: Option<String>,
+
+    /// Cassandra mode: undelivered ingest kept on local disk before writes get 503
+    /// [default: 1024].
+    #[arg(long, env = "KAIROSDB_QUEUE_MAX_MB", value_name = "MB")]
+    pub queue_max_mb: Option<u64>,
 }
 
 /// Copies every key set in `$higher` over `$lower`.
@@ -163,6 +272,25 @@ impl Settings {
             query_max_points,
             query_time_limit_secs,
             query_cache_mb,
+            server_type,
+            cassandra_contact_points,
+            cassandra_keyspace,
+            cassandra_user,
+            cassandra_password,
+            cassandra_replication,
+            cassandra_read_consistency,
+            cassandra_write_consistency,
+            cassandra_local_dc,
+            cassandra_row_time_unit,
+            cassandra_row_width,
+            cassandra_data_points_create_with,
+            cassandra_force_default_ttl,
+            cassandra_align_ttl_with_timestamp,
+            cassandra_row_key_cache_size,
+            cassandra_string_cache_size,
+            cassandra_simultaneous_queries,
+            cassandra_metric_index_filter,
+            queue_max_mb,
         );
         self
     }
@@ -218,6 +346,80 @@ pub struct Config {
     pub query_time_limit_secs: u64,
     /// 0 = no cache.
     pub query_cache_mb: u64,
+    /// As configured (`ALL` or a list); parsed into [`Config::roles`].
+    pub server_type: String,
+    pub cassandra_contact_points: String,
+    pub cassandra_keyspace: String,
+    pub cassandra_user: Option<String>,
+    #[serde(skip_serializing)]
+    pub cassandra_password: Option<String>,
+    pub cassandra_replication: String,
+    pub cassandra_read_consistency: String,
+    pub cassandra_write_consistency: String,
+    pub cassandra_local_dc: Option<String>,
+    pub cassandra_row_time_unit: String,
+    pub cassandra_row_width: Option<i64>,
+    pub cassandra_data_points_create_with: String,
+    pub cassandra_force_default_ttl: bool,
+    pub cassandra_align_ttl_with_timestamp: bool,
+    pub cassandra_row_key_cache_size: usize,
+    pub cassandra_string_cache_size: usize,
+    pub cassandra_simultaneous_queries: usize,
+    pub cassandra_metric_index_filter: String,
+    pub queue_max_mb: u64,
+    #[serde(skip)]
+    pub roles: Roles,
+}
+
+/// The API classes one process serves (KairosDB's `kairosdb.server.type`, spec §1.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub ingest: bool,
+    pub query: bool,
+    pub delete: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Roles {
+        Roles {
+            ingest: true,
+            query: true,
+            delete: true,
+        }
+    }
+}
+
+impl Roles {
+    /// `ALL` or a comma list of INGEST, QUERY, DELETE (case and whitespace ignored).
+    pub fn parse(text: &str) -> Result<Roles> {
+        let words: Vec<String> = text
+            .split(',')
+            .map(|w| w.trim().to_ascii_uppercase())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.iter().any(|w| w == "ALL") {
+            return Ok(Roles::default());
+        }
+        let mut r = Roles {
+            ingest: false,
+            query: false,
+            delete: false,
+        };
+        for w in &words {
+            match w.as_str() {
+                "INGEST" => r.ingest = true,
+                "QUERY" => r.query = true,
+                "DELETE" => r.delete = true,
+                other => bail!(
+                    "invalid server_type {other:?}; expected ALL or a comma list of INGEST, QUERY, DELETE"
+                ),
+            }
+        }
+        if words.is_empty() {
+            bail!("server_type is empty; expected ALL or a comma list of INGEST, QUERY, DELETE");
+        }
+        Ok(r)
+    }
 }
 
 impl Config {
@@ -225,12 +427,11 @@ impl Config {
     pub fn resolve(raw: Settings) -> Result<Config> {
         let datastore = raw.datastore.unwrap_or_else(|| "embedded".to_string());
         match datastore.as_str() {
-            "embedded" => {}
-            "cassandra" => bail!(
-                "datastore \"cassandra\" is not yet supported by this version; use \"embedded\""
-            ),
-            other => bail!("unknown datastore {other:?}; expected \"embedded\""),
+            "embedded" | "cassandra" => {}
+            other => bail!("unknown datastore {other:?}; expected \"embedded\" or \"cassandra\""),
         }
+        let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
+        let roles = Roles::parse(&server_type)?;
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
             "always" => WalSyncPolicy::Always,
             "interval" => WalSyncPolicy::Interval,
@@ -287,7 +488,56 @@ impl Config {
             query_max_points: raw.query_max_points.unwrap_or(10_000_000),
             query_time_limit_secs: raw.query_time_limit_secs.unwrap_or(60),
             query_cache_mb: raw.query_cache_mb.unwrap_or(64),
+            server_type,
+            cassandra_contact_points: raw
+                .cassandra_contact_points
+                .unwrap_or_else(|| "localhost".to_string()),
+            cassandra_keyspace: raw
+                .cassandra_keyspace
+                .unwrap_or_else(|| "kairosdb".to_string()),
+            cassandra_user: raw.cassandra_user,
+            cassandra_password: raw.cassandra_password,
+            cassandra_replication: raw
+                .cassandra_replication
+                .unwrap_or_else(|| kairosdb_cassandra::schema::DEFAULT_REPLICATION.to_string()),
+            cassandra_read_consistency: raw
+                .cassandra_read_consistency
+                .unwrap_or_else(|| "ONE".to_string()),
+            cassandra_write_consistency: raw
+                .cassandra_write_consistency
+                .unwrap_or_else(|| "QUORUM".to_string()),
+            cassandra_local_dc: raw.cassandra_local_dc,
+            cassandra_row_time_unit: raw
+                .cassandra_row_time_unit
+                .unwrap_or_else(|| "MILLISECONDS".to_string()),
+            cassandra_row_width: raw.cassandra_row_width,
+            cassandra_data_points_create_with: raw
+                .cassandra_data_points_create_with
+                .unwrap_or_default(),
+            cassandra_force_default_ttl: raw.cassandra_force_default_ttl.unwrap_or(false),
+            cassandra_align_ttl_with_timestamp: raw
+                .cassandra_align_ttl_with_timestamp
+                .unwrap_or(false),
+            cassandra_row_key_cache_size: positive(
+                "cassandra_row_key_cache_size",
+                raw.cassandra_row_key_cache_size.unwrap_or(50_000),
+            )?,
+            cassandra_string_cache_size: positive(
+                "cassandra_string_cache_size",
+                raw.cassandra_string_cache_size.unwrap_or(50_000),
+            )?,
+            cassandra_simultaneous_queries: positive(
+                "cassandra_simultaneous_queries",
+                raw.cassandra_simultaneous_queries.unwrap_or(20),
+            )?,
+            cassandra_metric_index_filter: raw.cassandra_metric_index_filter.unwrap_or_default(),
+            queue_max_mb: positive("queue_max_mb", raw.queue_max_mb.unwrap_or(1024))?,
+            roles,
         };
+        // Validate the Cassandra settings even in embedded mode, so a typo is found
+        // before the switch.
+        config.cassandra_store_options()?;
+        config.cassandra_cluster_options()?;
         if config.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
         }
@@ -321,6 +571,105 @@ impl Config {
         engine.default_ttl_secs = self.default_ttl_secs;
         engine.wal_skip_corrupt = self.wal_skip_corrupt;
         engine
+    }
+
+    /// The Cassandra store's options (KairosDB's `datastore.cassandra.*`).
+    pub fn cassandra_store_options(&self) -> Result<kairosdb_cassandra::StoreOptions> {
+        use kairosdb_cassandra::{Keyspace, RowSpec, RowTimeUnit, StoreOptions, TableOptions};
+        let keyspace = Keyspace::new(&self.cassandra_keyspace)
+            .map_err(|e| anyhow::anyhow!("cassandra_keyspace: {e}"))?;
+        let row_time_unit = match self.cassandra_row_time_unit.to_ascii_uppercase().as_str() {
+            "MILLISECONDS" => RowTimeUnit::Milliseconds,
+            "SECONDS" => RowTimeUnit::Seconds,
+            other => {
+                bail!("invalid cassandra_row_time_unit {other:?}; expected MILLISECONDS or SECONDS")
+            }
+        };
+        if let Some(w) = self.cassandra_row_width {
+            RowSpec::new(row_time_unit, w)
+                .map_err(|e| anyhow::anyhow!("cassandra_row_width: {e}"))?;
+        }
+        let mut table_options = TableOptions::default();
+        if !self.cassandra_data_points_create_with.is_empty() {
+            table_options.create_with.push((
+                "data_points".to_string(),
+                self.cassandra_data_points_create_with.clone(),
+            ));
+        }
+        Ok(StoreOptions {
+            keyspace,
+            replication: self.cassandra_replication.clone(),
+            table_options,
+            create_schema: true,
+            row_time_unit,
+            row_width: self.cassandra_row_width,
+            default_ttl_secs: self.default_ttl_secs,
+            force_default_ttl: self.cassandra_force_default_ttl,
+            align_ttl_with_timestamp: self.cassandra_align_ttl_with_timestamp,
+            row_key_cache_size: self.cassandra_row_key_cache_size,
+            string_cache_size: self.cassandra_string_cache_size,
+            metric_index_filter: self
+                .cassandra_metric_index_filter
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    /// Connection settings of the Cassandra driver.
+    #[cfg(feature = "cassandra")]
+    pub fn cassandra_cluster_options(&self) -> Result<kairosdb_cassandra::driver::ClusterOptions> {
+        use kairosdb_cassandra::driver::{parse_consistency, ClusterOptions};
+        let consistency = |key: &str, v: &str| {
+            parse_consistency(v).ok_or_else(|| {
+                anyhow::anyhow!("invalid {key} {v:?}; expected ONE, QUORUM, LOCAL_QUORUM, ALL, ...")
+            })
+        };
+        let contact_points: Vec<String> = self
+            .cassandra_contact_points
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect();
+        if contact_points.is_empty() {
+            bail!("cassandra_contact_points is empty");
+        }
+        if self.cassandra_user.is_some() != self.cassandra_password.is_some() {
+            bail!("cassandra_user and cassandra_password must be set together");
+        }
+        Ok(ClusterOptions {
+            contact_points,
+            user: self.cassandra_user.clone(),
+            password: self.cassandra_password.clone(),
+            read_consistency: consistency(
+                "cassandra_read_consistency",
+                &self.cassandra_read_consistency,
+            )?,
+            write_consistency: consistency(
+                "cassandra_write_consistency",
+                &self.cassandra_write_consistency,
+            )?,
+            local_dc: self.cassandra_local_dc.clone(),
+            simultaneous_queries: self.cassandra_simultaneous_queries,
+            ..ClusterOptions::default()
+        })
+    }
+
+    /// Without the driver there is nothing to configure; Cassandra mode is refused at start.
+    #[cfg(not(feature = "cassandra"))]
+    pub fn cassandra_cluster_options(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The delivery queue in front of Cassandra: `data_dir/queue`, the WAL's fsync policy.
+    pub fn queue_options(&self) -> kairosdb_engine::QueueOptions {
+        let mut q = kairosdb_engine::QueueOptions::new(self.data_dir.join("queue"));
+        q.max_bytes = self.queue_max_mb.saturating_mul(1024 * 1024);
+        q.sync = self.engine_config().wal_sync;
+        q
     }
 
     pub fn telnet_idle_timeout(&self) -> Duration {
@@ -407,10 +756,57 @@ mod tests {
     fn invalid_values_are_explained() {
         let bad = |s: Settings| Config::resolve(s).unwrap_err().to_string();
         let e = bad(Settings {
-            datastore: Some("cassandra".into()),
+            datastore: Some("mysql".into()),
             ..Settings::default()
         });
-        assert!(e.contains("not yet supported"), "{e}");
+        assert!(e.contains("unknown datastore"), "{e}");
+        for (s, key) in [
+            (
+                Settings {
+                    server_type: Some("INGEST, READ".into()),
+                    ..Settings::default()
+                },
+                "server_type",
+            ),
+            (
+                Settings {
+                    cassandra_keyspace: Some("bad-name".into()),
+                    ..Settings::default()
+                },
+                "cassandra_keyspace",
+            ),
+            (
+                Settings {
+                    cassandra_write_consistency: Some("MOST".into()),
+                    ..Settings::default()
+                },
+                "cassandra_write_consistency",
+            ),
+            (
+                Settings {
+                    cassandra_row_time_unit: Some("LEGACY".into()),
+                    ..Settings::default()
+                },
+                "cassandra_row_time_unit",
+            ),
+            (
+                Settings {
+                    cassandra_row_width: Some(0),
+                    ..Settings::default()
+                },
+                "cassandra_row_width",
+            ),
+            (
+                Settings {
+                    cassandra_user: Some("u".into()),
+                    ..Settings::default()
+                },
+                "cassandra_password",
+            ),
+        ] {
+            let e = bad(s);
+            assert!(e.contains(key), "{key}: {e}");
+        }
         let e = bad(Settings {
             wal_sync: Some("sometimes".into()),
             ..Settings::default()
@@ -427,6 +823,55 @@ mod tests {
         });
         assert!(e.contains("max_batch_size"), "{e}");
         assert!(Settings::from_toml_str("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn server_type_roles() {
+        let roles = |t: &str| Roles::parse(t).unwrap();
+        assert_eq!(roles("ALL"), Roles::default());
+        assert_eq!(
+            roles(" ingest , Query"),
+            Roles {
+                ingest: true,
+                query: true,
+                delete: false
+            }
+        );
+        assert_eq!(
+            roles("DELETE"),
+            Roles {
+                ingest: false,
+                query: false,
+                delete: true
+            }
+        );
+        assert!(Roles::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn cassandra_settings_map_onto_the_store() {
+        let c = Config::resolve(Settings {
+            datastore: Some("cassandra".into()),
+            default_ttl_secs: Some(3600),
+            cassandra_keyspace: Some("metrics".into()),
+            cassandra_data_points_create_with: Some("WITH COMPACT STORAGE".into()),
+            cassandra_metric_index_filter: Some("internal., tmp.".into()),
+            cassandra_row_time_unit: Some("seconds".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let o = c.cassandra_store_options().unwrap();
+        assert_eq!(o.keyspace.as_str(), "metrics");
+        assert_eq!(o.default_ttl_secs, 3600);
+        assert_eq!(
+            o.table_options.for_table("data_points"),
+            "WITH COMPACT STORAGE"
+        );
+        assert_eq!(o.table_options.for_table("row_keys"), "");
+        assert_eq!(o.metric_index_filter, vec!["internal.", "tmp."]);
+        assert_eq!(o.row_time_unit, kairosdb_cassandra::RowTimeUnit::Seconds);
+        assert_eq!(c.queue_options().dir, c.data_dir.join("queue"));
+        assert_eq!(c.queue_options().max_bytes, 1024 << 20);
     }
 
     #[test]

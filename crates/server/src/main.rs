@@ -1,7 +1,9 @@
-//! The `kairosdb` binary: a KairosDB-compatible server on the embedded engine.
+//! The `kairosdb` binary: a KairosDB-compatible server on the embedded engine or on
+//! KairosDB's Cassandra schema.
 //!
 //! Start-up, top to bottom: parse flags and environment → resolve the configuration
-//! (`config.rs`) → logging → tokio runtime sized by `worker_threads` → open the engine →
+//! (`config.rs`) → logging → tokio runtime sized by `worker_threads` → open the backend
+//! (the engine, or the Cassandra store behind its delivery queue) →
 //! bind HTTP (`http/`) and telnet (`telnet.rs`) → print `listening http=ADDR telnet=ADDR`.
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting on both listeners, let in-flight HTTP
@@ -26,7 +28,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use kairosdb_engine::Engine;
+use kairosdb_engine::{DeliveryQueue, Engine};
 use kairosdb_model::Storage;
 
 use crate::config::{Config, Settings};
@@ -95,17 +97,78 @@ fn init_logging() {
         .init();
 }
 
-async fn run(config: Config) -> Result<()> {
-    let config = Arc::new(config);
-    tracing::info!(data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "opening the embedded engine");
+/// The opened backend: what the server reads and writes through, and what to close.
+enum Backend {
+    Embedded(Arc<Engine>),
+    /// Cassandra behind the durable delivery queue.
+    Queued(Arc<DeliveryQueue>),
+}
+
+impl Backend {
+    fn storage(&self) -> Arc<dyn Storage> {
+        match self {
+            Backend::Embedded(e) => e.clone(),
+            Backend::Queued(q) => q.clone(),
+        }
+    }
+
+    /// Syncs and closes; the queue keeps whatever is undelivered for the next start.
+    fn close(&self) -> Result<()> {
+        match self {
+            Backend::Embedded(e) => {
+                e.sync().context("final sync failed")?;
+                e.close().context("closing the engine failed")
+            }
+            Backend::Queued(q) => q.close().context("closing the delivery queue failed"),
+        }
+    }
+}
+
+/// Opens the configured backend (blocking: WAL replay, first connection attempt).
+fn open_backend(config: &Config) -> Result<Backend> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let engine_config = config.engine_config();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_config))
-        .await?
-        .with_context(|| format!("cannot open the engine in {}", config.data_dir.display()))?;
-    let engine = Arc::new(engine);
-    let storage: Arc<dyn Storage> = engine.clone();
+    match config.datastore.as_str() {
+        "cassandra" => open_cassandra(config),
+        _ => {
+            tracing::info!(data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "opening the embedded engine");
+            let engine = Engine::open(config.engine_config()).with_context(|| {
+                format!("cannot open the engine in {}", config.data_dir.display())
+            })?;
+            Ok(Backend::Embedded(Arc::new(engine)))
+        }
+    }
+}
+
+/// Cassandra mode: the store on the `scylla` driver, behind a delivery queue in
+/// `data_dir/queue` so a write is acknowledged once it is on local disk.
+#[cfg(feature = "cassandra")]
+fn open_cassandra(config: &Config) -> Result<Backend> {
+    use kairosdb_cassandra::driver::ScyllaSession;
+    use kairosdb_cassandra::{CassandraStore, Cql};
+    let opts = config.cassandra_store_options()?;
+    let cluster = config.cassandra_cluster_options()?;
+    tracing::info!(contact_points = ?cluster.contact_points, keyspace = opts.keyspace.as_str(), "opening the Cassandra datastore");
+    let session = ScyllaSession::new(Cql::new(opts.keyspace.clone()), cluster)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = CassandraStore::open(session, opts).context("cannot open the Cassandra store")?;
+    let queue_opts = config.queue_options();
+    let dir = queue_opts.dir.clone();
+    let queue = DeliveryQueue::open(Arc::new(store), queue_opts)
+        .with_context(|| format!("cannot open the delivery queue in {}", dir.display()))?;
+    Ok(Backend::Queued(Arc::new(queue)))
+}
+
+#[cfg(not(feature = "cassandra"))]
+fn open_cassandra(_config: &Config) -> Result<Backend> {
+    anyhow::bail!("this binary was built without the `cassandra` feature; rebuild with it or use datastore = \"embedded\"")
+}
+
+async fn run(config: Config) -> Result<()> {
+    let config = Arc::new(config);
+    let open_config = config.clone();
+    let backend = tokio::task::spawn_blocking(move || open_backend(&open_config)).await??;
+    let storage = backend.storage();
 
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
     let prometheus = if config.enable_prometheus {
@@ -127,11 +190,22 @@ async fn run(config: Config) -> Result<()> {
     let http_listener = tokio::net::TcpListener::bind(config.bind_address)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.bind_address))?;
-    let telnet_listener = tokio::net::TcpListener::bind(config.telnet_bind_address)
-        .await
-        .with_context(|| format!("cannot listen for telnet on {}", config.telnet_bind_address))?;
+    // Telnet is ingest: a process without the INGEST role does not listen for it.
+    let telnet_listener = if config.roles.ingest {
+        let l = tokio::net::TcpListener::bind(config.telnet_bind_address)
+            .await
+            .with_context(|| {
+                format!("cannot listen for telnet on {}", config.telnet_bind_address)
+            })?;
+        Some(l)
+    } else {
+        None
+    };
     let http_addr = http_listener.local_addr()?;
-    let telnet_addr = telnet_listener.local_addr()?;
+    let telnet_addr = match &telnet_listener {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "off".to_string(),
+    };
 
     let shutdown = CancellationToken::new();
     let telnet_tasks = TaskTracker::new();
@@ -159,18 +233,20 @@ async fn run(config: Config) -> Result<()> {
         version_line: format!("{}\n", http::meta::version_string()).into_bytes(),
         bad_line_log: telnet::LogLimiter::new(20, Duration::from_secs(10)),
     });
-    let telnet_server = tokio::spawn(telnet::serve(
-        telnet_listener,
-        telnet_ctx,
-        shutdown.clone(),
-        telnet_tasks.clone(),
-    ));
+    let telnet_server = telnet_listener.map(|listener| {
+        tokio::spawn(telnet::serve(
+            listener,
+            telnet_ctx,
+            shutdown.clone(),
+            telnet_tasks.clone(),
+        ))
+    });
 
     // Installed before announcing the ports, so an early SIGTERM is a clean shutdown too.
     let signal = shutdown_signal()?;
     // Tests and scripts parse this line to find the ports (port 0 = any free port).
     println!("listening http={http_addr} telnet={telnet_addr}");
-    tracing::info!(%http_addr, %telnet_addr, version = %http::meta::version_string(), "kairosdb started");
+    tracing::info!(%http_addr, telnet_addr = %telnet_addr, roles = %config.server_type, datastore = %config.datastore, version = %http::meta::version_string(), "kairosdb started");
 
     signal.await;
     tracing::info!("shutting down: no new connections; finishing in-flight work");
@@ -178,7 +254,9 @@ async fn run(config: Config) -> Result<()> {
 
     let drained = tokio::time::timeout(config.shutdown_timeout(), async {
         let http_result = http_server.await;
-        let _ = telnet_server.await;
+        if let Some(t) = telnet_server {
+            let _ = t.await;
+        }
         telnet_tasks.close();
         telnet_tasks.wait().await;
         http_result
@@ -193,12 +271,8 @@ async fn run(config: Config) -> Result<()> {
         ),
     }
 
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        storage.sync().context("final sync failed")?;
-        engine.close().context("closing the engine failed")?;
-        Ok(())
-    })
-    .await??;
+    drop(storage);
+    tokio::task::spawn_blocking(move || backend.close()).await??;
     tracing::info!("storage closed; bye");
     Ok(())
 }

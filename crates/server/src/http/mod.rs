@@ -6,9 +6,11 @@
 //! metric delete), [`health`] (health checks, probes and metrics), [`body`] (reading and
 //! gunzipping request bodies). Storage calls always run in `spawn_blocking`.
 //!
+//! Server-type gating (spec §1.1.3, `server_type`): [`server_type_gate`] answers 403 for
+//! the API classes this process does not serve.
+//!
 //! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`,
-//! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files, server-type gating
-//! (spec §1.1.3).
+//! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files.
 
 pub mod body;
 pub mod features;
@@ -120,8 +122,51 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics_prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            server_type_gate,
+        ))
         .layer(middleware::from_fn(standard_headers))
         .with_state(state)
+}
+
+/// The API class of a path, for server-type gating (spec §1.1.3), or `None` when ungated.
+fn api_class(path: &str) -> Option<&'static str> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    match path {
+        "/api/v1/datapoints" | "/api/v1/datapoints/gzip" | "/api/v1/datapoints/index" => {
+            Some("INGEST")
+        }
+        "/api/v1/metricnames" | "/api/v1/datapoints/query" | "/api/v1/datapoints/query/tags" => {
+            Some("QUERY")
+        }
+        "/api/v1/datapoints/delete" => Some("DELETE"),
+        p if p.starts_with("/api/v1/metric/") => Some("DELETE"),
+        _ => None,
+    }
+}
+
+/// 403 with KairosDB's exact body when the path's API class is disabled on this process.
+async fn server_type_gate(
+    axum::extract::State(state): State,
+    request: Request,
+    next: Next,
+) -> Response {
+    let roles = state.config.roles;
+    let refused = match api_class(request.uri().path()) {
+        Some("INGEST") => !roles.ingest,
+        Some("QUERY") => !roles.query,
+        Some("DELETE") => !roles.delete,
+        _ => false,
+    };
+    if refused {
+        let class = api_class(request.uri().path()).unwrap_or_default();
+        let body = format!(
+            "{{\"errors\": [\"Forbidden: {class} API methods are disabled on this KairosDB instance.\"]}}"
+        );
+        return json_response(StatusCode::FORBIDDEN, body.into_bytes());
+    }
+    next.run(request).await
 }
 
 fn api(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {

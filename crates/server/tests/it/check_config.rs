@@ -114,8 +114,21 @@ fn invalid_configurations_fail_with_a_clear_message() {
     let cases: Vec<Case> = vec![
         (
             vec![],
-            vec![("KAIROSDB_DATASTORE", "cassandra")],
-            "not yet supported",
+            vec![("KAIROSDB_DATASTORE", "mysql")],
+            "unknown datastore",
+        ),
+        (
+            vec![],
+            vec![("KAIROSDB_SERVER_TYPE", "READ")],
+            "server_type",
+        ),
+        (
+            vec![],
+            vec![
+                ("KAIROSDB_DATASTORE", "cassandra"),
+                ("KAIROSDB_CASSANDRA_READ_CONSISTENCY", "SOME"),
+            ],
+            "cassandra_read_consistency",
         ),
         (vec![], vec![("KAIROSDB_WAL_SYNC", "sometimes")], "wal_sync"),
         (vec![], vec![("KAIROSDB_MAX_BATCH_SIZE", "lots")], "lots"),

@@ -484,31 +484,9 @@ fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
         Order::Desc => pts.sort_by_key(|p| std::cmp::Reverse(p.0)),
     }
     let mut out = Points::empty(dt);
-    match &mut out {
-        Points::Long { ts, values } => {
-            for (t, v) in pts {
-                if let Value::Long(x) = v {
-                    ts.push(t);
-                    values.push(x);
-                }
-            }
-        }
-        Points::Double { ts, values } => {
-            for (t, v) in pts {
-                if let Value::Double(x) = v {
-                    ts.push(t);
-                    values.push(x);
-                }
-            }
-        }
-        Points::String { ts, values } => {
-            for (t, v) in pts {
-                if let Value::String(x) = v {
-                    ts.push(t);
-                    values.push(x);
-                }
-            }
-        }
+    for (t, v) in pts {
+        // Series keys carry the value's type, so every value fits its columns.
+        out.push(t, v);
     }
     out
 }
@@ -563,17 +541,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                         continue;
                     }
                     let mut value = Vec::new();
-                    let encoded = match &s.points {
-                        Points::Long { values, .. } => {
-                            encode_value(&Value::Long(values[i]), &mut value)
-                        }
-                        Points::Double { values, .. } => {
-                            encode_value(&Value::Double(values[i]), &mut value)
-                        }
-                        Points::String { values, .. } => {
-                            encode_value(&Value::String(values[i].clone()), &mut value)
-                        }
-                    };
+                    let encoded = encode_value(&s.points.value(i), &mut value);
                     if let Err(e) = encoded {
                         rejected += 1;
                         first_error.get_or_insert_with(|| format!("metric {}: {e}", s.key.metric));
@@ -744,7 +712,7 @@ impl<S: Session> Storage for CassandraStore<S> {
             .map(|(key, g)| {
                 let mut points = to_points(key.data_type, g.points, q.order);
                 if let Some(l) = q.limit {
-                    truncate(&mut points, l);
+                    points.truncate(l);
                 }
                 SeriesData { key, points }
             })
@@ -963,22 +931,5 @@ impl<S: Session> CassandraStore<S> {
             }
         }
         Ok((names, values))
-    }
-}
-
-fn truncate(points: &mut Points, n: usize) {
-    match points {
-        Points::Long { ts, values } => {
-            ts.truncate(n);
-            values.truncate(n);
-        }
-        Points::Double { ts, values } => {
-            ts.truncate(n);
-            values.truncate(n);
-        }
-        Points::String { ts, values } => {
-            ts.truncate(n);
-            values.truncate(n);
-        }
     }
 }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use kairosdb_engine::{Clock, Engine, EngineConfig, WalSync};
-use kairosdb_model::suite::{self, Fixture};
+use kairosdb_model::suite::Fixture;
 use kairosdb_model::Storage;
 
 struct EngineFixture {
@@ -54,39 +54,4 @@ fn open() -> Box<dyn Fixture> {
     })
 }
 
-/// One `#[test]` per suite case, plus a check that none is missing.
-macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                suite::$name(&open);
-            }
-        )*
-
-        #[test]
-        fn every_suite_case_runs_here() {
-            let here: &[&str] = &[$(stringify!($name)),*];
-            let all: Vec<&str> = suite::CASES.iter().map(|(n, _)| *n).collect();
-            assert_eq!(here, all.as_slice(), "list every suite case above");
-        }
-    };
-}
-
-cases!(
-    round_trip_all_types,
-    last_write_wins,
-    long_and_double_are_different_series,
-    tag_filters,
-    range_ends_are_inclusive,
-    limit_and_order,
-    max_points_exceeded,
-    metric_names_sorted,
-    tag_names_and_values_sorted_distinct,
-    series_keys_filter_and_range,
-    delete_removes_only_selected_points,
-    delete_last_points_empties_listings,
-    reopen_keeps_everything,
-    ttl_expires_points,
-    sync_and_health,
-);
+kairosdb_model::storage_suite_tests!(open);

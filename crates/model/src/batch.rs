@@ -3,7 +3,7 @@
 //! Points are grouped per series and per TTL so storage can append whole
 //! columns without per-point dispatch.
 
-use crate::series::{DataType, SeriesKey};
+use crate::series::{DataType, SeriesKey, Value};
 
 /// Timestamps (ms since epoch) and values of one series, as parallel columns.
 /// Invariant: `ts.len() == values.len()`.
@@ -52,6 +52,54 @@ impl Points {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The value at `i` (panics when out of range, like slice indexing).
+    pub fn value(&self, i: usize) -> Value {
+        match self {
+            Points::Long { values, .. } => Value::Long(values[i]),
+            Points::Double { values, .. } => Value::Double(values[i]),
+            Points::String { values, .. } => Value::String(values[i].clone()),
+        }
+    }
+
+    /// Appends one point. A value of another type than the columns' is not appended
+    /// and `false` is returned.
+    pub fn push(&mut self, t: i64, value: Value) -> bool {
+        match (self, value) {
+            (Points::Long { ts, values }, Value::Long(v)) => {
+                ts.push(t);
+                values.push(v);
+            }
+            (Points::Double { ts, values }, Value::Double(v)) => {
+                ts.push(t);
+                values.push(v);
+            }
+            (Points::String { ts, values }, Value::String(v)) => {
+                ts.push(t);
+                values.push(v);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Keeps the first `n` points.
+    pub fn truncate(&mut self, n: usize) {
+        match self {
+            Points::Long { ts, values } => {
+                ts.truncate(n);
+                values.truncate(n);
+            }
+            Points::Double { ts, values } => {
+                ts.truncate(n);
+                values.truncate(n);
+            }
+            Points::String { ts, values } => {
+                ts.truncate(n);
+                values.truncate(n);
+            }
+        }
     }
 }
 
@@ -397,6 +445,29 @@ impl BatchBuilder {
 mod tests {
     use super::*;
     use crate::{Tags, Value};
+
+    #[test]
+    fn points_push_value_and_truncate() {
+        let mut p = Points::empty(DataType::String);
+        assert!(p.push(5, Value::String("a".into())));
+        assert!(!p.push(6, Value::Long(1)), "another type is refused");
+        assert!(p.push(7, Value::String("b".into())));
+        assert_eq!(p.timestamps(), &[5, 7]);
+        assert_eq!(p.value(1), Value::String("b".into()));
+        p.truncate(1);
+        assert_eq!(
+            p,
+            Points::String {
+                ts: vec![5],
+                values: vec!["a".into()]
+            }
+        );
+        let mut d = Points::empty(DataType::Double);
+        assert!(d.push(1, Value::Double(-0.0)));
+        assert_eq!(d.value(0), Value::Double(-0.0));
+        d.truncate(5);
+        assert_eq!(d.len(), 1);
+    }
 
     #[test]
     fn builder_groups_by_series_type_and_ttl() {

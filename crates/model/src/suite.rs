@@ -10,9 +10,11 @@
 //!
 //! Implement [`Fixture`] for a value that owns one fresh, empty store (and whatever
 //! it needs: a temp dir, a Cassandra keyspace), then either call [`run_all`] with a
-//! factory, or call the case functions one `#[test]` each (see
-//! `crates/engine/tests/storage_suite.rs`) so a failing case can be marked
-//! `#[ignore = "BUG: ..."]` alone. [`CASES`] lists every case by name.
+//! factory, or declare one `#[test]` per case with
+//! `kairosdb_model::storage_suite_tests!(open)` (see
+//! `crates/engine/tests/storage_suite.rs`); to mark one case
+//! `#[ignore = "BUG: ..."]`, call the case functions by hand instead. [`CASES`]
+//! lists every case by name.
 //!
 //! The optional hooks of [`Fixture`] widen the suite: [`Fixture::reopen`] (close
 //! and open the same data again) re-checks results after a restart, and
@@ -95,6 +97,47 @@ pub const CASES: &[(&str, Case)] = &[
     ("ttl_expires_points", ttl_expires_points),
     ("sync_and_health", sync_and_health),
 ];
+
+/// Declares one `#[test]` per case of [`CASES`], each calling the case with the
+/// given factory function (`fn() -> Box<dyn Fixture>`), plus a test that the list
+/// here is [`CASES`]. A backend whose case must be ignored expands the tests by hand.
+#[macro_export]
+macro_rules! storage_suite_tests {
+    ($open:path) => {
+        $crate::storage_suite_tests!(@cases $open;
+            round_trip_all_types,
+            last_write_wins,
+            long_and_double_are_different_series,
+            tag_filters,
+            range_ends_are_inclusive,
+            limit_and_order,
+            max_points_exceeded,
+            metric_names_sorted,
+            tag_names_and_values_sorted_distinct,
+            series_keys_filter_and_range,
+            delete_removes_only_selected_points,
+            delete_last_points_empties_listings,
+            reopen_keeps_everything,
+            ttl_expires_points,
+            sync_and_health,
+        );
+    };
+    (@cases $open:path; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::suite::$name(&$open);
+            }
+        )*
+
+        #[test]
+        fn every_suite_case_runs_here() {
+            let here: &[&str] = &[$(stringify!($name)),*];
+            let all: Vec<&str> = $crate::suite::CASES.iter().map(|(n, _)| *n).collect();
+            assert_eq!(here, all.as_slice(), "list every suite case in storage_suite_tests!");
+        }
+    };
+}
 
 /// Runs every case against fresh stores from `open`, naming each on stderr so a
 /// panic is easy to place.
@@ -1092,12 +1135,7 @@ mod tests {
     fn to_points(dt: DataType, pts: Vec<(i64, Value)>) -> Points {
         let mut out = Points::empty(dt);
         for (t, v) in pts {
-            match (&mut out, v) {
-                (Points::Long { ts, values }, Value::Long(v)) => (ts.push(t), values.push(v)),
-                (Points::Double { ts, values }, Value::Double(v)) => (ts.push(t), values.push(v)),
-                (Points::String { ts, values }, Value::String(v)) => (ts.push(t), values.push(v)),
-                _ => panic!("BUG: type mix"),
-            };
+            assert!(out.push(t, v), "BUG: type mix");
         }
         out
     }
@@ -1113,11 +1151,7 @@ mod tests {
                 };
                 let series = data.entry(sp.key.clone()).or_default();
                 for (i, &t) in sp.points.timestamps().iter().enumerate() {
-                    let v = match &sp.points {
-                        Points::Long { values, .. } => Value::Long(values[i]),
-                        Points::Double { values, .. } => Value::Double(values[i]),
-                        Points::String { values, .. } => Value::String(values[i].clone()),
-                    };
+                    let v = sp.points.value(i);
                     if self.mutant == Mutant::FirstWriteWins {
                         series.entry(t).or_insert((v, expiry));
                     } else {

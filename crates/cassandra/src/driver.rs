@@ -41,7 +41,7 @@ use scylla::value::CqlTimestamp;
 use crate::index::DATA_POINTS_TABLE;
 use crate::rowspec::{column_bytes, parse_column, RowTimeUnit};
 use crate::schema::Cql;
-use crate::session::{Cell, CellRange, CqlError, Mutation, RowKeysRow, Session};
+use crate::session::{Cell, CellRange, CqlError, Freshness, Mutation, RowKeysRow, Session};
 use kairosdb_model::Tags;
 
 /// Most statements in one UNLOGGED batch (KairosDB's default batch is 200
@@ -271,6 +271,9 @@ impl ScyllaSession {
                     .await
                     .map_err(|e| failed(&format!("preparing {text:?}"), e))?;
                 p.set_page_size(PAGE_SIZE);
+                // Every statement is idempotent (inserts and deletes of fixed cells at
+                // fixed timestamps), so the driver may retry it after a timeout.
+                p.set_is_idempotent(true);
                 if writes {
                     p.set_execution_profile_handle(Some(write));
                 }
@@ -304,6 +307,20 @@ impl ScyllaSession {
         })
     }
 
+    /// The statement as it must run for `fresh`: a strong read uses a consistency
+    /// that overlaps every write acknowledged at the write consistency.
+    fn at(&self, ps: &PreparedStatement, fresh: Freshness) -> PreparedStatement {
+        let mut ps = ps.clone();
+        if fresh == Freshness::Strong {
+            ps.set_consistency(match self.opts.write_consistency {
+                c @ (Consistency::Quorum | Consistency::LocalQuorum | Consistency::EachQuorum) => c,
+                Consistency::All => Consistency::One,
+                _ => Consistency::All,
+            });
+        }
+        ps
+    }
+
     /// Runs a paged read and collects its rows.
     async fn rows<R>(
         d: &Driver,
@@ -324,6 +341,53 @@ impl ScyllaSession {
         let stream = stream.take(limit.unwrap_or(usize::MAX));
         stream.try_collect().await.map_err(|e| failed("read", e))
     }
+}
+
+/// Estimated bytes of a batch Cassandra accepts: below its default
+/// `batch_size_fail_threshold` of 50 KiB, with room for the statements' framing.
+pub const BATCH_BYTES: usize = 40 * 1024;
+
+/// One statement of a batch with its values and estimated size.
+struct Stmt<'a> {
+    ps: &'a PreparedStatement,
+    values: Values<'a>,
+    bytes: usize,
+}
+
+/// Runs one UNLOGGED batch. When Cassandra still finds it too large (the size
+/// estimate is only an estimate), it is split in halves and each half retried.
+fn run_batch<'a>(
+    d: &'a Driver,
+    stmts: Vec<Stmt<'a>>,
+    consistency: Consistency,
+) -> futures_util::future::BoxFuture<'a, Result<(), CqlError>> {
+    Box::pin(async move {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_consistency(consistency);
+        batch.set_is_idempotent(true);
+        for st in &stmts {
+            batch.append_statement(st.ps.clone());
+        }
+        let values: Vec<&Values<'a>> = stmts.iter().map(|st| &st.values).collect();
+        match d.batch(&batch, values).await {
+            Ok(_) => Ok(()),
+            Err(e) if stmts.len() > 1 && is_batch_too_large(&e) => {
+                let mut first = stmts;
+                let second = first.split_off(first.len() / 2);
+                run_batch(d, first, consistency).await?;
+                run_batch(d, second, consistency).await
+            }
+            Err(e) => Err(classify_write_error(&e)),
+        }
+    })
+}
+
+fn is_batch_too_large(e: &ExecutionError) -> bool {
+    matches!(
+        e,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, msg))
+            if msg.contains("Batch too large")
+    )
 }
 
 /// A write error Cassandra will give again however often it is retried (the
@@ -419,8 +483,7 @@ impl Session for ScyllaSession {
         let ks = self.cql.keyspace().as_str().to_string();
         let state = d.get_cluster_state();
         // Group: data points by primary replica, everything else together.
-        let mut groups: HashMap<Option<uuid_key::HostKey>, Vec<(&PreparedStatement, Values<'_>)>> =
-            HashMap::new();
+        let mut groups: HashMap<Option<uuid_key::HostKey>, Vec<Stmt<'_>>> = HashMap::new();
         for m in &mutations {
             let (ps, values, host): (&PreparedStatement, Values<'_>, Option<uuid_key::HostKey>) =
                 match m {
@@ -540,33 +603,38 @@ impl Session for ScyllaSession {
                         None,
                     ),
                 };
-            groups.entry(host).or_default().push((ps, values));
+            groups.entry(host).or_default().push(Stmt {
+                ps,
+                values,
+                bytes: m.approx_bytes(),
+            });
         }
-        let mut batches = Vec::new();
-        for (_, mut stmts) in groups {
-            while !stmts.is_empty() {
-                let rest = stmts.split_off(stmts.len().min(BATCH_STATEMENTS));
-                let chunk = std::mem::replace(&mut stmts, rest);
-                let mut batch = Batch::new(BatchType::Unlogged);
-                batch.set_consistency(self.opts.write_consistency);
-                let mut values = Vec::with_capacity(chunk.len());
-                for (ps, v) in chunk {
-                    batch.append_statement(ps.clone());
-                    values.push(v);
+        // Chunks of at most BATCH_STATEMENTS statements and BATCH_BYTES bytes.
+        let mut chunks: Vec<Vec<Stmt<'_>>> = Vec::new();
+        for (_, stmts) in groups {
+            let mut chunk: Vec<Stmt<'_>> = Vec::new();
+            let mut bytes = 0;
+            for st in stmts {
+                if !chunk.is_empty()
+                    && (chunk.len() == BATCH_STATEMENTS || bytes + st.bytes > BATCH_BYTES)
+                {
+                    chunks.push(std::mem::take(&mut chunk));
+                    bytes = 0;
                 }
-                batches.push((batch, values));
+                bytes += st.bytes;
+                chunk.push(st);
+            }
+            if !chunk.is_empty() {
+                chunks.push(chunk);
             }
         }
+        let consistency = self.opts.write_consistency;
         self.runtime.block_on(async {
-            stream::iter(batches)
-                .map(|(batch, values)| {
-                    let d = d.clone();
-                    async move { d.batch(&batch, values).await.map(|_| ()) }
-                })
+            stream::iter(chunks)
+                .map(|chunk| run_batch(&d, chunk, consistency))
                 .buffer_unordered(WRITES_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
-                .await
-                .map_err(|e| classify_write_error(&e))?;
+                .await?;
             Ok(())
         })
     }
@@ -574,27 +642,17 @@ impl Session for ScyllaSession {
     fn strings(
         &self,
         key: &[u8],
-        prefix: Option<(&str, &[u8])>,
+        bounds: Option<(&str, &str)>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, CqlError> {
         let (d, p) = self.prepared()?;
         self.runtime.block_on(async {
-            let rows: Vec<(String,)> = match (prefix, limit) {
+            let limit = limit.map(|l| l as usize);
+            let rows: Vec<(String,)> = match (bounds, limit) {
                 (None, Some(1)) => Self::rows(&d, &p.select_any_string, (key,), Some(1)).await?,
-                (None, l) => {
-                    Self::rows(&d, &p.select_strings, (key,), l.map(|l| l as usize)).await?
-                }
+                (None, l) => Self::rows(&d, &p.select_strings, (key,), l).await?,
                 (Some((lo, hi)), l) => {
-                    // column1 is text; the upper bound is the prefix with its last
-                    // byte incremented, which is still valid UTF-8 (spec §7.5).
-                    let hi = String::from_utf8_lossy(hi).into_owned();
-                    Self::rows(
-                        &d,
-                        &p.select_strings_prefix,
-                        (key, lo, hi),
-                        l.map(|l| l as usize),
-                    )
-                    .await?
+                    Self::rows(&d, &p.select_strings_prefix, (key, lo, hi), l).await?
                 }
             };
             Ok(rows.into_iter().map(|(s,)| s).collect())
@@ -606,12 +664,13 @@ impl Session for ScyllaSession {
         metric: &str,
         lower: &[u8],
         upper: &[u8],
+        fresh: Freshness,
     ) -> Result<Vec<Vec<u8>>, CqlError> {
         let (d, p) = self.prepared()?;
         self.runtime.block_on(async {
             let rows: Vec<(Vec<u8>,)> = Self::rows(
                 &d,
-                &p.select_row_key_index,
+                &self.at(&p.select_row_key_index, fresh),
                 (metric.as_bytes(), lower, upper),
                 None,
             )
@@ -620,12 +679,18 @@ impl Session for ScyllaSession {
         })
     }
 
-    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError> {
+    fn row_times(
+        &self,
+        metric: &str,
+        start: i64,
+        end: i64,
+        fresh: Freshness,
+    ) -> Result<Vec<i64>, CqlError> {
         let (d, p) = self.prepared()?;
         self.runtime.block_on(async {
             let rows: Vec<(CqlTimestamp,)> = Self::rows(
                 &d,
-                &p.select_row_times,
+                &self.at(&p.select_row_times, fresh),
                 (
                     metric,
                     DATA_POINTS_TABLE,
@@ -639,8 +704,14 @@ impl Session for ScyllaSession {
         })
     }
 
-    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError> {
+    fn row_keys(
+        &self,
+        metric: &str,
+        row_times: &[i64],
+        fresh: Freshness,
+    ) -> Result<Vec<RowKeysRow>, CqlError> {
         let (d, p) = self.prepared()?;
+        let select = self.at(&p.select_row_keys, fresh);
         type Row = (
             CqlTimestamp,
             Option<String>,
@@ -650,11 +721,11 @@ impl Session for ScyllaSession {
         self.runtime.block_on(async {
             let per_time: Vec<Vec<Row>> = stream::iter(row_times.iter().copied())
                 .map(|t| {
-                    let (d, p) = (d.clone(), p.clone());
+                    let (d, select) = (d.clone(), &select);
                     async move {
                         Self::rows::<Row>(
                             &d,
-                            &p.select_row_keys,
+                            select,
                             (metric, DATA_POINTS_TABLE, CqlTimestamp(t)),
                             None,
                         )
@@ -679,18 +750,19 @@ impl Session for ScyllaSession {
         })
     }
 
-    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError> {
+    fn cells(&self, ranges: &[CellRange], fresh: Freshness) -> Result<Vec<Vec<Cell>>, CqlError> {
         let (d, p) = self.prepared()?;
+        let selects: Vec<PreparedStatement> =
+            p.select_cells.iter().map(|ps| self.at(ps, fresh)).collect();
         self.runtime.block_on(async {
             stream::iter(ranges.iter())
                 .map(|r| {
-                    let (d, p) = (d.clone(), p.clone());
+                    let (d, selects) = (d.clone(), &selects);
                     async move {
                         if r.lower >= r.upper {
                             return Ok(Vec::new());
                         }
-                        let ps =
-                            &p.select_cells[r.descending as usize * 2 + r.limit.is_some() as usize];
+                        let ps = &selects[r.descending as usize * 2 + r.limit.is_some() as usize];
                         let lo = column_bytes(r.lower).to_vec();
                         let hi = column_bytes(r.upper).to_vec();
                         let rows: Vec<(Vec<u8>, Vec<u8>)> = match r.limit {

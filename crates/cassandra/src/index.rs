@@ -31,6 +31,28 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Exclusive upper bound of a metric-name prefix scan as text: the prefix
+/// with its last character incremented (U+D7FF → U+E000; a last character
+/// U+10FFFF is dropped and the one before incremented). For ASCII this is
+/// [`prefix_upper_bound`]'s byte rule; for other text the byte rule can give
+/// invalid UTF-8 (a last byte `BF`), which a `text` column cannot bind.
+/// Every string in `[prefix, bound)` starts with `prefix`, because UTF-8
+/// byte order is code-point order. `None`: no bound (scan to the end).
+pub fn prefix_upper_bound_text(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            c => char::from_u32(c + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// `row_key_index` (legacy, read and delete only): partition = metric name,
 /// `column1` = the encoded row key, value empty.
 pub fn row_key_index_key(metric: &str) -> &[u8] {
@@ -94,6 +116,38 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prefix_bounds_as_text() {
+        use super::{prefix_upper_bound, prefix_upper_bound_text};
+        assert_eq!(prefix_upper_bound_text("cpu.").as_deref(), Some("cpu/"));
+        assert_eq!(
+            prefix_upper_bound_text("cpu.").unwrap().as_bytes(),
+            prefix_upper_bound("cpu.").unwrap().as_slice(),
+            "ASCII: the spec's byte rule"
+        );
+        // "п" is D0 BF: the byte rule gives D0 C0, not UTF-8.
+        assert!(String::from_utf8(prefix_upper_bound("cpuп").unwrap()).is_err());
+        assert_eq!(prefix_upper_bound_text("cpuп").as_deref(), Some("cpuр"));
+        assert_eq!(
+            prefix_upper_bound_text("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound_text("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound_text("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound_text(""), None);
+        for (name, inside) in [
+            ("cpuп.x", true),
+            ("cpuр", false),
+            ("cpuп", true),
+            ("cpuо", false),
+        ] {
+            let hi = prefix_upper_bound_text("cpuп").unwrap();
+            let within = name >= "cpuп" && name < hi.as_str();
+            assert_eq!(within, inside, "{name}");
+            assert_eq!(within, name.starts_with("cpuп"), "{name}");
+        }
+    }
+
     use super::*;
     use kairosdb_model::DataType;
 

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-use crate::session::{Cell, CellRange, CqlError, Mutation, RowKeysRow, Session};
+use crate::session::{Cell, CellRange, CqlError, Freshness, Mutation, RowKeysRow, Session};
 use kairosdb_model::Tags;
 
 #[derive(Clone, Debug)]
@@ -325,7 +325,7 @@ impl Session for MemorySession {
     fn strings(
         &self,
         key: &[u8],
-        prefix: Option<(&str, &[u8])>,
+        bounds: Option<(&str, &str)>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, CqlError> {
         self.check_up()?;
@@ -336,8 +336,9 @@ impl Session for MemorySession {
         let limit = limit.map_or(usize::MAX, |l| l as usize);
         Ok(names
             .iter()
-            .filter(|n| match prefix {
-                Some((lo, hi)) => n.as_bytes() >= lo.as_bytes() && n.as_bytes() < hi,
+            // Cassandra compares text as UTF-8 bytes.
+            .filter(|n| match bounds {
+                Some((lo, hi)) => n.as_bytes() >= lo.as_bytes() && n.as_bytes() < hi.as_bytes(),
                 None => true,
             })
             .take(limit)
@@ -350,6 +351,7 @@ impl Session for MemorySession {
         metric: &str,
         lower: &[u8],
         upper: &[u8],
+        _fresh: Freshness,
     ) -> Result<Vec<Vec<u8>>, CqlError> {
         self.check_up()?;
         let t = self.tables.lock();
@@ -364,7 +366,13 @@ impl Session for MemorySession {
             .unwrap_or_default())
     }
 
-    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError> {
+    fn row_times(
+        &self,
+        metric: &str,
+        start: i64,
+        end: i64,
+        _fresh: Freshness,
+    ) -> Result<Vec<i64>, CqlError> {
         self.check_up()?;
         let now = self.now_ms();
         let t = self.tables.lock();
@@ -380,7 +388,12 @@ impl Session for MemorySession {
             .unwrap_or_default())
     }
 
-    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError> {
+    fn row_keys(
+        &self,
+        metric: &str,
+        row_times: &[i64],
+        _fresh: Freshness,
+    ) -> Result<Vec<RowKeysRow>, CqlError> {
         self.check_up()?;
         let now = self.now_ms();
         let t = self.tables.lock();
@@ -403,7 +416,7 @@ impl Session for MemorySession {
         Ok(out)
     }
 
-    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError> {
+    fn cells(&self, ranges: &[CellRange], _fresh: Freshness) -> Result<Vec<Vec<Cell>>, CqlError> {
         self.check_up()?;
         let now = self.now_ms();
         let t = self.tables.lock();

@@ -112,8 +112,22 @@ impl RowSpec {
     /// timestamps: −1 → −2 and −5 → −10 with W = 5. Kept for byte
     /// compatibility with data KairosDB wrote. `i64::MIN` follows Java, where
     /// `Math.abs(Long.MIN_VALUE)` is negative.
+    ///
+    /// W is the stored width taken as milliseconds, in every unit: KairosDB's
+    /// `RowSpec.calculateRowTime` uses the raw `row_width`, so a SECONDS
+    /// cluster's rows are 1000× shorter than the width suggests (1814400 ms,
+    /// about 30 minutes, by default). Spec §8.3 says `W_ms = width × 1000`;
+    /// we follow the Java code, because that is what existing SECONDS data
+    /// was written with. See [`RowSpec::span_ms`].
     pub fn row_time(&self, ts: i64) -> i64 {
-        ts.wrapping_sub(ts.wrapping_abs() % self.width_ms)
+        ts.wrapping_sub(ts.wrapping_abs() % self.width)
+    }
+
+    /// Milliseconds one row covers, `[row_time, row_time + span)`: the stored
+    /// width taken as ms (see [`RowSpec::row_time`]). Equals
+    /// [`RowSpec::width_ms`] except in SECONDS clusters.
+    pub fn span_ms(&self) -> i64 {
+        self.width
     }
 
     /// The column of `ts` in the row starting at `row_time`, as the 32 bits
@@ -140,33 +154,47 @@ impl RowSpec {
     }
 
     /// `[lower, upper)` columns to read from a row for the query range
-    /// `[start, end]` (spec §7.5 step 5). The `+ 1` makes the upper bound
-    /// also cover a legacy double's odd column.
+    /// `[start, end]` (spec §7.5 step 5), exactly the cells whose timestamps
+    /// are in the range (so a CQL `LIMIT` counts only those). KairosDB rounds
+    /// a SECONDS lower bound down and leaves a LEGACY double at exactly `end`
+    /// out of the upper bound; we do neither.
     pub fn read_bounds(&self, row_time: i64, start: i64, end: i64) -> (u32, u32) {
-        let lower = if start < row_time {
+        let lower = if start <= row_time {
             0
         } else {
-            self.column_name(row_time, start)
+            match self.unit {
+                // The first whole second at or after `start`.
+                RowTimeUnit::Seconds => {
+                    let offset = start.wrapping_sub(row_time);
+                    (offset.saturating_add(999) / 1000) as i32 as u32
+                }
+                _ => self.column_name(row_time, start),
+            }
         };
-        let last = end.min(row_time.wrapping_add(self.width_ms));
-        (lower, self.column_name(row_time, last).wrapping_add(1))
+        let last = end.min(row_time.saturating_add(self.span_ms() - 1));
+        if last < row_time {
+            return (0, 0);
+        }
+        let last_column = match self.unit {
+            // The odd column of a legacy double at `last` is in range too.
+            RowTimeUnit::Legacy => self.column_name(row_time, last) | 1,
+            _ => self.column_name(row_time, last),
+        };
+        (lower, last_column.wrapping_add(1))
     }
 
     /// Inclusive `[first, last]` columns of a partial-row delete of
-    /// `[start, end]` (spec §7.6).
+    /// `[start, end]` (spec §7.6); in LEGACY clusters including the odd column
+    /// of a legacy double at `end`.
     pub fn delete_bounds(&self, row_time: i64, start: i64, end: i64) -> (u32, u32) {
-        let first = start.max(row_time);
-        let last = end.min(row_time.wrapping_add(self.width_ms - 1));
-        (
-            self.column_name(row_time, first),
-            self.column_name(row_time, last),
-        )
+        let (first, upper) = self.read_bounds(row_time, start, end);
+        (first, upper.wrapping_sub(1))
     }
 
     /// Whether `[start, end]` covers the whole row, so that the row is
     /// deleted with its index entries instead of by columns (spec §7.6).
     pub fn covers_row(&self, row_time: i64, start: i64, end: i64) -> bool {
-        start <= row_time && end >= row_time.saturating_add(self.width_ms - 1)
+        start <= row_time && end >= row_time.saturating_add(self.span_ms() - 1)
     }
 
     /// TTL of the index rows of a series written with `ttl` seconds:
@@ -234,6 +262,12 @@ mod tests {
 
         let secs = spec(RowTimeUnit::Seconds);
         assert_eq!(secs.width_ms(), DEFAULT_ROW_WIDTH_MS);
+        // KairosDB's calculateRowTime takes the stored width (1814400) as ms,
+        // so a SECONDS row starts here, not at the spec's 1358985600000.
+        assert_eq!(secs.span_ms(), 1_814_400);
+        assert_eq!(secs.row_time(ts), 1359787564800);
+        assert_eq!(secs.column_name(secs.row_time(ts), ts), 835);
+        // The column arithmetic of spec §8.3's example (a row at 1358985600000).
         let col = secs.column_name(row, ts);
         assert_eq!(col, 802800);
         assert_eq!(column_bytes(col), [0x00, 0x0c, 0x3f, 0xf0]);
@@ -274,11 +308,20 @@ mod tests {
     fn read_and_delete_bounds() {
         let ms = spec(RowTimeUnit::Milliseconds);
         let row = 1358985600000;
-        assert_eq!(ms.read_bounds(row, 0, i64::MAX), (0, 1814400001));
+        assert_eq!(ms.read_bounds(row, 0, i64::MAX), (0, 1814400000));
         assert_eq!(ms.read_bounds(row, row + 10, row + 20), (10, 21));
+        assert_eq!(ms.read_bounds(row, 0, row - 1), (0, 0), "before the row");
         let legacy = spec(RowTimeUnit::Legacy);
-        assert_eq!(legacy.read_bounds(row, row + 10, row + 20), (20, 41));
+        // Columns 20..=41: the long at +10 (20) through the double at +20 (41).
+        assert_eq!(legacy.read_bounds(row, row + 10, row + 20), (20, 42));
+        assert_eq!(legacy.delete_bounds(row, row + 10, row + 20), (20, 41));
         assert_eq!(ms.delete_bounds(row, 0, i64::MAX), (0, 1814399999));
+        // SECONDS: the lower bound is the first whole second at or after start.
+        let secs = RowSpec::new(RowTimeUnit::Seconds, 3600).unwrap();
+        assert_eq!(secs.read_bounds(0, 1, 2_999), (1, 3));
+        assert_eq!(secs.read_bounds(0, 1_000, 2_000), (1, 3));
+        assert_eq!(secs.read_bounds(0, 0, i64::MAX), (0, 4));
+        assert_eq!(secs.delete_bounds(0, 1, 2_999), (1, 2));
         assert!(ms.covers_row(row, row, row + DEFAULT_ROW_WIDTH_MS - 1));
         assert!(!ms.covers_row(row, row + 1, i64::MAX));
         assert!(ms.covers_row(row, i64::MIN, i64::MAX));
@@ -331,9 +374,9 @@ mod tests {
             let row = rs.row_time(ts);
             let offset = ts - row;
             prop_assert!(offset >= 0);
+            prop_assert!(offset < rs.span_ms());
             if ts >= 0 {
-                prop_assert!(offset < rs.width_ms());
-                prop_assert_eq!(row.rem_euclid(rs.width_ms()), 0);
+                prop_assert_eq!(row.rem_euclid(rs.span_ms()), 0);
             }
             let col = rs.column_name(row, ts);
             prop_assert_eq!(parse_column(&column_bytes(col)).unwrap(), col);

@@ -101,6 +101,45 @@ impl Mutation {
     pub fn is_data_point(&self) -> bool {
         matches!(self, Mutation::DataPoint { .. })
     }
+
+    /// Estimated bytes of the statement's values, for sizing batches.
+    pub fn approx_bytes(&self) -> usize {
+        let tags = |t: &Tags| t.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>();
+        16 + match self {
+            Mutation::DataPoint { key, value, .. } => key.len() + value.len() + 16,
+            Mutation::RowKey {
+                metric,
+                data_type,
+                tags: t,
+                ..
+            }
+            | Mutation::DeleteRowKey {
+                metric,
+                data_type,
+                tags: t,
+                ..
+            } => metric.len() + data_type.len() + tags(t) + 32,
+            Mutation::RowKeyTime { metric, .. } | Mutation::DeleteRowKeyTime { metric, .. } => {
+                metric.len() + 32
+            }
+            Mutation::StringIndex { key, name } | Mutation::DeleteStringIndex { key, name } => {
+                key.len() + name.len()
+            }
+            Mutation::DeleteRow { key, .. } => key.len() + 8,
+            Mutation::DeleteColumns { key, .. } => key.len() + 16,
+            Mutation::DeleteRowKeyIndexEntry { metric, row_key } => metric.len() + row_key.len(),
+        }
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// At the configured read consistency (queries).
+    Normal,
+    /// Sees every write acknowledged at the write consistency: the index upkeep
+    /// after a delete decides from it that a row or metric is empty.
+    Strong,
 }
 
 /// One `row_keys` row: a series' row in one row-time partition.
@@ -139,12 +178,12 @@ pub trait Session: Send + Sync + 'static {
     /// them is not guaranteed.
     fn apply(&self, mutations: Vec<Mutation>) -> Result<(), CqlError>;
 
-    /// `string_index` names under `key`, ascending; with `prefix`, only names in
-    /// `[prefix, upper)` (spec §7.5). `limit` stops early.
+    /// `string_index` names under `key`, ascending; with `bounds`, only names in
+    /// `[lower, upper)` (spec §7.5). `limit` stops early.
     fn strings(
         &self,
         key: &[u8],
-        prefix: Option<(&str, &[u8])>,
+        bounds: Option<(&str, &str)>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, CqlError>;
 
@@ -154,17 +193,29 @@ pub trait Session: Send + Sync + 'static {
         metric: &str,
         lower: &[u8],
         upper: &[u8],
+        fresh: Freshness,
     ) -> Result<Vec<Vec<u8>>, CqlError>;
 
     /// `row_key_time_index` row times of `metric` in `[start, end]`, ascending.
-    fn row_times(&self, metric: &str, start: i64, end: i64) -> Result<Vec<i64>, CqlError>;
+    fn row_times(
+        &self,
+        metric: &str,
+        start: i64,
+        end: i64,
+        fresh: Freshness,
+    ) -> Result<Vec<i64>, CqlError>;
 
     /// `row_keys` rows of `metric` for each row time (static-only partitions
     /// skipped), the row times read concurrently.
-    fn row_keys(&self, metric: &str, row_times: &[i64]) -> Result<Vec<RowKeysRow>, CqlError>;
+    fn row_keys(
+        &self,
+        metric: &str,
+        row_times: &[i64],
+        fresh: Freshness,
+    ) -> Result<Vec<RowKeysRow>, CqlError>;
 
     /// Cells of each range, read concurrently; result `i` belongs to `ranges[i]`.
-    fn cells(&self, ranges: &[CellRange]) -> Result<Vec<Vec<Cell>>, CqlError>;
+    fn cells(&self, ranges: &[CellRange], fresh: Freshness) -> Result<Vec<Vec<Cell>>, CqlError>;
 
     /// Is the cluster reachable right now (a cheap round trip)?
     fn ping(&self) -> Result<(), CqlError>;

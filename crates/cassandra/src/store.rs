@@ -49,17 +49,20 @@ use kairosdb_model::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::index::{prefix_upper_bound, METRIC_NAMES_KEY, TAG_NAMES_KEY, TAG_VALUES_KEY};
+use crate::index::{prefix_upper_bound_text, METRIC_NAMES_KEY, TAG_NAMES_KEY, TAG_VALUES_KEY};
 use crate::rowkey::{index_scan_bounds, RowKey, StoreType};
 use crate::rowspec::{RowSpec, RowTimeUnit};
 use crate::schema::{Cql, Keyspace, TableOptions, DEFAULT_REPLICATION};
-use crate::session::{CellRange, CqlError, Mutation, Session};
+use crate::session::{CellRange, CqlError, Freshness, Mutation, Session};
 use crate::value::{decode_legacy_cell, decode_value, encode_value};
 
 /// Cassandra's TTL limit (20 years). Aligned TTLs at or above it are dropped, as
 /// KairosDB does (§2.5); other points with such a TTL are rejected (Cassandra would
 /// refuse their whole batch).
 const MAX_ALIGNED_TTL: i64 = 630_720_000;
+
+/// Cassandra's limit on a partition key (and a clustering key) in bytes.
+const MAX_KEY_BYTES: usize = 65_535;
 
 /// How often a store that could not reach the cluster tries again, at most.
 const INIT_RETRY: Duration = Duration::from_secs(1);
@@ -181,6 +184,9 @@ pub struct CassandraStore<S: Session> {
     row_keys_seen: Mutex<SeenSet<Vec<u8>>>,
     names_seen: Mutex<SeenSet<(String, i64)>>,
     last_timestamp: AtomicI64,
+    /// Writes hold it shared, deletes exclusively: a delete's index upkeep never
+    /// races a write of this process that believes a row is already indexed.
+    index_lock: RwLock<()>,
     counters: Counters,
 }
 
@@ -219,6 +225,7 @@ impl<S: Session> CassandraStore<S> {
             spec: RwLock::new(None),
             init_error: Mutex::new(None),
             last_timestamp: AtomicI64::new(0),
+            index_lock: RwLock::new(()),
             counters: Counters::default(),
         };
         if let Err(e) = store.ready() {
@@ -365,11 +372,12 @@ impl<S: Session> CassandraStore<S> {
         metric: &str,
         filter: &TagFilter,
         range: TimeRange,
+        fresh: Freshness,
     ) -> Result<Vec<FoundRow>, StorageError> {
         if range.start > range.end {
             return Ok(Vec::new());
         }
-        let w = spec.width_ms();
+        let w = spec.span_ms();
         // A point's row starts at most one width before it (the row time of a
         // negative timestamp is not a floor, §14.11), so scanning from
         // `start - w + 1` never misses a row KairosDB's `rowTime(start)` would.
@@ -398,7 +406,7 @@ impl<S: Session> CassandraStore<S> {
                 .map_err(|e| StorageError::InvalidInput(e.to_string()))?;
             let cols = self
                 .session
-                .row_key_index(metric, &lower, &upper)
+                .row_key_index(metric, &lower, &upper, fresh)
                 .map_err(|e| self.read_error("row_key_index read", e))?;
             for bytes in cols {
                 match RowKey::decode(&bytes) {
@@ -412,12 +420,12 @@ impl<S: Session> CassandraStore<S> {
         // 2.–3. Row times, then the row keys of each.
         let times = self
             .session
-            .row_times(metric, first_row, range.end)
+            .row_times(metric, first_row, range.end, fresh)
             .map_err(|e| self.read_error("row_key_time_index read", e))?;
         if !times.is_empty() {
             let rows = self
                 .session
-                .row_keys(metric, &times)
+                .row_keys(metric, &times, fresh)
                 .map_err(|e| self.read_error("row_keys read", e))?;
             for r in rows {
                 let key = RowKey::new(
@@ -460,13 +468,16 @@ impl<S: Session> CassandraStore<S> {
     fn row_has_cells(&self, bytes: &[u8]) -> Result<bool, StorageError> {
         let r = self
             .session
-            .cells(&[CellRange {
-                key: bytes.to_vec(),
-                lower: 0,
-                upper: u32::MAX,
-                descending: false,
-                limit: Some(1),
-            }])
+            .cells(
+                &[CellRange {
+                    key: bytes.to_vec(),
+                    lower: 0,
+                    upper: u32::MAX,
+                    descending: false,
+                    limit: Some(1),
+                }],
+                Freshness::Strong,
+            )
             .map_err(|e| self.read_error("data_points read", e))?;
         Ok(r.first().is_some_and(|c| !c.is_empty()))
     }
@@ -494,6 +505,7 @@ fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
 impl<S: Session> Storage for CassandraStore<S> {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let spec = self.ready()?;
+        let _writing = self.index_lock.read();
         let timestamp_ms = self.next_timestamp();
         let now = wall_ms();
         let mut muts = Vec::with_capacity(batch.point_count() + 8);
@@ -512,8 +524,16 @@ impl<S: Session> Storage for CassandraStore<S> {
             let mut batch_names: HashSet<(String, i64)> = HashSet::new();
             for s in &batch.series {
                 let ttl = self.effective_ttl(s.ttl_secs);
-                // Index rows outlive their points by a row width, within Cassandra's maximum.
-                let row_key_ttl = spec.row_key_ttl(ttl).min(MAX_ALIGNED_TTL as u32 - 1);
+                // Index rows outlive their points by a row width, within Cassandra's
+                // maximum. With aligned TTLs the latest point lives longest.
+                let index_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
+                    let newest = s.points.timestamps().iter().copied().max().unwrap_or(now);
+                    (ttl as i64 - now.saturating_sub(newest) / 1000)
+                        .clamp(ttl as i64, MAX_ALIGNED_TTL - 1) as u32
+                } else {
+                    ttl
+                };
+                let row_key_ttl = spec.row_key_ttl(index_ttl).min(MAX_ALIGNED_TTL as u32 - 1);
                 let dt = s.points.data_type();
                 // Row key bytes per row time, for this series.
                 let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
@@ -554,6 +574,19 @@ impl<S: Session> Storage for CassandraStore<S> {
                             let rk =
                                 RowKey::new(s.key.metric.clone(), row_time, dt, s.key.tags.clone());
                             let bytes = match rk.encode() {
+                                // Cassandra refuses partition keys over 64 KiB (the
+                                // whole batch with them).
+                                Ok(b) if b.len() > MAX_KEY_BYTES => {
+                                    rejected += 1;
+                                    first_error.get_or_insert_with(|| {
+                                        format!(
+                                            "metric {}: the row key (name and tags) is {} bytes; Cassandra allows {MAX_KEY_BYTES}",
+                                            s.key.metric,
+                                            b.len()
+                                        )
+                                    });
+                                    continue;
+                                }
                                 Ok(b) => b,
                                 Err(e) => {
                                     rejected += 1;
@@ -639,7 +672,7 @@ impl<S: Session> Storage for CassandraStore<S> {
 
     fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
         let spec = self.ready()?;
-        let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range)?;
+        let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range, Freshness::Normal)?;
         // Rows in time order of the query, so a limit can stop early.
         match q.order {
             Order::Asc => rows.sort_by_key(|r| r.key.row_time),
@@ -650,7 +683,10 @@ impl<S: Session> Storage for CassandraStore<S> {
         // negative (§14.11: negative rows overlap). Only then may a series stop taking
         // points at its limit; otherwise every row's first `limit` cells are gathered
         // and the limit is applied after sorting.
-        let stop_at_limit = rows.iter().all(|r| r.key.row_time >= 0);
+        // A legacy row and a typed row of the same row time can feed one series too.
+        let stop_at_limit = rows
+            .iter()
+            .all(|r| r.key.row_time >= 0 && r.key.data_type != StoreType::Legacy);
         let mut series: BTreeMap<SeriesKey, Gathered> = BTreeMap::new();
         let mut total = 0u64;
         for chunk in rows.chunks(READ_CHUNK) {
@@ -670,7 +706,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                 .collect();
             let cells = self
                 .session
-                .cells(&ranges)
+                .cells(&ranges, Freshness::Normal)
                 .map_err(|e| self.read_error("data_points read", e))?;
             for (row, cells) in chunk.iter().zip(cells) {
                 for (column, bytes) in cells {
@@ -726,22 +762,26 @@ impl<S: Session> Storage for CassandraStore<S> {
         range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError> {
         let spec = self.ready()?;
-        let rows = self.find_rows(spec, metric, filter, range)?;
+        let rows = self.find_rows(spec, metric, filter, range, Freshness::Normal)?;
         let keys: BTreeSet<SeriesKey> = rows.iter().flat_map(|r| Self::series_of(&r.key)).collect();
         Ok(keys.into_iter().collect())
     }
 
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
         self.ready()?;
-        let upper = prefix.and_then(prefix_upper_bound);
+        let prefix = prefix.filter(|p| !p.is_empty());
+        let upper = prefix.and_then(prefix_upper_bound_text);
         let bounds = match (prefix, &upper) {
-            (Some(p), Some(u)) => Some((p, u.as_slice())),
+            (Some(p), Some(u)) => Some((p, u.as_str())),
             _ => None,
         };
         let mut names = self
             .session
             .strings(METRIC_NAMES_KEY, bounds, None)
             .map_err(|e| self.read_error("string_index read", e))?;
+        if let Some(p) = prefix {
+            names.retain(|n| n.starts_with(p));
+        }
         names.sort();
         names.dedup();
         Ok(names)
@@ -757,8 +797,19 @@ impl<S: Session> Storage for CassandraStore<S> {
 
     fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError> {
         let spec = self.ready()?;
+        let _deleting = self.index_lock.write();
+        // Forget what is indexed first: a row emptied below must be indexed again
+        // by the next write of this process.
+        self.row_keys_seen.lock().clear();
+        self.names_seen.lock().clear();
         let range = request.range;
-        let rows = self.find_rows(spec, &request.metric, &request.filter, range)?;
+        let rows = self.find_rows(
+            spec,
+            &request.metric,
+            &request.filter,
+            range,
+            Freshness::Normal,
+        )?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -802,7 +853,7 @@ impl<S: Session> Storage for CassandraStore<S> {
         let times: Vec<i64> = times.into_iter().collect();
         let remaining: BTreeSet<i64> = self
             .session
-            .row_keys(&request.metric, &times)
+            .row_keys(&request.metric, &times, Freshness::Strong)
             .map_err(|e| self.read_error("row_keys read", e))?
             .into_iter()
             .map(|r| r.row_time)
@@ -819,7 +870,13 @@ impl<S: Session> Storage for CassandraStore<S> {
             .apply(empty_times)
             .map_err(|e| cql_error("index cleanup", e))?;
         if self
-            .find_rows(spec, &request.metric, &TagFilter::default(), TimeRange::ALL)?
+            .find_rows(
+                spec,
+                &request.metric,
+                &TagFilter::default(),
+                TimeRange::ALL,
+                Freshness::Strong,
+            )?
             .is_empty()
         {
             self.session
@@ -923,7 +980,13 @@ impl<S: Session> CassandraStore<S> {
         let mut names: BTreeSet<String> = legacy(TAG_NAMES_KEY)?.into_iter().collect();
         let mut values: BTreeSet<String> = legacy(TAG_VALUES_KEY)?.into_iter().collect();
         for metric in self.metric_names(None)? {
-            for r in self.find_rows(spec, &metric, &TagFilter::default(), TimeRange::ALL)? {
+            for r in self.find_rows(
+                spec,
+                &metric,
+                &TagFilter::default(),
+                TimeRange::ALL,
+                Freshness::Normal,
+            )? {
                 for (k, v) in r.key.tags.iter() {
                     names.insert(k.to_string());
                     values.insert(v.to_string());

@@ -307,6 +307,29 @@ fn seconds_cluster_keeps_whole_seconds() {
         .unwrap();
     let r = read(&store, &query("s", TimeRange::ALL));
     assert_eq!(long_pairs(&r[0]), vec![(5_000, 1), (9_000, 2)]);
+    // KairosDB's SECONDS rows span the stored width taken as ms (1814400 ms).
+    assert_eq!(
+        store.row_spec().unwrap().row_time(1359788400000),
+        1359787564800
+    );
+    // A start inside a second: the cell of the whole second before it is not in
+    // range and must not use up a limit of 1.
+    store
+        .write(&batch(vec![longs(
+            "s2",
+            &[("h", "a")],
+            &[4_000, 5_000],
+            &[4, 5],
+        )]))
+        .unwrap();
+    let r = read(
+        &store,
+        &SeriesQuery {
+            limit: Some(1),
+            ..query("s2", TimeRange::new(4_001, 10_000))
+        },
+    );
+    assert_eq!(long_pairs(&r[0]), vec![(5_000, 5)]);
 }
 
 #[test]
@@ -381,6 +404,10 @@ fn legacy_rows_and_the_legacy_index_are_read() {
         panic!()
     };
     assert_eq!(values, &vec![2.5]);
+    // A legacy double exactly at the end of the range is included.
+    let r = read(&store, &query("cpu", TimeRange::new(1_000_500, 1_000_500)));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].key.data_type, DataType::Double);
     // Also across a range that crosses 0 (two scans of the legacy index).
     assert_eq!(
         read(&store, &query("cpu", TimeRange::new(-5_000_000, 1_000_000))).len(),
@@ -511,6 +538,21 @@ fn ttl_options() {
     let ttls = ttl_of(&aligned.applied());
     assert_eq!(ttls.len(), 1, "the point older than its TTL is dropped");
     assert!((69..=70).contains(&ttls[0]), "{ttls:?}");
+    // A point stamped 1000 s ahead lives 1100 s; its index rows outlive it.
+    store
+        .write(&batch(vec![longs(
+            "t",
+            &[("k", "b")],
+            &[now + 1_000_000],
+            &[1],
+        )]))
+        .unwrap();
+    let log = aligned.applied();
+    let ttls = ttl_of(&log);
+    assert!((1099..=1100).contains(&ttls[1]), "{ttls:?}");
+    assert!(log.iter().any(|m| matches!(m,
+        Mutation::RowKey { tags, ttl, .. }
+            if tags.get("k") == Some("b") && *ttl as i64 >= 1099 + W / 1000)));
 }
 
 #[test]
@@ -542,6 +584,27 @@ fn filtered_names_are_not_indexed_and_bad_points_do_not_sink_the_batch() {
         store.metric_names(None).unwrap(),
         vec!["ok".to_string(), "text".to_string()]
     );
+    // A row key over Cassandra's 64 KiB key limit is rejected alone, too.
+    let long_tag = "t".repeat(70_000);
+    store
+        .write(&batch(vec![
+            longs("big", &[("h", long_tag.as_str())], &[1], &[1]),
+            longs("small", &[("h", "a")], &[1], &[1]),
+        ]))
+        .unwrap();
+    assert!(read(&store, &query("big", TimeRange::ALL)).is_empty());
+    assert_eq!(read(&store, &query("small", TimeRange::ALL)).len(), 1);
+    // Prefixes with non-ASCII last characters select exactly the names they prefix.
+    store
+        .write(&batch(vec![
+            longs("cpuп.x", &[("h", "a")], &[1], &[1]),
+            longs("cpuр", &[("h", "a")], &[1], &[1]),
+        ]))
+        .unwrap();
+    assert_eq!(
+        store.metric_names(Some("cpuп")).unwrap(),
+        vec!["cpuп.x".to_string()]
+    );
     assert_eq!(read(&store, &query("internal.gc", TimeRange::ALL)).len(), 1);
     let r = read(&store, &query("text", TimeRange::ALL));
     assert_eq!(
@@ -553,7 +616,7 @@ fn filtered_names_are_not_indexed_and_bad_points_do_not_sink_the_batch() {
     assert!(stats
         .counters
         .iter()
-        .any(|(n, _, v)| *n == "cassandra_points_rejected_total" && *v == 1));
+        .any(|(n, _, v)| *n == "cassandra_points_rejected_total" && *v == 2));
 }
 
 #[test]

@@ -42,4 +42,4 @@ pub use rowkey::{RowKey, StoreType};
 pub use rowspec::{RowSpec, RowTimeUnit};
 pub use schema::{Cql, Keyspace, TableOptions};
 pub use session::{CqlError, Mutation, Session};
-pub use store::{CassandraStore, StoreOptions};
+pub use store::{CassandraStore, StoreOptions, TagIndexed};

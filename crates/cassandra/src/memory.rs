@@ -54,11 +54,16 @@ type IndexSet<K> = BTreeMap<K, Option<i64>>;
 /// `row_keys` clustering key: (data_type, tags).
 type RowKeyId = (String, Vec<(String, String)>);
 
+/// `tag_indexed_row_keys` clustering key: (data_type, tag_collection_hash, tags).
+type TagIndexedId = (String, i32, Vec<(String, String)>);
+
 #[derive(Default, Debug)]
 struct Tables {
     data_points: HashMap<Vec<u8>, Partition>,
     /// (metric, row_time) → (data_type, tags) rows.
     row_keys: BTreeMap<(String, i64), IndexSet<RowKeyId>>,
+    /// (metric, row_time, single_tag_pair) → (data_type, hash, tags) rows.
+    tag_indexed_row_keys: BTreeMap<(String, i64, String), IndexSet<TagIndexedId>>,
     row_key_time_index: BTreeMap<String, IndexSet<i64>>,
     string_index: BTreeMap<Vec<u8>, BTreeSet<String>>,
     row_key_index: BTreeMap<String, BTreeSet<Vec<u8>>>,
@@ -148,6 +153,31 @@ impl MemorySession {
             .entry(metric.to_string())
             .or_default()
             .insert(row_key);
+    }
+
+    /// Live `tag_indexed_row_keys` rows of `metric`:
+    /// (row_time, single_tag_pair, data_type, tag_collection_hash, tags).
+    pub fn tag_indexed_rows(&self, metric: &str) -> Vec<(i64, String, String, i32, Tags)> {
+        let now = self.now_ms();
+        let t = self.tables.lock();
+        t.tag_indexed_row_keys
+            .iter()
+            .filter(|((m, _, _), _)| m == metric)
+            .flat_map(|((_, rt, pair), rows)| {
+                rows.iter()
+                    .filter(|(_, e)| live(e, now))
+                    .map(|((dt, hash, tags), _)| {
+                        (
+                            *rt,
+                            pair.clone(),
+                            dt.clone(),
+                            *hash,
+                            Tags::from_pairs(tags.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Number of live cells in all of `data_points`.
@@ -256,6 +286,39 @@ impl Session for MemorySession {
                         .entry((metric.clone(), *row_time))
                         .or_default()
                         .insert((data_type.clone(), tag_vec(tags)), expiry(*ttl, now));
+                }
+                Mutation::TagIndexedRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    single_tag_pair,
+                    tag_collection_hash,
+                    tags,
+                    ttl,
+                } => {
+                    t.tag_indexed_row_keys
+                        .entry((metric.clone(), *row_time, single_tag_pair.clone()))
+                        .or_default()
+                        .insert(
+                            (data_type.clone(), *tag_collection_hash, tag_vec(tags)),
+                            expiry(*ttl, now),
+                        );
+                }
+                Mutation::DeleteTagIndexedRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    single_tag_pair,
+                    tag_collection_hash,
+                    tags,
+                } => {
+                    if let Some(rows) = t.tag_indexed_row_keys.get_mut(&(
+                        metric.clone(),
+                        *row_time,
+                        single_tag_pair.clone(),
+                    )) {
+                        rows.remove(&(data_type.clone(), *tag_collection_hash, tag_vec(tags)));
+                    }
                 }
                 Mutation::RowKeyTime {
                     metric,

@@ -64,6 +64,18 @@ pub enum Mutation {
         tags: Tags,
         ttl: u32,
     },
+    /// `INSERT INTO tag_indexed_row_keys … USING TTL ?` (`mtime` = `now()`): one
+    /// row per indexed tag of a row key, for metrics configured for tag-indexed
+    /// lookup (`tag_indexed_row_key_lookup_metrics`, spec §7.4, §8.5).
+    TagIndexedRowKey {
+        metric: String,
+        row_time: i64,
+        data_type: String,
+        single_tag_pair: String,
+        tag_collection_hash: i32,
+        tags: Tags,
+        ttl: u32,
+    },
     /// `INSERT INTO row_key_time_index … USING TTL ?`
     RowKeyTime {
         metric: String,
@@ -86,6 +98,15 @@ pub enum Mutation {
         metric: String,
         row_time: i64,
         data_type: String,
+        tags: Tags,
+    },
+    /// `DELETE FROM tag_indexed_row_keys WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND single_tag_pair = ? AND tag_collection_hash = ? AND tags = ?`
+    DeleteTagIndexedRowKey {
+        metric: String,
+        row_time: i64,
+        data_type: String,
+        single_tag_pair: String,
+        tag_collection_hash: i32,
         tags: Tags,
     },
     /// `DELETE FROM row_key_time_index WHERE metric = ? AND table_name = ? AND row_time = ?`
@@ -119,6 +140,20 @@ impl Mutation {
                 tags: t,
                 ..
             } => metric.len() + data_type.len() + tags(t) + 32,
+            Mutation::TagIndexedRowKey {
+                metric,
+                data_type,
+                single_tag_pair,
+                tags: t,
+                ..
+            }
+            | Mutation::DeleteTagIndexedRowKey {
+                metric,
+                data_type,
+                single_tag_pair,
+                tags: t,
+                ..
+            } => metric.len() + data_type.len() + single_tag_pair.len() + tags(t) + 40,
             Mutation::RowKeyTime { metric, .. } | Mutation::DeleteRowKeyTime { metric, .. } => {
                 metric.len() + 32
             }

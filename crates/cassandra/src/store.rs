@@ -49,7 +49,10 @@ use kairosdb_model::{
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::index::{prefix_upper_bound_text, METRIC_NAMES_KEY, TAG_NAMES_KEY, TAG_VALUES_KEY};
+use crate::index::{
+    prefix_upper_bound_text, single_tag_pair, tag_collection_hash, METRIC_NAMES_KEY, TAG_NAMES_KEY,
+    TAG_VALUES_KEY,
+};
 use crate::rowkey::{index_scan_bounds, RowKey, StoreType};
 use crate::rowspec::{RowSpec, RowTimeUnit};
 use crate::schema::{Cql, Keyspace, TableOptions, DEFAULT_REPLICATION};
@@ -98,6 +101,76 @@ pub struct StoreOptions {
     /// `metric_index_filter.prefix`: names starting with one of these are not
     /// added to the metric-name index.
     pub metric_index_filter: Vec<String>,
+    /// `tag_indexed_row_key_lookup_metrics`: metrics whose row keys are also
+    /// written to `tag_indexed_row_keys`, so KairosDB nodes configured the same
+    /// way find our series. We always read `row_keys`, which both write.
+    pub tag_indexed: TagIndexed,
+}
+
+/// Which metrics and tags go to `tag_indexed_row_keys` (spec §7.4, §8.5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagIndexed {
+    /// `*`: every metric, every tag.
+    pub all_metrics: bool,
+    /// Metric → its indexed tag names; `None` = all its tags.
+    pub metrics: HashMap<String, Option<Vec<String>>>,
+}
+
+impl TagIndexed {
+    /// Parses `*`, `metric`, or `metric:tag1|tag2` entries, comma-separated.
+    pub fn parse(text: &str) -> Result<TagIndexed, String> {
+        let mut t = TagIndexed::default();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                t.all_metrics = true;
+                continue;
+            }
+            let (metric, tags) = match entry.split_once(':') {
+                Some((m, tags)) => {
+                    let tags: Vec<String> = tags
+                        .split('|')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(String::from)
+                        .collect();
+                    (
+                        m.trim(),
+                        (!tags.is_empty() && !tags.iter().any(|t| t == "*")).then_some(tags),
+                    )
+                }
+                None => (entry, None),
+            };
+            if metric.is_empty() {
+                return Err(format!(
+                    "tag-indexed metric entry {entry:?} has no metric name"
+                ));
+            }
+            t.metrics.insert(metric.to_string(), tags);
+        }
+        Ok(t)
+    }
+
+    /// Is `tag` of `metric` indexed? `None`: the metric is not tag-indexed.
+    fn tags_of(&self, metric: &str) -> Option<Option<&[String]>> {
+        if self.all_metrics {
+            return Some(None);
+        }
+        self.metrics.get(metric).map(|t| t.as_deref())
+    }
+
+    /// The `tag_indexed_row_keys` rows of a row key: (single_tag_pair, hash).
+    fn rows(&self, key: &RowKey) -> Vec<(String, i32)> {
+        let Some(tags) = self.tags_of(&key.metric) else {
+            return Vec::new();
+        };
+        let indexed = |name: &str| tags.is_none_or(|t| t.iter().any(|x| x == name));
+        let hash = tag_collection_hash(&key.tags, indexed);
+        key.tags
+            .iter()
+            .filter(|(k, _)| indexed(k))
+            .map(|(k, v)| (single_tag_pair(k, v), hash))
+            .collect()
+    }
 }
 
 impl Default for StoreOptions {
@@ -115,6 +188,7 @@ impl Default for StoreOptions {
             row_key_cache_size: 50_000,
             string_cache_size: 50_000,
             metric_index_filter: Vec::new(),
+            tag_indexed: TagIndexed::default(),
         }
     }
 }
@@ -595,6 +669,17 @@ impl<S: Session> Storage for CassandraStore<S> {
                                 }
                             };
                             if !keys_seen.contains(&bytes) && batch_keys.insert(bytes.clone()) {
+                                for (pair, hash) in self.opts.tag_indexed.rows(&rk) {
+                                    muts.push(Mutation::TagIndexedRowKey {
+                                        metric: s.key.metric.clone(),
+                                        row_time,
+                                        data_type: dt.store_name().to_string(),
+                                        single_tag_pair: pair,
+                                        tag_collection_hash: hash,
+                                        tags: s.key.tags.clone(),
+                                        ttl: row_key_ttl,
+                                    });
+                                }
                                 muts.push(Mutation::RowKey {
                                     metric: s.key.metric.clone(),
                                     row_time,
@@ -959,6 +1044,16 @@ impl<S: Session> CassandraStore<S> {
             row_key: r.bytes.clone(),
         }];
         if r.key.data_type != StoreType::Legacy {
+            for (pair, hash) in self.opts.tag_indexed.rows(&r.key) {
+                m.push(Mutation::DeleteTagIndexedRowKey {
+                    metric: r.key.metric.clone(),
+                    row_time: r.key.row_time,
+                    data_type: r.key.data_type.name().to_string(),
+                    single_tag_pair: pair,
+                    tag_collection_hash: hash,
+                    tags: r.key.tags.clone(),
+                });
+            }
             m.push(Mutation::DeleteRowKey {
                 metric: r.key.metric.clone(),
                 row_time: r.key.row_time,

@@ -725,3 +725,71 @@ fn ttls_cassandra_refuses_are_rejected_per_point() {
         _ => true,
     }));
 }
+
+#[test]
+fn tag_indexed_row_keys_are_written_and_deleted_for_configured_metrics() {
+    use kairosdb_cassandra::index::tag_collection_hash;
+    use kairosdb_cassandra::TagIndexed;
+    let cluster = MemorySession::new();
+    let store = open(
+        &cluster,
+        StoreOptions {
+            tag_indexed: TagIndexed::parse("cpu:host|dc, mem").unwrap(),
+            ..StoreOptions::default()
+        },
+    );
+    let t = [("host", "server1"), ("dc", "DC1"), ("rack", "r1")];
+    store
+        .write(&batch(vec![
+            longs("cpu", &t, &[1], &[1]),
+            longs("mem", &[("host", "server1")], &[1], &[1]),
+            longs("disk", &t, &[1], &[1]),
+        ]))
+        .unwrap();
+    // cpu: one row per indexed tag (host, dc), the hash over the indexed tags only:
+    // spec §8.5's vector for data_center=DC1,host=server1 uses other names, so
+    // compare with the same function the vectors pin.
+    let mut cpu = cluster.tag_indexed_rows("cpu");
+    cpu.sort();
+    let hash = tag_collection_hash(&tags(&t), |n| n == "host" || n == "dc");
+    assert_eq!(
+        cpu,
+        vec![
+            (
+                0,
+                "dc=DC1".to_string(),
+                "kairos_long".to_string(),
+                hash,
+                tags(&t)
+            ),
+            (
+                0,
+                "host=server1".to_string(),
+                "kairos_long".to_string(),
+                hash,
+                tags(&t)
+            ),
+        ]
+    );
+    // mem: all its tags; host=server1 alone hashes to spec §8.5's -2125777964.
+    let mem = cluster.tag_indexed_rows("mem");
+    assert_eq!(mem.len(), 1);
+    assert_eq!((mem[0].1.as_str(), mem[0].3), ("host=server1", -2125777964));
+    // disk is not configured: row_keys only.
+    assert!(cluster.tag_indexed_rows("disk").is_empty());
+    // Both tables are written: the row is still found through row_keys.
+    assert_eq!(read(&store, &query("cpu", TimeRange::ALL)).len(), 1);
+    // A whole-row delete removes the tag-indexed rows too.
+    store
+        .delete(&DeleteRequest {
+            metric: "cpu".into(),
+            filter: TagFilter::default(),
+            range: TimeRange::ALL,
+        })
+        .unwrap();
+    assert!(cluster.tag_indexed_rows("cpu").is_empty());
+    assert_eq!(cluster.tag_indexed_rows("mem").len(), 1);
+
+    assert!(TagIndexed::parse(":host").is_err());
+    assert!(TagIndexed::parse("*").unwrap().all_metrics);
+}

@@ -230,6 +230,16 @@ pub struct Settings {
     )]
     pub cassandra_metric_index_filter: Option<String>,
 
+    /// Metrics whose row keys also go to tag_indexed_row_keys, for KairosDB nodes with
+    /// tag_indexed_row_key_lookup_metrics: `*`, `metric` or `metric:tag1|tag2`, comma
+    /// separated [default: empty].
+    #[arg(
+        long,
+        env = "KAIROSDB_CASSANDRA_TAG_INDEXED_METRICS",
+        value_name = "LIST"
+    )]
+    pub cassandra_tag_indexed_metrics: Option<String>,
+
     /// Cassandra mode: undelivered ingest kept on local disk before writes get 503
     /// [default: 1024].
     #[arg(long, env = "KAIROSDB_QUEUE_MAX_MB", value_name = "MB")]
@@ -290,6 +300,7 @@ impl Settings {
             cassandra_string_cache_size,
             cassandra_simultaneous_queries,
             cassandra_metric_index_filter,
+            cassandra_tag_indexed_metrics,
             queue_max_mb,
         );
         self
@@ -366,6 +377,7 @@ pub struct Config {
     pub cassandra_string_cache_size: usize,
     pub cassandra_simultaneous_queries: usize,
     pub cassandra_metric_index_filter: String,
+    pub cassandra_tag_indexed_metrics: String,
     pub queue_max_mb: u64,
     #[serde(skip)]
     pub roles: Roles,
@@ -531,6 +543,7 @@ impl Config {
                 raw.cassandra_simultaneous_queries.unwrap_or(20),
             )?,
             cassandra_metric_index_filter: raw.cassandra_metric_index_filter.unwrap_or_default(),
+            cassandra_tag_indexed_metrics: raw.cassandra_tag_indexed_metrics.unwrap_or_default(),
             queue_max_mb: positive("queue_max_mb", raw.queue_max_mb.unwrap_or(1024))?,
             roles,
         };
@@ -615,6 +628,8 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(String::from)
                 .collect(),
+            tag_indexed: kairosdb_cassandra::TagIndexed::parse(&self.cassandra_tag_indexed_metrics)
+                .map_err(|e| anyhow::anyhow!("cassandra_tag_indexed_metrics: {e}"))?,
         })
     }
 
@@ -856,6 +871,7 @@ mod tests {
             cassandra_keyspace: Some("metrics".into()),
             cassandra_data_points_create_with: Some("WITH COMPACT STORAGE".into()),
             cassandra_metric_index_filter: Some("internal., tmp.".into()),
+            cassandra_tag_indexed_metrics: Some("cpu:host|dc, mem".into()),
             cassandra_row_time_unit: Some("seconds".into()),
             ..Settings::default()
         })
@@ -870,6 +886,12 @@ mod tests {
         assert_eq!(o.table_options.for_table("row_keys"), "");
         assert_eq!(o.metric_index_filter, vec!["internal.", "tmp."]);
         assert_eq!(o.row_time_unit, kairosdb_cassandra::RowTimeUnit::Seconds);
+        assert!(!o.tag_indexed.all_metrics);
+        assert_eq!(
+            o.tag_indexed.metrics.get("cpu"),
+            Some(&Some(vec!["host".to_string(), "dc".to_string()]))
+        );
+        assert_eq!(o.tag_indexed.metrics.get("mem"), Some(&None));
         assert_eq!(c.queue_options().dir, c.data_dir.join("queue"));
         assert_eq!(c.queue_options().max_bytes, 1024 << 20);
     }

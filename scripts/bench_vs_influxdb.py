@@ -209,7 +209,8 @@ def run_influx(work, ints, floats, conc, query_runs):
         r["points_per_server_cpu_s_incl_after"] = round(r["points"] / (r["server_cpu_s"] + after))
         r["bytes_per_point"] = round(influx.du(d)["total_bytes"] / r["points"], 3)
         r["compaction"] = comp
-        r["server_peak_rss_MB"] = round(load.proc_mem(pid)[1] / 2**20, 1)
+        # r["server_peak_rss_MB"] is VmHWM at the end of the load (run_load).
+        r["server_peak_rss_after_compaction_MB"] = round(load.proc_mem(pid)[1] / 2**20, 1)
         res["http"] = r
         res["queries"] = query.run_queries(ints, "influx", "http://127.0.0.1:8086", "bench", runs=query_runs,
                                            dump=os.path.join(work, "influx_answers.json"), pids=[pid])
@@ -263,7 +264,8 @@ def run_ours(work, binary, ints, floats, conc, query_runs):
         res["queries"] = query.run_queries(ints, "kairos", kairos_url(), runs=query_runs,
                                            dump=os.path.join(work, "kairos_answers.json"), pids=[k.pid])
         log(query.table(res["queries"]))
-        res["http"]["server_peak_rss_MB"] = round(load.proc_mem(k.pid)[1] / 2**20, 1)
+        # r["server_peak_rss_MB"] is VmHWM at the end of the load (run_load).
+        res["http"]["server_peak_rss_after_queries_MB"] = round(load.proc_mem(k.pid)[1] / 2**20, 1)
 
         # 100-point requests: peak rate, then half of it for the latency figure.
         bodies = small_bodies(ints)

@@ -1220,6 +1220,22 @@ impl Slots<'_> {
 }
 
 /// Validates one complete metric object and moves its points into the batch.
+/// `metric[i](name=n)` (or `metric[i]` without a name or validation): the prefix
+/// of KairosDB's ingest error messages, formatted only when an error is reported.
+struct MetricCtx<'a> {
+    index: usize,
+    name: Option<&'a str>,
+}
+
+impl std::fmt::Display for MetricCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name {
+            Some(n) => write!(f, "metric[{}](name={n})", self.index),
+            None => write!(f, "metric[{}]", self.index),
+        }
+    }
+}
+
 fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), (AbortKind, Fatal)> {
     let internal = |e: Fatal| (AbortKind::Internal, e);
     let i = st.index;
@@ -1241,9 +1257,11 @@ fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), (AbortKind, Fatal)> 
         }
         Some(n) => Some(n),
     };
-    let ctx = match (validate, name) {
-        (true, Some(n)) => format!("metric[{i}](name={n})"),
-        _ => format!("metric[{i}]"),
+    // Formatted only into error messages: building it for every metric object
+    // cost ~5 % of ingest CPU (perf, 2026-11-23).
+    let ctx = MetricCtx {
+        index: i,
+        name: name.filter(|_| validate),
     };
 
     if validate {
@@ -1273,18 +1291,20 @@ fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), (AbortKind, Fatal)> 
             ));
         } else {
             for (k, (tname, tvalue)) in st.tags.iter().enumerate() {
-                let tctx = if tname.is_empty() {
+                if tname.is_empty() {
                     st.errors
                         .push(format!("{ctx}.tag[{k}].name may not be empty."));
-                    format!("{ctx}.tag[{k}]")
-                } else {
-                    format!("{ctx}.tag[{tname}]")
-                };
-                match tvalue.as_deref() {
-                    None => st.errors.push(format!("{tctx}.value may not be null.")),
-                    Some("") => st.errors.push(format!("{tctx}.value may not be empty.")),
-                    Some(_) => {}
                 }
+                let problem = match tvalue.as_deref() {
+                    None => "may not be null.",
+                    Some("") => "may not be empty.",
+                    Some(_) => continue,
+                };
+                st.errors.push(if tname.is_empty() {
+                    format!("{ctx}.tag[{k}].value {problem}")
+                } else {
+                    format!("{ctx}.tag[{tname}].value {problem}")
+                });
             }
         }
     }

@@ -487,168 +487,167 @@ impl Session for ScyllaSession {
         let ks = self.cql.keyspace().as_str().to_string();
         let state = d.get_cluster_state();
         // Group: data points by primary replica, everything else together.
-        let mut groups: HashMap<Option<uuid_key::HostKey>, Vec<Stmt<'_>>> = HashMap::new();
+        let mut groups: HashMap<Option<HostKey>, Vec<Stmt<'_>>> = HashMap::new();
         for m in &mutations {
-            let (ps, values, host): (&PreparedStatement, Values<'_>, Option<uuid_key::HostKey>) =
-                match m {
-                    Mutation::DataPoint {
-                        key,
-                        column,
-                        value,
-                        ttl,
-                        timestamp_ms,
-                    } => {
-                        let v = (
-                            key.as_slice(),
-                            column_bytes(*column).to_vec(),
-                            value.as_slice(),
-                            *ttl as i32,
-                            *timestamp_ms,
-                        );
-                        let host = p
-                            .insert_data_point
-                            .calculate_token(&v)
-                            .ok()
-                            .flatten()
-                            .and_then(|t| {
-                                state
-                                    .get_token_endpoints(&ks, "data_points", t)
-                                    .first()
-                                    .map(|(n, _)| uuid_key::HostKey(n.host_id.as_u128()))
-                            });
-                        (&p.insert_data_point, Box::new(v), host)
-                    }
-                    Mutation::RowKey {
-                        metric,
-                        row_time,
-                        data_type,
-                        tags,
-                        ttl,
-                    } => (
-                        &p.insert_row_key,
-                        Box::new((
-                            metric.as_str(),
-                            DATA_POINTS_TABLE,
-                            CqlTimestamp(*row_time),
-                            data_type.as_str(),
-                            tag_map(tags),
-                            *ttl as i32,
-                        )),
-                        None,
-                    ),
-                    Mutation::TagIndexedRowKey {
-                        metric,
-                        row_time,
-                        data_type,
-                        single_tag_pair,
-                        tag_collection_hash,
-                        tags,
-                        ttl,
-                    } => (
-                        &p.insert_tag_indexed_row_key,
-                        Box::new((
-                            metric.as_str(),
-                            DATA_POINTS_TABLE,
-                            CqlTimestamp(*row_time),
-                            data_type.as_str(),
-                            single_tag_pair.as_str(),
-                            *tag_collection_hash,
-                            tag_map(tags),
-                            *ttl as i32,
-                        )),
-                        None,
-                    ),
-                    Mutation::DeleteTagIndexedRowKey {
-                        metric,
-                        row_time,
-                        data_type,
-                        single_tag_pair,
-                        tag_collection_hash,
-                        tags,
-                    } => (
-                        &p.delete_tag_indexed_row_key,
-                        Box::new((
-                            metric.as_str(),
-                            DATA_POINTS_TABLE,
-                            CqlTimestamp(*row_time),
-                            data_type.as_str(),
-                            single_tag_pair.as_str(),
-                            *tag_collection_hash,
-                            tag_map(tags),
-                        )),
-                        None,
-                    ),
-                    Mutation::RowKeyTime {
-                        metric,
-                        row_time,
-                        ttl,
-                    } => (
-                        &p.insert_row_key_time,
-                        Box::new((
-                            metric.as_str(),
-                            DATA_POINTS_TABLE,
-                            CqlTimestamp(*row_time),
-                            *ttl as i32,
-                        )),
-                        None,
-                    ),
-                    Mutation::StringIndex { key, name } => (
-                        &p.insert_string_index,
-                        Box::new((*key, name.as_str())),
-                        None,
-                    ),
-                    Mutation::DeleteRow { key, timestamp_ms } => (
-                        &p.delete_row,
-                        Box::new((*timestamp_ms, key.as_slice())),
-                        None,
-                    ),
-                    Mutation::DeleteColumns {
-                        key,
-                        first,
-                        last,
-                        timestamp_ms,
-                    } => (
-                        &p.delete_columns,
-                        Box::new((
-                            *timestamp_ms,
-                            key.as_slice(),
-                            column_bytes(*first).to_vec(),
-                            column_bytes(*last).to_vec(),
-                        )),
-                        None,
-                    ),
-                    Mutation::DeleteRowKey {
-                        metric,
-                        row_time,
-                        data_type,
-                        tags,
-                    } => (
-                        &p.delete_row_key,
-                        Box::new((
-                            metric.as_str(),
-                            DATA_POINTS_TABLE,
-                            CqlTimestamp(*row_time),
-                            data_type.as_str(),
-                            tag_map(tags),
-                        )),
-                        None,
-                    ),
-                    Mutation::DeleteRowKeyTime { metric, row_time } => (
-                        &p.delete_row_key_time,
-                        Box::new((metric.as_str(), DATA_POINTS_TABLE, CqlTimestamp(*row_time))),
-                        None,
-                    ),
-                    Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
-                        &p.delete_row_key_index_entry,
-                        Box::new((metric.as_bytes(), row_key.as_slice())),
-                        None,
-                    ),
-                    Mutation::DeleteStringIndex { key, name } => (
-                        &p.delete_string_index,
-                        Box::new((*key, name.as_str())),
-                        None,
-                    ),
-                };
+            let (ps, values, host): (&PreparedStatement, Values<'_>, Option<HostKey>) = match m {
+                Mutation::DataPoint {
+                    key,
+                    column,
+                    value,
+                    ttl,
+                    timestamp_ms,
+                } => {
+                    let v = (
+                        key.as_slice(),
+                        column_bytes(*column).to_vec(),
+                        value.as_slice(),
+                        *ttl as i32,
+                        *timestamp_ms,
+                    );
+                    let host = p
+                        .insert_data_point
+                        .calculate_token(&v)
+                        .ok()
+                        .flatten()
+                        .and_then(|t| {
+                            state
+                                .get_token_endpoints(&ks, "data_points", t)
+                                .first()
+                                .map(|(n, _)| HostKey(n.host_id.as_u128()))
+                        });
+                    (&p.insert_data_point, Box::new(v), host)
+                }
+                Mutation::RowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    tags,
+                    ttl,
+                } => (
+                    &p.insert_row_key,
+                    Box::new((
+                        metric.as_str(),
+                        DATA_POINTS_TABLE,
+                        CqlTimestamp(*row_time),
+                        data_type.as_str(),
+                        tag_map(tags),
+                        *ttl as i32,
+                    )),
+                    None,
+                ),
+                Mutation::TagIndexedRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    single_tag_pair,
+                    tag_collection_hash,
+                    tags,
+                    ttl,
+                } => (
+                    &p.insert_tag_indexed_row_key,
+                    Box::new((
+                        metric.as_str(),
+                        DATA_POINTS_TABLE,
+                        CqlTimestamp(*row_time),
+                        data_type.as_str(),
+                        single_tag_pair.as_str(),
+                        *tag_collection_hash,
+                        tag_map(tags),
+                        *ttl as i32,
+                    )),
+                    None,
+                ),
+                Mutation::DeleteTagIndexedRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    single_tag_pair,
+                    tag_collection_hash,
+                    tags,
+                } => (
+                    &p.delete_tag_indexed_row_key,
+                    Box::new((
+                        metric.as_str(),
+                        DATA_POINTS_TABLE,
+                        CqlTimestamp(*row_time),
+                        data_type.as_str(),
+                        single_tag_pair.as_str(),
+                        *tag_collection_hash,
+                        tag_map(tags),
+                    )),
+                    None,
+                ),
+                Mutation::RowKeyTime {
+                    metric,
+                    row_time,
+                    ttl,
+                } => (
+                    &p.insert_row_key_time,
+                    Box::new((
+                        metric.as_str(),
+                        DATA_POINTS_TABLE,
+                        CqlTimestamp(*row_time),
+                        *ttl as i32,
+                    )),
+                    None,
+                ),
+                Mutation::StringIndex { key, name } => (
+                    &p.insert_string_index,
+                    Box::new((*key, name.as_str())),
+                    None,
+                ),
+                Mutation::DeleteRow { key, timestamp_ms } => (
+                    &p.delete_row,
+                    Box::new((*timestamp_ms, key.as_slice())),
+                    None,
+                ),
+                Mutation::DeleteColumns {
+                    key,
+                    first,
+                    last,
+                    timestamp_ms,
+                } => (
+                    &p.delete_columns,
+                    Box::new((
+                        *timestamp_ms,
+                        key.as_slice(),
+                        column_bytes(*first).to_vec(),
+                        column_bytes(*last).to_vec(),
+                    )),
+                    None,
+                ),
+                Mutation::DeleteRowKey {
+                    metric,
+                    row_time,
+                    data_type,
+                    tags,
+                } => (
+                    &p.delete_row_key,
+                    Box::new((
+                        metric.as_str(),
+                        DATA_POINTS_TABLE,
+                        CqlTimestamp(*row_time),
+                        data_type.as_str(),
+                        tag_map(tags),
+                    )),
+                    None,
+                ),
+                Mutation::DeleteRowKeyTime { metric, row_time } => (
+                    &p.delete_row_key_time,
+                    Box::new((metric.as_str(), DATA_POINTS_TABLE, CqlTimestamp(*row_time))),
+                    None,
+                ),
+                Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
+                    &p.delete_row_key_index_entry,
+                    Box::new((metric.as_bytes(), row_key.as_slice())),
+                    None,
+                ),
+                Mutation::DeleteStringIndex { key, name } => (
+                    &p.delete_string_index,
+                    Box::new((*key, name.as_str())),
+                    None,
+                ),
+            };
             groups.entry(host).or_default().push(Stmt {
                 ps,
                 values,
@@ -844,8 +843,6 @@ impl Session for ScyllaSession {
     }
 }
 
-mod uuid_key {
-    /// A node's host id, as a hashable key for grouping writes per replica.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-    pub struct HostKey(pub u128);
-}
+/// A node's host id, as a hashable key for grouping writes per replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct HostKey(u128);

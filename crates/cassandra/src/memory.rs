@@ -18,11 +18,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::session::{Cell, CellRange, CqlError, Freshness, Mutation, RowKeysRow, Session};
+use crate::store::wall_ms;
 use kairosdb_model::Tags;
 
 #[derive(Clone, Debug)]
@@ -82,13 +83,6 @@ pub struct MemorySession {
     fail_applies: Arc<AtomicU32>,
     reject_applies: Arc<AtomicU32>,
     log: Arc<Mutex<Vec<Mutation>>>,
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn live(expiry: &Option<i64>, now: i64) -> bool {

@@ -62,7 +62,7 @@ use crate::value::{decode_legacy_cell, decode_value, encode_value};
 /// Cassandra's TTL limit (20 years). Aligned TTLs at or above it are dropped, as
 /// KairosDB does (§2.5); other points with such a TTL are rejected (Cassandra would
 /// refuse their whole batch).
-const MAX_ALIGNED_TTL: i64 = 630_720_000;
+const MAX_TTL_SECS: i64 = 630_720_000;
 
 /// Cassandra's limit on a partition key (and a clustering key) in bytes.
 const MAX_KEY_BYTES: usize = 65_535;
@@ -264,7 +264,7 @@ pub struct CassandraStore<S: Session> {
     counters: Counters,
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -557,12 +557,6 @@ impl<S: Session> CassandraStore<S> {
     }
 }
 
-/// Points of one series gathered across its rows, as (ts, value) pairs.
-#[derive(Default)]
-struct Gathered {
-    points: Vec<(i64, Value)>,
-}
-
 fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
     match order {
         Order::Asc => pts.sort_by_key(|p| p.0),
@@ -603,11 +597,11 @@ impl<S: Session> Storage for CassandraStore<S> {
                 let index_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
                     let newest = s.points.timestamps().iter().copied().max().unwrap_or(now);
                     (ttl as i64 - now.saturating_sub(newest) / 1000)
-                        .clamp(ttl as i64, MAX_ALIGNED_TTL - 1) as u32
+                        .clamp(ttl as i64, MAX_TTL_SECS - 1) as u32
                 } else {
                     ttl
                 };
-                let row_key_ttl = spec.row_key_ttl(index_ttl).min(MAX_ALIGNED_TTL as u32 - 1);
+                let row_key_ttl = spec.row_key_ttl(index_ttl).min(MAX_TTL_SECS as u32 - 1);
                 let dt = s.points.data_type();
                 // Row key bytes per row time, for this series.
                 let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
@@ -615,7 +609,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                 for (i, &ts) in tss.iter().enumerate() {
                     let point_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
                         let aligned = ttl as i64 - now.saturating_sub(ts) / 1000;
-                        if aligned <= 0 || aligned >= MAX_ALIGNED_TTL {
+                        if aligned <= 0 || aligned >= MAX_TTL_SECS {
                             dropped += 1;
                             continue;
                         }
@@ -623,12 +617,12 @@ impl<S: Session> Storage for CassandraStore<S> {
                     } else {
                         ttl
                     };
-                    if point_ttl as i64 >= MAX_ALIGNED_TTL {
+                    if point_ttl as i64 >= MAX_TTL_SECS {
                         // Cassandra refuses TTLs of 20 years or more, for the whole batch.
                         rejected += 1;
                         first_error.get_or_insert_with(|| {
                             format!(
-                                "metric {}: TTL {point_ttl} s is not below Cassandra's maximum of {MAX_ALIGNED_TTL} s",
+                                "metric {}: TTL {point_ttl} s is not below Cassandra's maximum of {MAX_TTL_SECS} s",
                                 s.key.metric
                             )
                         });
@@ -772,7 +766,8 @@ impl<S: Session> Storage for CassandraStore<S> {
         let stop_at_limit = rows
             .iter()
             .all(|r| r.key.row_time >= 0 && r.key.data_type != StoreType::Legacy);
-        let mut series: BTreeMap<SeriesKey, Gathered> = BTreeMap::new();
+        // Points of each series gathered across its rows, as (ts, value) pairs.
+        let mut series: BTreeMap<SeriesKey, Vec<(i64, Value)>> = BTreeMap::new();
         let mut total = 0u64;
         for chunk in rows.chunks(READ_CHUNK) {
             let ranges: Vec<CellRange> = chunk
@@ -814,10 +809,10 @@ impl<S: Session> Storage for CassandraStore<S> {
                     let key =
                         SeriesKey::new(q.metric.clone(), value.data_type(), row.key.tags.clone());
                     let g = series.entry(key).or_default();
-                    if stop_at_limit && limit.is_some_and(|l| g.points.len() >= l as usize) {
+                    if stop_at_limit && limit.is_some_and(|l| g.len() >= l as usize) {
                         continue;
                     }
-                    g.points.push((ts, value));
+                    g.push((ts, value));
                     total += 1;
                     if q.max_points.is_some_and(|m| total > m) {
                         return Err(StorageError::TooManyPoints {
@@ -829,9 +824,9 @@ impl<S: Session> Storage for CassandraStore<S> {
         }
         Ok(series
             .into_iter()
-            .filter(|(_, g)| !g.points.is_empty())
+            .filter(|(_, g)| !g.is_empty())
             .map(|(key, g)| {
-                let mut points = to_points(key.data_type, g.points, q.order);
+                let mut points = to_points(key.data_type, g, q.order);
                 if let Some(l) = q.limit {
                     points.truncate(l);
                 }
@@ -971,8 +966,6 @@ impl<S: Session> Storage for CassandraStore<S> {
                 }])
                 .map_err(|e| cql_error("index cleanup", e))?;
         }
-        self.row_keys_seen.lock().clear();
-        self.names_seen.lock().clear();
         let touched: BTreeSet<SeriesKey> =
             rows.iter().flat_map(|r| Self::series_of(&r.key)).collect();
         Ok(touched.len() as u64)

@@ -757,7 +757,12 @@ impl<S: Session> Storage for CassandraStore<S> {
             Order::Asc => rows.sort_by_key(|r| r.key.row_time),
             Order::Desc => rows.sort_by_key(|r| std::cmp::Reverse(r.key.row_time)),
         }
-        let limit = q.limit.map(|l| l.min(u32::MAX as usize) as u32);
+        // Counting every point in range means reading every point: Cassandra has no
+        // cheaper count here, so `count_in_range` reads as if there were no limit.
+        let limit = q
+            .limit
+            .filter(|_| !q.count_in_range)
+            .map(|l| l.min(u32::MAX as usize) as u32);
         // Rows of one series hold disjoint, ordered time spans only when no row time is
         // negative (§14.11: negative rows overlap). Only then may a series stop taking
         // points at its limit; otherwise every row's first `limit` cells are gathered
@@ -827,10 +832,20 @@ impl<S: Session> Storage for CassandraStore<S> {
             .filter(|(_, g)| !g.is_empty())
             .map(|(key, g)| {
                 let mut points = to_points(key.data_type, g, q.order);
+                let counted = points.len() as u64;
                 if let Some(l) = q.limit {
                     points.truncate(l);
                 }
-                SeriesData { key, points }
+                let in_range = if q.count_in_range {
+                    counted
+                } else {
+                    points.len() as u64
+                };
+                SeriesData {
+                    key,
+                    points,
+                    in_range,
+                }
             })
             .collect())
     }

@@ -55,6 +55,7 @@ fn query(metric: &str, range: TimeRange) -> SeriesQuery {
         limit: None,
         order: Order::Asc,
         max_points: None,
+        count_in_range: false,
     }
 }
 

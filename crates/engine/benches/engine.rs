@@ -183,6 +183,7 @@ fn bench_query(c: &mut Criterion) {
         limit: None,
         order: Order::Asc,
         max_points: None,
+        count_in_range: false,
     };
     assert_eq!(
         engine

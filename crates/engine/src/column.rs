@@ -80,6 +80,25 @@ impl Col {
         }
     }
 
+    /// The number at `i` as its 64 bits (two's complement or IEEE 754), for summaries
+    /// that keep one value; `None` for strings.
+    pub fn number_bits(&self, i: usize) -> Option<u64> {
+        match self {
+            Col::Long(v) => Some(v[i] as u64),
+            Col::Double(v) => Some(v[i].to_bits()),
+            Col::Str(_) => None,
+        }
+    }
+
+    /// A one-value column from [`Col::number_bits`]; `None` for strings.
+    pub fn from_number_bits(dt: DataType, bits: u64) -> Option<Col> {
+        match dt {
+            DataType::Long => Some(Col::Long(vec![bits as i64])),
+            DataType::Double => Some(Col::Double(vec![f64::from_bits(bits)])),
+            DataType::String => None,
+        }
+    }
+
     pub fn data_type(&self) -> DataType {
         match self {
             Col::Long(_) => DataType::Long,

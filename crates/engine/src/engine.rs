@@ -22,12 +22,16 @@ use parking_lot::{Condvar, Mutex};
 use crate::block::Decoded;
 use crate::codec::put_uvarint;
 use crate::column::{merge_runs, Col, Run};
-use crate::head::Head;
+use crate::head::{Head, HeadEdge, HeadInfo};
 use crate::index::{Registry, SeriesEntry};
 use crate::sealed::Sealed;
-use crate::store::{corrupt, Store};
+use crate::store::{corrupt, BlockSummary, Store};
 use crate::wal::{self, Lsn, Record, WalWriter, NEVER};
 use crate::{EngineConfig, WalSync};
+
+/// A head holding late points (see [`Engine::maintain`]) is sealed once it has had no
+/// write for this long.
+const LATE_SEAL_IDLE: Duration = Duration::from_secs(2);
 
 /// Counters exported by `stats()`.
 #[derive(Default)]
@@ -53,6 +57,8 @@ pub struct Counters {
     pub blocks_expired: AtomicU64,
     pub queries: AtomicU64,
     pub points_read: AtomicU64,
+    /// Series of `first`/`last` edge reads answered without reading the series in full.
+    pub edge_reads: AtomicU64,
     pub maintenance_errors: AtomicU64,
 }
 
@@ -544,6 +550,95 @@ impl Inner {
         Ok(merge_runs(e.key.data_type, runs))
     }
 
+    /// The first (`Asc`) or last (`Desc`) alive point of `e` in `range`, and how many
+    /// alive points the range holds, decided from the head's bounds, the block summary
+    /// and at most one block (the `first`/`last` pushdown: a "last value" over a day
+    /// reads one point per series, not the day). `None` when that would be inexact
+    /// (overlapping blocks, blocks reaching outside the range, expired points not yet
+    /// removed, a concurrent change of the blocks); the caller then reads the series in
+    /// full.
+    ///
+    /// Head first, then the summary, as in [`Engine::read_series`]. Head points at or
+    /// before the newest sealed point (late writes, or a seal that ran in between) are
+    /// checked against the newest block, so none is counted twice.
+    fn read_edge(
+        &self,
+        e: &SeriesEntry,
+        range: TimeRange,
+        now_s: u64,
+        order: Order,
+        blocks_alive: bool,
+        d: &mut Decoded,
+    ) -> Result<Option<(u64, Run)>, StorageError> {
+        let Some(head) = self.head.edge(e.id, e.key.data_type, range, now_s) else {
+            return Ok(None);
+        };
+        let s = *e.summary.lock();
+        if s.blocks == 0 || s.max_ts < range.start || s.min_ts > range.end {
+            let edge = match order {
+                Order::Asc => head.first,
+                Order::Desc => head.last,
+            };
+            return Ok(Some((head.count, edge)));
+        }
+        let whole = range.start <= s.min_ts && s.max_ts <= range.end;
+        if !(blocks_alive && s.disjoint && whole) {
+            return Ok(None);
+        }
+        let head_after = head.count == 0 || head.first.ts[0] > s.max_ts;
+        match order {
+            Order::Desc if head_after && head.count > 0 => {
+                Ok(Some((s.points + head.count, head.last)))
+            }
+            Order::Asc if head_after => {
+                let Some(h) = self.sealed.edge_block(e, &s, true, d)? else {
+                    return Ok(None);
+                };
+                Ok(Some((s.points + head.count, block_point(d, &h, 0))))
+            }
+            Order::Desc if head.count == 0 && s.last_seq != 0 && s.last_max_ts == s.max_ts => {
+                // Fully sealed: the newest block's last point is in the summary.
+                match Col::from_number_bits(e.key.data_type, s.last_value) {
+                    Some(vals) => Ok(Some((
+                        s.points,
+                        Run {
+                            ts: vec![s.max_ts],
+                            vals,
+                            exp: Vec::new(),
+                        },
+                    ))),
+                    None => self.last_sealed_with_head(e, &s, &head, d),
+                }
+            }
+            Order::Desc if head.count == 0 || head.first.ts[0] >= s.last_start => {
+                self.last_sealed_with_head(e, &s, &head, d)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// [`Engine::read_edge`] for `last` when the newest block must be decoded: string
+    /// values, or head points inside the newest block's span (each of them may
+    /// overwrite a sealed point, which must not be counted twice).
+    fn last_sealed_with_head(
+        &self,
+        e: &SeriesEntry,
+        s: &BlockSummary,
+        head: &HeadEdge,
+        d: &mut Decoded,
+    ) -> Result<Option<(u64, Run)>, StorageError> {
+        let Some(h) = self.sealed.edge_block(e, s, false, d)? else {
+            return Ok(None);
+        };
+        let overwritten = count_common(&head.ts, &d.ts);
+        let count = s.points + head.count - overwritten;
+        // On the same timestamp the head (written later) wins.
+        if head.count > 0 && head.last.ts[0] >= s.max_ts {
+            return Ok(Some((count, head.last.clone())));
+        }
+        Ok(Some((count, block_point(d, &h, d.ts.len() - 1))))
+    }
+
     pub fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
         self.check_open()?;
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
@@ -554,6 +649,9 @@ impl Inner {
         if q.range.start > q.range.end || q.limit == Some(0) {
             return Ok(out);
         }
+        // One point per series, every point counted: the edge read can answer.
+        let edge = q.count_in_range && q.limit == Some(1);
+        let blocks_alive = edge && !self.sealed.store.any_expired(now_s)?;
         for sid in self.registry.select(&q.metric, &q.filter) {
             let Some(e) = self.registry.get(sid) else {
                 continue;
@@ -561,26 +659,47 @@ impl Inner {
             if !e.live.load(Ordering::Acquire) {
                 continue;
             }
-            let mut run = self.read_series(&e, q.range, now_s, &mut d)?;
+            let fast = if edge {
+                self.read_edge(&e, q.range, now_s, q.order, blocks_alive, &mut d)?
+            } else {
+                None
+            };
+            let (in_range, run) = match fast {
+                Some(found) => {
+                    self.counters.edge_reads.fetch_add(1, Ordering::Relaxed);
+                    found
+                }
+                None => {
+                    let mut run = self.read_series(&e, q.range, now_s, &mut d)?;
+                    let n = run.len() as u64;
+                    if q.order == Order::Desc {
+                        run.reverse();
+                    }
+                    if let Some(limit) = q.limit {
+                        run.truncate(limit);
+                    }
+                    (n, run)
+                }
+            };
             if run.is_empty() {
                 continue;
             }
-            if q.order == Order::Desc {
-                run.reverse();
-            }
-            if let Some(limit) = q.limit {
-                run.truncate(limit);
-            }
+            let in_range = if q.count_in_range {
+                in_range
+            } else {
+                run.len() as u64
+            };
             self.counters
                 .points_read
                 .fetch_add(run.len() as u64, Ordering::Relaxed);
-            total += run.len() as u64;
+            total += in_range;
             if let Some(limit) = q.max_points.filter(|&l| total > l) {
                 return Err(StorageError::TooManyPoints { limit });
             }
             out.push(SeriesData {
                 key: e.key.clone(),
                 points: run.vals.into_points(run.ts),
+                in_range,
             });
         }
         Ok(out)
@@ -865,11 +984,26 @@ impl Inner {
         }
         let now = self.now_ms();
         let max_age = self.cfg.head_max_age.as_millis() as i64;
+        // Also sealed early: idle heads holding late points (at or before the series'
+        // newest sealed point, as writers running in parallel deliver them). Until
+        // sealed, every read of the series merges them against its blocks, and the
+        // first/last edge read cannot answer from the summary. Their seal merges them
+        // into the newest block (see `Sealed::seal`), once the writes have stopped.
+        let late_idle = LATE_SEAL_IDLE.as_millis() as i64;
+        let late = |i: &HeadInfo| {
+            now.saturating_sub(i.last_write_ms) >= late_idle
+                && self.registry.get(i.sid).is_some_and(|e| {
+                    let s = e.summary.lock();
+                    s.blocks > 0 && i.min_ts <= s.max_ts
+                })
+        };
         let aged: Vec<u64> = self
             .head
             .infos()
             .into_iter()
-            .filter(|i| i.points > 0 && now.saturating_sub(i.first_write_ms) >= max_age)
+            .filter(|i| {
+                i.points > 0 && (now.saturating_sub(i.first_write_ms) >= max_age || late(i))
+            })
             .map(|i| i.sid)
             .collect();
         for sid in aged {
@@ -1097,6 +1231,11 @@ impl Inner {
                 l(&c.points_read),
             ),
             (
+                "engine_edge_reads_total",
+                "Series of first/last edge reads answered from summaries and at most one block",
+                l(&c.edge_reads),
+            ),
+            (
                 "engine_maintenance_errors_total",
                 "Failed background maintenance passes",
                 l(&c.maintenance_errors),
@@ -1160,4 +1299,32 @@ impl Inner {
         ];
         StorageStats { counters, gauges }
     }
+}
+
+/// Point `i` of a decoded block as a one-point run (values only; edge reads).
+fn block_point(d: &Decoded, h: &crate::block::BlockHeader, i: usize) -> Run {
+    let mut vals = Col::with_capacity(h.data_type, 1);
+    vals.extend_from_col(&d.vals, i..i + 1);
+    Run {
+        ts: vec![d.ts[i]],
+        vals,
+        exp: Vec::new(),
+    }
+}
+
+/// How many values two ascending, duplicate-free slices share.
+fn count_common(a: &[i64], b: &[i64]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
 }

@@ -149,6 +149,51 @@ impl Chunk {
         }
     }
 
+    /// Sorts the chunk in place and keeps one point per timestamp (the last written), as
+    /// every read would, so later reads take the sorted path instead of sorting again
+    /// (concurrent writers append a series' batches out of time order). Only for a chunk
+    /// whose points share one expiry (index-based expiry runs would not survive the
+    /// reordering). Returns how many points were dropped as overwritten.
+    fn normalize(&mut self) -> Option<usize> {
+        if self.sorted {
+            return Some(0);
+        }
+        if self.exp.len() > 1 {
+            return None;
+        }
+        let Some(order) = dedupe_order(&self.ts) else {
+            self.sorted = true;
+            return Some(0);
+        };
+        let mut vals = Col::with_capacity(self.vals.data_type(), order.len());
+        vals.extend_gather(&self.vals, &order);
+        let dropped = self.ts.len() - order.len();
+        self.ts = order.iter().map(|&i| self.ts[i as usize]).collect();
+        self.vals = vals;
+        self.sorted = true;
+        Some(dropped)
+    }
+
+    /// Bounds of the points inside `range` when they can be read off without sorting:
+    /// timestamps strictly increasing and nothing expired at `now_secs`. `None` otherwise.
+    fn plain_bounds(&self, range: TimeRange, now_secs: u64) -> Option<std::ops::Range<usize>> {
+        if self.is_empty() || self.max_ts < range.start || self.min_ts > range.end {
+            return Some(0..0);
+        }
+        (self.sorted && self.min_exp > now_secs).then(|| Run::bounds(&self.ts, range))
+    }
+
+    /// Point `i` as a one-point run, without its expiry (edge reads return values only).
+    fn point(&self, i: usize) -> Run {
+        let mut vals = Col::with_capacity(self.vals.data_type(), 1);
+        vals.extend_from_col(&self.vals, i..i + 1);
+        Run {
+            ts: vec![self.ts[i]],
+            vals,
+            exp: Vec::new(),
+        }
+    }
+
     /// A copy holding only the points for which `keep(ts, expiry)` is true, in
     /// write order. Returns the copy and how many points were dropped.
     fn filtered(&self, keep: impl Fn(i64, u64) -> bool) -> (Chunk, usize) {
@@ -192,6 +237,8 @@ pub struct SeriesHead {
     frozen_bytes: usize,
     /// Clock time of the first append into an empty `active` (age-based sealing).
     pub first_write_ms: i64,
+    /// Clock time of the latest append (idle late points are sealed early).
+    last_write_ms: i64,
     queued: bool,
 }
 
@@ -205,6 +252,7 @@ impl SeriesHead {
             frozen_min_segment: 0,
             frozen_bytes: 0,
             first_write_ms: 0,
+            last_write_ms: 0,
             queued: false,
         }
     }
@@ -228,6 +276,28 @@ impl SeriesHead {
     }
 }
 
+/// What an edge read needs from a series' head within a range: how many points, and the
+/// first and last of them (one-point runs; empty when `count` is 0).
+#[derive(Debug)]
+pub struct HeadEdge {
+    pub count: u64,
+    pub first: Run,
+    pub last: Run,
+    /// Every timestamp in the range, ascending (to find overwrites of sealed points).
+    pub ts: Vec<i64>,
+}
+
+impl HeadEdge {
+    fn empty(dt: DataType) -> HeadEdge {
+        HeadEdge {
+            count: 0,
+            first: Run::new(dt),
+            last: Run::new(dt),
+            ts: Vec::new(),
+        }
+    }
+}
+
 /// A chunk taken out of `active` for sealing.
 pub struct Frozen {
     pub chunk: Arc<Chunk>,
@@ -242,6 +312,9 @@ pub struct HeadInfo {
     pub bytes: usize,
     pub min_segment: Option<u64>,
     pub first_write_ms: i64,
+    pub last_write_ms: i64,
+    /// Smallest timestamp of the active chunk (`i64::MAX` when empty).
+    pub min_ts: i64,
 }
 
 pub struct Head {
@@ -298,6 +371,7 @@ impl Head {
             h.min_segment = lsn.segment;
             h.first_write_ms = now_ms;
         }
+        h.last_write_ms = now_ms;
         f(&mut h.active);
         h.last_lsn = h.last_lsn.max(lsn);
         self.bytes
@@ -407,10 +481,11 @@ impl Head {
     /// active).
     pub fn snapshot(&self, sid: u64, range: TimeRange, now_secs: u64) -> Vec<Run> {
         let (frozen, active) = {
-            let shard = self.shard(sid).lock();
-            let Some(h) = shard.get(&sid) else {
+            let mut shard = self.shard(sid).lock();
+            let Some(h) = shard.get_mut(&sid) else {
                 return Vec::new();
             };
+            self.normalize(h);
             // The frozen chunk is immutable: clone the Arc and sort it unlocked.
             (h.frozen.clone(), h.active.to_run(range, now_secs))
         };
@@ -420,6 +495,62 @@ impl Head {
         }
         out.push(active);
         out
+    }
+
+    /// Count, first and last point of `sid`'s head within `range`, read off the chunks'
+    /// bounds without copying (an active chunk written out of order is normalized
+    /// first). `None` when that would be inexact (mixed expiries out of order, a point
+    /// expired at `now_secs`, or a chunk being sealed that overlaps the active one); the
+    /// caller then takes a [`Head::snapshot`].
+    pub fn edge(
+        &self,
+        sid: u64,
+        dt: DataType,
+        range: TimeRange,
+        now_secs: u64,
+    ) -> Option<HeadEdge> {
+        let mut shard = self.shard(sid).lock();
+        let Some(h) = shard.get_mut(&sid) else {
+            return Some(HeadEdge::empty(dt));
+        };
+        self.normalize(h);
+        let mut parts: Vec<(&Chunk, std::ops::Range<usize>)> = Vec::with_capacity(2);
+        for c in h.frozen.as_deref().into_iter().chain([&h.active]) {
+            let b = c.plain_bounds(range, now_secs)?;
+            if !b.is_empty() {
+                parts.push((c, b));
+            }
+        }
+        let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+            return Some(HeadEdge::empty(dt));
+        };
+        // Frozen points were written before the active ones, but late data can make the
+        // two overlap; then timestamps may repeat and only a merge can tell.
+        if parts.len() == 2 && first.0.ts[first.1.end - 1] >= last.0.ts[last.1.start] {
+            return None;
+        }
+        Some(HeadEdge {
+            count: parts.iter().map(|p| p.1.len() as u64).sum(),
+            first: first.0.point(first.1.start),
+            last: last.0.point(last.1.end - 1),
+            ts: parts
+                .iter()
+                .flat_map(|(c, b)| c.ts[b.clone()].iter().copied())
+                .collect(),
+        })
+    }
+
+    /// [`Chunk::normalize`] on the active chunk, keeping the memory accounting.
+    fn normalize(&self, h: &mut SeriesHead) {
+        if h.active.sorted {
+            return;
+        }
+        let before = h.active.bytes() as u64;
+        if let Some(dropped) = h.active.normalize().filter(|&d| d > 0) {
+            self.bytes
+                .fetch_sub(before - h.active.bytes() as u64, Ordering::Relaxed);
+            self.points.fetch_sub(dropped as u64, Ordering::Relaxed);
+        }
     }
 
     /// Does the head hold points of `sid` within `range` (bounds only)?
@@ -502,6 +633,8 @@ impl Head {
                 bytes: h.bytes(),
                 min_segment: h.min_segment(),
                 first_write_ms: h.first_write_ms,
+                last_write_ms: h.last_write_ms,
+                min_ts: h.active.min_ts,
             }));
         }
         out
@@ -576,8 +709,15 @@ mod tests {
         assert_eq!(r.vals, Col::Long(vec![10, 200, 30, 40]));
         let runs = h.snapshot(1, TimeRange::new(2, 3), 0);
         assert_eq!(runs[0].ts, vec![2, 3]);
-        assert_eq!(h.points(), 5);
-        assert!(h.bytes() >= 80);
+        // The first read normalized the chunk: the overwritten point is gone for good.
+        assert_eq!(h.points(), 4);
+        assert_eq!(h.bytes(), 4 * 8 + 4 * 8 + 16);
+        let edge = h.edge(1, DataType::Long, TimeRange::new(2, 10), 0).unwrap();
+        assert_eq!(
+            (edge.count, edge.first.ts, edge.last.ts),
+            (3, vec![2], vec![4])
+        );
+        assert_eq!(edge.first.vals, Col::Long(vec![200]));
     }
 
     #[test]

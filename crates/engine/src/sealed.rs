@@ -151,7 +151,15 @@ impl Sealed {
         }
         let len = bytes.len() as u64;
         batch.insert(&self.store.blocks, id.key(), bytes);
-        summary.add_block(id, run.len() as u32, run.ts[run.len() - 1], len, newest);
+        let last = run.len() - 1;
+        let last_value = run.vals.number_bits(last).unwrap_or(0);
+        summary.add_block(
+            id,
+            run.len() as u32,
+            (run.ts[last], last_value),
+            len,
+            newest,
+        );
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(len, Ordering::Relaxed);
         self.blocks_written.fetch_add(1, Ordering::Relaxed);
@@ -241,13 +249,24 @@ impl Sealed {
         let mut out = SealOutcome::default();
         if !run.is_empty() {
             out.points = run.len() as u64;
+            let (first, last) = (run.ts[0], run.ts[run.len() - 1]);
             // Append-merge: a small newest block that ends before the new points
             // absorbs them, so sparse series do not leave many tiny blocks.
-            if summary.last_seq != 0
+            let append = summary.last_seq != 0
                 && (summary.last_count as usize) < self.seal_points
-                && summary.last_max_ts < run.ts[0]
-                && summary.last_count as usize + run.len() <= self.seal_points * 2
-            {
+                && summary.last_max_ts < first
+                && summary.last_count as usize + run.len() <= self.seal_points * 2;
+            // Late merge: points reaching back into the newest block (writers that
+            // deliver a series out of time order) are merged into it, when it is the
+            // block ending the series and the blocks are disjoint; then they stay
+            // disjoint. The newest block has the highest seq of the series, so giving
+            // its points a new one changes no precedence between blocks.
+            let late_merge = summary.disjoint
+                && summary.last_seq != 0
+                && summary.last_max_ts == summary.max_ts
+                && (summary.last_start..=summary.last_max_ts).contains(&first);
+            let mut late = !late_merge && summary.overlaps(first, last);
+            if append || late_merge {
                 let id = BlockId {
                     sid: e.id,
                     start: summary.last_start,
@@ -260,6 +279,8 @@ impl Sealed {
                     old.retain_alive(now_secs);
                     self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
                     run = merge_runs(h.data_type, vec![old, run]);
+                } else {
+                    late = summary.overlaps(first, last);
                 }
             }
             for part in run.split_even(self.seal_points * 2) {
@@ -268,6 +289,9 @@ impl Sealed {
                 out.blocks += 1;
             }
             self.store.put_next_block_seq(&mut batch, self.next_seq());
+            if late {
+                summary.disjoint = false;
+            }
         }
         summary.sealed_lsn = summary.sealed_lsn.max(sealed_lsn);
         self.store.put_summary(&mut batch, e.id, &summary);
@@ -345,6 +369,46 @@ impl Sealed {
         }
         runs.sort_by_key(|r| r.0);
         Ok(runs.into_iter().map(|r| r.1).collect())
+    }
+
+    /// Decodes into `d` the block of `e` that starts first (`first == true`) or the
+    /// newest block, for edge reads. For a `disjoint` summary these hold the series'
+    /// first and last sealed points. `None` when the blocks changed since `summary` was
+    /// taken: the block is gone, or its first/last point is not the summary's
+    /// `min_ts`/`max_ts` (also after a delete narrowed it), or `last_seq` is unknown.
+    pub fn edge_block(
+        &self,
+        e: &SeriesEntry,
+        summary: &BlockSummary,
+        first: bool,
+        d: &mut Decoded,
+    ) -> Result<Option<BlockHeader>, StorageError> {
+        let found = if first {
+            self.store
+                .blocks_between(e.id, i64::MIN, i64::MAX)
+                .next()
+                .transpose()?
+        } else if summary.last_seq != 0 && summary.last_max_ts == summary.max_ts {
+            let id = BlockId {
+                sid: e.id,
+                start: summary.last_start,
+                seq: summary.last_seq,
+            };
+            self.get_block(id)?.map(|bytes| (id, bytes))
+        } else {
+            None
+        };
+        let Some((id, bytes)) = found else {
+            return Ok(None);
+        };
+        let h = self.decode(id, &bytes, d)?;
+        let edge = if first { d.ts.first() } else { d.ts.last() };
+        let expected = if first {
+            summary.min_ts
+        } else {
+            summary.max_ts
+        };
+        Ok((edge == Some(&expected)).then_some(h))
     }
 
     /// Removes the points of `e` inside `range` from blocks with `seq < watermark`

@@ -112,12 +112,24 @@ pub struct BlockSummary {
     pub last_start: i64,
     pub last_count: u32,
     pub last_max_ts: i64,
+    /// The value at `last_max_ts` (its 64 bits, see `Col::number_bits`; 0 for strings):
+    /// a `last` edge read of a fully sealed series answers without decoding a block.
+    pub last_value: u64,
     /// Every WAL record of this series at or before this position is in blocks.
     pub sealed_lsn: Lsn,
+    /// No two blocks hold the same timestamp, so `points` counts distinct timestamps and
+    /// the block holding `max_ts` holds the series' newest sealed point. Set by the first
+    /// block; cleared for good (until the series has no blocks) by a seal whose points
+    /// fall inside `min_ts..=max_ts` (late data). Rewrites only drop points, so they
+    /// keep it. Edge reads (`first`/`last` pushdown) answer from the summary only then.
+    pub disjoint: bool,
 }
 
-const SUMMARY_VERSION: u8 = 1;
-const SUMMARY_LEN: usize = 1 + 4 + 8 * 5 + 8 + 8 + 4 + 8 + 16;
+const SUMMARY_VERSION: u8 = 2;
+const SUMMARY_LEN: usize = 1 + 4 + 8 * 5 + 8 + 8 + 4 + 8 + 16 + 8 + 1;
+/// Version 1 had neither `last_value` nor `disjoint`; read as unknown (`disjoint`
+/// false, so nothing reads `last_value`).
+const SUMMARY_V1_LEN: usize = SUMMARY_LEN - 9;
 
 impl BlockSummary {
     pub fn encode(&self) -> Vec<u8> {
@@ -135,6 +147,8 @@ impl BlockSummary {
         b.extend_from_slice(&self.last_max_ts.to_le_bytes());
         b.extend_from_slice(&self.sealed_lsn.segment.to_le_bytes());
         b.extend_from_slice(&self.sealed_lsn.offset.to_le_bytes());
+        b.extend_from_slice(&self.last_value.to_le_bytes());
+        b.push(u8::from(self.disjoint));
         debug_assert_eq!(b.len(), SUMMARY_LEN);
         b
     }
@@ -142,7 +156,7 @@ impl BlockSummary {
     pub fn decode(b: &[u8]) -> Result<BlockSummary, DecodeError> {
         let mut r = Reader::new(b);
         let v = r.u8("summary version")?;
-        if v != SUMMARY_VERSION {
+        if v != SUMMARY_VERSION && !(v == 1 && b.len() == SUMMARY_V1_LEN) {
             return Err(DecodeError::Version {
                 what: "series summary",
                 version: v,
@@ -163,6 +177,8 @@ impl BlockSummary {
                 segment: r.u64_le("sealed segment")?,
                 offset: r.u64_le("sealed offset")?,
             },
+            last_value: if v >= 2 { r.u64_le("last_value")? } else { 0 },
+            disjoint: v >= 2 && r.u8("disjoint")? == 1,
         };
         if !r.is_empty() {
             return Err(DecodeError::Invalid {
@@ -180,10 +196,18 @@ impl BlockSummary {
     /// one was just removed (`last_seq == 0`): merging gives the merged points a new,
     /// higher seq, which would let that block's old values beat newer blocks holding
     /// the same timestamps. With no known newest block, the next seal starts one.
-    pub fn add_block(&mut self, id: BlockId, count: u32, max_ts: i64, bytes: u64, newest: bool) {
+    pub fn add_block(
+        &mut self,
+        id: BlockId,
+        count: u32,
+        (max_ts, last_value): (i64, u64),
+        bytes: u64,
+        newest: bool,
+    ) {
         if self.blocks == 0 {
             self.min_ts = id.start;
             self.max_ts = max_ts;
+            self.disjoint = true;
         } else {
             self.min_ts = self.min_ts.min(id.start);
             self.max_ts = self.max_ts.max(max_ts);
@@ -198,7 +222,14 @@ impl BlockSummary {
             self.last_start = id.start;
             self.last_count = count;
             self.last_max_ts = max_ts;
+            self.last_value = last_value;
         }
+    }
+
+    /// Would sealed points spanning `min_ts..=max_ts` share a timestamp range with the
+    /// blocks? (Bounds, so conservative.) Called by a seal before it adds its blocks.
+    pub fn overlaps(&self, min_ts: i64, max_ts: i64) -> bool {
+        self.blocks > 0 && min_ts <= self.max_ts && max_ts >= self.min_ts
     }
 
     /// Accounts a removed block.
@@ -372,6 +403,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Does any block hold a point expired at `now_secs` (an expiry work-list entry at or
+    /// before it; stale entries make this conservative)?
+    pub fn any_expired(&self, now_secs: u64) -> Result<bool, StorageError> {
+        let hi = (now_secs.saturating_add(1)).to_be_bytes();
+        match self.expiry.range(..hi.as_slice()).next() {
+            None => Ok(false),
+            Some(kv) => kv.key().map(|_| true).map_err(fjall_err),
+        }
+    }
+
     /// On-disk size of the fjall database (tables and journals).
     pub fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
@@ -444,7 +485,7 @@ mod tests {
                 seq: 3,
             },
             10,
-            200,
+            (200, 7),
             50,
             true,
         );
@@ -455,7 +496,7 @@ mod tests {
                 seq: 4,
             },
             5,
-            50,
+            (50, 8),
             20,
             true,
         );
@@ -463,7 +504,10 @@ mod tests {
             (s.blocks, s.points, s.min_ts, s.max_ts, s.max_span),
             (2, 15, 0, 200, 100)
         );
-        assert_eq!((s.last_seq, s.last_start, s.last_count), (4, 0, 5));
+        assert_eq!(
+            (s.last_seq, s.last_start, s.last_count, s.last_value),
+            (4, 0, 5, 8)
+        );
         s.sealed_lsn = Lsn {
             segment: 3,
             offset: 99,
@@ -497,5 +541,42 @@ mod tests {
             }
         );
         assert!(BlockSummary::decode(&[2]).is_err());
+        assert!(BlockSummary::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn summary_disjoint_flag_is_persisted_and_version_1_reads_as_unknown() {
+        let mut s = BlockSummary::default();
+        let id = |start, seq| BlockId { sid: 1, start, seq };
+        s.add_block(id(100, 1), 10, (200, 3), 50, true);
+        assert!(s.disjoint, "the first block");
+        assert!(!s.overlaps(201, 300) && !s.overlaps(0, 99));
+        assert!(s.overlaps(150, 160) && s.overlaps(0, 100) && s.overlaps(200, 250));
+        let v2 = s.encode();
+        assert_eq!(BlockSummary::decode(&v2), Ok(s));
+        let mut v1 = v2[..v2.len() - 9].to_vec();
+        v1[0] = 1;
+        let old = BlockSummary::decode(&v1).expect("version 1 still reads");
+        assert_eq!(
+            old,
+            BlockSummary {
+                disjoint: false,
+                last_value: 0,
+                ..s
+            }
+        );
+        // Version 2 without its new fields, or version 1 with them, is corrupt.
+        let mut short = v1.clone();
+        short[0] = 2;
+        assert!(BlockSummary::decode(&short).is_err());
+        let mut long = v2.clone();
+        long[0] = 1;
+        assert!(BlockSummary::decode(&long).is_err());
+        // Emptied: the flag resets with everything else, and the next block sets it.
+        s.disjoint = false;
+        s.remove_block(id(100, 1), 10, 50);
+        assert!(!s.disjoint);
+        s.add_block(id(5, 2), 1, (5, 4), 9, true);
+        assert!(s.disjoint);
     }
 }

@@ -15,6 +15,7 @@ use kairosdb_model::{
 use crate::{Clock, Engine, EngineConfig, WalSync};
 
 mod delete;
+mod edge;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -65,6 +66,7 @@ fn query(metric: &str) -> SeriesQuery {
         limit: None,
         order: Order::Asc,
         max_points: None,
+        count_in_range: false,
     }
 }
 

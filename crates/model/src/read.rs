@@ -107,6 +107,11 @@ pub struct SeriesQuery {
     /// [`crate::StorageError::TooManyPoints`] instead of holding them all (bounds a
     /// query's memory). None = unlimited.
     pub max_points: Option<u64>,
+    /// Count every point in `range` into [`SeriesData::in_range`], also those a `limit`
+    /// leaves out. The `first`/`last` pushdown reads one point per series this way and
+    /// still reports KairosDB's `sample_size` (every point the aggregation covers).
+    /// `max_points` then applies to the counted points, as if they had all been read.
+    pub count_in_range: bool,
 }
 
 /// Points of one series, ascending by timestamp (one value per timestamp: the last
@@ -115,6 +120,21 @@ pub struct SeriesQuery {
 pub struct SeriesData {
     pub key: SeriesKey,
     pub points: Points,
+    /// Points of the series in the range: `points.len()`, or more when the query asked
+    /// for [`SeriesQuery::count_in_range`] and a `limit` cut the read short.
+    pub in_range: u64,
+}
+
+impl SeriesData {
+    /// A series read in full (`in_range` = the number of points).
+    pub fn new(key: SeriesKey, points: Points) -> SeriesData {
+        let in_range = points.len() as u64;
+        SeriesData {
+            key,
+            points,
+            in_range,
+        }
+    }
 }
 
 /// Delete every point of the matching series inside `range` (spec §1.8).

@@ -79,6 +79,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("range_ends_are_inclusive", range_ends_are_inclusive),
     ("limit_and_order", limit_and_order),
     ("max_points_exceeded", max_points_exceeded),
+    ("count_in_range", count_in_range),
     ("metric_names_sorted", metric_names_sorted),
     (
         "tag_names_and_values_sorted_distinct",
@@ -112,6 +113,7 @@ macro_rules! storage_suite_tests {
             range_ends_are_inclusive,
             limit_and_order,
             max_points_exceeded,
+            count_in_range,
             metric_names_sorted,
             tag_names_and_values_sorted_distinct,
             series_keys_filter_and_range,
@@ -210,6 +212,7 @@ fn query(metric: &str) -> SeriesQuery {
         limit: None,
         order: Order::Asc,
         max_points: None,
+        count_in_range: false,
     }
 }
 
@@ -707,6 +710,93 @@ pub fn max_points_exceeded(open: Factory<'_>) {
     assert!(read(s, &none).is_empty(), "no points, no error");
 }
 
+/// With `count_in_range`, `SeriesData::in_range` counts every point of the series in
+/// the range (an overwritten timestamp once) while `limit` still cuts what is returned;
+/// without it, `in_range` is the number returned. `max_points` applies to the counted
+/// points. Checked again after a restart, when the backend can reopen.
+pub fn count_in_range(open: Factory<'_>) {
+    let mut fx = open();
+    write(
+        fx.storage(),
+        vec![
+            longs(
+                "cnt",
+                &[("h", "a")],
+                &[10, 20, 30, 40, 50],
+                &[1, 2, 3, 4, 5],
+            ),
+            longs("cnt", &[("h", "b")], &[20, 40], &[7, 8]),
+        ],
+    );
+    write(
+        fx.storage(),
+        vec![longs("cnt", &[("h", "a")], &[30], &[33])],
+    );
+    let check = |s: &dyn Storage, when: &str| {
+        let run = |limit, order, range, count_in_range| -> Vec<(Vec<(i64, i64)>, u64)> {
+            let q = SeriesQuery {
+                limit,
+                order,
+                range,
+                count_in_range,
+                ..query("cnt")
+            };
+            read(s, &q)
+                .iter()
+                .map(|d| (long_pairs_of(d), d.in_range))
+                .collect()
+        };
+        let all = TimeRange::ALL;
+        assert_eq!(
+            run(Some(1), Order::Desc, all, true),
+            vec![(vec![(50, 5)], 5), (vec![(40, 8)], 2)],
+            "{when}: newest point, every point counted"
+        );
+        assert_eq!(
+            run(Some(1), Order::Asc, all, true),
+            vec![(vec![(10, 1)], 5), (vec![(20, 7)], 2)],
+            "{when}: oldest point, every point counted"
+        );
+        assert_eq!(
+            run(Some(1), Order::Desc, TimeRange::new(15, 35), true),
+            vec![(vec![(30, 33)], 2), (vec![(20, 7)], 1)],
+            "{when}: counted within the range"
+        );
+        assert_eq!(
+            run(Some(2), Order::Asc, all, false),
+            vec![(vec![(10, 1), (20, 2)], 2), (vec![(20, 7), (40, 8)], 2)],
+            "{when}: without count_in_range, in_range is what was returned"
+        );
+        assert_eq!(
+            run(None, Order::Asc, TimeRange::new(20, 40), true),
+            vec![
+                (vec![(20, 2), (30, 33), (40, 4)], 3),
+                (vec![(20, 7), (40, 8)], 2)
+            ],
+            "{when}: no limit"
+        );
+        let capped = |max| SeriesQuery {
+            limit: Some(1),
+            count_in_range: true,
+            max_points: Some(max),
+            ..query("cnt")
+        };
+        assert_eq!(
+            read(s, &capped(7)).len(),
+            2,
+            "{when}: 5 + 2 counted fit in 7"
+        );
+        match s.query(&capped(6)) {
+            Err(StorageError::TooManyPoints { limit: 6 }) => {}
+            other => panic!("{when}: expected TooManyPoints {{ limit: 6 }}, got {other:?}"),
+        }
+    };
+    check(fx.storage(), "before a restart");
+    if fx.reopen() {
+        check(fx.storage(), "after a restart");
+    }
+}
+
 /// Metric names are distinct and sorted, with and without a prefix (spec §1.10).
 pub fn metric_names_sorted(open: Factory<'_>) {
     let fx = open();
@@ -1081,6 +1171,7 @@ mod tests {
         IgnoresTtl,
         IgnoresMaxPoints,
         UnsortedNames,
+        CountsOnlyReturned,
     }
 
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
@@ -1181,11 +1272,17 @@ mod tests {
                 if q.order == Order::Desc && self.mutant != Mutant::DescOldestFirst {
                     sel.reverse();
                 }
+                let counted = sel.len() as u64;
                 sel.truncate(q.limit.unwrap_or(usize::MAX));
                 if self.mutant == Mutant::DescOldestFirst && q.order == Order::Desc {
                     sel.reverse();
                 }
-                total += sel.len() as u64;
+                let in_range = if q.count_in_range && self.mutant != Mutant::CountsOnlyReturned {
+                    counted
+                } else {
+                    sel.len() as u64
+                };
+                total += in_range;
                 if let Some(limit) = q.max_points.filter(|&l| total > l) {
                     if self.mutant != Mutant::IgnoresMaxPoints {
                         return Err(StorageError::TooManyPoints { limit });
@@ -1194,6 +1291,7 @@ mod tests {
                 out.push(SeriesData {
                     key: k.clone(),
                     points: to_points(k.data_type, sel),
+                    in_range,
                 });
             }
             Ok(out)
@@ -1342,6 +1440,7 @@ mod tests {
         );
         must_fail(Mutant::IgnoresTtl, ttl_expires_points);
         must_fail(Mutant::IgnoresMaxPoints, max_points_exceeded);
+        must_fail(Mutant::CountsOnlyReturned, count_in_range);
         must_fail(Mutant::UnsortedNames, metric_names_sorted);
         must_fail(Mutant::UnsortedNames, tag_names_and_values_sorted_distinct);
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use kairosdb_model::{BatchBuilder, OutColumn, Storage, Tags, Value};
+use kairosdb_model::{BatchBuilder, Order, OutColumn, Storage, Tags, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::column::{self, numbers};
@@ -320,6 +320,41 @@ impl Aggregator {
             },
             other => return Err(bad(format!("{other} invalid aggregators name"))),
         })
+    }
+
+    /// The storage read order that lets this aggregator, first in the chain, see only
+    /// each series' first (`Asc`) or last (`Desc`) point in the range and still give the
+    /// answer it gives over every point: `first`/`last` whose sampling puts the whole
+    /// query range into one bucket. `None` for anything else.
+    ///
+    /// One bucket is checked by running the aggregator itself over two points at the
+    /// range's ends: with the bucket origin at or before the range start, buckets are
+    /// contiguous, so when those share one, every point in between does too. Merging keeps it exact: a group's merged stream starts with
+    /// its smallest timestamp and ends with its largest, ties ordered by value, and
+    /// each series' own first or last point is the only one of it that can be there.
+    pub(crate) fn edge_order(&self, ctx: &Context) -> Option<Order> {
+        let Aggregator::Range(r) = self else {
+            return None;
+        };
+        let order = match r.kind {
+            RangeKind::First => Order::Asc,
+            RangeKind::Last => Order::Desc,
+            _ => return None,
+        };
+        // A `start_time` after the range start puts points before it into buckets found
+        // by rounding toward zero (as KairosDB does), which depend on the stream's first
+        // point: `last` stamped with its bucket's start or end would then change when it
+        // saw only the series' last points.
+        if r.start > ctx.range.start {
+            return None;
+        }
+        let probe = Stream {
+            ts: vec![ctx.range.start, ctx.range.end],
+            values: OutColumn::Long(vec![0, 0]),
+            group_type: "number",
+        };
+        let one_bucket = r.apply(probe, ctx).is_ok_and(|s| s.ts.len() == 1);
+        one_bucket.then_some(order)
     }
 
     /// Does this aggregator apply to a group of this type (spec §5.0 "accepts")?

@@ -1,7 +1,9 @@
 //! Query execution above storage (spec §4.4), one metric query at a time:
 //!
 //! 1. parse the aggregators and group-bys ([`aggregate`], [`groupby`]);
-//! 2. read the matching series from [`Storage`] (per-series `limit`/`order` applied there);
+//! 2. read the matching series from [`Storage`] (per-series `limit`/`order` applied there;
+//!    a leading `first`/`last` over one bucket reads one point per series, see
+//!    `Aggregator::edge_order`);
 //! 3. [`group`]: split the series by group type (`number` < `text`), then by the values of
 //!    the `tag` group-by, if any;
 //! 4. [`merge`]: merge each group's series into one time-ordered column stream;
@@ -26,8 +28,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kairosdb_model::{
-    GroupByResult, MetricQuery, QueryResult, ResultGroup, SeriesQuery, Storage, StorageError,
-    TimeRange,
+    GroupByResult, MetricQuery, Order, QueryResult, ResultGroup, SeriesQuery, Storage,
+    StorageError, TimeRange,
 };
 
 use aggregate::{Aggregator, GroupInfo, Stream};
@@ -126,20 +128,32 @@ pub fn execute(
         .map(|a| Aggregator::parse(a, ctx))
         .collect::<Result<Vec<_>, _>>()?;
 
+    // `first`/`last` over the whole range as one bucket: storage returns each series'
+    // first or last point only, and still counts every point for `sample_size`.
+    let edge = match (
+        &query.limit,
+        query.order,
+        group_bys.is_empty(),
+        aggregators.first(),
+    ) {
+        (None, Order::Asc, true, Some(a)) => a.edge_order(ctx),
+        _ => None,
+    };
     let series = storage
         .query(&SeriesQuery {
             metric: query.name.clone(),
             filter: query.filter.clone(),
             range: ctx.range,
-            limit: query.limit,
-            order: query.order,
+            limit: if edge.is_some() { Some(1) } else { query.limit },
+            order: edge.unwrap_or(query.order),
             max_points: ctx.budget.max_points,
+            count_in_range: edge.is_some(),
         })
         .map_err(|e| match e {
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),
             e => QueryError::Storage(e),
         })?;
-    let sample_size = series.iter().map(|s| s.points.len() as u64).sum();
+    let sample_size = series.iter().map(|s| s.in_range).sum();
     ctx.budget.check(sample_size)?;
     if sample_size > 0 {
         for g in &group_bys {

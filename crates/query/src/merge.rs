@@ -221,10 +221,10 @@ mod tests {
                 };
                 let tags = Tags::from_pairs([("s", si.to_string())]);
                 let data_type = points.data_type();
-                series.push(SeriesData {
-                    key: SeriesKey::new("m", data_type, tags),
+                series.push(SeriesData::new(
+                    SeriesKey::new("m", data_type, tags),
                     points,
-                });
+                ));
             }
             for order in [Order::Asc, Order::Desc] {
                 let mut input = series.clone();

@@ -15,7 +15,8 @@ fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
     execute(&store(), &ctx, q)
 }
 
-/// Storage that answers `query` from a fixed list of series (filter, range, limit, order applied).
+/// Storage that answers `query` from a fixed list of series (filter, range, limit, order
+/// and `count_in_range` applied).
 struct Fixed(Vec<SeriesData>);
 
 impl Storage for Fixed {
@@ -34,6 +35,7 @@ impl Storage for Fixed {
             if q.order == Order::Desc {
                 idx.reverse();
             }
+            let counted = idx.len() as u64;
             if let Some(l) = q.limit {
                 idx.truncate(l);
             }
@@ -52,10 +54,11 @@ impl Storage for Fixed {
                 },
             };
             if !points.is_empty() {
-                out.push(SeriesData {
-                    key: s.key.clone(),
-                    points,
-                });
+                let mut d = SeriesData::new(s.key.clone(), points);
+                if q.count_in_range {
+                    d.in_range = counted;
+                }
+                out.push(d);
             }
         }
         Ok(out)
@@ -100,34 +103,34 @@ fn key(dt: DataType, host: &str) -> SeriesKey {
 
 fn store() -> Fixed {
     Fixed(vec![
-        SeriesData {
-            key: key(DataType::Long, "a"),
-            points: Points::Long {
+        SeriesData::new(
+            key(DataType::Long, "a"),
+            Points::Long {
                 ts: vec![1, 3, 5],
                 values: vec![10, 30, 50],
             },
-        },
-        SeriesData {
-            key: key(DataType::Long, "b"),
-            points: Points::Long {
+        ),
+        SeriesData::new(
+            key(DataType::Long, "b"),
+            Points::Long {
                 ts: vec![2, 3],
                 values: vec![20, 5],
             },
-        },
-        SeriesData {
-            key: key(DataType::Double, "a"),
-            points: Points::Double {
+        ),
+        SeriesData::new(
+            key(DataType::Double, "a"),
+            Points::Double {
                 ts: vec![3],
                 values: vec![7.5],
             },
-        },
-        SeriesData {
-            key: key(DataType::String, "c"),
-            points: Points::String {
+        ),
+        SeriesData::new(
+            key(DataType::String, "c"),
+            Points::String {
                 ts: vec![4],
                 values: vec!["up".into()],
             },
-        },
+        ),
     ])
 }
 
@@ -240,4 +243,5 @@ fn no_match_gives_no_results() {
 
 mod aggregators;
 mod group_bys;
+mod pushdown;
 mod range_vectors;

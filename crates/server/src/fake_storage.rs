@@ -90,17 +90,17 @@ impl Storage for FakeStorage {
             return Ok(Vec::new());
         }
         let n = self.points_per_series as i64;
-        Ok(vec![SeriesData {
-            key: SeriesKey::new(
+        Ok(vec![SeriesData::new(
+            SeriesKey::new(
                 query.metric.clone(),
                 DataType::Long,
                 Tags::from_pairs([("host", "a")]),
             ),
-            points: Points::Long {
+            Points::Long {
                 ts: (1..=n).collect(),
                 values: (1..=n).collect(),
             },
-        }])
+        )])
     }
     fn series_keys(
         &self,

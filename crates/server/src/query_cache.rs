@@ -69,6 +69,9 @@ struct Key {
     end: i64,
     limit: Option<usize>,
     descending: bool,
+    /// An edge read counts every point in range into `in_range`; a plain read with the
+    /// same limit does not, so the two never share an entry.
+    count_in_range: bool,
     /// (tag name, [(is_regex, exact value or regex source)]).
     filter: Vec<(String, Vec<(bool, String)>)>,
 }
@@ -100,6 +103,7 @@ impl Key {
             end: query.range.end,
             limit: query.limit,
             descending: query.order == Order::Desc,
+            count_in_range: query.count_in_range,
             filter,
         }
     }
@@ -353,6 +357,7 @@ mod tests {
             limit: None,
             order: Order::Asc,
             max_points: None,
+            count_in_range: false,
         }
     }
 
@@ -418,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn a_different_filter_range_limit_or_order_is_a_miss() {
+    fn a_different_filter_range_limit_order_or_count_is_a_miss() {
         let inner = storage(1);
         let cache = QueryCache::new(1 << 20);
         let base = SeriesQuery {
@@ -450,6 +455,11 @@ mod tests {
             },
             SeriesQuery {
                 order: Order::Desc,
+                ..base.clone()
+            },
+            SeriesQuery {
+                limit: Some(1),
+                count_in_range: true,
                 ..base.clone()
             },
         ];

@@ -484,6 +484,7 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
             limit: None,
             order: kairosdb_model::Order::Asc,
             max_points: None,
+            count_in_range: false,
         })
         .unwrap();
     assert_eq!(got.len(), 1);

@@ -1493,20 +1493,20 @@ fn save_as_in_a_query_with_tag_group_by() {
         )
     };
     let storage = Recorder::new(vec![
-        SeriesData {
-            key: key("a"),
-            points: Points::Long {
+        SeriesData::new(
+            key("a"),
+            Points::Long {
                 ts: vec![1, 2],
                 values: vec![1, 2],
             },
-        },
-        SeriesData {
-            key: key("b"),
-            points: Points::Long {
+        ),
+        SeriesData::new(
+            key("b"),
+            Points::Long {
                 ts: vec![1],
                 values: vec![5],
             },
-        },
+        ),
     ]);
     let mut q = super::mq();
     q.group_by_tags = vec!["host".into()];
@@ -1761,10 +1761,10 @@ fn aggregators_chain_in_json_order() {
 }
 
 fn one_series_store(ts: Vec<i64>, values: Vec<i64>) -> Fixed {
-    Fixed(vec![SeriesData {
-        key: SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
-        points: Points::Long { ts, values },
-    }])
+    Fixed(vec![SeriesData::new(
+        SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
+        Points::Long { ts, values },
+    )])
 }
 
 #[test]

@@ -239,17 +239,17 @@ fn several_group_bys_split_the_cartesian_way() {
 }
 
 fn series(host: &str, dc: &str, points: &[(i64, i64)]) -> SeriesData {
-    SeriesData {
-        key: SeriesKey::new(
+    SeriesData::new(
+        SeriesKey::new(
             "m",
             DataType::Long,
             Tags::from_pairs([("host", host), ("dc", dc)]),
         ),
-        points: Points::Long {
+        Points::Long {
             ts: points.iter().map(|p| p.0).collect(),
             values: points.iter().map(|p| p.1).collect(),
         },
-    }
+    )
 }
 
 fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
@@ -269,17 +269,17 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
         series("b", "eu", &[(1, 25), (2, 3)]),
         series("a", "eu", &[(1, 1), (3, 14)]),
         series("a", "us", &[(2, 12)]),
-        SeriesData {
-            key: SeriesKey::new(
+        SeriesData::new(
+            SeriesKey::new(
                 "m",
                 DataType::String,
                 Tags::from_pairs([("host", "a"), ("dc", "eu")]),
             ),
-            points: Points::String {
+            Points::String {
                 ts: vec![5],
                 values: vec!["up".into()],
             },
-        },
+        ),
     ]);
     let mut q = super::mq();
     q.group_by_tags = vec!["host".into()];

@@ -842,7 +842,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                     points.len() as u64
                 };
                 SeriesData {
-                    key,
+                    key: key.into(),
                     points,
                     in_range,
                 }

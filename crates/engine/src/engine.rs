@@ -440,7 +440,7 @@ impl Inner {
             .filter(|e| !e.logged.load(Ordering::Acquire))
             .collect();
         if !unlogged.is_empty() {
-            wal::encode_series_defs(&mut defs, unlogged.iter().map(|e| (e.id, &e.key)));
+            wal::encode_series_defs(&mut defs, unlogged.iter().map(|e| (e.id, &*e.key)));
         }
         let lsn = match wal.append(&[&defs, rec]) {
             Ok(l) => l,
@@ -726,7 +726,7 @@ impl Inner {
             let s = *e.summary.lock();
             let in_blocks = s.blocks > 0 && s.min_ts <= range.end && s.max_ts >= range.start;
             if in_blocks || self.head.overlaps(sid, range) {
-                out.push(e.key.clone());
+                out.push((*e.key).clone());
             }
         }
         out.sort();

@@ -25,7 +25,7 @@ use crate::store::{BlockSummary, Store};
 #[derive(Debug)]
 pub struct SeriesEntry {
     pub id: u64,
-    pub key: SeriesKey,
+    pub key: Arc<SeriesKey>,
     /// Has points (head or blocks). Flipped only under the postings lock.
     pub live: AtomicBool,
     /// Its definition is durable in fjall or written to the WAL.
@@ -176,7 +176,7 @@ impl Registry {
         store.put_series(id, key)?;
         let entry = Arc::new(SeriesEntry {
             id,
-            key: key.clone(),
+            key: Arc::new(key.clone()),
             live: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             summary: Mutex::new(BlockSummary::default()),
@@ -199,7 +199,7 @@ impl Registry {
         let h = hash_key(self.seed, &key, &mut scratch);
         let mut inner = self.inner.write();
         if let Some(Some(e)) = inner.entries.get(id as usize) {
-            if e.key != key {
+            if *e.key != key {
                 return Err(StorageError::Corruption(format!(
                     "series id {id} is defined twice: {} and {key}",
                     e.key
@@ -218,7 +218,7 @@ impl Registry {
         }
         let entry = Arc::new(SeriesEntry {
             id,
-            key,
+            key: Arc::new(key),
             live: AtomicBool::new(false),
             logged: AtomicBool::new(logged),
             summary: Mutex::new(BlockSummary::default()),
@@ -376,7 +376,7 @@ impl RegInner {
         let mut id = *self.by_hash.get(&h)?;
         while id != 0 {
             if let Some(Some(e)) = self.entries.get(id as usize) {
-                if e.key == *key {
+                if *e.key == *key {
                     return Some(e.clone());
                 }
             }

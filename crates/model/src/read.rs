@@ -3,6 +3,8 @@
 //! Storage only selects series and time ranges; merging, grouping and
 //! aggregation happen above it in `kairosdb-query`, over the returned columns.
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::batch::Points;
@@ -118,7 +120,9 @@ pub struct SeriesQuery {
 /// one written wins), or descending when the query asked for `Order::Desc`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesData {
-    pub key: SeriesKey,
+    /// Shared with the backend's own index where it has one: a read of a thousand
+    /// series then copies no metric or tag strings.
+    pub key: Arc<SeriesKey>,
     pub points: Points,
     /// Points of the series in the range: `points.len()`, or more when the query asked
     /// for [`SeriesQuery::count_in_range`] and a `limit` cut the read short.
@@ -127,10 +131,10 @@ pub struct SeriesData {
 
 impl SeriesData {
     /// A series read in full (`in_range` = the number of points).
-    pub fn new(key: SeriesKey, points: Points) -> SeriesData {
+    pub fn new(key: impl Into<Arc<SeriesKey>>, points: Points) -> SeriesData {
         let in_range = points.len() as u64;
         SeriesData {
-            key,
+            key: key.into(),
             points,
             in_range,
         }

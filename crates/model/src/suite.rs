@@ -266,12 +266,12 @@ fn long_pairs_of(d: &SeriesData) -> Vec<(i64, i64)> {
 fn timestamps(s: &dyn Storage, q: &SeriesQuery) -> Vec<(SeriesKey, Vec<i64>)> {
     read(s, q)
         .into_iter()
-        .map(|d| (d.key, d.points.timestamps().to_vec()))
+        .map(|d| ((*d.key).clone(), d.points.timestamps().to_vec()))
         .collect()
 }
 
 fn keys_of(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesKey> {
-    read(s, q).into_iter().map(|d| d.key).collect()
+    read(s, q).into_iter().map(|d| (*d.key).clone()).collect()
 }
 
 fn series_keys(s: &dyn Storage, metric: &str, f: &TagFilter, r: TimeRange) -> Vec<SeriesKey> {
@@ -351,7 +351,7 @@ pub fn round_trip_all_types(open: Factory<'_>) {
     check_and_recheck(&mut *fx, |s, when| {
         let r = read(s, &query("rt.long"));
         assert_eq!(r.len(), 1, "{when}: {r:?}");
-        assert_eq!(r[0].key, key("rt.long", DataType::Long, &tags), "{when}");
+        assert_eq!(*r[0].key, key("rt.long", DataType::Long, &tags), "{when}");
         assert_eq!(
             long_pairs_of(&r[0]),
             vec![
@@ -367,7 +367,7 @@ pub fn round_trip_all_types(open: Factory<'_>) {
         let r = read(s, &query("rt.double"));
         assert_eq!(r.len(), 1, "{when}: {r:?}");
         assert_eq!(
-            r[0].key,
+            *r[0].key,
             key("rt.double", DataType::Double, &tags),
             "{when}"
         );
@@ -383,7 +383,7 @@ pub fn round_trip_all_types(open: Factory<'_>) {
         let r = read(s, &query("rt.string"));
         assert_eq!(r.len(), 1, "{when}: {r:?}");
         assert_eq!(
-            r[0].key,
+            *r[0].key,
             key("rt.string", DataType::String, &tags),
             "{when}"
         );
@@ -451,7 +451,7 @@ pub fn long_and_double_are_different_series(open: Factory<'_>) {
     );
     let r = read(s, &query("mix"));
     assert_eq!(r.len(), 3, "{r:?}");
-    assert_eq!(r[0].key, key("mix", DataType::Long, &tags));
+    assert_eq!(*r[0].key, key("mix", DataType::Long, &tags));
     assert_eq!(
         r[0].points,
         Points::Long {
@@ -459,7 +459,7 @@ pub fn long_and_double_are_different_series(open: Factory<'_>) {
             values: vec![1]
         }
     );
-    assert_eq!(r[1].key, key("mix", DataType::Double, &tags));
+    assert_eq!(*r[1].key, key("mix", DataType::Double, &tags));
     assert_eq!(
         r[1].points,
         Points::Double {
@@ -467,7 +467,7 @@ pub fn long_and_double_are_different_series(open: Factory<'_>) {
             values: vec![1.5]
         }
     );
-    assert_eq!(r[2].key, key("mix", DataType::String, &tags));
+    assert_eq!(*r[2].key, key("mix", DataType::String, &tags));
     assert_eq!(
         r[2].points,
         Points::String {
@@ -1289,7 +1289,7 @@ mod tests {
                     }
                 }
                 out.push(SeriesData {
-                    key: k.clone(),
+                    key: k.clone().into(),
                     points: to_points(k.data_type, sel),
                     in_range,
                 });

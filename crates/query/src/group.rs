@@ -22,7 +22,17 @@ impl Group {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for s in &self.series {
             for (k, v) in s.key.tags.iter() {
-                out.entry(k.to_string()).or_default().insert(v.to_string());
+                // Most series of a group share most tags: copy a string only when new.
+                match out.get_mut(k) {
+                    Some(values) => {
+                        if !values.contains(v) {
+                            values.insert(v.to_string());
+                        }
+                    }
+                    None => {
+                        out.insert(k.to_string(), BTreeSet::from([v.to_string()]));
+                    }
+                }
             }
         }
         out

@@ -174,23 +174,26 @@ pub fn execute(
     }
     let mut results = Vec::new();
     for g in groups {
-        let tags = g.tag_values();
+        let mut tags = Some(g.tag_values());
         let (ts, values) = merge::merge(g.series, query.order);
         let merged = Stream {
             ts,
             values,
             group_type: g.group_type,
         };
-        for (mut group_by, mut s) in groupby::split(merged, &group_bys) {
+        let parts = groupby::split(merged, &group_bys);
+        let last_part = parts.len().saturating_sub(1);
+        for (i, (mut group_by, mut s)) in parts.into_iter().enumerate() {
             if let Some(limit) = query.limit {
                 if s.ts.len() > limit {
                     s.ts.truncate(limit);
                     s.values = column::slice(s.values, 0, limit);
                 }
             }
+            let group_tags = tags.as_ref().expect("taken only by the last part");
             let info = GroupInfo {
                 metric: &query.name,
-                tags: &tags,
+                tags: group_tags,
                 group_by_tags: &query.group_by_tags,
             };
             for a in &aggregators {
@@ -215,7 +218,12 @@ pub fn execute(
                 name: query.name.clone(),
                 alias: query.alias.clone(),
                 group_by,
-                tags: (!query.exclude_tags).then(|| tags.clone()),
+                // The last part of a group takes the tags; earlier ones copy them.
+                tags: match (query.exclude_tags, i == last_part) {
+                    (true, _) => None,
+                    (false, true) => tags.take(),
+                    (false, false) => tags.clone(),
+                },
                 ts: s.ts,
                 values: s.values,
             });

@@ -23,7 +23,7 @@ fn ts_of(e: &Engine, metric: &str, tags: &[(&str, &str)]) -> Vec<i64> {
     let want = key(metric, tags, DataType::Long);
     read(e, &query(metric))
         .into_iter()
-        .find(|s| s.key == want)
+        .find(|s| *s.key == want)
         .map(|s| s.points.timestamps().to_vec())
         .unwrap_or_default()
 }
@@ -135,7 +135,7 @@ impl Model {
                     let Points::Long { ts, values } = s.points else {
                         panic!("{ctx}: not longs")
                     };
-                    (s.key, ts.into_iter().zip(values).collect())
+                    ((*s.key).clone(), ts.into_iter().zip(values).collect())
                 })
                 .collect();
             got.sort_by(|a, b| a.0.cmp(&b.0));

@@ -14,12 +14,12 @@ fn expected(
     metric: &str,
     range: TimeRange,
     order: Order,
-) -> Vec<(SeriesKey, Points, u64)> {
+) -> Vec<(Arc<SeriesKey>, Points, u64)> {
     let full = SeriesQuery {
         range,
         ..query(metric)
     };
-    let mut out: Vec<(SeriesKey, Points, u64)> = read(e, &full)
+    let mut out: Vec<(Arc<SeriesKey>, Points, u64)> = read(e, &full)
         .into_iter()
         .map(|s| {
             let n = s.points.len();
@@ -33,7 +33,12 @@ fn expected(
     out
 }
 
-fn edge(e: &Engine, metric: &str, range: TimeRange, order: Order) -> Vec<(SeriesKey, Points, u64)> {
+fn edge(
+    e: &Engine,
+    metric: &str,
+    range: TimeRange,
+    order: Order,
+) -> Vec<(Arc<SeriesKey>, Points, u64)> {
     let q = SeriesQuery {
         range,
         order,
@@ -41,7 +46,7 @@ fn edge(e: &Engine, metric: &str, range: TimeRange, order: Order) -> Vec<(Series
         count_in_range: true,
         ..query(metric)
     };
-    let mut out: Vec<(SeriesKey, Points, u64)> = read(e, &q)
+    let mut out: Vec<(Arc<SeriesKey>, Points, u64)> = read(e, &q)
         .into_iter()
         .map(|s| (s.key, s.points, s.in_range))
         .collect();

@@ -22,12 +22,16 @@ use parking_lot::{Condvar, Mutex};
 use crate::block::Decoded;
 use crate::codec::put_uvarint;
 use crate::column::{merge_runs, Col, Run};
-use crate::head::{Head, HeadEdge};
+use crate::head::{Head, HeadEdge, HeadInfo};
 use crate::index::{Registry, SeriesEntry};
 use crate::sealed::Sealed;
 use crate::store::{corrupt, BlockSummary, Store};
 use crate::wal::{self, Lsn, Record, WalWriter, NEVER};
 use crate::{EngineConfig, WalSync};
+
+/// A head holding late points (see [`Engine::maintain`]) is sealed once it has had no
+/// write for this long.
+const LATE_SEAL_IDLE: Duration = Duration::from_secs(2);
 
 /// Counters exported by `stats()`.
 #[derive(Default)]
@@ -980,11 +984,26 @@ impl Inner {
         }
         let now = self.now_ms();
         let max_age = self.cfg.head_max_age.as_millis() as i64;
+        // Also sealed early: idle heads holding late points (at or before the series'
+        // newest sealed point, as writers running in parallel deliver them). Until
+        // sealed, every read of the series merges them against its blocks, and the
+        // first/last edge read cannot answer from the summary. Their seal merges them
+        // into the newest block (see `Sealed::seal`), once the writes have stopped.
+        let late_idle = LATE_SEAL_IDLE.as_millis() as i64;
+        let late = |i: &HeadInfo| {
+            now.saturating_sub(i.last_write_ms) >= late_idle
+                && self.registry.get(i.sid).is_some_and(|e| {
+                    let s = e.summary.lock();
+                    s.blocks > 0 && i.min_ts <= s.max_ts
+                })
+        };
         let aged: Vec<u64> = self
             .head
             .infos()
             .into_iter()
-            .filter(|i| i.points > 0 && now.saturating_sub(i.first_write_ms) >= max_age)
+            .filter(|i| {
+                i.points > 0 && (now.saturating_sub(i.first_write_ms) >= max_age || late(i))
+            })
             .map(|i| i.sid)
             .collect();
         for sid in aged {

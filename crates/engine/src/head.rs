@@ -237,6 +237,8 @@ pub struct SeriesHead {
     frozen_bytes: usize,
     /// Clock time of the first append into an empty `active` (age-based sealing).
     pub first_write_ms: i64,
+    /// Clock time of the latest append (idle late points are sealed early).
+    last_write_ms: i64,
     queued: bool,
 }
 
@@ -250,6 +252,7 @@ impl SeriesHead {
             frozen_min_segment: 0,
             frozen_bytes: 0,
             first_write_ms: 0,
+            last_write_ms: 0,
             queued: false,
         }
     }
@@ -309,6 +312,9 @@ pub struct HeadInfo {
     pub bytes: usize,
     pub min_segment: Option<u64>,
     pub first_write_ms: i64,
+    pub last_write_ms: i64,
+    /// Smallest timestamp of the active chunk (`i64::MAX` when empty).
+    pub min_ts: i64,
 }
 
 pub struct Head {
@@ -365,6 +371,7 @@ impl Head {
             h.min_segment = lsn.segment;
             h.first_write_ms = now_ms;
         }
+        h.last_write_ms = now_ms;
         f(&mut h.active);
         h.last_lsn = h.last_lsn.max(lsn);
         self.bytes
@@ -626,6 +633,8 @@ impl Head {
                 bytes: h.bytes(),
                 min_segment: h.min_segment(),
                 first_write_ms: h.first_write_ms,
+                last_write_ms: h.last_write_ms,
+                min_ts: h.active.min_ts,
             }));
         }
         out

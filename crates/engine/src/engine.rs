@@ -24,7 +24,7 @@ use crate::codec::put_uvarint;
 use crate::column::{merge_runs, Col, Run};
 use crate::head::{Head, HeadEdge, HeadInfo};
 use crate::index::{Registry, SeriesEntry};
-use crate::sealed::Sealed;
+use crate::sealed::{self, Sealed};
 use crate::store::{corrupt, BlockSummary, Store};
 use crate::wal::{self, Lsn, Record, WalWriter, NEVER};
 use crate::{EngineConfig, WalSync};
@@ -575,28 +575,29 @@ impl Inner {
         };
         let s = *e.summary.lock();
         if s.blocks == 0 || s.max_ts < range.start || s.min_ts > range.end {
+            let count = head.count();
             let edge = match order {
                 Order::Asc => head.first,
                 Order::Desc => head.last,
             };
-            return Ok(Some((head.count, edge)));
+            return Ok(Some((count, edge)));
         }
         let whole = range.start <= s.min_ts && s.max_ts <= range.end;
         if !(blocks_alive && s.disjoint && whole) {
             return Ok(None);
         }
-        let head_after = head.count == 0 || head.first.ts[0] > s.max_ts;
+        let head_after = head.count() == 0 || head.first.ts[0] > s.max_ts;
         match order {
-            Order::Desc if head_after && head.count > 0 => {
-                Ok(Some((s.points + head.count, head.last)))
+            Order::Desc if head_after && head.count() > 0 => {
+                Ok(Some((s.points + head.count(), head.last)))
             }
             Order::Asc if head_after => {
                 let Some(h) = self.sealed.edge_block(e, &s, true, d)? else {
                     return Ok(None);
                 };
-                Ok(Some((s.points + head.count, block_point(d, &h, 0))))
+                Ok(Some((s.points + head.count(), sealed::point(d, &h, 0))))
             }
-            Order::Desc if head.count == 0 && s.last_seq != 0 && s.last_max_ts == s.max_ts => {
+            Order::Desc if head.count() == 0 && s.last_seq != 0 && s.last_max_ts == s.max_ts => {
                 // Fully sealed: the newest block's last point is in the summary.
                 match Col::from_number_bits(e.key.data_type, s.last_value) {
                     Some(vals) => Ok(Some((
@@ -607,11 +608,11 @@ impl Inner {
                             exp: Vec::new(),
                         },
                     ))),
-                    None => self.last_sealed_with_head(e, &s, &head, d),
+                    None => self.last_sealed_with_head(e, &s, head, d),
                 }
             }
-            Order::Desc if head.count == 0 || head.first.ts[0] >= s.last_start => {
-                self.last_sealed_with_head(e, &s, &head, d)
+            Order::Desc if head.count() == 0 || head.first.ts[0] >= s.last_start => {
+                self.last_sealed_with_head(e, &s, head, d)
             }
             _ => Ok(None),
         }
@@ -624,19 +625,19 @@ impl Inner {
         &self,
         e: &SeriesEntry,
         s: &BlockSummary,
-        head: &HeadEdge,
+        head: HeadEdge,
         d: &mut Decoded,
     ) -> Result<Option<(u64, Run)>, StorageError> {
         let Some(h) = self.sealed.edge_block(e, s, false, d)? else {
             return Ok(None);
         };
         let overwritten = count_common(&head.ts, &d.ts);
-        let count = s.points + head.count - overwritten;
+        let count = s.points + head.count() - overwritten;
         // On the same timestamp the head (written later) wins.
-        if head.count > 0 && head.last.ts[0] >= s.max_ts {
-            return Ok(Some((count, head.last.clone())));
+        if head.count() > 0 && head.last.ts[0] >= s.max_ts {
+            return Ok(Some((count, head.last)));
         }
-        Ok(Some((count, block_point(d, &h, d.ts.len() - 1))))
+        Ok(Some((count, sealed::point(d, &h, d.ts.len() - 1))))
     }
 
     pub fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
@@ -1298,17 +1299,6 @@ impl Inner {
             ),
         ];
         StorageStats { counters, gauges }
-    }
-}
-
-/// Point `i` of a decoded block as a one-point run (values only; edge reads).
-fn block_point(d: &Decoded, h: &crate::block::BlockHeader, i: usize) -> Run {
-    let mut vals = Col::with_capacity(h.data_type, 1);
-    vals.extend_from_col(&d.vals, i..i + 1);
-    Run {
-        ts: vec![d.ts[i]],
-        vals,
-        exp: Vec::new(),
     }
 }
 

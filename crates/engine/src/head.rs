@@ -277,10 +277,9 @@ impl SeriesHead {
 }
 
 /// What an edge read needs from a series' head within a range: how many points, and the
-/// first and last of them (one-point runs; empty when `count` is 0).
+/// first and last of them (one-point runs; empty when there is none).
 #[derive(Debug)]
 pub struct HeadEdge {
-    pub count: u64,
     pub first: Run,
     pub last: Run,
     /// Every timestamp in the range, ascending (to find overwrites of sealed points).
@@ -288,9 +287,13 @@ pub struct HeadEdge {
 }
 
 impl HeadEdge {
+    /// Points in the range.
+    pub fn count(&self) -> u64 {
+        self.ts.len() as u64
+    }
+
     fn empty(dt: DataType) -> HeadEdge {
         HeadEdge {
-            count: 0,
             first: Run::new(dt),
             last: Run::new(dt),
             ts: Vec::new(),
@@ -530,7 +533,6 @@ impl Head {
             return None;
         }
         Some(HeadEdge {
-            count: parts.iter().map(|p| p.1.len() as u64).sum(),
             first: first.0.point(first.1.start),
             last: last.0.point(last.1.end - 1),
             ts: parts
@@ -714,7 +716,7 @@ mod tests {
         assert_eq!(h.bytes(), 4 * 8 + 4 * 8 + 16);
         let edge = h.edge(1, DataType::Long, TimeRange::new(2, 10), 0).unwrap();
         assert_eq!(
-            (edge.count, edge.first.ts, edge.last.ts),
+            (edge.count(), edge.first.ts, edge.last.ts),
             (3, vec![2], vec![4])
         );
         assert_eq!(edge.first.vals, Col::Long(vec![200]));

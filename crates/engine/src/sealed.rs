@@ -79,6 +79,13 @@ fn run_from_decoded(d: &Decoded, h: &BlockHeader, r: std::ops::Range<usize>) -> 
     }
 }
 
+/// Point `i` of a decoded block as a one-point run, values only (edge reads).
+pub fn point(d: &Decoded, h: &BlockHeader, i: usize) -> Run {
+    let mut run = run_from_decoded(d, h, i..i + 1);
+    run.exp.clear();
+    run
+}
+
 fn encode_run(run: &Run, level: usize) -> Vec<u8> {
     let exp = if run.exp.is_empty() {
         Expiry::Uniform(NEVER)

@@ -130,15 +130,11 @@ pub fn execute(
 
     // `first`/`last` over the whole range as one bucket: storage returns each series'
     // first or last point only, and still counts every point for `sample_size`.
-    let edge = match (
-        &query.limit,
-        query.order,
-        group_bys.is_empty(),
-        aggregators.first(),
-    ) {
-        (None, Order::Asc, true, Some(a)) => a.edge_order(ctx),
-        _ => None,
-    };
+    let plain = query.limit.is_none() && query.order == Order::Asc && group_bys.is_empty();
+    let edge = aggregators
+        .first()
+        .filter(|_| plain)
+        .and_then(|a| a.edge_order(ctx));
     let series = storage
         .query(&SeriesQuery {
             metric: query.name.clone(),

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::block::Decoded;
 use crate::codec::put_uvarint;
 use crate::column::{merge_runs, Col, Run};
-use crate::head::{Head, HeadEdge, HeadInfo};
+use crate::head::{Frozen, Head, HeadEdge, HeadInfo};
 use crate::index::{Registry, SeriesEntry};
 use crate::sealed::{self, Sealed};
 use crate::store::{corrupt, BlockSummary, Store};
@@ -32,6 +32,9 @@ use crate::{EngineConfig, WalSync};
 /// A head holding late points (see [`Engine::maintain`]) is sealed once it has had no
 /// write for this long.
 const LATE_SEAL_IDLE: Duration = Duration::from_secs(2);
+
+/// Series sealed per fjall batch (and per hold of the maintenance lock).
+const SEAL_BATCH: usize = 64;
 
 /// Counters exported by `stats()`.
 #[derive(Default)]
@@ -829,30 +832,102 @@ impl Inner {
 
     /// Seals the head of one series into blocks.
     pub fn seal_series_locked(&self, sid: u64) -> Result<(), StorageError> {
+        self.seal_whole_locked(&[sid])
+    }
+
+    /// Seals the whole heads of `sids`, up to [`SEAL_BATCH`] series per fjall batch.
+    fn seal_whole_locked(&self, sids: &[u64]) -> Result<(), StorageError> {
+        for sids in sids.chunks(SEAL_BATCH) {
+            if self.is_poisoned() {
+                return Ok(());
+            }
+            let frozen = sids
+                .iter()
+                .filter_map(|&sid| Some((self.registry.get(sid)?, self.head.freeze(sid)?)))
+                .collect();
+            self.seal_frozen_locked(frozen)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the heads of `sids` that hold at least `seal_points` points. A head
+    /// written out of time order keeps its newest points as a lateness window
+    /// ([`Head::freeze_keeping`]), logged again; the WAL is fsynced before any block
+    /// marks the window's old positions as sealed, so a crash or power loss cannot
+    /// skip points that are only in the head.
+    fn seal_full_locked(&self, sids: &[u64]) -> Result<(), StorageError> {
         if self.is_poisoned() {
             return Ok(());
         }
-        let Some(e) = self.registry.get(sid) else {
+        let keep = sealed::lateness_window(self.cfg.seal_points);
+        let mut frozen = Vec::with_capacity(sids.len());
+        let mut relogged = false;
+        {
+            let mut wal = self.wal.lock();
+            let mut buf = Vec::new();
+            for &sid in sids {
+                if self.head.len(sid) < self.cfg.seal_points {
+                    continue;
+                }
+                let Some(e) = self.registry.get(sid) else {
+                    continue;
+                };
+                let f = self.head.freeze_keeping(sid, keep, |kept| {
+                    buf.clear();
+                    let start = wal::begin_record(&mut buf, wal::REC_POINTS);
+                    put_uvarint(&mut buf, 1);
+                    let expiry = kept.expiry().unwrap_or(NEVER);
+                    wal::encode_col_chunk(&mut buf, sid, expiry, &kept.ts, &kept.vals);
+                    wal::finish_record(&mut buf, start);
+                    let lsn = wal
+                        .append(&[&buf])
+                        .map_err(|err| self.poison(format!("WAL write failed: {err}")))?;
+                    self.counters
+                        .wal_bytes_written
+                        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    relogged = true;
+                    Ok(lsn)
+                })?;
+                frozen.extend(f.map(|f| (e, f)));
+            }
+        }
+        if relogged && self.cfg.wal_sync != WalSync::None {
+            let target = self.wal.lock().written();
+            self.sync_to(target)?;
+        }
+        self.seal_frozen_locked(frozen)
+    }
+
+    /// Writes frozen head chunks into blocks (one fjall batch) and drops them from
+    /// the head.
+    fn seal_frozen_locked(
+        &self,
+        frozen: Vec<(Arc<SeriesEntry>, Frozen)>,
+    ) -> Result<(), StorageError> {
+        if frozen.is_empty() {
             return Ok(());
-        };
-        let Some(frozen) = self.head.freeze(sid) else {
-            return Ok(());
-        };
+        }
         let now_s = secs(self.now_ms());
-        let run = frozen.chunk.to_run(TimeRange::ALL, now_s);
-        let out = self
+        let items = frozen
+            .iter()
+            .map(|(e, f)| (&**e, f.chunk.to_run(TimeRange::ALL, now_s), f.last_lsn));
+        let outs = self
             .sealed
-            .seal(&e, run, frozen.last_lsn, now_s)
+            .seal(items, now_s)
             .map_err(|err| self.poison_maint(err))?;
-        self.counters.seals.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .seals
+            .fetch_add(outs.len() as u64, Ordering::Relaxed);
         self.counters
             .points_sealed
-            .fetch_add(out.points, Ordering::Relaxed);
-        self.head.commit_frozen(sid, |empty| {
-            if empty && e.summary.lock().blocks == 0 {
-                self.registry.mark_dead(&e);
-            }
-        });
+            .fetch_add(outs.iter().map(|o| o.points).sum(), Ordering::Relaxed);
+        for (e, _) in &frozen {
+            self.head.commit_frozen(e.id, |empty| {
+                if empty && e.summary.lock().blocks == 0 {
+                    self.registry.mark_dead(e);
+                }
+            });
+        }
         Ok(())
     }
 
@@ -871,10 +946,7 @@ impl Inner {
 
     /// Seals every head (close, explicit flush).
     pub fn seal_all_locked(&self) -> Result<(), StorageError> {
-        for sid in self.head.series_ids() {
-            self.seal_series_locked(sid)?;
-        }
-        Ok(())
+        self.seal_whole_locked(&self.head.series_ids())
     }
 
     /// Deletes WAL segments whose points are all in durable blocks. When the WAL
@@ -923,9 +995,7 @@ impl Inner {
                     .forced_seals
                     .fetch_add(laggards.len() as u64, Ordering::Relaxed);
             }
-            for sid in laggards {
-                self.seal_series_locked(sid)?;
-            }
+            self.seal_whole_locked(&laggards)?;
         }
         let needed = self.head.min_segment().unwrap_or(current).min(current);
         if oldest >= needed {
@@ -977,11 +1047,9 @@ impl Inner {
     /// and memory-pressure seals are not starved.
     pub fn maintain(&self) -> Result<(), StorageError> {
         let queued = std::mem::take(&mut *self.seal_queue.lock());
-        for sid in queued {
+        for sids in queued.chunks(SEAL_BATCH) {
             let _m = self.maint.lock();
-            if self.head.len(sid) >= self.cfg.seal_points {
-                self.seal_series_locked(sid)?;
-            }
+            self.seal_full_locked(sids)?;
         }
         let now = self.now_ms();
         let max_age = self.cfg.head_max_age.as_millis() as i64;
@@ -1007,9 +1075,9 @@ impl Inner {
             })
             .map(|i| i.sid)
             .collect();
-        for sid in aged {
+        for sids in aged.chunks(SEAL_BATCH) {
             let _m = self.maint.lock();
-            self.seal_series_locked(sid)?;
+            self.seal_whole_locked(sids)?;
         }
         {
             let _m = self.maint.lock();

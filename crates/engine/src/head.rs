@@ -58,6 +58,15 @@ impl Chunk {
         self.ts.is_empty()
     }
 
+    /// Expiry of the points when they share one ([`NEVER`] when empty), else `None`.
+    pub fn expiry(&self) -> Option<u64> {
+        match self.exp.as_slice() {
+            [] => Some(NEVER),
+            [(_, e)] => Some(*e),
+            _ => None,
+        }
+    }
+
     /// Bytes accounted against `max_head_bytes`.
     pub fn bytes(&self) -> usize {
         self.ts.len() * 8 + self.vals.value_bytes() + self.exp.len() * 16
@@ -436,21 +445,77 @@ impl Head {
     /// Moves the active chunk to `frozen`. `None` when there is nothing to seal or
     /// a seal of this series is already in progress.
     pub fn freeze(&self, sid: u64) -> Option<Frozen> {
-        let mut shard = self.shard(sid).lock();
-        let h = shard.get_mut(&sid)?;
-        if h.active.is_empty() || h.frozen.is_some() {
-            return None;
+        let no_window = self.freeze_keeping(sid, 0, |_| -> Result<Lsn, std::convert::Infallible> {
+            unreachable!("no window is kept")
+        });
+        match no_window {
+            Ok(f) => f,
         }
+    }
+
+    /// Like [`Head::freeze`], but when the active chunk was written out of time order
+    /// (parallel writers delivering the series), its newest `keep` points stay active as
+    /// a lateness window: stragglers older than them then join the head instead of
+    /// reaching back into a sealed block, which would have to be rewritten. The window
+    /// is handed to `relog` (under the shard lock, the caller holding the WAL lock)
+    /// to be logged again, and its points take the returned position, so the seal can
+    /// mark everything up to the frozen chunk's last position as sealed. Nothing
+    /// changes when `relog` fails.
+    pub fn freeze_keeping<E>(
+        &self,
+        sid: u64,
+        keep: usize,
+        relog: impl FnOnce(&Chunk) -> Result<Lsn, E>,
+    ) -> Result<Option<Frozen>, E> {
+        let mut shard = self.shard(sid).lock();
+        let Some(h) = shard.get_mut(&sid) else {
+            return Ok(None);
+        };
+        if h.active.is_empty() || h.frozen.is_some() {
+            return Ok(None);
+        }
+        let windowed = keep > 0 && !h.active.sorted && h.active.len() > keep;
+        if windowed {
+            self.normalize(h);
+        }
+        // A chunk with mixed expiries cannot be sorted in place; it is sealed whole.
         let dt = h.active.vals.data_type();
-        let chunk = Arc::new(std::mem::replace(&mut h.active, Chunk::new(dt)));
+        let mut kept = Chunk::new(dt);
+        let n = h.active.len();
+        if windowed && h.active.sorted && n > keep {
+            let cut = n - keep;
+            let mut vals = Col::with_capacity(dt, keep);
+            vals.extend_from_col(&h.active.vals, cut..n);
+            let expiry = h.active.expiry().unwrap_or(NEVER);
+            kept.append_col(&h.active.ts[cut..], &vals, expiry);
+        }
+        let lsn = if kept.is_empty() {
+            None
+        } else {
+            Some(relog(&kept)?)
+        };
+        let last_lsn = h.last_lsn;
+        let frozen_min_segment = h.min_segment;
+        let mut chunk = std::mem::replace(&mut h.active, Chunk::new(dt));
+        if let Some(lsn) = lsn {
+            let before = chunk.bytes();
+            let cut = chunk.len() - kept.len();
+            chunk.ts.truncate(cut);
+            chunk.vals.truncate(cut);
+            chunk.max_ts = chunk.ts[cut - 1];
+            let after = chunk.bytes() + kept.bytes();
+            self.bytes
+                .fetch_add(after.saturating_sub(before) as u64, Ordering::Relaxed);
+            h.active = kept;
+            h.min_segment = lsn.segment;
+            h.last_lsn = lsn;
+        }
+        let chunk = Arc::new(chunk);
         h.frozen_bytes = chunk.bytes();
-        h.frozen_min_segment = h.min_segment;
+        h.frozen_min_segment = frozen_min_segment;
         h.frozen = Some(chunk.clone());
         h.queued = false;
-        Some(Frozen {
-            chunk,
-            last_lsn: h.last_lsn,
-        })
+        Ok(Some(Frozen { chunk, last_lsn }))
     }
 
     /// Drops the frozen chunk after its blocks are committed. `on_locked(empty)`

@@ -22,6 +22,14 @@ use crate::index::{Registry, SeriesEntry};
 use crate::store::{corrupt, fjall_err, BlockId, BlockSummary, Store};
 use crate::wal::{Lsn, NEVER};
 
+/// Points a full head written out of time order keeps unsealed (see
+/// `Inner::seal_full_locked`): parallel writers deliver a series up to a few requests
+/// apart, and a straggler older than the sealed points would cost a rewrite of the
+/// newest block. 256 points at the default `seal_points`, 42 min of 10 s data.
+pub fn lateness_window(seal_points: usize) -> usize {
+    seal_points / 8
+}
+
 /// Result of sealing one run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SealOutcome {
@@ -242,25 +250,55 @@ impl Sealed {
         block::decode(bytes, d).map_err(|e| corrupt(&format!("block {id:?}"), e))
     }
 
-    /// Seals `run` (sorted, unique timestamps; may be empty) for series `e` and
-    /// records that its WAL records up to `sealed_lsn` are now in blocks.
-    pub fn seal(
+    /// Seals a run (sorted, unique timestamps; may be empty) for each series (at most
+    /// once each) and records that its WAL records up to the given position are now
+    /// in blocks, all in one fjall batch (the batch framing and the block sequence
+    /// record are written once).
+    pub fn seal<'a>(
         &self,
+        items: impl IntoIterator<Item = (&'a SeriesEntry, Run, Lsn)>,
+        now_secs: u64,
+    ) -> Result<Vec<SealOutcome>, StorageError> {
+        let mut batch = self.store.batch();
+        let mut done = Vec::new();
+        for (e, run, sealed_lsn) in items {
+            let (summary, out) = self.seal_into(&mut batch, e, run, sealed_lsn, now_secs)?;
+            done.push((e, summary, out));
+        }
+        if done.iter().any(|(_, _, out)| out.blocks > 0) {
+            self.store.put_next_block_seq(&mut batch, self.next_seq());
+        }
+        batch.commit().map_err(fjall_err)?;
+        Ok(done
+            .into_iter()
+            .map(|(e, summary, out)| {
+                *e.summary.lock() = summary;
+                out
+            })
+            .collect())
+    }
+
+    /// Adds the seal of one series to `batch`; returns its new summary, to be
+    /// installed once the batch is committed.
+    fn seal_into(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
         e: &SeriesEntry,
         mut run: Run,
         sealed_lsn: Lsn,
         now_secs: u64,
-    ) -> Result<SealOutcome, StorageError> {
+    ) -> Result<(BlockSummary, SealOutcome), StorageError> {
         let mut summary = *e.summary.lock();
-        let mut batch = self.store.batch();
         let mut out = SealOutcome::default();
         if !run.is_empty() {
             out.points = run.len() as u64;
             let (first, last) = (run.ts[0], run.ts[run.len() - 1]);
             // Append-merge: a small newest block that ends before the new points
-            // absorbs them, so sparse series do not leave many tiny blocks.
+            // absorbs them, so sparse series do not leave many tiny blocks. Blocks
+            // of full seals (less the lateness window) are never rewritten this way.
             let append = summary.last_seq != 0
-                && (summary.last_count as usize) < self.seal_points
+                && (summary.last_count as usize)
+                    < self.seal_points - lateness_window(self.seal_points)
                 && summary.last_max_ts < first
                 && summary.last_count as usize + run.len() <= self.seal_points * 2;
             // Late merge: points reaching back into the newest block (writers that
@@ -284,7 +322,7 @@ impl Sealed {
                     let h = self.decode(id, &bytes, &mut d)?;
                     let mut old = run_from_decoded(&d, &h, 0..h.count as usize);
                     old.retain_alive(now_secs);
-                    self.remove(&mut batch, &mut summary, id, &h, bytes.len() as u64);
+                    self.remove(batch, &mut summary, id, &h, bytes.len() as u64);
                     run = merge_runs(h.data_type, vec![old, run]);
                 } else {
                     late = summary.overlaps(first, last);
@@ -292,19 +330,16 @@ impl Sealed {
             }
             for part in run.split_even(self.seal_points * 2) {
                 let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
-                out.bytes += self.add(&mut batch, &mut summary, e.id, seq, &part, true);
+                out.bytes += self.add(batch, &mut summary, e.id, seq, &part, true);
                 out.blocks += 1;
             }
-            self.store.put_next_block_seq(&mut batch, self.next_seq());
             if late {
                 summary.disjoint = false;
             }
         }
         summary.sealed_lsn = summary.sealed_lsn.max(sealed_lsn);
-        self.store.put_summary(&mut batch, e.id, &summary);
-        batch.commit().map_err(fjall_err)?;
-        *e.summary.lock() = summary;
-        Ok(out)
+        self.store.put_summary(batch, e.id, &summary);
+        Ok((summary, out))
     }
 
     /// Runs of the blocks of `e` overlapping `range`, oldest seq first, without

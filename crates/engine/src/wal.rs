@@ -133,10 +133,30 @@ pub fn encode_series_defs<'a>(
 /// Appends one series chunk of a points record (see [`begin_record`] with
 /// [`REC_POINTS`]; the caller writes the series count first).
 pub fn encode_points_chunk(buf: &mut Vec<u8>, sid: u64, expiry: u64, points: &Points) {
-    put_uvarint(buf, sid);
-    buf.push(points.data_type().code());
-    put_uvarint(buf, if expiry == NEVER { 0 } else { expiry });
     let ts = points.timestamps();
+    encode_chunk_head(buf, sid, points.data_type(), expiry, ts);
+    match points {
+        Points::Long { values, .. } => encode_longs(buf, values),
+        Points::Double { values, .. } => encode_doubles(buf, values),
+        Points::String { values, .. } => encode_strings(buf, values.iter().map(String::as_str)),
+    }
+}
+
+/// [`encode_points_chunk`] for points held in a column (the head's re-logged window).
+pub fn encode_col_chunk(buf: &mut Vec<u8>, sid: u64, expiry: u64, ts: &[i64], vals: &Col) {
+    debug_assert_eq!(ts.len(), vals.len());
+    encode_chunk_head(buf, sid, vals.data_type(), expiry, ts);
+    match vals {
+        Col::Long(v) => encode_longs(buf, v),
+        Col::Double(v) => encode_doubles(buf, v),
+        Col::Str(s) => encode_strings(buf, (0..s.len()).map(|i| s.get(i))),
+    }
+}
+
+fn encode_chunk_head(buf: &mut Vec<u8>, sid: u64, dt: DataType, expiry: u64, ts: &[i64]) {
+    put_uvarint(buf, sid);
+    buf.push(dt.code());
+    put_uvarint(buf, if expiry == NEVER { 0 } else { expiry });
     put_uvarint(buf, ts.len() as u64);
     // Worst case 10 bytes per timestamp plus the values; reserve once.
     buf.reserve(ts.len() * 19);
@@ -145,25 +165,26 @@ pub fn encode_points_chunk(buf: &mut Vec<u8>, sid: u64, expiry: u64, points: &Po
         put_ivarint(buf, t.wrapping_sub(prev));
         prev = t;
     }
-    match points {
-        Points::Long { values, .. } => {
-            let mut prev = 0i64;
-            for &v in values {
-                put_ivarint(buf, v.wrapping_sub(prev));
-                prev = v;
-            }
-        }
-        Points::Double { values, .. } => {
-            for &v in values {
-                buf.extend_from_slice(&v.to_bits().to_le_bytes());
-            }
-        }
-        Points::String { values, .. } => {
-            for v in values {
-                put_uvarint(buf, v.len() as u64);
-                buf.extend_from_slice(v.as_bytes());
-            }
-        }
+}
+
+fn encode_longs(buf: &mut Vec<u8>, values: &[i64]) {
+    let mut prev = 0i64;
+    for &v in values {
+        put_ivarint(buf, v.wrapping_sub(prev));
+        prev = v;
+    }
+}
+
+fn encode_doubles(buf: &mut Vec<u8>, values: &[f64]) {
+    for &v in values {
+        buf.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
+fn encode_strings<'a>(buf: &mut Vec<u8>, values: impl Iterator<Item = &'a str>) {
+    for v in values {
+        put_uvarint(buf, v.len() as u64);
+        buf.extend_from_slice(v.as_bytes());
     }
 }
 

@@ -1,6 +1,7 @@
 //! The sealed block codec: one series' points for a time span, compressed with
 //! `pco` (timestamps as i64, longs as i64, doubles as f64; strings as pco-coded
-//! lengths plus raw UTF-8), behind a fixed 56-byte header.
+//! lengths plus raw UTF-8), behind a varint header of about 20 bytes (version 2;
+//! version 1's fixed 56-byte header is still read).
 //!
 //! A block is immutable, sorted by timestamp with unique timestamps, and never empty.
 //! Blocks are stored in fjall by `store.rs`; which block wins on overlap is decided
@@ -10,14 +11,17 @@ use kairosdb_model::DataType;
 use pco::standalone::{simple_compress, simple_decompress_into};
 use pco::{ChunkConfig, DeltaSpec, ModeSpec};
 
-use crate::codec::DecodeError;
+use crate::codec::{put_ivarint, put_uvarint, DecodeError, Reader};
 use crate::column::{Col, StrCol};
 use crate::wal::NEVER;
 
-pub const BLOCK_VERSION: u8 = 1;
+pub const BLOCK_VERSION: u8 = 2;
 /// Default pco level (see `EngineConfig::compression_level`).
 pub const DEFAULT_LEVEL: usize = 3;
-pub const BLOCK_HEADER_LEN: usize = 56;
+/// Length of version 1's fixed header.
+const V1_HEADER_LEN: usize = 56;
+/// Version 2: version, data type, flags, CRC (4), then the varint fields.
+const V2_FIXED_LEN: usize = 7;
 const FLAG_EXPIRY_COLUMN: u8 = 1;
 /// Guards allocations sized from a (corrupt) header.
 pub const MAX_BLOCK_POINTS: u32 = 1 << 22;
@@ -37,6 +41,9 @@ pub struct BlockHeader {
     exp_len: u32,
     crc: u32,
     flags: u8,
+    version: u8,
+    /// Header length: where the timestamp column starts.
+    body_at: usize,
 }
 
 impl BlockHeader {
@@ -147,26 +154,22 @@ pub fn encode(ts: &[i64], vals: &Col, expiry: Expiry<'_>, level: usize) -> Vec<u
     } else {
         FLAG_EXPIRY_COLUMN
     };
-    let mut out =
-        Vec::with_capacity(BLOCK_HEADER_LEN + ts_col.len() + val_col.len() + exp_col.len());
-    out.push(BLOCK_VERSION);
-    out.push(vals.data_type().code());
-    out.push(flags);
-    out.push(0);
-    out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
-    out.extend_from_slice(&ts[0].to_le_bytes());
-    out.extend_from_slice(&ts[ts.len() - 1].to_le_bytes());
-    out.extend_from_slice(&min_exp.to_le_bytes());
-    out.extend_from_slice(&max_exp.to_le_bytes());
-    out.extend_from_slice(&(ts_col.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(val_col.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(exp_col.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[0u8; 4]); // crc, filled below
+    let mut out = Vec::with_capacity(40 + ts_col.len() + val_col.len() + exp_col.len());
+    out.extend_from_slice(&[BLOCK_VERSION, vals.data_type().code(), flags, 0, 0, 0, 0]);
+    put_uvarint(&mut out, ts.len() as u64);
+    put_ivarint(&mut out, ts[0]);
+    put_uvarint(&mut out, ts[ts.len() - 1].wrapping_sub(ts[0]) as u64);
+    // Expiries as `e + 1`, so NEVER (u64::MAX) takes one byte.
+    put_uvarint(&mut out, min_exp.wrapping_add(1));
+    put_uvarint(&mut out, max_exp.wrapping_add(1));
+    put_uvarint(&mut out, ts_col.len() as u64);
+    put_uvarint(&mut out, val_col.len() as u64);
+    put_uvarint(&mut out, exp_col.len() as u64);
     out.extend_from_slice(&ts_col);
     out.extend_from_slice(&val_col);
     out.extend_from_slice(&exp_col);
-    let crc = block_crc(&out);
-    out[52..56].copy_from_slice(&crc.to_le_bytes());
+    let crc = block_crc(&out, BLOCK_VERSION);
+    out[3..7].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -186,11 +189,12 @@ fn encode_strings(s: &StrCol, cfg: &ChunkConfig) -> Vec<u8> {
     out
 }
 
-/// CRC-32 of the header without its CRC field, then the body.
-fn block_crc(b: &[u8]) -> u32 {
+/// CRC-32 of the whole block without its CRC field (`b` is at least a header long).
+fn block_crc(b: &[u8], version: u8) -> u32 {
+    let crc_at = if version == 1 { 52 } else { 3 };
     let mut h = crc32fast::Hasher::new();
-    h.update(&b[..52]);
-    h.update(&b[BLOCK_HEADER_LEN..]);
+    h.update(&b[..crc_at]);
+    h.update(&b[crc_at + 4..]);
     h.finalize()
 }
 
@@ -204,23 +208,93 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 
 /// Reads and sanity-checks the header (the CRC is checked by [`decode`]).
 pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
-    if b.len() < BLOCK_HEADER_LEN {
+    let bad = |what, offset| DecodeError::Invalid { what, offset };
+    let h = match b.first() {
+        Some(1) => decode_header_v1(b)?,
+        Some(2) => decode_header_v2(b)?,
+        Some(&v) => {
+            return Err(DecodeError::Version {
+                what: "block",
+                version: v,
+            })
+        }
+        None => {
+            return Err(DecodeError::Truncated {
+                what: "block header",
+                offset: 0,
+            })
+        }
+    };
+    if h.count == 0 || h.count > MAX_BLOCK_POINTS || h.min_ts > h.max_ts || h.min_exp > h.max_exp {
+        return Err(bad("block header", 0));
+    }
+    let body = h.ts_len as u64 + h.val_len as u64 + h.exp_len as u64;
+    if body != (b.len() - h.body_at) as u64 {
+        return Err(bad("block column lengths", h.body_at));
+    }
+    if h.has_expiry_column() != (h.exp_len > 0) {
+        return Err(bad("block flags", 2));
+    }
+    Ok(h)
+}
+
+fn decode_header_v2(b: &[u8]) -> Result<BlockHeader, DecodeError> {
+    let mut r = Reader::new(b);
+    let fixed = r.array::<V2_FIXED_LEN>("block header")?;
+    let data_type = DataType::from_code(fixed[1]).ok_or(DecodeError::Invalid {
+        what: "block data type",
+        offset: 1,
+    })?;
+    let narrow = |v: u64, what, r: &Reader<'_>| {
+        u32::try_from(v).map_err(|_| DecodeError::Invalid {
+            what,
+            offset: r.pos(),
+        })
+    };
+    let count = r.uvarint("block count")?;
+    let count = narrow(count, "block count", &r)?;
+    let min_ts = r.ivarint("block min_ts")?;
+    let span = r.uvarint("block span")?;
+    let max_ts = (i128::from(min_ts) + i128::from(span))
+        .try_into()
+        .map_err(|_| DecodeError::Invalid {
+            what: "block span",
+            offset: r.pos(),
+        })?;
+    let min_exp = r.uvarint("block min_exp")?.wrapping_sub(1);
+    let max_exp = r.uvarint("block max_exp")?.wrapping_sub(1);
+    let ts_len = r.uvarint("timestamp column length")?;
+    let val_len = r.uvarint("value column length")?;
+    let exp_len = r.uvarint("expiry column length")?;
+    Ok(BlockHeader {
+        data_type,
+        count,
+        min_ts,
+        max_ts,
+        min_exp,
+        max_exp,
+        ts_len: narrow(ts_len, "timestamp column length", &r)?,
+        val_len: narrow(val_len, "value column length", &r)?,
+        exp_len: narrow(exp_len, "expiry column length", &r)?,
+        crc: u32::from_le_bytes(fixed[3..7].try_into().expect("4 bytes")),
+        flags: fixed[2],
+        version: 2,
+        body_at: r.pos(),
+    })
+}
+
+fn decode_header_v1(b: &[u8]) -> Result<BlockHeader, DecodeError> {
+    if b.len() < V1_HEADER_LEN {
         return Err(DecodeError::Truncated {
             what: "block header",
             offset: b.len(),
-        });
-    }
-    if b[0] != BLOCK_VERSION {
-        return Err(DecodeError::Version {
-            what: "block",
-            version: b[0],
         });
     }
     let data_type = DataType::from_code(b[1]).ok_or(DecodeError::Invalid {
         what: "block data type",
         offset: 1,
     })?;
-    let h = BlockHeader {
+    Ok(BlockHeader {
         data_type,
         flags: b[2],
         count: le_u32(b, 4),
@@ -232,27 +306,9 @@ pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
         val_len: le_u32(b, 44),
         exp_len: le_u32(b, 48),
         crc: le_u32(b, 52),
-    };
-    let body = h.ts_len as u64 + h.val_len as u64 + h.exp_len as u64;
-    if h.count == 0 || h.count > MAX_BLOCK_POINTS || h.min_ts > h.max_ts || h.min_exp > h.max_exp {
-        return Err(DecodeError::Invalid {
-            what: "block header",
-            offset: 0,
-        });
-    }
-    if body != (b.len() - BLOCK_HEADER_LEN) as u64 {
-        return Err(DecodeError::Invalid {
-            what: "block column lengths",
-            offset: 40,
-        });
-    }
-    if h.has_expiry_column() != (h.exp_len > 0) {
-        return Err(DecodeError::Invalid {
-            what: "block flags",
-            offset: 2,
-        });
-    }
-    Ok(h)
+        version: 1,
+        body_at: V1_HEADER_LEN,
+    })
 }
 
 /// Decodes a whole block into `out` (buffers are reused).
@@ -267,7 +323,7 @@ pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
     out.exp.clear();
     let h = decode_append(b, &mut out.ts, &mut out.vals)?;
     if h.has_expiry_column() {
-        let exp_at = BLOCK_HEADER_LEN + h.ts_len as usize + h.val_len as usize;
+        let exp_at = h.body_at + h.ts_len as usize + h.val_len as usize;
         decode_numbers_into(&b[exp_at..], &mut out.exp, h.count as usize, "expiry")?;
     }
     Ok(h)
@@ -282,10 +338,10 @@ pub fn decode_append(
     vals: &mut Col,
 ) -> Result<BlockHeader, DecodeError> {
     let h = decode_header(b)?;
-    if block_crc(b) != h.crc {
+    if block_crc(b, h.version) != h.crc {
         return Err(DecodeError::Invalid {
             what: "block checksum",
-            offset: 52,
+            offset: if h.version == 1 { 52 } else { 3 },
         });
     }
     if vals.data_type() != h.data_type {
@@ -295,7 +351,7 @@ pub fn decode_append(
         });
     }
     let n = h.count as usize;
-    let ts_at = BLOCK_HEADER_LEN;
+    let ts_at = h.body_at;
     let val_at = ts_at + h.ts_len as usize;
     let exp_at = val_at + h.val_len as usize;
     let base = ts.len();
@@ -413,25 +469,77 @@ mod tests {
     #[test]
     fn header_bytes_are_pinned() {
         let b = encode(
-            &[10, 20],
+            &[1_000, 11_000],
             &Col::Long(vec![1, 2]),
             Expiry::PerPoint(&[5, 5]),
             3,
         );
-        assert_eq!(&b[..4], &[1, DataType::Long.code(), 0, 0]);
-        assert_eq!(&b[4..8], &2u32.to_le_bytes());
-        assert_eq!(&b[8..16], &10i64.to_le_bytes());
-        assert_eq!(&b[16..24], &20i64.to_le_bytes());
-        assert_eq!(
-            &b[24..40],
-            &[5, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]
-        );
-        let (ts_len, val_len) = (le_u32(&b, 40) as usize, le_u32(&b, 44) as usize);
-        assert_eq!(le_u32(&b, 48), 0);
-        assert_eq!(BLOCK_HEADER_LEN + ts_len + val_len, b.len());
+        assert_eq!(&b[..3], &[2, DataType::Long.code(), 0]);
+        let h = decode_header(&b).unwrap();
+        // count 2, min_ts 1000 (zig-zag varint), span 10000, expiries 5 + 1 twice.
+        let mut fields = vec![2, 0xD0, 0x0F, 0x90, 0x4E, 6, 6];
+        put_uvarint(&mut fields, u64::from(h.ts_len));
+        put_uvarint(&mut fields, u64::from(h.val_len));
+        fields.push(0);
+        assert_eq!(&b[7..7 + fields.len()], &fields[..]);
+        assert_eq!(h.body_at, 7 + fields.len());
+        assert_eq!(h.body_at + h.ts_len as usize + h.val_len as usize, b.len());
         // Columns are standalone pco streams (pco's own magic first).
-        assert_eq!(&b[56..60], b"pco!");
-        assert_eq!(le_u32(&b, 52), block_crc(&b));
+        assert_eq!(&b[h.body_at..h.body_at + 4], b"pco!");
+        assert_eq!(le_u32(&b, 3), block_crc(&b, 2));
+        // No TTL: both expiries take one byte.
+        let b = encode(&[1], &Col::Long(vec![1]), Expiry::Uniform(NEVER), 3);
+        assert_eq!(&b[7..12], &[1, 2, 0, 0, 0]);
+        assert_eq!(
+            (
+                decode_header(&b).unwrap().min_exp,
+                decode_header(&b).unwrap().max_exp
+            ),
+            (NEVER, NEVER)
+        );
+    }
+
+    /// Version 1's fixed 56-byte header, as written before version 2.
+    fn as_version_1(b: &[u8]) -> Vec<u8> {
+        let h = decode_header(b).unwrap();
+        let mut out = vec![1, h.data_type.code(), h.flags, 0];
+        out.extend_from_slice(&h.count.to_le_bytes());
+        out.extend_from_slice(&h.min_ts.to_le_bytes());
+        out.extend_from_slice(&h.max_ts.to_le_bytes());
+        out.extend_from_slice(&h.min_exp.to_le_bytes());
+        out.extend_from_slice(&h.max_exp.to_le_bytes());
+        out.extend_from_slice(&h.ts_len.to_le_bytes());
+        out.extend_from_slice(&h.val_len.to_le_bytes());
+        out.extend_from_slice(&h.exp_len.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&b[h.body_at..]);
+        let crc = block_crc(&out, 1);
+        out[52..56].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_1_blocks_still_decode() {
+        let ts: Vec<i64> = (0..50).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+        let vals = Col::Double((0..50).map(|i| f64::from(i) / 4.0).collect());
+        let exp: Vec<u64> = (0..50).map(|i| 100 + i % 3).collect();
+        let v2 = encode(&ts, &vals, Expiry::PerPoint(&exp), 3);
+        let v1 = as_version_1(&v2);
+        assert_eq!(
+            v1.len(),
+            v2.len() + V1_HEADER_LEN - decode_header(&v2).unwrap().body_at
+        );
+        let (mut a, mut b) = (Decoded::new(), Decoded::new());
+        let h1 = decode(&v1, &mut a).unwrap();
+        let h2 = decode(&v2, &mut b).unwrap();
+        assert_eq!((&a.ts, &a.vals, &a.exp), (&b.ts, &b.vals, &b.exp));
+        assert_eq!(
+            (h1.count, h1.min_ts, h1.max_ts, h1.min_exp, h1.max_exp),
+            (h2.count, h2.min_ts, h2.max_ts, h2.min_exp, h2.max_exp)
+        );
+        let mut c = v1.clone();
+        c[60] ^= 1;
+        assert!(decode(&c, &mut a).is_err(), "version 1 checksum");
     }
 
     #[test]
@@ -484,10 +592,12 @@ mod tests {
             8,
         );
         let mut d = Decoded::new();
-        for i in 0..b.len() {
-            let mut c = b.clone();
-            c[i] ^= 0x10;
-            assert!(decode(&c, &mut d).is_err(), "flip at byte {i} not detected");
+        for b in [b.clone(), as_version_1(&b)] {
+            for i in 0..b.len() {
+                let mut c = b.clone();
+                c[i] ^= 0x10;
+                assert!(decode(&c, &mut d).is_err(), "flip at byte {i} not detected");
+            }
         }
         let mut c = b.clone();
         let last = c.len() - 1;

@@ -17,7 +17,9 @@ use std::path::Path;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use kairosdb_model::{SeriesKey, StorageError};
 
-use crate::codec::{decode_series_key, encode_series_key, DecodeError, Reader};
+use crate::codec::{
+    decode_series_key, encode_series_key, put_ivarint, put_uvarint, DecodeError, Reader,
+};
 use crate::wal::Lsn;
 
 pub const FORMAT_VERSION: u8 = 1;
@@ -125,16 +127,113 @@ pub struct BlockSummary {
     pub disjoint: bool,
 }
 
-const SUMMARY_VERSION: u8 = 2;
-const SUMMARY_LEN: usize = 1 + 4 + 8 * 5 + 8 + 8 + 4 + 8 + 16 + 8 + 1;
+const SUMMARY_VERSION: u8 = 3;
+/// Versions 1 and 2 were fixed-width little-endian; version 2 is 98 bytes.
+const SUMMARY_V2_LEN: usize = 1 + 4 + 8 * 5 + 8 + 8 + 4 + 8 + 16 + 8 + 1;
 /// Version 1 had neither `last_value` nor `disjoint`; read as unknown (`disjoint`
 /// false, so nothing reads `last_value`).
-const SUMMARY_V1_LEN: usize = SUMMARY_LEN - 9;
+const SUMMARY_V1_LEN: usize = SUMMARY_V2_LEN - 9;
 
 impl BlockSummary {
+    /// Version 3: varints, times as differences (about 40 bytes instead of version
+    /// 2's 98; every seal writes one, see docs/format.md §2.4).
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(SUMMARY_LEN);
+        let mut b = Vec::with_capacity(48);
         b.push(SUMMARY_VERSION);
+        put_uvarint(&mut b, u64::from(self.blocks));
+        put_uvarint(&mut b, self.points);
+        put_uvarint(&mut b, self.bytes);
+        put_ivarint(&mut b, self.min_ts);
+        put_ivarint(&mut b, self.max_ts.wrapping_sub(self.min_ts));
+        put_uvarint(&mut b, self.max_span);
+        put_uvarint(&mut b, self.last_seq);
+        put_ivarint(&mut b, self.last_start.wrapping_sub(self.min_ts));
+        put_uvarint(&mut b, u64::from(self.last_count));
+        put_ivarint(&mut b, self.last_max_ts.wrapping_sub(self.last_start));
+        put_uvarint(&mut b, self.sealed_lsn.segment);
+        put_uvarint(&mut b, self.sealed_lsn.offset);
+        put_uvarint(&mut b, self.last_value);
+        b.push(u8::from(self.disjoint));
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<BlockSummary, DecodeError> {
+        let mut r = Reader::new(b);
+        let v = r.u8("summary version")?;
+        let s = match v {
+            SUMMARY_VERSION => {
+                let blocks = r.uvarint("blocks")?;
+                let points = r.uvarint("points")?;
+                let bytes = r.uvarint("bytes")?;
+                let min_ts = r.ivarint("min_ts")?;
+                let max_ts = min_ts.wrapping_add(r.ivarint("max_ts")?);
+                let max_span = r.uvarint("max_span")?;
+                let last_seq = r.uvarint("last_seq")?;
+                let last_start = min_ts.wrapping_add(r.ivarint("last_start")?);
+                let last_count = r.uvarint("last_count")?;
+                let last_max_ts = last_start.wrapping_add(r.ivarint("last_max_ts")?);
+                let narrow = |n: u64, what| {
+                    u32::try_from(n).map_err(|_| DecodeError::Invalid { what, offset: 0 })
+                };
+                BlockSummary {
+                    blocks: narrow(blocks, "blocks")?,
+                    points,
+                    bytes,
+                    min_ts,
+                    max_ts,
+                    max_span,
+                    last_seq,
+                    last_start,
+                    last_count: narrow(last_count, "last_count")?,
+                    last_max_ts,
+                    sealed_lsn: Lsn {
+                        segment: r.uvarint("sealed segment")?,
+                        offset: r.uvarint("sealed offset")?,
+                    },
+                    last_value: r.uvarint("last_value")?,
+                    disjoint: r.u8("disjoint")? == 1,
+                }
+            }
+            1 | 2 if b.len() == [SUMMARY_V1_LEN, SUMMARY_V2_LEN][usize::from(v) - 1] => {
+                BlockSummary {
+                    blocks: r.u32_le("blocks")?,
+                    points: r.u64_le("points")?,
+                    bytes: r.u64_le("bytes")?,
+                    min_ts: r.i64_le("min_ts")?,
+                    max_ts: r.i64_le("max_ts")?,
+                    max_span: r.u64_le("max_span")?,
+                    last_seq: r.u64_le("last_seq")?,
+                    last_start: r.i64_le("last_start")?,
+                    last_count: r.u32_le("last_count")?,
+                    last_max_ts: r.i64_le("last_max_ts")?,
+                    sealed_lsn: Lsn {
+                        segment: r.u64_le("sealed segment")?,
+                        offset: r.u64_le("sealed offset")?,
+                    },
+                    last_value: if v >= 2 { r.u64_le("last_value")? } else { 0 },
+                    disjoint: v >= 2 && r.u8("disjoint")? == 1,
+                }
+            }
+            _ => {
+                return Err(DecodeError::Version {
+                    what: "series summary",
+                    version: v,
+                })
+            }
+        };
+        if !r.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "summary length",
+                offset: r.pos(),
+            });
+        }
+        Ok(s)
+    }
+
+    /// The fixed-width encoding of versions 1 and 2 (tests of the old formats).
+    #[cfg(test)]
+    fn encode_fixed(&self, version: u8) -> Vec<u8> {
+        let mut b = vec![version];
         b.extend_from_slice(&self.blocks.to_le_bytes());
         b.extend_from_slice(&self.points.to_le_bytes());
         b.extend_from_slice(&self.bytes.to_le_bytes());
@@ -147,46 +246,11 @@ impl BlockSummary {
         b.extend_from_slice(&self.last_max_ts.to_le_bytes());
         b.extend_from_slice(&self.sealed_lsn.segment.to_le_bytes());
         b.extend_from_slice(&self.sealed_lsn.offset.to_le_bytes());
-        b.extend_from_slice(&self.last_value.to_le_bytes());
-        b.push(u8::from(self.disjoint));
-        debug_assert_eq!(b.len(), SUMMARY_LEN);
+        if version >= 2 {
+            b.extend_from_slice(&self.last_value.to_le_bytes());
+            b.push(u8::from(self.disjoint));
+        }
         b
-    }
-
-    pub fn decode(b: &[u8]) -> Result<BlockSummary, DecodeError> {
-        let mut r = Reader::new(b);
-        let v = r.u8("summary version")?;
-        if v != SUMMARY_VERSION && !(v == 1 && b.len() == SUMMARY_V1_LEN) {
-            return Err(DecodeError::Version {
-                what: "series summary",
-                version: v,
-            });
-        }
-        let s = BlockSummary {
-            blocks: r.u32_le("blocks")?,
-            points: r.u64_le("points")?,
-            bytes: r.u64_le("bytes")?,
-            min_ts: r.i64_le("min_ts")?,
-            max_ts: r.i64_le("max_ts")?,
-            max_span: r.u64_le("max_span")?,
-            last_seq: r.u64_le("last_seq")?,
-            last_start: r.i64_le("last_start")?,
-            last_count: r.u32_le("last_count")?,
-            last_max_ts: r.i64_le("last_max_ts")?,
-            sealed_lsn: Lsn {
-                segment: r.u64_le("sealed segment")?,
-                offset: r.u64_le("sealed offset")?,
-            },
-            last_value: if v >= 2 { r.u64_le("last_value")? } else { 0 },
-            disjoint: v >= 2 && r.u8("disjoint")? == 1,
-        };
-        if !r.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "summary length",
-                offset: r.pos(),
-            });
-        }
-        Ok(s)
     }
 
     /// Accounts a new block. `newest`: it is the series' newest block (a seal, or the
@@ -552,10 +616,11 @@ mod tests {
         assert!(s.disjoint, "the first block");
         assert!(!s.overlaps(201, 300) && !s.overlaps(0, 99));
         assert!(s.overlaps(150, 160) && s.overlaps(0, 100) && s.overlaps(200, 250));
-        let v2 = s.encode();
-        assert_eq!(BlockSummary::decode(&v2), Ok(s));
-        let mut v1 = v2[..v2.len() - 9].to_vec();
-        v1[0] = 1;
+        assert_eq!(BlockSummary::decode(&s.encode()), Ok(s));
+        let v2 = s.encode_fixed(2);
+        assert_eq!(v2.len(), 98);
+        assert_eq!(BlockSummary::decode(&v2), Ok(s), "version 2 still reads");
+        let v1 = s.encode_fixed(1);
         let old = BlockSummary::decode(&v1).expect("version 1 still reads");
         assert_eq!(
             old,
@@ -578,5 +643,57 @@ mod tests {
         assert!(!s.disjoint);
         s.add_block(id(5, 2), 1, (5, 4), 9, true);
         assert!(s.disjoint);
+    }
+
+    #[test]
+    fn summary_version_3_is_compact_and_round_trips_extremes() {
+        let mut s = BlockSummary::default();
+        assert_eq!(BlockSummary::decode(&s.encode()), Ok(s), "empty");
+        // A typical series: a day of 10 s points in a few blocks, deep in the WAL.
+        let t0 = 1_451_606_400_000;
+        s.add_block(
+            BlockId {
+                sid: 7,
+                start: t0,
+                seq: 4_100,
+            },
+            1792,
+            (t0 + 17_910_000, 48),
+            700,
+            true,
+        );
+        s.sealed_lsn = Lsn {
+            segment: 3,
+            offset: 40 << 20,
+        };
+        let b = s.encode();
+        assert!(b.len() <= 40, "{} bytes", b.len());
+        assert_eq!(BlockSummary::decode(&b), Ok(s));
+        let extreme = BlockSummary {
+            blocks: u32::MAX,
+            points: u64::MAX,
+            bytes: u64::MAX,
+            min_ts: i64::MIN,
+            max_ts: i64::MAX,
+            max_span: u64::MAX,
+            last_seq: u64::MAX,
+            last_start: i64::MAX,
+            last_count: u32::MAX,
+            last_max_ts: i64::MIN,
+            sealed_lsn: Lsn {
+                segment: u64::MAX,
+                offset: u64::MAX,
+            },
+            last_value: f64::NAN.to_bits(),
+            disjoint: true,
+        };
+        assert_eq!(BlockSummary::decode(&extreme.encode()), Ok(extreme));
+        let full = extreme.encode();
+        for cut in 1..full.len() {
+            assert!(BlockSummary::decode(&full[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut long = full.clone();
+        long.push(0);
+        assert!(BlockSummary::decode(&long).is_err());
     }
 }

@@ -407,8 +407,26 @@ pub fn write_java_double(out: &mut Vec<u8>, v: f64) -> bool {
 /// `\b \t \n \f \r`; `/` escaped only after `<`; other chars below U+0020, in
 /// U+0080–U+009F or in U+2000–U+20FF as `\u` + 4 lower-case hex digits; the rest raw.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (names, tag values) hold none of the bytes that start an escape: copy
+    // them whole. `/` is escaped only after `<`, so `<` is what to look for. The test is a
+    // branch-free fold over every byte, which the compiler vectorizes.
+    let plain = !bytes.iter().fold(false, |special, &c| {
+        special | (c < 0x20) | (c == b'"') | (c == b'\\') | (c == b'<') | (c == 0xC2) | (c == 0xE2)
+    });
+    if plain {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        write_escaped(out, bytes);
+    }
+}
+
+/// [`write_json_string`] byte by byte, for strings that may need escapes.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -545,6 +563,18 @@ mod tests {
             "\"\\u0085\u{a0}\\u2028\\u20ff\u{2100}é你\""
         );
         assert_eq!(q("😀"), "\"😀\"");
+        // Strings without escapes are copied whole; one special byte anywhere switches.
+        assert_eq!(q(""), r#""""#);
+        assert_eq!(q("host_12/a<b"), r#""host_12/a<b""#);
+        assert_eq!(
+            q("a long plain tag value, 40 bytes or more"),
+            r#""a long plain tag value, 40 bytes or more""#
+        );
+        assert_eq!(
+            q("a long plain tag value, 40 bytes or more\n"),
+            r#""a long plain tag value, 40 bytes or more\n""#
+        );
+        assert_eq!(q("x</"), r#""x<\/""#);
     }
 
     #[test]
@@ -721,6 +751,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn plain_strings_are_written_as_the_escaping_loop_does(s in "[a-z_/<\"\\\\\n\u{80}-\u{a0}\u{2000}-\u{2100}é]{0,12}") {
+            let mut slow = Vec::new();
+            write_escaped(&mut slow, s.as_bytes());
+            proptest::prop_assert_eq!(q(&s).into_bytes(), slow);
+        }
+
         #[test]
         fn java_doubles_round_trip_and_pick_the_right_notation(bits in proptest::prelude::any::<u64>()) {
             let v = f64::from_bits(bits);

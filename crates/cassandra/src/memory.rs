@@ -94,7 +94,9 @@ fn expiry(ttl: u32, now: i64) -> Option<i64> {
 }
 
 fn tag_vec(tags: &Tags) -> Vec<(String, String)> {
-    tags.as_slice().to_vec()
+    tags.iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 impl MemorySession {

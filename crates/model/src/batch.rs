@@ -256,7 +256,7 @@ impl BatchBuilder {
         tags: &crate::Tags,
         ttl_secs: u32,
     ) -> SeriesSlot {
-        self.slot_sorted(metric, data_type, tags.as_slice(), ttl_secs)
+        self.slot_of(metric, data_type, tags.iter(), ttl_secs)
     }
 
     /// Like [`BatchBuilder::slot`] for borrowed tags. `tags` must be sorted by name
@@ -272,15 +272,27 @@ impl BatchBuilder {
             tags.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()),
             "BUG: tags passed to slot_sorted are not sorted and unique"
         );
+        let tags = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        self.slot_of(metric, data_type, tags, ttl_secs)
+    }
+
+    /// [`BatchBuilder::slot`] for tags sorted by name with unique names.
+    fn slot_of<'t>(
+        &mut self,
+        metric: &str,
+        data_type: DataType,
+        tags: impl ExactSizeIterator<Item = (&'t str, &'t str)> + Clone,
+        ttl_secs: u32,
+    ) -> SeriesSlot {
         let mut key = std::mem::take(&mut self.scratch);
         key.clear();
         key.push(data_type.code());
         key.extend_from_slice(&ttl_secs.to_le_bytes());
         put_str(&mut key, metric);
         key.extend_from_slice(&(tags.len() as u32).to_le_bytes());
-        for (k, v) in tags {
-            put_str(&mut key, k.as_ref());
-            put_str(&mut key, v.as_ref());
+        for (k, v) in tags.clone() {
+            put_str(&mut key, k);
+            put_str(&mut key, v);
         }
         let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&key, self.seed);
         let mut cur = self.heads.get(&hash).copied().unwrap_or(NO_SLOT);
@@ -299,8 +311,7 @@ impl BatchBuilder {
             i < NO_SLOT as usize,
             "BUG: more than 2^32-1 series in one batch"
         );
-        // Sorted input makes every insert an append after one binary search.
-        let tags = crate::Tags::from_pairs(tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        let tags = crate::Tags::from_pairs(tags);
         self.batch.series.push(SeriesPoints {
             key: SeriesKey::new(metric, data_type, tags),
             ttl_secs,

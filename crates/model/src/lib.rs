@@ -24,6 +24,6 @@ pub mod suite;
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
-pub use result::{GroupByResult, Num, OutColumn, QueryResult, ResultGroup};
+pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};
 pub use series::{DataType, SeriesKey, Tags, Value};
 pub use storage::{HealthStatus, Storage, StorageError, StorageStats};

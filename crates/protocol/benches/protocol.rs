@@ -8,11 +8,14 @@
 //! Run: `cargo bench -p kairosdb-protocol`. Inputs are generated from a fixed seed. The
 //! allocator is jemalloc, as in the server binary.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kairosdb_model::{BatchBuilder, GroupByResult, OutColumn, QueryResult, ResultGroup};
+use kairosdb_model::{
+    BatchBuilder, DataType, GroupByResult, GroupTags, OutColumn, QueryResult, ResultGroup,
+    SeriesKey, Tags,
+};
 use kairosdb_protocol::{ingest, response, telnet};
 
 #[global_allocator]
@@ -154,10 +157,11 @@ fn response_input(float: bool) -> Vec<QueryResult> {
                 name: "cpu.usage_user".into(),
                 alias: None,
                 group_by: vec![GroupByResult::Type("number".into())],
-                tags: Some(BTreeMap::from([(
-                    "hostname".to_string(),
-                    BTreeSet::from([format!("host_{g}")]),
-                )])),
+                tags: Some(GroupTags::new(vec![Arc::new(SeriesKey::new(
+                    "cpu.usage_user",
+                    DataType::Long,
+                    Tags::from_pairs([("hostname", format!("host_{g}"))]),
+                ))])),
                 ts,
                 values,
             }

@@ -47,7 +47,10 @@ pub fn write_tags_response(
         out.extend_from_slice(b"{\"results\":[{\"name\":");
         write_json_string(out, name);
         out.extend_from_slice(b",\"tags\":");
-        write_tags(out, tags);
+        let pairs = tags
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(move |v| (name.as_str(), v.as_str())));
+        write_tags(out, pairs);
         out.extend_from_slice(b",\"values\":[]}]}");
     }
     out.extend_from_slice(b"]}");
@@ -72,7 +75,7 @@ fn write_group(out: &mut Vec<u8>, g: &ResultGroup) -> Result<(), String> {
     }
     if let Some(tags) = &g.tags {
         out.extend_from_slice(b",\"tags\":");
-        write_tags(out, tags);
+        write_tags(out, tags.pairs());
     }
     out.extend_from_slice(b",\"values\":[");
     debug_assert_eq!(
@@ -162,20 +165,25 @@ fn java_special(v: f64) -> &'static str {
     }
 }
 
-fn write_tags(out: &mut Vec<u8>, tags: &BTreeMap<String, BTreeSet<String>>) {
+/// Writes `{"name":["value",...],...}` from distinct `(name, value)` pairs sorted by name,
+/// then value.
+fn write_tags<'a>(out: &mut Vec<u8>, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
     out.push(b'{');
-    for (i, (name, values)) in tags.iter().enumerate() {
-        if i > 0 {
+    let mut current: Option<&str> = None;
+    for (name, value) in pairs {
+        if current == Some(name) {
             out.push(b',');
-        }
-        write_json_string(out, name);
-        out.extend_from_slice(b":[");
-        for (j, v) in values.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
+        } else {
+            if current.is_some() {
+                out.extend_from_slice(b"],");
             }
-            write_json_string(out, v);
+            write_json_string(out, name);
+            out.extend_from_slice(b":[");
+            current = Some(name);
         }
+        write_json_string(out, value);
+    }
+    if current.is_some() {
         out.push(b']');
     }
     out.push(b'}');
@@ -399,8 +407,26 @@ pub fn write_java_double(out: &mut Vec<u8>, v: f64) -> bool {
 /// `\b \t \n \f \r`; `/` escaped only after `<`; other chars below U+0020, in
 /// U+0080–U+009F or in U+2000–U+20FF as `\u` + 4 lower-case hex digits; the rest raw.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (names, tag values) hold none of the bytes that start an escape: copy
+    // them whole. `/` is escaped only after `<`, so `<` is what to look for. The test is a
+    // branch-free fold over every byte, which the compiler vectorizes.
+    let plain = !bytes.iter().fold(false, |special, &c| {
+        special | (c < 0x20) | (c == b'"') | (c == b'\\') | (c == b'<') | (c == 0xC2) | (c == 0xE2)
+    });
+    if plain {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        write_escaped(out, bytes);
+    }
+}
+
+/// [`write_json_string`] byte by byte, for strings that may need escapes.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -462,7 +488,24 @@ fn write_u_escape(out: &mut Vec<u8>, cp: u32) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use kairosdb_model::{DataType, GroupTags, SeriesKey, Tags};
+
     use super::*;
+
+    /// The tags of a group of series with these tags.
+    fn tags_of(series: &[&[(&str, &str)]]) -> GroupTags {
+        GroupTags::new(
+            series
+                .iter()
+                .map(|tags| {
+                    let tags = Tags::from_pairs(tags.iter().copied());
+                    Arc::new(SeriesKey::new("m", DataType::Double, tags))
+                })
+                .collect(),
+        )
+    }
 
     fn d(v: f64) -> String {
         let mut out = Vec::new();
@@ -520,6 +563,18 @@ mod tests {
             "\"\\u0085\u{a0}\\u2028\\u20ff\u{2100}é你\""
         );
         assert_eq!(q("😀"), "\"😀\"");
+        // Strings without escapes are copied whole; one special byte anywhere switches.
+        assert_eq!(q(""), r#""""#);
+        assert_eq!(q("host_12/a<b"), r#""host_12/a<b""#);
+        assert_eq!(
+            q("a long plain tag value, 40 bytes or more"),
+            r#""a long plain tag value, 40 bytes or more""#
+        );
+        assert_eq!(
+            q("a long plain tag value, 40 bytes or more\n"),
+            r#""a long plain tag value, 40 bytes or more\n""#
+        );
+        assert_eq!(q("x</"), r#""x<\/""#);
     }
 
     #[test]
@@ -531,10 +586,10 @@ mod tests {
                 name: "abc.123".into(),
                 alias: None,
                 group_by: vec![GroupByResult::Type("number".into())],
-                tags: Some(BTreeMap::from([(
-                    "server".to_string(),
-                    BTreeSet::from(["server2".to_string(), "server1".to_string()]),
-                )])),
+                tags: Some(tags_of(&[
+                    &[("server", "server2")],
+                    &[("server", "server1")],
+                ])),
                 ts: vec![1, 2, 3],
                 values: OutColumn::Double(vec![60.2, 30.200000000000003, 20.1]),
             }],
@@ -605,7 +660,7 @@ mod tests {
             name: "m".into(),
             alias: None,
             group_by: vec![],
-            tags: Some(BTreeMap::new()),
+            tags: Some(GroupTags::default()),
             ts: vec![5],
             values: OutColumn::Text(vec!["a\"b".into()]),
         };
@@ -665,11 +720,7 @@ mod tests {
                     range_size: 10,
                     group_number: g,
                 }],
-                tags: with_tags.then(|| {
-                    tags.iter()
-                        .map(|(k, v)| (k.to_string(), BTreeSet::from([v.to_string()])))
-                        .collect()
-                }),
+                tags: with_tags.then(|| tags_of(&[&tags])),
                 ts: vec![12345, 56789, 98765],
                 values: OutColumn::Number(vals.iter().map(|&v| Num::Double(v)).collect()),
             };
@@ -700,6 +751,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn plain_strings_are_written_as_the_escaping_loop_does(s in "[a-z_/<\"\\\\\n\u{80}-\u{a0}\u{2000}-\u{2100}é]{0,12}") {
+            let mut slow = Vec::new();
+            write_escaped(&mut slow, s.as_bytes());
+            proptest::prop_assert_eq!(q(&s).into_bytes(), slow);
+        }
+
         #[test]
         fn java_doubles_round_trip_and_pick_the_right_notation(bits in proptest::prelude::any::<u64>()) {
             let v = f64::from_bits(bits);

@@ -6,9 +6,7 @@
 //! write one output column, bucket by bucket, without per-point allocation. The range
 //! aggregators share [`crate::range`].
 
-use std::collections::BTreeMap;
-
-use kairosdb_model::{BatchBuilder, Order, OutColumn, Storage, Tags, Value};
+use kairosdb_model::{BatchBuilder, GroupTags, Order, OutColumn, Storage, Tags, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::column::{self, numbers};
@@ -27,7 +25,7 @@ pub(crate) struct Stream {
 /// What `save_as` needs to know about the group it saves.
 pub(crate) struct GroupInfo<'a> {
     pub metric: &'a str,
-    pub tags: &'a BTreeMap<String, std::collections::BTreeSet<String>>,
+    pub tags: &'a GroupTags,
     /// Tag names of the query's `tag` group-by.
     pub group_by_tags: &'a [String],
 }
@@ -591,11 +589,8 @@ impl SaveAs {
             tags.insert("saved_from".into(), group.metric.to_owned());
         }
         for name in group.group_by_tags {
-            if let Some(values) = group.tags.get(name) {
-                if values.len() == 1 {
-                    let v = values.iter().next().cloned().unwrap_or_default();
-                    tags.insert(name.clone(), v);
-                }
+            if let [value] = group.tags.values(name)[..] {
+                tags.insert(name.clone(), value.to_owned());
             }
         }
         let mut b = BatchBuilder::new();

@@ -5,9 +5,9 @@
 //! missing a tag contributes `""`). Tag groups are ordered by the string
 //! `t1 + v1 + t2 + v2 …`, as KairosDB orders them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use kairosdb_model::SeriesData;
+use kairosdb_model::{GroupTags, SeriesData};
 
 pub(crate) struct Group {
     pub group_type: &'static str,
@@ -17,50 +17,45 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// Tag name → sorted distinct values over every series of the group.
-    pub fn tag_values(&self) -> BTreeMap<String, BTreeSet<String>> {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for s in &self.series {
-            for (k, v) in s.key.tags.iter() {
-                // Most series of a group share most tags: copy a string only when new.
-                match out.get_mut(k) {
-                    Some(values) => {
-                        if !values.contains(v) {
-                            values.insert(v.to_string());
-                        }
-                    }
-                    None => {
-                        out.insert(k.to_string(), BTreeSet::from([v.to_string()]));
-                    }
-                }
-            }
-        }
-        out
+    /// The tags of every series of the group (shared keys, no string copies).
+    pub fn tags(&self) -> GroupTags {
+        GroupTags::new(self.series.iter().map(|s| s.key.clone()).collect())
     }
 }
 
 pub(crate) fn split(series: Vec<SeriesData>, group_by_tags: &[String]) -> Vec<Group> {
-    // (group type, ordering string, tag key) → series
+    // (group type, ordering string) → group. The ordering string is built in one reused
+    // buffer; it and the tag key are copied only for a new group.
     let mut groups: BTreeMap<(&'static str, String), Group> = BTreeMap::new();
+    let mut order = String::new();
     for s in series {
         let group_type = s.key.data_type.group_type();
-        let tag_key: Vec<(String, String)> = group_by_tags
-            .iter()
-            .map(|t| (t.clone(), s.key.tags.get(t).unwrap_or("").to_string()))
-            .collect();
-        let order: String = tag_key
-            .iter()
-            .flat_map(|(t, v)| [t.as_str(), v.as_str()])
-            .collect();
-        groups
-            .entry((group_type, order))
-            .or_insert_with(|| Group {
-                group_type,
-                tag_key,
-                series: Vec::new(),
-            })
-            .series
-            .push(s);
+        order.clear();
+        for t in group_by_tags {
+            order.push_str(t);
+            order.push_str(s.key.tags.get(t).unwrap_or(""));
+        }
+        let key = (group_type, std::mem::take(&mut order));
+        match groups.get_mut(&key) {
+            Some(g) => {
+                g.series.push(s);
+                order = key.1;
+            }
+            None => {
+                let tag_key = group_by_tags
+                    .iter()
+                    .map(|t| (t.clone(), s.key.tags.get(t).unwrap_or("").to_string()))
+                    .collect();
+                groups.insert(
+                    key,
+                    Group {
+                        group_type,
+                        tag_key,
+                        series: vec![s],
+                    },
+                );
+            }
+        }
     }
     groups.into_values().collect()
 }

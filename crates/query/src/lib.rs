@@ -170,7 +170,13 @@ pub fn execute(
     }
     let mut results = Vec::new();
     for g in groups {
-        let mut tags = Some(g.tag_values());
+        // The last part of a group takes these; earlier parts copy them.
+        let mut tags = Some(g.tags());
+        let mut tag_group_by =
+            (!query.group_by_tags.is_empty() && !no_rows).then(|| GroupByResult::Tag {
+                tags: query.group_by_tags.clone(),
+                group: g.tag_key,
+            });
         let (ts, values) = merge::merge(g.series, query.order);
         let merged = Stream {
             ts,
@@ -201,12 +207,8 @@ pub fn execute(
             if s.ts.is_empty() {
                 continue;
             }
-            if !query.group_by_tags.is_empty() && !no_rows {
-                group_by.push(GroupByResult::Tag {
-                    tags: query.group_by_tags.clone(),
-                    group: g.tag_key.clone(),
-                });
-            }
+            let last = i == last_part;
+            group_by.extend(take_last(&mut tag_group_by, last));
             if !no_rows {
                 group_by.push(GroupByResult::Type(g.group_type.to_string()));
             }
@@ -214,11 +216,10 @@ pub fn execute(
                 name: query.name.clone(),
                 alias: query.alias.clone(),
                 group_by,
-                // The last part of a group takes the tags; earlier ones copy them.
-                tags: match (query.exclude_tags, i == last_part) {
-                    (true, _) => None,
-                    (false, true) => tags.take(),
-                    (false, false) => tags.clone(),
+                tags: if query.exclude_tags {
+                    None
+                } else {
+                    take_last(&mut tags, last)
                 },
                 ts: s.ts,
                 values: s.values,
@@ -229,6 +230,15 @@ pub fn execute(
         sample_size,
         results,
     })
+}
+
+/// The value for the last user of `slot` (moved out), or a copy for an earlier one.
+fn take_last<T: Clone>(slot: &mut Option<T>, last: bool) -> Option<T> {
+    if last {
+        slot.take()
+    } else {
+        slot.clone()
+    }
 }
 
 /// Runs an aggregator chain (normalized JSON objects, as in [`MetricQuery::aggregators`])

@@ -169,7 +169,7 @@ fn raw_read_splits_number_and_text_and_merges_with_value_tie_break() {
         ])
     );
     let tags = num.tags.as_ref().unwrap();
-    assert_eq!(tags["host"].iter().collect::<Vec<_>>(), vec!["a", "b"]);
+    assert_eq!(tags.values("host"), vec!["a", "b"]);
     let text = &r.results[1];
     assert_eq!(text.group_by, vec![GroupByResult::Type("text".into())]);
     assert_eq!(text.values, OutColumn::Text(vec!["up".into()]));

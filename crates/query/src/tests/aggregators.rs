@@ -7,8 +7,7 @@
 //! type before aggregation (§4.4 step 4) and a column holds numbers or strings, so those
 //! vectors are checked on their number half and their text half separately.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kairosdb_model::*;
 
@@ -246,7 +245,7 @@ impl Q {
     /// Applies the aggregators in order as `execute` does (skipping those that do not
     /// accept the current group type), over an empty group of metric `group`.
     pub(super) fn chain(&self, aggregators: &[&str], s: Stream) -> Result<Stream, QueryError> {
-        let tags = BTreeMap::new();
+        let tags = GroupTags::default();
         let info = GroupInfo {
             metric: "group",
             tags: &tags,
@@ -1378,10 +1377,19 @@ fn saved(
     tags: &[(&str, &[&str])],
     group_by_tags: &[&str],
 ) -> (Stream, Vec<SeriesPoints>) {
-    let tags: BTreeMap<String, BTreeSet<String>> = tags
-        .iter()
-        .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
-        .collect();
+    // The group's tag map, as the union of one single-tag series per (name, value).
+    let tags = GroupTags::new(
+        tags.iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (*k, *v)))
+            .map(|tag| {
+                Arc::new(SeriesKey::new(
+                    "group",
+                    DataType::Long,
+                    Tags::from_pairs([tag]),
+                ))
+            })
+            .collect(),
+    );
     let group_by_tags: Vec<String> = group_by_tags.iter().map(|t| t.to_string()).collect();
     let info = GroupInfo {
         metric: "group",
@@ -1552,7 +1560,7 @@ fn save_as_in_a_query_with_tag_group_by() {
 #[test]
 fn save_as_works_on_text_and_skips_nulls() {
     let storage = Recorder::new(Vec::new());
-    let tags = BTreeMap::new();
+    let tags = GroupTags::default();
     let info = GroupInfo {
         metric: "group",
         tags: &tags,

@@ -1,6 +1,6 @@
 //! Query results ready to be written as KairosDB response JSON (spec §4.5).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -70,41 +70,47 @@ pub enum GroupByResult {
 /// with its distinct values, names and values in byte order (as the `BTreeMap` of
 /// strings this replaced; equal to Java's order for BMP text).
 ///
-/// Held as the series keys themselves, shared with storage's index: a group costs one
-/// `Vec` of `Arc`s instead of a map of copied strings, and the union is taken once, when
-/// the response is written (a lastpoint query has a thousand one-series groups).
+/// Borrows its strings from the series keys, shared with storage's index: a group costs
+/// two `Vec`s of indexes and `Arc`s instead of a map of copied strings (a lastpoint query
+/// has a thousand one-series groups). The union is taken once per group; the parts a
+/// `time`/`value`/`bin` group-by splits it into copy only the indexes.
 #[derive(Clone, Default)]
 pub struct GroupTags {
     keys: Vec<Arc<SeriesKey>>,
+    /// Each distinct `(name, value)` once, sorted by name, then value, as (index in
+    /// `keys`, index of the tag in that key's tags).
+    union: Vec<(usize, usize)>,
 }
 
 impl GroupTags {
     /// The tags of a group made of the series with these keys.
     pub fn new(keys: Vec<Arc<SeriesKey>>) -> GroupTags {
-        GroupTags { keys }
+        let union = match keys.as_slice() {
+            // One series: its tags are already sorted with unique names.
+            [key] => (0..key.tags.len()).map(|t| (0, t)).collect(),
+            keys => {
+                let mut distinct = BTreeMap::new();
+                for (k, key) in keys.iter().enumerate() {
+                    for (t, pair) in key.tags.iter().enumerate() {
+                        distinct.entry(pair).or_insert((k, t));
+                    }
+                }
+                distinct.into_values().collect()
+            }
+        };
+        GroupTags { keys, union }
     }
 
     /// Distinct `(name, value)` pairs, sorted by name, then value.
-    pub fn pairs(&self) -> Vec<(&str, &str)> {
-        match self.keys.as_slice() {
-            // One series: its tags are already sorted with unique names.
-            [key] => key.tags.iter().collect(),
-            keys => keys
-                .iter()
-                .flat_map(|k| k.tags.iter())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        }
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.union.iter().map(|&(k, t)| self.keys[k].tags.pair(t))
     }
 
     /// The distinct values of tag `name`, sorted; empty when no series has it.
     pub fn values(&self, name: &str) -> Vec<&str> {
-        self.keys
-            .iter()
-            .filter_map(|k| k.tags.get(name))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+        self.pairs()
+            .filter(|&(n, _)| n == name)
+            .map(|(_, v)| v)
             .collect()
     }
 }
@@ -112,14 +118,14 @@ impl GroupTags {
 /// Equal when the tag maps are equal, whichever series they came from.
 impl PartialEq for GroupTags {
     fn eq(&self, other: &GroupTags) -> bool {
-        self.pairs() == other.pairs()
+        self.pairs().eq(other.pairs())
     }
 }
 
 /// Prints the tag map, `{"host": ["a", "b"]}`, not the keys.
 impl fmt::Debug for GroupTags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pairs = self.pairs();
+        let pairs: Vec<_> = self.pairs().collect();
         let mut map = f.debug_map();
         for group in pairs.chunk_by(|a, b| a.0 == b.0) {
             map.entry(&group[0].0, &group.iter().map(|p| p.1).collect::<Vec<_>>());
@@ -172,7 +178,7 @@ mod tests {
             &[("host", "b")],
         ]);
         assert_eq!(
-            t.pairs(),
+            t.pairs().collect::<Vec<_>>(),
             vec![("dc", "eu"), ("host", "a"), ("host", "b"), ("rack", "1")]
         );
         assert_eq!(t.values("host"), vec!["a", "b"]);
@@ -183,8 +189,11 @@ mod tests {
             r#"{"dc": ["eu"], "host": ["a", "b"], "rack": ["1"]}"#
         );
         let one = tags_of(&[&[("host", "a"), ("dc", "eu")]]);
-        assert_eq!(one.pairs(), vec![("dc", "eu"), ("host", "a")]);
-        assert!(GroupTags::default().pairs().is_empty());
+        assert_eq!(
+            one.pairs().collect::<Vec<_>>(),
+            vec![("dc", "eu"), ("host", "a")]
+        );
+        assert_eq!(GroupTags::default().pairs().count(), 0);
     }
 
     #[test]

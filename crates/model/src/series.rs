@@ -188,7 +188,12 @@ impl Tags {
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
-        (0..self.len()).map(|i| (self.part(2 * i), self.part(2 * i + 1)))
+        (0..self.len()).map(|i| self.pair(i))
+    }
+
+    /// Tag number `i` in name order, as `(name, value)`; panics when `i >= len()`.
+    pub fn pair(&self, i: usize) -> (&str, &str) {
+        (self.part(2 * i), self.part(2 * i + 1))
     }
 
     pub fn len(&self) -> usize {

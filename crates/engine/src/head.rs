@@ -811,6 +811,115 @@ mod tests {
     }
 
     #[test]
+    fn freeze_keeping_leaves_a_relogged_window_only_for_out_of_order_heads() {
+        let h = Head::new();
+        // Written out of order, with one overwrite: 1..=10 once each, 9 twice.
+        h.append_points(
+            1,
+            &longs(&[1, 2, 3, 5, 4], &[1, 2, 3, 5, 4]),
+            NEVER,
+            lsn(1, 24),
+            0,
+            100,
+            || {},
+        );
+        h.append_points(
+            1,
+            &longs(&[9, 6, 8, 7, 10, 9], &[0, 6, 8, 7, 10, 9]),
+            NEVER,
+            lsn(2, 24),
+            0,
+            100,
+            || {},
+        );
+        let (points, bytes) = (h.points(), h.bytes());
+        let mut logged = None;
+        let f = h
+            .freeze_keeping(1, 3, |kept| -> Result<Lsn, ()> {
+                logged = Some(kept.to_run(TimeRange::ALL, 0));
+                Ok(lsn(3, 24))
+            })
+            .unwrap()
+            .unwrap();
+        let logged = logged.expect("window relogged");
+        assert_eq!(
+            (logged.ts, logged.vals),
+            (vec![8, 9, 10], Col::Long(vec![8, 9, 10]))
+        );
+        assert_eq!(f.last_lsn, lsn(2, 24));
+        assert_eq!(
+            f.chunk.to_run(TimeRange::ALL, 0).ts,
+            (1..=7).collect::<Vec<i64>>()
+        );
+        // The window is the active chunk at the relogged position; the frozen chunk
+        // keeps the old segment until committed.
+        assert_eq!(h.min_segment(), Some(1));
+        let runs = h.snapshot(1, TimeRange::ALL, 0);
+        assert_eq!(runs[1].ts, vec![8, 9, 10]);
+        assert_eq!(h.points(), points - 1, "the overwrite is gone");
+        assert_eq!(
+            h.bytes(),
+            bytes - 16 + 16,
+            "one point less, one expiry run more"
+        );
+        h.commit_frozen(1, |_| {});
+        assert_eq!(h.min_segment(), Some(3));
+        assert_eq!((h.points(), h.len(1)), (3, 3));
+
+        // In time order: sealed whole, nothing relogged.
+        h.append_points(
+            2,
+            &longs(&[1, 2, 3, 4], &[1, 2, 3, 4]),
+            NEVER,
+            lsn(3, 90),
+            0,
+            100,
+            || {},
+        );
+        let f = h
+            .freeze_keeping(2, 2, |_| -> Result<Lsn, ()> {
+                panic!("relogged a sorted head")
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.chunk.len(), 4);
+        assert_eq!(h.len(2), 0);
+
+        // Mixed expiries cannot be sorted in place: sealed whole.
+        h.append_points(3, &longs(&[5, 6], &[5, 6]), 100, lsn(3, 120), 0, 100, || {});
+        h.append_points(
+            3,
+            &longs(&[1, 7], &[1, 7]),
+            NEVER,
+            lsn(3, 150),
+            0,
+            100,
+            || {},
+        );
+        let f = h
+            .freeze_keeping(3, 1, |_| -> Result<Lsn, ()> {
+                panic!("relogged mixed expiries")
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.chunk.len(), 4);
+
+        // A failed relog changes nothing.
+        h.append_points(
+            4,
+            &longs(&[3, 1, 2], &[3, 1, 2]),
+            NEVER,
+            lsn(3, 170),
+            0,
+            100,
+            || {},
+        );
+        assert!(h.freeze_keeping(4, 1, |_| Err("disk full")).is_err());
+        assert_eq!(h.len(4), 3);
+        assert!(h.freeze(4).is_some(), "not left frozen");
+    }
+
+    #[test]
     fn remove_range_and_purge_expired() {
         let h = Head::new();
         h.append_points(

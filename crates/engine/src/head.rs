@@ -445,12 +445,11 @@ impl Head {
     /// Moves the active chunk to `frozen`. `None` when there is nothing to seal or
     /// a seal of this series is already in progress.
     pub fn freeze(&self, sid: u64) -> Option<Frozen> {
-        let no_window = self.freeze_keeping(sid, 0, |_| -> Result<Lsn, std::convert::Infallible> {
-            unreachable!("no window is kept")
-        });
-        match no_window {
-            Ok(f) => f,
-        }
+        let Ok(frozen) =
+            self.freeze_keeping(sid, 0, |_| -> Result<Lsn, std::convert::Infallible> {
+                unreachable!("no window is kept")
+            });
+        frozen
     }
 
     /// Like [`Head::freeze`], but when the active chunk was written out of time order

@@ -16,7 +16,9 @@
 //! Then, in the background (`engine.rs`, `Inner::maintain`):
 //! * **seal** heads of ≥ `seal_points` points (or older than `head_max_age`) into
 //!   blocks — `column.rs` sorts and deduplicates, `block.rs` encodes with pco,
-//!   `sealed.rs` writes them to fjall's `blocks` keyspace;
+//!   `sealed.rs` writes them to fjall's `blocks` keyspace, up to 64 series per batch;
+//!   a full head written out of time order keeps its newest points as a lateness
+//!   window, logged again in the WAL (`Inner::seal_full_locked`);
 //! * **checkpoint**: persist fjall, then delete WAL segments whose points are all
 //!   in blocks; force-seal laggards when the WAL passes `wal_max_bytes`;
 //! * **expire** TTL'd points from blocks and heads — `sealed.rs` (`Sealed::expire`).

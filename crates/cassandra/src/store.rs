@@ -750,6 +750,10 @@ impl<S: Session> Storage for CassandraStore<S> {
     }
 
     fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        // Every read waits on the cluster: never on the caller's async worker.
+        if q.work_limit.is_some() {
+            return Err(StorageError::WorkLimit);
+        }
         let spec = self.ready()?;
         let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range, Freshness::Normal)?;
         // Rows in time order of the query, so a limit can stop early.

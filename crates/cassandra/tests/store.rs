@@ -56,6 +56,7 @@ fn query(metric: &str, range: TimeRange) -> SeriesQuery {
         order: Order::Asc,
         max_points: None,
         count_in_range: false,
+        work_limit: None,
     }
 }
 
@@ -168,6 +169,34 @@ fn index_rows_of_a_failed_write_are_sent_again() {
         .series_keys("m", &TagFilter::default(), TimeRange::ALL)
         .unwrap();
     assert_eq!(keys.len(), 1);
+}
+
+/// A read with a work limit is one a server wants to run on its async worker; every
+/// Cassandra read waits on the cluster, so it is refused before any statement is sent.
+#[test]
+fn reads_with_a_work_limit_are_refused_before_any_statement() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    store
+        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[1])]))
+        .unwrap();
+    let limited = SeriesQuery {
+        work_limit: Some(u64::MAX),
+        ..query("m", TimeRange::ALL)
+    };
+    assert!(matches!(
+        store.query(&limited),
+        Err(StorageError::WorkLimit)
+    ));
+    // Not even a down cluster is noticed: nothing was sent.
+    cluster.set_down(true);
+    assert!(matches!(
+        store.query(&limited),
+        Err(StorageError::WorkLimit)
+    ));
+    assert!(store.query(&query("m", TimeRange::ALL)).is_err());
+    cluster.set_down(false);
+    assert_eq!(read(&store, &query("m", TimeRange::ALL)).len(), 1);
 }
 
 #[test]

@@ -184,6 +184,7 @@ fn bench_query(c: &mut Criterion) {
         order: Order::Asc,
         max_points: None,
         count_in_range: false,
+        work_limit: None,
     };
     assert_eq!(
         engine

@@ -24,10 +24,17 @@ use crate::codec::put_uvarint;
 use crate::column::{merge_runs, Col, Run};
 use crate::head::{Frozen, Head, HeadEdge, HeadInfo};
 use crate::index::{Registry, SeriesEntry};
-use crate::sealed::{self, Sealed};
+use crate::sealed::{self, Sealed, Work};
 use crate::store::{corrupt, BlockSummary, Store};
 use crate::wal::{self, Lsn, Record, WalWriter, NEVER};
 use crate::{EngineConfig, WalSync};
+
+/// What reading one series costs a read's `work_limit` besides its points, in stored
+/// points: the block lookup in fjall, the head and summary locks and the per-series
+/// work after the read (grouping, a result group) take about as long as decoding a
+/// thousand points. Charged for every selected series before any is read, so a read
+/// over many series stops at once instead of after part of the work.
+pub(crate) const SERIES_WORK: u64 = 1024;
 
 /// A head holding late points (see [`Engine::maintain`]) is sealed once it has had no
 /// write for this long.
@@ -545,10 +552,12 @@ impl Inner {
         range: TimeRange,
         now_s: u64,
         d: &mut Decoded,
+        work: &mut Work,
     ) -> Result<Run, StorageError> {
         let head_runs = self.head.snapshot(e.id, range, now_s);
+        work.add(head_runs.iter().map(|r| r.len() as u64).sum())?;
         let summary = *e.summary.lock();
-        let mut runs = self.sealed.read(e, &summary, range, now_s, d)?;
+        let mut runs = self.sealed.read(e, &summary, range, now_s, d, work)?;
         runs.extend(head_runs);
         Ok(merge_runs(e.key.data_type, runs))
     }
@@ -648,6 +657,7 @@ impl Inner {
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let now_s = secs(self.now_ms());
         let mut d = Decoded::new();
+        let mut work = Work::new(q.work_limit);
         let mut out = Vec::new();
         let mut total = 0u64;
         if q.range.start > q.range.end || q.limit == Some(0) {
@@ -656,7 +666,9 @@ impl Inner {
         // One point per series, every point counted: the edge read can answer.
         let edge = q.count_in_range && q.limit == Some(1);
         let blocks_alive = edge && !self.sealed.store.any_expired(now_s)?;
-        for sid in self.registry.select(&q.metric, &q.filter) {
+        let selected = self.registry.select(&q.metric, &q.filter);
+        work.add(selected.len() as u64 * SERIES_WORK)?;
+        for sid in selected {
             let Some(e) = self.registry.get(sid) else {
                 continue;
             };
@@ -664,7 +676,11 @@ impl Inner {
                 continue;
             }
             let fast = if edge {
-                self.read_edge(&e, q.range, now_s, q.order, blocks_alive, &mut d)?
+                d.ts.clear();
+                let found = self.read_edge(&e, q.range, now_s, q.order, blocks_alive, &mut d)?;
+                // The one block an edge read may decode is counted after the fact.
+                work.add(d.ts.len() as u64)?;
+                found
             } else {
                 None
             };
@@ -674,7 +690,7 @@ impl Inner {
                     found
                 }
                 None => {
-                    let mut run = self.read_series(&e, q.range, now_s, &mut d)?;
+                    let mut run = self.read_series(&e, q.range, now_s, &mut d, &mut work)?;
                     let n = run.len() as u64;
                     if q.order == Order::Desc {
                         run.reverse();

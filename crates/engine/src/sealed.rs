@@ -94,6 +94,31 @@ pub fn point(d: &Decoded, h: &BlockHeader, i: usize) -> Run {
     run
 }
 
+/// Stored points one read has touched, held against its `SeriesQuery::work_limit`.
+#[derive(Debug)]
+pub struct Work {
+    done: u64,
+    limit: u64,
+}
+
+impl Work {
+    pub fn new(limit: Option<u64>) -> Work {
+        Work {
+            done: 0,
+            limit: limit.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Counts `points` more; fails once the total exceeds the limit.
+    pub fn add(&mut self, points: u64) -> Result<(), StorageError> {
+        self.done = self.done.saturating_add(points);
+        if self.done > self.limit {
+            return Err(StorageError::WorkLimit);
+        }
+        Ok(())
+    }
+}
+
 fn encode_run(run: &Run, level: usize) -> Vec<u8> {
     let exp = if run.exp.is_empty() {
         Expiry::Uniform(NEVER)
@@ -351,6 +376,7 @@ impl Sealed {
         range: TimeRange,
         now_secs: u64,
         d: &mut Decoded,
+        work: &mut Work,
     ) -> Result<Vec<Run>, StorageError> {
         if summary.blocks == 0 || summary.max_ts < range.start || summary.min_ts > range.end {
             return Ok(Vec::new());
@@ -370,6 +396,7 @@ impl Sealed {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
+        work.add(hits.iter().map(|b| u64::from(b.1.count)).sum())?;
         // Fast path (the common case): blocks that do not overlap each other and
         // hold no expired point are decoded straight into one output run.
         hits.sort_by_key(|b| b.1.min_ts);

@@ -67,6 +67,7 @@ fn query(metric: &str) -> SeriesQuery {
         order: Order::Asc,
         max_points: None,
         count_in_range: false,
+        work_limit: None,
     }
 }
 
@@ -245,6 +246,70 @@ fn reads_stop_at_max_points() {
         ..q(4)
     };
     assert_eq!(read(&e, &limited).len(), 2);
+}
+
+#[test]
+fn reads_stop_at_their_work_limit_counting_whole_blocks_and_every_series() {
+    use crate::engine::SERIES_WORK;
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(cfg(dir.path())).unwrap();
+    // One block of 1,000 points, then 10 head points after it.
+    let sealed: Vec<i64> = (0..1000).map(|i| T0 + i).collect();
+    e.write(&batch(vec![lng("m", &[("h", "a")], &sealed, &sealed)]))
+        .unwrap();
+    e.flush().unwrap();
+    let head: Vec<i64> = (1000..1010).map(|i| T0 + i).collect();
+    e.write(&batch(vec![lng("m", &[("h", "a")], &head, &head)]))
+        .unwrap();
+    let limited = |q: &SeriesQuery, limit: u64| SeriesQuery {
+        work_limit: Some(limit),
+        ..q.clone()
+    };
+    let stops = |q: &SeriesQuery| match e.query(q) {
+        Err(StorageError::WorkLimit) => {}
+        other => panic!("expected WorkLimit, got {other:?}"),
+    };
+
+    // One point in range still decodes the whole block.
+    let one = SeriesQuery {
+        range: TimeRange { start: T0, end: T0 },
+        ..query("m")
+    };
+    assert_eq!(read(&e, &limited(&one, SERIES_WORK + 1000)), read(&e, &one));
+    assert_eq!(read(&e, &one)[0].points.len(), 1);
+    stops(&limited(&one, SERIES_WORK + 999));
+    // Head points count too.
+    let all = query("m");
+    assert_eq!(read(&e, &limited(&all, SERIES_WORK + 1010)), read(&e, &all));
+    stops(&limited(&all, SERIES_WORK + 1009));
+    // The first-point pushdown decodes the first block.
+    let first = SeriesQuery {
+        limit: Some(1),
+        count_in_range: true,
+        ..query("m")
+    };
+    let edge_reads = counter(&e, "engine_edge_reads_total");
+    assert_eq!(
+        read(&e, &limited(&first, SERIES_WORK + 1000)),
+        read(&e, &first)
+    );
+    assert_eq!(counter(&e, "engine_edge_reads_total"), edge_reads + 2);
+    stops(&limited(&first, SERIES_WORK + 999));
+
+    // Every selected series is charged before any is read.
+    let five: Vec<_> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|h| lng("n", &[("h", h)], &[T0], &[1]))
+        .collect();
+    e.write(&batch(five)).unwrap();
+    let read_before = counter(&e, "engine_points_read_total");
+    stops(&limited(&query("n"), 5 * SERIES_WORK - 1));
+    assert_eq!(counter(&e, "engine_points_read_total"), read_before);
+    stops(&limited(&query("n"), 5 * SERIES_WORK + 4));
+    assert_eq!(
+        read(&e, &limited(&query("n"), 5 * SERIES_WORK + 5)).len(),
+        5
+    );
 }
 
 #[test]

@@ -114,6 +114,12 @@ pub struct SeriesQuery {
     /// still reports KairosDB's `sample_size` (every point the aggregation covers).
     /// `max_points` then applies to the counted points, as if they had all been read.
     pub count_in_range: bool,
+    /// Most stored points the read may touch (decoded block points, head points, a few
+    /// per series visited), also those outside `range`; above it the read stops with
+    /// [`crate::StorageError::WorkLimit`]. A server sets it to try a small read on its
+    /// async worker and runs the read on a blocking thread when it stops. Backends whose
+    /// reads wait on the network refuse any read that sets it. None = unlimited.
+    pub work_limit: Option<u64>,
 }
 
 /// Points of one series, ascending by timestamp (one value per timestamp: the last

@@ -1,7 +1,8 @@
 //! The storage seam: one narrow trait implemented by every backend (embedded
 //! engine, Cassandra, cluster client). Grow the request structs, not the method list.
 //!
-//! Methods are synchronous; async servers call them from `spawn_blocking`.
+//! Methods are synchronous; async servers call them from `spawn_blocking`, or on their
+//! worker for a read bounded by `SeriesQuery::work_limit`.
 
 use crate::batch::WriteBatch;
 use crate::read::{DeleteRequest, SeriesData, SeriesQuery, TagFilter, TimeRange};
@@ -25,6 +26,11 @@ pub enum StorageError {
     /// A read matched more points than its `max_points` (HTTP 400 with KairosDB's text).
     #[error("Query exceeded limit of {limit} data points")]
     TooManyPoints { limit: u64 },
+    /// A read with a [`SeriesQuery::work_limit`](crate::SeriesQuery::work_limit) needed
+    /// more work than it allows, or the backend cannot read without blocking. Not an
+    /// answer: the caller runs the read again without the limit.
+    #[error("the read needs more work than its work_limit allows")]
+    WorkLimit,
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,

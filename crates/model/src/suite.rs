@@ -213,6 +213,7 @@ fn query(metric: &str) -> SeriesQuery {
         order: Order::Asc,
         max_points: None,
         count_in_range: false,
+        work_limit: None,
     }
 }
 
@@ -778,6 +779,7 @@ pub fn count_in_range(open: Factory<'_>) {
         let capped = |max| SeriesQuery {
             limit: Some(1),
             count_in_range: true,
+            work_limit: None,
             max_points: Some(max),
             ..query("cnt")
         };

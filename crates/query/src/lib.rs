@@ -77,6 +77,11 @@ pub struct Budget {
     pub deadline: Option<(Instant, u64)>,
     /// Set when the client disconnects; the query stops at the next check.
     pub cancelled: Option<Arc<AtomicBool>>,
+    /// Most work this attempt may do, in stored points: passed to the read as
+    /// [`SeriesQuery::work_limit`] and held against points produced beyond those read
+    /// (`gaps`). Above it the query stops with `QueryError::Storage(StorageError::WorkLimit)`
+    /// and the caller runs it again without the limit. None = unlimited.
+    pub work_limit: Option<u64>,
 }
 
 impl Budget {
@@ -103,6 +108,15 @@ impl Budget {
             }
         }
         Ok(())
+    }
+
+    /// Fails with `StorageError::WorkLimit` when producing `points` would exceed the
+    /// [`Budget::work_limit`].
+    pub fn check_work(&self, points: u64) -> Result<(), QueryError> {
+        match self.work_limit {
+            Some(limit) if points > limit => Err(QueryError::Storage(StorageError::WorkLimit)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -144,6 +158,7 @@ pub fn execute(
             order: edge.unwrap_or(query.order),
             max_points: ctx.budget.max_points,
             count_in_range: edge.is_some(),
+            work_limit: ctx.budget.work_limit,
         })
         .map_err(|e| match e {
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),

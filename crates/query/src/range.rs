@@ -261,6 +261,7 @@ impl Range {
             };
             let estimate = (span / i128::from(w)).max(0) as u64;
             ctx.budget.check(estimate.saturating_add(n as u64))?;
+            ctx.budget.check_work(estimate.saturating_add(n as u64))?;
         }
         let mut ts = Vec::new();
         let mut idx: Vec<Option<usize>> = Vec::new();
@@ -289,6 +290,7 @@ impl Range {
             walked += 1;
             if walked.is_multiple_of(CHECK_EVERY) {
                 ctx.budget.check(idx.len() as u64)?;
+                ctx.budget.check_work(idx.len() as u64)?;
             }
         }
         Ok(Stream {

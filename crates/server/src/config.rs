@@ -716,6 +716,7 @@ impl Config {
                 .flatten()
                 .map(|deadline| (deadline, secs)),
             cancelled: Some(cancelled),
+            work_limit: None,
         }
     }
 }

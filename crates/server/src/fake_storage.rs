@@ -2,6 +2,7 @@
 //! records writes, can fail the next writes with given errors, and reports a set health.
 //! Reads return one series of `points_per_series` points per metric, are logged, can be
 //! held up by a hook (to script slow or blocked reads) and count how many run at once.
+//! Reads with a work limit are refused unless `reads_inline` is set.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +38,17 @@ pub struct FakeStorage {
     pub max_reads_running: AtomicUsize,
     /// Reads that have returned.
     pub reads_done: AtomicUsize,
+    /// Whether reads with a `work_limit` are answered (as the embedded engine answers
+    /// small ones) or all stop with `WorkLimit` (as a backend that reads over the network
+    /// refuses them).
+    pub reads_inline: bool,
+    /// Reads of these metrics need more work than any `work_limit` allows.
+    pub heavy_metrics: Vec<&'static str>,
+    /// The `work_limit` of each read that ran, in the order they started (a read stopped
+    /// by its limit is only counted in `refused`).
+    pub work_limits: Mutex<Vec<Option<u64>>>,
+    /// Reads stopped by their work limit.
+    pub refused: AtomicUsize,
 }
 
 impl FakeStorage {
@@ -72,6 +84,13 @@ impl Storage for FakeStorage {
         Ok(())
     }
     fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        if query.work_limit.is_some()
+            && (!self.reads_inline || self.heavy_metrics.contains(&query.metric.as_str()))
+        {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StorageError::WorkLimit);
+        }
+        self.work_limits.lock().unwrap().push(query.work_limit);
         self.queries.lock().unwrap().push(query.metric.clone());
         let running = self.reads_running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_reads_running.fetch_max(running, Ordering::SeqCst);

@@ -252,6 +252,7 @@ fn copy_error(e: &StorageError) -> StorageError {
         StorageError::Poisoned(m) => StorageError::Poisoned(m.clone()),
         StorageError::Corruption(m) => StorageError::Corruption(m.clone()),
         StorageError::Closed => StorageError::Closed,
+        StorageError::WorkLimit => StorageError::WorkLimit,
         StorageError::TooManyPoints { limit } => StorageError::TooManyPoints { limit: *limit },
         StorageError::Internal(m) => StorageError::Internal(m.clone()),
     }
@@ -358,6 +359,7 @@ mod tests {
             order: Order::Asc,
             max_points: None,
             count_in_range: false,
+            work_limit: None,
         }
     }
 
@@ -460,6 +462,7 @@ mod tests {
             SeriesQuery {
                 limit: Some(1),
                 count_in_range: true,
+                work_limit: None,
                 ..base.clone()
             },
         ];

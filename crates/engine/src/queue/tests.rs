@@ -485,6 +485,7 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
             order: kairosdb_model::Order::Asc,
             max_points: None,
             count_in_range: false,
+            work_limit: None,
         })
         .unwrap();
     assert_eq!(got.len(), 1);

@@ -44,6 +44,7 @@ fn edge(
         order,
         limit: Some(1),
         count_in_range: true,
+        work_limit: None,
         ..query(metric)
     };
     let mut out: Vec<(Arc<SeriesKey>, Points, u64)> = read(e, &q)

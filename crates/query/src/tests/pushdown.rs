@@ -237,6 +237,7 @@ fn expected_read(range: TimeRange, limit: Option<usize>, order: Order, count: bo
         order,
         max_points: None,
         count_in_range: count,
+        work_limit: None,
     }
 }
 
@@ -670,4 +671,26 @@ fn pushdown_last_with_start_time_after_the_query_start() {
         let r = run(&honour, range, None, &Budget::default(), &q).expect("query runs");
         assert_eq!(r, want, "{align}: storage read {:?}", honour.only_query());
     }
+}
+
+#[test]
+fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
+    let range = TimeRange::new(0, 999);
+    let limited = |limit: u64| Budget {
+        work_limit: Some(limit),
+        ..Budget::default()
+    };
+    let store = Store::new(fixed_series(), Mode::Honour);
+    run(&store, range, None, &limited(77), &mq(&[])).expect("plain read runs");
+    assert_eq!(store.only_query().work_limit, Some(77));
+
+    // 1,000 one-millisecond buckets, nearly all of them nulls.
+    let gaps = r#"{"name":"gaps","sampling":{"value":1,"unit":"milliseconds"}}"#;
+    let store = Store::new(fixed_series(), Mode::Honour);
+    match run(&store, range, None, &limited(500), &mq(&[gaps])) {
+        Err(QueryError::Storage(StorageError::WorkLimit)) => {}
+        other => panic!("expected WorkLimit, got {other:?}"),
+    }
+    let r = run(&store, range, None, &limited(5_000), &mq(&[gaps])).expect("gaps runs");
+    assert!(r.results[0].ts.len() >= 1_000, "{}", r.results[0].ts.len());
 }

@@ -11,6 +11,13 @@
 //! Parse errors, `QueryError::BadRequest` and the point/time limits → 400 with the single
 //! KairosDB message; storage failures → 500 (503 under back-pressure).
 //!
+//! Small work stays on the async worker that owns the connection ([`INLINE_BODY_BYTES`],
+//! [`INLINE_WORK_POINTS`], [`INLINE_RESPONSE_WEIGHT`]): handing a query that reads a few
+//! hundred points to the blocking pool and back cost more server CPU than the query
+//! itself (thread wake-ups on both sides; single-groupby-1-1-1 in docs/benchmarks.md).
+//! Bigger work, and every read of a backend that reads over the network, runs on the
+//! blocking pool.
+//!
 //! Not here: the response is rendered whole in memory before the first byte is sent (no
 //! temp file, unlike KairosDB, spec §4.8), so a failing metric query or a NaN never
 //! produces a truncated 200; `query_max_points` and `query_concurrency` bound that memory.
@@ -26,7 +33,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use tokio::task::JoinSet;
 
-use kairosdb_model::{DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
+use kairosdb_model::{
+    DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage, StorageError,
+};
 use kairosdb_protocol::query::parse_query_request;
 use kairosdb_protocol::response::{write_query_response, write_tags_response};
 use kairosdb_query::{Budget, QueryError};
@@ -35,6 +44,22 @@ use super::body;
 use super::{blocking, json_response, now_ms, ApiError, AppState, State};
 use crate::metrics::ServerMetrics;
 use crate::query_cache::CachedStorage;
+
+/// Query bodies up to this size are parsed on the async worker (a few microseconds).
+const INLINE_BODY_BYTES: usize = 16 * 1024;
+
+/// A metric query is first tried on the async worker with this work limit (stored points
+/// decoded or produced, see `SeriesQuery::work_limit`): about 0.1 ms of decoding and
+/// aggregation. A query that needs more stops at the limit and runs on the blocking pool.
+const INLINE_WORK_POINTS: u64 = 32 * 1024;
+
+/// The metric queries of one request stop being tried on the async worker once they have
+/// taken this long together; the rest run on the blocking pool.
+const INLINE_TIME: Duration = Duration::from_millis(1);
+
+/// Responses up to this weight (values, plus 16 per result group for its name and tags)
+/// are written on the async worker.
+const INLINE_RESPONSE_WEIGHT: usize = 16 * 1024;
 
 pub async fn query_post(
     axum::extract::State(state): State,
@@ -83,17 +108,35 @@ async fn run_query(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let cancel = CancelOnDrop::new(state.metrics.clone());
-    let request = blocking(move || parse(&body)).await?;
+    let request = if body.len() <= INLINE_BODY_BYTES {
+        parse(&body)?
+    } else {
+        blocking(move || parse(&body)).await?
+    };
     let budget = state.config.query_budget(started, cancel.flag.clone());
     let results = execute_all(&state, request, budget).await;
     cancel.finished();
     let results = results?;
-    blocking(move || {
+    let inline = response_weight(&results) <= INLINE_RESPONSE_WEIGHT;
+    let render = move || {
         let mut out = Vec::new();
         write_query_response(&mut out, &results).map_err(ApiError::internal)?;
         Ok(json_response(StatusCode::OK, out))
-    })
-    .await
+    };
+    if inline {
+        render()
+    } else {
+        blocking(render).await
+    }
+}
+
+/// What writing `results` as JSON costs, in [`INLINE_RESPONSE_WEIGHT`] units.
+fn response_weight(results: &[QueryResult]) -> usize {
+    results
+        .iter()
+        .flat_map(|r| &r.results)
+        .map(|g| g.ts.len() + 16)
+        .sum()
 }
 
 /// Sets the request's cancellation flag when dropped. Dropped without
@@ -140,23 +183,48 @@ struct RequestContext {
 impl RequestContext {
     /// One metric query, on a blocking thread that holds a query slot.
     fn run(&self, metric: &MetricQuery) -> Result<QueryResult, QueryError> {
+        self.run_within(metric, &self.budget)
+    }
+
+    /// One metric query on the async worker: `Ok(None)` when it needs more work than
+    /// [`INLINE_WORK_POINTS`] (or the backend cannot read without blocking), and has to
+    /// run on the blocking pool instead.
+    fn try_inline(&self, metric: &MetricQuery) -> Result<Option<QueryResult>, QueryError> {
+        let budget = Budget {
+            work_limit: Some(INLINE_WORK_POINTS),
+            ..self.budget.clone()
+        };
+        match self.run_within(metric, &budget) {
+            Ok(result) => Ok(Some(result)),
+            Err(QueryError::Storage(StorageError::WorkLimit)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn run_within(&self, metric: &MetricQuery, budget: &Budget) -> Result<QueryResult, QueryError> {
         // A request that was cancelled or ran out of time while this query waited for its
         // slot does not start it.
-        self.budget.check(0)?;
+        budget.check(0)?;
         let ctx = kairosdb_query::Context {
             range: self.request.range,
             time_zone: self.request.time_zone.as_deref(),
             now_ms: self.now_ms,
-            budget: &self.budget,
+            budget,
         };
         kairosdb_query::execute(&*self.storage, &ctx, metric)
     }
 }
 
-/// Runs the metric queries of `request` concurrently (bounded by the server-wide slots) and
-/// returns their results in request order, or the first error in request order.
+/// Runs the metric queries of `request` and returns their results in request order, or the
+/// first error in request order.
 ///
-/// Slots are taken in request order, one at a time, while finished queries are collected,
+/// Small queries first, one after another on this async worker, without a slot: each is
+/// tried with a work limit and the first that stops at it, and every later one once
+/// [`INLINE_TIME`] has passed, runs on the blocking pool instead. Reads through the
+/// `cache_time` cache never run here (an identical read may be loading on another
+/// thread, and waiting for it would block the worker).
+///
+/// The rest run concurrently (bounded by the server-wide slots). Slots are taken in request order, one at a time, while finished queries are collected,
 /// so the queries that the answer waits for first start first and an early error answers
 /// at once. Dropping this future (early answer, disconnect) detaches the running queries,
 /// which then see the cancelled flag; queries without a slot never start.
@@ -165,8 +233,9 @@ async fn execute_all(
     mut request: QueryRequest,
     budget: Budget,
 ) -> Result<Vec<QueryResult>, ApiError> {
+    let cached = state.query_cache.is_some() && request.cache_time > 0;
     let storage: Arc<dyn Storage> = match &state.query_cache {
-        Some(cache) if request.cache_time > 0 => Arc::new(CachedStorage::new(
+        Some(cache) if cached => Arc::new(CachedStorage::new(
             state.storage.clone(),
             cache.clone(),
             Duration::from_secs(request.cache_time.into()),
@@ -185,7 +254,25 @@ async fn execute_all(
         budget,
     });
 
-    let mut to_start = metrics.into_iter().enumerate();
+    let mut results: Vec<Option<QueryResult>> = Vec::with_capacity(n);
+    let mut metrics = metrics.into_iter();
+    if !cached {
+        let inline_started = Instant::now();
+        while inline_started.elapsed() < INLINE_TIME {
+            let Some(metric) = metrics.as_slice().first() else {
+                break;
+            };
+            // Every query before this one succeeded: its error is the first in order.
+            let Some(result) = shared.try_inline(metric)? else {
+                break;
+            };
+            results.push(Some(result));
+            metrics.next();
+        }
+    }
+    let done_inline = results.len();
+    let mut to_start = metrics.enumerate().map(|(i, m)| (i + done_inline, m));
+    results.resize_with(n, || None);
     let mut waiting = to_start.next();
     // One pending acquire, kept across loop turns so the request keeps its place in the
     // semaphore's FIFO queue.
@@ -195,7 +282,6 @@ async fn execute_all(
     let timeout = tokio::time::sleep_until(deadline.unwrap_or(far_future));
     tokio::pin!(timeout);
 
-    let mut results: Vec<Option<QueryResult>> = (0..n).map(|_| None).collect();
     // The failing metric query with the lowest index so far.
     let mut first_error: Option<(usize, QueryError)> = None;
     loop {

@@ -1,6 +1,6 @@
 //! Query execution over HTTP against a scripted storage: request order under concurrency,
 //! the server-wide bound, the first error in request order, point and time limits,
-//! cancellation on client disconnect, and `cache_time`.
+//! cancellation on client disconnect, `cache_time`, and small reads on the async worker.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -308,6 +308,75 @@ async fn a_client_disconnect_cancels_the_request() {
     assert!(wait_until_async(|| state.query_slots.available_permits() == 1).await);
     assert_eq!(storage.queried(), ["slow"]);
     shutdown.cancel();
+}
+
+fn inline_storage(heavy: Vec<&'static str>) -> FakeStorage {
+    FakeStorage {
+        points_per_series: 3,
+        reads_inline: true,
+        heavy_metrics: heavy,
+        ..FakeStorage::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_reads_run_inline_in_order_and_a_big_one_moves_the_rest_to_the_pool() {
+    use super::INLINE_WORK_POINTS;
+    let limited = Some(INLINE_WORK_POINTS);
+    // Every read fits: all three run on the worker, each with the inline work limit.
+    let (state, storage) = app_state(inline_storage(vec![]), Settings::default());
+    let (status, all_inline) = call(&state, query(&["a", "b", "c"], 0)).await;
+    assert_eq!(status, StatusCode::OK, "{all_inline}");
+    assert_eq!(names(&all_inline), ["a", "b", "c"]);
+    assert_eq!(*storage.work_limits.lock().unwrap(), [limited; 3]);
+    assert_eq!(storage.refused.load(Ordering::SeqCst), 0);
+
+    // "big" stops at the limit: it and every later read run again without one.
+    let (state, storage) = app_state(inline_storage(vec!["big"]), Settings::default());
+    let (status, v) = call(&state, query(&["a", "big", "c"], 0)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(names(&v), ["a", "big", "c"]);
+    assert_eq!(*storage.work_limits.lock().unwrap(), [limited, None, None]);
+    assert_eq!(storage.queried(), ["a", "big", "c"]);
+    assert_eq!(storage.refused.load(Ordering::SeqCst), 1);
+    assert_eq!(v["queries"][2], all_inline["queries"][2]);
+
+    // A backend that reads over the network refuses the first attempt only.
+    let (state, storage) = app_state(
+        FakeStorage {
+            points_per_series: 3,
+            ..FakeStorage::default()
+        },
+        Settings::default(),
+    );
+    let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v, all_inline);
+    assert_eq!(*storage.work_limits.lock().unwrap(), [None; 3]);
+    assert_eq!(storage.refused.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_inline_error_answers_at_once_and_later_reads_never_start() {
+    let storage = FakeStorage {
+        fail_metrics: vec!["b"],
+        ..inline_storage(vec![])
+    };
+    let (state, storage) = app_state(storage, Settings::default());
+    let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(v, json!({ "errors": ["disk on fire reading b"] }));
+    assert_eq!(storage.queried(), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn reads_through_the_cache_never_run_inline() {
+    let (state, storage) = app_state(inline_storage(vec![]), Settings::default());
+    assert!(state.query_cache.is_some());
+    let (status, v) = call(&state, query(&["a", "b"], 60)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(*storage.work_limits.lock().unwrap(), [None, None]);
+    assert_eq!(storage.refused.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

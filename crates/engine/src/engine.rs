@@ -570,9 +570,10 @@ impl Inner {
     /// removed, a concurrent change of the blocks); the caller then reads the series in
     /// full.
     ///
-    /// Head first, then the summary, as in [`Engine::read_series`]. Head points at or
-    /// before the newest sealed point (late writes, or a seal that ran in between) are
-    /// checked against the newest block, so none is counted twice.
+    /// The summary, the head, then the summary again: a seal that ran in between moved
+    /// head points into blocks, and the series is read in full instead. Head points at
+    /// or before the newest sealed point (late writes) are checked against the newest
+    /// block, so none is counted twice; only those timestamps are copied out of the head.
     fn read_edge(
         &self,
         e: &SeriesEntry,
@@ -582,10 +583,15 @@ impl Inner {
         blocks_alive: bool,
         d: &mut Decoded,
     ) -> Result<Option<(u64, Run)>, StorageError> {
-        let Some(head) = self.head.edge(e.id, e.key.data_type, range, now_s) else {
+        let before = *e.summary.lock();
+        let dt = e.key.data_type;
+        let Some(head) = self.head.edge(e.id, dt, range, before.max_ts, now_s) else {
             return Ok(None);
         };
         let s = *e.summary.lock();
+        if s != before {
+            return Ok(None);
+        }
         if s.blocks == 0 || s.max_ts < range.start || s.min_ts > range.end {
             let count = head.count();
             let edge = match order {

@@ -189,7 +189,14 @@ impl Chunk {
         if self.is_empty() || self.max_ts < range.start || self.min_ts > range.end {
             return Some(0..0);
         }
-        (self.sorted && self.min_exp > now_secs).then(|| Run::bounds(&self.ts, range))
+        if !(self.sorted && self.min_exp > now_secs) {
+            return None;
+        }
+        // The whole chunk (the usual case of a read up to now) needs no search.
+        if range.start <= self.min_ts && self.max_ts <= range.end {
+            return Some(0..self.len());
+        }
+        Some(Run::bounds(&self.ts, range))
     }
 
     /// Point `i` as a one-point run, without its expiry (edge reads return values only).
@@ -291,20 +298,24 @@ impl SeriesHead {
 pub struct HeadEdge {
     pub first: Run,
     pub last: Run,
-    /// Every timestamp in the range, ascending (to find overwrites of sealed points).
+    /// Points in the range.
+    count: u64,
+    /// The timestamps in the range up to the `sealed_max` the edge was asked for,
+    /// ascending: the only ones that can overwrite a sealed point.
     pub ts: Vec<i64>,
 }
 
 impl HeadEdge {
     /// Points in the range.
     pub fn count(&self) -> u64 {
-        self.ts.len() as u64
+        self.count
     }
 
     fn empty(dt: DataType) -> HeadEdge {
         HeadEdge {
             first: Run::new(dt),
             last: Run::new(dt),
+            count: 0,
             ts: Vec::new(),
         }
     }
@@ -565,15 +576,18 @@ impl Head {
     }
 
     /// Count, first and last point of `sid`'s head within `range`, read off the chunks'
-    /// bounds without copying (an active chunk written out of order is normalized
-    /// first). `None` when that would be inexact (mixed expiries out of order, a point
-    /// expired at `now_secs`, or a chunk being sealed that overlaps the active one); the
-    /// caller then takes a [`Head::snapshot`].
+    /// bounds (an active chunk written out of order is normalized first), plus the
+    /// timestamps in the range up to `sealed_max` (the newest sealed timestamp; points
+    /// after it cannot overwrite a sealed one, and usually none are before it). `None`
+    /// when that would be inexact (mixed expiries out of order, a point expired at
+    /// `now_secs`, or a chunk being sealed that overlaps the active one); the caller then
+    /// takes a [`Head::snapshot`].
     pub fn edge(
         &self,
         sid: u64,
         dt: DataType,
         range: TimeRange,
+        sealed_max: i64,
         now_secs: u64,
     ) -> Option<HeadEdge> {
         let mut shard = self.shard(sid).lock();
@@ -596,13 +610,20 @@ impl Head {
         if parts.len() == 2 && first.0.ts[first.1.end - 1] >= last.0.ts[last.1.start] {
             return None;
         }
+        let mut ts = Vec::new();
+        for (c, b) in &parts {
+            let upto = if c.min_ts > sealed_max {
+                0 // the usual case: the head starts after the newest block
+            } else {
+                c.ts[b.clone()].partition_point(|&t| t <= sealed_max)
+            };
+            ts.extend_from_slice(&c.ts[b.start..b.start + upto]);
+        }
         Some(HeadEdge {
             first: first.0.point(first.1.start),
             last: last.0.point(last.1.end - 1),
-            ts: parts
-                .iter()
-                .flat_map(|(c, b)| c.ts[b.clone()].iter().copied())
-                .collect(),
+            count: parts.iter().map(|(_, b)| b.len() as u64).sum(),
+            ts,
         })
     }
 
@@ -778,11 +799,17 @@ mod tests {
         // The first read normalized the chunk: the overwritten point is gone for good.
         assert_eq!(h.points(), 4);
         assert_eq!(h.bytes(), 4 * 8 + 4 * 8 + 16);
-        let edge = h.edge(1, DataType::Long, TimeRange::new(2, 10), 0).unwrap();
+        let edge = h
+            .edge(1, DataType::Long, TimeRange::new(2, 10), 3, 0)
+            .unwrap();
         assert_eq!(
-            (edge.count(), edge.first.ts, edge.last.ts),
-            (3, vec![2], vec![4])
+            (edge.count(), edge.first.ts, edge.last.ts, edge.ts),
+            (3, vec![2], vec![4], vec![2, 3])
         );
+        let whole = h
+            .edge(1, DataType::Long, TimeRange::ALL, i64::MIN, 0)
+            .unwrap();
+        assert_eq!((whole.count(), whole.ts), (4, vec![]));
         assert_eq!(edge.first.vals, Col::Long(vec![200]));
     }
 

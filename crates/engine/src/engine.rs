@@ -585,7 +585,7 @@ impl Inner {
     ) -> Result<Option<(u64, Run)>, StorageError> {
         let before = *e.summary.lock();
         let dt = e.key.data_type;
-        let Some(head) = self.head.edge(e.id, dt, range, before.max_ts, now_s) else {
+        let Some(head) = self.head.edge(e.id, dt, range, order, before.max_ts, now_s) else {
             return Ok(None);
         };
         let s = *e.summary.lock();
@@ -594,20 +594,16 @@ impl Inner {
         }
         if s.blocks == 0 || s.max_ts < range.start || s.min_ts > range.end {
             let count = head.count();
-            let edge = match order {
-                Order::Asc => head.first,
-                Order::Desc => head.last,
-            };
-            return Ok(Some((count, edge)));
+            return Ok(Some((count, head.point)));
         }
         let whole = range.start <= s.min_ts && s.max_ts <= range.end;
         if !(blocks_alive && s.disjoint && whole) {
             return Ok(None);
         }
-        let head_after = head.count() == 0 || head.first.ts[0] > s.max_ts;
+        let head_after = head.count() == 0 || head.first_ts > s.max_ts;
         match order {
             Order::Desc if head_after && head.count() > 0 => {
-                Ok(Some((s.points + head.count(), head.last)))
+                Ok(Some((s.points + head.count(), head.point)))
             }
             Order::Asc if head_after => {
                 let Some(h) = self.sealed.edge_block(e, &s, true, d)? else {
@@ -629,7 +625,7 @@ impl Inner {
                     None => self.last_sealed_with_head(e, &s, head, d),
                 }
             }
-            Order::Desc if head.count() == 0 || head.first.ts[0] >= s.last_start => {
+            Order::Desc if head.count() == 0 || head.first_ts >= s.last_start => {
                 self.last_sealed_with_head(e, &s, head, d)
             }
             _ => Ok(None),
@@ -652,8 +648,8 @@ impl Inner {
         let overwritten = count_common(&head.ts, &d.ts);
         let count = s.points + head.count() - overwritten;
         // On the same timestamp the head (written later) wins.
-        if head.count() > 0 && head.last.ts[0] >= s.max_ts {
-            return Ok(Some((count, head.last)));
+        if head.count() > 0 && head.last_ts >= s.max_ts {
+            return Ok(Some((count, head.point)));
         }
         Ok(Some((count, sealed::point(d, &h, d.ts.len() - 1))))
     }

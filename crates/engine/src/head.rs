@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kairosdb_model::{DataType, Points, TimeRange};
+use kairosdb_model::{DataType, Order, Points, TimeRange};
 use parking_lot::Mutex;
 
 use crate::column::{dedupe_order, Col, Run};
@@ -292,12 +292,16 @@ impl SeriesHead {
     }
 }
 
-/// What an edge read needs from a series' head within a range: how many points, and the
-/// first and last of them (one-point runs; empty when there is none).
+/// What an edge read needs from a series' head within a range: how many points, the
+/// timestamps of the first and last, and the one point the read asked for.
 #[derive(Debug)]
 pub struct HeadEdge {
-    pub first: Run,
-    pub last: Run,
+    /// The first (`Asc`) or last (`Desc`) point, as a one-point run; empty when the
+    /// range holds none.
+    pub point: Run,
+    /// Timestamps of the first and last point (meaningless when `count() == 0`).
+    pub first_ts: i64,
+    pub last_ts: i64,
     /// Points in the range.
     count: u64,
     /// The timestamps in the range up to the `sealed_max` the edge was asked for,
@@ -313,8 +317,9 @@ impl HeadEdge {
 
     fn empty(dt: DataType) -> HeadEdge {
         HeadEdge {
-            first: Run::new(dt),
-            last: Run::new(dt),
+            point: Run::new(dt),
+            first_ts: i64::MAX,
+            last_ts: i64::MIN,
             count: 0,
             ts: Vec::new(),
         }
@@ -575,18 +580,19 @@ impl Head {
         out
     }
 
-    /// Count, first and last point of `sid`'s head within `range`, read off the chunks'
-    /// bounds (an active chunk written out of order is normalized first), plus the
-    /// timestamps in the range up to `sealed_max` (the newest sealed timestamp; points
-    /// after it cannot overwrite a sealed one, and usually none are before it). `None`
-    /// when that would be inexact (mixed expiries out of order, a point expired at
-    /// `now_secs`, or a chunk being sealed that overlaps the active one); the caller then
-    /// takes a [`Head::snapshot`].
+    /// Count, first and last timestamp of `sid`'s head within `range` and its first
+    /// (`Asc`) or last (`Desc`) point, read off the chunks' bounds (an active chunk
+    /// written out of order is normalized first), plus the timestamps in the range up to
+    /// `sealed_max` (the newest sealed timestamp; points after it cannot overwrite a
+    /// sealed one, and usually none are before it). `None` when that would be inexact
+    /// (mixed expiries out of order, a point expired at `now_secs`, or a chunk being
+    /// sealed that overlaps the active one); the caller then takes a [`Head::snapshot`].
     pub fn edge(
         &self,
         sid: u64,
         dt: DataType,
         range: TimeRange,
+        order: Order,
         sealed_max: i64,
         now_secs: u64,
     ) -> Option<HeadEdge> {
@@ -595,34 +601,45 @@ impl Head {
             return Some(HeadEdge::empty(dt));
         };
         self.normalize(h);
-        let mut parts: Vec<(&Chunk, std::ops::Range<usize>)> = Vec::with_capacity(2);
-        for c in h.frozen.as_deref().into_iter().chain([&h.active]) {
+        // Frozen (written first), then active; at most these two.
+        let mut parts: [Option<(&Chunk, std::ops::Range<usize>)>; 2] = [None, None];
+        for (slot, c) in parts
+            .iter_mut()
+            .zip(h.frozen.as_deref().into_iter().chain([&h.active]))
+        {
             let b = c.plain_bounds(range, now_secs)?;
-            if !b.is_empty() {
-                parts.push((c, b));
-            }
+            *slot = (!b.is_empty()).then_some((c, b));
         }
-        let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        let mut present = parts.iter().flatten();
+        let Some(first) = present.next() else {
             return Some(HeadEdge::empty(dt));
         };
+        let last = present.next().unwrap_or(first);
         // Frozen points were written before the active ones, but late data can make the
         // two overlap; then timestamps may repeat and only a merge can tell.
-        if parts.len() == 2 && first.0.ts[first.1.end - 1] >= last.0.ts[last.1.start] {
+        if !std::ptr::eq(first, last) && first.0.ts[first.1.end - 1] >= last.0.ts[last.1.start] {
             return None;
         }
         let mut ts = Vec::new();
-        for (c, b) in &parts {
+        let mut count = 0;
+        for (c, b) in parts.iter().flatten() {
             let upto = if c.min_ts > sealed_max {
                 0 // the usual case: the head starts after the newest block
             } else {
                 c.ts[b.clone()].partition_point(|&t| t <= sealed_max)
             };
             ts.extend_from_slice(&c.ts[b.start..b.start + upto]);
+            count += b.len() as u64;
         }
+        let point = match order {
+            Order::Asc => first.0.point(first.1.start),
+            Order::Desc => last.0.point(last.1.end - 1),
+        };
         Some(HeadEdge {
-            first: first.0.point(first.1.start),
-            last: last.0.point(last.1.end - 1),
-            count: parts.iter().map(|(_, b)| b.len() as u64).sum(),
+            point,
+            first_ts: first.0.ts[first.1.start],
+            last_ts: last.0.ts[last.1.end - 1],
+            count,
             ts,
         })
     }
@@ -799,18 +816,22 @@ mod tests {
         // The first read normalized the chunk: the overwritten point is gone for good.
         assert_eq!(h.points(), 4);
         assert_eq!(h.bytes(), 4 * 8 + 4 * 8 + 16);
-        let edge = h
-            .edge(1, DataType::Long, TimeRange::new(2, 10), 3, 0)
-            .unwrap();
+        let range = TimeRange::new(2, 10);
+        let edge = h.edge(1, DataType::Long, range, Order::Asc, 3, 0).unwrap();
         assert_eq!(
-            (edge.count(), edge.first.ts, edge.last.ts, edge.ts),
-            (3, vec![2], vec![4], vec![2, 3])
+            (edge.count(), edge.first_ts, edge.last_ts, edge.ts),
+            (3, 2, 4, vec![2, 3])
         );
-        let whole = h
-            .edge(1, DataType::Long, TimeRange::ALL, i64::MIN, 0)
-            .unwrap();
+        assert_eq!(edge.point.ts, vec![2]);
+        assert_eq!(edge.point.vals, Col::Long(vec![200]));
+        let last = h.edge(1, DataType::Long, range, Order::Desc, 3, 0).unwrap();
+        assert_eq!(
+            (last.point.ts, last.point.vals),
+            (vec![4], Col::Long(vec![40]))
+        );
+        let whole = h.edge(1, DataType::Long, TimeRange::ALL, Order::Asc, i64::MIN, 0);
+        let whole = whole.unwrap();
         assert_eq!((whole.count(), whole.ts), (4, vec![]));
-        assert_eq!(edge.first.vals, Col::Long(vec![200]));
     }
 
     #[test]

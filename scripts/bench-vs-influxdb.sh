@@ -25,6 +25,6 @@ if [ ! -f ../shared/bench/run.py ] && [ -z "${BENCH_HARNESS:-}" ]; then
 fi
 
 echo "== building the release binary"
-cargo build --release -q -p kairosdb-server
+cargo build --release -q -p kairosdb-server -p kairosdb-bench
 
 exec python3 scripts/bench_vs_influxdb.py "$@"

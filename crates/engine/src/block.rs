@@ -324,7 +324,8 @@ pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
     let h = decode_append(b, &mut out.ts, &mut out.vals)?;
     if h.has_expiry_column() {
         let exp_at = h.body_at + h.ts_len as usize + h.val_len as usize;
-        decode_numbers_into(&b[exp_at..], &mut out.exp, h.count as usize, "expiry")?;
+        let n = h.count as usize;
+        decode_numbers_into(&b[exp_at..], &mut out.exp, n, n, "expiry")?;
     }
     Ok(h)
 }
@@ -336,6 +337,18 @@ pub fn decode_append(
     b: &[u8],
     ts: &mut Vec<i64>,
     vals: &mut Col,
+) -> Result<BlockHeader, DecodeError> {
+    decode_append_until(b, ts, vals, i64::MAX)
+}
+
+/// [`decode_append`] of the points up to `until` (inclusive) only: the timestamps are
+/// decoded whole (and checked), the number values only as far as needed (a read whose
+/// range ends inside the block skips the rest).
+pub fn decode_append_until(
+    b: &[u8],
+    ts: &mut Vec<i64>,
+    vals: &mut Col,
+    until: i64,
 ) -> Result<BlockHeader, DecodeError> {
     let h = decode_header(b)?;
     if block_crc(b, h.version) != h.crc {
@@ -357,16 +370,7 @@ pub fn decode_append(
     let base = ts.len();
     let vbase = vals.len();
     let res = (|| {
-        decode_numbers_into(&b[ts_at..val_at], ts, n, "timestamps")?;
-        match vals {
-            Col::Long(v) => decode_numbers_into(&b[val_at..exp_at], v, n, "long values")?,
-            Col::Double(v) => decode_numbers_into(&b[val_at..exp_at], v, n, "double values")?,
-            Col::Str(_) => {
-                let mut tmp = StrCol::default();
-                decode_strings(&b[val_at..exp_at], &mut tmp, n)?;
-                vals.extend_from_col(&Col::Str(tmp), 0..n);
-            }
-        }
+        decode_numbers_into(&b[ts_at..val_at], ts, n, n, "timestamps")?;
         // The header's bounds must match the data (they are used to skip blocks).
         let t = &ts[base..];
         if t[0] != h.min_ts || t[n - 1] != h.max_ts || !t.windows(2).all(|w| w[0] < w[1]) {
@@ -375,6 +379,17 @@ pub fn decode_append(
                 offset: ts_at,
             });
         }
+        let keep = t.partition_point(|&x| x <= until);
+        match vals {
+            Col::Long(v) => decode_numbers_into(&b[val_at..exp_at], v, n, keep, "long values")?,
+            Col::Double(v) => decode_numbers_into(&b[val_at..exp_at], v, n, keep, "double values")?,
+            Col::Str(_) => {
+                let mut tmp = StrCol::default();
+                decode_strings(&b[val_at..exp_at], &mut tmp, n)?;
+                vals.extend_from_col(&Col::Str(tmp), 0..keep);
+            }
+        }
+        ts.truncate(base + keep);
         Ok(())
     })();
     if let Err(e) = res {
@@ -386,19 +401,23 @@ pub fn decode_append(
 }
 
 /// Appends `n` numbers decoded from `src` to `dst`.
+/// Appends the first `keep` of the `n` numbers of a pco column to `dst` (decoding stops
+/// after them).
 fn decode_numbers_into<T: pco::data_types::Number + Default>(
     src: &[u8],
     dst: &mut Vec<T>,
     n: usize,
+    keep: usize,
     column: &'static str,
 ) -> Result<(), DecodeError> {
     let base = dst.len();
-    dst.resize(base + n, T::default());
+    dst.resize(base + keep, T::default());
     let p = simple_decompress_into(src, &mut dst[base..]).map_err(|e| {
         dst.truncate(base);
         pco_err(column, e)
     })?;
-    if p.n_processed != n || !p.finished {
+    // A full read must end the data exactly; a partial one stops inside it.
+    if p.n_processed != keep || (keep == n && !p.finished) {
         dst.truncate(base);
         return Err(DecodeError::Pco {
             column,
@@ -423,7 +442,7 @@ fn decode_strings(src: &[u8], out: &mut StrCol, n: usize) -> Result<(), DecodeEr
         });
     }
     let mut lens: Vec<u32> = Vec::new();
-    decode_numbers_into(&src[4..4 + lens_len], &mut lens, n, "string lengths")?;
+    decode_numbers_into(&src[4..4 + lens_len], &mut lens, n, n, "string lengths")?;
     let bytes = &src[4 + lens_len..];
     let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
     if total != bytes.len() as u64 {
@@ -605,6 +624,46 @@ mod tests {
         assert!(decode(&c, &mut d).is_err());
         assert!(decode(&b[..b.len() - 1], &mut d).is_err());
         assert!(decode(&b[..10], &mut d).is_err());
+    }
+
+    /// Decoding up to a timestamp gives exactly the prefix of the whole decode, for every
+    /// value type and cut (before the first point, between batches of 256, past the
+    /// last), appended after what the vectors held; a flipped value byte is still caught.
+    #[test]
+    fn decode_until_is_the_prefix_of_the_whole_block() {
+        let n = 700;
+        let ts: Vec<i64> = (0..n).map(|i| 1_000 + i * 10).collect();
+        let mut text = StrCol::default();
+        for i in 0..n {
+            text.push(&format!("v{}", i % 13));
+        }
+        let cols = [
+            Col::Long((0..n).map(|i| (i * 7919) % 1000 - 500).collect()),
+            Col::Double((0..n).map(|i| i as f64 / 3.0).collect()),
+            Col::Str(text),
+        ];
+        for vals in cols {
+            let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
+            let dt = vals.data_type();
+            for until in [i64::MIN, 999, 1_000, 1_005, 3_550, 3_560, 3_561, 7_990, i64::MAX] {
+                let (mut got_ts, mut got_vals) = (vec![-1], Col::with_capacity(dt, 0));
+                got_vals.extend_from_col(&vals, 0..1);
+                decode_append_until(&b, &mut got_ts, &mut got_vals, until).unwrap();
+                let keep = ts.partition_point(|&t| t <= until);
+                let mut want_ts = vec![-1];
+                want_ts.extend_from_slice(&ts[..keep]);
+                let mut want_vals = Col::with_capacity(dt, 0);
+                want_vals.extend_from_col(&vals, 0..1);
+                want_vals.extend_from_col(&vals, 0..keep);
+                assert_eq!((got_ts, got_vals), (want_ts, want_vals), "{dt:?} until {until}");
+            }
+            let mut c = b.clone();
+            let at = c.len() - 20;
+            c[at] ^= 0x10;
+            let (mut t, mut v) = (Vec::new(), Col::with_capacity(dt, 0));
+            assert!(decode_append_until(&c, &mut t, &mut v, 2_000).is_err());
+            assert!(t.is_empty() && v.is_empty(), "a failed decode appends nothing");
+        }
     }
 
     /// TSBS-like float random walk: 10 s spacing, rounded to 2 decimals. The

@@ -410,7 +410,7 @@ impl Sealed {
             };
             for (id, h, bytes) in &hits {
                 let start = run.ts.len();
-                block::decode_append(bytes, &mut run.ts, &mut run.vals)
+                block::decode_append_until(bytes, &mut run.ts, &mut run.vals, range.end)
                     .map_err(|er| corrupt(&format!("block {id:?}"), er))?;
                 if h.min_ts < range.start || h.max_ts > range.end {
                     let b = Run::bounds(&run.ts[start..], range);

@@ -8,7 +8,9 @@
 //! by the read path (`engine.rs`). Layout: `docs/format.md`, "Block".
 
 use kairosdb_model::DataType;
-use pco::standalone::{simple_compress, simple_decompress_into};
+use pco::standalone::{
+    simple_compress, simple_decompress_into, DecompressorItem, FileDecompressor,
+};
 use pco::{ChunkConfig, DeltaSpec, ModeSpec};
 
 use crate::codec::{put_ivarint, put_uvarint, DecodeError, Reader};
@@ -370,10 +372,11 @@ pub fn decode_append_until(
     let base = ts.len();
     let vbase = vals.len();
     let res = (|| {
-        decode_numbers_into(&b[ts_at..val_at], ts, n, n, "timestamps")?;
+        let decoded = decode_timestamps_until(&b[ts_at..val_at], ts, n, until)?;
         // The header's bounds must match the data (they are used to skip blocks).
         let t = &ts[base..];
-        if t[0] != h.min_ts || t[n - 1] != h.max_ts || !t.windows(2).all(|w| w[0] < w[1]) {
+        let last_ok = decoded < n || t[n - 1] == h.max_ts;
+        if t[0] != h.min_ts || !last_ok || !t.windows(2).all(|w| w[0] < w[1]) {
             return Err(DecodeError::Invalid {
                 what: "block timestamps (unsorted or header mismatch)",
                 offset: ts_at,
@@ -401,6 +404,58 @@ pub fn decode_append_until(
 }
 
 /// Appends `n` numbers decoded from `src` to `dst`.
+/// Appends the `n` timestamps of a pco column to `dst`, or stops early: after the first
+/// batch of [`TS_STEP`] that reaches past `until`. Returns how many were appended.
+fn decode_timestamps_until(
+    src: &[u8],
+    dst: &mut Vec<i64>,
+    n: usize,
+    until: i64,
+) -> Result<usize, DecodeError> {
+    const COLUMN: &str = "timestamps";
+    let base = dst.len();
+    let fail = |dst: &mut Vec<i64>, e| {
+        dst.truncate(base);
+        pco_err(COLUMN, e)
+    };
+    let (file, rest) = FileDecompressor::new(src).map_err(|e| fail(dst, e))?;
+    let mut chunk = match file.chunk_decompressor::<i64, _>(rest) {
+        Ok(DecompressorItem::Chunk(c)) if c.n() == n => c,
+        Ok(_) => {
+            return Err(DecodeError::Pco {
+                column: COLUMN,
+                detail: format!("expected one chunk of {n} numbers"),
+            })
+        }
+        Err(e) => return Err(fail(dst, e)),
+    };
+    dst.resize(base + n, 0);
+    let mut done = 0;
+    while done < n {
+        // A multiple of pco's batch of 256, or the rest of the chunk.
+        let step = (n - done).min(TS_STEP);
+        let p = chunk
+            .read(&mut dst[base + done..base + done + step])
+            .map_err(|e| fail(dst, e))?;
+        if p.n_processed != step {
+            dst.truncate(base);
+            return Err(DecodeError::Pco {
+                column: COLUMN,
+                detail: format!("expected {n} numbers, got {}", done + p.n_processed),
+            });
+        }
+        done += step;
+        if dst[base + done - 1] > until {
+            break;
+        }
+    }
+    dst.truncate(base + done);
+    Ok(done)
+}
+
+/// Timestamps decoded per step by [`decode_timestamps_until`].
+const TS_STEP: usize = 512;
+
 /// Appends the first `keep` of the `n` numbers of a pco column to `dst` (decoding stops
 /// after them).
 fn decode_numbers_into<T: pco::data_types::Number + Default>(
@@ -645,7 +700,17 @@ mod tests {
         for vals in cols {
             let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
             let dt = vals.data_type();
-            for until in [i64::MIN, 999, 1_000, 1_005, 3_550, 3_560, 3_561, 7_990, i64::MAX] {
+            for until in [
+                i64::MIN,
+                999,
+                1_000,
+                1_005,
+                3_550,
+                3_560,
+                3_561,
+                7_990,
+                i64::MAX,
+            ] {
                 let (mut got_ts, mut got_vals) = (vec![-1], Col::with_capacity(dt, 0));
                 got_vals.extend_from_col(&vals, 0..1);
                 decode_append_until(&b, &mut got_ts, &mut got_vals, until).unwrap();
@@ -655,14 +720,36 @@ mod tests {
                 let mut want_vals = Col::with_capacity(dt, 0);
                 want_vals.extend_from_col(&vals, 0..1);
                 want_vals.extend_from_col(&vals, 0..keep);
-                assert_eq!((got_ts, got_vals), (want_ts, want_vals), "{dt:?} until {until}");
+                assert_eq!(
+                    (got_ts, got_vals),
+                    (want_ts, want_vals),
+                    "{dt:?} until {until}"
+                );
+            }
+            // Timestamps stop one step past the cut.
+            let h = decode_header(&b).unwrap();
+            let ts_col = &b[h.body_at..h.body_at + h.ts_len as usize];
+            for (until, decoded) in [
+                (1_005, TS_STEP),
+                (6_120, n as usize),
+                (i64::MAX, n as usize),
+            ] {
+                let mut t = Vec::new();
+                assert_eq!(
+                    decode_timestamps_until(ts_col, &mut t, n as usize, until).unwrap(),
+                    decoded
+                );
+                assert_eq!(t, ts[..decoded]);
             }
             let mut c = b.clone();
             let at = c.len() - 20;
             c[at] ^= 0x10;
             let (mut t, mut v) = (Vec::new(), Col::with_capacity(dt, 0));
             assert!(decode_append_until(&c, &mut t, &mut v, 2_000).is_err());
-            assert!(t.is_empty() && v.is_empty(), "a failed decode appends nothing");
+            assert!(
+                t.is_empty() && v.is_empty(),
+                "a failed decode appends nothing"
+            );
         }
     }
 

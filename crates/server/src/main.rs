@@ -39,14 +39,14 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's defaults keep freed pages for 10 s in each of 4 arenas per CPU; under
 /// ingest (request bodies, growing head columns, seal buffers) that retained memory
-/// was most of the peak RSS: 187–208 MB against 110–116 MB with this setting, at the
-/// same CPU per point (docs/benchmarks.md). One arena per CPU, purged by jemalloc's
-/// own background thread after 1 s. `_RJEM_MALLOC_CONF` in the environment overrides
-/// it.
+/// was most of the peak RSS: 187–208 MB with the defaults, 119–130 MB with a 1 s purge
+/// and 110–112 MB with this 0.3 s purge, at the same CPU per point within the noise
+/// (docs/benchmarks.md). One arena per CPU, purged by jemalloc's own background thread.
+/// `_RJEM_MALLOC_CONF` in the environment overrides it.
 #[cfg(feature = "jemalloc")]
 #[export_name = "_rjem_malloc_conf"]
 pub static JEMALLOC_CONF: &[u8] =
-    b"percpu_arena:percpu,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+    b"percpu_arena:percpu,background_thread:true,dirty_decay_ms:300,muzzy_decay_ms:0\0";
 
 /// A KairosDB-compatible time-series database (REST API and telnet protocol).
 ///

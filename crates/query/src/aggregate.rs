@@ -568,6 +568,13 @@ fn java_compare(a: &str, b: &str) -> std::cmp::Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
+impl Aggregator {
+    /// Does the aggregator write to storage (`save_as`)?
+    pub(crate) fn writes(&self) -> bool {
+        matches!(self, Aggregator::SaveAs(_))
+    }
+}
+
 impl SaveAs {
     /// Re-ingests the group's points as `metric_name` (spec §5.2 `save_as`): tags are the
     /// `tags` property, `saved_from` (unless disabled) and every `tag` group-by tag that

@@ -80,7 +80,8 @@ pub struct Budget {
     /// Most work this attempt may do, in stored points: passed to the read as
     /// [`SeriesQuery::work_limit`] and held against points produced beyond those read
     /// (`gaps`). Above it the query stops with `QueryError::Storage(StorageError::WorkLimit)`
-    /// and the caller runs it again without the limit. None = unlimited.
+    /// and the caller runs it again without the limit; a query that writes (`save_as`)
+    /// stops so before it reads. None = unlimited.
     pub work_limit: Option<u64>,
 }
 
@@ -141,6 +142,11 @@ pub fn execute(
         .iter()
         .map(|a| Aggregator::parse(a, ctx))
         .collect::<Result<Vec<_>, _>>()?;
+    // A work-limited attempt runs where it must not block: a query that writes
+    // (`save_as`) stops before reading, to run again without the limit.
+    if ctx.budget.work_limit.is_some() && aggregators.iter().any(Aggregator::writes) {
+        return Err(QueryError::Storage(StorageError::WorkLimit));
+    }
 
     // `first`/`last` over the whole range as one bucket: storage returns each series'
     // first or last point only, and still counts every point for `sample_size`.

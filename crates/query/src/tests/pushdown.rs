@@ -693,4 +693,20 @@ fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
     }
     let r = run(&store, range, None, &limited(5_000), &mq(&[gaps])).expect("gaps runs");
     assert!(r.results[0].ts.len() >= 1_000, "{}", r.results[0].ts.len());
+
+    // A query that writes never runs under a work limit: it stops before reading.
+    let save = r#"{"name":"save_as","metric_name":"copy"}"#;
+    let store = Store::new(fixed_series(), Mode::Honour);
+    match run(&store, range, None, &limited(u64::MAX), &mq(&[save])) {
+        Err(QueryError::Storage(StorageError::WorkLimit)) => {}
+        other => panic!("expected WorkLimit, got {other:?}"),
+    }
+    assert!(store.queries().is_empty());
+    // Without the limit it reads, then writes (which this read-only double refuses).
+    let r = run(&store, range, None, &Budget::default(), &mq(&[save]));
+    assert!(
+        matches!(r, Err(QueryError::Storage(StorageError::Internal(_)))),
+        "{r:?}"
+    );
+    assert_eq!(store.only_query().work_limit, None);
 }

@@ -670,6 +670,17 @@ impl Inner {
         let blocks_alive = edge && !self.sealed.store.any_expired(now_s)?;
         let selected = self.registry.select(&q.metric, &q.filter);
         work.add(selected.len() as u64 * SERIES_WORK)?;
+        if q.work_limit.is_some() && !edge {
+            // A limited read whose blocks in range clearly hold more points than it may
+            // decode stops before reading any (each summary's points taken as spread
+            // evenly over its span); the read itself still counts exactly.
+            let estimate: u64 = selected
+                .iter()
+                .filter_map(|&sid| self.registry.get(sid))
+                .map(|e| sealed::points_in_range_estimate(&e.summary.lock(), q.range))
+                .sum();
+            work.fits(estimate)?;
+        }
         for sid in selected {
             let Some(e) = self.registry.get(sid) else {
                 continue;

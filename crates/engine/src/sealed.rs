@@ -112,11 +112,30 @@ impl Work {
     /// Counts `points` more; fails once the total exceeds the limit.
     pub fn add(&mut self, points: u64) -> Result<(), StorageError> {
         self.done = self.done.saturating_add(points);
-        if self.done > self.limit {
+        self.fits(0)
+    }
+
+    /// Fails when `points` more would exceed the limit (without counting them).
+    pub fn fits(&self, points: u64) -> Result<(), StorageError> {
+        if self.done.saturating_add(points) > self.limit {
             return Err(StorageError::WorkLimit);
         }
         Ok(())
     }
+}
+
+/// About how many sealed points of a series lie in `range`: its summary's points taken
+/// as spread evenly between its first and last timestamp.
+pub fn points_in_range_estimate(s: &BlockSummary, range: TimeRange) -> u64 {
+    if s.blocks == 0 || s.max_ts < range.start || s.min_ts > range.end {
+        return 0;
+    }
+    let span = i128::from(s.max_ts) - i128::from(s.min_ts);
+    if span == 0 {
+        return s.points;
+    }
+    let overlap = i128::from(s.max_ts.min(range.end)) - i128::from(s.min_ts.max(range.start));
+    (i128::from(s.points) * overlap / span) as u64
 }
 
 fn encode_run(run: &Run, level: usize) -> Vec<u8> {

@@ -310,6 +310,22 @@ fn reads_stop_at_their_work_limit_counting_whole_blocks_and_every_series() {
         read(&e, &limited(&query("n"), 5 * SERIES_WORK + 5)).len(),
         5
     );
+
+    // Two sealed series of 1,000 points: the summaries show 2,000 points in range, so a
+    // limit that the first series alone would fit stops before either is read.
+    e.write(&batch(vec![
+        lng("p", &[("h", "a")], &sealed, &sealed),
+        lng("p", &[("h", "b")], &sealed, &sealed),
+    ]))
+    .unwrap();
+    e.flush().unwrap();
+    let read_before = counter(&e, "engine_points_read_total");
+    stops(&limited(&query("p"), 2 * SERIES_WORK + 1_500));
+    assert_eq!(counter(&e, "engine_points_read_total"), read_before);
+    assert_eq!(
+        read(&e, &limited(&query("p"), 2 * SERIES_WORK + 2_000)).len(),
+        2
+    );
 }
 
 #[test]

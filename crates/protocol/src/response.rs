@@ -17,19 +17,39 @@ pub fn write_query_response(out: &mut Vec<u8>, queries: &[QueryResult]) -> Resul
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"sample_size\":");
-        write_u64(out, q.sample_size);
-        out.extend_from_slice(b",\"results\":[");
-        for (j, group) in q.results.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            write_group(out, group)?;
-        }
-        out.extend_from_slice(b"]}");
+        write_query_result(out, q)?;
     }
     out.extend_from_slice(b"]}");
     Ok(())
+}
+
+/// One element of the query response's `queries[]`, as [`write_query_response`] writes
+/// it: a server may render the results of a request's metric queries on several threads
+/// and [`join_query_results`] them.
+pub fn write_query_result(out: &mut Vec<u8>, q: &QueryResult) -> Result<(), String> {
+    out.extend_from_slice(b"{\"sample_size\":");
+    write_u64(out, q.sample_size);
+    out.extend_from_slice(b",\"results\":[");
+    for (j, group) in q.results.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
+        }
+        write_group(out, group)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
+}
+
+/// The query response around `queries[]` elements written by [`write_query_result`].
+pub fn join_query_results<'a>(out: &mut Vec<u8>, parts: impl IntoIterator<Item = &'a [u8]>) {
+    out.extend_from_slice(b"{\"queries\":[");
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"]}");
 }
 
 /// Appends the `/api/v1/datapoints/query/tags` response (spec §1.7): one `queries[]`
@@ -688,6 +708,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.starts_with("NaN or Infinity:NaN"), "{err}");
+    }
+
+    /// Results rendered one by one and joined are byte for byte the whole response.
+    #[test]
+    fn joined_results_are_the_whole_response() {
+        let q = |n: i64| QueryResult {
+            sample_size: n as u64,
+            results: vec![ResultGroup {
+                name: format!("m{n}"),
+                alias: None,
+                group_by: vec![],
+                tags: Some(GroupTags::default()),
+                ts: (0..n).collect(),
+                values: OutColumn::Long((0..n).map(|v| v * 3).collect()),
+            }],
+        };
+        for queries in [vec![], vec![q(1)], vec![q(2), q(0), q(3)]] {
+            let mut whole = Vec::new();
+            write_query_response(&mut whole, &queries).unwrap();
+            let parts: Vec<Vec<u8>> = queries
+                .iter()
+                .map(|r| {
+                    let mut part = Vec::new();
+                    write_query_result(&mut part, r).unwrap();
+                    part
+                })
+                .collect();
+            let mut joined = Vec::new();
+            join_query_results(&mut joined, parts.iter().map(Vec::as_slice));
+            assert_eq!(
+                String::from_utf8(joined).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct FakeStorage {
     pub written: Mutex<Vec<WriteBatch>>,
     /// Points of the one series (tag `host=a`, long values) each read returns; 0 = none.
     pub points_per_series: usize,
+    /// Reads of the i-th of these metrics return doubles with a NaN (which JSON cannot
+    /// hold) at timestamp i + 1.
+    pub nan_metrics: Vec<&'static str>,
     /// Reads of these metrics fail with `Internal("disk on fire reading <metric>")`.
     pub fail_metrics: Vec<&'static str>,
     /// Runs before each read returns (e.g. blocks until the test releases it).
@@ -109,12 +112,16 @@ impl Storage for FakeStorage {
             return Ok(Vec::new());
         }
         let n = self.points_per_series as i64;
+        let tags = Tags::from_pairs([("host", "a")]);
+        if let Some(i) = self.nan_metrics.iter().position(|m| *m == query.metric) {
+            let mut values: Vec<f64> = (1..=n).map(|v| v as f64).collect();
+            values[i] = f64::NAN;
+            let key = SeriesKey::new(query.metric.clone(), DataType::Double, tags);
+            let ts = (1..=n).collect();
+            return Ok(vec![SeriesData::new(key, Points::Double { ts, values })]);
+        }
         Ok(vec![SeriesData::new(
-            SeriesKey::new(
-                query.metric.clone(),
-                DataType::Long,
-                Tags::from_pairs([("host", "a")]),
-            ),
+            SeriesKey::new(query.metric.clone(), DataType::Long, tags),
             Points::Long {
                 ts: (1..=n).collect(),
                 values: (1..=n).collect(),

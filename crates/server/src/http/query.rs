@@ -37,7 +37,7 @@ use kairosdb_model::{
     DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage, StorageError,
 };
 use kairosdb_protocol::query::parse_query_request;
-use kairosdb_protocol::response::{write_query_response, write_tags_response};
+use kairosdb_protocol::response::{join_query_results, write_query_result, write_tags_response};
 use kairosdb_query::{Budget, QueryError};
 
 use super::body;
@@ -116,27 +116,67 @@ async fn run_query(
     let budget = state.config.query_budget(started, cancel.flag.clone());
     let results = execute_all(&state, request, budget).await;
     cancel.finished();
-    let results = results?;
-    let inline = response_weight(&results) <= INLINE_RESPONSE_WEIGHT;
+    let parts = results?;
+    let weight: usize = parts.iter().map(Part::weight).sum();
     let render = move || {
-        let mut out = Vec::new();
-        write_query_response(&mut out, &results).map_err(ApiError::internal)?;
+        // Rendered in request order, so the first value JSON cannot hold (NaN, Infinity)
+        // is the one reported, as when the whole response is written at once.
+        let mut rendered = Vec::with_capacity(parts.len());
+        for part in parts {
+            rendered.push(part.render().map_err(ApiError::internal)?);
+        }
+        let mut out = Vec::with_capacity(rendered.iter().map(Vec::len).sum::<usize>() + 16);
+        join_query_results(&mut out, rendered.iter().map(Vec::as_slice));
         Ok(json_response(StatusCode::OK, out))
     };
-    if inline {
+    if weight <= INLINE_RESPONSE_WEIGHT {
         render()
     } else {
         blocking(render).await
     }
 }
 
-/// What writing `results` as JSON costs, in [`INLINE_RESPONSE_WEIGHT`] units.
-fn response_weight(results: &[QueryResult]) -> usize {
-    results
-        .iter()
-        .flat_map(|r| &r.results)
-        .map(|g| g.ts.len() + 16)
-        .sum()
+/// One metric query's answer: its result, or (for a big one, rendered on the blocking
+/// thread that ran the query, so the metric queries of a request render in parallel)
+/// its `queries[]` element or the rendering error.
+enum Part {
+    Result(QueryResult),
+    Rendered(Result<Vec<u8>, String>),
+}
+
+impl Part {
+    /// Results above this weight are rendered where they were computed.
+    const RENDER_THERE: usize = 4 * 1024;
+
+    /// What writing the part as JSON still costs, in [`INLINE_RESPONSE_WEIGHT`] units
+    /// (values, plus 16 per result group for its name and tags).
+    fn weight(&self) -> usize {
+        match self {
+            Part::Result(r) => r.results.iter().map(|g| g.ts.len() + 16).sum(),
+            Part::Rendered(_) => 0,
+        }
+    }
+
+    /// The result of a metric query that ran on the blocking pool.
+    fn from_pool(result: QueryResult) -> Part {
+        let part = Part::Result(result);
+        if part.weight() > Part::RENDER_THERE {
+            Part::Rendered(part.render())
+        } else {
+            part
+        }
+    }
+
+    fn render(self) -> Result<Vec<u8>, String> {
+        match self {
+            Part::Result(r) => {
+                let mut out = Vec::new();
+                write_query_result(&mut out, &r)?;
+                Ok(out)
+            }
+            Part::Rendered(bytes) => bytes,
+        }
+    }
 }
 
 /// Sets the request's cancellation flag when dropped. Dropped without
@@ -232,7 +272,7 @@ async fn execute_all(
     state: &AppState,
     mut request: QueryRequest,
     budget: Budget,
-) -> Result<Vec<QueryResult>, ApiError> {
+) -> Result<Vec<Part>, ApiError> {
     let cached = state.query_cache.is_some() && request.cache_time > 0;
     let storage: Arc<dyn Storage> = match &state.query_cache {
         Some(cache) if cached => Arc::new(CachedStorage::new(
@@ -254,7 +294,7 @@ async fn execute_all(
         budget,
     });
 
-    let mut results: Vec<Option<QueryResult>> = Vec::with_capacity(n);
+    let mut results: Vec<Option<Part>> = Vec::with_capacity(n);
     let mut metrics = metrics.into_iter();
     if !cached {
         let inline_started = Instant::now();
@@ -266,7 +306,7 @@ async fn execute_all(
             let Some(result) = shared.try_inline(metric)? else {
                 break;
             };
-            results.push(Some(result));
+            results.push(Some(Part::Result(result)));
             metrics.next();
         }
     }
@@ -302,7 +342,7 @@ async fn execute_all(
                 };
                 let shared = shared.clone();
                 running.spawn_blocking(move || {
-                    let result = shared.run(&metric);
+                    let result = shared.run(&metric).map(Part::from_pool);
                     drop(slot);
                     (i, result)
                 });

@@ -379,6 +379,43 @@ async fn reads_through_the_cache_never_run_inline() {
     assert_eq!(storage.refused.load(Ordering::SeqCst), 0);
 }
 
+/// Big results are rendered on the blocking threads that computed them, small ones at the
+/// end; either way the response is the same, and the reported rendering error is the
+/// first in request order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_rendered_on_the_pool_join_into_the_same_response() {
+    for points in [3, 5_000] {
+        let storage = FakeStorage {
+            points_per_series: points,
+            ..FakeStorage::default()
+        };
+        let (state, _) = app_state(storage, concurrency(3));
+        let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(names(&v), ["a", "b", "c"]);
+        let values = v["queries"][2]["results"][0]["values"].as_array().unwrap();
+        assert_eq!(values.len(), points);
+        assert_eq!(values[points - 1], json!([points, points]));
+    }
+    // Two results that cannot be written (a NaN), both rendered on the pool: the error
+    // is the first one's, in KairosDB's words.
+    let storage = FakeStorage {
+        points_per_series: 5_000,
+        nan_metrics: vec!["nan.first", "nan.second"],
+        ..FakeStorage::default()
+    };
+    let (state, storage) = app_state(storage, concurrency(3));
+    let (status, v) = call(&state, query(&["ok", "nan.second", "nan.first"], 0)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        v,
+        json!({ "errors": [
+            "NaN or Infinity:NaN data point=DoubleDataPoint{m_timestamp=2, m_value=NaN}"
+        ] })
+    );
+    assert_eq!(storage.queried().len(), 3);
+}
+
 #[tokio::test]
 async fn cache_time_reuses_identical_reads_until_a_delete() {
     let storage = FakeStorage {

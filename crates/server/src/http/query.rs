@@ -146,7 +146,7 @@ enum Part {
 
 impl Part {
     /// Results above this weight are rendered where they were computed.
-    const RENDER_THERE: usize = 4 * 1024;
+    const RENDER_THERE: usize = 1024;
 
     /// What writing the part as JSON still costs, in [`INLINE_RESPONSE_WEIGHT`] units
     /// (values, plus 16 per result group for its name and tags).

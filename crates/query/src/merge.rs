@@ -260,17 +260,21 @@ mod tests {
 
     use super::*;
 
-    /// The heap merge equals sorting every point by (ts, value) — ascending, and both
-    /// descending for `order: desc` — for long, double and mixed groups.
-    #[test]
-    fn heap_merge_equals_a_full_sort() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
+    /// A small deterministic generator (xorshift64).
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
-        };
+        }
+    }
+
+    /// The heap merge equals sorting every point by (ts, value) — ascending, and both
+    /// descending for `order: desc` — for long, double and mixed groups.
+    #[test]
+    fn heap_merge_equals_a_full_sort() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         for round in 0..400 {
             let k = 2 + (next() % 6) as usize;
             let mut series = Vec::new();
@@ -380,13 +384,7 @@ mod tests {
     /// path exactly as out of the heap.
     #[test]
     fn aligned_merge_breaks_ties_as_the_heap_does() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let big = 1i64 << 53;
         for round in 0..200 {
             let k = 2 + (next() % 20) as usize;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kairosdb_engine::{Engine, EngineConfig, WalSync};
 use kairosdb_model::{
-    MetricQuery, Order, OutColumn, Points, SeriesKey, SeriesPoints, Storage, TagFilter, Tags,
-    TimeRange, WriteBatch,
+    MetricQuery, Order, OutColumn, Points, SeriesKey, SeriesPoints, Storage, TagFilter, TagMatcher,
+    Tags, TimeRange, WriteBatch,
 };
 use kairosdb_query::{aggregate, execute, Budget, Context};
 use rand::{Rng, SeedableRng};
@@ -267,6 +267,30 @@ fn query(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("sum_1m_buckets_by_dc", |b| {
         b.iter(|| execute(&engine, &ctx, &q).unwrap())
+    });
+    g.finish();
+
+    // TSBS cpu-max-all-8's shape: 8 hosts on the same ticks merged into one group, the
+    // max per hour over 8 hours (the aligned merge and partial block decoding).
+    let hosts = (0..8)
+        .map(|h| TagMatcher::Exact(format!("host_{}", h * 11)))
+        .collect();
+    let eight = MetricQuery {
+        filter: TagFilter {
+            tags: vec![("host".into(), hosts)],
+        },
+        group_by_tags: Vec::new(),
+        aggregators: vec![r#"{"name":"max","sampling":{"value":1,"unit":"HOURS"}}"#.into()],
+        ..q
+    };
+    let ctx = Context {
+        range: TimeRange::new(T0 + 3_600_000, T0 + 9 * 3_600_000 - 1),
+        ..ctx
+    };
+    let mut g = c.benchmark_group("query");
+    g.throughput(Throughput::Elements(8 * 2_880));
+    g.bench_function("max_1h_8_aligned_hosts_8h", |b| {
+        b.iter(|| execute(&engine, &ctx, &eight).unwrap())
     });
     g.finish();
 }

@@ -49,6 +49,10 @@ pub struct AppState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// The `cache_time` cache; `None` when `query_cache_mb = 0`.
     pub query_cache: Option<Arc<QueryCache>>,
+    /// How long one request's metric queries may run on the async worker together before
+    /// the rest go to the blocking pool (`query::INLINE_TIME`; tests widen it so that which
+    /// queries run inline does not depend on the machine's load).
+    pub inline_time: std::time::Duration,
 }
 
 impl AppState {
@@ -65,6 +69,7 @@ impl AppState {
             storage,
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
+            inline_time: query::INLINE_TIME,
             config,
             metrics,
             prometheus,

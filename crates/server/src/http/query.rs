@@ -55,7 +55,7 @@ const INLINE_WORK_POINTS: u64 = 32 * 1024;
 
 /// The metric queries of one request stop being tried on the async worker once they have
 /// taken this long together; the rest run on the blocking pool.
-const INLINE_TIME: Duration = Duration::from_millis(1);
+pub(super) const INLINE_TIME: Duration = Duration::from_millis(1);
 
 /// Responses up to this weight (values, plus 16 per result group for its name and tags)
 /// are written on the async worker.
@@ -260,7 +260,7 @@ impl RequestContext {
 ///
 /// Small queries first, one after another on this async worker, without a slot: each is
 /// tried with a work limit and the first that stops at it, and every later one once
-/// [`INLINE_TIME`] has passed, runs on the blocking pool instead. Reads through the
+/// `state.inline_time` ([`INLINE_TIME`]) has passed, runs on the blocking pool instead. Reads through the
 /// `cache_time` cache never run here (an identical read may be loading on another
 /// thread, and waiting for it would block the worker).
 ///
@@ -298,7 +298,7 @@ async fn execute_all(
     let mut metrics = metrics.into_iter();
     if !cached {
         let inline_started = Instant::now();
-        while inline_started.elapsed() < INLINE_TIME {
+        while inline_started.elapsed() < state.inline_time {
             let Some(metric) = metrics.as_slice().first() else {
                 break;
             };

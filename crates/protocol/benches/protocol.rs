@@ -3,7 +3,9 @@
 //! * `ingest/*`: `parse_ingest` on one 10,000-point body (100 series × 100 points),
 //!   integer and 2-decimal float values — reported as points/s;
 //! * `telnet/put`: `parse_line` over 10,000 `put` lines — lines/s;
-//! * `response/*`: `write_query_response` for 10,000 points — points/s.
+//! * `response/*`: `write_query_response` for 10,000 points — points/s; and
+//!   `response/lastpoint_100_groups`, TSBS lastpoint's answer for one metric (100
+//!   one-value groups with their 10 tags) — groups/s.
 //!
 //! Run: `cargo bench -p kairosdb-protocol`. Inputs are generated from a fixed seed. The
 //! allocator is jemalloc, as in the server binary.
@@ -173,6 +175,40 @@ fn response_input(float: bool) -> Vec<QueryResult> {
     }]
 }
 
+/// TSBS lastpoint's answer for one metric: 100 groups of one series (grouped by
+/// hostname), each with its 10 tags and one value.
+fn lastpoint_input() -> Vec<QueryResult> {
+    let mut rng = Rng(11);
+    let results = (0..100)
+        .map(|h| {
+            let tags = Tags::from_pairs(host_tags(&mut rng, h));
+            let hostname = tags.get("hostname").unwrap().to_string();
+            ResultGroup {
+                name: "cpu.usage_user".into(),
+                alias: None,
+                group_by: vec![
+                    GroupByResult::Tag {
+                        tags: vec!["hostname".into()],
+                        group: vec![("hostname".into(), hostname)],
+                    },
+                    GroupByResult::Type("number".into()),
+                ],
+                tags: Some(GroupTags::new(vec![Arc::new(SeriesKey::new(
+                    "cpu.usage_user",
+                    DataType::Long,
+                    tags,
+                ))])),
+                ts: vec![1_451_692_790_000],
+                values: OutColumn::Long(vec![rng.below(100) as i64]),
+            }
+        })
+        .collect();
+    vec![QueryResult {
+        sample_size: 100,
+        results,
+    }]
+}
+
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest");
     for (name, float) in [("tsbs_int", false), ("tsbs_float2", true)] {
@@ -217,6 +253,17 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    // Tag-heavy: 100 groups of one value each (throughput counts groups).
+    let input = lastpoint_input();
+    let mut out = Vec::with_capacity(1 << 20);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("lastpoint_100_groups", |b| {
+        b.iter(|| {
+            out.clear();
+            response::write_query_response(&mut out, black_box(&input)).unwrap();
+            out.len()
+        })
+    });
     g.finish();
 }
 

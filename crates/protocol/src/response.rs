@@ -426,14 +426,43 @@ pub fn write_java_double(out: &mut Vec<u8>, v: f64) -> bool {
 /// Appends `s` quoted as org.json's `JSONObject.quote` does (spec §4.6): `\"`, `\\`,
 /// `\b \t \n \f \r`; `/` escaped only after `<`; other chars below U+0020, in
 /// U+0080–U+009F or in U+2000–U+20FF as `\u` + 4 lower-case hex digits; the rest raw.
+/// The bytes [`write_json_string`] looks at before copying a string whole: control
+/// characters, `"`, `\\`, `<`, and the UTF-8 lead bytes 0xC2 and 0xE2 (which start
+/// U+0080–U+009F and U+2000–U+20FF, escaped as KairosDB does).
+static STARTS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = true;
+        c += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[0xC2] = true;
+    table[0xE2] = true;
+    table
+};
+
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most strings (names, tag values) hold none of the bytes that start an escape: copy
-    // them whole. `/` is escaped only after `<`, so `<` is what to look for. The test is a
+    // them whole. `/` is escaped only after `<`, so `<` is what to look for. Short strings
+    // (most tag names and values) are checked by table, one load a byte; longer ones by a
     // branch-free fold over every byte, which the compiler vectorizes.
-    let plain = !bytes.iter().fold(false, |special, &c| {
-        special | (c < 0x20) | (c == b'"') | (c == b'\\') | (c == b'<') | (c == 0xC2) | (c == 0xE2)
-    });
+    let plain = if bytes.len() < 32 {
+        !bytes.iter().any(|&c| STARTS_ESCAPE[usize::from(c)])
+    } else {
+        !bytes.iter().fold(false, |special, &c| {
+            special
+                | (c < 0x20)
+                | (c == b'"')
+                | (c == b'\\')
+                | (c == b'<')
+                | (c == 0xC2)
+                | (c == 0xE2)
+        })
+    };
     if plain {
         out.reserve(bytes.len() + 2);
         out.push(b'"');

@@ -10,7 +10,8 @@
 //! * `group_by/*`: the value and time group-bys splitting 1 M points.
 //! * `query/sum_1m_buckets`: end to end through `kairosdb_query::execute` over the
 //!   embedded engine: 100 series × 100 k points read, merged per tag group and summed
-//!   in 1-minute buckets.
+//!   in 1-minute buckets. `query/max_1h_8_aligned_hosts_8h` is TSBS cpu-max-all-8's
+//!   shape and `query/last_by_host_100` lastpoint's (one metric).
 //!
 //! Run: `cargo bench -p kairosdb-query --bench aggregate`. Inputs come from fixed seeds.
 
@@ -291,6 +292,23 @@ fn query(c: &mut Criterion) {
     g.throughput(Throughput::Elements(8 * 2_880));
     g.bench_function("max_1h_8_aligned_hosts_8h", |b| {
         b.iter(|| execute(&engine, &ctx, &eight).unwrap())
+    });
+
+    // TSBS lastpoint's shape for one metric: the last point of each of the 100 hosts,
+    // grouped by host (edge reads, then 100 one-series groups).
+    let last = MetricQuery {
+        filter: TagFilter::default(),
+        group_by_tags: vec!["host".into()],
+        aggregators: vec![r#"{"name":"last","sampling":{"value":30,"unit":"DAYS"}}"#.into()],
+        ..eight
+    };
+    let ctx = Context {
+        range: TimeRange::new(T0, T0 + PER as i64 * 10_000),
+        ..ctx
+    };
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("last_by_host_100", |b| {
+        b.iter(|| execute(&engine, &ctx, &last).unwrap())
     });
     g.finish();
 }

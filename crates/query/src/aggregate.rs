@@ -6,7 +6,7 @@
 //! write one output column, bucket by bucket, without per-point allocation. The range
 //! aggregators share [`crate::range`].
 
-use kairosdb_model::{BatchBuilder, GroupTags, Order, OutColumn, Storage, Tags, Value};
+use kairosdb_model::{BatchBuilder, GroupTags, Order, OutColumn, SeriesData, Storage, Tags, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::column::{self, numbers};
@@ -366,6 +366,19 @@ impl Aggregator {
             _ => false,
         };
         any || group_type == "number"
+    }
+
+    /// [`Range::apply_unmerged`] for a range aggregator (the group's series folded without
+    /// merging them); `None` for every other aggregator.
+    pub(crate) fn apply_unmerged(
+        &self,
+        series: &[SeriesData],
+        ctx: &Context,
+    ) -> Option<Result<Stream, QueryError>> {
+        match self {
+            Aggregator::Range(r) => r.apply_unmerged(series, ctx),
+            _ => None,
+        }
     }
 
     /// Applies the aggregator to one group (the caller checked [`Aggregator::accepts`]).

@@ -198,11 +198,28 @@ pub fn execute(
                 tags: query.group_by_tags.clone(),
                 group: g.tag_key,
             });
-        let (ts, values) = merge::merge(g.series, query.order);
-        let merged = Stream {
-            ts,
-            values,
-            group_type: g.group_type,
+        // A first `max`, `min` or `count` folds each series on its own and combines the
+        // buckets, skipping the merge (the same answer, see `Range::apply_unmerged`);
+        // only where nothing else needs the merged stream.
+        let unmerged = (g.series.len() > 1
+            && g.group_type == "number"
+            && query.order == Order::Asc
+            && query.limit.is_none()
+            && group_bys.is_empty())
+        .then(|| aggregators.first()?.apply_unmerged(&g.series, ctx))
+        .flatten()
+        .transpose()?;
+        let (merged, first_aggregator) = match unmerged {
+            Some(s) => (s, 1),
+            None => {
+                let (ts, values) = merge::merge(g.series, query.order);
+                let s = Stream {
+                    ts,
+                    values,
+                    group_type: g.group_type,
+                };
+                (s, 0)
+            }
         };
         let parts = groupby::split(merged, &group_bys);
         let last_part = parts.len().saturating_sub(1);
@@ -219,7 +236,7 @@ pub fn execute(
                 tags: group_tags,
                 group_by_tags: &query.group_by_tags,
             };
-            for a in &aggregators {
+            for a in &aggregators[first_aggregator..] {
                 if a.accepts(s.group_type) {
                     s = a.apply(s, ctx, storage, &info)?;
                 }

@@ -11,7 +11,7 @@
 //! Numeric kinds run over one `&[f64]` slice per bucket: a tight loop per bucket and no
 //! allocation per point or per bucket.
 
-use kairosdb_model::{Num, OutColumn};
+use kairosdb_model::{Num, OutColumn, Points, SeriesData};
 use kairosdb_protocol::response::java_double_string;
 
 use crate::aggregate::Stream;
@@ -148,13 +148,8 @@ impl Range {
             let x = match &self.kind {
                 RangeKind::Sum => sum(bucket),
                 RangeKind::Avg => sum(bucket) / bucket.len() as f64,
-                // Plain comparisons (one `maxsd`/`minsd` each); values are finite.
-                RangeKind::Max => bucket
-                    .iter()
-                    .fold(-f64::MAX, |m, &x| if x > m { x } else { m }),
-                RangeKind::Min => bucket
-                    .iter()
-                    .fold(f64::MAX, |m, &x| if x < m { x } else { m }),
+                RangeKind::Max => fold_max(bucket),
+                RangeKind::Min => fold_min(bucket),
                 RangeKind::Dev { mode, count } => dev(bucket, *mode, *count),
                 RangeKind::Percentile(p) => match percentile(bucket, *p, &mut scratch) {
                     Ok(x) => x,
@@ -180,6 +175,87 @@ impl Range {
             values: OutColumn::Double(out),
             group_type,
         })
+    }
+
+    /// `max`, `min` or `count` over the series of one group without merging them first:
+    /// each series is walked on its own and the results are combined bucket by bucket.
+    ///
+    /// The answer is the one [`Range::apply`] gives on the merged stream: these folds do
+    /// not depend on the order of the points within a bucket, and a bucket holds the same
+    /// points either way as long as no point lies before the bucket origin (before it,
+    /// buckets are found by rounding toward zero and depend on the stream's first point,
+    /// as in KairosDB). `None` when that does not hold, or for any other kind: the caller
+    /// merges and runs [`Range::apply`].
+    pub(crate) fn apply_unmerged(
+        &self,
+        series: &[SeriesData],
+        ctx: &Context,
+    ) -> Option<Result<Stream, QueryError>> {
+        if !matches!(
+            self.kind,
+            RangeKind::Max | RangeKind::Min | RangeKind::Count
+        ) {
+            return None;
+        }
+        let buckets = match self.buckets() {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
+        };
+        let origin = buckets.origin();
+        let before_origin = |s: &SeriesData| s.points.timestamps().first() < Some(&origin);
+        if series.iter().any(before_origin) {
+            return None;
+        }
+        // (bucket end, bucket start, its first point's time, folded value) per series and
+        // bucket; the end names the bucket.
+        let mut parts: Vec<(i64, i64, i64, f64)> = Vec::new();
+        for s in series {
+            let converted: Vec<f64>;
+            let v: &[f64] = match &s.points {
+                Points::Double { values, .. } => values,
+                Points::Long { values, .. } => {
+                    converted = values.iter().map(|&x| x as f64).collect();
+                    &converted
+                }
+                Points::String { .. } => return None,
+            };
+            let ts = s.points.timestamps();
+            let walked = walk(ts, &buckets, ctx, |lo, hi, start, end| {
+                let x = match self.kind {
+                    RangeKind::Max => fold_max(&v[lo..hi]),
+                    RangeKind::Min => fold_min(&v[lo..hi]),
+                    _ => (hi - lo) as f64,
+                };
+                parts.push((end, start, ts[lo], x));
+            });
+            if let Err(e) = walked {
+                return Some(Err(e));
+            }
+        }
+        // Max, min and sums of counts (below 2^53) are exact in any order.
+        parts.sort_unstable_by_key(|p| p.0);
+        let mut ts = Vec::new();
+        let mut out: Vec<f64> = Vec::new();
+        for bucket in parts.chunk_by(|a, b| a.0 == b.0) {
+            let (end, start) = (bucket[0].0, bucket[0].1);
+            let first = bucket.iter().map(|p| p.2).min().unwrap_or(start);
+            let values = bucket.iter().map(|p| p.3);
+            out.push(match self.kind {
+                RangeKind::Max => values.fold(-f64::MAX, f64::max),
+                RangeKind::Min => values.fold(f64::MAX, f64::min),
+                _ => values.sum(),
+            });
+            ts.push(self.return_time(first, start, end));
+        }
+        let values = match self.kind {
+            RangeKind::Count => OutColumn::Long(out.into_iter().map(|c| c as i64).collect()),
+            _ => OutColumn::Double(out),
+        };
+        Some(Ok(Stream {
+            ts,
+            values,
+            group_type: "number",
+        }))
     }
 
     /// Per bucket: one point → itself, two → both, more → the ends of the least-squares
@@ -339,6 +415,19 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The largest value of a bucket. Plain comparisons (one `maxsd` each); values are
+/// finite.
+#[inline]
+fn fold_max(v: &[f64]) -> f64 {
+    v.iter().fold(-f64::MAX, |m, &x| if x > m { x } else { m })
+}
+
+/// The smallest value of a bucket (as [`fold_max`]).
+#[inline]
+fn fold_min(v: &[f64]) -> f64 {
+    v.iter().fold(f64::MAX, |m, &x| if x < m { x } else { m })
 }
 
 /// Sum in stream order (floating-point order matters, spec §5.2).

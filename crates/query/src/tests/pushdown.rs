@@ -1,6 +1,8 @@
 //! The `first`/`last` pushdown of `execute`: a leading `first`/`last` whose sampling puts
 //! the whole query range into one bucket reads one point per series (`limit: 1`, `Asc` or
-//! `Desc`, `count_in_range`), and must answer exactly as a read of every point does.
+//! `Desc`, `count_in_range`), and must answer exactly as a read of every point does. And
+//! the merge shortcut: a leading `max`, `min` or `count` folds each series of a group on
+//! its own, and must answer exactly as over the merged stream.
 
 use std::sync::Mutex;
 
@@ -576,6 +578,93 @@ fn pushdown_answers_like_a_full_read() {
     assert!(
         pushed * 4 > cases,
         "only {pushed} of {cases} cases used the pushdown"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Randomized: max/min/count folded per series (no merge) vs. over the merged stream.
+
+fn random_fold_aggregator(rng: &mut StdRng) -> String {
+    let name = ["max", "min", "count"][rng.gen_range(0..3)];
+    let mut a = json!({ "name": name });
+    match rng.gen_range(0..10) {
+        0 => {} // no sampling: 1 ms
+        1 => a["sampling"] = json!({"value": 1, "unit": "days"}),
+        2 => a["sampling"] = json!({"value": 1, "unit": "months"}),
+        _ => a["sampling"] = json!({"value": rng.gen_range(1..=60), "unit": "milliseconds"}),
+    }
+    for flag in ["align_sampling", "align_start_time", "align_end_time"] {
+        if rng.gen_bool(0.5) {
+            a[flag] = json!(rng.gen_bool(0.5));
+        }
+    }
+    // An origin after the query start puts points before it (the merged path only).
+    if rng.gen_bool(0.3) {
+        a["start_time"] = json!(rng.gen_range(-50..250));
+    }
+    a.to_string()
+}
+
+#[test]
+fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
+    let mut rng = StdRng::seed_from_u64(0xf01d_5eed);
+    let cases = 3000;
+    let mut shared_groups = 0;
+    let zones = [None, None, Some("Europe/Paris"), Some("+05:30")];
+    for case in 0..cases {
+        let series = random_series(&mut rng);
+        let s = rng.gen_range(-10..=250);
+        let e = rng.gen_range(s..=250);
+        let range = TimeRange::new(s, e);
+        let time_zone = zones[rng.gen_range(0..zones.len())];
+        let mut q = mq(&[]);
+        q.aggregators = vec![random_fold_aggregator(&mut rng)];
+        if rng.gen_bool(0.4) {
+            q.aggregators
+                .push(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())].to_string());
+        }
+        q.exclude_tags = rng.gen_bool(0.3);
+        q.group_by_tags = match rng.gen_range(0..3) {
+            0 => Vec::new(),
+            1 => vec!["host".into()],
+            _ => vec!["dc".into()],
+        };
+        // Cases with a group of several number series (the ones the shortcut can take).
+        let mut groups: Vec<Vec<&str>> = series
+            .iter()
+            .filter(|s| s.key.data_type != DataType::String && !s.points.is_empty())
+            .map(|s| {
+                let value = |t: &String| s.key.tags.get(t).unwrap_or("");
+                q.group_by_tags.iter().map(value).collect()
+            })
+            .collect();
+        groups.sort();
+        if groups.windows(2).any(|w| w[0] == w[1]) {
+            shared_groups += 1;
+        }
+        // A limit no group reaches changes nothing but keeps the merged path.
+        let mut merged = q.clone();
+        merged.limit = Some(usize::MAX);
+
+        let budget = Budget::default();
+        let store = Store::new(series.clone(), Mode::Honour);
+        let got = run(&store, range, time_zone, &budget, &q);
+        let want = run(&store, range, time_zone, &budget, &merged);
+        let context = || {
+            format!(
+                "case {case}: range {range:?} tz {time_zone:?} query {:?} group_by {:?}\n\
+                 series {series:?}",
+                q.aggregators, q.group_by_tags
+            )
+        };
+        match (got, want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{}", context()),
+            (got, want) => assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", context()),
+        }
+    }
+    assert!(
+        shared_groups * 4 > cases,
+        "only {shared_groups} of {cases} cases had a group of several number series"
     );
 }
 

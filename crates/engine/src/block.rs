@@ -1,6 +1,6 @@
 //! The sealed block codec: one series' points for a time span, compressed with
-//! `pco` (timestamps as i64, longs as i64, doubles as f64; strings as pco-coded
-//! lengths plus raw UTF-8), behind a varint header of about 20 bytes (version 2;
+//! `pco` (timestamps as i64, or nothing when they are evenly spaced; longs as i64,
+//! doubles as f64; strings as pco-coded lengths plus raw UTF-8), behind a varint header of about 20 bytes (version 2;
 //! version 1's fixed 56-byte header is still read).
 //!
 //! A block is immutable, sorted by timestamp with unique timestamps, and never empty.
@@ -25,6 +25,10 @@ const V1_HEADER_LEN: usize = 56;
 /// Version 2: version, data type, flags, CRC (4), then the varint fields.
 const V2_FIXED_LEN: usize = 7;
 const FLAG_EXPIRY_COLUMN: u8 = 1;
+/// The timestamps are `min_ts + i · step` with `step = span / (count − 1)` (evenly spaced,
+/// as most collectors send them): the block has no timestamp column (`ts_len` 0), and a
+/// read finds any point's time without decoding.
+const FLAG_REGULAR_TIMESTAMPS: u8 = 2;
 /// Guards allocations sized from a (corrupt) header.
 pub const MAX_BLOCK_POINTS: u32 = 1 << 22;
 
@@ -62,6 +66,18 @@ impl BlockHeader {
 
     pub fn has_expiry_column(&self) -> bool {
         self.flags & FLAG_EXPIRY_COLUMN != 0
+    }
+
+    fn has_regular_timestamps(&self) -> bool {
+        self.flags & FLAG_REGULAR_TIMESTAMPS != 0
+    }
+
+    /// The spacing of regular timestamps (0 for a one-point block).
+    fn regular_step(&self) -> i128 {
+        match self.count {
+            0 | 1 => 0,
+            n => (i128::from(self.max_ts) - i128::from(self.min_ts)) / i128::from(n - 1),
+        }
     }
 }
 
@@ -130,8 +146,13 @@ pub fn encode(ts: &[i64], vals: &Col, expiry: Expiry<'_>, level: usize) -> Vec<u
         .clone()
         .with_delta_spec(DeltaSpec::TryConsecutive(1))
         .with_mode_spec(ModeSpec::Classic);
+    let regular = is_regular(ts);
     // pco only fails on invalid configuration or empty input, both excluded above.
-    let ts_col = simple_compress(ts, &ts_cfg).expect("BUG: pco rejected timestamps");
+    let ts_col = if regular {
+        Vec::new()
+    } else {
+        simple_compress(ts, &ts_cfg).expect("BUG: pco rejected timestamps")
+    };
     let val_col = match vals {
         Col::Long(v) => simple_compress(v, &cfg).expect("BUG: pco rejected longs"),
         Col::Double(v) => simple_compress(v, &cfg).expect("BUG: pco rejected doubles"),
@@ -151,11 +172,13 @@ pub fn encode(ts: &[i64], vals: &Col, expiry: Expiry<'_>, level: usize) -> Vec<u
             }
         }
     };
-    let flags = if exp_col.is_empty() {
-        0
-    } else {
-        FLAG_EXPIRY_COLUMN
-    };
+    let mut flags = 0;
+    if !exp_col.is_empty() {
+        flags |= FLAG_EXPIRY_COLUMN;
+    }
+    if regular {
+        flags |= FLAG_REGULAR_TIMESTAMPS;
+    }
     let mut out = Vec::with_capacity(40 + ts_col.len() + val_col.len() + exp_col.len());
     out.extend_from_slice(&[BLOCK_VERSION, vals.data_type().code(), flags, 0, 0, 0, 0]);
     put_uvarint(&mut out, ts.len() as u64);
@@ -173,6 +196,18 @@ pub fn encode(ts: &[i64], vals: &Col, expiry: Expiry<'_>, level: usize) -> Vec<u
     let crc = block_crc(&out, BLOCK_VERSION);
     out[3..7].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// True when the (sorted, unique) timestamps are evenly spaced; one point counts.
+fn is_regular(ts: &[i64]) -> bool {
+    match ts {
+        [] => false,
+        [_] => true,
+        [a, b, ..] => match b.checked_sub(*a) {
+            Some(step) => ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step),
+            None => false,
+        },
+    }
 }
 
 /// String column: `lens_len u32 LE | pco(u32 byte lengths) | concatenated UTF-8`.
@@ -234,8 +269,17 @@ pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
     if body != (b.len() - h.body_at) as u64 {
         return Err(bad("block column lengths", h.body_at));
     }
-    if h.has_expiry_column() != (h.exp_len > 0) {
+    if h.flags & !(FLAG_EXPIRY_COLUMN | FLAG_REGULAR_TIMESTAMPS) != 0
+        || h.has_expiry_column() != (h.exp_len > 0)
+        || h.has_regular_timestamps() != (h.ts_len == 0)
+    {
         return Err(bad("block flags", 2));
+    }
+    if h.has_regular_timestamps() && h.count > 1 {
+        let span = i128::from(h.max_ts) - i128::from(h.min_ts);
+        if span == 0 || span % i128::from(h.count - 1) != 0 {
+            return Err(bad("block span (regular timestamps)", 0));
+        }
     }
     Ok(h)
 }
@@ -372,6 +416,17 @@ pub fn decode_append_until(
     let base = ts.len();
     let vbase = vals.len();
     let res = (|| {
+        if h.has_regular_timestamps() {
+            // Checked by the header: strictly increasing, ending at max_ts.
+            let (min, step) = (i128::from(h.min_ts), h.regular_step());
+            let keep = match i128::from(until) - min {
+                d if d < 0 => 0,
+                _ if step == 0 => 1,
+                d => (d / step + 1).min(n as i128) as usize,
+            };
+            ts.extend((0..keep).map(|i| (min + i as i128 * step) as i64));
+            return decode_values(&b[val_at..exp_at], vals, n, keep);
+        }
         let decoded = decode_timestamps_until(&b[ts_at..val_at], ts, n, until)?;
         // The header's bounds must match the data (they are used to skip blocks).
         let t = &ts[base..];
@@ -383,17 +438,8 @@ pub fn decode_append_until(
             });
         }
         let keep = t.partition_point(|&x| x <= until);
-        match vals {
-            Col::Long(v) => decode_numbers_into(&b[val_at..exp_at], v, n, keep, "long values")?,
-            Col::Double(v) => decode_numbers_into(&b[val_at..exp_at], v, n, keep, "double values")?,
-            Col::Str(_) => {
-                let mut tmp = StrCol::default();
-                decode_strings(&b[val_at..exp_at], &mut tmp, n)?;
-                vals.extend_from_col(&Col::Str(tmp), 0..keep);
-            }
-        }
         ts.truncate(base + keep);
-        Ok(())
+        decode_values(&b[val_at..exp_at], vals, n, keep)
     })();
     if let Err(e) = res {
         ts.truncate(base);
@@ -403,7 +449,20 @@ pub fn decode_append_until(
     Ok(h)
 }
 
-/// Appends `n` numbers decoded from `src` to `dst`.
+/// Appends the first `keep` of the `n` values of a value column to `vals`.
+fn decode_values(src: &[u8], vals: &mut Col, n: usize, keep: usize) -> Result<(), DecodeError> {
+    match vals {
+        Col::Long(v) => decode_numbers_into(src, v, n, keep, "long values"),
+        Col::Double(v) => decode_numbers_into(src, v, n, keep, "double values"),
+        Col::Str(_) => {
+            let mut tmp = StrCol::default();
+            decode_strings(src, &mut tmp, n)?;
+            vals.extend_from_col(&Col::Str(tmp), 0..keep);
+            Ok(())
+        }
+    }
+}
+
 /// Appends the `n` timestamps of a pco column to `dst`, or stops early: after the first
 /// batch of [`TS_STEP`] that reaches past `until`. Returns how many were appended.
 fn decode_timestamps_until(
@@ -542,16 +601,17 @@ mod tests {
 
     #[test]
     fn header_bytes_are_pinned() {
+        // Irregular timestamps: a pco timestamp column.
         let b = encode(
-            &[1_000, 11_000],
-            &Col::Long(vec![1, 2]),
-            Expiry::PerPoint(&[5, 5]),
+            &[1_000, 11_000, 11_001],
+            &Col::Long(vec![1, 2, 3]),
+            Expiry::PerPoint(&[5, 5, 5]),
             3,
         );
         assert_eq!(&b[..3], &[2, DataType::Long.code(), 0]);
         let h = decode_header(&b).unwrap();
-        // count 2, min_ts 1000 (zig-zag varint), span 10000, expiries 5 + 1 twice.
-        let mut fields = vec![2, 0xD0, 0x0F, 0x90, 0x4E, 6, 6];
+        // count 3, min_ts 1000 (zig-zag varint), span 10001, expiries 5 + 1 twice.
+        let mut fields = vec![3, 0xD0, 0x0F, 0x91, 0x4E, 6, 6];
         put_uvarint(&mut fields, u64::from(h.ts_len));
         put_uvarint(&mut fields, u64::from(h.val_len));
         fields.push(0);
@@ -561,6 +621,23 @@ mod tests {
         // Columns are standalone pco streams (pco's own magic first).
         assert_eq!(&b[h.body_at..h.body_at + 4], b"pco!");
         assert_eq!(le_u32(&b, 3), block_crc(&b, 2));
+        // Evenly spaced: flag 2, no timestamp column, the value column right after.
+        let b = encode(
+            &[1_000, 11_000],
+            &Col::Long(vec![1, 2]),
+            Expiry::Uniform(NEVER),
+            3,
+        );
+        assert_eq!(
+            &b[..3],
+            &[2, DataType::Long.code(), FLAG_REGULAR_TIMESTAMPS]
+        );
+        let h = decode_header(&b).unwrap();
+        let mut fields = vec![2, 0xD0, 0x0F, 0x90, 0x4E, 0, 0, 0];
+        put_uvarint(&mut fields, u64::from(h.val_len));
+        fields.push(0);
+        assert_eq!(&b[7..7 + fields.len()], &fields[..]);
+        assert_eq!(&b[h.body_at..h.body_at + 4], b"pco!");
         // No TTL: both expiries take one byte.
         let b = encode(&[1], &Col::Long(vec![1]), Expiry::Uniform(NEVER), 3);
         assert_eq!(&b[7..12], &[1, 2, 0, 0, 0]);
@@ -571,6 +648,43 @@ mod tests {
             ),
             (NEVER, NEVER)
         );
+    }
+
+    /// Evenly spaced timestamps (one point included) are stored without a timestamp
+    /// column and decode exactly; any other spacing, or a step that overflows, keeps it.
+    #[test]
+    fn regular_timestamps_need_no_column() {
+        let v = |n: usize| Col::Long((0..n as i64).collect());
+        for (ts, regular) in [
+            (vec![7], true),
+            (vec![-20, -10, 0, 10], true),
+            (
+                (0..2048).map(|i| 1_700_000_000_000 + i * 10_000).collect(),
+                true,
+            ),
+            (vec![i64::MIN, -1], true),
+            (vec![i64::MIN, 0], false),
+            (vec![i64::MIN, i64::MAX], false),
+            (vec![0, 10, 20, 31], false),
+            (vec![0, 10, 21, 31], false),
+        ] {
+            let (h, d, _) = round_trip(&ts, &v(ts.len()), Expiry::Uniform(NEVER));
+            assert_eq!(h.has_regular_timestamps(), regular, "{ts:?}");
+            assert_eq!(h.ts_len == 0, regular, "{ts:?}");
+            assert_eq!((d.ts, d.vals), (ts.clone(), v(ts.len())));
+        }
+        // A header claiming regular timestamps whose span the count does not divide.
+        let b = encode(&[0, 10, 20], &v(3), Expiry::Uniform(NEVER), 3);
+        let mut c = b.clone();
+        c[9] = 21; // the span varint (20 before), for 3 points
+        assert!(matches!(
+            decode_header(&c),
+            Err(DecodeError::Invalid { what, .. }) if what.contains("regular")
+        ));
+        // Unknown flags are refused.
+        let mut c = b.clone();
+        c[2] |= 0x80;
+        assert!(decode_header(&c).is_err());
     }
 
     /// Version 1's fixed 56-byte header, as written before version 2.
@@ -683,11 +797,21 @@ mod tests {
 
     /// Decoding up to a timestamp gives exactly the prefix of the whole decode, for every
     /// value type and cut (before the first point, between batches of 256, past the
-    /// last), appended after what the vectors held; a flipped value byte is still caught.
+    /// last), with evenly spaced timestamps and without, appended after what the vectors
+    /// held; a flipped value byte is still caught.
     #[test]
     fn decode_until_is_the_prefix_of_the_whole_block() {
+        decode_until_cases(1);
+        decode_until_cases(3);
+    }
+
+    /// [`decode_until_is_the_prefix_of_the_whole_block`] with every `jitter`-th point 1 ms
+    /// late (1: evenly spaced).
+    fn decode_until_cases(jitter: i64) {
         let n = 700;
-        let ts: Vec<i64> = (0..n).map(|i| 1_000 + i * 10).collect();
+        let ts: Vec<i64> = (0..n)
+            .map(|i| 1_000 + i * 10 + i64::from(i % jitter == 1))
+            .collect();
         let mut text = StrCol::default();
         for i in 0..n {
             text.push(&format!("v{}", i % 13));
@@ -726,8 +850,21 @@ mod tests {
                     "{dt:?} until {until}"
                 );
             }
-            // Timestamps stop one step past the cut.
+            let mut c = b.clone();
+            let at = c.len() - 20;
+            c[at] ^= 0x10;
+            let (mut t, mut v) = (Vec::new(), Col::with_capacity(dt, 0));
+            assert!(decode_append_until(&c, &mut t, &mut v, 2_000).is_err());
+            assert!(
+                t.is_empty() && v.is_empty(),
+                "a failed decode appends nothing"
+            );
             let h = decode_header(&b).unwrap();
+            assert_eq!(h.has_regular_timestamps(), jitter == 1);
+            if jitter == 1 {
+                continue;
+            }
+            // Timestamps stop one step past the cut.
             let ts_col = &b[h.body_at..h.body_at + h.ts_len as usize];
             for (until, decoded) in [
                 (1_005, TS_STEP),
@@ -741,15 +878,6 @@ mod tests {
                 );
                 assert_eq!(t, ts[..decoded]);
             }
-            let mut c = b.clone();
-            let at = c.len() - 20;
-            c[at] ^= 0x10;
-            let (mut t, mut v) = (Vec::new(), Col::with_capacity(dt, 0));
-            assert!(decode_append_until(&c, &mut t, &mut v, 2_000).is_err());
-            assert!(
-                t.is_empty() && v.is_empty(),
-                "a failed decode appends nothing"
-            );
         }
     }
 
@@ -864,6 +992,28 @@ mod tests {
             prop_assert_eq!(&d.vals, &Col::Str(s));
             for (i, &x) in e.iter().enumerate() {
                 prop_assert_eq!(d.expiry(&h, i), x);
+            }
+        }
+
+        #[test]
+        fn regular_blocks_decode_any_prefix(start in any::<i64>(), step in 1i64..1 << 40,
+                                            n in 1i64..300, cut in any::<prop::sample::Index>(),
+                                            until in any::<i64>()) {
+            let end = step.checked_mul(n - 1).and_then(|span| start.checked_add(span));
+            prop_assume!(end.is_some());
+            let ts: Vec<i64> = (0..n).map(|i| start + i * step).collect();
+            let vals = Col::Long(ts.iter().map(|t| t.wrapping_mul(3)).collect());
+            let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
+            prop_assert!(decode_header(&b).unwrap().has_regular_timestamps());
+            let at = ts[cut.index(ts.len())];
+            for until in [until, at, at.saturating_sub(1), i64::MIN, i64::MAX] {
+                let (mut got_ts, mut got_vals) = (Vec::new(), Col::with_capacity(DataType::Long, 0));
+                decode_append_until(&b, &mut got_ts, &mut got_vals, until).unwrap();
+                let keep = ts.partition_point(|&t| t <= until);
+                let mut want_vals = Col::with_capacity(DataType::Long, 0);
+                want_vals.extend_from_col(&vals, 0..keep);
+                prop_assert_eq!(&got_ts[..], &ts[..keep]);
+                prop_assert_eq!(got_vals, want_vals);
             }
         }
 

@@ -496,6 +496,21 @@ fn random_series(rng: &mut StdRng) -> Vec<SeriesData> {
         .collect()
 }
 
+/// Random series, a query range over them and one of `zones`.
+fn random_case(
+    rng: &mut StdRng,
+    zones: &[Option<&'static str>],
+) -> (Vec<SeriesData>, TimeRange, Option<&'static str>) {
+    let series = random_series(rng);
+    let s = rng.gen_range(-10..=250);
+    let e = rng.gen_range(s..=250);
+    (
+        series,
+        TimeRange::new(s, e),
+        zones[rng.gen_range(0..zones.len())],
+    )
+}
+
 fn random_edge_aggregator(rng: &mut StdRng) -> String {
     let mut a = json!({ "name": if rng.gen_bool(0.5) { "first" } else { "last" } });
     match rng.gen_range(0..12) {
@@ -528,6 +543,18 @@ const FOLLOWERS: &[&str] = &[
     r#"{"name":"sum","sampling":{"value":50,"unit":"milliseconds"}}"#,
 ];
 
+/// Equal results, or the same error; `context` describes the case on failure.
+fn assert_same_answer(
+    got: Result<QueryResult, QueryError>,
+    want: Result<QueryResult, QueryError>,
+    context: impl Fn() -> String,
+) {
+    match (got, want) {
+        (Ok(got), Ok(want)) => assert_eq!(got, want, "{}", context()),
+        (got, want) => assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", context()),
+    }
+}
+
 #[test]
 fn pushdown_answers_like_a_full_read() {
     let mut rng = StdRng::seed_from_u64(0x5eed_f1e5);
@@ -535,11 +562,7 @@ fn pushdown_answers_like_a_full_read() {
     let mut pushed = 0;
     let zones = [None, None, None, Some("Europe/Paris"), Some("+05:30")];
     for case in 0..cases {
-        let series = random_series(&mut rng);
-        let s = rng.gen_range(-10..=250);
-        let e = rng.gen_range(s..=250);
-        let range = TimeRange::new(s, e);
-        let time_zone = zones[rng.gen_range(0..zones.len())];
+        let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut aggregators = vec![random_edge_aggregator(&mut rng)];
         if rng.gen_bool(0.4) {
             aggregators.push(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())].to_string());
@@ -570,10 +593,7 @@ fn pushdown_answers_like_a_full_read() {
                 q.aggregators, q.group_by_tags
             )
         };
-        match (got, want) {
-            (Ok(got), Ok(want)) => assert_eq!(got, want, "{}", context()),
-            (got, want) => assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", context()),
-        }
+        assert_same_answer(got, want, context);
     }
     assert!(
         pushed * 4 > cases,
@@ -612,11 +632,7 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
     let mut shared_groups = 0;
     let zones = [None, None, Some("Europe/Paris"), Some("+05:30")];
     for case in 0..cases {
-        let series = random_series(&mut rng);
-        let s = rng.gen_range(-10..=250);
-        let e = rng.gen_range(s..=250);
-        let range = TimeRange::new(s, e);
-        let time_zone = zones[rng.gen_range(0..zones.len())];
+        let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut q = mq(&[]);
         q.aggregators = vec![random_fold_aggregator(&mut rng)];
         if rng.gen_bool(0.4) {
@@ -657,10 +673,7 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
                 q.aggregators, q.group_by_tags
             )
         };
-        match (got, want) {
-            (Ok(got), Ok(want)) => assert_eq!(got, want, "{}", context()),
-            (got, want) => assert_eq!(format!("{got:?}"), format!("{want:?}"), "{}", context()),
-        }
+        assert_same_answer(got, want, context);
     }
     assert!(
         shared_groups * 4 > cases,

@@ -1,7 +1,8 @@
 //! The sealed block codec: one series' points for a time span, compressed with
 //! `pco` (timestamps as i64, or nothing when they are evenly spaced; longs as i64,
-//! doubles as f64; strings as pco-coded lengths plus raw UTF-8), behind a varint header of about 20 bytes (version 2;
-//! version 1's fixed 56-byte header is still read).
+//! doubles as f64; strings as pco-coded lengths plus raw UTF-8), behind a varint
+//! header of about 20 bytes (version 2; version 1's fixed 56-byte header is still
+//! read).
 //!
 //! A block is immutable, sorted by timestamp with unique timestamps, and never empty.
 //! Blocks are stored in fjall by `store.rs`; which block wins on overlap is decided
@@ -275,9 +276,14 @@ pub fn decode_header(b: &[u8]) -> Result<BlockHeader, DecodeError> {
     {
         return Err(bad("block flags", 2));
     }
-    if h.has_regular_timestamps() && h.count > 1 {
+    if h.has_regular_timestamps() {
+        // One point spans nothing; more are strictly increasing by a whole step.
         let span = i128::from(h.max_ts) - i128::from(h.min_ts);
-        if span == 0 || span % i128::from(h.count - 1) != 0 {
+        let fits = match h.count {
+            1 => span == 0,
+            n => span > 0 && span % i128::from(n - 1) == 0,
+        };
+        if !fits {
             return Err(bad("block span (regular timestamps)", 0));
         }
     }
@@ -681,6 +687,12 @@ mod tests {
             decode_header(&c),
             Err(DecodeError::Invalid { what, .. }) if what.contains("regular")
         ));
+        // One point whose header spans time.
+        let one = encode(&[5], &v(1), Expiry::Uniform(NEVER), 3);
+        let mut c = one.clone();
+        assert_eq!(c[9], 0, "the span varint");
+        c[9] = 1;
+        assert!(decode_header(&c).is_err());
         // Unknown flags are refused.
         let mut c = b.clone();
         c[2] |= 0x80;

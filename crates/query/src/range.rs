@@ -207,7 +207,8 @@ impl Range {
             return None;
         }
         // (bucket end, bucket start, its first point's time, folded value) per series and
-        // bucket; the end names the bucket.
+        // bucket. The end names the bucket: from the origin on, buckets do not overlap, and
+        // only the last one can have its end saturated at i64::MAX.
         let mut parts: Vec<(i64, i64, i64, f64)> = Vec::new();
         for s in series {
             let converted: Vec<f64>;

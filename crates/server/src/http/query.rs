@@ -259,15 +259,16 @@ impl RequestContext {
 /// first error in request order.
 ///
 /// Small queries first, one after another on this async worker, without a slot: each is
-/// tried with a work limit and the first that stops at it, and every later one once
-/// `state.inline_time` ([`INLINE_TIME`]) has passed, runs on the blocking pool instead. Reads through the
-/// `cache_time` cache never run here (an identical read may be loading on another
-/// thread, and waiting for it would block the worker).
+/// tried with a work limit, and the first that stops at it, and every later one once
+/// `state.inline_time` ([`INLINE_TIME`]) has passed, runs on the blocking pool instead.
+/// Reads through the `cache_time` cache never run here (an identical read may be loading
+/// on another thread, and waiting for it would block the worker).
 ///
 /// The rest run concurrently (bounded by the server-wide slots). Slots are taken in
 /// request order, one at a time, while finished queries are collected, so the queries
-/// that the answer waits for first start first and an early error answers at once. Dropping this future (early answer, disconnect) detaches the running queries,
-/// which then see the cancelled flag; queries without a slot never start.
+/// that the answer waits for first start first and an early error answers at once.
+/// Dropping this future (early answer, disconnect) detaches the running queries, which
+/// then see the cancelled flag; queries without a slot never start.
 async fn execute_all(
     state: &AppState,
     mut request: QueryRequest,

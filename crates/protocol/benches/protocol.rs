@@ -3,9 +3,12 @@
 //! * `ingest/*`: `parse_ingest` on one 10,000-point body (100 series × 100 points),
 //!   integer and 2-decimal float values — reported as points/s;
 //! * `telnet/put`: `parse_line` over 10,000 `put` lines — lines/s;
-//! * `response/*`: `write_query_response` for 10,000 points — points/s; and
+//! * `response/*`: `write_query_response` for 10,000 points (integers, 2-decimal
+//!   doubles, and whole-number doubles as an aggregator of integers gives) — points/s; and
 //!   `response/lastpoint_100_groups`, TSBS lastpoint's answer for one metric (100
-//!   one-value groups with their 10 tags) — groups/s.
+//!   one-value groups with their 10 tags) — groups/s;
+//! * `query_request/*`: `parse_query_request` on the bodies of the TSBS queries the
+//!   side-by-side benchmark sends (`single_groupby`: one metric, one host, one `max`).
 //!
 //! Run: `cargo bench -p kairosdb-protocol`. Inputs are generated from a fixed seed. The
 //! allocator is jemalloc, as in the server binary.
@@ -18,7 +21,7 @@ use kairosdb_model::{
     BatchBuilder, DataType, GroupByResult, GroupTags, OutColumn, QueryResult, ResultGroup,
     SeriesKey, Tags,
 };
-use kairosdb_protocol::{ingest, response, telnet};
+use kairosdb_protocol::{ingest, query, response, telnet};
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -141,19 +144,23 @@ pub fn tsbs_telnet(hosts: usize) -> Vec<Vec<u8>> {
     lines
 }
 
-fn response_input(float: bool) -> Vec<QueryResult> {
+/// `kind`: "long" (raw integers), "double" (2-decimal floats) or "double_whole" (doubles
+/// holding whole numbers, as a max, min, count or sum of integer data gives).
+fn response_input(kind: &str) -> Vec<QueryResult> {
     let mut rng = Rng(7);
     let results = (0..10)
         .map(|g| {
             let ts: Vec<i64> = (0..1000).map(|p| 1_451_606_400_000 + p * 10_000).collect();
-            let values = if float {
-                OutColumn::Double(
+            let values = match kind {
+                "double" => OutColumn::Double(
                     (0..1000)
                         .map(|_| rng.below(10_000) as f64 / 100.0)
                         .collect(),
-                )
-            } else {
-                OutColumn::Long((0..1000).map(|_| rng.below(100) as i64).collect())
+                ),
+                "double_whole" => {
+                    OutColumn::Double((0..1000).map(|_| rng.below(100) as f64).collect())
+                }
+                _ => OutColumn::Long((0..1000).map(|_| rng.below(100) as i64).collect()),
             };
             ResultGroup {
                 name: "cpu.usage_user".into(),
@@ -241,8 +248,8 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("response");
-    for (name, float) in [("long", false), ("double", true)] {
-        let input = response_input(float);
+    for name in ["long", "double", "double_whole"] {
+        let input = response_input(name);
         let mut out = Vec::with_capacity(1 << 20);
         g.throughput(Throughput::Elements(10_000));
         g.bench_function(name, |b| {
@@ -264,6 +271,32 @@ fn benches(c: &mut Criterion) {
             out.len()
         })
     });
+    g.finish();
+
+    // The body `scripts/bench-vs-influxdb.sh` sends for single-groupby-1-1-1, and
+    // cpu-max-all-8's (ten metrics, eight hosts).
+    let mut g = c.benchmark_group("query_request");
+    let agg = r#"[{"name": "max", "sampling": {"value": 60, "unit": "seconds"}, "align_start_time": true}]"#;
+    let one = |m: &str, hosts: &str| {
+        format!(r#"{{"name": "cpu.{m}", "tags": {{"hostname": [{hosts}]}}, "aggregators": {agg}}}"#)
+    };
+    let single = format!(
+        r#"{{"start_absolute": 1451646180000, "end_absolute": 1451649779999, "metrics": [{}]}}"#,
+        one("usage_user", r#""host_19""#)
+    );
+    let hosts: Vec<String> = (0..8).map(|h| format!(r#""host_{}""#, h * 11)).collect();
+    let all: Vec<String> = FIELDS.iter().map(|f| one(f, &hosts.join(", "))).collect();
+    let cpu_max_all_8 = format!(
+        r#"{{"start_absolute": 1451646180000, "end_absolute": 1451674979999, "metrics": [{}]}}"#,
+        all.join(", ")
+    );
+    for (name, body) in [("single_groupby", single), ("cpu_max_all_8", cpu_max_all_8)] {
+        let parsed = query::parse_query_request(body.as_bytes(), 0).unwrap();
+        assert!(!parsed.metrics.is_empty() && !parsed.metrics[0].aggregators.is_empty());
+        g.bench_function(name, |b| {
+            b.iter(|| query::parse_query_request(black_box(body.as_bytes()), 0).unwrap())
+        });
+    }
     g.finish();
 }
 

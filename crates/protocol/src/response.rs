@@ -322,15 +322,30 @@ pub fn write_java_double(out: &mut Vec<u8>, v: f64) -> bool {
         out.extend_from_slice(if v.is_sign_negative() { b"-0" } else { b"0" });
         return true;
     }
-    // Shortest round-trip digits from ryu, re-laid-out Java style.
+    let a = v.abs();
+    // Whole numbers in the plain range (a max, min, count or sum of integer data) print
+    // as the integer: `Double.toString` gives "57.0" and org.json drops the ".0". This
+    // skips ryu, whose digit search is at its slowest on such values.
+    // (`as` casts, not `fract()`: without SSE4.1 that is a libm call.)
+    if a < 1e7 && (v as i64) as f64 == v {
+        write_i64(out, v as i64);
+        return true;
+    }
+    write_shortest(out, v);
+    true
+}
+
+/// [`write_java_double`] of a finite, non-zero `v` through ryu's shortest round-trip
+/// digits, re-laid-out Java style.
+fn write_shortest(out: &mut Vec<u8>, v: f64) {
+    let a = v.abs();
     let mut rb = ryu::Buffer::new();
     let s = rb.format_finite(v).as_bytes();
-    let a = v.abs();
     if (1e-3..1e7).contains(&a) {
         // Java's plain range: ryu also prints plain decimal here with the same digits;
         // org.json then drops a trailing ".0".
         out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
-        return true;
+        return;
     }
     let (neg, s) = match s.first() {
         Some(b'-') => (true, &s[1..]),
@@ -420,7 +435,6 @@ pub fn write_java_double(out: &mut Vec<u8>, v: f64) -> bool {
         out.push(b'E');
         write_i64(out, i64::from(sci));
     }
-    true
 }
 
 /// True for the bytes [`write_json_string`] looks at before copying a string whole:
@@ -834,6 +848,15 @@ mod tests {
             let mut slow = Vec::new();
             write_escaped(&mut slow, s.as_bytes());
             proptest::prop_assert_eq!(q(&s).into_bytes(), slow);
+        }
+
+        #[test]
+        fn whole_numbers_skip_ryu_and_print_as_it_would(i in -10_000_001i64..10_000_001, scale in 0u32..8) {
+            let v = (i / 10i64.pow(scale)) as f64 * 10f64.powi(scale as i32);
+            proptest::prop_assume!(v != 0.0);
+            let mut slow = Vec::new();
+            write_shortest(&mut slow, v);
+            proptest::prop_assert_eq!(d(v), String::from_utf8(slow).unwrap());
         }
 
         #[test]

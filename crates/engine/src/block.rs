@@ -8,9 +8,11 @@
 //! Blocks are stored in fjall by `store.rs`; which block wins on overlap is decided
 //! by the read path (`engine.rs`). Layout: `docs/format.md`, "Block".
 
-use kairosdb_model::DataType;
+use std::ops::Range;
+
+use kairosdb_model::{DataType, TimeRange};
 use pco::standalone::{
-    simple_compress, simple_decompress_into, DecompressorItem, FileDecompressor,
+    simple_compress, simple_decompress_into_uninit, DecompressorItem, FileDecompressor,
 };
 use pco::{ChunkConfig, DeltaSpec, ModeSpec};
 
@@ -377,7 +379,7 @@ pub fn decode(b: &[u8], out: &mut Decoded) -> Result<BlockHeader, DecodeError> {
     if h.has_expiry_column() {
         let exp_at = h.body_at + h.ts_len as usize + h.val_len as usize;
         let n = h.count as usize;
-        decode_numbers_into(&b[exp_at..], &mut out.exp, n, n, "expiry")?;
+        decode_numbers_into(&b[exp_at..], &mut out.exp, n, 0..n, "expiry")?;
     }
     Ok(h)
 }
@@ -390,17 +392,18 @@ pub fn decode_append(
     ts: &mut Vec<i64>,
     vals: &mut Col,
 ) -> Result<BlockHeader, DecodeError> {
-    decode_append_until(b, ts, vals, i64::MAX)
+    decode_append_range(b, ts, vals, TimeRange::ALL)
 }
 
-/// [`decode_append`] of the points up to `until` (inclusive) only: the timestamps are
-/// decoded whole (and checked), the number values only as far as needed (a read whose
-/// range ends inside the block skips the rest).
-pub fn decode_append_until(
+/// [`decode_append`] of the points within `range` only. The timestamps are decoded whole
+/// and checked (none are stored when they are regular), the number values only as far
+/// as the range's last point: a read whose range ends inside the block skips the rest.
+/// On error nothing is appended.
+pub fn decode_append_range(
     b: &[u8],
     ts: &mut Vec<i64>,
     vals: &mut Col,
-    until: i64,
+    range: TimeRange,
 ) -> Result<BlockHeader, DecodeError> {
     let h = decode_header(b)?;
     if block_crc(b, h.version) != h.crc {
@@ -423,17 +426,25 @@ pub fn decode_append_until(
     let vbase = vals.len();
     let res = (|| {
         if h.has_regular_timestamps() {
-            // Checked by the header: strictly increasing, ending at max_ts.
+            // Checked by the header: strictly increasing, point n − 1 at max_ts, so
+            // min_ts + i·step fits an i64 for every i < n.
             let (min, step) = (i128::from(h.min_ts), h.regular_step());
-            let keep = match i128::from(until) - min {
+            // How many points lie at or before `t`.
+            let upto = |t: i64| match i128::from(t) - min {
                 d if d < 0 => 0,
                 _ if step == 0 => 1,
                 d => (d / step + 1).min(n as i128) as usize,
             };
-            ts.extend((0..keep).map(|i| (min + i as i128 * step) as i64));
-            return decode_values(&b[val_at..exp_at], vals, n, keep);
+            let first = match range.start {
+                i64::MIN => 0,
+                start => upto(start - 1),
+            };
+            let keep = upto(range.end).max(first);
+            let step = step as i64;
+            ts.extend((first as i64..keep as i64).map(|i| h.min_ts + i * step));
+            return decode_values(&b[val_at..exp_at], vals, n, first..keep);
         }
-        let decoded = decode_timestamps_until(&b[ts_at..val_at], ts, n, until)?;
+        let decoded = decode_timestamps_until(&b[ts_at..val_at], ts, n, range.end)?;
         // The header's bounds must match the data (they are used to skip blocks).
         let t = &ts[base..];
         let last_ok = decoded < n || t[n - 1] == h.max_ts;
@@ -443,9 +454,11 @@ pub fn decode_append_until(
                 offset: ts_at,
             });
         }
-        let keep = t.partition_point(|&x| x <= until);
+        let keep = t.partition_point(|&x| x <= range.end);
+        let first = t[..keep].partition_point(|&x| x < range.start);
         ts.truncate(base + keep);
-        decode_values(&b[val_at..exp_at], vals, n, keep)
+        ts.drain(base..base + first);
+        decode_values(&b[val_at..exp_at], vals, n, first..keep)
     })();
     if let Err(e) = res {
         ts.truncate(base);
@@ -455,15 +468,22 @@ pub fn decode_append_until(
     Ok(h)
 }
 
-/// Appends the first `keep` of the `n` values of a value column to `vals`.
-fn decode_values(src: &[u8], vals: &mut Col, n: usize, keep: usize) -> Result<(), DecodeError> {
+/// Appends values `wanted` of the `n` values of a value column to `vals`. The numbers
+/// before `wanted.start` are decoded too (pco reads from the start), the ones after
+/// `wanted.end` are not.
+fn decode_values(
+    src: &[u8],
+    vals: &mut Col,
+    n: usize,
+    wanted: Range<usize>,
+) -> Result<(), DecodeError> {
     match vals {
-        Col::Long(v) => decode_numbers_into(src, v, n, keep, "long values"),
-        Col::Double(v) => decode_numbers_into(src, v, n, keep, "double values"),
+        Col::Long(v) => decode_numbers_into(src, v, n, wanted, "long values"),
+        Col::Double(v) => decode_numbers_into(src, v, n, wanted, "double values"),
         Col::Str(_) => {
             let mut tmp = StrCol::default();
             decode_strings(src, &mut tmp, n)?;
-            vals.extend_from_col(&Col::Str(tmp), 0..keep);
+            vals.extend_from_col(&Col::Str(tmp), wanted);
             Ok(())
         }
     }
@@ -521,29 +541,34 @@ fn decode_timestamps_until(
 /// Timestamps decoded per step by [`decode_timestamps_until`].
 const TS_STEP: usize = 512;
 
-/// Appends the first `keep` of the `n` numbers of a pco column to `dst` (decoding stops
-/// after them).
-fn decode_numbers_into<T: pco::data_types::Number + Default>(
+/// Appends numbers `wanted` of the `n` of a pco column to `dst`; decoding stops after
+/// `wanted.end`.
+fn decode_numbers_into<T: pco::data_types::Number>(
     src: &[u8],
     dst: &mut Vec<T>,
     n: usize,
-    keep: usize,
+    wanted: Range<usize>,
     column: &'static str,
 ) -> Result<(), DecodeError> {
+    let (skip, keep) = (wanted.start, wanted.end);
+    if keep == 0 {
+        return Ok(());
+    }
     let base = dst.len();
-    dst.resize(base + keep, T::default());
-    let p = simple_decompress_into(src, &mut dst[base..]).map_err(|e| {
-        dst.truncate(base);
-        pco_err(column, e)
-    })?;
+    dst.reserve(keep);
+    // Straight into the spare capacity: no zeroing of what pco overwrites anyway.
+    let p = simple_decompress_into_uninit(src, &mut dst.spare_capacity_mut()[..keep])
+        .map_err(|e| pco_err(column, e))?;
     // A full read must end the data exactly; a partial one stops inside it.
     if p.n_processed != keep || (keep == n && !p.finished) {
-        dst.truncate(base);
         return Err(DecodeError::Pco {
             column,
             detail: format!("expected {n} numbers, got {}", p.n_processed),
         });
     }
+    // SAFETY: pco initialized the first `n_processed` (= `keep`) spare elements.
+    unsafe { dst.set_len(base + keep) };
+    dst.drain(base..base + skip);
     Ok(())
 }
 
@@ -562,7 +587,7 @@ fn decode_strings(src: &[u8], out: &mut StrCol, n: usize) -> Result<(), DecodeEr
         });
     }
     let mut lens: Vec<u32> = Vec::new();
-    decode_numbers_into(&src[4..4 + lens_len], &mut lens, n, n, "string lengths")?;
+    decode_numbers_into(&src[4..4 + lens_len], &mut lens, n, 0..n, "string lengths")?;
     let bytes = &src[4 + lens_len..];
     let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
     if total != bytes.len() as u64 {
@@ -807,19 +832,19 @@ mod tests {
         assert!(decode(&b[..10], &mut d).is_err());
     }
 
-    /// Decoding up to a timestamp gives exactly the prefix of the whole decode, for every
-    /// value type and cut (before the first point, between batches of 256, past the
-    /// last), with evenly spaced timestamps and without, appended after what the vectors
-    /// held; a flipped value byte is still caught.
+    /// Decoding a time range gives exactly that slice of the whole decode, for every
+    /// value type and bound (before the first point, on a point, between points, between
+    /// batches of 256, past the last), with evenly spaced timestamps and without,
+    /// appended after what the vectors held; a flipped value byte is still caught.
     #[test]
-    fn decode_until_is_the_prefix_of_the_whole_block() {
-        decode_until_cases(1);
-        decode_until_cases(3);
+    fn decode_range_is_the_slice_of_the_whole_block() {
+        decode_range_cases(1);
+        decode_range_cases(3);
     }
 
-    /// [`decode_until_is_the_prefix_of_the_whole_block`] with every `jitter`-th point 1 ms
+    /// [`decode_range_is_the_slice_of_the_whole_block`] with every `jitter`-th point 1 ms
     /// late (1: evenly spaced).
-    fn decode_until_cases(jitter: i64) {
+    fn decode_range_cases(jitter: i64) {
         let n = 700;
         let ts: Vec<i64> = (0..n)
             .map(|i| 1_000 + i * 10 + i64::from(i % jitter == 1))
@@ -836,7 +861,7 @@ mod tests {
         for vals in cols {
             let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
             let dt = vals.data_type();
-            for until in [
+            let bounds = [
                 i64::MIN,
                 999,
                 1_000,
@@ -846,27 +871,34 @@ mod tests {
                 3_561,
                 7_990,
                 i64::MAX,
-            ] {
+            ];
+            for (start, end) in bounds.iter().flat_map(|&s| bounds.map(|e| (s, e))) {
                 let (mut got_ts, mut got_vals) = (vec![-1], Col::with_capacity(dt, 0));
                 got_vals.extend_from_col(&vals, 0..1);
-                decode_append_until(&b, &mut got_ts, &mut got_vals, until).unwrap();
-                let keep = ts.partition_point(|&t| t <= until);
+                let range = TimeRange::new(start, end);
+                decode_append_range(&b, &mut got_ts, &mut got_vals, range).unwrap();
+                let (first, keep) = (
+                    ts.partition_point(|&t| t < start),
+                    ts.partition_point(|&t| t <= end),
+                );
+                let wanted = first..keep.max(first);
                 let mut want_ts = vec![-1];
-                want_ts.extend_from_slice(&ts[..keep]);
+                want_ts.extend_from_slice(&ts[wanted.clone()]);
                 let mut want_vals = Col::with_capacity(dt, 0);
                 want_vals.extend_from_col(&vals, 0..1);
-                want_vals.extend_from_col(&vals, 0..keep);
+                want_vals.extend_from_col(&vals, wanted);
                 assert_eq!(
                     (got_ts, got_vals),
                     (want_ts, want_vals),
-                    "{dt:?} until {until}"
+                    "{dt:?} {start}..={end}"
                 );
             }
             let mut c = b.clone();
             let at = c.len() - 20;
             c[at] ^= 0x10;
             let (mut t, mut v) = (Vec::new(), Col::with_capacity(dt, 0));
-            assert!(decode_append_until(&c, &mut t, &mut v, 2_000).is_err());
+            let range = TimeRange::new(1_500, 2_000);
+            assert!(decode_append_range(&c, &mut t, &mut v, range).is_err());
             assert!(
                 t.is_empty() && v.is_empty(),
                 "a failed decode appends nothing"
@@ -1008,23 +1040,27 @@ mod tests {
         }
 
         #[test]
-        fn regular_blocks_decode_any_prefix(start in any::<i64>(), step in 1i64..1 << 40,
-                                            n in 1i64..300, cut in any::<prop::sample::Index>(),
-                                            until in any::<i64>()) {
+        fn regular_blocks_decode_any_range(start in any::<i64>(), step in 1i64..1 << 40,
+                                           n in 1i64..300, cut in any::<prop::sample::Index>(),
+                                           cut2 in any::<prop::sample::Index>(),
+                                           until in any::<i64>(), from in any::<i64>()) {
             let end = step.checked_mul(n - 1).and_then(|span| start.checked_add(span));
             prop_assume!(end.is_some());
             let ts: Vec<i64> = (0..n).map(|i| start + i * step).collect();
             let vals = Col::Long(ts.iter().map(|t| t.wrapping_mul(3)).collect());
             let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
             prop_assert!(decode_header(&b).unwrap().has_regular_timestamps());
-            let at = ts[cut.index(ts.len())];
-            for until in [until, at, at.saturating_sub(1), i64::MIN, i64::MAX] {
+            let (at, at2) = (ts[cut.index(ts.len())], ts[cut2.index(ts.len())]);
+            let ends = [until, at, at.saturating_sub(1), i64::MIN, i64::MAX];
+            let starts = [from, at2, at2.saturating_add(1), i64::MIN, i64::MAX];
+            for (s, e) in starts.iter().flat_map(|&s| ends.map(|e| (s, e))) {
                 let (mut got_ts, mut got_vals) = (Vec::new(), Col::with_capacity(DataType::Long, 0));
-                decode_append_until(&b, &mut got_ts, &mut got_vals, until).unwrap();
-                let keep = ts.partition_point(|&t| t <= until);
+                decode_append_range(&b, &mut got_ts, &mut got_vals, TimeRange::new(s, e)).unwrap();
+                let first = ts.partition_point(|&t| t < s);
+                let keep = ts.partition_point(|&t| t <= e).max(first);
                 let mut want_vals = Col::with_capacity(DataType::Long, 0);
-                want_vals.extend_from_col(&vals, 0..keep);
-                prop_assert_eq!(&got_ts[..], &ts[..keep]);
+                want_vals.extend_from_col(&vals, first..keep);
+                prop_assert_eq!(&got_ts[..], &ts[first..keep]);
                 prop_assert_eq!(got_vals, want_vals);
             }
         }

@@ -427,21 +427,9 @@ impl Sealed {
                 vals: Col::with_capacity(e.key.data_type, total),
                 exp: Vec::new(),
             };
-            for (id, h, bytes) in &hits {
-                let start = run.ts.len();
-                block::decode_append_until(bytes, &mut run.ts, &mut run.vals, range.end)
+            for (id, _, bytes) in &hits {
+                block::decode_append_range(bytes, &mut run.ts, &mut run.vals, range)
                     .map_err(|er| corrupt(&format!("block {id:?}"), er))?;
-                if h.min_ts < range.start || h.max_ts > range.end {
-                    let b = Run::bounds(&run.ts[start..], range);
-                    run.ts.truncate(start + b.end);
-                    run.vals.truncate(start + b.end);
-                    if b.start > 0 {
-                        // Only the first block can start before the range.
-                        debug_assert_eq!(start, 0);
-                        run.ts.drain(start..start + b.start);
-                        run.vals.remove_front(b.start);
-                    }
-                }
             }
             return Ok(vec![run]);
         }

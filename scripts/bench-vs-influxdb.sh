@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kairosdb-rs against InfluxDB 1.x, side by side, on this machine, in one run:
 # HTTP and telnet ingest per server CPU-second, bytes on disk per point, the four
-# TSBS-style queries (latency, server CPU, identical answers), peak RSS; and for
-# kairosdb-rs alone p99 latency of small requests, cold start and restart.
+# TSBS-style queries (latency, server CPU, identical answers; three rounds per
+# server, the last two alternating the servers), peak RSS; and for kairosdb-rs alone
+# p99 latency of small requests, cold start and restart.
 #
 #   scripts/bench-vs-influxdb.sh [--hosts 100] [--duration 1d] [--only ours|influx]
 #

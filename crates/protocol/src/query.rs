@@ -17,6 +17,8 @@
 //! are ignored. Time zones are checked against jiff's bundled IANA database plus fixed
 //! offsets; `query.<tz> is not a valid time zone, must be one of [...]` lists those ids.
 
+use std::fmt;
+
 use kairosdb_model::{
     MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange, TimeUnit as Unit,
 };
@@ -54,6 +56,19 @@ impl QueryError {
 
 use QueryError::{Internal, Invalid};
 
+/// Text that only error messages use (a Gson path such as `$.sampling.value`, a query
+/// context such as `query.metric[0].aggregators[1]`), written out only when a message
+/// is built. Formatting them eagerly was most of the cost of parsing a valid query.
+struct Lazy<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+type Text<'a> = &'a dyn fmt::Display;
+
 /// Parses a query body; `now_ms` resolves relative times. `Err` holds the single
 /// KairosDB error text (HTTP 400; see [`parse_query_request`] for the status).
 pub fn parse_query(body: &[u8], now_ms: i64) -> Result<QueryRequest, String> {
@@ -86,7 +101,8 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
     let mut cache_time: i32 = 0;
     let mut time_zone: Option<String> = None;
     for (key, value) in root.members() {
-        let path = format!("$.{key}");
+        let path = Lazy(|f| write!(f, "$.{key}"));
+        let path: Text<'_> = &path;
         match key {
             "start_absolute" => start_absolute = gson_long(value, &path)?,
             "end_absolute" => end_absolute = gson_long(value, &path)?,
@@ -163,8 +179,9 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
 
     let mut out = Vec::with_capacity(metrics.len());
     for (i, m) in metrics.iter().enumerate() {
-        let ctx = format!("query.metric[{i}]");
-        let mut mq = metric(m, &ctx)?;
+        let ctx = Lazy(|f| write!(f, "query.metric[{i}]"));
+        let ctx: Text<'_> = &ctx;
+        let mut mq = metric(m, ctx)?;
         let Some(start) = start else {
             return Err(Invalid(format!(
                 "{ctx}.start_time relative or absolute time must be set"
@@ -178,7 +195,7 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         // Group-bys first, then aggregators (KairosDB's feature processor order).
         if let Some(gb) = m.get("group_by") {
             for (j, item) in processor_array(gb)?.iter().enumerate() {
-                let (name, json) = processor(item, &ctx, "group_by", j)?;
+                let (name, json) = processor(item, ctx, "group_by", j)?;
                 if name == "tag" && mq.group_by_tags.is_empty() {
                     if let Some(Node::Array(tags)) = item.get("tags") {
                         for t in tags {
@@ -192,12 +209,12 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         }
         if let Some(aggs) = m.get("aggregators") {
             for (j, item) in processor_array(aggs)?.iter().enumerate() {
-                let (_, json) = processor(item, &ctx, "aggregators", j)?;
+                let (_, json) = processor(item, ctx, "aggregators", j)?;
                 mq.aggregators.push(json);
             }
         }
         if let Some(plugins) = m.get("plugins") {
-            check_plugins(&ctx, plugins)?;
+            check_plugins(&ctx.to_string(), plugins)?;
         }
         if let Some(order) = m.get("order") {
             let o = get_as_string(order).map_err(Internal)?;
@@ -276,7 +293,7 @@ fn get_as_string(n: &Node) -> Result<String, String> {
 }
 
 /// Gson `Long` field (`nextLong` coercions); `Ok(None)` for null.
-fn gson_long(n: &Node, path: &str) -> Result<Option<i64>, QueryError> {
+fn gson_long(n: &Node, path: Text<'_>) -> Result<Option<i64>, QueryError> {
     let r = match n {
         Node::Null => return Ok(None),
         Node::Number(s) => javanum::gson_long_from_number(s).ok_or_else(|| s.clone()),
@@ -296,7 +313,7 @@ fn gson_long(n: &Node, path: &str) -> Result<Option<i64>, QueryError> {
 }
 
 /// Gson `int` field; `Ok(None)` for null (a primitive keeps its default).
-fn gson_int(n: &Node, path: &str) -> Result<Option<i32>, QueryError> {
+fn gson_int(n: &Node, path: Text<'_>) -> Result<Option<i32>, QueryError> {
     let (raw, is_str) = match n {
         Node::Null => return Ok(None),
         Node::Number(s) => (s, false),
@@ -316,7 +333,7 @@ fn gson_int(n: &Node, path: &str) -> Result<Option<i32>, QueryError> {
 }
 
 /// Gson `double` (`nextDouble`: a `NumberFormatException` is not wrapped).
-fn gson_double(n: &Node, path: &str) -> Result<Option<f64>, PropError> {
+fn gson_double(n: &Node, path: Text<'_>) -> Result<Option<f64>, PropError> {
     match n {
         Node::Null => Ok(None),
         Node::Number(s) => Ok(s.parse::<f64>().ok()),
@@ -329,7 +346,7 @@ fn gson_double(n: &Node, path: &str) -> Result<Option<f64>, PropError> {
 }
 
 /// Gson `boolean` field.
-fn gson_bool(n: &Node, path: &str) -> Result<Option<bool>, String> {
+fn gson_bool(n: &Node, path: Text<'_>) -> Result<Option<bool>, String> {
     match n {
         Node::Null => Ok(None),
         Node::Bool(b) => Ok(Some(*b)),
@@ -360,7 +377,7 @@ struct Relative {
     unit: Option<Unit>,
 }
 
-fn relative(n: &Node, path: &str) -> Result<Option<Relative>, QueryError> {
+fn relative(n: &Node, path: Text<'_>) -> Result<Option<Relative>, QueryError> {
     match n {
         Node::Null => Ok(None),
         Node::Object(_) => {
@@ -371,7 +388,7 @@ fn relative(n: &Node, path: &str) -> Result<Option<Relative>, QueryError> {
             for (k, v) in n.members() {
                 match k {
                     "value" => {
-                        if let Some(x) = gson_long(v, &format!("{path}.value"))? {
+                        if let Some(x) = gson_long(v, &Lazy(|f| write!(f, "{path}.value")))? {
                             r.value = x;
                         }
                     }
@@ -467,7 +484,7 @@ fn is_offset(s: &str) -> bool {
 }
 
 /// One `metrics[]` element (KairosDB `MetricDeserializer` + bean validation).
-fn metric(m: &Node, ctx: &str) -> Result<MetricQuery, QueryError> {
+fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
     if !matches!(m, Node::Object(_)) {
         return Err(Invalid(format!(
             "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Not a JSON Object: {}",
@@ -495,7 +512,7 @@ fn metric(m: &Node, ctx: &str) -> Result<MetricQuery, QueryError> {
         let mut multimap: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
             std::collections::BTreeMap::new();
         for (count, (key, value)) in tags.members().into_iter().enumerate() {
-            let tctx = format!("{ctx}.tags[{count}]");
+            let tctx = Lazy(|f| write!(f, "{ctx}.tags[{count}]"));
             if key.is_empty() {
                 return Err(Invalid(format!("{tctx} name must not be empty")));
             }
@@ -788,7 +805,7 @@ enum PropError {
 /// Returns the name and the object as compact JSON.
 fn processor(
     item: &Node,
-    ctx: &str,
+    ctx: Text<'_>,
     family: &str,
     j: usize,
 ) -> Result<(String, String), QueryError> {
@@ -805,24 +822,26 @@ fn processor(
     if name.is_empty() {
         return Err(Invalid(format!("{ctx}.{family}[{j}] must have a name")));
     }
-    let qctx = format!("{ctx}.{family}[{j}]");
-    let (class, props): (String, Vec<(&str, Prop)>) = if family == "aggregators" {
+    let qctx = Lazy(|f| write!(f, "{ctx}.{family}[{j}]"));
+    let qctx: Text<'_> = &qctx;
+    let (package, class, props): (&str, &str, Vec<(&str, Prop)>) = if family == "aggregators" {
         match AGGREGATORS.iter().find(|a| a.0 == name) {
             Some(&(_, class, extra, range)) => {
                 let mut p: Vec<(&str, Prop)> = extra.to_vec();
                 if range {
                     p.extend_from_slice(RANGE_PROPS);
                 }
-                (format!("org.kairosdb.core.aggregator.{class}"), p)
+                ("aggregator", class, p)
             }
             None => return Err(Invalid(format!("{qctx}.{name} invalid aggregators name"))),
         }
     } else {
         match GROUP_BYS.iter().find(|g| g.0 == name) {
-            Some(&(_, class, p)) => (format!("org.kairosdb.core.groupby.{class}"), p.to_vec()),
+            Some(&(_, class, p)) => ("groupby", class, p.to_vec()),
             None => return Err(Invalid(format!("{qctx}.{name} invalid group_by name"))),
         }
     };
+    let class = Lazy(|f| write!(f, "org.kairosdb.core.{package}.{class}"));
 
     // Deliberate leniency: Grafana's v3 plugin sends the alignment flags with `rate`
     // and `sampler`, and the Arp plugin `filter_indeterminate_inclusion` with `filter`;
@@ -852,7 +871,7 @@ fn processor(
                 "Property '{key}' was specified for object '{name}' but no matching setter was found on 'class {class}'"
             )));
         };
-        check_prop(value, kind, key, &qctx)?;
+        check_prop(value, kind, key, qctx)?;
         seen.push((key, value));
         normalized.push((key.to_owned(), normalize(value, kind)));
     }
@@ -975,8 +994,9 @@ fn unit_node(s: &str) -> Option<Node> {
 
 /// Converts one property value as Gson would for the setter's type, with KairosDB's
 /// error texts.
-fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryError> {
-    let path = format!("$.{key}");
+fn check_prop(v: &Node, kind: Prop, key: &str, qctx: Text<'_>) -> Result<(), QueryError> {
+    let path = Lazy(|f| write!(f, "$.{key}"));
+    let path: Text<'_> = &path;
     let syntax = |m: String| Invalid(m);
     match kind {
         Prop::Any | Prop::LooseEnum => {}
@@ -1040,7 +1060,10 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryEr
                 let mut unit = None;
                 for (k, x) in v.members() {
                     match k {
-                        "value" => value = gson_long(x, &format!("{path}.value"))?.unwrap_or(0),
+                        "value" => {
+                            let vpath = Lazy(|f| write!(f, "{path}.value"));
+                            value = gson_long(x, &vpath)?.unwrap_or(0);
+                        }
                         "unit" => {
                             unit = time_unit(x).map_err(|e| match e {
                                 Invalid(m) => Invalid(format!("{qctx}.{m}")),
@@ -1097,7 +1120,7 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryEr
             Node::Null => {}
             Node::Array(items) => {
                 for (i, t) in items.iter().enumerate() {
-                    let tpath = format!("{path}[{i}]");
+                    let tpath = Lazy(|f| write!(f, "{path}[{i}]"));
                     if !matches!(t, Node::Object(_)) {
                         return Err(Invalid(format!(
                             "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {tpath}",
@@ -1106,7 +1129,7 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: &str) -> Result<(), QueryEr
                     }
                     for (k, x) in t.members() {
                         match k {
-                            "value" => match gson_double(x, &format!("{tpath}.value")) {
+                            "value" => match gson_double(x, &Lazy(|f| write!(f, "{tpath}.value"))) {
                                 Ok(_) => {}
                                 Err(PropError::NumberFormat(m)) => {
                                     return Err(Invalid(format!("{qctx}.{key} {m}")))

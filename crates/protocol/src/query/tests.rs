@@ -385,3 +385,57 @@ fn score_thresholds_are_objects_and_filter_thresholds_keep_their_json_type() {
         "query.metric[0].aggregators[0].thresholds[0].boundary middle is not a valid boundary, must be 'superior' or 'inferior'"
     );
 }
+
+/// The Gson paths and contexts in messages are written only when an error is reported;
+/// each one still names its field.
+#[test]
+fn messages_name_the_field_they_are_about() {
+    const ISE: &str = "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException";
+    let agg = |a: &str| {
+        format!(
+            r#"{{"start_absolute":1,"metrics":[{{"name":"m"}},{{"name":"m","aggregators":[{{"name":"sum"}},{a}]}}]}}"#
+        )
+    };
+    let cases = [
+        (
+            r#"{"start_absolute":[1],"metrics":[{"name":"m"}]}"#.to_string(),
+            format!("{ISE}: Expected a long but was BEGIN_ARRAY at path $.start_absolute"),
+        ),
+        (
+            r#"{"start_relative":{"value":{},"unit":"days"},"metrics":[{"name":"m"}]}"#.to_string(),
+            format!("{ISE}: Expected a long but was BEGIN_OBJECT at path $.start_relative.value"),
+        ),
+        (
+            agg(r#"{"name":"sum","sampling":{"value":[],"unit":"days"}}"#),
+            format!("{ISE}: Expected a long but was BEGIN_ARRAY at path $.sampling.value"),
+        ),
+        (
+            agg(r#"{"name":"sum","align_sampling":{}}"#),
+            format!("{ISE}: Expected a boolean but was BEGIN_OBJECT at path $.align_sampling"),
+        ),
+        (
+            agg(r#"{"name":"div","divisor":"x"}"#),
+            "query.metric[1].aggregators[1].divisor For input string: \"x\"".to_string(),
+        ),
+        (
+            agg(r#"{"name":"sum","sampling":{"value":-1,"unit":"days"}}"#),
+            "query.metric[1].aggregators[1].sampling.value must be greater than or equal to 0"
+                .to_string(),
+        ),
+        (
+            agg(r#"{"name":"avg","bogus":1}"#),
+            "Property 'bogus' was specified for object 'avg' but no matching setter was found on 'class org.kairosdb.core.aggregator.AvgAggregator'".to_string(),
+        ),
+        (
+            r#"{"start_absolute":1,"metrics":[{"name":"m","group_by":[{"name":"tag","tags":["a"],"x":1}]}]}"#.to_string(),
+            "Property 'x' was specified for object 'tag' but no matching setter was found on 'class org.kairosdb.core.groupby.TagGroupBy'".to_string(),
+        ),
+        (
+            r#"{"start_absolute":1,"metrics":[{"name":"m"},{"name":"m","tags":{"a":["x"],"b":[""]}}]}"#.to_string(),
+            "query.metric[1].tags[1].b value must not be null or empty".to_string(),
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(err(&body), want, "{body}");
+    }
+}

@@ -18,8 +18,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairosdb_engine::internals::{decode, encode, Col, Decoded, Expiry, NEVER};
 use kairosdb_engine::{Engine, EngineConfig, WalSync};
 use kairosdb_model::{
-    DataType, Order, Points, SeriesKey, SeriesPoints, SeriesQuery, Storage, TagFilter, Tags,
-    TimeRange, WriteBatch,
+    DataType, Order, Points, SeriesKey, SeriesPoints, SeriesQuery, Storage, TagFilter, TagMatcher,
+    Tags, TimeRange, WriteBatch,
 };
 use rand::{Rng, SeedableRng};
 
@@ -146,6 +146,8 @@ fn bench_block(c: &mut Criterion) {
     g.finish();
 }
 
+/// `query/decode_sealed_2M`: every point of 100 series (2 M points in sealed blocks);
+/// `query/one_hour_of_one_host`: 360 points of one series from inside its blocks.
 fn bench_query(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = EngineConfig::new(dir.path());
@@ -206,6 +208,24 @@ fn bench_query(c: &mut Criterion) {
     g.throughput(Throughput::Elements(total));
     g.sample_size(20);
     g.bench_function("decode_sealed_2M", |b| b.iter(|| engine.query(&q).unwrap()));
+    g.finish();
+
+    // TSBS single-groupby's read: one host, one hour (360 points) from inside its blocks.
+    let start = T0 + 3_000 * 10_000;
+    let hour = SeriesQuery {
+        filter: TagFilter {
+            tags: vec![("hostname".into(), vec![TagMatcher::Exact("host_7".into())])],
+        },
+        range: TimeRange::new(start, start + 3_600_000 - 1),
+        ..q
+    };
+    let got = engine.query(&hour).unwrap();
+    assert_eq!((got.len(), got[0].points.len()), (1, 360));
+    let mut g = c.benchmark_group("query");
+    g.throughput(Throughput::Elements(360));
+    g.bench_function("one_hour_of_one_host", |b| {
+        b.iter(|| engine.query(&hour).unwrap())
+    });
     g.finish();
     engine.close().unwrap();
 }

@@ -543,7 +543,7 @@ const TS_STEP: usize = 512;
 
 /// Appends numbers `wanted` of the `n` of a pco column to `dst`; decoding stops after
 /// `wanted.end`.
-fn decode_numbers_into<T: pco::data_types::Number>(
+fn decode_numbers_into<T: pco::data_types::Number + Default>(
     src: &[u8],
     dst: &mut Vec<T>,
     n: usize,
@@ -553,6 +553,9 @@ fn decode_numbers_into<T: pco::data_types::Number>(
     let (skip, keep) = (wanted.start, wanted.end);
     if keep == 0 {
         return Ok(());
+    }
+    if skip > 0 && keep < n {
+        return decode_numbers_between(src, dst, n, wanted, column);
     }
     let base = dst.len();
     dst.reserve(keep);
@@ -569,6 +572,57 @@ fn decode_numbers_into<T: pco::data_types::Number>(
     // SAFETY: pco initialized the first `n_processed` (= `keep`) spare elements.
     unsafe { dst.set_len(base + keep) };
     dst.drain(base..base + skip);
+    Ok(())
+}
+
+/// [`decode_numbers_into`] of a range strictly inside the column. pco still decodes from
+/// the first number, but a batch at a time into a small buffer, and only the wanted
+/// numbers are stored: a read of one hour from a block of several no longer writes the
+/// hours before it to memory.
+fn decode_numbers_between<T: pco::data_types::Number + Default>(
+    src: &[u8],
+    dst: &mut Vec<T>,
+    n: usize,
+    wanted: Range<usize>,
+    column: &'static str,
+) -> Result<(), DecodeError> {
+    /// pco's batch (`FULL_BATCH_N`).
+    const BATCH: usize = 256;
+    let (file, rest) = FileDecompressor::new(src).map_err(|e| pco_err(column, e))?;
+    let mut chunk = match file.chunk_decompressor::<T, _>(rest) {
+        Ok(DecompressorItem::Chunk(c)) if c.n() == n => c,
+        Ok(_) => {
+            return Err(DecodeError::Pco {
+                column,
+                detail: format!("expected one chunk of {n} numbers"),
+            })
+        }
+        Err(e) => return Err(pco_err(column, e)),
+    };
+    let base = dst.len();
+    dst.reserve(wanted.len());
+    let mut buf = [T::default(); BATCH];
+    let mut done = 0;
+    while done < wanted.end {
+        let step = (n - done).min(BATCH);
+        let p = chunk.read(&mut buf[..step]).map_err(|e| {
+            dst.truncate(base);
+            pco_err(column, e)
+        })?;
+        if p.n_processed != step {
+            dst.truncate(base);
+            return Err(DecodeError::Pco {
+                column,
+                detail: format!("expected {n} numbers, got {}", done + p.n_processed),
+            });
+        }
+        let from = wanted.start.max(done) - done;
+        let to = wanted.end.min(done + step) - done;
+        if from < to {
+            dst.extend_from_slice(&buf[from..to]);
+        }
+        done += step;
+    }
     Ok(())
 }
 

@@ -503,17 +503,7 @@ fn decode_timestamps_until(
         dst.truncate(base);
         pco_err(COLUMN, e)
     };
-    let (file, rest) = FileDecompressor::new(src).map_err(|e| fail(dst, e))?;
-    let mut chunk = match file.chunk_decompressor::<i64, _>(rest) {
-        Ok(DecompressorItem::Chunk(c)) if c.n() == n => c,
-        Ok(_) => {
-            return Err(DecodeError::Pco {
-                column: COLUMN,
-                detail: format!("expected one chunk of {n} numbers"),
-            })
-        }
-        Err(e) => return Err(fail(dst, e)),
-    };
+    let mut chunk = one_chunk::<i64>(src, n, COLUMN)?;
     dst.resize(base + n, 0);
     let mut done = 0;
     while done < n {
@@ -550,60 +540,39 @@ fn decode_numbers_into<T: pco::data_types::Number + Default>(
     wanted: Range<usize>,
     column: &'static str,
 ) -> Result<(), DecodeError> {
+    /// pco's batch (`FULL_BATCH_N`).
+    const BATCH: usize = 256;
     let (skip, keep) = (wanted.start, wanted.end);
     if keep == 0 {
         return Ok(());
     }
-    if skip > 0 && keep < n {
-        return decode_numbers_between(src, dst, n, wanted, column);
-    }
     let base = dst.len();
-    dst.reserve(keep);
-    // Straight into the spare capacity: no zeroing of what pco overwrites anyway.
-    let p = simple_decompress_into_uninit(src, &mut dst.spare_capacity_mut()[..keep])
-        .map_err(|e| pco_err(column, e))?;
-    // A full read must end the data exactly; a partial one stops inside it.
-    if p.n_processed != keep || (keep == n && !p.finished) {
-        return Err(DecodeError::Pco {
-            column,
-            detail: format!("expected {n} numbers, got {}", p.n_processed),
-        });
-    }
-    // SAFETY: pco initialized the first `n_processed` (= `keep`) spare elements.
-    unsafe { dst.set_len(base + keep) };
-    dst.drain(base..base + skip);
-    Ok(())
-}
-
-/// [`decode_numbers_into`] of a range strictly inside the column. pco still decodes from
-/// the first number, but a batch at a time into a small buffer, and only the wanted
-/// numbers are stored: a read of one hour from a block of several no longer writes the
-/// hours before it to memory.
-fn decode_numbers_between<T: pco::data_types::Number + Default>(
-    src: &[u8],
-    dst: &mut Vec<T>,
-    n: usize,
-    wanted: Range<usize>,
-    column: &'static str,
-) -> Result<(), DecodeError> {
-    /// pco's batch (`FULL_BATCH_N`).
-    const BATCH: usize = 256;
-    let (file, rest) = FileDecompressor::new(src).map_err(|e| pco_err(column, e))?;
-    let mut chunk = match file.chunk_decompressor::<T, _>(rest) {
-        Ok(DecompressorItem::Chunk(c)) if c.n() == n => c,
-        Ok(_) => {
+    if skip == 0 || keep == n {
+        dst.reserve(keep);
+        // Straight into the spare capacity: no zeroing of what pco overwrites anyway.
+        let p = simple_decompress_into_uninit(src, &mut dst.spare_capacity_mut()[..keep])
+            .map_err(|e| pco_err(column, e))?;
+        // A full read must end the data exactly; a partial one stops inside it.
+        if p.n_processed != keep || (keep == n && !p.finished) {
             return Err(DecodeError::Pco {
                 column,
-                detail: format!("expected one chunk of {n} numbers"),
-            })
+                detail: format!("expected {n} numbers, got {}", p.n_processed),
+            });
         }
-        Err(e) => return Err(pco_err(column, e)),
-    };
-    let base = dst.len();
+        // SAFETY: pco initialized the first `n_processed` (= `keep`) spare elements.
+        unsafe { dst.set_len(base + keep) };
+        dst.drain(base..base + skip);
+        return Ok(());
+    }
+    // A range strictly inside the column. pco still decodes from the first number, but
+    // a batch at a time into a small buffer, and only the wanted numbers are stored: a
+    // read of one hour from a block of several no longer writes the hours before it to
+    // memory.
+    let mut chunk = one_chunk::<T>(src, n, column)?;
     dst.reserve(wanted.len());
     let mut buf = [T::default(); BATCH];
     let mut done = 0;
-    while done < wanted.end {
+    while done < keep {
         let step = (n - done).min(BATCH);
         let p = chunk.read(&mut buf[..step]).map_err(|e| {
             dst.truncate(base);
@@ -616,14 +585,30 @@ fn decode_numbers_between<T: pco::data_types::Number + Default>(
                 detail: format!("expected {n} numbers, got {}", done + p.n_processed),
             });
         }
-        let from = wanted.start.max(done) - done;
-        let to = wanted.end.min(done + step) - done;
+        let (from, to) = (skip.max(done) - done, keep.min(done + step) - done);
         if from < to {
             dst.extend_from_slice(&buf[from..to]);
         }
         done += step;
     }
     Ok(())
+}
+
+/// The decompressor of a standalone pco column that must hold one chunk of `n` numbers.
+fn one_chunk<'a, T: pco::data_types::Number>(
+    src: &'a [u8],
+    n: usize,
+    column: &'static str,
+) -> Result<pco::standalone::ChunkDecompressor<T, &'a [u8]>, DecodeError> {
+    let (file, rest) = FileDecompressor::new(src).map_err(|e| pco_err(column, e))?;
+    match file.chunk_decompressor::<T, _>(rest) {
+        Ok(DecompressorItem::Chunk(c)) if c.n() == n => Ok(c),
+        Ok(_) => Err(DecodeError::Pco {
+            column,
+            detail: format!("expected one chunk of {n} numbers"),
+        }),
+        Err(e) => Err(pco_err(column, e)),
+    }
 }
 
 fn decode_strings(src: &[u8], out: &mut StrCol, n: usize) -> Result<(), DecodeError> {

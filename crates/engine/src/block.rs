@@ -427,7 +427,9 @@ pub fn decode_append_range(
     let res = (|| {
         if h.has_regular_timestamps() {
             // Checked by the header: strictly increasing, point n − 1 at max_ts, so
-            // min_ts + i·step fits an i64 for every i < n.
+            // min_ts + i·step fits an i64 for every i < n (and the encoder marks a block
+            // regular only when the step fits one); computed modulo 2⁶⁴, which gives that
+            // value even where i·step alone does not fit.
             let (min, step) = (i128::from(h.min_ts), h.regular_step());
             // How many points lie at or before `t`.
             let upto = |t: i64| match i128::from(t) - min {
@@ -441,7 +443,9 @@ pub fn decode_append_range(
             };
             let keep = upto(range.end).max(first);
             let step = step as i64;
-            ts.extend((first as i64..keep as i64).map(|i| h.min_ts + i * step));
+            ts.extend(
+                (first as i64..keep as i64).map(|i| h.min_ts.wrapping_add(i.wrapping_mul(step))),
+            );
             return decode_values(&b[val_at..exp_at], vals, n, first..keep);
         }
         let decoded = decode_timestamps_until(&b[ts_at..val_at], ts, n, range.end)?;
@@ -869,6 +873,28 @@ mod tests {
         assert!(decode(&c, &mut d).is_err());
         assert!(decode(&b[..b.len() - 1], &mut d).is_err());
         assert!(decode(&b[..10], &mut d).is_err());
+    }
+
+    /// Evenly spaced timestamps whose span does not fit an i64 (the step does: the
+    /// encoder keeps the column otherwise) decode exactly, from every point on.
+    #[test]
+    fn regular_timestamps_wider_than_an_i64_decode() {
+        for ts in [
+            vec![-(1i64 << 62), 0, 1 << 62],
+            vec![i64::MIN, -1, i64::MAX - 1],
+        ] {
+            let vals = Col::Long(vec![7; ts.len()]);
+            let b = encode(&ts, &vals, Expiry::Uniform(NEVER), 3);
+            assert!(
+                decode_header(&b).unwrap().has_regular_timestamps(),
+                "{ts:?}"
+            );
+            for (i, &t) in ts.iter().enumerate() {
+                let (mut got, mut v) = (Vec::new(), Col::with_capacity(DataType::Long, 0));
+                decode_append_range(&b, &mut got, &mut v, TimeRange::new(t, i64::MAX)).unwrap();
+                assert_eq!(got, ts[i..], "{ts:?} from {t}");
+            }
+        }
     }
 
     /// Decoding a time range gives exactly that slice of the whole decode, for every

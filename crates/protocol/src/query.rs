@@ -104,15 +104,15 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         let path = Lazy(|f| write!(f, "$.{key}"));
         let path: Text<'_> = &path;
         match key {
-            "start_absolute" => start_absolute = gson_long(value, &path)?,
-            "end_absolute" => end_absolute = gson_long(value, &path)?,
+            "start_absolute" => start_absolute = gson_long(value, path)?,
+            "end_absolute" => end_absolute = gson_long(value, path)?,
             "cache_time" => {
-                if let Some(v) = gson_int(value, &path)? {
+                if let Some(v) = gson_int(value, path)? {
                     cache_time = v;
                 }
             }
-            "start_relative" => start_relative = relative(value, &path)?,
-            "end_relative" => end_relative = relative(value, &path)?,
+            "start_relative" => start_relative = relative(value, path)?,
+            "end_relative" => end_relative = relative(value, path)?,
             "time_zone" => {
                 time_zone = match value {
                     Node::Null => None,
@@ -1001,15 +1001,15 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: Text<'_>) -> Result<(), Que
     match kind {
         Prop::Any | Prop::LooseEnum => {}
         Prop::Bool => {
-            gson_bool(v, &path).map_err(syntax)?;
+            gson_bool(v, path).map_err(syntax)?;
         }
         Prop::Long => {
-            gson_long(v, &path)?;
+            gson_long(v, path)?;
         }
         Prop::Int => {
-            gson_int(v, &path)?;
+            gson_int(v, path)?;
         }
-        Prop::Double => match gson_double(v, &path) {
+        Prop::Double => match gson_double(v, path) {
             Ok(_) => {}
             Err(PropError::NumberFormat(m)) => return Err(Invalid(format!("{qctx}.{key} {m}"))),
             Err(PropError::Syntax(m)) => return Err(Invalid(m)),
@@ -1094,7 +1094,7 @@ fn check_prop(v: &Node, kind: Prop, key: &str, qctx: Text<'_>) -> Result<(), Que
             Node::Array(items) => {
                 for x in items {
                     if kind == Prop::DoubleArray {
-                        match gson_double(x, &path) {
+                        match gson_double(x, path) {
                             Ok(_) => {}
                             Err(PropError::NumberFormat(m)) => {
                                 return Err(Invalid(format!("{qctx}.{key} {m}")))

@@ -1,5 +1,7 @@
 //! Tests of the raw query path over a fixed in-memory set of series.
 
+use std::sync::Mutex;
+
 use kairosdb_model::*;
 
 use crate::{execute, Budget, Context, QueryError};
@@ -15,51 +17,114 @@ fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
     execute(&store(), &ctx, q)
 }
 
-/// Storage that answers `query` from a fixed list of series (filter, range, limit, order
-/// and `count_in_range` applied).
-struct Fixed(Vec<SeriesData>);
+/// How [`Fixed`] answers a [`SeriesQuery`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Filter, range, `order`, `limit` and `count_in_range` applied, as a real storage does.
+    Honour,
+    /// Filter and range only: every point in range, ascending, `in_range` = points read
+    /// (what `execute` would aggregate without the pushdown).
+    FullRead,
+}
+
+/// Storage double over a fixed list of series that records every query it receives
+/// (the storage of every test of `execute` here).
+struct Fixed {
+    series: Vec<SeriesData>,
+    mode: Mode,
+    /// Fail with `TooManyPoints` above `SeriesQuery::max_points` (counting the points
+    /// `in_range` reports, as the `count_in_range` contract asks).
+    enforce_max_points: bool,
+    seen: Mutex<Vec<SeriesQuery>>,
+}
+
+impl Fixed {
+    /// Answers as a real storage does ([`Mode::Honour`]).
+    fn new(series: Vec<SeriesData>) -> Fixed {
+        Fixed::with_mode(series, Mode::Honour)
+    }
+
+    fn with_mode(series: Vec<SeriesData>, mode: Mode) -> Fixed {
+        Fixed {
+            series,
+            mode,
+            enforce_max_points: false,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn enforcing(mut self) -> Fixed {
+        self.enforce_max_points = true;
+        self
+    }
+
+    fn queries(&self) -> Vec<SeriesQuery> {
+        self.seen.lock().expect("not poisoned").clone()
+    }
+
+    /// The one query `execute` sent.
+    fn only_query(&self) -> SeriesQuery {
+        let q = self.queries();
+        assert_eq!(q.len(), 1, "expected exactly one storage read: {q:?}");
+        q.into_iter().next().expect("one query")
+    }
+}
+
+fn pick(points: &Points, idx: &[usize]) -> Points {
+    match points {
+        Points::Long { ts, values } => Points::Long {
+            ts: idx.iter().map(|&i| ts[i]).collect(),
+            values: idx.iter().map(|&i| values[i]).collect(),
+        },
+        Points::Double { ts, values } => Points::Double {
+            ts: idx.iter().map(|&i| ts[i]).collect(),
+            values: idx.iter().map(|&i| values[i]).collect(),
+        },
+        Points::String { ts, values } => Points::String {
+            ts: idx.iter().map(|&i| ts[i]).collect(),
+            values: idx.iter().map(|&i| values[i].clone()).collect(),
+        },
+    }
+}
 
 impl Storage for Fixed {
     fn write(&self, _: &WriteBatch) -> Result<(), StorageError> {
         Err(StorageError::Internal("read-only".into()))
     }
     fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        self.seen.lock().expect("not poisoned").push(q.clone());
         let mut out = Vec::new();
-        for s in &self.0 {
+        let mut total = 0u64;
+        for s in &self.series {
             if s.key.metric != q.metric || !q.filter.matches(&s.key.tags) {
                 continue;
             }
             let mut idx: Vec<usize> = (0..s.points.len())
                 .filter(|&i| q.range.contains(s.points.timestamps()[i]))
                 .collect();
-            if q.order == Order::Desc {
-                idx.reverse();
-            }
             let counted = idx.len() as u64;
-            if let Some(l) = q.limit {
-                idx.truncate(l);
-            }
-            let points = match &s.points {
-                Points::Long { ts, values } => Points::Long {
-                    ts: idx.iter().map(|&i| ts[i]).collect(),
-                    values: idx.iter().map(|&i| values[i]).collect(),
-                },
-                Points::Double { ts, values } => Points::Double {
-                    ts: idx.iter().map(|&i| ts[i]).collect(),
-                    values: idx.iter().map(|&i| values[i]).collect(),
-                },
-                Points::String { ts, values } => Points::String {
-                    ts: idx.iter().map(|&i| ts[i]).collect(),
-                    values: idx.iter().map(|&i| values[i].clone()).collect(),
-                },
-            };
-            if !points.is_empty() {
-                let mut d = SeriesData::new(s.key.clone(), points);
-                if q.count_in_range {
-                    d.in_range = counted;
+            if self.mode == Mode::Honour {
+                if q.order == Order::Desc {
+                    idx.reverse();
                 }
-                out.push(d);
+                if let Some(l) = q.limit {
+                    idx.truncate(l);
+                }
             }
+            if idx.is_empty() {
+                continue;
+            }
+            let mut d = SeriesData::new(s.key.clone(), pick(&s.points, &idx));
+            if self.mode == Mode::Honour && q.count_in_range {
+                d.in_range = counted;
+            }
+            total += d.in_range;
+            if let Some(limit) = q.max_points {
+                if self.enforce_max_points && total > limit {
+                    return Err(StorageError::TooManyPoints { limit });
+                }
+            }
+            out.push(d);
         }
         Ok(out)
     }
@@ -102,7 +167,7 @@ fn key(dt: DataType, host: &str) -> SeriesKey {
 }
 
 fn store() -> Fixed {
-    Fixed(vec![
+    Fixed::new(vec![
         SeriesData::new(
             key(DataType::Long, "a"),
             Points::Long {

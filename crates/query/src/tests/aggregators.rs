@@ -150,7 +150,7 @@ pub(super) struct Recorder {
 impl Recorder {
     pub(super) fn new(series: Vec<SeriesData>) -> Recorder {
         Recorder {
-            data: Fixed(series),
+            data: Fixed::new(series),
             writes: Mutex::new(Vec::new()),
         }
     }
@@ -1769,7 +1769,7 @@ fn aggregators_chain_in_json_order() {
 }
 
 fn one_series_store(ts: Vec<i64>, values: Vec<i64>) -> Fixed {
-    Fixed(vec![SeriesData::new(
+    Fixed::new(vec![SeriesData::new(
         SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
         Points::Long { ts, values },
     )])

@@ -265,7 +265,7 @@ fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
 
 #[test]
 fn combined_group_bys_keep_parent_tags_and_order_entries() {
-    let store = Fixed(vec![
+    let store = Fixed::new(vec![
         series("b", "eu", &[(1, 25), (2, 3)]),
         series("a", "eu", &[(1, 1), (3, 14)]),
         series("a", "us", &[(2, 12)]),
@@ -333,7 +333,7 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
 
 #[test]
 fn group_by_without_tag_group_by_ends_with_type() {
-    let store = Fixed(vec![series("a", "eu", &[(1, 1), (2, 9)])]);
+    let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 9)])]);
     let mut q = super::mq();
     q.group_by_other = vec![r#"{"name":"bin","bins":[5]}"#.into()];
     let r = run_query(&store, &q);
@@ -361,7 +361,7 @@ fn group_by_without_tag_group_by_ends_with_type() {
 
 #[test]
 fn group_ids_come_from_raw_points_and_aggregators_run_per_sub_group() {
-    let store = Fixed(vec![series("a", "eu", &[(1, 1), (2, 11), (3, 2), (4, 12)])]);
+    let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 11), (3, 2), (4, 12)])]);
     let mut q = super::mq();
     q.group_by_other = vec![r#"{"name":"value","range_size":10}"#.into()];
     q.aggregators = vec![r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#.into()];

@@ -4,157 +4,17 @@
 //! the merge shortcut: a leading `max`, `min` or `count` folds each series of a group on
 //! its own, and must answer exactly as over the merged stream.
 
-use std::sync::Mutex;
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use kairosdb_model::*;
 
+use super::{Fixed, Mode};
 use crate::{execute, Budget, Context, QueryError};
 
-/// How [`Store`] answers a [`SeriesQuery`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    /// Filter, range, `order`, `limit` and `count_in_range` applied, as a real storage does.
-    Honour,
-    /// Filter and range only: every point in range, ascending, `in_range` = points read
-    /// (what `execute` would aggregate without the pushdown).
-    FullRead,
-}
-
-/// Storage double over a fixed list of series that records every query it receives.
-struct Store {
-    series: Vec<SeriesData>,
-    mode: Mode,
-    /// Fail with `TooManyPoints` above `SeriesQuery::max_points` (counting the points
-    /// `in_range` reports, as the `count_in_range` contract asks).
-    enforce_max_points: bool,
-    seen: Mutex<Vec<SeriesQuery>>,
-}
-
-impl Store {
-    fn new(series: Vec<SeriesData>, mode: Mode) -> Store {
-        Store {
-            series,
-            mode,
-            enforce_max_points: false,
-            seen: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn enforcing(mut self) -> Store {
-        self.enforce_max_points = true;
-        self
-    }
-
-    fn queries(&self) -> Vec<SeriesQuery> {
-        self.seen.lock().expect("not poisoned").clone()
-    }
-
-    /// The one query `execute` sent.
-    fn only_query(&self) -> SeriesQuery {
-        let q = self.queries();
-        assert_eq!(q.len(), 1, "expected exactly one storage read: {q:?}");
-        q.into_iter().next().expect("one query")
-    }
-}
-
-fn pick(points: &Points, idx: &[usize]) -> Points {
-    match points {
-        Points::Long { ts, values } => Points::Long {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i]).collect(),
-        },
-        Points::Double { ts, values } => Points::Double {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i]).collect(),
-        },
-        Points::String { ts, values } => Points::String {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i].clone()).collect(),
-        },
-    }
-}
-
-impl Storage for Store {
-    fn write(&self, _: &WriteBatch) -> Result<(), StorageError> {
-        Err(StorageError::Internal("read-only".into()))
-    }
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        self.seen.lock().expect("not poisoned").push(q.clone());
-        let mut out = Vec::new();
-        let mut total = 0u64;
-        for s in &self.series {
-            if s.key.metric != q.metric || !q.filter.matches(&s.key.tags) {
-                continue;
-            }
-            let mut idx: Vec<usize> = (0..s.points.len())
-                .filter(|&i| q.range.contains(s.points.timestamps()[i]))
-                .collect();
-            let counted = idx.len() as u64;
-            if self.mode == Mode::Honour {
-                if q.order == Order::Desc {
-                    idx.reverse();
-                }
-                if let Some(l) = q.limit {
-                    idx.truncate(l);
-                }
-            }
-            if idx.is_empty() {
-                continue;
-            }
-            let mut d = SeriesData::new(s.key.clone(), pick(&s.points, &idx));
-            if self.mode == Mode::Honour && q.count_in_range {
-                d.in_range = counted;
-            }
-            total += d.in_range;
-            if let Some(limit) = q.max_points {
-                if self.enforce_max_points && total > limit {
-                    return Err(StorageError::TooManyPoints { limit });
-                }
-            }
-            out.push(d);
-        }
-        Ok(out)
-    }
-    fn series_keys(
-        &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
-    ) -> Result<Vec<SeriesKey>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn delete(&self, _: &DeleteRequest) -> Result<u64, StorageError> {
-        Ok(0)
-    }
-    fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn health(&self) -> HealthStatus {
-        HealthStatus {
-            ok: true,
-            detail: String::new(),
-        }
-    }
-    fn stats(&self) -> StorageStats {
-        StorageStats::default()
-    }
-}
-
 fn run(
-    store: &Store,
+    store: &Fixed,
     range: TimeRange,
     time_zone: Option<&str>,
     budget: &Budget,
@@ -225,7 +85,7 @@ fn mq(aggregators: &[&str]) -> MetricQuery {
 
 /// The storage read `execute` sends for `q` over `range` (unlimited budget).
 fn read_of(range: TimeRange, q: &MetricQuery) -> (SeriesQuery, QueryResult) {
-    let store = Store::new(fixed_series(), Mode::Honour);
+    let store = Fixed::with_mode(fixed_series(), Mode::Honour);
     let r = run(&store, range, None, &Budget::default(), q).expect("query runs");
     (store.only_query(), r)
 }
@@ -577,8 +437,8 @@ fn pushdown_answers_like_a_full_read() {
         };
 
         let budget = Budget::default();
-        let honour = Store::new(series.clone(), Mode::Honour);
-        let full = Store::new(series.clone(), Mode::FullRead);
+        let honour = Fixed::with_mode(series.clone(), Mode::Honour);
+        let full = Fixed::with_mode(series.clone(), Mode::FullRead);
         let got = run(&honour, range, time_zone, &budget, &q);
         let want = run(&full, range, time_zone, &budget, &q);
         let read = honour.only_query();
@@ -663,7 +523,7 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
         merged.limit = Some(usize::MAX);
 
         let budget = Budget::default();
-        let store = Store::new(series.clone(), Mode::Honour);
+        let store = Fixed::with_mode(series.clone(), Mode::Honour);
         let got = run(&store, range, time_zone, &budget, &q);
         let want = run(&store, range, time_zone, &budget, &merged);
         let context = || {
@@ -707,7 +567,7 @@ fn pushdown_keeps_max_points_budget() {
     for max in [0, 3, 5, 8] {
         let budget = limit_of(max);
         // Storage that does not enforce `max_points`: `execute` checks `sample_size`.
-        let store = Store::new(fixed_series(), Mode::Honour);
+        let store = Fixed::with_mode(fixed_series(), Mode::Honour);
         expect_limit(
             run(&store, range, None, &budget, &q),
             max,
@@ -718,7 +578,7 @@ fn pushdown_keeps_max_points_budget() {
         assert_eq!(read.limit, Some(1));
         assert_eq!(read.max_points, Some(max));
         // Storage that enforces it over the counted points: `TooManyPoints` → `Limit`.
-        let store = Store::new(fixed_series(), Mode::Honour).enforcing();
+        let store = Fixed::with_mode(fixed_series(), Mode::Honour).enforcing();
         expect_limit(
             run(&store, range, None, &budget, &q),
             max,
@@ -726,15 +586,15 @@ fn pushdown_keeps_max_points_budget() {
         );
         assert!(store.only_query().count_in_range);
         // Same answer without the pushdown.
-        let store = Store::new(fixed_series(), Mode::FullRead);
+        let store = Fixed::with_mode(fixed_series(), Mode::FullRead);
         expect_limit(run(&store, range, None, &budget, &q), max, "full read");
     }
     // At the limit the query runs.
     let budget = limit_of(9);
     for store in [
-        Store::new(fixed_series(), Mode::Honour),
-        Store::new(fixed_series(), Mode::Honour).enforcing(),
-        Store::new(fixed_series(), Mode::FullRead),
+        Fixed::with_mode(fixed_series(), Mode::Honour),
+        Fixed::with_mode(fixed_series(), Mode::Honour).enforcing(),
+        Fixed::with_mode(fixed_series(), Mode::FullRead),
     ] {
         let r = run(&store, range, None, &budget, &q).expect("9 points are allowed");
         assert_eq!(r.sample_size, 9);
@@ -766,10 +626,10 @@ fn pushdown_last_with_start_time_after_the_query_start() {
             sample_size: 2,
             results: vec![group(vec![stamp], OutColumn::Long(vec![2]), "number")],
         };
-        let full = Store::new(series.clone(), Mode::FullRead);
+        let full = Fixed::with_mode(series.clone(), Mode::FullRead);
         let r = run(&full, range, None, &Budget::default(), &q).expect("query runs");
         assert_eq!(r, want, "{align}: full read");
-        let honour = Store::new(series.clone(), Mode::Honour);
+        let honour = Fixed::with_mode(series.clone(), Mode::Honour);
         let r = run(&honour, range, None, &Budget::default(), &q).expect("query runs");
         assert_eq!(r, want, "{align}: storage read {:?}", honour.only_query());
     }
@@ -782,13 +642,13 @@ fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
         work_limit: Some(limit),
         ..Budget::default()
     };
-    let store = Store::new(fixed_series(), Mode::Honour);
+    let store = Fixed::with_mode(fixed_series(), Mode::Honour);
     run(&store, range, None, &limited(77), &mq(&[])).expect("plain read runs");
     assert_eq!(store.only_query().work_limit, Some(77));
 
     // 1,000 one-millisecond buckets, nearly all of them nulls.
     let gaps = r#"{"name":"gaps","sampling":{"value":1,"unit":"milliseconds"}}"#;
-    let store = Store::new(fixed_series(), Mode::Honour);
+    let store = Fixed::with_mode(fixed_series(), Mode::Honour);
     match run(&store, range, None, &limited(500), &mq(&[gaps])) {
         Err(QueryError::Storage(StorageError::WorkLimit)) => {}
         other => panic!("expected WorkLimit, got {other:?}"),
@@ -798,7 +658,7 @@ fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
 
     // A query that writes never runs under a work limit: it stops before reading.
     let save = r#"{"name":"save_as","metric_name":"copy"}"#;
-    let store = Store::new(fixed_series(), Mode::Honour);
+    let store = Fixed::with_mode(fixed_series(), Mode::Honour);
     match run(&store, range, None, &limited(u64::MAX), &mq(&[save])) {
         Err(QueryError::Storage(StorageError::WorkLimit)) => {}
         other => panic!("expected WorkLimit, got {other:?}"),

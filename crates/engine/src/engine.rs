@@ -5,7 +5,7 @@
 //! `maint` → registry → `wal` → head shard → liveness flips/postings → series summary.
 //! * `wal` is held across WAL append *and* head insert, so memory order equals log
 //!   order and "last write wins" is the same before and after a restart.
-//! * `maint` serialises every block mutation (seal, delete, retention) and WAL
+//! * `maint` serialises every block mutation (seal, delete, retention, compaction) and WAL
 //!   segment deletion; reads never take it.
 
 use std::cell::RefCell;
@@ -65,6 +65,8 @@ pub struct Counters {
     pub delete_blocks_rewritten: AtomicU64,
     pub points_expired: AtomicU64,
     pub blocks_expired: AtomicU64,
+    pub compactions: AtomicU64,
+    pub blocks_compacted: AtomicU64,
     pub queries: AtomicU64,
     pub points_read: AtomicU64,
     /// Series of `first`/`last` edge reads answered without reading the series in full.
@@ -156,6 +158,9 @@ impl Inner {
                 Some(e) => {
                     *e.summary.lock() = s;
                     sealed.account_loaded(&s);
+                    if !s.disjoint && s.blocks > 0 {
+                        sealed.mark_unsettled(id, secs(cfg.clock.now_ms()));
+                    }
                 }
                 None => tracing::warn!(
                     series = id,
@@ -556,8 +561,18 @@ impl Inner {
     ) -> Result<Run, StorageError> {
         let head_runs = self.head.snapshot(e.id, range, now_s);
         work.add(head_runs.iter().map(|r| r.len() as u64).sum())?;
-        let summary = *e.summary.lock();
-        let mut runs = self.sealed.read(e, &summary, range, now_s, d, work)?;
+        let mut summary = *e.summary.lock();
+        let mut runs = loop {
+            let runs = self.sealed.read(e, &summary, range, now_s, d, work)?;
+            // A compaction that ran meanwhile may have merged blocks into one that
+            // starts further before the range than the summary's `max_span` reaches;
+            // it raises `max_span` before its commit, so this sees it (and reads again).
+            let now = *e.summary.lock();
+            if now.max_span <= summary.max_span {
+                break runs;
+            }
+            summary = now;
+        };
         runs.extend(head_runs);
         Ok(merge_runs(e.key.data_type, runs))
     }
@@ -960,6 +975,34 @@ impl Inner {
         Ok(())
     }
 
+    /// Merges the overlapping blocks of `sids` into disjoint ones (see
+    /// [`Sealed::compact`]), one fjall batch per series.
+    fn compact_locked(&self, sids: &[u64]) -> Result<(), StorageError> {
+        let now_s = secs(self.now_ms());
+        for &sid in sids {
+            if self.is_poisoned() {
+                return Ok(());
+            }
+            let Some(e) = self.registry.get(sid) else {
+                continue;
+            };
+            let out = self
+                .sealed
+                .compact(&e, now_s)
+                .map_err(|err| self.poison_maint(err))?;
+            if out.blocks_in > 0 {
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .blocks_compacted
+                    .fetch_add(out.blocks_in, Ordering::Relaxed);
+            }
+            if e.summary.lock().blocks == 0 {
+                self.check_dead(&e);
+            }
+        }
+        Ok(())
+    }
+
     /// Seals the biggest heads until the head holds at most `target` bytes.
     fn seal_biggest_locked(&self, target: u64) -> Result<(), StorageError> {
         let mut infos = self.head.infos();
@@ -1071,8 +1114,9 @@ impl Inner {
         Ok(())
     }
 
-    /// One maintenance pass: queued seals, age-based seals, checkpoint, and
-    /// retention when due. The maintenance lock is taken per step so deletes
+    /// One maintenance pass: queued seals, age-based seals, compaction of series
+    /// whose blocks have overlapped for [`sealed::SETTLE_DELAY_SECS`], checkpoint,
+    /// and retention when due. The maintenance lock is taken per step so deletes
     /// and memory-pressure seals are not starved.
     pub fn maintain(&self) -> Result<(), StorageError> {
         let queued = std::mem::take(&mut *self.seal_queue.lock());
@@ -1107,6 +1151,11 @@ impl Inner {
         for sids in aged.chunks(SEAL_BATCH) {
             let _m = self.maint.lock();
             self.seal_whole_locked(sids)?;
+        }
+        let unsettled = self.sealed.take_unsettled(secs(now));
+        for sids in unsettled.chunks(SEAL_BATCH) {
+            let _m = self.maint.lock();
+            self.compact_locked(sids)?;
         }
         {
             let _m = self.maint.lock();
@@ -1319,6 +1368,16 @@ impl Inner {
                 l(&c.blocks_expired),
             ),
             (
+                "engine_compactions_total",
+                "Series whose overlapping blocks (late writes) were merged into disjoint ones",
+                l(&c.compactions),
+            ),
+            (
+                "engine_blocks_compacted_total",
+                "Overlapping blocks merged away by compactions",
+                l(&c.blocks_compacted),
+            ),
+            (
                 "engine_queries_total",
                 "Series queries served",
                 l(&c.queries),
@@ -1378,6 +1437,11 @@ impl Inner {
                 "engine_block_bytes",
                 "Encoded bytes of sealed blocks",
                 self.sealed.block_bytes() as f64,
+            ),
+            (
+                "engine_unsettled_series",
+                "Series with overlapping blocks waiting for a compaction",
+                self.sealed.unsettled_count() as f64,
             ),
             (
                 "engine_series",

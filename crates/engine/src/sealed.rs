@@ -1,20 +1,25 @@
 //! Operations on a series' sealed blocks in fjall: sealing a sorted run into
 //! blocks (append-merging into a small newest block), reading the blocks that
-//! overlap a range, deleting a time range, and expiring points by TTL.
+//! overlap a range, deleting a time range, expiring points by TTL, and compacting
+//! blocks that overlap (late writes) into disjoint ones.
 //!
 //! Block precedence: a block's `seq` is global and increasing, so on equal
 //! timestamps the higher seq wins. Rewrites (delete, retention) keep the original
 //! seq so they never change precedence; an append-merge takes a new seq, which is
 //! safe because it only merges into the series' newest block with points that are
-//! all later than that block.
+//! all later than that block. A compaction merges each group of overlapping blocks
+//! (newest seq winning) into new blocks with new seqs: they overlap no other block,
+//! so their precedence over the rest does not matter.
 //!
 //! Every mutation runs under the engine's maintenance lock (one writer of blocks at
 //! a time) and commits one fjall batch per series, which also rewrites the series'
 //! [`BlockSummary`] and the `expiry` work list. Reads run concurrently.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kairosdb_model::{StorageError, TimeRange};
+use parking_lot::Mutex;
 
 use crate::block::{self, BlockHeader, Decoded, Expiry};
 use crate::column::{merge_runs, Col, Run};
@@ -48,6 +53,23 @@ pub struct DeleteOutcome {
     pub rewritten_blocks: u64,
 }
 
+/// How long a series' blocks may overlap before maintenance compacts them, counted
+/// from the seal that first made them overlap. Late writes arrive in bursts (a
+/// backfill, a collector replaying its buffer); waiting lets one compaction take a
+/// burst's blocks together instead of rewriting the same block after every seal.
+pub const SETTLE_DELAY_SECS: u64 = 10;
+
+/// Result of compacting one series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactOutcome {
+    /// Overlapping blocks read and removed.
+    pub blocks_in: u64,
+    /// Disjoint blocks written in their place.
+    pub blocks_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
 /// Result of one retention pass over blocks.
 #[derive(Clone, Debug, Default)]
 pub struct ExpireOutcome {
@@ -67,6 +89,9 @@ pub struct Sealed {
     bytes: AtomicU64,
     pub blocks_written: AtomicU64,
     pub blocks_removed: AtomicU64,
+    /// Series whose blocks overlap (their summary is not `disjoint`), with the time
+    /// (Unix seconds) the first overlapping seal ran: the compaction work list.
+    unsettled: Mutex<HashMap<u64, u64>>,
 }
 
 /// Copies `d[range]` into a run, with expiry when any point can expire.
@@ -159,7 +184,35 @@ impl Sealed {
             bytes: AtomicU64::new(0),
             blocks_written: AtomicU64::new(0),
             blocks_removed: AtomicU64::new(0),
+            unsettled: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Puts series `sid` on the compaction work list (kept in memory; at open, the
+    /// summaries that are not `disjoint` put their series back on it).
+    pub fn mark_unsettled(&self, sid: u64, now_secs: u64) {
+        self.unsettled.lock().entry(sid).or_insert(now_secs);
+    }
+
+    /// Series on the compaction work list.
+    pub fn unsettled_count(&self) -> usize {
+        self.unsettled.lock().len()
+    }
+
+    /// Takes off the work list the series that have overlapped for at least
+    /// [`SETTLE_DELAY_SECS`], oldest first.
+    pub fn take_unsettled(&self, now_secs: u64) -> Vec<u64> {
+        let mut list = self.unsettled.lock();
+        let mut due: Vec<(u64, u64)> = list
+            .iter()
+            .filter(|(_, &since)| now_secs.saturating_sub(since) >= SETTLE_DELAY_SECS)
+            .map(|(&sid, &since)| (since, sid))
+            .collect();
+        due.sort_unstable();
+        for (_, sid) in &due {
+            list.remove(sid);
+        }
+        due.into_iter().map(|(_, sid)| sid).collect()
     }
 
     /// Accounts blocks found at open.
@@ -379,6 +432,7 @@ impl Sealed {
             }
             if late {
                 summary.disjoint = false;
+                self.mark_unsettled(e.id, now_secs);
             }
         }
         summary.sealed_lsn = summary.sealed_lsn.max(sealed_lsn);
@@ -544,6 +598,94 @@ impl Sealed {
             return Ok(out);
         }
         self.store.put_summary(&mut batch, e.id, &summary);
+        batch.commit().map_err(fjall_err)?;
+        *e.summary.lock() = summary;
+        Ok(out)
+    }
+
+    /// Merges each group of overlapping blocks of `e` (blocks chained by shared time
+    /// ranges) into disjoint blocks of at most twice `seal_points`, the newest seq
+    /// winning on equal timestamps and expired points dropped; blocks overlapping no
+    /// other stay as they are. Afterwards the summary is `disjoint` again, so reads
+    /// take the decode-in-place path and first/last reads the edge path. One fjall
+    /// batch; the caller holds the maintenance lock.
+    ///
+    /// Concurrent reads: the batch adds the new blocks before it removes the old ones,
+    /// so a read seeing part of it finds every point, in an old block or in a new one
+    /// that beats it. A merged block can span more time than any block before, and a
+    /// read starts its block scan `max_span` before its range: the live summary's
+    /// `max_span` is raised before the commit, and a read whose summary predates that
+    /// reads again (see `Inner::read_series`).
+    pub fn compact(&self, e: &SeriesEntry, now_secs: u64) -> Result<CompactOutcome, StorageError> {
+        let mut summary = *e.summary.lock();
+        let mut out = CompactOutcome::default();
+        if summary.disjoint || summary.blocks == 0 {
+            return Ok(out);
+        }
+        // Keys sort by start (= first timestamp), so a block opens a new group when
+        // it starts after every block of the current group has ended.
+        let mut groups: Vec<Vec<(BlockId, BlockHeader, fjall::Slice)>> = Vec::new();
+        let mut group = Vec::new();
+        let mut group_max = i64::MIN;
+        for item in self.store.blocks_between(e.id, i64::MIN, i64::MAX) {
+            let (id, bytes) = item?;
+            let h =
+                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            if group.is_empty() || h.min_ts > group_max {
+                if group.len() > 1 {
+                    groups.push(std::mem::take(&mut group));
+                }
+                group.clear();
+                group_max = h.max_ts;
+            } else {
+                group_max = group_max.max(h.max_ts);
+            }
+            group.push((id, h, bytes));
+        }
+        if group.len() > 1 {
+            groups.push(group);
+        }
+        let series_end = summary.max_ts;
+        let mut batch = self.store.batch();
+        let mut d = Decoded::new();
+        for mut group in groups {
+            group.sort_by_key(|b| b.0.seq);
+            let mut runs = Vec::with_capacity(group.len());
+            let mut end = i64::MIN;
+            for (id, _, bytes) in &group {
+                let h = self.decode(*id, bytes, &mut d)?;
+                end = end.max(h.max_ts);
+                runs.push(run_from_decoded(&d, &h, 0..h.count as usize));
+            }
+            let mut merged = merge_runs(e.key.data_type, runs);
+            merged.retain_alive(now_secs);
+            if !merged.is_empty() {
+                let parts = merged.split_even(self.seal_points * 2);
+                let last = parts.len() - 1;
+                for (i, part) in parts.iter().enumerate() {
+                    let seq = self.next_seq.fetch_add(1, Ordering::AcqRel);
+                    // The block ending the series, with the highest seq of all and
+                    // overlapping none, is a safe append-merge target.
+                    let newest = i == last && end == series_end;
+                    out.bytes_out += self.add(&mut batch, &mut summary, e.id, seq, part, newest);
+                    out.blocks_out += 1;
+                }
+            }
+            for (id, h, bytes) in &group {
+                self.remove(&mut batch, &mut summary, *id, h, bytes.len() as u64);
+                out.blocks_in += 1;
+                out.bytes_in += bytes.len() as u64;
+            }
+        }
+        summary.disjoint = summary.blocks > 0;
+        if out.blocks_out > 0 {
+            self.store.put_next_block_seq(&mut batch, self.next_seq());
+        }
+        self.store.put_summary(&mut batch, e.id, &summary);
+        {
+            let mut live = e.summary.lock();
+            live.max_span = live.max_span.max(summary.max_span);
+        }
         batch.commit().map_err(fjall_err)?;
         *e.summary.lock() = summary;
         Ok(out)

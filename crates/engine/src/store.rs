@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable};
 use kairosdb_model::{SeriesKey, StorageError};
 
 use crate::codec::{
@@ -427,7 +427,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Blocks of `sid` whose start lies in `[from, to]`, in key order.
+    /// Blocks of `sid` whose start lies in `[from, to]`, in key order, as of one
+    /// snapshot: a batch committed meanwhile is seen whole or not at all (a plain
+    /// range read sees each of its keys as it lands, so a read racing a compaction
+    /// could miss both a removed block and the one replacing it).
     pub fn blocks_between(
         &self,
         sid: u64,
@@ -446,7 +449,7 @@ impl Store {
             seq: u64::MAX,
         }
         .key();
-        self.blocks.range(lo..=hi).map(|kv| {
+        self.db.snapshot().range(&self.blocks, lo..=hi).map(|kv| {
             let (k, v) = kv.into_inner().map_err(fjall_err)?;
             let id = BlockId::from_key(&k)
                 .ok_or_else(|| StorageError::Corruption("block key is not 24 bytes".into()))?;

@@ -308,6 +308,8 @@ def run_ours(work, binary, ints, floats, conc, query_runs):
         res["http"]["server_peak_rss_after_queries_MB"] = round(load.proc_mem(k.pid)[1] / 2**20, 1)
         # Bytes per point of the same data InfluxDB holds when it is measured: the
         # 100-point requests below write the first 200 k points again and again.
+        res["block_bytes_per_point"] = round(
+            kairos_metric("kairosdb_engine_block_bytes") / res["http"]["points"], 3)
         k.stop()
         res["bytes_per_point"] = round(du_bytes(d) / res["http"]["points"], 3)
         # The later query rounds read this state, not the one the 100-point requests
@@ -332,6 +334,8 @@ def run_ours(work, binary, ints, floats, conc, query_runs):
             time.sleep(0.5)
         res["small_requests"]["settled_s"] = round(time.perf_counter() - t0, 1)
         res["small_requests"]["compacted_blocks"] = kairos_metric("kairosdb_engine_blocks_compacted_total")
+        res["small_requests"]["block_bytes_per_point"] = round(
+            kairos_metric("kairosdb_engine_block_bytes") / res["http"]["points"], 3)
         log("compaction settled after %.1f s (%d blocks merged)" % (
             res["small_requests"]["settled_s"], res["small_requests"]["compacted_blocks"]))
     finally:
@@ -484,9 +488,14 @@ def report(ours, theirs, answers_same):
                                             rk["ready_ms"], "yes" if ok else "**no**"))
     if "bytes_per_point_after_small_requests" in ours:
         out.append("| bytes per point after the 100-point requests rewrote old points (%d req) and "
-                   "compaction merged %d blocks (%.1f s later) | %.3f | | |" % (
+                   "compaction merged %d blocks (%.1f s later): on disk (fjall's journal keeps every "
+                   "block version until it rotates at 64 MB) | %.3f | | |" % (
                        s["paced_req_s"] * 10 + s["peak_req_s"] * 5, s.get("compacted_blocks", 0),
                        s.get("settled_s", 0), ours["bytes_per_point_after_small_requests"]))
+        if "block_bytes_per_point" in s:
+            out.append("| encoded block bytes per point, live: after the load / after the rewrites and "
+                       "compaction | %.3f / %.3f | | |" % (ours["block_bytes_per_point"],
+                                                           s["block_bytes_per_point"]))
     out.append("| query answers identical to InfluxDB's (4 queries) | %s | all | %s |" % (
         "all" if answers_same else "differ", "yes" if answers_same else "**no**"))
     if "round_medians_ms" in ours["queries"][query.QTYPES[0]]:

@@ -988,8 +988,16 @@ impl Inner {
             };
             let out = self
                 .sealed
-                .compact(&e, now_s)
+                .compact(&e, now_s, sealed::COMPACT_MAX_POINTS)
                 .map_err(|err| self.poison_maint(err))?;
+            if out.skipped_groups > 0 {
+                tracing::warn!(
+                    series = %e.key,
+                    groups = out.skipped_groups,
+                    "overlapping blocks left uncompacted: a group holds over {} points",
+                    sealed::COMPACT_MAX_POINTS
+                );
+            }
             if out.blocks_in > 0 {
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
                 self.counters

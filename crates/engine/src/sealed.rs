@@ -68,7 +68,13 @@ pub struct CompactOutcome {
     pub blocks_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Groups of overlapping blocks over the point limit, left as they are.
+    pub skipped_groups: u64,
 }
+
+/// The most points of one group of overlapping blocks a compaction merges (it holds
+/// them in memory: about 64 MiB of timestamps and values).
+pub const COMPACT_MAX_POINTS: u64 = 4 << 20;
 
 /// Result of one retention pass over blocks.
 #[derive(Clone, Debug, Default)]
@@ -616,7 +622,15 @@ impl Sealed {
     /// read starts its block scan `max_span` before its range: the live summary's
     /// `max_span` is raised before the commit, and a read whose summary predates that
     /// reads again (see `Inner::read_series`).
-    pub fn compact(&self, e: &SeriesEntry, now_secs: u64) -> Result<CompactOutcome, StorageError> {
+    ///
+    /// A group of more than `max_points` points ([`COMPACT_MAX_POINTS`] from
+    /// maintenance) is left as it is, and the series stays not `disjoint`.
+    pub fn compact(
+        &self,
+        e: &SeriesEntry,
+        now_secs: u64,
+        max_points: u64,
+    ) -> Result<CompactOutcome, StorageError> {
         let mut summary = *e.summary.lock();
         let mut out = CompactOutcome::default();
         if summary.disjoint || summary.blocks == 0 {
@@ -645,6 +659,11 @@ impl Sealed {
         if group.len() > 1 {
             groups.push(group);
         }
+        // A group is merged in memory; one too big to hold (a whole history written
+        // twice) stays as it is, read by merging as before.
+        let before = groups.len();
+        groups.retain(|g| g.iter().map(|b| u64::from(b.1.count)).sum::<u64>() <= max_points);
+        out.skipped_groups = (before - groups.len()) as u64;
         let series_end = summary.max_ts;
         let mut batch = self.store.batch();
         let mut d = Decoded::new();
@@ -677,7 +696,7 @@ impl Sealed {
                 out.bytes_in += bytes.len() as u64;
             }
         }
-        summary.disjoint = summary.blocks > 0;
+        summary.disjoint = summary.blocks > 0 && out.skipped_groups == 0;
         if out.blocks_out > 0 {
             self.store.put_next_block_seq(&mut batch, self.next_seq());
         }

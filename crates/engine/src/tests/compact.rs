@@ -178,6 +178,52 @@ fn overlapping_blocks_settle_into_disjoint_ones_with_the_same_answers() {
 }
 
 #[test]
+fn a_group_over_the_point_limit_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.seal_points = 16;
+    let e = Engine::open(c).unwrap();
+    let mut model = BTreeMap::new();
+    let ts: Vec<i64> = (0..100).collect();
+    write_model(&e, &mut model, &ts, &ts);
+    e.flush().unwrap();
+    // Blocks of 25 points. Two groups: the first block with the rewrite of 10..25
+    // (40 points), the last two with that of 65..80 (65 points). (The rewrites are
+    // too big to be append-merge targets.)
+    for (a, b) in [(10, 25), (65, 80)] {
+        let ts: Vec<i64> = (a..b).collect();
+        write_model(&e, &mut model, &ts, &[-1; 15]);
+        e.flush().unwrap();
+    }
+    let inner = e.inner();
+    let entry = inner
+        .registry
+        .all()
+        .into_iter()
+        .find(|s| s.key.metric.as_str() == "m")
+        .unwrap();
+    let blocks = gauge(&e, "engine_blocks");
+    let out = {
+        let _m = inner.maint.lock();
+        inner.sealed.compact(&entry, 0, 50).unwrap()
+    };
+    assert_eq!((out.skipped_groups, out.blocks_in), (1, 2), "{out:?}");
+    assert_eq!(
+        gauge(&e, "engine_blocks"),
+        blocks - 2.0 + out.blocks_out as f64
+    );
+    assert!(!summary_of(&e, "m").disjoint);
+    check(&e, &model, "one group merged");
+    let out = {
+        let _m = inner.maint.lock();
+        inner.sealed.compact(&entry, 0, 10_000).unwrap()
+    };
+    assert_eq!((out.skipped_groups, out.blocks_in), (0, 3), "{out:?}");
+    assert!(summary_of(&e, "m").disjoint);
+    check(&e, &model, "merged");
+}
+
+#[test]
 fn compaction_keeps_expiry_and_drops_expired_points() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path());

@@ -320,7 +320,7 @@ fn random_late_writes_and_compactions_match_a_model() {
                     e.run_maintenance().unwrap();
                     stop.store(true, Ordering::Relaxed);
                 });
-                let s = summary_of(&e, "m");
+                let s = summary_of(e, "m");
                 assert!(s.disjoint || s.blocks == 0, "step {step}: {s:?}");
             }
             _ => {

@@ -153,13 +153,14 @@ impl Inner {
             registry.restore(id, key, true)?;
         }
         let sealed = Sealed::new(store, cfg.compression_level, cfg.seal_points)?;
+        let open_secs = secs(cfg.clock.now_ms());
         for (id, s) in sealed.store.load_summaries()? {
             match registry.get(id) {
                 Some(e) => {
                     *e.summary.lock() = s;
                     sealed.account_loaded(&s);
                     if !s.disjoint && s.blocks > 0 {
-                        sealed.mark_unsettled(id, secs(cfg.clock.now_ms()));
+                        sealed.mark_unsettled(id, open_secs);
                     }
                 }
                 None => tracing::warn!(

@@ -66,8 +66,6 @@ pub struct CompactOutcome {
     pub blocks_in: u64,
     /// Disjoint blocks written in their place.
     pub blocks_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
     /// Groups of overlapping blocks over the point limit, left as they are.
     pub skipped_groups: u64,
 }
@@ -344,6 +342,10 @@ impl Sealed {
         self.store.blocks.get(id.key()).map_err(fjall_err)
     }
 
+    fn header(&self, id: BlockId, bytes: &[u8]) -> Result<BlockHeader, StorageError> {
+        block::decode_header(bytes).map_err(|e| corrupt(&format!("block {id:?}"), e))
+    }
+
     fn decode(
         &self,
         id: BlockId,
@@ -465,8 +467,7 @@ impl Sealed {
         let mut hits: Vec<(BlockId, BlockHeader, fjall::Slice)> = Vec::new();
         for item in self.store.blocks_between(e.id, from, range.end) {
             let (id, bytes) = item?;
-            let h =
-                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            let h = self.header(id, &bytes)?;
             if h.max_ts < range.start || h.min_ts > range.end || h.all_expired(now_secs) {
                 continue;
             }
@@ -576,8 +577,7 @@ impl Sealed {
             if id.seq >= watermark {
                 continue;
             }
-            let h =
-                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            let h = self.header(id, &bytes)?;
             if h.max_ts < range.start || h.min_ts > range.end {
                 continue;
             }
@@ -616,9 +616,8 @@ impl Sealed {
     /// take the decode-in-place path and first/last reads the edge path. One fjall
     /// batch; the caller holds the maintenance lock.
     ///
-    /// Concurrent reads: the batch adds the new blocks before it removes the old ones,
-    /// so a read seeing part of it finds every point, in an old block or in a new one
-    /// that beats it. A merged block can span more time than any block before, and a
+    /// Concurrent reads see the batch whole or not at all (block reads use a fjall
+    /// snapshot). A merged block can span more time than any block before, and a
     /// read starts its block scan `max_span` before its range: the live summary's
     /// `max_span` is raised before the commit, and a read whose summary predates that
     /// reads again (see `Inner::read_series`).
@@ -643,8 +642,7 @@ impl Sealed {
         let mut group_max = i64::MIN;
         for item in self.store.blocks_between(e.id, i64::MIN, i64::MAX) {
             let (id, bytes) = item?;
-            let h =
-                block::decode_header(&bytes).map_err(|er| corrupt(&format!("block {id:?}"), er))?;
+            let h = self.header(id, &bytes)?;
             if group.is_empty() || h.min_ts > group_max {
                 if group.len() > 1 {
                     groups.push(std::mem::take(&mut group));
@@ -686,14 +684,13 @@ impl Sealed {
                     // The block ending the series, with the highest seq of all and
                     // overlapping none, is a safe append-merge target.
                     let newest = i == last && end == series_end;
-                    out.bytes_out += self.add(&mut batch, &mut summary, e.id, seq, part, newest);
+                    self.add(&mut batch, &mut summary, e.id, seq, part, newest);
                     out.blocks_out += 1;
                 }
             }
             for (id, h, bytes) in &group {
                 self.remove(&mut batch, &mut summary, *id, h, bytes.len() as u64);
                 out.blocks_in += 1;
-                out.bytes_in += bytes.len() as u64;
             }
         }
         summary.disjoint = summary.blocks > 0 && out.skipped_groups == 0;

@@ -4,6 +4,8 @@
 //! * [`batch`]: [`WriteBatch`], the columnar unit of ingest handed to storage.
 //! * [`read`]: [`SeriesQuery`] (what to read) and [`SeriesData`] (what comes back).
 //! * [`request`] / [`result`]: a parsed query request and its result groups.
+//! * [`catalogue`]: what each aggregator and group-by is (one table), and the typed
+//!   specs a parsed query carries.
 //! * [`storage`]: the [`Storage`] trait that the embedded engine, Cassandra and
 //!   (later) the cluster client implement, so HTTP/telnet/query code is identical
 //!   in every mode.
@@ -12,6 +14,7 @@
 //! This crate does no I/O and holds no state.
 
 pub mod batch;
+pub mod catalogue;
 pub mod read;
 pub mod request;
 pub mod result;

@@ -2,6 +2,7 @@
 //!
 //! Produced by `kairosdb-protocol`, executed by the server with `kairosdb-query`.
 
+use crate::catalogue::{AggregatorSpec, GroupBySpec};
 use crate::read::{Order, TagFilter, TimeRange};
 
 /// The whole `POST /api/v1/datapoints/query` body.
@@ -30,11 +31,11 @@ pub struct MetricQuery {
     pub alias: Option<String>,
     /// Tag group-by (spec §6.1): group by these tag names. Empty = none.
     pub group_by_tags: Vec<String>,
-    /// Aggregators in JSON order, as raw JSON text of each object (interpreted by
-    /// `kairosdb-query`). Empty = raw read.
-    pub aggregators: Vec<String>,
-    /// Non-tag group-bys (time, value, bin) as raw JSON text, in JSON order.
-    pub group_by_other: Vec<String>,
+    /// Aggregators in JSON order. Empty = raw read.
+    pub aggregators: Vec<AggregatorSpec>,
+    /// The `time`, `value` and `bin` group-bys in JSON order (the first `tag` group-by is
+    /// [`MetricQuery::group_by_tags`]; later ones have no effect, as in KairosDB).
+    pub group_bys: Vec<GroupBySpec>,
 }
 
 /// KairosDB's `TimeUnit` (spec §4.1): relative times, samplings, `rate`/`sampler` units and

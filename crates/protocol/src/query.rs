@@ -5,12 +5,15 @@
 //! The body is parsed leniently into an order-preserving tree ([`crate::lenient`]);
 //! then the top-level fields, each metric, its `group_by` (before `aggregators`, as in
 //! KairosDB), `aggregators`, `plugins`, `order` and tag filter are read in KairosDB's
-//! order so that the FIRST error reported is KairosDB's. Aggregators and non-tag
-//! group-bys are handed on as compact JSON text (`kairosdb-query` interprets them); here
-//! they get the parse-level checks of Appendix A and are normalized (see `normalize`): name, unknown property ("no matching
-//! setter", property lists of spec §5.0), time units, time zones, enum values,
-//! `sampling.value`, `divisor`, `percentile`, `thresholds`, and the group-by bean
-//! validations.
+//! order so that the FIRST error reported is KairosDB's. Each aggregator and group-by is
+//! checked against its row in [`kairosdb_model::catalogue`] (name, unknown property —
+//! "no matching setter" —, each property's value as Gson converts it for the setter:
+//! numbers, time units, time zones, enum values, `sampling.value`, `thresholds`), then
+//! the row builds its typed spec with the bean validations (`divisor`, `percentile`, the
+//! group-bys'), so `kairosdb-query` gets [`AggregatorSpec`]s and [`GroupBySpec`]s and
+//! needs none of Gson's coercions.
+//!
+//! [`AggregatorSpec`]: kairosdb_model::catalogue::AggregatorSpec
 //!
 //! Leniency on purpose (user-needs §2.5): numbers may be strings, units any case (plural,
 //! and — a small extension over KairosDB — singular), unknown top-level and metric fields
@@ -19,6 +22,10 @@
 
 use std::fmt;
 
+use kairosdb_model::catalogue::{
+    self, AggregatorSpec, Family, GroupBySpec, Processor, PropKind, PropValue, Property, Props,
+    Sampling, ScoreThreshold, Threshold,
+};
 use kairosdb_model::{
     MetricQuery, Order, QueryRequest, TagFilter, TagMatcher, TimeRange, TimeUnit as Unit,
 };
@@ -36,25 +43,25 @@ pub enum QueryError {
     /// 500: KairosDB throws a runtime exception for this body (e.g. valid JSON that is
     /// not an object: `Not a JSON Object: ...`).
     #[error("{0}")]
-    Internal(String),
+    Failed(String),
 }
 
 impl QueryError {
     pub fn status(&self) -> u16 {
         match self {
             QueryError::Invalid(_) => 400,
-            QueryError::Internal(_) => 500,
+            QueryError::Failed(_) => 500,
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            QueryError::Invalid(m) | QueryError::Internal(m) => m,
+            QueryError::Invalid(m) | QueryError::Failed(m) => m,
         }
     }
 }
 
-use QueryError::{Internal, Invalid};
+use QueryError::{Failed, Invalid};
 
 /// Text that only error messages use (a Gson path such as `$.sampling.value`, a query
 /// context such as `query.metric[0].aggregators[1]`), written out only when a message
@@ -90,7 +97,7 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         Err(e) => return Err(Invalid(format!("com.google.gson.JsonSyntaxException: {e}"))),
     };
     if !matches!(root, Node::Object(_)) {
-        return Err(Internal(format!("Not a JSON Object: {}", gson_text(&root))));
+        return Err(Failed(format!("Not a JSON Object: {}", gson_text(&root))));
     }
 
     // Top-level fields (Gson reflective adapter, document order).
@@ -117,7 +124,7 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
                 time_zone = match value {
                     Node::Null => None,
                     v => {
-                        let tz = get_as_string(v).map_err(Internal)?;
+                        let tz = get_as_string(v).map_err(Failed)?;
                         check_time_zone(&tz).map_err(|m| Invalid(format!("query.{m}")))?
                     }
                 }
@@ -158,7 +165,7 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         }
         Some(Node::Array(items)) => items,
         Some(other) => {
-            return Err(Internal(format!(
+            return Err(Failed(format!(
                 "java.lang.ClassCastException: {} cannot be cast to com.google.gson.JsonArray",
                 gson_class(other)
             )))
@@ -195,29 +202,27 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         // Group-bys first, then aggregators (KairosDB's feature processor order).
         if let Some(gb) = m.get("group_by") {
             for (j, item) in processor_array(gb)?.iter().enumerate() {
-                let (name, json) = processor(item, ctx, "group_by", j)?;
-                if name == "tag" && mq.group_by_tags.is_empty() {
-                    if let Some(Node::Array(tags)) = item.get("tags") {
-                        for t in tags {
-                            mq.group_by_tags.push(get_as_string(t).map_err(Internal)?);
-                        }
+                match processor(item, ctx, Family::GroupBy, j, catalogue::group_by)? {
+                    // Only the first tag group-by groups (`QueryParser`).
+                    GroupBySpec::Tag { tags } if mq.group_by_tags.is_empty() => {
+                        mq.group_by_tags = tags;
                     }
-                } else if name != "tag" {
-                    mq.group_by_other.push(json);
+                    GroupBySpec::Tag { .. } => {}
+                    other => mq.group_bys.push(other),
                 }
             }
         }
         if let Some(aggs) = m.get("aggregators") {
             for (j, item) in processor_array(aggs)?.iter().enumerate() {
-                let (_, json) = processor(item, ctx, "aggregators", j)?;
-                mq.aggregators.push(json);
+                let spec = processor(item, ctx, Family::Aggregators, j, catalogue::aggregator)?;
+                mq.aggregators.push(spec);
             }
         }
         if let Some(plugins) = m.get("plugins") {
             check_plugins(&ctx.to_string(), plugins)?;
         }
         if let Some(order) = m.get("order") {
-            let o = get_as_string(order).map_err(Internal)?;
+            let o = get_as_string(order).map_err(Failed)?;
             mq.order = if o.eq_ignore_ascii_case("asc") {
                 Order::Asc
             } else if o.eq_ignore_ascii_case("desc") {
@@ -240,6 +245,36 @@ pub fn parse_query_request(body: &[u8], now_ms: i64) -> Result<QueryRequest, Que
         cache_time: u32::try_from(cache_time).unwrap_or(0),
         metrics: out,
     })
+}
+
+/// One aggregator object on its own (for tools and tests, and requests that carry
+/// aggregators outside a query), checked as the first aggregator of `query.metric[0]`.
+pub fn parse_aggregator(json: &str) -> Result<AggregatorSpec, QueryError> {
+    let item = parse_object(json)?;
+    processor(
+        &item,
+        &"query.metric[0]",
+        Family::Aggregators,
+        0,
+        catalogue::aggregator,
+    )
+}
+
+/// One group-by object on its own, checked as the first group-by of `query.metric[0]`.
+pub fn parse_group_by(json: &str) -> Result<GroupBySpec, QueryError> {
+    let item = parse_object(json)?;
+    processor(
+        &item,
+        &"query.metric[0]",
+        Family::GroupBy,
+        0,
+        catalogue::group_by,
+    )
+}
+
+fn parse_object(json: &str) -> Result<Node, QueryError> {
+    lenient::parse(json, MAX_DEPTH)
+        .map_err(|e| Invalid(format!("com.google.gson.JsonSyntaxException: {e}")))
 }
 
 fn is_blank(text: &str) -> bool {
@@ -363,7 +398,7 @@ fn time_unit(n: &Node) -> Result<Option<Unit>, QueryError> {
     if matches!(n, Node::Null) {
         return Ok(None);
     }
-    let s = get_as_string(n).map_err(Internal)?;
+    let s = get_as_string(n).map_err(Failed)?;
     Unit::parse(&s).map(Some).ok_or_else(|| {
         Invalid(format!(
             "{s} is not a valid time unit, must be one of {UNITS}"
@@ -493,7 +528,7 @@ fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
     }
     let name = match m.get("name") {
         None => None,
-        Some(n) => Some(get_as_string(n).map_err(Internal)?),
+        Some(n) => Some(get_as_string(n).map_err(Failed)?),
     };
     let exclude_tags = match m.get("exclude_tags") {
         None => false,
@@ -526,7 +561,7 @@ fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
                 if matches!(v, Node::Null) {
                     return Err(bad());
                 }
-                let s = get_as_string(v).map_err(Internal)?;
+                let s = get_as_string(v).map_err(Failed)?;
                 if s.is_empty() {
                     return Err(bad());
                 }
@@ -543,7 +578,7 @@ fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
                 // Regex values (default prefix `regex:`) must match the whole tag value.
                 match v.strip_prefix("regex:") {
                     Some(p) => matchers.push(TagMatcher::regex(p).map_err(|e| {
-                        Internal(format!("java.util.regex.PatternSyntaxException: {e}"))
+                        Failed(format!("java.util.regex.PatternSyntaxException: {e}"))
                     })?),
                     None => matchers.push(TagMatcher::Exact(v.clone())),
                 }
@@ -558,7 +593,7 @@ fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
     };
     let alias = match m.get("alias") {
         None => None,
-        Some(n) => Some(get_as_string(n).map_err(Internal)?),
+        Some(n) => Some(get_as_string(n).map_err(Failed)?),
     };
     let name = match name {
         None => return Err(Invalid(format!("{ctx}.name may not be null"))),
@@ -576,7 +611,7 @@ fn metric(m: &Node, ctx: Text<'_>) -> Result<MetricQuery, QueryError> {
         alias,
         group_by_tags: Vec::new(),
         aggregators: Vec::new(),
-        group_by_other: Vec::new(),
+        group_bys: Vec::new(),
     })
 }
 
@@ -586,7 +621,7 @@ fn get_as_boolean(n: &Node) -> Result<bool, QueryError> {
         Node::Bool(b) => Ok(*b),
         Node::Array(items) if items.len() == 1 => get_as_boolean(&items[0]),
         other => Ok(get_as_string(other)
-            .map_err(Internal)?
+            .map_err(Failed)?
             .eq_ignore_ascii_case("true")),
     }
 }
@@ -598,10 +633,10 @@ fn get_as_int(n: &Node) -> Result<i64, QueryError> {
         Node::Number(s) => Ok(i64::from(javanum::number_long_value(s) as i32)),
         Node::Array(items) if items.len() == 1 => get_as_int(&items[0]),
         other => {
-            let s = get_as_string(other).map_err(Internal)?;
+            let s = get_as_string(other).map_err(Failed)?;
             javanum::parse_int(&s)
                 .map(i64::from)
-                .map_err(|e| Internal(format!("java.lang.NumberFormatException: {e}")))
+                .map_err(|e| Failed(format!("java.lang.NumberFormatException: {e}")))
         }
     }
 }
@@ -609,7 +644,7 @@ fn get_as_int(n: &Node) -> Result<i64, QueryError> {
 fn processor_array(n: &Node) -> Result<&[Node], QueryError> {
     match n {
         Node::Array(items) => Ok(items),
-        other => Err(Internal(format!(
+        other => Err(Failed(format!(
             "java.lang.IllegalStateException: Not a JSON Array: {}",
             gson_text(other)
         ))),
@@ -621,14 +656,14 @@ fn processor_array(n: &Node) -> Result<&[Node], QueryError> {
 fn check_plugins(ctx: &str, n: &Node) -> Result<(), QueryError> {
     for (j, item) in processor_array(n)?.iter().enumerate() {
         if !matches!(item, Node::Object(_)) {
-            return Err(Internal(format!(
+            return Err(Failed(format!(
                 "java.lang.IllegalStateException: Not a JSON Object: {}",
                 gson_text(item)
             )));
         }
         let name = match item.get("name") {
             None => String::new(),
-            Some(v) => get_as_string(v).map_err(Internal)?,
+            Some(v) => get_as_string(v).map_err(Failed)?,
         };
         if name.is_empty() {
             let prefix = if ctx.is_empty() {
@@ -647,153 +682,6 @@ fn check_plugins(ctx: &str, n: &Node) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// Property kinds of aggregators and group-bys, as their Java setters take them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Prop {
-    Bool,
-    Long,
-    Int,
-    Double,
-    Str,
-    /// Accepted without a check.
-    Any,
-    /// `Sampling` / `Duration`: `{"value": long ≥ 0, "unit": TimeUnit}`.
-    Duration,
-    Unit,
-    TimeZone,
-    TrimEnum,
-    FilterOp,
-    /// Enums read by Gson's lower-case adapter: unknown values become null, no error.
-    LooseEnum,
-    DoubleArray,
-    StringArray,
-    /// `score`'s `Threshold[]`: `[{"value": double, "boundary": "superior"|"inferior"}]`.
-    Thresholds,
-    StringMap,
-}
-
-const RANGE_PROPS: &[(&str, Prop)] = &[
-    ("sampling", Prop::Duration),
-    ("align_sampling", Prop::Bool),
-    ("align_start_time", Prop::Bool),
-    ("align_end_time", Prop::Bool),
-    ("start_time", Prop::Long),
-    ("end_time", Prop::Long),
-    ("time_zone", Prop::TimeZone),
-    ("trim", Prop::Bool),
-];
-
-/// Registered aggregators (spec §5.0): JSON name, Java class, extra properties, and
-/// whether the range-aggregator properties apply.
-/// Property name and kind.
-type Props = &'static [(&'static str, Prop)];
-
-const AGGREGATORS: &[(&str, &str, Props, bool)] = &[
-    ("avg", "AvgAggregator", &[], true),
-    ("count", "CountAggregator", &[], true),
-    (
-        "dev",
-        "StdAggregator",
-        &[("return_type", Prop::LooseEnum), ("dev_count", Prop::Long)],
-        true,
-    ),
-    ("diff", "DiffAggregator", &[], false),
-    (
-        "div",
-        "DivideAggregator",
-        &[("divisor", Prop::Double)],
-        false,
-    ),
-    (
-        "filter",
-        "FilterAggregator",
-        // `Object m_threshold`: a number compares with numbers, a string with strings.
-        &[("filter_op", Prop::FilterOp), ("threshold", Prop::Any)],
-        false,
-    ),
-    ("first", "FirstAggregator", &[], true),
-    ("gaps", "DataGapsMarkingAggregator", &[], true),
-    ("last", "LastAggregator", &[], true),
-    ("least_squares", "LeastSquaresAggregator", &[], true),
-    ("max", "MaxAggregator", &[], true),
-    ("min", "MinAggregator", &[], true),
-    (
-        "percentile",
-        "PercentileAggregator",
-        &[("percentile", Prop::Double)],
-        true,
-    ),
-    (
-        "rate",
-        "RateAggregator",
-        &[
-            ("sampling", Prop::Duration),
-            ("unit", Prop::Unit),
-            ("time_zone", Prop::TimeZone),
-        ],
-        false,
-    ),
-    (
-        "sampler",
-        "SamplerAggregator",
-        &[("unit", Prop::Unit), ("time_zone", Prop::TimeZone)],
-        false,
-    ),
-    (
-        "save_as",
-        "SaveAsAggregator",
-        &[
-            ("metric_name", Prop::Str),
-            ("tags", Prop::StringMap),
-            ("ttl", Prop::Int),
-            ("add_saved_from", Prop::Bool),
-        ],
-        false,
-    ),
-    (
-        "scale",
-        "ScaleAggregator",
-        &[("factor", Prop::Double)],
-        false,
-    ),
-    (
-        "score",
-        "ScoreAggregator",
-        &[("thresholds", Prop::Thresholds), ("order", Prop::LooseEnum)],
-        false,
-    ),
-    ("sma", "SmaAggregator", &[("size", Prop::Int)], false),
-    ("sum", "SumAggregator", &[], true),
-    ("trim", "TrimAggregator", &[("trim", Prop::TrimEnum)], false),
-];
-
-const GROUP_BYS: &[(&str, &str, Props)] = &[
-    (
-        "tag",
-        "TagGroupBy",
-        &[("tags", Prop::StringArray), ("start_date", Prop::Long)],
-    ),
-    (
-        "time",
-        "TimeGroupBy",
-        &[
-            ("range_size", Prop::Duration),
-            ("group_count", Prop::Int),
-            ("start_date", Prop::Long),
-        ],
-    ),
-    (
-        "value",
-        "ValueGroupBy",
-        &[("range_size", Prop::Int), ("start_date", Prop::Long)],
-    ),
-    (
-        "bin",
-        "BinGroupBy",
-        &[("bins", Prop::DoubleArray), ("start_date", Prop::Long)],
-    ),
-];
-
 enum PropError {
     /// A `NumberFormatException` from `nextDouble`: `<ctx>.<property> <message>`.
     NumberFormat(String),
@@ -801,375 +689,330 @@ enum PropError {
     Syntax(String),
 }
 
-/// One aggregator / group-by object: name checks, property checks, bean validation.
-/// Returns the name and the object as compact JSON.
-fn processor(
+impl PropError {
+    fn into_query_error(self, qctx: Text<'_>, key: &str) -> QueryError {
+        match self {
+            PropError::NumberFormat(m) => Invalid(format!("{qctx}.{key} {m}")),
+            PropError::Syntax(m) => Invalid(m),
+        }
+    }
+}
+
+/// Deliberate leniency: Grafana's v3 plugin sends the alignment flags with `rate` and
+/// `sampler`; KairosDB 1.3 answers 400 ("no matching setter"), which breaks those panels.
+/// Every aggregator accepts them; those that are not range aggregators ignore them.
+const ALIGN_FLAGS: &[Property] = &[
+    Property {
+        name: "align_sampling",
+        kind: PropKind::Bool,
+        feature: None,
+    },
+    Property {
+        name: "align_start_time",
+        kind: PropKind::Bool,
+        feature: None,
+    },
+    Property {
+        name: "align_end_time",
+        kind: PropKind::Bool,
+        feature: None,
+    },
+];
+
+/// One aggregator / group-by object → its typed spec: the name looked up in the
+/// catalogue (`find`), every property checked and converted as Gson would for its
+/// setter, then the row's bean validation.
+fn processor<S: 'static>(
     item: &Node,
     ctx: Text<'_>,
-    family: &str,
+    family: Family,
     j: usize,
-) -> Result<(String, String), QueryError> {
+    find: fn(&str) -> Option<&'static Processor<S>>,
+) -> Result<S, QueryError> {
     if !matches!(item, Node::Object(_)) {
-        return Err(Internal(format!(
+        return Err(Failed(format!(
             "java.lang.IllegalStateException: Not a JSON Object: {}",
             gson_text(item)
         )));
     }
     let name = match item.get("name") {
         None => String::new(),
-        Some(v) => get_as_string(v).map_err(Internal)?,
+        Some(v) => get_as_string(v).map_err(Failed)?,
     };
+    let field = family.name();
     if name.is_empty() {
-        return Err(Invalid(format!("{ctx}.{family}[{j}] must have a name")));
+        return Err(Invalid(format!("{ctx}.{field}[{j}] must have a name")));
     }
-    let qctx = Lazy(|f| write!(f, "{ctx}.{family}[{j}]"));
+    let qctx = Lazy(|f| write!(f, "{ctx}.{field}[{j}]"));
     let qctx: Text<'_> = &qctx;
-    let (package, class, props): (&str, &str, Vec<(&str, Prop)>) = if family == "aggregators" {
-        match AGGREGATORS.iter().find(|a| a.0 == name) {
-            Some(&(_, class, extra, range)) => {
-                let mut p: Vec<(&str, Prop)> = extra.to_vec();
-                if range {
-                    p.extend_from_slice(RANGE_PROPS);
-                }
-                ("aggregator", class, p)
-            }
-            None => return Err(Invalid(format!("{qctx}.{name} invalid aggregators name"))),
-        }
-    } else {
-        match GROUP_BYS.iter().find(|g| g.0 == name) {
-            Some(&(_, class, p)) => ("groupby", class, p.to_vec()),
-            None => return Err(Invalid(format!("{qctx}.{name} invalid group_by name"))),
-        }
+    let Some(def) = find(&name) else {
+        return Err(Invalid(format!("{qctx}.{name} invalid {field} name")));
     };
-    let class = Lazy(|f| write!(f, "org.kairosdb.core.{package}.{class}"));
+    let props = properties(item, def, family, qctx)?;
+    // Bean validation of the whole object (Java field names ⚠, spec §4.3).
+    (def.build)(&props).map_err(|m| Invalid(format!("{qctx}.{m}")))
+}
 
-    // Deliberate leniency: Grafana's v3 plugin sends the alignment flags with `rate`
-    // and `sampler`, and the Arp plugin `filter_indeterminate_inclusion` with `filter`;
-    // KairosDB 1.3 answers 400 ("no matching setter"), which breaks those panels. They
-    // are accepted and passed on (the aggregator code ignores what it does not know).
-    let mut props = props;
-    if family == "aggregators" {
-        for extra in ["align_sampling", "align_start_time", "align_end_time"] {
-            if !props.iter().any(|(p, _)| *p == extra) {
-                props.push((extra, Prop::Bool));
-            }
-        }
-        if name == "filter" {
-            props.push(("filter_indeterminate_inclusion", Prop::Any));
-        }
-    }
-
-    // Properties in JSON order (`deserializeProperties`).
-    let mut seen: Vec<(&str, &Node)> = Vec::new();
-    let mut normalized: Vec<(String, Node)> = vec![("name".to_owned(), Node::Str(name.clone()))];
+/// The properties of one object in JSON order (`deserializeProperties`).
+fn properties<S>(
+    item: &Node,
+    def: &'static Processor<S>,
+    family: Family,
+    qctx: Text<'_>,
+) -> Result<Props, QueryError> {
+    let mut props = Props::default();
     for (key, value) in item.members() {
         if key == "name" {
             continue;
         }
-        let Some(&(_, kind)) = props.iter().find(|(p, _)| *p == key) else {
+        let lenient = || match family {
+            Family::Aggregators => ALIGN_FLAGS.iter().find(|p| p.name == key),
+            Family::GroupBy => None,
+        };
+        let Some(p) = def
+            .all_properties()
+            .find(|p| p.name == key)
+            .or_else(lenient)
+        else {
             return Err(Invalid(format!(
-                "Property '{key}' was specified for object '{name}' but no matching setter was found on 'class {class}'"
+                "Property '{key}' was specified for object '{}' but no matching setter was found on 'class org.kairosdb.core.{}.{}'",
+                def.name,
+                family.package(),
+                def.class
             )));
         };
-        check_prop(value, kind, key, qctx)?;
-        seen.push((key, value));
-        normalized.push((key.to_owned(), normalize(value, kind)));
+        if let Some(v) = read_prop(value, p.kind, key, qctx)? {
+            props.set(p.name, v);
+        }
     }
-
-    // Bean validation of the whole object (Java field names ⚠, spec §4.3).
-    let get = |k: &str| seen.iter().find(|(p, _)| *p == k).map(|(_, v)| *v);
-    let number = |k: &str| -> f64 {
-        get(k)
-            .and_then(|v| match v {
-                Node::Number(s) => s.parse().ok(),
-                Node::Str(s) => javanum::parse_double(s).ok(),
-                _ => None,
-            })
-            .unwrap_or(0.0)
-    };
-    match (family, name.as_str()) {
-        ("aggregators", "div") if number("divisor") == 0.0 => {
-            return Err(Invalid(format!("{qctx}.m_divisor may not be zero")))
-        }
-        ("aggregators", "percentile") if number("percentile") == 0.0 => {
-            return Err(Invalid(format!("{qctx}.percentile may not be zero")))
-        }
-        ("aggregators", "score") if get("thresholds").is_none_or(|v| matches!(v, Node::Null)) => {
-            return Err(Invalid(format!("{qctx}.thresholds may not be null")))
-        }
-        ("group_by", "tag") => match get("tags") {
-            None | Some(Node::Null) => return Err(Invalid(format!("{qctx}.tags may not be null"))),
-            Some(Node::Array(a)) if a.is_empty() => {
-                return Err(Invalid(format!("{qctx}.tags may not be empty")))
-            }
-            _ => {}
-        },
-        ("group_by", "time") => {
-            if get("range_size").is_none_or(|v| matches!(v, Node::Null)) {
-                return Err(Invalid(format!("{qctx}.rangeSize may not be null")));
-            }
-            if number("group_count") < 1.0 {
-                return Err(Invalid(format!(
-                    "{qctx}.groupCount must be greater than or equal to 1"
-                )));
-            }
-        }
-        ("group_by", "value") if number("range_size") < 1.0 => {
-            return Err(Invalid(format!(
-                "{qctx}.rangeSize must be greater than or equal to 1"
-            )))
-        }
-        _ => {}
-    }
-    Ok((name, Node::Object(normalized).to_json()))
-}
-
-/// The canonical form handed to `kairosdb-query`, so that it needs none of Gson's
-/// coercions: numeric strings become numbers, boolean strings booleans, time units the
-/// upper-case enum names (`"hour"` → `"HOURS"`); duplicates collapsed, `name` first.
-fn normalize(v: &Node, kind: Prop) -> Node {
-    let number = |v: &Node| -> Node {
-        match v {
-            Node::Str(s) => match javanum::parse_double(s) {
-                Ok(d) if d.is_finite() => {
-                    if lenient::is_json_number(s.trim().as_bytes()) {
-                        Node::Number(s.trim().to_owned())
-                    } else {
-                        Node::Number(format!("{d:?}"))
-                    }
-                }
-                _ => v.clone(),
-            },
-            _ => v.clone(),
-        }
-    };
-    match (kind, v) {
-        (Prop::Bool, Node::Str(s)) => Node::Bool(s.eq_ignore_ascii_case("true")),
-        (Prop::Long, Node::Str(s)) => javanum::gson_long_from_text(s)
-            .map_or_else(|| v.clone(), |n| Node::Number(n.to_string())),
-        (Prop::Int, Node::Str(s)) => {
-            javanum::gson_int(s, true).map_or_else(|| v.clone(), |n| Node::Number(n.to_string()))
-        }
-        (Prop::Double, _) => number(v),
-        (Prop::DoubleArray, Node::Array(items)) => Node::Array(items.iter().map(number).collect()),
-        (Prop::Thresholds, Node::Array(items)) => Node::Array(
-            items
-                .iter()
-                .map(|t| match t {
-                    Node::Object(_) => Node::Object(
-                        t.members()
-                            .into_iter()
-                            .map(|(k, x)| {
-                                let x = if k == "value" { number(x) } else { x.clone() };
-                                (k.to_owned(), x)
-                            })
-                            .collect(),
-                    ),
-                    other => other.clone(),
-                })
-                .collect(),
-        ),
-        (Prop::Unit, Node::Str(s)) => unit_node(s).unwrap_or_else(|| v.clone()),
-        (Prop::Duration, Node::Object(_)) => Node::Object(
-            v.members()
-                .into_iter()
-                .map(|(k, x)| {
-                    let x = match (k, x) {
-                        ("value", Node::Str(s)) => javanum::gson_long_from_text(s)
-                            .map_or_else(|| x.clone(), |n| Node::Number(n.to_string())),
-                        ("unit", Node::Str(s)) => unit_node(s).unwrap_or_else(|| x.clone()),
-                        _ => x.clone(),
-                    };
-                    (k.to_owned(), x)
-                })
-                .collect(),
-        ),
-        _ => v.clone(),
-    }
-}
-
-fn unit_node(s: &str) -> Option<Node> {
-    Some(Node::Str(Unit::parse(s)?.name().to_owned()))
+    Ok(props)
 }
 
 /// Converts one property value as Gson would for the setter's type, with KairosDB's
-/// error texts.
-fn check_prop(v: &Node, kind: Prop, key: &str, qctx: Text<'_>) -> Result<(), QueryError> {
+/// error texts. `None`: null, which leaves the property at its default.
+fn read_prop(
+    v: &Node,
+    kind: PropKind,
+    key: &str,
+    qctx: Text<'_>,
+) -> Result<Option<PropValue>, QueryError> {
+    if matches!(v, Node::Null) {
+        return Ok(None);
+    }
     let path = Lazy(|f| write!(f, "$.{key}"));
     let path: Text<'_> = &path;
-    let syntax = |m: String| Invalid(m);
-    match kind {
-        Prop::Any | Prop::LooseEnum => {}
-        Prop::Bool => {
-            gson_bool(v, path).map_err(syntax)?;
+    let value = match kind {
+        PropKind::Bool => gson_bool(v, path).map_err(Invalid)?.map(PropValue::Bool),
+        PropKind::Long => gson_long(v, path)?.map(PropValue::Long),
+        PropKind::Int => gson_int(v, path)?.map(PropValue::Int),
+        PropKind::Double => gson_double(v, path)
+            .map_err(|e| e.into_query_error(qctx, key))?
+            .map(PropValue::Double),
+        PropKind::Str => string_prop(v, path)?.map(PropValue::Str),
+        PropKind::Any => Some(PropValue::Any(threshold(v))),
+        PropKind::Unit => time_unit(v)
+            .map_err(|e| in_context(e, qctx))?
+            .map(PropValue::Unit),
+        PropKind::TimeZone => {
+            let tz = get_as_string(v).map_err(Failed)?;
+            check_time_zone(&tz).map_err(|m| Invalid(format!("{qctx}.{m}")))?;
+            // As written: `""` is UTC even under a query time zone.
+            Some(PropValue::TimeZone(tz))
         }
-        Prop::Long => {
-            gson_long(v, path)?;
-        }
-        Prop::Int => {
-            gson_int(v, path)?;
-        }
-        Prop::Double => match gson_double(v, path) {
-            Ok(_) => {}
-            Err(PropError::NumberFormat(m)) => return Err(Invalid(format!("{qctx}.{key} {m}"))),
-            Err(PropError::Syntax(m)) => return Err(Invalid(m)),
+        PropKind::Enum(names) => Some(PropValue::Enum(enum_prop(v, names, qctx)?)),
+        PropKind::LooseEnum(names) => match v {
+            Node::Str(s) => names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(s))
+                .map(PropValue::Enum),
+            _ => None,
         },
-        Prop::Str => {
-            if matches!(v, Node::Object(_) | Node::Array(_)) {
-                return Err(Invalid(format!(
-                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a string but was {} at path {path}",
-                    token(v)
-                )));
+        PropKind::Duration => Some(PropValue::Duration(duration(v, key, path, qctx)?)),
+        PropKind::DoubleArray => Some(PropValue::Doubles(doubles(v, key, path, qctx)?)),
+        PropKind::StringArray => Some(PropValue::Strings(strings(v, path)?)),
+        PropKind::Thresholds => Some(PropValue::Thresholds(thresholds(v, key, path, qctx)?)),
+        PropKind::StringMap => Some(PropValue::Map(string_map(v, path)?)),
+    };
+    Ok(value)
+}
+
+/// Prefixes a contextual message (`<value> is not a valid time unit ...`) with the
+/// processor's context.
+fn in_context(e: QueryError, qctx: Text<'_>) -> QueryError {
+    match e {
+        Invalid(m) => Invalid(format!("{qctx}.{m}")),
+        other => other,
+    }
+}
+
+fn expected(what: &str, v: &Node, path: impl fmt::Display) -> QueryError {
+    Invalid(format!(
+        "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected {what} but was {} at path {path}",
+        token(v)
+    ))
+}
+
+/// A `String` setter. Only a JSON string sets it (a number or boolean leaves the default).
+fn string_prop(v: &Node, path: Text<'_>) -> Result<Option<String>, QueryError> {
+    match v {
+        Node::Object(_) | Node::Array(_) => Err(expected("a string", v, path)),
+        Node::Str(s) => Ok(Some(s.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// `Object m_threshold`: numbers and strings keep their type.
+fn threshold(v: &Node) -> Threshold {
+    match v {
+        Node::Number(s) => Threshold::Number(s.parse().unwrap_or(0.0)),
+        Node::Str(s) => Threshold::Text(s.clone()),
+        _ => Threshold::Other,
+    }
+}
+
+/// A Java enum read with `valueOf` on the upper-cased text: the constant's index.
+fn enum_prop(v: &Node, names: &[&str], qctx: Text<'_>) -> Result<usize, QueryError> {
+    let s = get_as_string(v).map_err(Failed)?;
+    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(&s)) {
+        return Ok(i);
+    }
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("'{}'", n.to_ascii_lowercase()))
+        .collect();
+    let (last, rest) = quoted.split_last().expect("BUG: an enum without constants");
+    // KairosDB says "trim type" for every enum ⚠ (spec §14.17).
+    Err(Invalid(format!(
+        "{qctx}.{s} is not a valid trim type, must be {} or {last}.",
+        rest.join(", ")
+    )))
+}
+
+/// `Sampling` / `Duration`: `{"value": long ≥ 0, "unit": TimeUnit}` (value defaults to 0).
+fn duration(v: &Node, key: &str, path: Text<'_>, qctx: Text<'_>) -> Result<Sampling, QueryError> {
+    if !matches!(v, Node::Object(_)) {
+        return Err(expected("BEGIN_OBJECT", v, path));
+    }
+    let mut value = 0i64;
+    let mut unit = None;
+    for (k, x) in v.members() {
+        match k {
+            "value" => {
+                let vpath = Lazy(|f| write!(f, "{path}.value"));
+                value = gson_long(x, &vpath)?.unwrap_or(0);
             }
-        }
-        Prop::Unit => {
-            time_unit(v).map_err(|e| match e {
-                Invalid(m) => Invalid(format!("{qctx}.{m}")),
-                other => other,
-            })?;
-        }
-        Prop::TimeZone => {
-            if !matches!(v, Node::Null) {
-                let tz = get_as_string(v).map_err(Internal)?;
-                check_time_zone(&tz).map_err(|m| Invalid(format!("{qctx}.{m}")))?;
-            }
-        }
-        Prop::TrimEnum | Prop::FilterOp => {
-            if !matches!(v, Node::Null) {
-                let s = get_as_string(v).map_err(Internal)?;
-                let (names, list): (&[&str], &str) = if kind == Prop::TrimEnum {
-                    (&["first", "last", "both"], "'first', 'last' or 'both'.")
-                } else {
-                    (
-                        &["lte", "lt", "gte", "gt", "equal", "ne"],
-                        "'lte', 'lt', 'gte', 'gt', 'equal' or 'ne'.",
-                    )
-                };
-                if !names.iter().any(|n| n.eq_ignore_ascii_case(&s)) {
-                    // KairosDB says "trim type" for both enums ⚠ (spec §14.17).
-                    return Err(Invalid(format!(
-                        "{qctx}.{s} is not a valid trim type, must be {list}"
-                    )));
-                }
-            }
-        }
-        Prop::Duration => match v {
-            Node::Null => {}
-            Node::Object(_) => {
-                let mut value = 0i64;
-                let mut unit = None;
-                for (k, x) in v.members() {
-                    match k {
-                        "value" => {
-                            let vpath = Lazy(|f| write!(f, "{path}.value"));
-                            value = gson_long(x, &vpath)?.unwrap_or(0);
-                        }
-                        "unit" => {
-                            unit = time_unit(x).map_err(|e| match e {
-                                Invalid(m) => Invalid(format!("{qctx}.{m}")),
-                                other => other,
-                            })?
-                        }
-                        _ => {}
-                    }
-                }
-                if value < 0 {
-                    return Err(Invalid(format!(
-                        "{qctx}.{key}.value must be greater than or equal to 0"
-                    )));
-                }
-                if unit.is_none() {
-                    return Err(Invalid(format!("{qctx}.{key}.unit may not be null")));
-                }
-            }
-            other => {
-                return Err(Invalid(format!(
-                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {path}",
-                    token(other)
-                )))
-            }
-        },
-        Prop::DoubleArray | Prop::StringArray => match v {
-            Node::Null => {}
-            Node::Array(items) => {
-                for x in items {
-                    if kind == Prop::DoubleArray {
-                        match gson_double(x, path) {
-                            Ok(_) => {}
-                            Err(PropError::NumberFormat(m)) => {
-                                return Err(Invalid(format!("{qctx}.{key} {m}")))
-                            }
-                            Err(PropError::Syntax(m)) => return Err(Invalid(m)),
-                        }
-                    } else if matches!(x, Node::Object(_) | Node::Array(_)) {
-                        return Err(Invalid(format!(
-                            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected a string but was {} at path {path}",
-                            token(x)
-                        )));
-                    }
-                }
-            }
-            other => {
-                return Err(Invalid(format!(
-                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {} at path {path}",
-                    token(other)
-                )))
-            }
-        },
-        Prop::Thresholds => match v {
-            Node::Null => {}
-            Node::Array(items) => {
-                for (i, t) in items.iter().enumerate() {
-                    let tpath = Lazy(|f| write!(f, "{path}[{i}]"));
-                    if !matches!(t, Node::Object(_)) {
-                        return Err(Invalid(format!(
-                            "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {tpath}",
-                            token(t)
-                        )));
-                    }
-                    for (k, x) in t.members() {
-                        match k {
-                            "value" => match gson_double(x, &Lazy(|f| write!(f, "{tpath}.value"))) {
-                                Ok(_) => {}
-                                Err(PropError::NumberFormat(m)) => {
-                                    return Err(Invalid(format!("{qctx}.{key} {m}")))
-                                }
-                                Err(PropError::Syntax(m)) => return Err(Invalid(m)),
-                            },
-                            // Deliberate: KairosDB silently turns an unknown boundary into
-                            // null and fails later with a NullPointerException (500).
-                            "boundary" => {
-                                let b = get_as_string(x).map_err(Internal)?;
-                                if !b.eq_ignore_ascii_case("superior")
-                                    && !b.eq_ignore_ascii_case("inferior")
-                                {
-                                    return Err(Invalid(format!(
-                                        "{qctx}.{key}[{i}].boundary {b} is not a valid boundary, must be 'superior' or 'inferior'"
-                                    )));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(Invalid(format!(
-                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {} at path {path}",
-                    token(other)
-                )))
-            }
-        },
-        Prop::StringMap => {
-            if !matches!(v, Node::Null | Node::Object(_)) {
-                return Err(Invalid(format!(
-                    "com.google.gson.JsonSyntaxException: java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {} at path {path}",
-                    token(v)
-                )));
-            }
+            "unit" => unit = time_unit(x).map_err(|e| in_context(e, qctx))?,
+            _ => {}
         }
     }
-    Ok(())
+    if value < 0 {
+        return Err(Invalid(format!(
+            "{qctx}.{key}.value must be greater than or equal to 0"
+        )));
+    }
+    match unit {
+        Some(unit) => Ok(Sampling { value, unit }),
+        None => Err(Invalid(format!("{qctx}.{key}.unit may not be null"))),
+    }
+}
+
+fn array<'n>(v: &'n Node, path: Text<'_>) -> Result<&'n [Node], QueryError> {
+    match v {
+        Node::Array(items) => Ok(items),
+        other => Err(expected("BEGIN_ARRAY", other, path)),
+    }
+}
+
+/// `double[]`: every element must read as a double; nulls and values that are not
+/// finite numbers are left out.
+fn doubles(v: &Node, key: &str, path: Text<'_>, qctx: Text<'_>) -> Result<Vec<f64>, QueryError> {
+    let items = array(v, path)?;
+    let mut out = Vec::with_capacity(items.len());
+    for x in items {
+        let d = gson_double(x, path).map_err(|e| e.into_query_error(qctx, key))?;
+        let keep = match x {
+            Node::Str(_) => d.filter(|d| d.is_finite()),
+            _ => d,
+        };
+        out.extend(keep);
+    }
+    Ok(out)
+}
+
+/// `List<String>`: objects and arrays are refused first; then each element is read with
+/// `getAsString` (a null one is a 500, as in KairosDB).
+fn strings(v: &Node, path: Text<'_>) -> Result<Vec<String>, QueryError> {
+    let items = array(v, path)?;
+    if let Some(x) = items
+        .iter()
+        .find(|x| matches!(x, Node::Object(_) | Node::Array(_)))
+    {
+        return Err(expected("a string", x, path));
+    }
+    items
+        .iter()
+        .map(|x| get_as_string(x).map_err(Failed))
+        .collect()
+}
+
+/// `score`'s `Threshold[]`.
+fn thresholds(
+    v: &Node,
+    key: &str,
+    path: Text<'_>,
+    qctx: Text<'_>,
+) -> Result<Vec<ScoreThreshold>, QueryError> {
+    let items = array(v, path)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, t) in items.iter().enumerate() {
+        let tpath = Lazy(|f| write!(f, "{path}[{i}]"));
+        if !matches!(t, Node::Object(_)) {
+            return Err(expected("BEGIN_OBJECT", t, &tpath));
+        }
+        let mut threshold = ScoreThreshold {
+            value: 0.0,
+            inferior: false,
+        };
+        for (k, x) in t.members() {
+            match k {
+                "value" => {
+                    let vpath = Lazy(|f| write!(f, "{tpath}.value"));
+                    let d = gson_double(x, &vpath).map_err(|e| e.into_query_error(qctx, key))?;
+                    threshold.value = d.unwrap_or(0.0);
+                }
+                // Deliberate: KairosDB silently turns an unknown boundary into null and
+                // fails later with a NullPointerException (500).
+                "boundary" => {
+                    let b = get_as_string(x).map_err(Failed)?;
+                    threshold.inferior = b.eq_ignore_ascii_case("inferior");
+                    if !threshold.inferior && !b.eq_ignore_ascii_case("superior") {
+                        return Err(Invalid(format!(
+                            "{qctx}.{key}[{i}].boundary {b} is not a valid boundary, must be 'superior' or 'inferior'"
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(threshold);
+    }
+    Ok(out)
+}
+
+/// `Map<String, String>`: strings, numbers (as written) and booleans; other values are
+/// left out.
+fn string_map(v: &Node, path: Text<'_>) -> Result<Vec<(String, String)>, QueryError> {
+    if !matches!(v, Node::Object(_)) {
+        return Err(expected("BEGIN_OBJECT", v, path));
+    }
+    Ok(v.members()
+        .into_iter()
+        .filter_map(|(k, x)| match x {
+            Node::Str(s) | Node::Number(s) => Some((k.to_owned(), s.clone())),
+            Node::Bool(b) => Some((k.to_owned(), b.to_string())),
+            _ => None,
+        })
+        .collect())
 }
 
 #[cfg(test)]

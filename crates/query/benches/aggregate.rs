@@ -95,6 +95,11 @@ impl Storage for NoStorage {
     }
 }
 
+/// The aggregator a JSON object asks for, as a query carries it.
+fn spec(json: &str) -> kairosdb_model::catalogue::AggregatorSpec {
+    kairosdb_protocol::query::parse_aggregator(json).expect("a valid aggregator")
+}
+
 fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64], values: &[f64]) {
     let budget = Budget::default();
     let ctx = Context {
@@ -108,7 +113,7 @@ fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(4));
     for (name, json) in cases {
-        let chain = vec![json.to_string()];
+        let chain = vec![spec(json)];
         g.bench_function(*name, |b| {
             b.iter_batched(
                 || (ts.to_vec(), OutColumn::Double(values.to_vec())),
@@ -259,8 +264,10 @@ fn query(c: &mut Criterion) {
         exclude_tags: false,
         alias: None,
         group_by_tags: vec!["dc".into()],
-        aggregators: vec![r#"{"name":"sum","sampling":{"value":1,"unit":"MINUTES"}}"#.into()],
-        group_by_other: Vec::new(),
+        aggregators: vec![spec(
+            r#"{"name":"sum","sampling":{"value":1,"unit":"MINUTES"}}"#,
+        )],
+        group_bys: Vec::new(),
     };
     let mut g = c.benchmark_group("query");
     g.throughput(Throughput::Elements((SERIES * PER) as u64));
@@ -281,7 +288,9 @@ fn query(c: &mut Criterion) {
             tags: vec![("host".into(), hosts)],
         },
         group_by_tags: Vec::new(),
-        aggregators: vec![r#"{"name":"max","sampling":{"value":1,"unit":"HOURS"}}"#.into()],
+        aggregators: vec![spec(
+            r#"{"name":"max","sampling":{"value":1,"unit":"HOURS"}}"#,
+        )],
         ..q
     };
     let ctx = Context {
@@ -299,7 +308,9 @@ fn query(c: &mut Criterion) {
     let last = MetricQuery {
         filter: TagFilter::default(),
         group_by_tags: vec!["host".into()],
-        aggregators: vec![r#"{"name":"last","sampling":{"value":30,"unit":"DAYS"}}"#.into()],
+        aggregators: vec![spec(
+            r#"{"name":"last","sampling":{"value":30,"unit":"DAYS"}}"#,
+        )],
         ..eight
     };
     let ctx = Context {

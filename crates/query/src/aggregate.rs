@@ -6,11 +6,11 @@
 //! write one output column, bucket by bucket, without per-point allocation. The range
 //! aggregators share [`crate::range`].
 
+use kairosdb_model::catalogue::{self, AggregatorSpec, FilterOp, RangeKind, ScoreThreshold};
 use kairosdb_model::{BatchBuilder, GroupTags, Order, OutColumn, SeriesData, Storage, Tags, Value};
-use serde_json::{Map, Value as Json};
 
 use crate::column::{self, numbers};
-use crate::range::{Range, RangeKind};
+use crate::range::Range;
 use crate::time::{self, Unit, Zone};
 use crate::{Context, QueryError};
 
@@ -51,7 +51,7 @@ pub(crate) enum Aggregator {
     SaveAs(SaveAs),
     Scale(f64),
     Score {
-        thresholds: Vec<(f64, bool)>,
+        thresholds: Vec<ScoreThreshold>,
         descending: bool,
     },
     Sma(usize),
@@ -61,27 +61,16 @@ pub(crate) enum Aggregator {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FilterOp {
-    Lte,
-    Lt,
-    Gte,
-    Gt,
-    Equal,
-    Ne,
-}
-
-impl FilterOp {
-    fn holds(self, o: std::cmp::Ordering) -> bool {
-        use std::cmp::Ordering::*;
-        match self {
-            FilterOp::Lte => o != Greater,
-            FilterOp::Lt => o == Less,
-            FilterOp::Gte => o != Less,
-            FilterOp::Gt => o == Greater,
-            FilterOp::Equal => o == Equal,
-            FilterOp::Ne => o != Equal,
-        }
+/// Does `op` remove a point that compares with the threshold as `o`?
+fn holds(op: FilterOp, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        FilterOp::Lte => o != Greater,
+        FilterOp::Lt => o == Less,
+        FilterOp::Gte => o != Less,
+        FilterOp::Gt => o == Greater,
+        FilterOp::Equal => o == Equal,
+        FilterOp::Ne => o != Equal,
     }
 }
 
@@ -101,6 +90,19 @@ pub(crate) enum Threshold {
     Other,
 }
 
+impl From<&catalogue::Threshold> for Threshold {
+    fn from(t: &catalogue::Threshold) -> Threshold {
+        match t {
+            catalogue::Threshold::Number(n) => Threshold::Number(*n),
+            catalogue::Threshold::Text(s) => Threshold::Text {
+                numeric: s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
+                text: s.clone(),
+            },
+            catalogue::Threshold::Other => Threshold::Other,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct SaveAs {
     metric: String,
@@ -109,214 +111,91 @@ pub(crate) struct SaveAs {
     add_saved_from: bool,
 }
 
-fn bad(msg: String) -> QueryError {
-    QueryError::BadRequest(msg)
-}
-
-fn num(props: &Map<String, Json>, key: &str) -> Option<f64> {
-    match props.get(key)? {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn long(props: &Map<String, Json>, key: &str) -> Option<i64> {
-    match props.get(key)? {
-        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Json::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-fn flag(props: &Map<String, Json>, key: &str) -> Option<bool> {
-    match props.get(key)? {
-        Json::Bool(b) => Some(*b),
-        Json::String(s) => Some(s.eq_ignore_ascii_case("true")),
-        _ => None,
-    }
-}
-
-fn text<'a>(props: &'a Map<String, Json>, key: &str) -> Option<&'a str> {
-    match props.get(key)? {
-        Json::String(s) => Some(s),
-        _ => None,
-    }
-}
-
-/// `{"value": n, "unit": "U"}` (validated by the protocol crate).
-pub(crate) fn duration(props: &Map<String, Json>, key: &str) -> Option<(i64, Unit)> {
-    let Json::Object(d) = props.get(key)? else {
-        return None;
-    };
-    Some((
-        long(d, "value").unwrap_or(0),
-        Unit::parse(text(d, "unit")?)?,
-    ))
-}
-
-fn zone(props: &Map<String, Json>, ctx: &Context) -> Result<Zone, QueryError> {
-    Zone::resolve(text(props, "time_zone").or(ctx.time_zone)).map_err(bad)
+fn zone(time_zone: &Option<String>, ctx: &Context) -> Result<Zone, QueryError> {
+    Zone::resolve(time_zone.as_deref().or(ctx.time_zone)).map_err(QueryError::Invalid)
 }
 
 impl Aggregator {
-    /// Builds an aggregator from its normalized JSON object.
-    pub(crate) fn parse(json: &str, ctx: &Context) -> Result<Aggregator, QueryError> {
-        let props: Map<String, Json> = serde_json::from_str(json)
-            .map_err(|e| bad(format!("invalid aggregator {json}: {e}")))?;
-        let name = text(&props, "name").unwrap_or_default();
-        let range_kind = match name {
-            "avg" => Some(RangeKind::Avg),
-            "count" => Some(RangeKind::Count),
-            "dev" => Some(RangeKind::Dev {
-                mode: match text(&props, "return_type").map(str::to_ascii_lowercase) {
-                    Some(s) if s == "pos_sd" => 1,
-                    Some(s) if s == "neg_sd" => -1,
-                    _ => 0,
-                },
-                count: long(&props, "dev_count").unwrap_or(1) as i32 as f64,
-            }),
-            "first" => Some(RangeKind::First),
-            "gaps" => Some(RangeKind::Gaps),
-            "last" => Some(RangeKind::Last),
-            "least_squares" => Some(RangeKind::LeastSquares),
-            "max" => Some(RangeKind::Max),
-            "min" => Some(RangeKind::Min),
-            "percentile" => Some(RangeKind::Percentile(
-                num(&props, "percentile").unwrap_or(0.0),
-            )),
-            "sum" => Some(RangeKind::Sum),
-            _ => None,
-        };
-        if let Some(kind) = range_kind {
-            let (value, unit) = duration(&props, "sampling").unwrap_or((1, Unit::Milliseconds));
-            let start = long(&props, "start_time").unwrap_or(ctx.range.start);
-            let end = long(&props, "end_time").unwrap_or(ctx.range.end);
-            return Ok(Aggregator::Range(Box::new(Range {
-                kind,
-                unit,
-                value,
-                start,
+    /// The aggregator `spec` asks for, with the request's defaults (query range, time
+    /// zone, clock) filled in. Refuses what KairosDB only refuses at run time.
+    pub(crate) fn new(spec: &AggregatorSpec, ctx: &Context) -> Result<Aggregator, QueryError> {
+        Ok(match spec {
+            AggregatorSpec::Range(r) => Aggregator::Range(Box::new(Range {
+                kind: r.kind.clone(),
+                unit: r.sampling.unit,
+                value: r.sampling.value,
+                start: r.start_time.unwrap_or(ctx.range.start),
                 // `setEndTime`: gaps never run past "now".
-                end: end.min(ctx.now_ms),
-                align_sampling: flag(&props, "align_sampling").unwrap_or(true),
-                align_start_time: flag(&props, "align_start_time").unwrap_or(false),
-                align_end_time: flag(&props, "align_end_time").unwrap_or(false),
-                trim: flag(&props, "trim").unwrap_or(false),
-                zone: zone(&props, ctx)?,
-            })));
-        }
-        Ok(match name {
-            "diff" => Aggregator::Diff,
-            "div" => Aggregator::Div(num(&props, "divisor").unwrap_or(0.0)),
-            "filter" => Aggregator::Filter {
-                op: match text(&props, "filter_op").map(str::to_ascii_lowercase) {
-                    Some(s) if s == "lte" => FilterOp::Lte,
-                    Some(s) if s == "lt" => FilterOp::Lt,
-                    Some(s) if s == "gte" => FilterOp::Gte,
-                    Some(s) if s == "gt" => FilterOp::Gt,
-                    Some(s) if s == "equal" => FilterOp::Equal,
-                    Some(s) if s == "ne" => FilterOp::Ne,
-                    // KairosDB fails with a NullPointerException (500) at run time.
-                    _ => {
-                        return Err(QueryError::Failed(
-                            "filter aggregator: filter_op is required (one of 'lte', 'lt', 'gte', 'gt', 'equal', 'ne')".into(),
-                        ))
-                    }
-                },
-                threshold: match props.get("threshold") {
-                    None | Some(Json::Null) => Threshold::Number(0.0),
-                    Some(Json::Number(n)) => Threshold::Number(n.as_f64().unwrap_or(0.0)),
-                    Some(Json::String(s)) => Threshold::Text {
-                        numeric: s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
-                        text: s.clone(),
-                    },
-                    Some(_) => Threshold::Other,
-                },
+                end: r.end_time.unwrap_or(ctx.range.end).min(ctx.now_ms),
+                align_sampling: r.align_sampling,
+                align_start_time: r.align_start_time,
+                align_end_time: r.align_end_time,
+                trim: r.trim,
+                zone: zone(&r.time_zone, ctx)?,
+            })),
+            AggregatorSpec::Diff => Aggregator::Diff,
+            AggregatorSpec::Div { divisor } => Aggregator::Div(*divisor),
+            AggregatorSpec::Filter { op, threshold } => Aggregator::Filter {
+                // KairosDB fails with a NullPointerException (500) at run time.
+                op: op.ok_or_else(|| {
+                    QueryError::Failed(
+                        "filter aggregator: filter_op is required (one of 'lte', 'lt', 'gte', 'gt', 'equal', 'ne')".into(),
+                    )
+                })?,
+                threshold: threshold.into(),
             },
-            "rate" => {
-                let (value, unit) = duration(&props, "sampling")
-                    .or_else(|| Some((1, Unit::parse(text(&props, "unit")?)?)))
-                    .unwrap_or((1, Unit::Milliseconds));
+            AggregatorSpec::Rate {
+                sampling,
+                unit,
+                time_zone,
+            } => {
+                let (value, unit) = match (sampling, unit) {
+                    (Some(s), _) => (s.value, s.unit),
+                    (None, Some(u)) => (1, *u),
+                    (None, None) => (1, Unit::Milliseconds),
+                };
                 Aggregator::Rate {
                     unit,
                     value,
-                    zone: zone(&props, ctx)?,
+                    zone: zone(time_zone, ctx)?,
                 }
             }
-            "sampler" => Aggregator::Sampler {
-                unit: text(&props, "unit")
-                    .and_then(Unit::parse)
-                    .unwrap_or(Unit::Milliseconds),
-                zone: zone(&props, ctx)?,
+            AggregatorSpec::Sampler { unit, time_zone } => Aggregator::Sampler {
+                unit: unit.unwrap_or(Unit::Milliseconds),
+                zone: zone(time_zone, ctx)?,
             },
-            "save_as" => Aggregator::SaveAs(SaveAs {
-                metric: text(&props, "metric_name").unwrap_or_default().to_owned(),
-                tags: match props.get("tags") {
-                    Some(Json::Object(m)) => m
-                        .iter()
-                        .filter_map(|(k, v)| match v {
-                            Json::String(s) => Some((k.clone(), s.clone())),
-                            Json::Number(n) => Some((k.clone(), n.to_string())),
-                            Json::Bool(b) => Some((k.clone(), b.to_string())),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                },
-                ttl: long(&props, "ttl")
-                    .and_then(|t| u32::try_from(t).ok())
-                    .unwrap_or(0),
-                add_saved_from: flag(&props, "add_saved_from").unwrap_or(true),
+            AggregatorSpec::SaveAs {
+                metric_name,
+                tags,
+                ttl,
+                add_saved_from,
+            } => Aggregator::SaveAs(SaveAs {
+                metric: metric_name.clone(),
+                tags: tags.clone(),
+                ttl: *ttl,
+                add_saved_from: *add_saved_from,
             }),
-            "scale" => Aggregator::Scale(num(&props, "factor").unwrap_or(0.0)),
-            "score" => {
-                let mut thresholds = Vec::new();
-                if let Some(Json::Array(items)) = props.get("thresholds") {
-                    for t in items {
-                        let Json::Object(t) = t else { continue };
-                        let inferior = text(t, "boundary")
-                            .is_some_and(|b| b.eq_ignore_ascii_case("inferior"));
-                        thresholds.push((num(t, "value").unwrap_or(0.0), inferior));
-                    }
-                }
-                // Ascending by value; at equal values inferior before superior.
-                thresholds.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-                Aggregator::Score {
-                    thresholds,
-                    descending: text(&props, "order")
-                        .is_some_and(|o| o.eq_ignore_ascii_case("descending")),
-                }
-            }
-            "sma" => {
-                let size = long(&props, "size").unwrap_or(0);
-                if size <= 0 {
+            AggregatorSpec::Scale { factor } => Aggregator::Scale(*factor),
+            AggregatorSpec::Score {
+                thresholds,
+                descending,
+            } => Aggregator::Score {
+                thresholds: thresholds.clone(),
+                descending: *descending,
+            },
+            AggregatorSpec::Sma { size } => {
+                if *size <= 0 {
                     // KairosDB: `checkState(m_size != 0)` fails with a 500.
                     return Err(QueryError::Failed(
                         "sma aggregator: size must be greater than 0".into(),
                     ));
                 }
-                Aggregator::Sma(usize::try_from(size).unwrap_or(usize::MAX))
+                Aggregator::Sma(usize::try_from(*size).unwrap_or(usize::MAX))
             }
-            "trim" => match text(&props, "trim").map(str::to_ascii_lowercase) {
-                Some(s) if s == "first" => Aggregator::Trim {
-                    first: true,
-                    last: false,
-                },
-                Some(s) if s == "last" => Aggregator::Trim {
-                    first: false,
-                    last: true,
-                },
-                Some(s) if s == "both" => Aggregator::Trim {
-                    first: true,
-                    last: true,
-                },
-                _ => Aggregator::Trim {
-                    first: false,
-                    last: false,
-                },
+            AggregatorSpec::Trim { first, last } => Aggregator::Trim {
+                first: *first,
+                last: *last,
             },
-            other => return Err(bad(format!("{other} invalid aggregators name"))),
         })
     }
 
@@ -430,7 +309,7 @@ impl Aggregator {
                         // Thresholds below x (an inferior threshold equal to x counts too).
                         let score = thresholds
                             .iter()
-                            .take_while(|&&(t, inferior)| x > t || (x == t && inferior))
+                            .take_while(|t| x > t.value || (x == t.value && t.inferior))
                             .count();
                         (if *descending { n - score } else { score }) as f64
                     })
@@ -508,14 +387,14 @@ fn filter(s: Stream, op: FilterOp, threshold: &Threshold) -> Result<Stream, Quer
             Threshold::Number(t)
             | Threshold::Text {
                 numeric: Some(t), ..
-            } => op.holds(x.total_cmp(t)), // `Double.compareTo`: -0.0 < 0.0
+            } => holds(op, x.total_cmp(t)), // `Double.compareTo`: -0.0 < 0.0
 
             _ => true,
         }
     };
     let by_text = |x: &str| -> bool {
         match threshold {
-            Threshold::Text { text, .. } => op.holds(java_compare(x, text)),
+            Threshold::Text { text, .. } => holds(op, java_compare(x, text)),
             _ => true,
         }
     };

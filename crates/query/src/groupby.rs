@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
+use kairosdb_model::catalogue::GroupBySpec;
 use kairosdb_model::GroupByResult;
-use serde_json::{Map, Value as Json};
 
-use crate::aggregate::{duration, long, Stream};
+use crate::aggregate::Stream;
 use crate::column::{self, scalar_at, Scalar};
 use crate::time::{utc_year_month, Unit};
 use crate::QueryError;
@@ -29,37 +29,24 @@ pub(crate) enum GroupBy {
 }
 
 impl GroupBy {
-    /// Builds a group-by from its normalized JSON object; `query_start` is the default
-    /// origin of `time`.
-    pub(crate) fn parse(json: &str, query_start: i64) -> Result<GroupBy, QueryError> {
-        let props: Map<String, Json> = serde_json::from_str(json)
-            .map_err(|e| QueryError::BadRequest(format!("invalid group_by {json}: {e}")))?;
-        let int = |k: &str| long(&props, k);
-        match props.get("name").and_then(Json::as_str).unwrap_or_default() {
-            "time" => {
-                let (value, unit) = duration(&props, "range_size").ok_or_else(|| {
-                    QueryError::BadRequest("time group_by: range_size may not be null".into())
-                })?;
-                Ok(GroupBy::Time {
-                    value,
-                    unit,
-                    count: int("group_count").unwrap_or(0),
-                    start: int("start_date").unwrap_or(query_start),
-                })
-            }
-            "value" => Ok(GroupBy::Value {
-                size: int("range_size").unwrap_or(0),
-            }),
-            "bin" => Ok(GroupBy::Bin {
-                bins: match props.get("bins") {
-                    Some(Json::Array(items)) => items.iter().filter_map(Json::as_f64).collect(),
-                    _ => Vec::new(),
-                },
-            }),
-            other => Err(QueryError::BadRequest(format!(
-                "{other} invalid group_by name"
-            ))),
-        }
+    /// The group-by `spec` asks for; `query_start` is the default origin of `time`.
+    /// `None` for the tag group-by, which groups series, not points ([`crate::group`]).
+    pub(crate) fn new(spec: &GroupBySpec, query_start: i64) -> Option<GroupBy> {
+        Some(match spec {
+            GroupBySpec::Tag { .. } => return None,
+            GroupBySpec::Time {
+                range_size,
+                group_count,
+                start_date,
+            } => GroupBy::Time {
+                value: range_size.value,
+                unit: range_size.unit,
+                count: *group_count,
+                start: start_date.unwrap_or(query_start),
+            },
+            GroupBySpec::Value { range_size } => GroupBy::Value { size: *range_size },
+            GroupBySpec::Bin { bins } => GroupBy::Bin { bins: bins.clone() },
+        })
     }
 
     /// Checks what KairosDB only discovers at run time (division by zero, no bins).

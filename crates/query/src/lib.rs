@@ -1,6 +1,7 @@
 //! Query execution above storage (spec §4.4), one metric query at a time:
 //!
-//! 1. parse the aggregators and group-bys ([`aggregate`], [`groupby`]);
+//! 1. build the aggregators and group-bys from their specs ([`aggregate`], [`groupby`]),
+//!    refusing what KairosDB only refuses at run time;
 //! 2. read the matching series from [`Storage`] (per-series `limit`/`order` applied there;
 //!    a leading `first`/`last` over one bucket reads one point per series, see
 //!    `Aggregator::edge_order`);
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use kairosdb_model::catalogue::AggregatorSpec;
 use kairosdb_model::{
     GroupByResult, MetricQuery, Order, QueryResult, ResultGroup, SeriesQuery, Storage,
     StorageError, TimeRange,
@@ -39,7 +41,7 @@ use groupby::GroupBy;
 pub enum QueryError {
     /// The query cannot be run as asked (HTTP 400, text is the KairosDB error).
     #[error("{0}")]
-    BadRequest(String),
+    Invalid(String),
     /// The query is valid but fails while running, as KairosDB's does with a 500
     /// (e.g. `rate` over equal timestamps, `percentile` outside [0..1]).
     #[error("{0}")]
@@ -132,15 +134,15 @@ pub fn execute(
     query: &MetricQuery,
 ) -> Result<QueryResult, QueryError> {
     // Everything that can be refused is refused before reading.
-    let group_bys = query
-        .group_by_other
+    let group_bys: Vec<GroupBy> = query
+        .group_bys
         .iter()
-        .map(|g| GroupBy::parse(g, ctx.range.start))
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter_map(|g| GroupBy::new(g, ctx.range.start))
+        .collect();
     let aggregators = query
         .aggregators
         .iter()
-        .map(|a| Aggregator::parse(a, ctx))
+        .map(|a| Aggregator::new(a, ctx))
         .collect::<Result<Vec<_>, _>>()?;
     // A work-limited attempt runs where it must not block: a query that writes
     // (`save_as`) stops before reading, to run again without the limit.
@@ -279,13 +281,13 @@ fn take_last<T: Clone>(slot: &mut Option<T>, last: bool) -> Option<T> {
     }
 }
 
-/// Runs an aggregator chain (normalized JSON objects, as in [`MetricQuery::aggregators`])
+/// Runs an aggregator chain (as in [`MetricQuery::aggregators`])
 /// over one stream of points outside a query: benchmarks, and later the cluster router
 /// re-aggregating partial results. `save_as` writes to `storage`.
 pub fn aggregate(
     storage: &dyn Storage,
     ctx: &Context,
-    aggregators: &[String],
+    aggregators: &[AggregatorSpec],
     ts: Vec<i64>,
     values: kairosdb_model::OutColumn,
 ) -> Result<(Vec<i64>, kairosdb_model::OutColumn), QueryError> {
@@ -304,8 +306,8 @@ pub fn aggregate(
         tags: &tags,
         group_by_tags: &[],
     };
-    for json in aggregators {
-        let a = Aggregator::parse(json, ctx)?;
+    for spec in aggregators {
+        let a = Aggregator::new(spec, ctx)?;
         if a.accepts(s.group_type) {
             s = a.apply(s, ctx, storage, &info)?;
         }

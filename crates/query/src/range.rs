@@ -11,6 +11,7 @@
 //! Numeric kinds run over one `&[f64]` slice per bucket: a tight loop per bucket and no
 //! allocation per point or per bucket.
 
+use kairosdb_model::catalogue::{DevReturn, RangeKind};
 use kairosdb_model::{Num, OutColumn, Points, SeriesData};
 use kairosdb_protocol::response::java_double_string;
 
@@ -18,25 +19,6 @@ use crate::aggregate::Stream;
 use crate::column::{self, numbers};
 use crate::time::{Buckets, Unit, Zone};
 use crate::{Context, QueryError};
-
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum RangeKind {
-    Avg,
-    Count,
-    /// `mode`: 0 = standard deviation, 1 = avg + sd·count, -1 = avg − sd·count.
-    Dev {
-        mode: i8,
-        count: f64,
-    },
-    First,
-    Gaps,
-    Last,
-    LeastSquares,
-    Max,
-    Min,
-    Percentile(f64),
-    Sum,
-}
 
 #[derive(Clone, Debug)]
 pub(crate) struct Range {
@@ -150,7 +132,9 @@ impl Range {
                 RangeKind::Avg => sum(bucket) / bucket.len() as f64,
                 RangeKind::Max => fold_max(bucket),
                 RangeKind::Min => fold_min(bucket),
-                RangeKind::Dev { mode, count } => dev(bucket, *mode, *count),
+                RangeKind::Dev { return_type, count } => {
+                    dev(bucket, *return_type, f64::from(*count))
+                }
                 RangeKind::Percentile(p) => match percentile(bucket, *p, &mut scratch) {
                     Ok(x) => x,
                     Err(e) => {
@@ -442,7 +426,7 @@ fn sum(v: &[f64]) -> f64 {
 }
 
 /// KairosDB's incremental sample standard deviation (a single point gives 0).
-fn dev(v: &[f64], mode: i8, dev_count: f64) -> f64 {
+fn dev(v: &[f64], return_type: DevReturn, dev_count: f64) -> f64 {
     let (mut count, mut average, mut pwr, mut sd) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for &x in v {
         count += 1.0;
@@ -453,10 +437,10 @@ fn dev(v: &[f64], mode: i8, dev_count: f64) -> f64 {
     if sd.is_nan() {
         sd = 0.0;
     }
-    match mode {
-        1 => average + sd * dev_count,
-        -1 => average - sd * dev_count,
-        _ => sd,
+    match return_type {
+        DevReturn::PosSd => average + sd * dev_count,
+        DevReturn::NegSd => average - sd * dev_count,
+        DevReturn::Value => sd,
     }
 }
 

@@ -6,6 +6,18 @@ use kairosdb_model::*;
 
 use crate::{execute, Budget, Context, QueryError};
 
+/// The aggregator a JSON object asks for, checked as a query's would be.
+pub(crate) fn agg(json: &str) -> catalogue::AggregatorSpec {
+    kairosdb_protocol::query::parse_aggregator(json)
+        .unwrap_or_else(|e| panic!("{json} is a valid aggregator: {e}"))
+}
+
+/// The group-by a JSON object asks for, checked as a query's would be.
+pub(crate) fn group_by(json: &str) -> catalogue::GroupBySpec {
+    kairosdb_protocol::query::parse_group_by(json)
+        .unwrap_or_else(|e| panic!("{json} is a valid group-by: {e}"))
+}
+
 fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
     let budget = Budget::default();
     let ctx = Context {
@@ -210,7 +222,7 @@ fn mq() -> MetricQuery {
         alias: None,
         group_by_tags: Vec::new(),
         aggregators: Vec::new(),
-        group_by_other: Vec::new(),
+        group_bys: Vec::new(),
     }
 }
 

@@ -4,6 +4,22 @@
 use super::*;
 use crate::civil::{civil_from_days, days_from_civil};
 use crate::fixtures;
+use kairosdb_model::catalogue::{FilterOp, RangeKind, RangeSpec};
+
+/// A range aggregator with only its kind and sampling set.
+fn range(kind: RangeKind, value: i64, unit: Unit) -> AggregatorSpec {
+    AggregatorSpec::Range(RangeSpec {
+        kind,
+        sampling: Sampling { value, unit },
+        align_sampling: true,
+        align_start_time: false,
+        align_end_time: false,
+        start_time: None,
+        end_time: None,
+        time_zone: None,
+        trim: false,
+    })
+}
 
 const NOW: i64 = 1_358_484_912_022; // 2013-01-18T04:55:12.022Z (RelativeTimeTest's base)
 
@@ -140,7 +156,7 @@ fn absolute_dates_fixture_content() {
     );
     assert_eq!(
         m.aggregators,
-        vec![r#"{"name":"sum","sampling":{"value":1,"unit":"MILLISECONDS"}}"#]
+        vec![range(RangeKind::Sum, 1, Unit::Milliseconds)]
     );
     assert_eq!(m.limit, None);
     assert_eq!(m.order, Order::Asc);
@@ -231,25 +247,51 @@ fn metric_fields() {
     assert!(m.exclude_tags);
     assert_eq!(m.limit, None);
     assert_eq!(m.group_by_tags, vec!["host"]);
-    assert_eq!(m.group_by_other.len(), 2);
-    assert_eq!(m.group_by_other[0], r#"{"name":"value","range_size":100}"#);
     assert_eq!(
-        m.group_by_other[1],
-        r#"{"name":"time","group_count":24,"range_size":{"unit":"HOURS","value":1}}"#
+        m.group_bys,
+        vec![
+            GroupBySpec::Value { range_size: 100 },
+            GroupBySpec::Time {
+                range_size: Sampling {
+                    value: 1,
+                    unit: Unit::Hours
+                },
+                group_count: 24,
+                start_date: None
+            }
+        ]
     );
-    assert_eq!(
-        m.aggregators[0],
-        r#"{"name":"avg","align_sampling":true,"sampling":{"value":1,"unit":"HOURS"}}"#
-    );
+    assert_eq!(m.aggregators[0], range(RangeKind::Avg, 1, Unit::Hours));
     assert_eq!(
         m.aggregators[1],
-        r#"{"name":"percentile","percentile":0.95,"sampling":{"value":5,"unit":"MINUTES"}}"#
+        range(RangeKind::Percentile(0.95), 5, Unit::Minutes)
     );
     assert_eq!(
         m.aggregators[2],
-        r#"{"name":"rate","align_start_time":true,"unit":"SECONDS"}"#
+        AggregatorSpec::Rate {
+            sampling: None,
+            unit: Some(Unit::Seconds),
+            time_zone: None
+        }
     );
-    assert_eq!(m.aggregators[3], r#"{"name":"div","divisor":2}"#);
+    assert_eq!(m.aggregators[3], AggregatorSpec::Div { divisor: 2.0 });
+    assert_eq!(m.aggregators[4], AggregatorSpec::Scale { factor: 10.0 });
+    assert_eq!(m.aggregators[5], AggregatorSpec::Sma { size: 5 });
+    assert_eq!(
+        m.aggregators[6],
+        AggregatorSpec::Trim {
+            first: true,
+            last: true
+        }
+    );
+    assert_eq!(m.aggregators[7], AggregatorSpec::Diff);
+    assert_eq!(
+        m.aggregators[8],
+        AggregatorSpec::Filter {
+            op: Some(FilterOp::Lte),
+            threshold: Threshold::Number(5.0)
+        }
+    );
     assert_eq!(m.aggregators.len(), 9);
     assert_eq!(m.filter.tags.len(), 2, "a tag with [] adds no condition");
     assert_eq!(m.filter.tags[0].0, "dc");
@@ -358,15 +400,34 @@ fn score_thresholds_are_objects_and_filter_thresholds_keep_their_json_type() {
     let a = &q.metrics[0].aggregators;
     assert_eq!(
         a[0],
-        r#"{"name":"score","order":"descending","thresholds":[{"value":10,"boundary":"inferior"},{"value":0}]}"#
+        AggregatorSpec::Score {
+            // Sorted by value.
+            thresholds: vec![
+                ScoreThreshold {
+                    value: 0.0,
+                    inferior: false
+                },
+                ScoreThreshold {
+                    value: 10.0,
+                    inferior: true
+                }
+            ],
+            descending: true
+        }
     );
     assert_eq!(
         a[1],
-        r#"{"name":"filter","filter_op":"equal","threshold":"alfa"}"#
+        AggregatorSpec::Filter {
+            op: Some(FilterOp::Equal),
+            threshold: Threshold::Text("alfa".into())
+        }
     );
     assert_eq!(
         a[2],
-        r#"{"name":"filter","filter_op":"gt","threshold":2.5}"#
+        AggregatorSpec::Filter {
+            op: Some(FilterOp::Gt),
+            threshold: Threshold::Number(2.5)
+        }
     );
 
     let base = |agg: &str| {

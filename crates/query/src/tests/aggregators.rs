@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use kairosdb_model::*;
 
+use super::agg;
+
 use super::Fixed;
 use crate::aggregate::{Aggregator, GroupInfo, Stream};
 use crate::{execute, Budget, Context, QueryError};
@@ -269,7 +271,9 @@ impl Q {
             budget: &budget,
         };
         for json in aggregators {
-            let a = Aggregator::parse(json, &ctx)?;
+            let spec = kairosdb_protocol::query::parse_aggregator(json)
+                .map_err(|e| QueryError::Invalid(e.message().to_owned()))?;
+            let a = Aggregator::new(&spec, &ctx)?;
             if a.accepts(s.group_type) {
                 s = a.apply(s, &ctx, storage, info)?;
             }
@@ -1519,8 +1523,8 @@ fn save_as_in_a_query_with_tag_group_by() {
     let mut q = super::mq();
     q.group_by_tags = vec!["host".into()];
     q.aggregators = vec![
-        r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#.into(),
-        r#"{"name":"save_as","metric_name":"m.hourly"}"#.into(),
+        agg(r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#),
+        agg(r#"{"name":"save_as","metric_name":"m.hourly"}"#),
     ];
     let budget = Budget::default();
     let ctx = Context {
@@ -1685,11 +1689,11 @@ fn accepts_follows_the_registry() {
         r#"{"name":"sum"}"#,
     ];
     for json in any {
-        let a = Aggregator::parse(json, &ctx).unwrap();
+        let a = Aggregator::new(&agg(json), &ctx).unwrap();
         assert!(a.accepts("number") && a.accepts("text"), "{json}");
     }
     for json in numeric {
-        let a = Aggregator::parse(json, &ctx).unwrap();
+        let a = Aggregator::new(&agg(json), &ctx).unwrap();
         assert!(a.accepts("number") && !a.accepts("text"), "{json}");
     }
 }
@@ -1780,8 +1784,8 @@ fn execute_chains_aggregators_in_json_order() {
     let store = one_series_store((0..=8).collect(), (1..=9).collect());
     let mut q = super::mq();
     q.aggregators = vec![
-        r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#.into(),
-        r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#.into(),
+        agg(r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#),
+        agg(r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#),
     ];
     let budget = Budget::default();
     let ctx = Context {
@@ -1801,7 +1805,7 @@ fn execute_chains_aggregators_in_json_order() {
 fn execute_gaps_then_sum_fails_with_kairosdb_text() {
     let store = one_series_store(vec![1, 4], vec![10, 5]);
     let mut q = super::mq();
-    q.aggregators = vec![r#"{"name":"gaps"}"#.into(), r#"{"name":"sum"}"#.into()];
+    q.aggregators = vec![agg(r#"{"name":"gaps"}"#), agg(r#"{"name":"sum"}"#)];
     let budget = Budget::default();
     let ctx = Context {
         range: TimeRange::new(0, 5),
@@ -1822,7 +1826,7 @@ fn execute_gaps_on_no_data_returns_nulls() {
     // group is not empty any more and is returned (name, no tags, no group_by).
     let store = one_series_store(vec![], vec![]);
     let mut q = super::mq();
-    q.aggregators = vec![r#"{"name":"gaps"}"#.into()];
+    q.aggregators = vec![agg(r#"{"name":"gaps"}"#)];
     let budget = Budget::default();
     let ctx = Context {
         range: TimeRange::new(1, 3),
@@ -1840,7 +1844,7 @@ fn execute_gaps_on_no_data_returns_nulls() {
 fn percentile_over_five_fails_in_execute() {
     let store = one_series_store(vec![1, 2], vec![10, 5]);
     let mut q = super::mq();
-    q.aggregators = vec![r#"{"name":"percentile","percentile":5.0}"#.into()];
+    q.aggregators = vec![agg(r#"{"name":"percentile","percentile":5.0}"#)];
     let budget = Budget::default();
     let ctx = Context {
         range: TimeRange::new(0, 5),

@@ -4,7 +4,7 @@
 use kairosdb_model::*;
 
 use super::aggregators::{at, doubles, longs, mixed, texts};
-use super::Fixed;
+use super::{agg, group_by, Fixed};
 use crate::aggregate::Stream;
 use crate::groupby::{self, GroupBy};
 use crate::{execute, Budget, Context};
@@ -25,7 +25,7 @@ fn number(r: &GroupByResult) -> i64 {
 /// order.
 fn ids(json: &str, query_start: i64, s: Stream) -> Vec<i64> {
     let order = s.ts.clone();
-    let g = GroupBy::parse(json, query_start).unwrap();
+    let g = GroupBy::new(&group_by(json), query_start).unwrap();
     g.check().unwrap();
     let mut by_ts = std::collections::HashMap::new();
     for (results, part) in groupby::split(s, &[g]) {
@@ -101,7 +101,7 @@ fn time_year_is_52_weeks() {
 #[test]
 fn time_result_shape() {
     let json = r#"{"name":"time","range_size":{"value":2,"unit":"DAYS"},"group_count":14}"#;
-    let g = GroupBy::parse(json, 0).unwrap();
+    let g = GroupBy::new(&group_by(json), 0).unwrap();
     let parts = groupby::split(longs(&[(4 * DAY, 1)]), &[g]);
     assert_eq!(
         parts[0].0,
@@ -142,7 +142,7 @@ fn value_range_three_longs_and_doubles() {
 
 #[test]
 fn value_result_shape() {
-    let g = GroupBy::parse(r#"{"name":"value","range_size":5}"#, 0).unwrap();
+    let g = GroupBy::new(&group_by(r#"{"name":"value","range_size":5}"#), 0).unwrap();
     let parts = groupby::split(longs(&[(0, 7)]), &[g]);
     assert_eq!(
         parts[0].0,
@@ -173,7 +173,7 @@ fn bin_table() {
 
 #[test]
 fn bin_result_shape() {
-    let g = GroupBy::parse(r#"{"name":"bin","bins":[2,5,7]}"#, 0).unwrap();
+    let g = GroupBy::new(&group_by(r#"{"name":"bin","bins":[2,5,7]}"#), 0).unwrap();
     let parts = groupby::split(longs(&[(0, 9)]), &[g]);
     assert_eq!(
         parts[0].0,
@@ -186,7 +186,7 @@ fn bin_result_shape() {
 
 #[test]
 fn split_orders_sub_groups_by_first_point_and_keeps_types() {
-    let g = GroupBy::parse(r#"{"name":"value","range_size":10}"#, 0).unwrap();
+    let g = GroupBy::new(&group_by(r#"{"name":"value","range_size":10}"#), 0).unwrap();
     let s = mixed(&[
         (1, Num::Long(25)),
         (2, Num::Double(3.5)),
@@ -219,8 +219,8 @@ fn split_orders_sub_groups_by_first_point_and_keeps_types() {
 
 #[test]
 fn several_group_bys_split_the_cartesian_way() {
-    let value = GroupBy::parse(r#"{"name":"value","range_size":10}"#, 0).unwrap();
-    let bin = GroupBy::parse(r#"{"name":"bin","bins":[5,15]}"#, 0).unwrap();
+    let value = GroupBy::new(&group_by(r#"{"name":"value","range_size":10}"#), 0).unwrap();
+    let bin = GroupBy::new(&group_by(r#"{"name":"bin","bins":[5,15]}"#), 0).unwrap();
     let s = longs(&[(1, 1), (2, 12), (3, 7), (4, 16), (5, 3)]);
     let parts = groupby::split(s, &[value, bin]);
     let got: Vec<(Vec<i64>, Vec<i64>)> = parts
@@ -283,9 +283,11 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
     ]);
     let mut q = super::mq();
     q.group_by_tags = vec!["host".into()];
-    q.group_by_other = vec![
-        r#"{"name":"value","range_size":10}"#.into(),
-        r#"{"name":"time","range_size":{"value":2,"unit":"MILLISECONDS"},"group_count":2}"#.into(),
+    q.group_bys = vec![
+        group_by(r#"{"name":"value","range_size":10}"#),
+        group_by(
+            r#"{"name":"time","range_size":{"value":2,"unit":"MILLISECONDS"},"group_count":2}"#,
+        ),
     ];
     let r = run_query(&store, &q);
     let tag = |host: &str| GroupByResult::Tag {
@@ -335,7 +337,7 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
 fn group_by_without_tag_group_by_ends_with_type() {
     let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 9)])]);
     let mut q = super::mq();
-    q.group_by_other = vec![r#"{"name":"bin","bins":[5]}"#.into()];
+    q.group_bys = vec![group_by(r#"{"name":"bin","bins":[5]}"#)];
     let r = run_query(&store, &q);
     let got: Vec<Vec<GroupByResult>> = r.results.iter().map(|g| g.group_by.clone()).collect();
     assert_eq!(
@@ -363,8 +365,10 @@ fn group_by_without_tag_group_by_ends_with_type() {
 fn group_ids_come_from_raw_points_and_aggregators_run_per_sub_group() {
     let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 11), (3, 2), (4, 12)])]);
     let mut q = super::mq();
-    q.group_by_other = vec![r#"{"name":"value","range_size":10}"#.into()];
-    q.aggregators = vec![r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#.into()];
+    q.group_bys = vec![group_by(r#"{"name":"value","range_size":10}"#)];
+    q.aggregators = vec![agg(
+        r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#,
+    )];
     let r = run_query(&store, &q);
     let got: Vec<(i64, Vec<i64>, OutColumn)> = r
         .results

@@ -10,6 +10,8 @@ use serde_json::json;
 
 use kairosdb_model::*;
 
+use super::{agg, group_by};
+
 use super::{Fixed, Mode};
 use crate::{execute, Budget, Context, QueryError};
 
@@ -78,8 +80,8 @@ fn mq(aggregators: &[&str]) -> MetricQuery {
         exclude_tags: true,
         alias: None,
         group_by_tags: Vec::new(),
-        aggregators: aggregators.iter().map(|a| a.to_string()).collect(),
-        group_by_other: Vec::new(),
+        aggregators: aggregators.iter().map(|a| agg(a)).collect(),
+        group_bys: Vec::new(),
     }
 }
 
@@ -271,7 +273,7 @@ fn pushdown_is_used_only_for_one_bucket_first_or_last() {
         r#"{"name":"bin","bins":[5]}"#,
     ] {
         let mut q = mq(&[last_10]);
-        q.group_by_other = vec![g.into()];
+        q.group_bys = vec![group_by(g)];
         let (read, _) = read_of(r0_9, &q);
         assert_eq!(read, plain, "{g}");
     }
@@ -428,7 +430,7 @@ fn pushdown_answers_like_a_full_read() {
             aggregators.push(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())].to_string());
         }
         let mut q = mq(&[]);
-        q.aggregators = aggregators;
+        q.aggregators = aggregators.iter().map(|a| agg(a)).collect();
         q.exclude_tags = rng.gen_bool(0.3);
         q.group_by_tags = match rng.gen_range(0..4) {
             0 | 1 => Vec::new(),
@@ -494,10 +496,10 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
     for case in 0..cases {
         let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut q = mq(&[]);
-        q.aggregators = vec![random_fold_aggregator(&mut rng)];
+        q.aggregators = vec![agg(&random_fold_aggregator(&mut rng))];
         if rng.gen_bool(0.4) {
             q.aggregators
-                .push(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())].to_string());
+                .push(agg(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())]));
         }
         q.exclude_tags = rng.gen_bool(0.3);
         q.group_by_tags = match rng.gen_range(0..3) {

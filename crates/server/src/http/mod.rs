@@ -395,7 +395,7 @@ impl From<body::BodyError> for ApiError {
 impl From<kairosdb_query::QueryError> for ApiError {
     fn from(e: kairosdb_query::QueryError) -> ApiError {
         match e {
-            kairosdb_query::QueryError::BadRequest(m) | kairosdb_query::QueryError::Limit(m) => {
+            kairosdb_query::QueryError::Invalid(m) | kairosdb_query::QueryError::Limit(m) => {
                 ApiError::bad_request(m)
             }
             kairosdb_query::QueryError::Failed(m) => ApiError::internal(m),

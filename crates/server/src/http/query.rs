@@ -8,7 +8,7 @@
 //!   `start_absolute: 0` tag lookups stay cheap (user-needs §2.5);
 //! * `POST /api/v1/datapoints/delete`: deletes what the query matches → 204.
 //!
-//! Parse errors, `QueryError::BadRequest` and the point/time limits → 400 with the single
+//! Parse errors, `QueryError::Invalid` and the point/time limits → 400 with the single
 //! KairosDB message; storage failures → 500 (503 under back-pressure).
 //!
 //! Small work stays on the async worker that owns the connection ([`INLINE_BODY_BYTES`],

@@ -301,26 +301,36 @@ fn features_derivation_rules() {
     assert_eq!(labelize("least_squares"), "Least Squares");
     assert_eq!(labelize("save_as"), "Save As");
     assert_eq!(labelize("dev"), "Dev");
-    assert_eq!(strip_m("m_divisor"), "divisor");
-    assert_eq!(strip_m("_ui_unit"), "_ui_unit");
     assert_eq!(java_cmp("SMA", "Sampler"), Ordering::Less);
     assert_eq!(java_cmp("Sampler", "Save As"), Ordering::Less);
     assert_eq!(
         java_cmp("Align end time", "Align start time"),
         Ordering::Less
     );
-    // An undeclared label is the raw Java field name; an undeclared default the primitive's.
-    let bare = Field::Property {
-        field: "m_count",
-        java: JavaType::Int,
-        annotation: Property {
+    // An undeclared default is the primitive's (or the collection's).
+    let bare = |kind| Property {
+        name: "count",
+        kind,
+        feature: Some(Feature {
+            label: "Count",
             description: "d",
-            ..PROPERTY
-        },
-    }
-    .metadata();
-    assert_eq!((bare.name, bare.label), ("count", "m_count"));
-    assert_eq!((bare.kind, bare.default_value), ("int", Some("0")));
+            default_value: "",
+            autocomplete: "",
+            validations: &[],
+        }),
+    };
+    let metadata = |p: Property| property(Box::leak(Box::new(p))).unwrap();
+    let int = metadata(bare(PropKind::Int));
+    assert_eq!((int.name, int.label), ("count", "Count"));
+    assert_eq!((int.kind, int.default_value), ("int", Some("0")));
+    let array = metadata(bare(PropKind::StringArray));
+    assert_eq!((array.kind, array.default_value), ("array", Some("[]")));
+    // A property without an annotation is not listed.
+    let unlisted = Property {
+        feature: None,
+        ..bare(PropKind::Int)
+    };
+    assert!(property(Box::leak(Box::new(unlisted))).is_none());
 }
 
 #[test]

@@ -23,7 +23,7 @@ mod stats;
 mod threads;
 mod write;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use kairosdb_model::StorageError;
 use parking_lot::{Condvar, Mutex};
@@ -38,35 +38,63 @@ use crate::EngineConfig;
 #[cfg(test)]
 pub(crate) use read::SERIES_WORK;
 
-/// Counters exported by `stats()`.
-#[derive(Default)]
-pub struct Counters {
-    pub points_written: AtomicU64,
-    pub batches_written: AtomicU64,
-    pub series_created: AtomicU64,
-    pub wal_bytes_written: AtomicU64,
-    pub wal_fsyncs: AtomicU64,
-    pub wal_truncated_bytes: AtomicU64,
-    pub wal_skipped_bytes: AtomicU64,
-    pub wal_replayed_records: AtomicU64,
-    pub wal_replayed_points: AtomicU64,
-    pub wal_segments_removed: AtomicU64,
-    pub seals: AtomicU64,
-    pub points_sealed: AtomicU64,
-    pub forced_seals: AtomicU64,
-    pub backpressure_events: AtomicU64,
-    pub points_deleted: AtomicU64,
-    pub delete_blocks_dropped: AtomicU64,
-    pub delete_blocks_rewritten: AtomicU64,
-    pub points_expired: AtomicU64,
-    pub blocks_expired: AtomicU64,
-    pub compactions: AtomicU64,
-    pub blocks_compacted: AtomicU64,
-    pub queries: AtomicU64,
-    pub points_read: AtomicU64,
-    /// Series of `first`/`last` edge reads answered without reading the series in full.
-    pub edge_reads: AtomicU64,
-    pub maintenance_errors: AtomicU64,
+kairosdb_model::metrics! {
+    /// The engine's counters, bumped where each event happens; `stats.rs` exports them
+    /// with the block counts of `Sealed` and the gauges read from the engine's state.
+    #[derive(Default)]
+    pub struct Counters {
+        counter points_written: "engine_points_written_total",
+            "Points acknowledged by write()";
+        counter batches_written: "engine_write_batches_total",
+            "Write batches acknowledged";
+        counter series_created: "engine_series_created_total",
+            "New series registered";
+        counter wal_bytes_written: "engine_wal_bytes_written_total",
+            "Bytes appended to the WAL";
+        counter wal_fsyncs: "engine_wal_fsyncs_total",
+            "WAL fsync calls (group commits)";
+        counter wal_truncated_bytes: "engine_wal_truncated_bytes_total",
+            "Torn WAL tail bytes truncated at open";
+        counter wal_skipped_bytes: "engine_wal_skipped_bytes_total",
+            "Corrupt WAL bytes skipped at open (wal_skip_corrupt)";
+        counter wal_replayed_records: "engine_wal_replayed_records_total",
+            "WAL records replayed at open";
+        counter wal_replayed_points: "engine_wal_replayed_points_total",
+            "Points re-inserted into the head at open";
+        counter wal_segments_removed: "engine_wal_segments_removed_total",
+            "WAL segments deleted by checkpoints";
+        counter seals: "engine_seals_total",
+            "Series heads sealed into blocks";
+        counter points_sealed: "engine_points_sealed_total",
+            "Points sealed into blocks";
+        counter forced_seals: "engine_forced_seals_total",
+            "Seals forced by the WAL size bound";
+        counter backpressure_events: "engine_backpressure_total",
+            "Writes refused over max_head_bytes";
+        counter points_deleted: "engine_points_deleted_total",
+            "Points removed by delete requests";
+        counter delete_blocks_dropped: "engine_delete_blocks_dropped_total",
+            "Blocks dropped whole by deletes (never decoded)";
+        counter delete_blocks_rewritten: "engine_delete_blocks_rewritten_total",
+            "Blocks straddling a delete range, decoded and re-encoded";
+        counter points_expired: "engine_points_expired_total",
+            "Points removed from blocks by TTL";
+        counter blocks_expired: "engine_blocks_expired_total",
+            "Blocks dropped whole by TTL";
+        counter compactions: "engine_compactions_total",
+            "Series whose overlapping blocks (late writes) were merged into disjoint ones";
+        counter blocks_compacted: "engine_blocks_compacted_total",
+            "Overlapping blocks merged away by compactions";
+        counter queries: "engine_queries_total",
+            "Series queries served";
+        counter points_read: "engine_points_read_total",
+            "Points returned by queries";
+        /// Series of `first`/`last` edge reads answered without reading the series in full.
+        counter edge_reads: "engine_edge_reads_total",
+            "Series of first/last edge reads answered from summaries and at most one block";
+        counter maintenance_errors: "engine_maintenance_errors_total",
+            "Failed background maintenance passes";
+    }
 }
 
 /// State shared with the background threads.

@@ -40,7 +40,7 @@
 //! calls them; user-needs §1.3).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kairosdb_model::{
@@ -235,15 +235,24 @@ impl<K: std::hash::Hash + Eq + Clone> SeenSet<K> {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    batches: AtomicU64,
-    points: AtomicU64,
-    dropped_points: AtomicU64,
-    rejected_points: AtomicU64,
-    write_errors: AtomicU64,
-    read_errors: AtomicU64,
-    undecodable: AtomicU64,
+kairosdb_model::metrics! {
+    #[derive(Default)]
+    struct Counters {
+        counter batches: "cassandra_write_batches_total",
+            "Batches written to Cassandra.";
+        counter points: "cassandra_points_written_total",
+            "Data points written to Cassandra.";
+        counter dropped_points: "cassandra_points_dropped_ttl_total",
+            "Points dropped because their aligned TTL was out of range.";
+        counter rejected_points: "cassandra_points_rejected_total",
+            "Points KairosDB's format cannot hold (NUL in a metric name, string over 65535 bytes).";
+        counter write_errors: "cassandra_write_errors_total",
+            "Failed Cassandra writes.";
+        counter read_errors: "cassandra_read_errors_total",
+            "Failed Cassandra reads.";
+        counter undecodable: "cassandra_undecodable_total",
+            "Row keys or cells skipped because they are not in KairosDB's format.";
+    }
 }
 
 /// The Cassandra backend. See the module docs.
@@ -1015,36 +1024,14 @@ impl<S: Session> Storage for CassandraStore<S> {
     }
 
     fn stats(&self) -> StorageStats {
-        let c = &self.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        StorageStats {
-            counters: vec![
-                ("cassandra_write_batches_total", "Batches written to Cassandra.", get(&c.batches)),
-                ("cassandra_points_written_total", "Data points written to Cassandra.", get(&c.points)),
-                (
-                    "cassandra_points_dropped_ttl_total",
-                    "Points dropped because their aligned TTL was out of range.",
-                    get(&c.dropped_points),
-                ),
-                (
-                    "cassandra_points_rejected_total",
-                    "Points KairosDB's format cannot hold (NUL in a metric name, string over 65535 bytes).",
-                    get(&c.rejected_points),
-                ),
-                ("cassandra_write_errors_total", "Failed Cassandra writes.", get(&c.write_errors)),
-                ("cassandra_read_errors_total", "Failed Cassandra reads.", get(&c.read_errors)),
-                (
-                    "cassandra_undecodable_total",
-                    "Row keys or cells skipped because they are not in KairosDB's format.",
-                    get(&c.undecodable),
-                ),
-            ],
-            gauges: vec![(
-                "cassandra_ready",
-                "1 once the schema and row geometry are known.",
-                if self.spec.read().is_some() { 1.0 } else { 0.0 },
-            )],
-        }
+        let mut stats = self.counters.collect();
+        let gauges: &[kairosdb_model::Gauge<Self>] = &[kairosdb_model::Gauge::new(
+            "cassandra_ready",
+            "1 once the schema and row geometry are known.",
+            |s| if s.spec.read().is_some() { 1.0 } else { 0.0 },
+        )];
+        stats.read_gauges(gauges, self);
+        stats
     }
 }
 

@@ -3,27 +3,31 @@
 //!
 //! Durability steps of a write, in order, and the file doing each:
 //! 1. **validate** the batch (types, lengths) and apply backpressure when the head is
-//!    over `max_head_bytes` — `engine.rs` (`Inner::write`, `Inner::admit`);
+//!    over `max_head_bytes` — `engine/write.rs` (`Inner::write`, `Inner::admit`);
 //! 2. **resolve series ids**, registering new series in fjall's `series` keyspace —
 //!    `index.rs` (`Registry::get_or_create`), `store.rs`;
 //! 3. **WAL append**: series definitions the WAL has not seen yet, then one points
 //!    record, each framed `len | crc32 | payload` — `wal.rs`;
 //! 4. **head insert** under the same lock, so memory order equals log order (last
 //!    write wins identically before and after a restart) — `head.rs`;
-//! 5. **fsync** per [`WalSync`] (group commit) — `engine.rs` (`Inner::sync_to`);
+//! 5. **fsync** per [`WalSync`] (group commit) — `engine/write.rs` (`Inner::sync_to`);
 //! 6. **acknowledge** (`write` returns `Ok`).
 //!
-//! Then, in the background (`engine.rs`, `Inner::maintain`):
+//! Then, in the background (`engine/threads.rs` runs `Inner::maintain` of
+//! `engine/maintain.rs`):
 //! * **seal** heads of ≥ `seal_points` points (or older than `head_max_age`) into
 //!   blocks — `column.rs` sorts and deduplicates, `block.rs` encodes with pco,
 //!   `sealed.rs` writes them to fjall's `blocks` keyspace, up to 64 series per batch;
 //!   a full head written out of time order keeps its newest points as a lateness
 //!   window, logged again in the WAL (`Inner::seal_full_locked`);
+//! * **compact** series whose blocks overlap (late writes) into disjoint blocks —
+//!   `sealed.rs` (`Sealed::compact`), via `Inner::compact_locked`;
 //! * **checkpoint**: persist fjall, then delete WAL segments whose points are all
-//!   in blocks; force-seal laggards when the WAL passes `wal_max_bytes`;
+//!   in blocks; force-seal laggards when the WAL passes `wal_max_bytes`
+//!   (`Inner::checkpoint_locked`, `Inner::seal_laggards_locked`);
 //! * **expire** TTL'd points from blocks and heads — `sealed.rs` (`Sealed::expire`).
 //!
-//! Deletes (`engine.rs`, `Inner::delete`, spec §1.8/§1.9) hold the maintenance lock:
+//! Deletes (`engine/delete.rs`, `Inner::delete`, spec §1.8/§1.9) hold the maintenance lock:
 //! select the live series matching the tag filter (`index.rs`, `Registry::select`) →
 //! **WAL append** of a delete record and **head removal** under the WAL lock →
 //! **fsync**, whatever [`WalSync`] says → drop the blocks inside the range and rewrite
@@ -31,8 +35,13 @@
 //! without points leave every listing (`Registry::mark_dead`). Replay re-applies the
 //! record, so deleted points never come back.
 //!
-//! Reads (`Inner::query`) merge blocks (by sequence) and the head without taking
-//! the write lock. On-disk formats are drawn byte by byte in `docs/format.md`.
+//! Opening (`engine/open.rs`, `Inner::open`) loads the series and block summaries from
+//! fjall and replays the WAL (`Replay`): points back into the head unless already
+//! sealed, deletes again on the head and the blocks.
+//!
+//! Reads (`engine/read.rs`, `Inner::query`) merge blocks (by sequence) and the head
+//! without taking the write lock. On-disk formats are drawn byte by byte in
+//! `docs/format.md`.
 //!
 //! Public surface (fixed; the server codes against it): [`EngineConfig`],
 //! [`WalSync`], [`Engine::open`], [`Engine::close`], and

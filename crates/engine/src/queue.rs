@@ -53,13 +53,13 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, Points, SeriesData, SeriesKey, SeriesPoints,
+    DataType, DeleteRequest, Gauge, HealthStatus, Points, SeriesData, SeriesKey, SeriesPoints,
     SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, WriteBatch,
 };
 use parking_lot::{Condvar, Mutex};
@@ -160,16 +160,26 @@ struct State {
     stop: bool,
 }
 
-#[derive(Default)]
-struct Counters {
-    delivered_batches: AtomicU64,
-    delivered_points: AtomicU64,
-    delivery_errors: AtomicU64,
-    rejected_batches: AtomicU64,
-    backpressure: AtomicU64,
-    replayed_batches: AtomicU64,
-    truncated_bytes: AtomicU64,
-    checkpoint_errors: AtomicU64,
+kairosdb_model::metrics! {
+    #[derive(Default)]
+    struct Counters {
+        counter delivered_batches: "queue_delivered_batches_total",
+            "Batches delivered to the inner store.";
+        counter delivered_points: "queue_delivered_points_total",
+            "Points delivered to the inner store.";
+        counter delivery_errors: "queue_delivery_errors_total",
+            "Failed delivery attempts.";
+        counter rejected_batches: "queue_rejected_batches_total",
+            "Batches the inner store rejected as invalid (dropped).";
+        counter backpressure: "queue_backpressure_total",
+            "Writes refused because the queue was full.";
+        counter replayed_batches: "queue_replayed_batches_total",
+            "Undelivered batches re-queued at open.";
+        counter truncated_bytes: "queue_truncated_bytes_total",
+            "Bytes cut from a torn queue WAL tail at open.";
+        counter checkpoint_errors: "queue_checkpoint_errors_total",
+            "Failed writes of the delivered checkpoint.";
+    }
 }
 
 struct Shared {
@@ -184,6 +194,50 @@ struct Shared {
     synced: Mutex<u64>,
     counters: Counters,
 }
+
+/// Gauges read from the queue's state (each under its own hold of the state lock).
+const GAUGES: &[Gauge<Shared>] = &[
+    Gauge::new(
+        "queue_batches",
+        "Batches acknowledged but not yet delivered.",
+        |s| s.state.lock().pending.len() as f64,
+    ),
+    Gauge::new(
+        "queue_points",
+        "Points acknowledged but not yet delivered.",
+        |s| s.state.lock().points as f64,
+    ),
+    Gauge::new(
+        "queue_bytes",
+        "Bytes of queued batches in the queue WAL.",
+        |s| s.state.lock().bytes as f64,
+    ),
+    Gauge::new(
+        "queue_oldest_age_seconds",
+        "Age of the oldest undelivered batch.",
+        |s| {
+            let now = s.opts.clock.now_ms();
+            let age_ms = s
+                .state
+                .lock()
+                .pending
+                .front()
+                .map_or(0, |e| now.saturating_sub(e.written_ms).max(0));
+            age_ms as f64 / 1000.0
+        },
+    ),
+    Gauge::new(
+        "queue_delivery_failing",
+        "1 while delivery to the inner store is failing.",
+        |s| {
+            if s.state.lock().failing_since_ms.is_some() {
+                1.0
+            } else {
+                0.0
+            }
+        },
+    ),
+];
 
 /// A [`Storage`] that acknowledges writes once they are in a local WAL and
 /// delivers them to `inner` in the background. See the module docs.
@@ -704,94 +758,10 @@ impl Storage for DeliveryQueue {
         }
     }
     fn stats(&self) -> StorageStats {
-        let now = self.shared.opts.clock.now_ms();
-        let c = &self.shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut s = StorageStats::default();
-        {
-            let st = self.shared.state.lock();
-            let age_ms = st
-                .pending
-                .front()
-                .map_or(0, |e| now.saturating_sub(e.written_ms).max(0));
-            s.gauges = vec![
-                (
-                    "queue_batches",
-                    "Batches acknowledged but not yet delivered.",
-                    st.pending.len() as f64,
-                ),
-                (
-                    "queue_points",
-                    "Points acknowledged but not yet delivered.",
-                    st.points as f64,
-                ),
-                (
-                    "queue_bytes",
-                    "Bytes of queued batches in the queue WAL.",
-                    st.bytes as f64,
-                ),
-                (
-                    "queue_oldest_age_seconds",
-                    "Age of the oldest undelivered batch.",
-                    age_ms as f64 / 1000.0,
-                ),
-                (
-                    "queue_delivery_failing",
-                    "1 while delivery to the inner store is failing.",
-                    if st.failing_since_ms.is_some() {
-                        1.0
-                    } else {
-                        0.0
-                    },
-                ),
-            ];
-        }
-        s.counters = vec![
-            (
-                "queue_delivered_batches_total",
-                "Batches delivered to the inner store.",
-                get(&c.delivered_batches),
-            ),
-            (
-                "queue_delivered_points_total",
-                "Points delivered to the inner store.",
-                get(&c.delivered_points),
-            ),
-            (
-                "queue_delivery_errors_total",
-                "Failed delivery attempts.",
-                get(&c.delivery_errors),
-            ),
-            (
-                "queue_rejected_batches_total",
-                "Batches the inner store rejected as invalid (dropped).",
-                get(&c.rejected_batches),
-            ),
-            (
-                "queue_backpressure_total",
-                "Writes refused because the queue was full.",
-                get(&c.backpressure),
-            ),
-            (
-                "queue_replayed_batches_total",
-                "Undelivered batches re-queued at open.",
-                get(&c.replayed_batches),
-            ),
-            (
-                "queue_truncated_bytes_total",
-                "Bytes cut from a torn queue WAL tail at open.",
-                get(&c.truncated_bytes),
-            ),
-            (
-                "queue_checkpoint_errors_total",
-                "Failed writes of the delivered checkpoint.",
-                get(&c.checkpoint_errors),
-            ),
-        ];
-        let inner = self.shared.inner.stats();
-        s.counters.extend(inner.counters);
-        s.gauges.extend(inner.gauges);
-        s
+        let mut stats = self.shared.counters.collect();
+        stats.read_gauges(GAUGES, &self.shared);
+        stats.append(self.shared.inner.stats());
+        stats
     }
 }
 

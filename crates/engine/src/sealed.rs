@@ -83,6 +83,17 @@ pub struct ExpireOutcome {
     pub expired_points: u64,
 }
 
+kairosdb_model::metrics! {
+    /// Block writes and removals, exported with the engine's counters.
+    #[derive(Default)]
+    pub struct BlockCounters {
+        counter blocks_written: "engine_blocks_written_total",
+            "Blocks written (seal, merge, rewrite)";
+        counter blocks_removed: "engine_blocks_removed_total",
+            "Blocks removed (merge, rewrite, delete, TTL)";
+    }
+}
+
 pub struct Sealed {
     pub store: Store,
     next_seq: AtomicU64,
@@ -91,8 +102,7 @@ pub struct Sealed {
     seal_points: usize,
     blocks: AtomicU64,
     bytes: AtomicU64,
-    pub blocks_written: AtomicU64,
-    pub blocks_removed: AtomicU64,
+    pub counters: BlockCounters,
     /// Series whose blocks overlap (their summary is not `disjoint`), with the time
     /// (Unix seconds) the first overlapping seal ran: the compaction work list.
     unsettled: Mutex<HashMap<u64, u64>>,
@@ -186,8 +196,7 @@ impl Sealed {
             seal_points: seal_points.max(1),
             blocks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            blocks_written: AtomicU64::new(0),
-            blocks_removed: AtomicU64::new(0),
+            counters: BlockCounters::default(),
             unsettled: Mutex::new(HashMap::new()),
         })
     }
@@ -278,7 +287,7 @@ impl Sealed {
         );
         self.blocks.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(len, Ordering::Relaxed);
-        self.blocks_written.fetch_add(1, Ordering::Relaxed);
+        self.counters.blocks_written.fetch_add(1, Ordering::Relaxed);
         len
     }
 
@@ -335,7 +344,7 @@ impl Sealed {
             len.min(self.bytes.load(Ordering::Relaxed)),
             Ordering::Relaxed,
         );
-        self.blocks_removed.fetch_add(1, Ordering::Relaxed);
+        self.counters.blocks_removed.fetch_add(1, Ordering::Relaxed);
     }
 
     fn get_block(&self, id: BlockId) -> Result<Option<fjall::Slice>, StorageError> {

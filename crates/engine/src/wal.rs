@@ -2,9 +2,9 @@
 //! record payloads (series definitions, point batches, deletes), appending with
 //! rotation, group-commit fsync, and replay with torn-tail truncation.
 //!
-//! Not here: what a replayed record does to the head or blocks (`engine.rs`), and
-//! when segments may be deleted (checkpointing in `engine.rs`). Byte layouts are
-//! drawn in `docs/format.md`.
+//! Not here: what a replayed record does to the head or blocks (`engine/open.rs`), and
+//! when segments may be deleted (checkpointing in `engine/maintain.rs`). Byte layouts
+//! are drawn in `docs/format.md`.
 //!
 //! Corruption policy on replay:
 //! * Last segment: a bad frame (short header, zero or oversized length, CRC

@@ -9,12 +9,15 @@
 //! * [`storage`]: the [`Storage`] trait that the embedded engine, Cassandra and
 //!   (later) the cluster client implement, so HTTP/telnet/query code is identical
 //!   in every mode.
+//! * [`metrics`]: a component's counters and gauges declared once ([`metrics!`]), and
+//!   the [`StorageStats`] and [`Sample`]s generated from them for `/metrics`.
 //! * `suite` (feature `test-suite`): the cases every `Storage` backend must pass.
 //!
 //! This crate does no I/O and holds no state.
 
 pub mod batch;
 pub mod catalogue;
+pub mod metrics;
 pub mod read;
 pub mod request;
 pub mod result;
@@ -25,6 +28,7 @@ pub mod storage;
 pub mod suite;
 
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
+pub use metrics::{Gauge, Kind, Sample};
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};

@@ -5,6 +5,7 @@
 //! worker for a read bounded by `SeriesQuery::work_limit`.
 
 use crate::batch::WriteBatch;
+pub use crate::metrics::StorageStats;
 use crate::read::{DeleteRequest, SeriesData, SeriesQuery, TagFilter, TimeRange};
 use crate::series::SeriesKey;
 
@@ -44,14 +45,6 @@ pub enum StorageError {
 pub struct HealthStatus {
     pub ok: bool,
     pub detail: String,
-}
-
-/// Figures a backend exports to `/metrics` as `(name, help, value)` gauges/counters.
-/// Names are Prometheus names without the `kairosdb_` prefix.
-#[derive(Clone, Debug, Default)]
-pub struct StorageStats {
-    pub counters: Vec<(&'static str, &'static str, u64)>,
-    pub gauges: Vec<(&'static str, &'static str, f64)>,
 }
 
 pub trait Storage: Send + Sync + 'static {

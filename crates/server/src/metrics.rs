@@ -1,54 +1,50 @@
 //! The server's own figures, served as Prometheus text on `/metrics` and as JSON on
 //! `GET /api/v1/metrics`.
 //!
-//! Counters and gauges live in plain atomics ([`ServerMetrics`]), the one source of truth
-//! for both formats; on every scrape they are copied into the `metrics` recorder together
-//! with the storage's [`StorageStats`] and the process RSS. Only the batch-duration
-//! histogram is recorded live through the `metrics` macros.
+//! Counters and gauges live in plain atomics ([`ServerMetrics`]), each declared once with
+//! its name and help ([`kairosdb_model::metrics!`]): the one source of truth for both
+//! formats. On every scrape they are listed as [`Sample`]s together with the storage's
+//! [`StorageStats`] and the process RSS, and copied into the `metrics` recorder. Only the
+//! batch-duration histogram is recorded live through the `metrics` macros.
 //!
 //! Deviation from KairosDB (spec §11.1): KairosDB writes its self-metrics into its own
 //! store as `kairosdb.*` series every minute; we expose them for scraping instead.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kairosdb_model::StorageStats;
+use kairosdb_model::{Gauge, Kind, Sample, StorageStats};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const BATCH_DURATION: &str = "kairosdb_batch_duration_seconds";
 
-#[derive(Debug, Default)]
-pub struct ServerMetrics {
-    /// Points acknowledged by storage (HTTP and telnet).
-    pub datapoints_ingested: AtomicU64,
-    /// Successful storage writes.
-    pub batches_processed: AtomicU64,
-    /// HTTP ingest requests answered with an error; telnet points rejected by validation
-    /// and telnet storage writes that failed.
-    pub ingestion_errors: AtomicU64,
-    /// Writes handed to storage and not yet returned.
-    pub queue_size: AtomicI64,
-    /// Telnet lines that could not be parsed or were too long.
-    pub telnet_bad_lines: AtomicU64,
-    /// Open telnet connections.
-    pub telnet_connections: AtomicI64,
-    /// Query requests whose client disconnected before the answer was decided.
-    pub queries_cancelled: AtomicU64,
+kairosdb_model::metrics! {
+    /// The server's own counters and gauges, bumped by the HTTP and telnet listeners.
+    #[derive(Debug, Default)]
+    pub struct ServerMetrics {
+        counter datapoints_ingested: "kairosdb_datapoints_ingested_total",
+            "Data points acknowledged by storage (HTTP and telnet).";
+        counter batches_processed: "kairosdb_batches_processed_total",
+            "Successful storage writes.";
+        counter ingestion_errors: "kairosdb_ingestion_errors_total",
+            "HTTP ingest requests answered with an error, telnet points rejected by validation and failed telnet storage writes.";
+        gauge queue_size: "kairosdb_queue_size",
+            "Writes handed to storage and not yet returned.";
+        counter telnet_bad_lines: "kairosdb_telnet_bad_lines_total",
+            "Telnet lines that could not be parsed or were too long.";
+        gauge telnet_connections: "kairosdb_telnet_connections",
+            "Open telnet connections.";
+        counter queries_cancelled: "kairosdb_http_queries_cancelled_total",
+            "Query requests abandoned by their client while running; their metric queries were cancelled.";
+    }
 }
 
-/// One exported figure.
-pub struct Figure {
-    pub name: String,
-    pub help: &'static str,
-    pub kind: Kind,
-    pub value: f64,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Counter,
-    Gauge,
-}
+/// Server gauges that are not atomics of [`ServerMetrics`].
+const GAUGES: &[Gauge<ServerMetrics>] = &[Gauge::new(
+    "kairosdb_memory_usage_bytes",
+    "Resident set size of the server process.",
+    |_| resident_bytes().unwrap_or(0) as f64,
+)];
 
 impl ServerMetrics {
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -62,86 +58,14 @@ impl ServerMetrics {
         metrics::histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
     }
 
-    /// Every figure, server first, then the storage's (prefixed `kairosdb_`).
-    pub fn snapshot(&self, storage: &StorageStats) -> Vec<Figure> {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let load_i = |a: &AtomicI64| a.load(Ordering::Relaxed) as f64;
-        let mut figures = vec![
-            figure(
-                "kairosdb_datapoints_ingested_total",
-                "Data points acknowledged by storage (HTTP and telnet).",
-                Kind::Counter,
-                load(&self.datapoints_ingested),
-            ),
-            figure(
-                "kairosdb_batches_processed_total",
-                "Successful storage writes.",
-                Kind::Counter,
-                load(&self.batches_processed),
-            ),
-            figure(
-                "kairosdb_ingestion_errors_total",
-                "HTTP ingest requests answered with an error, telnet points rejected by validation and failed telnet storage writes.",
-                Kind::Counter,
-                load(&self.ingestion_errors),
-            ),
-            figure(
-                "kairosdb_telnet_bad_lines_total",
-                "Telnet lines that could not be parsed or were too long.",
-                Kind::Counter,
-                load(&self.telnet_bad_lines),
-            ),
-            figure(
-                "kairosdb_http_queries_cancelled_total",
-                "Query requests abandoned by their client while running; their metric queries were cancelled.",
-                Kind::Counter,
-                load(&self.queries_cancelled),
-            ),
-            figure(
-                "kairosdb_queue_size",
-                "Writes handed to storage and not yet returned.",
-                Kind::Gauge,
-                load_i(&self.queue_size),
-            ),
-            figure(
-                "kairosdb_telnet_connections",
-                "Open telnet connections.",
-                Kind::Gauge,
-                load_i(&self.telnet_connections),
-            ),
-            figure(
-                "kairosdb_memory_usage_bytes",
-                "Resident set size of the server process.",
-                Kind::Gauge,
-                resident_bytes().unwrap_or(0) as f64,
-            ),
-        ];
-        for (name, help, value) in &storage.counters {
-            figures.push(figure(
-                &format!("kairosdb_{name}"),
-                help,
-                Kind::Counter,
-                *value as f64,
-            ));
-        }
-        for (name, help, value) in &storage.gauges {
-            figures.push(figure(
-                &format!("kairosdb_{name}"),
-                help,
-                Kind::Gauge,
-                *value,
-            ));
-        }
-        figures
-    }
-}
-
-fn figure(name: &str, help: &'static str, kind: Kind, value: f64) -> Figure {
-    Figure {
-        name: name.to_string(),
-        help,
-        kind,
-        value,
+    /// Every figure, server first (counters, then gauges), then the storage's (prefixed
+    /// `kairosdb_`).
+    pub fn snapshot(&self, storage: &StorageStats) -> Vec<Sample> {
+        let mut own = self.collect();
+        own.read_gauges(GAUGES, self);
+        own.samples("")
+            .chain(storage.samples("kairosdb_"))
+            .collect()
     }
 }
 
@@ -165,7 +89,7 @@ pub fn install_prometheus() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// Prometheus text exposition of `figures` plus the live histograms.
-pub fn render_prometheus(handle: &PrometheusHandle, figures: &[Figure]) -> String {
+pub fn render_prometheus(handle: &PrometheusHandle, figures: &[Sample]) -> String {
     for f in figures {
         match f.kind {
             Kind::Counter => {

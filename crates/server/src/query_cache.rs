@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairosdb_model::{
-    DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery, Storage,
+    DeleteRequest, Gauge, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery, Storage,
     StorageError, StorageStats, TagFilter, TagMatcher, TimeRange, WriteBatch,
 };
 
@@ -49,9 +49,32 @@ pub struct QueryCache {
     /// still running while it happened) can never be found again.
     generation: AtomicU64,
     clock: Clock,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    counters: Counters,
 }
+
+kairosdb_model::metrics! {
+    #[derive(Default)]
+    struct Counters {
+        counter hits: "query_cache_hits_total",
+            "Raw reads answered from the cache_time cache (or shared with an identical running read).";
+        counter misses: "query_cache_misses_total",
+            "Raw reads of cache_time queries that went to storage.";
+    }
+}
+
+/// Gauges read from the cache.
+const GAUGES: &[Gauge<QueryCache>] = &[
+    Gauge::new(
+        "query_cache_bytes",
+        "Approximate bytes held by the cache_time cache.",
+        |c| c.entries.weighted_size() as f64,
+    ),
+    Gauge::new(
+        "query_cache_entries",
+        "Raw reads held by the cache_time cache.",
+        |c| c.entries.entry_count() as f64,
+    ),
+];
 
 /// One cached read and when storage returned it.
 struct Entry {
@@ -158,8 +181,7 @@ impl QueryCache {
             entries,
             generation: AtomicU64::new(0),
             clock,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            counters: Counters::default(),
         }
     }
 
@@ -174,7 +196,7 @@ impl QueryCache {
         let key = Key::new(self.generation.load(Ordering::Acquire), query);
         if let Some(entry) = self.entries.get(&key) {
             if (self.clock)().saturating_duration_since(entry.loaded) < max_age {
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(entry.series.clone());
             }
             // Too old for this request (another request may accept it, but the fresh read
@@ -195,9 +217,9 @@ impl QueryCache {
             })
             .map_err(|e| copy_error(&e))?;
         let counter = if loaded_here {
-            &self.misses
+            &self.counters.misses
         } else {
-            &self.hits
+            &self.counters.hits
         };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(entry.series.clone())
@@ -212,32 +234,9 @@ impl QueryCache {
     /// Figures for `/metrics`: hits, misses, bytes held, reads held.
     pub fn stats(&self) -> StorageStats {
         self.entries.run_pending_tasks();
-        StorageStats {
-            counters: vec![
-                (
-                    "query_cache_hits_total",
-                    "Raw reads answered from the cache_time cache (or shared with an identical running read).",
-                    self.hits.load(Ordering::Relaxed),
-                ),
-                (
-                    "query_cache_misses_total",
-                    "Raw reads of cache_time queries that went to storage.",
-                    self.misses.load(Ordering::Relaxed),
-                ),
-            ],
-            gauges: vec![
-                (
-                    "query_cache_bytes",
-                    "Approximate bytes held by the cache_time cache.",
-                    self.entries.weighted_size() as f64,
-                ),
-                (
-                    "query_cache_entries",
-                    "Raw reads held by the cache_time cache.",
-                    self.entries.entry_count() as f64,
-                ),
-            ],
-        }
+        let mut stats = self.counters.collect();
+        stats.read_gauges(GAUGES, self);
+        stats
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tests of the delivery queue against a fault-injecting in-memory inner store.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use kairosdb_model::Tags;
 

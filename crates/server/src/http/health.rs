@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use kairosdb_model::HealthStatus;
+use kairosdb_model::{HealthStatus, Sample};
 
 use super::{blocking, json_response, ApiError, State};
 use crate::metrics;
@@ -78,13 +78,11 @@ async fn readiness(state: &super::AppState) -> Result<Response, ApiError> {
     Ok(json_response(status, body))
 }
 
-async fn figures(state: &super::AppState) -> Result<Vec<metrics::Figure>, ApiError> {
+async fn figures(state: &super::AppState) -> Result<Vec<Sample>, ApiError> {
     let storage = state.storage.clone();
     let mut stats = blocking(move || Ok(storage.stats())).await?;
     if let Some(cache) = &state.query_cache {
-        let cache = cache.stats();
-        stats.counters.extend(cache.counters);
-        stats.gauges.extend(cache.gauges);
+        stats.append(cache.stats());
     }
     Ok(state.metrics.snapshot(&stats))
 }

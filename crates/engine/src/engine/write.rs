@@ -1,0 +1,265 @@
+//! The write path, in the order of the durability steps in `lib.rs`: validate →
+//! backpressure → resolve series ids → WAL append → head insert (under the WAL lock)
+//! → fsync per `WalSync` (group commit) → acknowledge.
+//!
+//! Not here: the WAL's framing and files (`wal.rs`), the head's layout (`head.rs`),
+//! and sealing full heads, which a write only queues for the maintenance thread
+//! (`maintain.rs`).
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairosdb_model::{SeriesPoints, StorageError, WriteBatch};
+
+use super::{secs, Inner};
+use crate::codec::put_uvarint;
+use crate::index::SeriesEntry;
+use crate::wal::{self, Lsn, NEVER};
+use crate::WalSync;
+
+thread_local! {
+    /// Reused WAL encoding buffer (one per writer thread).
+    static ENC: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One series of a batch, resolved: its index in the batch, its entry and the
+/// expiry of its points (seconds, or [`NEVER`]).
+type Entry = (usize, Arc<SeriesEntry>, u64);
+
+impl Inner {
+    pub fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let points = validate_batch(batch)?;
+        if points == 0 {
+            return Ok(());
+        }
+        self.admit()?;
+        let now_ms = self.now_ms();
+        let entries = self.resolve_series(batch, secs(now_ms))?;
+        let (target, queued) = self.log_and_insert(batch, &entries, now_ms)?;
+        self.counters
+            .points_written
+            .fetch_add(points as u64, Ordering::Relaxed);
+        self.counters
+            .batches_written
+            .fetch_add(1, Ordering::Relaxed);
+        if self.cfg.wal_sync == WalSync::Always {
+            self.sync_to(target)?;
+        }
+        if !queued.is_empty() {
+            self.seal_queue.lock().extend(queued);
+            self.kick();
+        }
+        Ok(())
+    }
+
+    /// Memory bound: above `max_head_bytes`, seal the biggest heads; if still
+    /// above, refuse the write before anything is logged.
+    fn admit(&self) -> Result<(), StorageError> {
+        let max = self.cfg.max_head_bytes;
+        if self.head.bytes() <= max {
+            return Ok(());
+        }
+        if let Some(_g) = self.maint.try_lock_for(Duration::from_millis(200)) {
+            if let Err(e) = self.seal_biggest_locked(max / 4 * 3) {
+                tracing::error!(error = %e, "sealing under memory pressure failed");
+            }
+        }
+        if self.head.bytes() > max {
+            self.counters
+                .backpressure_events
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(StorageError::Backpressure {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// The series of the batch that have points, registering new ones, with the
+    /// expiry of their points (the batch's TTL, else `default_ttl_secs`).
+    fn resolve_series(&self, batch: &WriteBatch, now_s: u64) -> Result<Vec<Entry>, StorageError> {
+        let mut scratch = Vec::with_capacity(128);
+        let mut entries: Vec<Entry> = Vec::with_capacity(batch.series.len());
+        for (i, sp) in batch.series.iter().enumerate() {
+            if sp.points.is_empty() {
+                continue;
+            }
+            let (e, created) =
+                self.registry
+                    .get_or_create(&sp.key, &self.sealed.store, &mut scratch)?;
+            if created {
+                self.counters.series_created.fetch_add(1, Ordering::Relaxed);
+            }
+            let ttl = if sp.ttl_secs == 0 {
+                self.cfg.default_ttl_secs
+            } else {
+                sp.ttl_secs
+            };
+            let expiry = if ttl == 0 {
+                NEVER
+            } else {
+                now_s + u64::from(ttl)
+            };
+            entries.push((i, e, expiry));
+        }
+        Ok(entries)
+    }
+
+    /// Encodes the batch as one points record (in the writer thread's reused buffer)
+    /// and logs and inserts it. Returns what [`Self::append_and_insert`] returns.
+    fn log_and_insert(
+        &self,
+        batch: &WriteBatch,
+        entries: &[Entry],
+        now_ms: i64,
+    ) -> Result<(u64, Vec<u64>), StorageError> {
+        let mut rec = ENC.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        rec.clear();
+        let start = wal::begin_record(&mut rec, wal::REC_POINTS);
+        put_uvarint(&mut rec, entries.len() as u64);
+        for (i, e, exp) in entries {
+            wal::encode_points_chunk(&mut rec, e.id, *exp, &batch.series[*i].points);
+        }
+        let len = wal::finish_record(&mut rec, start);
+        let result = if len > wal::MAX_RECORD_LEN {
+            Err(StorageError::InvalidInput(format!(
+                "batch encodes to {len} bytes, over the {} byte WAL record limit; split it",
+                wal::MAX_RECORD_LEN
+            )))
+        } else {
+            self.append_and_insert(batch, entries, &rec, now_ms)
+        };
+        // Keep the buffer for the next write unless one huge batch bloated it.
+        if rec.capacity() <= 16 << 20 {
+            ENC.with(|b| *b.borrow_mut() = rec);
+        }
+        result
+    }
+
+    /// Appends the frames and inserts into the head under the WAL lock. Returns
+    /// the group-commit position and the series that reached the seal size.
+    fn append_and_insert(
+        &self,
+        batch: &WriteBatch,
+        entries: &[Entry],
+        rec: &[u8],
+        now_ms: i64,
+    ) -> Result<(u64, Vec<u64>), StorageError> {
+        let mut wal = self.wal.lock();
+        // Re-checked under the lock: close() flips `closed` under it.
+        self.check_writable()?;
+        let mut defs = Vec::new();
+        let unlogged: Vec<&Arc<SeriesEntry>> = entries
+            .iter()
+            .map(|(_, e, _)| e)
+            .filter(|e| !e.logged.load(Ordering::Acquire))
+            .collect();
+        if !unlogged.is_empty() {
+            wal::encode_series_defs(&mut defs, unlogged.iter().map(|e| (e.id, &*e.key)));
+        }
+        let lsn = match wal.append(&[&defs, rec]) {
+            Ok(l) => l,
+            Err(e) => return Err(self.poison(format!("WAL write failed: {e}"))),
+        };
+        self.counters
+            .wal_bytes_written
+            .fetch_add((defs.len() + rec.len()) as u64, Ordering::Relaxed);
+        for e in unlogged {
+            e.logged.store(true, Ordering::Release);
+        }
+        let plsn = Lsn {
+            segment: lsn.segment,
+            offset: lsn.offset + defs.len() as u64,
+        };
+        let mut queued = Vec::new();
+        for (i, e, exp) in entries {
+            let q = self.head.append_points(
+                e.id,
+                &batch.series[*i].points,
+                *exp,
+                plsn,
+                now_ms,
+                self.cfg.seal_points,
+                || self.registry.mark_live(e),
+            );
+            if q {
+                queued.push(e.id);
+            }
+        }
+        Ok((wal.written(), queued))
+    }
+
+    /// fsyncs the WAL up to at least `target` (group commit: one fsync covers
+    /// every writer waiting behind it).
+    pub fn sync_to(&self, target: u64) -> Result<(), StorageError> {
+        let mut synced = self.synced.lock();
+        if *synced >= target {
+            return Ok(());
+        }
+        let snap = self.wal.lock().sync_snapshot();
+        for f in &snap.files {
+            if let Err(e) = f.sync_data() {
+                return Err(self.poison(format!("WAL fsync failed: {e}")));
+            }
+        }
+        self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
+        *synced = snap.written;
+        Ok(())
+    }
+
+    pub fn sync_all(&self) -> Result<(), StorageError> {
+        let target = self.wal.lock().written();
+        let mut synced = self.synced.lock();
+        let snap = self.wal.lock().sync_snapshot();
+        for f in &snap.files {
+            if let Err(e) = f.sync_data() {
+                return Err(self.poison(format!("WAL fsync failed: {e}")));
+            }
+        }
+        self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
+        *synced = snap.written.max(target);
+        Ok(())
+    }
+}
+
+/// Checks every series of a write batch; returns how many points it holds.
+fn validate_batch(batch: &WriteBatch) -> Result<usize, StorageError> {
+    let mut points = 0usize;
+    for sp in &batch.series {
+        validate(sp)?;
+        points += sp.points.len();
+    }
+    Ok(points)
+}
+
+/// Checks one series of a write batch.
+fn validate(sp: &SeriesPoints) -> Result<(), StorageError> {
+    if sp.key.metric.is_empty() {
+        return Err(StorageError::InvalidInput(
+            "metric name may not be empty".into(),
+        ));
+    }
+    if sp.points.data_type() != sp.key.data_type {
+        return Err(StorageError::InvalidInput(format!(
+            "series {} is {} but its points are {}",
+            sp.key,
+            sp.key.data_type.ingest_name(),
+            sp.points.data_type().ingest_name()
+        )));
+    }
+    let (nts, nv) = match &sp.points {
+        kairosdb_model::Points::Long { ts, values } => (ts.len(), values.len()),
+        kairosdb_model::Points::Double { ts, values } => (ts.len(), values.len()),
+        kairosdb_model::Points::String { ts, values } => (ts.len(), values.len()),
+    };
+    if nts != nv {
+        return Err(StorageError::InvalidInput(format!(
+            "series {} has {nts} timestamps but {nv} values",
+            sp.key
+        )));
+    }
+    Ok(())
+}

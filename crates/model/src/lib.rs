@@ -32,5 +32,5 @@ pub use metrics::{Gauge, Kind, Sample};
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};
-pub use series::{DataType, SeriesKey, Tags, Value};
+pub use series::{DataType, GroupType, SeriesKey, Tags, Value};
 pub use storage::{HealthStatus, Storage, StorageError, StorageStats};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::series::SeriesKey;
+use crate::series::{GroupType, SeriesKey};
 
 /// One numeric output value. Longs and doubles keep their own JSON form
 /// (spec §4.5: long → integer, double → §4.6 text); `Null` comes from `gaps`.
@@ -47,7 +47,7 @@ impl OutColumn {
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupByResult {
     /// `{"name":"type","type":"number"}`
-    Type(String),
+    Type(GroupType),
     /// `{"name":"tag","tags":[...],"group":{...}}`
     Tag {
         tags: Vec<String>,

@@ -77,11 +77,30 @@ impl DataType {
         }
     }
 
-    /// KairosDB's "group type" (spec §4.4 step 4): `number` or `text`.
-    pub fn group_type(self) -> &'static str {
+    /// KairosDB's "group type" (spec §4.4 step 4).
+    pub fn group_type(self) -> GroupType {
         match self {
-            DataType::Long | DataType::Double => "number",
-            DataType::String => "text",
+            DataType::Long | DataType::Double => GroupType::Number,
+            DataType::String => GroupType::Text,
+        }
+    }
+}
+
+/// KairosDB's "group type" (spec §4.4 step 4): numbers and strings never share a result
+/// group, and aggregators say which they accept. Ordered as KairosDB lists the groups
+/// (`number` before `text`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupType {
+    Number,
+    Text,
+}
+
+impl GroupType {
+    /// The name in `{"name":"type","type":"number"}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupType::Number => "number",
+            GroupType::Text => "text",
         }
     }
 }

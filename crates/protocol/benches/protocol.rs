@@ -165,7 +165,7 @@ fn response_input(kind: &str) -> Vec<QueryResult> {
             ResultGroup {
                 name: "cpu.usage_user".into(),
                 alias: None,
-                group_by: vec![GroupByResult::Type("number".into())],
+                group_by: vec![GroupByResult::Type(kairosdb_model::GroupType::Number)],
                 tags: Some(GroupTags::new(vec![Arc::new(SeriesKey::new(
                     "cpu.usage_user",
                     DataType::Long,
@@ -198,7 +198,7 @@ fn lastpoint_input() -> Vec<QueryResult> {
                         tags: vec!["hostname".into()],
                         group: vec![("hostname".into(), hostname)],
                     },
-                    GroupByResult::Type("number".into()),
+                    GroupByResult::Type(kairosdb_model::GroupType::Number),
                 ],
                 tags: Some(GroupTags::new(vec![Arc::new(SeriesKey::new(
                     "cpu.usage_user",

@@ -213,7 +213,7 @@ fn write_group_by(out: &mut Vec<u8>, gb: &GroupByResult) -> Result<(), String> {
     match gb {
         GroupByResult::Type(t) => {
             out.extend_from_slice(b"{\"name\":\"type\",\"type\":");
-            write_json_string(out, t);
+            write_json_string(out, t.name());
             out.push(b'}');
         }
         GroupByResult::Tag { tags, group } => {
@@ -548,7 +548,7 @@ fn write_u_escape(out: &mut Vec<u8>, cp: u32) {
 mod tests {
     use std::sync::Arc;
 
-    use kairosdb_model::{DataType, GroupTags, SeriesKey, Tags};
+    use kairosdb_model::{DataType, GroupTags, GroupType, SeriesKey, Tags};
 
     use super::*;
 
@@ -643,7 +643,7 @@ mod tests {
             results: vec![ResultGroup {
                 name: "abc.123".into(),
                 alias: None,
-                group_by: vec![GroupByResult::Type("number".into())],
+                group_by: vec![GroupByResult::Type(GroupType::Number)],
                 tags: Some(tags_of(&[
                     &[("server", "server2")],
                     &[("server", "server1")],
@@ -686,7 +686,7 @@ mod tests {
                         tags: vec!["host".into(), "dc".into()],
                         group: vec![("host".into(), "server1".into()), ("dc".into(), "".into())],
                     },
-                    GroupByResult::Type("number".into()),
+                    GroupByResult::Type(GroupType::Number),
                 ],
                 tags: None,
                 ts: vec![1, 2, 3],

@@ -7,7 +7,9 @@
 //! aggregators share [`crate::range`].
 
 use kairosdb_model::catalogue::{self, AggregatorSpec, FilterOp, RangeKind, ScoreThreshold};
-use kairosdb_model::{BatchBuilder, GroupTags, Order, OutColumn, SeriesData, Storage, Tags, Value};
+use kairosdb_model::{
+    BatchBuilder, GroupTags, GroupType, Order, OutColumn, SeriesData, Storage, Tags, Value,
+};
 
 use crate::column::{self, numbers};
 use crate::range::Range;
@@ -19,7 +21,7 @@ use crate::{Context, QueryError};
 pub(crate) struct Stream {
     pub ts: Vec<i64>,
     pub values: OutColumn,
-    pub group_type: &'static str,
+    pub group_type: GroupType,
 }
 
 /// What `save_as` needs to know about the group it saves.
@@ -228,14 +230,14 @@ impl Aggregator {
         let probe = Stream {
             ts: vec![ctx.range.start, ctx.range.end],
             values: OutColumn::Long(vec![0, 0]),
-            group_type: "number",
+            group_type: GroupType::Number,
         };
         let one_bucket = r.apply(probe, ctx).is_ok_and(|s| s.ts.len() == 1);
         one_bucket.then_some(order)
     }
 
     /// Does this aggregator apply to a group of this type (spec §5.0 "accepts")?
-    pub(crate) fn accepts(&self, group_type: &str) -> bool {
+    pub(crate) fn accepts(&self, group_type: GroupType) -> bool {
         let any = match self {
             Aggregator::Range(r) => matches!(
                 r.kind,
@@ -244,7 +246,7 @@ impl Aggregator {
             Aggregator::Filter { .. } | Aggregator::SaveAs(_) | Aggregator::Trim { .. } => true,
             _ => false,
         };
-        any || group_type == "number"
+        any || group_type == GroupType::Number
     }
 
     /// [`Range::apply_unmerged`] for a range aggregator (the group's series folded without
@@ -271,7 +273,7 @@ impl Aggregator {
         let out = |ts: Vec<i64>, values: Vec<f64>| Stream {
             ts,
             values: OutColumn::Double(values),
-            group_type: "number",
+            group_type: GroupType::Number,
         };
         match self {
             Aggregator::Range(r) => r.apply(s, ctx),

@@ -7,10 +7,10 @@
 
 use std::ops::Range;
 
-use kairosdb_model::{GroupTags, SeriesData};
+use kairosdb_model::{GroupTags, GroupType, SeriesData};
 
 pub(crate) struct Group {
-    pub group_type: &'static str,
+    pub group_type: GroupType,
     /// `(tag, value)` for each grouped tag, in group-by order; empty without a tag group-by.
     pub tag_key: Vec<(String, String)>,
     pub series: Vec<SeriesData>,
@@ -29,7 +29,7 @@ pub(crate) fn split(series: Vec<SeriesData>, group_by_tags: &[String]) -> Vec<Gr
     // order, and each run of equal keys becomes a group: one sort instead of a map
     // lookup per series (lastpoint groups 100 series into 100 groups per metric).
     let mut text = String::new();
-    let mut keyed: Vec<(&'static str, Range<usize>, SeriesData)> = series
+    let mut keyed: Vec<(GroupType, Range<usize>, SeriesData)> = series
         .into_iter()
         .map(|s| {
             let start = text.len();
@@ -40,13 +40,14 @@ pub(crate) fn split(series: Vec<SeriesData>, group_by_tags: &[String]) -> Vec<Gr
             (s.key.data_type.group_type(), start..text.len(), s)
         })
         .collect();
-    let order = |a: &(&str, Range<usize>, SeriesData), b: &(&str, Range<usize>, SeriesData)| {
-        a.0.cmp(b.0)
+    let order = |a: &(GroupType, Range<usize>, SeriesData),
+                 b: &(GroupType, Range<usize>, SeriesData)| {
+        a.0.cmp(&b.0)
             .then_with(|| text[a.1.clone()].cmp(&text[b.1.clone()]))
     };
     keyed.sort_by(order);
     let mut groups: Vec<Group> = Vec::new();
-    let mut last: Option<(&str, Range<usize>)> = None;
+    let mut last: Option<(GroupType, Range<usize>)> = None;
     for (group_type, range, s) in keyed {
         let same = last
             .as_ref()
@@ -94,9 +95,9 @@ mod tests {
     }
 
     /// Group type, tag key, and the ids of its series in order.
-    type Shape<'a> = (&'a str, Vec<(String, String)>, Vec<i64>);
+    type Shape = (GroupType, Vec<(String, String)>, Vec<i64>);
 
-    fn shape(groups: &[Group]) -> Vec<Shape<'_>> {
+    fn shape(groups: &[Group]) -> Vec<Shape> {
         groups
             .iter()
             .map(|g| {
@@ -130,11 +131,31 @@ mod tests {
             vec![
                 // The strings "hostabdcx" < "hostadcy" < "hostbdcx" < "hostdcx" (a
                 // missing tag groups as ""): KairosDB's order, not tag by tag.
-                ("number", pairs(&[("host", "ab"), ("dc", "x")]), vec![7]),
-                ("number", pairs(&[("host", "a"), ("dc", "y")]), vec![3, 6]),
-                ("number", pairs(&[("host", "b"), ("dc", "x")]), vec![1, 4]),
-                ("number", pairs(&[("host", ""), ("dc", "x")]), vec![5]),
-                ("text", pairs(&[("host", "a"), ("dc", "x")]), vec![2]),
+                (
+                    GroupType::Number,
+                    pairs(&[("host", "ab"), ("dc", "x")]),
+                    vec![7]
+                ),
+                (
+                    GroupType::Number,
+                    pairs(&[("host", "a"), ("dc", "y")]),
+                    vec![3, 6]
+                ),
+                (
+                    GroupType::Number,
+                    pairs(&[("host", "b"), ("dc", "x")]),
+                    vec![1, 4]
+                ),
+                (
+                    GroupType::Number,
+                    pairs(&[("host", ""), ("dc", "x")]),
+                    vec![5]
+                ),
+                (
+                    GroupType::Text,
+                    pairs(&[("host", "a"), ("dc", "x")]),
+                    vec![2]
+                ),
             ]
         );
     }
@@ -149,7 +170,10 @@ mod tests {
         ];
         assert_eq!(
             shape(&split(input, &[])),
-            vec![("number", vec![], vec![2, 3]), ("text", vec![], vec![1])]
+            vec![
+                (GroupType::Number, vec![], vec![2, 3]),
+                (GroupType::Text, vec![], vec![1])
+            ]
         );
         assert!(split(Vec::new(), &["host".into()]).is_empty());
     }

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use kairosdb_model::catalogue::AggregatorSpec;
 use kairosdb_model::{
-    GroupByResult, MetricQuery, Order, QueryResult, ResultGroup, SeriesQuery, Storage,
+    GroupByResult, GroupType, MetricQuery, Order, QueryResult, ResultGroup, SeriesQuery, Storage,
     StorageError, TimeRange,
 };
 
@@ -186,7 +186,7 @@ pub fn execute(
     let no_rows = groups.is_empty();
     if no_rows {
         groups.push(group::Group {
-            group_type: "number",
+            group_type: GroupType::Number,
             tag_key: Vec::new(),
             series: Vec::new(),
         });
@@ -204,7 +204,7 @@ pub fn execute(
         // buckets, skipping the merge (the same answer, see `Range::apply_unmerged`);
         // only where nothing else needs the merged stream.
         let unmerged = (g.series.len() > 1
-            && g.group_type == "number"
+            && g.group_type == GroupType::Number
             && query.order == Order::Asc
             && query.limit.is_none()
             && group_bys.is_empty())
@@ -250,7 +250,7 @@ pub fn execute(
             let last = i == last_part;
             group_by.extend(take_last(&mut tag_group_by, last));
             if !no_rows {
-                group_by.push(GroupByResult::Type(g.group_type.to_string()));
+                group_by.push(GroupByResult::Type(g.group_type));
             }
             results.push(ResultGroup {
                 name: query.name.clone(),
@@ -292,8 +292,10 @@ pub fn aggregate(
     values: kairosdb_model::OutColumn,
 ) -> Result<(Vec<i64>, kairosdb_model::OutColumn), QueryError> {
     let group_type = match values {
-        kairosdb_model::OutColumn::Text(_) | kairosdb_model::OutColumn::TextOrNull(_) => "text",
-        _ => "number",
+        kairosdb_model::OutColumn::Text(_) | kairosdb_model::OutColumn::TextOrNull(_) => {
+            GroupType::Text
+        }
+        _ => GroupType::Number,
     };
     let mut s = Stream {
         ts,

@@ -12,7 +12,7 @@
 //! allocation per point or per bucket.
 
 use kairosdb_model::catalogue::{DevReturn, RangeKind};
-use kairosdb_model::{Num, OutColumn, Points, SeriesData};
+use kairosdb_model::{GroupType, Num, OutColumn, Points, SeriesData};
 use kairosdb_protocol::response::java_double_string;
 
 use crate::aggregate::Stream;
@@ -81,7 +81,7 @@ impl Range {
         }
         let group_type = match self.kind {
             RangeKind::First | RangeKind::Last => s.group_type,
-            _ => "number",
+            _ => GroupType::Number,
         };
         let values = match &self.kind {
             RangeKind::Count => {
@@ -239,7 +239,7 @@ impl Range {
         Some(Ok(Stream {
             ts,
             values,
-            group_type: "number",
+            group_type: GroupType::Number,
         }))
     }
 
@@ -304,7 +304,7 @@ impl Range {
         Ok(Stream {
             ts,
             values: OutColumn::Number(out),
-            group_type: "number",
+            group_type: GroupType::Number,
         })
     }
 

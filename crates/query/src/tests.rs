@@ -232,7 +232,7 @@ fn raw_read_splits_number_and_text_and_merges_with_value_tie_break() {
     assert_eq!(r.sample_size, 7);
     assert_eq!(r.results.len(), 2);
     let num = &r.results[0];
-    assert_eq!(num.group_by, vec![GroupByResult::Type("number".into())]);
+    assert_eq!(num.group_by, vec![GroupByResult::Type(GroupType::Number)]);
     assert_eq!(num.ts, vec![1, 2, 3, 3, 3, 5]);
     assert_eq!(
         num.values,
@@ -248,7 +248,7 @@ fn raw_read_splits_number_and_text_and_merges_with_value_tie_break() {
     let tags = num.tags.as_ref().unwrap();
     assert_eq!(tags.values("host"), vec!["a", "b"]);
     let text = &r.results[1];
-    assert_eq!(text.group_by, vec![GroupByResult::Type("text".into())]);
+    assert_eq!(text.group_by, vec![GroupByResult::Type(GroupType::Text)]);
     assert_eq!(text.values, OutColumn::Text(vec!["up".into()]));
 }
 
@@ -306,7 +306,10 @@ fn tag_group_by_orders_groups_and_reports_group_objects() {
             ("c".to_string(), vec![4])
         ]
     );
-    assert_eq!(r.results[2].group_by[1], GroupByResult::Type("text".into()));
+    assert_eq!(
+        r.results[2].group_by[1],
+        GroupByResult::Type(GroupType::Text)
+    );
 }
 
 #[test]

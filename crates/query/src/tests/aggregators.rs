@@ -54,7 +54,7 @@ pub(super) fn longs(points: &[(i64, i64)]) -> Stream {
     Stream {
         ts: points.iter().map(|p| p.0).collect(),
         values: OutColumn::Long(points.iter().map(|p| p.1).collect()),
-        group_type: "number",
+        group_type: GroupType::Number,
     }
 }
 
@@ -62,7 +62,7 @@ pub(super) fn doubles(points: &[(i64, f64)]) -> Stream {
     Stream {
         ts: points.iter().map(|p| p.0).collect(),
         values: OutColumn::Double(points.iter().map(|p| p.1).collect()),
-        group_type: "number",
+        group_type: GroupType::Number,
     }
 }
 
@@ -71,7 +71,7 @@ pub(super) fn mixed(points: &[(i64, Num)]) -> Stream {
     Stream {
         ts: points.iter().map(|p| p.0).collect(),
         values: OutColumn::Number(points.iter().map(|p| p.1).collect()),
-        group_type: "number",
+        group_type: GroupType::Number,
     }
 }
 
@@ -79,7 +79,7 @@ pub(super) fn texts(points: &[(i64, &str)]) -> Stream {
     Stream {
         ts: points.iter().map(|p| p.0).collect(),
         values: OutColumn::Text(points.iter().map(|p| p.1.to_string()).collect()),
-        group_type: "text",
+        group_type: GroupType::Text,
     }
 }
 
@@ -88,7 +88,7 @@ pub(super) fn ones(ts: &[i64]) -> Stream {
     Stream {
         ts: ts.to_vec(),
         values: OutColumn::Long(vec![1; ts.len()]),
-        group_type: "number",
+        group_type: GroupType::Number,
     }
 }
 
@@ -333,7 +333,7 @@ fn sum_of_longs_doubles_and_mixed() {
     let out = run(r#"{"name":"sum"}"#, long_points());
     assert_eq!(out.ts, vec![1, 2, 3]);
     assert_eq!(out.values, OutColumn::Double(vec![33.0, 9.0, 25.0]));
-    assert_eq!(out.group_type, "number");
+    assert_eq!(out.group_type, GroupType::Number);
 
     let out = run(r#"{"name":"sum"}"#, double_points());
     assert_eq!(pairs(&out), vec![(1, 33.3), (2, 9.2), (3, 25.1)]);
@@ -387,7 +387,7 @@ fn count_of_longs_doubles_mixed_is_long() {
         let out = run(r#"{"name":"count"}"#, s);
         assert_eq!(out.ts, vec![1, 2, 3]);
         assert_eq!(out.values, OutColumn::Long(vec![3, 3, 1]));
-        assert_eq!(out.group_type, "number");
+        assert_eq!(out.group_type, GroupType::Number);
     }
 }
 
@@ -631,13 +631,13 @@ fn first_and_last_of_strings() {
         ])
     };
     let out = run(r#"{"name":"first"}"#, s());
-    assert_eq!(out.group_type, "text");
+    assert_eq!(out.group_type, GroupType::Text);
     assert_eq!(
         strings(&out),
         vec![(1, "a".into()), (2, "d".into()), (3, "g".into())]
     );
     let out = run(r#"{"name":"last"}"#, s());
-    assert_eq!(out.group_type, "text");
+    assert_eq!(out.group_type, GroupType::Text);
     assert_eq!(
         strings(&out),
         vec![(1, "c".into()), (2, "f".into()), (3, "g".into())]
@@ -886,7 +886,7 @@ fn gaps_on_text_marks_null_strings() {
     let out = Q::range(1, 3)
         .run(r#"{"name":"gaps"}"#, texts(&[(1, "a"), (3, "c")]))
         .unwrap();
-    assert_eq!(out.group_type, "text");
+    assert_eq!(out.group_type, GroupType::Text);
     assert_eq!(out.ts, vec![1, 2, 3]);
     assert_eq!(
         out.values,
@@ -1202,7 +1202,7 @@ fn filter_lt() {
 fn filter_every_operation() {
     let kept = |op: &str, threshold: &str| {
         let out = filter(op, threshold, filter_points());
-        assert_eq!(out.group_type, "number");
+        assert_eq!(out.group_type, GroupType::Number);
         pairs(&out)
             .into_iter()
             .map(|(t, v)| (t, v as i64))
@@ -1238,7 +1238,7 @@ fn filter_string_threshold_on_strings() {
         (6, "beta"),
     ]);
     let out = filter("equal", r#""alfa""#, s.clone());
-    assert_eq!(out.group_type, "text");
+    assert_eq!(out.group_type, GroupType::Text);
     assert_eq!(
         strings(&out),
         vec![
@@ -1609,7 +1609,7 @@ fn score(thresholds: &str, order: &str, values: &[f64]) -> Vec<f64> {
     };
     let json = format!(r#"{{"name":"score","thresholds":{thresholds}{order}}}"#);
     let out = run(&json, doubles(&points));
-    assert_eq!(out.group_type, "number");
+    assert_eq!(out.group_type, GroupType::Number);
     pairs(&out).into_iter().map(|p| p.1).collect()
 }
 
@@ -1690,11 +1690,17 @@ fn accepts_follows_the_registry() {
     ];
     for json in any {
         let a = Aggregator::new(&agg(json), &ctx).unwrap();
-        assert!(a.accepts("number") && a.accepts("text"), "{json}");
+        assert!(
+            a.accepts(GroupType::Number) && a.accepts(GroupType::Text),
+            "{json}"
+        );
     }
     for json in numeric {
         let a = Aggregator::new(&agg(json), &ctx).unwrap();
-        assert!(a.accepts("number") && !a.accepts("text"), "{json}");
+        assert!(
+            a.accepts(GroupType::Number) && !a.accepts(GroupType::Text),
+            "{json}"
+        );
     }
 }
 
@@ -1718,7 +1724,7 @@ fn any_type_aggregators_work_on_text() {
     let out = run(r#"{"name":"count"}"#, s());
     assert_eq!(out.values, OutColumn::Long(vec![2, 1, 1]));
     assert_eq!(out.ts, vec![1, 2, 5]);
-    assert_eq!(out.group_type, "number", "count outputs numbers");
+    assert_eq!(out.group_type, GroupType::Number, "count outputs numbers");
 
     let out = run(
         r#"{"name":"first","sampling":{"value":2,"unit":"MILLISECONDS"}}"#,

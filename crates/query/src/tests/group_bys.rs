@@ -304,8 +304,8 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
         group_count: 2,
         group_number: n,
     };
-    let number = GroupByResult::Type("number".into());
-    let text = GroupByResult::Type("text".into());
+    let number = GroupByResult::Type(GroupType::Number);
+    let text = GroupByResult::Type(GroupType::Text);
     let got: Vec<(Vec<GroupByResult>, Vec<i64>)> = r
         .results
         .iter()
@@ -348,14 +348,14 @@ fn group_by_without_tag_group_by_ends_with_type() {
                     bins: vec![5.0],
                     bin_number: 0
                 },
-                GroupByResult::Type("number".into())
+                GroupByResult::Type(GroupType::Number)
             ],
             vec![
                 GroupByResult::Bin {
                     bins: vec![5.0],
                     bin_number: 1
                 },
-                GroupByResult::Type("number".into())
+                GroupByResult::Type(GroupType::Number)
             ],
         ]
     );

@@ -105,11 +105,11 @@ fn expected_read(range: TimeRange, limit: Option<usize>, order: Order, count: bo
     }
 }
 
-fn group(ts: Vec<i64>, values: OutColumn, group_type: &str) -> ResultGroup {
+fn group(ts: Vec<i64>, values: OutColumn, group_type: GroupType) -> ResultGroup {
     ResultGroup {
         name: "m".into(),
         alias: None,
-        group_by: vec![GroupByResult::Type(group_type.into())],
+        group_by: vec![GroupByResult::Type(group_type)],
         tags: None,
         ts,
         values,
@@ -136,8 +136,12 @@ fn pushdown_is_used_only_for_one_bucket_first_or_last() {
         QueryResult {
             sample_size: 9,
             results: vec![
-                group(vec![8], OutColumn::Number(vec![Num::Double(8.5)]), "number"),
-                group(vec![9], OutColumn::Text(vec!["y".into()]), "text"),
+                group(
+                    vec![8],
+                    OutColumn::Number(vec![Num::Double(8.5)]),
+                    GroupType::Number
+                ),
+                group(vec![9], OutColumn::Text(vec!["y".into()]), GroupType::Text),
             ],
         }
     );
@@ -150,8 +154,12 @@ fn pushdown_is_used_only_for_one_bucket_first_or_last() {
         QueryResult {
             sample_size: 9,
             results: vec![
-                group(vec![1], OutColumn::Number(vec![Num::Long(10)]), "number"),
-                group(vec![4], OutColumn::Text(vec!["x".into()]), "text"),
+                group(
+                    vec![1],
+                    OutColumn::Number(vec![Num::Long(10)]),
+                    GroupType::Number
+                ),
+                group(vec![4], OutColumn::Text(vec!["x".into()]), GroupType::Text),
             ],
         }
     );
@@ -626,7 +634,11 @@ fn pushdown_last_with_start_time_after_the_query_start() {
         )]);
         let want = QueryResult {
             sample_size: 2,
-            results: vec![group(vec![stamp], OutColumn::Long(vec![2]), "number")],
+            results: vec![group(
+                vec![stamp],
+                OutColumn::Long(vec![2]),
+                GroupType::Number,
+            )],
         };
         let full = Fixed::with_mode(series.clone(), Mode::FullRead);
         let r = run(&full, range, None, &Budget::default(), &q).expect("query runs");

@@ -116,21 +116,28 @@ fn group(ts: Vec<i64>, values: OutColumn, group_type: GroupType) -> ResultGroup 
     }
 }
 
-#[test]
-fn pushdown_is_used_only_for_one_bucket_first_or_last() {
-    let r0_9 = TimeRange::new(0, 9);
-    let pushed_last = expected_read(r0_9, Some(1), Order::Desc, true);
-    let pushed_first = expected_read(r0_9, Some(1), Order::Asc, true);
-    let plain = expected_read(r0_9, None, Order::Asc, false);
-    let last_10 =
-        r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
-    let first_10 =
-        r#"{"name":"first","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
+const R0_9: TimeRange = TimeRange { start: 0, end: 9 };
+const R5_14: TimeRange = TimeRange { start: 5, end: 14 };
+const LAST_10: &str =
+    r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
+const FIRST_10: &str =
+    r#"{"name":"first","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
 
-    // `last`, sampling = the range's length (0..=9 is 10 ms): one point per series, newest
-    // first, every point in range counted. Answer: each type group's last point.
-    let (read, r) = read_of(r0_9, &mq(&[last_10]));
-    assert_eq!(read, pushed_last);
+/// One point per series, newest first, every point in range counted.
+fn pushed_last(range: TimeRange) -> SeriesQuery {
+    expected_read(range, Some(1), Order::Desc, true)
+}
+
+/// Every point in range, as without the pushdown.
+fn plain(range: TimeRange) -> SeriesQuery {
+    expected_read(range, None, Order::Asc, false)
+}
+
+#[test]
+fn pushdown_last_over_one_bucket_reads_each_series_newest_point() {
+    // Sampling = the range's length (0..=9 is 10 ms). Answer: each type group's last point.
+    let (read, r) = read_of(R0_9, &mq(&[LAST_10]));
+    assert_eq!(read, pushed_last(R0_9));
     assert_eq!(
         r,
         QueryResult {
@@ -145,10 +152,12 @@ fn pushdown_is_used_only_for_one_bucket_first_or_last() {
             ],
         }
     );
+}
 
-    // `first`: oldest point of each series.
-    let (read, r) = read_of(r0_9, &mq(&[first_10]));
-    assert_eq!(read, pushed_first);
+#[test]
+fn pushdown_first_over_one_bucket_reads_each_series_oldest_point() {
+    let (read, r) = read_of(R0_9, &mq(&[FIRST_10]));
+    assert_eq!(read, expected_read(R0_9, Some(1), Order::Asc, true));
     assert_eq!(
         r,
         QueryResult {
@@ -163,134 +172,163 @@ fn pushdown_is_used_only_for_one_bucket_first_or_last() {
             ],
         }
     );
+}
 
-    // A bucket wider than the range (1 day, unaligned) also holds it whole.
+#[test]
+fn pushdown_holds_for_a_bucket_wider_than_the_range() {
+    // 1 day, unaligned.
     let (read, r) = read_of(
-        r0_9,
+        R0_9,
         &mq(&[
             r#"{"name":"last","sampling":{"value":1,"unit":"days"},"align_sampling":false,"align_start_time":true}"#,
         ]),
     );
-    assert_eq!(read, pushed_last);
+    assert_eq!(read, pushed_last(R0_9));
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results[0].ts, vec![0]);
     assert_eq!(
         r.results[0].values,
         OutColumn::Number(vec![Num::Double(8.5)])
     );
+}
 
-    // 1 ms buckets over 10 ms: several buckets, a full read.
+#[test]
+fn several_buckets_read_every_point() {
+    // 1 ms buckets over 10 ms.
     let (read, r) = read_of(
-        r0_9,
+        R0_9,
         &mq(&[
             r#"{"name":"last","sampling":{"value":1,"unit":"milliseconds"},"align_sampling":false}"#,
         ]),
     );
-    assert_eq!(read, plain);
+    assert_eq!(read, plain(R0_9));
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results[0].ts, vec![1, 2, 3, 5, 7, 8]);
 
     // 9 ms buckets over a 10 ms range: point 9 falls into a second bucket.
     let (read, _) = read_of(
-        r0_9,
+        R0_9,
         &mq(&[
             r#"{"name":"last","sampling":{"value":9,"unit":"milliseconds"},"align_sampling":false}"#,
         ]),
     );
-    assert_eq!(read, plain);
+    assert_eq!(read, plain(R0_9));
+}
 
-    // [5, 14] with 10 ms buckets: aligned (to the whole second, so at 0, 10, ...) it
-    // crosses the boundary at 10; unaligned (buckets from 5) it is one bucket.
-    let r5_14 = TimeRange::new(5, 14);
+#[test]
+fn aligned_buckets_crossing_a_boundary_read_every_point() {
+    // [5, 14] with 10 ms buckets aligned to the whole second (0, 10, ...) crosses 10.
     let (read, r) = read_of(
-        r5_14,
+        R5_14,
         &mq(&[
             r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":true}"#,
         ]),
     );
-    assert_eq!(read, expected_read(r5_14, None, Order::Asc, false));
+    assert_eq!(read, plain(R5_14));
     assert_eq!(r.sample_size, 5);
     assert_eq!(r.results[0].ts, vec![8, 12]);
-    let (read, r) = read_of(
-        r5_14,
-        &mq(&[
-            r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#,
-        ]),
-    );
-    assert_eq!(read, expected_read(r5_14, Some(1), Order::Desc, true));
+}
+
+#[test]
+fn unaligned_buckets_from_the_range_start_are_one_bucket() {
+    // [5, 14] with 10 ms buckets from 5.
+    let (read, r) = read_of(R5_14, &mq(&[LAST_10]));
+    assert_eq!(read, pushed_last(R5_14));
     assert_eq!(r.sample_size, 5);
     assert_eq!(r.results[0].ts, vec![12]);
     assert_eq!(r.results[0].values, OutColumn::Number(vec![Num::Long(120)]));
-    // `align_sampling` defaults to true.
+}
+
+#[test]
+fn align_sampling_defaults_to_true() {
     let (read, _) = read_of(
-        r5_14,
+        R5_14,
         &mq(&[r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"}}"#]),
     );
-    assert_eq!(read, expected_read(r5_14, None, Order::Asc, false));
+    assert_eq!(read, plain(R5_14));
+}
 
-    // Other range aggregators read everything.
+#[test]
+fn other_range_aggregators_and_raw_reads_read_every_point() {
     for other in ["max", "min", "count", "sum", "avg", "gaps"] {
         let json = format!(
             r#"{{"name":"{other}","sampling":{{"value":10,"unit":"milliseconds"}},"align_sampling":false}}"#
         );
-        let (read, _) = read_of(r0_9, &mq(&[&json]));
-        assert_eq!(read, plain, "{other}");
+        let (read, _) = read_of(R0_9, &mq(&[&json]));
+        assert_eq!(read, plain(R0_9), "{other}");
     }
-    let (read, r) = read_of(r0_9, &mq(&[]));
-    assert_eq!(read, plain);
+    let (read, r) = read_of(R0_9, &mq(&[]));
+    assert_eq!(read, plain(R0_9));
     assert_eq!(r.sample_size, 9);
+}
 
-    // `first`/`last` only count when first in the chain.
+#[test]
+fn first_or_last_pushes_down_only_when_first_in_the_chain() {
     for before in [
         r#"{"name":"scale","factor":2}"#,
         r#"{"name":"filter","filter_op":"lt","threshold":0}"#,
         r#"{"name":"last","sampling":{"value":1,"unit":"milliseconds"},"align_sampling":false}"#,
     ] {
-        let (read, _) = read_of(r0_9, &mq(&[before, last_10]));
-        assert_eq!(read, plain, "{before}");
+        let (read, _) = read_of(R0_9, &mq(&[before, LAST_10]));
+        assert_eq!(read, plain(R0_9), "{before}");
     }
-    // ... and may be followed by anything.
-    let (read, r) = read_of(r0_9, &mq(&[last_10, r#"{"name":"scale","factor":2}"#]));
-    assert_eq!(read, pushed_last);
-    assert_eq!(r.results[0].values, OutColumn::Double(vec![17.0]));
+}
 
-    // A query limit or descending order keeps the query's own read.
-    let mut q = mq(&[last_10]);
+#[test]
+fn a_pushed_down_first_or_last_may_be_followed_by_anything() {
+    let (read, r) = read_of(R0_9, &mq(&[LAST_10, r#"{"name":"scale","factor":2}"#]));
+    assert_eq!(read, pushed_last(R0_9));
+    assert_eq!(r.results[0].values, OutColumn::Double(vec![17.0]));
+}
+
+#[test]
+fn a_query_limit_keeps_the_query_own_read() {
+    let mut q = mq(&[LAST_10]);
     q.limit = Some(2);
-    let (read, r) = read_of(r0_9, &q);
-    assert_eq!(read, expected_read(r0_9, Some(2), Order::Asc, false));
+    let (read, r) = read_of(R0_9, &q);
+    assert_eq!(read, expected_read(R0_9, Some(2), Order::Asc, false));
     // Series a gives 1, 3; b gives 2, 3; the merged group is cut to 1, 2 before `last`.
     assert_eq!(r.results[0].ts, vec![2]);
     assert_eq!(
         r.results[0].values,
         OutColumn::Number(vec![Num::Double(2.5)])
     );
-    let mut q = mq(&[last_10]);
-    q.order = Order::Desc;
-    let (read, _) = read_of(r0_9, &q);
-    assert_eq!(read, expected_read(r0_9, None, Order::Desc, false));
-    let mut q = mq(&[first_10]);
-    q.order = Order::Desc;
-    let (read, _) = read_of(r0_9, &q);
-    assert_eq!(read, expected_read(r0_9, None, Order::Desc, false));
+}
 
-    // `value`, `time` and `bin` group-bys split points into groups: full read.
+#[test]
+fn descending_order_keeps_the_query_own_read() {
+    for aggregator in [LAST_10, FIRST_10] {
+        let mut q = mq(&[aggregator]);
+        q.order = Order::Desc;
+        let (read, _) = read_of(R0_9, &q);
+        assert_eq!(
+            read,
+            expected_read(R0_9, None, Order::Desc, false),
+            "{aggregator}"
+        );
+    }
+}
+
+#[test]
+fn value_time_and_bin_group_bys_read_every_point() {
     for g in [
         r#"{"name":"value","range_size":10}"#,
         r#"{"name":"time","range_size":{"value":2,"unit":"MILLISECONDS"},"group_count":2}"#,
         r#"{"name":"bin","bins":[5]}"#,
     ] {
-        let mut q = mq(&[last_10]);
+        let mut q = mq(&[LAST_10]);
         q.group_bys = vec![group_by(g)];
-        let (read, _) = read_of(r0_9, &q);
-        assert_eq!(read, plain, "{g}");
+        let (read, _) = read_of(R0_9, &q);
+        assert_eq!(read, plain(R0_9), "{g}");
     }
+}
 
-    // A tag group-by keeps the pushdown: each tag group takes its own last point.
-    let mut q = mq(&[last_10]);
+#[test]
+fn a_tag_group_by_keeps_the_pushdown_and_each_group_takes_its_last_point() {
+    let mut q = mq(&[LAST_10]);
     q.group_by_tags = vec!["host".into()];
-    let (read, r) = read_of(r0_9, &q);
-    assert_eq!(read, pushed_last);
+    let (read, r) = read_of(R0_9, &q);
+    assert_eq!(read, pushed_last(R0_9));
     let got: Vec<(Vec<i64>, OutColumn)> = r
         .results
         .iter()

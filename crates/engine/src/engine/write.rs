@@ -199,20 +199,20 @@ impl Inner {
         if *synced >= target {
             return Ok(());
         }
-        let snap = self.wal.lock().sync_snapshot();
-        for f in &snap.files {
-            if let Err(e) = f.sync_data() {
-                return Err(self.poison(format!("WAL fsync failed: {e}")));
-            }
-        }
-        self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
-        *synced = snap.written;
+        *synced = self.fsync_wal()?;
         Ok(())
     }
 
     pub fn sync_all(&self) -> Result<(), StorageError> {
         let target = self.wal.lock().written();
         let mut synced = self.synced.lock();
+        *synced = self.fsync_wal()?.max(target);
+        Ok(())
+    }
+
+    /// fsyncs the WAL's files as they are now (a failure poisons the engine); returns
+    /// the WAL bytes written then, all of them durable now.
+    fn fsync_wal(&self) -> Result<u64, StorageError> {
         let snap = self.wal.lock().sync_snapshot();
         for f in &snap.files {
             if let Err(e) = f.sync_data() {
@@ -220,8 +220,7 @@ impl Inner {
             }
         }
         self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
-        *synced = snap.written.max(target);
-        Ok(())
+        Ok(snap.written)
     }
 }
 

@@ -383,6 +383,33 @@ pub struct Config {
     pub roles: Roles,
 }
 
+/// A class of API routes that `server_type` turns on or off (KairosDB's
+/// `kairosdb.server.type`, spec §1.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiClass {
+    Ingest,
+    Query,
+    Delete,
+}
+
+impl ApiClass {
+    const ALL: [ApiClass; 3] = [ApiClass::Ingest, ApiClass::Query, ApiClass::Delete];
+
+    /// KairosDB's name of the class, in `server_type` and in the 403 message.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiClass::Ingest => "INGEST",
+            ApiClass::Query => "QUERY",
+            ApiClass::Delete => "DELETE",
+        }
+    }
+
+    /// The class of an upper-case name.
+    fn from_name(name: &str) -> Option<ApiClass> {
+        ApiClass::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
 /// The API classes one process serves (KairosDB's `kairosdb.server.type`, spec §1.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roles {
@@ -412,25 +439,32 @@ impl Roles {
         if words.iter().any(|w| w == "ALL") {
             return Ok(Roles::default());
         }
-        let mut r = Roles {
-            ingest: false,
-            query: false,
-            delete: false,
-        };
+        let mut classes = Vec::with_capacity(words.len());
         for w in &words {
-            match w.as_str() {
-                "INGEST" => r.ingest = true,
-                "QUERY" => r.query = true,
-                "DELETE" => r.delete = true,
-                other => bail!(
-                    "invalid server_type {other:?}; expected ALL or a comma list of INGEST, QUERY, DELETE"
+            match ApiClass::from_name(w) {
+                Some(class) => classes.push(class),
+                None => bail!(
+                    "invalid server_type {w:?}; expected ALL or a comma list of INGEST, QUERY, DELETE"
                 ),
             }
         }
         if words.is_empty() {
             bail!("server_type is empty; expected ALL or a comma list of INGEST, QUERY, DELETE");
         }
-        Ok(r)
+        Ok(Roles {
+            ingest: classes.contains(&ApiClass::Ingest),
+            query: classes.contains(&ApiClass::Query),
+            delete: classes.contains(&ApiClass::Delete),
+        })
+    }
+
+    /// Does this process serve `class`?
+    pub fn serves(self, class: ApiClass) -> bool {
+        match class {
+            ApiClass::Ingest => self.ingest,
+            ApiClass::Query => self.query,
+            ApiClass::Delete => self.delete,
+        }
     }
 }
 
@@ -862,6 +896,20 @@ mod tests {
             }
         );
         assert!(Roles::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn roles_serve_their_api_classes() {
+        let roles = Roles::parse("query, Delete").unwrap();
+        assert!(!roles.serves(ApiClass::Ingest));
+        assert!(roles.serves(ApiClass::Query));
+        assert!(roles.serves(ApiClass::Delete));
+        assert!(ApiClass::ALL.iter().all(|c| Roles::default().serves(*c)));
+        let e = Roles::parse("ingest,read").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid server_type \"READ\"; expected ALL or a comma list of INGEST, QUERY, DELETE"
+        );
     }
 
     #[test]

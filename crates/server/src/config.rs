@@ -334,7 +334,7 @@ pub struct Config {
     pub bind_address: SocketAddr,
     pub telnet_bind_address: SocketAddr,
     pub data_dir: PathBuf,
-    pub datastore: String,
+    pub datastore: Datastore,
     pub max_batch_size: usize,
     pub worker_threads: usize,
     pub enable_validation: bool,
@@ -381,6 +381,44 @@ pub struct Config {
     pub queue_max_mb: u64,
     #[serde(skip)]
     pub roles: Roles,
+}
+
+/// Where the points are stored (`datastore`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datastore {
+    Embedded,
+    Cassandra,
+}
+
+impl Datastore {
+    const ALL: [Datastore; 2] = [Datastore::Embedded, Datastore::Cassandra];
+
+    /// The name in the configuration (and in `--check-config`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Datastore::Embedded => "embedded",
+            Datastore::Cassandra => "cassandra",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Datastore> {
+        match Datastore::ALL.into_iter().find(|d| d.name() == text) {
+            Some(d) => Ok(d),
+            None => bail!("unknown datastore {text:?}; expected \"embedded\" or \"cassandra\""),
+        }
+    }
+}
+
+impl std::fmt::Display for Datastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Datastore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
 }
 
 /// A class of API routes that `server_type` turns on or off (KairosDB's
@@ -471,11 +509,7 @@ impl Roles {
 impl Config {
     /// Applies the defaults to `raw` and validates every value.
     pub fn resolve(raw: Settings) -> Result<Config> {
-        let datastore = raw.datastore.unwrap_or_else(|| "embedded".to_string());
-        match datastore.as_str() {
-            "embedded" | "cassandra" => {}
-            other => bail!("unknown datastore {other:?}; expected \"embedded\" or \"cassandra\""),
-        }
+        let datastore = Datastore::parse(raw.datastore.as_deref().unwrap_or("embedded"))?;
         let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
         let roles = Roles::parse(&server_type)?;
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
@@ -896,6 +930,30 @@ mod tests {
             }
         );
         assert!(Roles::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn datastore_is_resolved_once_with_its_name() {
+        let c = Config::resolve(Settings {
+            datastore: Some("cassandra".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(c.datastore, Datastore::Cassandra);
+        assert!(c
+            .to_toml()
+            .unwrap()
+            .contains("\ndatastore = \"cassandra\"\n"));
+        let e = Config::resolve(Settings {
+            datastore: Some("Embedded".into()),
+            ..Settings::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "unknown datastore \"Embedded\"; expected \"embedded\" or \"cassandra\""
+        );
     }
 
     #[test]

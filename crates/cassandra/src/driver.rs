@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session as Driver;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::cluster::ClusterState;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::frame::Compression;
 use scylla::serialize::row::SerializeRow;
@@ -345,6 +346,43 @@ impl ScyllaSession {
         let stream = stream.take(limit.unwrap_or(usize::MAX));
         stream.try_collect().await.map_err(|e| failed("read", e))
     }
+
+    /// The statements of `mutations`, grouped as they are batched: data points by
+    /// their primary replica, everything else together (`None`).
+    fn group_by_replica<'a>(
+        &self,
+        d: &Driver,
+        p: &'a Prepared,
+        mutations: &'a [Mutation],
+    ) -> HashMap<Option<HostKey>, Vec<Stmt<'a>>> {
+        let owners = Owners {
+            keyspace: self.cql.keyspace().as_str().to_string(),
+            state: d.get_cluster_state(),
+        };
+        let mut groups: HashMap<Option<HostKey>, Vec<Stmt<'_>>> = HashMap::new();
+        for m in mutations {
+            let (ps, values, host) = bind(p, m, &owners);
+            groups.entry(host).or_default().push(Stmt {
+                ps,
+                values,
+                bytes: m.approx_bytes(),
+            });
+        }
+        groups
+    }
+
+    /// Runs the batches, [`WRITES_IN_FLIGHT`] at a time, until the first error.
+    fn run_batches(&self, d: &Driver, batches: Vec<Vec<Stmt<'_>>>) -> Result<(), CqlError> {
+        let consistency = self.opts.write_consistency;
+        self.runtime.block_on(async {
+            stream::iter(batches)
+                .map(|batch| run_batch(d, batch, consistency))
+                .buffer_unordered(WRITES_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
+            Ok(())
+        })
+    }
 }
 
 /// Estimated bytes of a batch Cassandra accepts: below its default
@@ -418,6 +456,260 @@ fn classify_write_error(e: &ExecutionError) -> CqlError {
     }
 }
 
+/// The token ring of the cluster, to find the node that owns a partition.
+struct Owners {
+    keyspace: String,
+    state: Arc<ClusterState>,
+}
+
+impl Owners {
+    /// The primary replica (first endpoint of the token) of the `data_points`
+    /// partition `values` bind `ps` to.
+    fn primary(&self, ps: &PreparedStatement, values: &impl SerializeRow) -> Option<HostKey> {
+        ps.calculate_token(values).ok().flatten().and_then(|t| {
+            self.state
+                .get_token_endpoints(&self.keyspace, "data_points", t)
+                .first()
+                .map(|(n, _)| HostKey(n.host_id.as_u128()))
+        })
+    }
+}
+
+/// One mutation as its prepared statement and values, and for a data point the
+/// node that owns its partition.
+fn bind<'a>(
+    p: &'a Prepared,
+    m: &'a Mutation,
+    owners: &Owners,
+) -> (&'a PreparedStatement, Values<'a>, Option<HostKey>) {
+    let (ps, values): (&PreparedStatement, Values<'_>) = match m {
+        Mutation::DataPoint {
+            key,
+            column,
+            value,
+            ttl,
+            timestamp_ms,
+        } => {
+            let v = (
+                key.as_slice(),
+                column_bytes(*column).to_vec(),
+                value.as_slice(),
+                *ttl as i32,
+                *timestamp_ms,
+            );
+            let host = owners.primary(&p.insert_data_point, &v);
+            return (&p.insert_data_point, Box::new(v), host);
+        }
+        Mutation::RowKey {
+            metric,
+            row_time,
+            data_type,
+            tags,
+            ttl,
+        } => (
+            &p.insert_row_key,
+            Box::new(row_key(metric, *row_time, data_type, tags).with_ttl(*ttl)),
+        ),
+        Mutation::DeleteRowKey {
+            metric,
+            row_time,
+            data_type,
+            tags,
+        } => (
+            &p.delete_row_key,
+            Box::new(row_key(metric, *row_time, data_type, tags)),
+        ),
+        Mutation::TagIndexedRowKey {
+            metric,
+            row_time,
+            data_type,
+            single_tag_pair,
+            tag_collection_hash,
+            tags,
+            ttl,
+        } => (
+            &p.insert_tag_indexed_row_key,
+            Box::new(
+                tag_indexed_row_key(
+                    metric,
+                    *row_time,
+                    data_type,
+                    single_tag_pair,
+                    *tag_collection_hash,
+                    tags,
+                )
+                .with_ttl(*ttl),
+            ),
+        ),
+        Mutation::DeleteTagIndexedRowKey {
+            metric,
+            row_time,
+            data_type,
+            single_tag_pair,
+            tag_collection_hash,
+            tags,
+        } => (
+            &p.delete_tag_indexed_row_key,
+            Box::new(tag_indexed_row_key(
+                metric,
+                *row_time,
+                data_type,
+                single_tag_pair,
+                *tag_collection_hash,
+                tags,
+            )),
+        ),
+        Mutation::RowKeyTime {
+            metric,
+            row_time,
+            ttl,
+        } => (
+            &p.insert_row_key_time,
+            Box::new(row_key_time(metric, *row_time).with_ttl(*ttl)),
+        ),
+        Mutation::DeleteRowKeyTime { metric, row_time } => (
+            &p.delete_row_key_time,
+            Box::new(row_key_time(metric, *row_time)),
+        ),
+        Mutation::StringIndex { key, name } => {
+            (&p.insert_string_index, Box::new((*key, name.as_str())))
+        }
+        Mutation::DeleteStringIndex { key, name } => {
+            (&p.delete_string_index, Box::new((*key, name.as_str())))
+        }
+        Mutation::DeleteRow { key, timestamp_ms } => {
+            (&p.delete_row, Box::new((*timestamp_ms, key.as_slice())))
+        }
+        Mutation::DeleteColumns {
+            key,
+            first,
+            last,
+            timestamp_ms,
+        } => (
+            &p.delete_columns,
+            Box::new((
+                *timestamp_ms,
+                key.as_slice(),
+                column_bytes(*first).to_vec(),
+                column_bytes(*last).to_vec(),
+            )),
+        ),
+        Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
+            &p.delete_row_key_index_entry,
+            Box::new((metric.as_bytes(), row_key.as_slice())),
+        ),
+    };
+    (ps, values, None)
+}
+
+/// Binds of a `row_keys` primary key: metric, table, row time, data type, tags.
+type RowKeyBinds<'a> = (
+    &'a str,
+    &'static str,
+    CqlTimestamp,
+    &'a str,
+    BTreeMap<&'a str, &'a str>,
+);
+
+fn row_key<'a>(
+    metric: &'a str,
+    row_time: i64,
+    data_type: &'a str,
+    tags: &'a Tags,
+) -> RowKeyBinds<'a> {
+    (
+        metric,
+        DATA_POINTS_TABLE,
+        CqlTimestamp(row_time),
+        data_type,
+        tag_map(tags),
+    )
+}
+
+/// Binds of a `tag_indexed_row_keys` primary key: metric, table, row time, data type,
+/// single tag pair, tag collection hash, tags.
+type TagIndexedBinds<'a> = (
+    &'a str,
+    &'static str,
+    CqlTimestamp,
+    &'a str,
+    &'a str,
+    i32,
+    BTreeMap<&'a str, &'a str>,
+);
+
+fn tag_indexed_row_key<'a>(
+    metric: &'a str,
+    row_time: i64,
+    data_type: &'a str,
+    single_tag_pair: &'a str,
+    tag_collection_hash: i32,
+    tags: &'a Tags,
+) -> TagIndexedBinds<'a> {
+    (
+        metric,
+        DATA_POINTS_TABLE,
+        CqlTimestamp(row_time),
+        data_type,
+        single_tag_pair,
+        tag_collection_hash,
+        tag_map(tags),
+    )
+}
+
+/// Binds of a `row_key_time_index` primary key: metric, table, row time.
+fn row_key_time(metric: &str, row_time: i64) -> (&str, &'static str, CqlTimestamp) {
+    (metric, DATA_POINTS_TABLE, CqlTimestamp(row_time))
+}
+
+/// A primary key's binds followed by the TTL's: every index insert ends with
+/// `USING TTL ?` after the key's columns (see [`Cql`]).
+trait WithTtl {
+    type Row;
+    fn with_ttl(self, ttl: u32) -> Self::Row;
+}
+
+macro_rules! impl_with_ttl {
+    ($($col:ident),+) => {
+        impl<$($col),+> WithTtl for ($($col,)+) {
+            type Row = ($($col,)+ i32);
+            #[allow(non_snake_case)]
+            fn with_ttl(self, ttl: u32) -> Self::Row {
+                let ($($col,)+) = self;
+                ($($col,)+ ttl as i32)
+            }
+        }
+    };
+}
+
+impl_with_ttl!(A, B, C);
+impl_with_ttl!(A, B, C, D, E);
+impl_with_ttl!(A, B, C, D, E, F, G);
+
+/// Splits each group into batches of at most [`BATCH_STATEMENTS`] statements and
+/// [`BATCH_BYTES`] bytes.
+fn into_batches(groups: HashMap<Option<HostKey>, Vec<Stmt<'_>>>) -> Vec<Vec<Stmt<'_>>> {
+    let mut batches: Vec<Vec<Stmt<'_>>> = Vec::new();
+    for (_, stmts) in groups {
+        let mut batch: Vec<Stmt<'_>> = Vec::new();
+        let mut bytes = 0;
+        for st in stmts {
+            if !batch.is_empty()
+                && (batch.len() == BATCH_STATEMENTS || bytes + st.bytes > BATCH_BYTES)
+            {
+                batches.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += st.bytes;
+            batch.push(st);
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+    }
+    batches
+}
+
 fn tag_map(tags: &Tags) -> BTreeMap<&str, &str> {
     tags.iter().collect()
 }
@@ -484,204 +776,9 @@ impl Session for ScyllaSession {
             return Ok(());
         }
         let (d, p) = self.prepared()?;
-        let ks = self.cql.keyspace().as_str().to_string();
-        let state = d.get_cluster_state();
-        // Group: data points by primary replica, everything else together.
-        let mut groups: HashMap<Option<HostKey>, Vec<Stmt<'_>>> = HashMap::new();
-        for m in &mutations {
-            let (ps, values, host): (&PreparedStatement, Values<'_>, Option<HostKey>) = match m {
-                Mutation::DataPoint {
-                    key,
-                    column,
-                    value,
-                    ttl,
-                    timestamp_ms,
-                } => {
-                    let v = (
-                        key.as_slice(),
-                        column_bytes(*column).to_vec(),
-                        value.as_slice(),
-                        *ttl as i32,
-                        *timestamp_ms,
-                    );
-                    let host = p
-                        .insert_data_point
-                        .calculate_token(&v)
-                        .ok()
-                        .flatten()
-                        .and_then(|t| {
-                            state
-                                .get_token_endpoints(&ks, "data_points", t)
-                                .first()
-                                .map(|(n, _)| HostKey(n.host_id.as_u128()))
-                        });
-                    (&p.insert_data_point, Box::new(v), host)
-                }
-                Mutation::RowKey {
-                    metric,
-                    row_time,
-                    data_type,
-                    tags,
-                    ttl,
-                } => (
-                    &p.insert_row_key,
-                    Box::new((
-                        metric.as_str(),
-                        DATA_POINTS_TABLE,
-                        CqlTimestamp(*row_time),
-                        data_type.as_str(),
-                        tag_map(tags),
-                        *ttl as i32,
-                    )),
-                    None,
-                ),
-                Mutation::TagIndexedRowKey {
-                    metric,
-                    row_time,
-                    data_type,
-                    single_tag_pair,
-                    tag_collection_hash,
-                    tags,
-                    ttl,
-                } => (
-                    &p.insert_tag_indexed_row_key,
-                    Box::new((
-                        metric.as_str(),
-                        DATA_POINTS_TABLE,
-                        CqlTimestamp(*row_time),
-                        data_type.as_str(),
-                        single_tag_pair.as_str(),
-                        *tag_collection_hash,
-                        tag_map(tags),
-                        *ttl as i32,
-                    )),
-                    None,
-                ),
-                Mutation::DeleteTagIndexedRowKey {
-                    metric,
-                    row_time,
-                    data_type,
-                    single_tag_pair,
-                    tag_collection_hash,
-                    tags,
-                } => (
-                    &p.delete_tag_indexed_row_key,
-                    Box::new((
-                        metric.as_str(),
-                        DATA_POINTS_TABLE,
-                        CqlTimestamp(*row_time),
-                        data_type.as_str(),
-                        single_tag_pair.as_str(),
-                        *tag_collection_hash,
-                        tag_map(tags),
-                    )),
-                    None,
-                ),
-                Mutation::RowKeyTime {
-                    metric,
-                    row_time,
-                    ttl,
-                } => (
-                    &p.insert_row_key_time,
-                    Box::new((
-                        metric.as_str(),
-                        DATA_POINTS_TABLE,
-                        CqlTimestamp(*row_time),
-                        *ttl as i32,
-                    )),
-                    None,
-                ),
-                Mutation::StringIndex { key, name } => (
-                    &p.insert_string_index,
-                    Box::new((*key, name.as_str())),
-                    None,
-                ),
-                Mutation::DeleteRow { key, timestamp_ms } => (
-                    &p.delete_row,
-                    Box::new((*timestamp_ms, key.as_slice())),
-                    None,
-                ),
-                Mutation::DeleteColumns {
-                    key,
-                    first,
-                    last,
-                    timestamp_ms,
-                } => (
-                    &p.delete_columns,
-                    Box::new((
-                        *timestamp_ms,
-                        key.as_slice(),
-                        column_bytes(*first).to_vec(),
-                        column_bytes(*last).to_vec(),
-                    )),
-                    None,
-                ),
-                Mutation::DeleteRowKey {
-                    metric,
-                    row_time,
-                    data_type,
-                    tags,
-                } => (
-                    &p.delete_row_key,
-                    Box::new((
-                        metric.as_str(),
-                        DATA_POINTS_TABLE,
-                        CqlTimestamp(*row_time),
-                        data_type.as_str(),
-                        tag_map(tags),
-                    )),
-                    None,
-                ),
-                Mutation::DeleteRowKeyTime { metric, row_time } => (
-                    &p.delete_row_key_time,
-                    Box::new((metric.as_str(), DATA_POINTS_TABLE, CqlTimestamp(*row_time))),
-                    None,
-                ),
-                Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
-                    &p.delete_row_key_index_entry,
-                    Box::new((metric.as_bytes(), row_key.as_slice())),
-                    None,
-                ),
-                Mutation::DeleteStringIndex { key, name } => (
-                    &p.delete_string_index,
-                    Box::new((*key, name.as_str())),
-                    None,
-                ),
-            };
-            groups.entry(host).or_default().push(Stmt {
-                ps,
-                values,
-                bytes: m.approx_bytes(),
-            });
-        }
-        // Chunks of at most BATCH_STATEMENTS statements and BATCH_BYTES bytes.
-        let mut chunks: Vec<Vec<Stmt<'_>>> = Vec::new();
-        for (_, stmts) in groups {
-            let mut chunk: Vec<Stmt<'_>> = Vec::new();
-            let mut bytes = 0;
-            for st in stmts {
-                if !chunk.is_empty()
-                    && (chunk.len() == BATCH_STATEMENTS || bytes + st.bytes > BATCH_BYTES)
-                {
-                    chunks.push(std::mem::take(&mut chunk));
-                    bytes = 0;
-                }
-                bytes += st.bytes;
-                chunk.push(st);
-            }
-            if !chunk.is_empty() {
-                chunks.push(chunk);
-            }
-        }
-        let consistency = self.opts.write_consistency;
-        self.runtime.block_on(async {
-            stream::iter(chunks)
-                .map(|chunk| run_batch(&d, chunk, consistency))
-                .buffer_unordered(WRITES_IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await?;
-            Ok(())
-        })
+        let groups = self.group_by_replica(&d, &p, &mutations);
+        let batches = into_batches(groups);
+        self.run_batches(&d, batches)
     }
 
     fn strings(

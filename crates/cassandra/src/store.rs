@@ -44,10 +44,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery,
-    Storage, StorageError, StorageStats, TagFilter, TimeRange, Value, WriteBatch,
+    DataType, DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesPoints,
+    SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, Value, WriteBatch,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::index::{
     prefix_upper_bound_text, single_tag_pair, tag_collection_hash, METRIC_NAMES_KEY, TAG_NAMES_KEY,
@@ -445,6 +445,45 @@ impl<S: Session> CassandraStore<S> {
             .any(|p| metric.starts_with(p.as_str()))
     }
 
+    // ---- write helpers ----
+
+    /// The mutations of one batch (§7.4), holding the caches of written index
+    /// rows while it looks them up.
+    fn plan_write(&self, spec: RowSpec, batch: &WriteBatch) -> WritePlan {
+        let timestamp_ms = self.next_timestamp();
+        let now = wall_ms();
+        let mut planner = WritePlanner {
+            store: self,
+            spec,
+            now,
+            timestamp_ms,
+            plan: WritePlan {
+                muts: Vec::with_capacity(batch.point_count() + 8),
+                ..WritePlan::default()
+            },
+            keys_seen: self.row_keys_seen.lock(),
+            names_seen: self.names_seen.lock(),
+            batch_keys: HashSet::new(),
+            batch_names: HashSet::new(),
+        };
+        for s in &batch.series {
+            planner.series(s);
+        }
+        planner.plan
+    }
+
+    /// Adds the index rows the cluster acknowledged to the caches of written ones.
+    fn remember_indexed(&self, new_keys: Vec<Vec<u8>>, new_names: Vec<(String, i64)>) {
+        let mut keys_seen = self.row_keys_seen.lock();
+        for k in new_keys {
+            keys_seen.insert(k);
+        }
+        let mut names_seen = self.names_seen.lock();
+        for n in new_names {
+            names_seen.insert(n);
+        }
+    }
+
     // ---- read helpers ----
 
     /// Every row key of `metric` that may hold points in `range` and matches
@@ -566,6 +605,212 @@ impl<S: Session> CassandraStore<S> {
     }
 }
 
+/// What one batch writes, and what it leaves out.
+#[derive(Default)]
+struct WritePlan {
+    muts: Vec<Mutation>,
+    /// Index rows this batch writes, remembered once the cluster acknowledged it.
+    new_keys: Vec<Vec<u8>>,
+    new_names: Vec<(String, i64)>,
+    /// Points whose aligned TTL is out of range, dropped as KairosDB does (§2.5).
+    dropped: u64,
+    /// Points KairosDB's format or Cassandra cannot hold (a NUL in the metric name, a
+    /// string over 65535 bytes, a TTL of 20 years or more): skipped and counted, the
+    /// rest of the batch is written.
+    rejected: u64,
+    first_error: Option<String>,
+}
+
+/// Turns the series of one batch into a [`WritePlan`].
+struct WritePlanner<'a, S: Session> {
+    store: &'a CassandraStore<S>,
+    spec: RowSpec,
+    now: i64,
+    /// The write timestamp (ms) of every data point of the batch.
+    timestamp_ms: i64,
+    plan: WritePlan,
+    keys_seen: MutexGuard<'a, SeenSet<Vec<u8>>>,
+    names_seen: MutexGuard<'a, SeenSet<(String, i64)>>,
+    /// Index rows already planned by this batch.
+    batch_keys: HashSet<Vec<u8>>,
+    batch_names: HashSet<(String, i64)>,
+}
+
+impl<S: Session> WritePlanner<'_, S> {
+    /// The data points of one series, and the index rows of each row key it starts.
+    fn series(&mut self, s: &SeriesPoints) {
+        let ttl = self.store.effective_ttl(s.ttl_secs);
+        let row_key_ttl = self.row_key_ttl(s, ttl);
+        // Row key bytes per row time, for this series.
+        let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
+        for (i, &ts) in s.points.timestamps().iter().enumerate() {
+            let Some(point_ttl) = self.point_ttl(s, ttl, ts) else {
+                continue;
+            };
+            let mut value = Vec::new();
+            if let Err(e) = encode_value(&s.points.value(i), &mut value) {
+                self.reject(|| format!("metric {}: {e}", s.key.metric));
+                continue;
+            }
+            let row_time = self.spec.row_time(ts);
+            let key = match keys.get(&row_time) {
+                Some(k) => k.clone(),
+                None => {
+                    let Some(bytes) = self.row_key(s, row_time, row_key_ttl) else {
+                        continue;
+                    };
+                    keys.insert(row_time, bytes.clone());
+                    bytes
+                }
+            };
+            self.plan.muts.push(Mutation::DataPoint {
+                key,
+                column: self.spec.column_name(row_time, ts),
+                value,
+                ttl: point_ttl,
+                timestamp_ms: self.timestamp_ms,
+            });
+        }
+    }
+
+    /// Index rows outlive their points by a row width, within Cassandra's maximum.
+    /// With aligned TTLs the latest point lives longest.
+    fn row_key_ttl(&self, s: &SeriesPoints, ttl: u32) -> u32 {
+        let index_ttl = if self.store.opts.align_ttl_with_timestamp && ttl > 0 {
+            let newest = s
+                .points
+                .timestamps()
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(self.now);
+            (ttl as i64 - self.now.saturating_sub(newest) / 1000)
+                .clamp(ttl as i64, MAX_TTL_SECS - 1) as u32
+        } else {
+            ttl
+        };
+        self.spec
+            .row_key_ttl(index_ttl)
+            .min(MAX_TTL_SECS as u32 - 1)
+    }
+
+    /// The TTL of the point at `ts`, or `None` when it is dropped or rejected.
+    fn point_ttl(&mut self, s: &SeriesPoints, ttl: u32, ts: i64) -> Option<u32> {
+        let point_ttl = if self.store.opts.align_ttl_with_timestamp && ttl > 0 {
+            let aligned = ttl as i64 - self.now.saturating_sub(ts) / 1000;
+            if aligned <= 0 || aligned >= MAX_TTL_SECS {
+                self.plan.dropped += 1;
+                return None;
+            }
+            aligned as u32
+        } else {
+            ttl
+        };
+        if point_ttl as i64 >= MAX_TTL_SECS {
+            // Cassandra refuses TTLs of 20 years or more, for the whole batch.
+            self.reject(|| {
+                format!(
+                    "metric {}: TTL {point_ttl} s is not below Cassandra's maximum of {MAX_TTL_SECS} s",
+                    s.key.metric
+                )
+            });
+            return None;
+        }
+        Some(point_ttl)
+    }
+
+    /// The row key of `s` at `row_time`, with its index rows when they are not known
+    /// to be written; `None` when Cassandra cannot hold the key (rejected).
+    fn row_key(&mut self, s: &SeriesPoints, row_time: i64, row_key_ttl: u32) -> Option<Vec<u8>> {
+        let dt = s.points.data_type();
+        let rk = RowKey::new(s.key.metric.clone(), row_time, dt, s.key.tags.clone());
+        let bytes = match rk.encode() {
+            // Cassandra refuses partition keys over 64 KiB (the whole batch with them).
+            Ok(b) if b.len() > MAX_KEY_BYTES => {
+                self.reject(|| {
+                    format!(
+                        "metric {}: the row key (name and tags) is {} bytes; Cassandra allows {MAX_KEY_BYTES}",
+                        s.key.metric,
+                        b.len()
+                    )
+                });
+                return None;
+            }
+            Ok(b) => b,
+            Err(e) => {
+                self.reject(|| e.to_string());
+                return None;
+            }
+        };
+        self.index_row_key(s, &rk, &bytes, row_key_ttl);
+        self.index_row_time(s, row_time, row_key_ttl);
+        Some(bytes)
+    }
+
+    /// `row_keys` (and `tag_indexed_row_keys`) entries of a row key.
+    fn index_row_key(&mut self, s: &SeriesPoints, rk: &RowKey, bytes: &Vec<u8>, row_key_ttl: u32) {
+        if self.keys_seen.contains(bytes) || !self.batch_keys.insert(bytes.clone()) {
+            return;
+        }
+        let dt = s.points.data_type();
+        for (pair, hash) in self.store.opts.tag_indexed.rows(rk) {
+            self.plan.muts.push(Mutation::TagIndexedRowKey {
+                metric: s.key.metric.clone(),
+                row_time: rk.row_time,
+                data_type: dt.store_name().to_string(),
+                single_tag_pair: pair,
+                tag_collection_hash: hash,
+                tags: s.key.tags.clone(),
+                ttl: row_key_ttl,
+            });
+        }
+        self.plan.muts.push(Mutation::RowKey {
+            metric: s.key.metric.clone(),
+            row_time: rk.row_time,
+            data_type: dt.store_name().to_string(),
+            tags: s.key.tags.clone(),
+            ttl: row_key_ttl,
+        });
+        self.plan.new_keys.push(bytes.clone());
+    }
+
+    /// The metric name and `row_key_time_index` entries of a row time.
+    fn index_row_time(&mut self, s: &SeriesPoints, row_time: i64, row_key_ttl: u32) {
+        let name = (s.key.metric.clone(), row_time);
+        if self.names_seen.contains(&name) || !self.batch_names.insert(name.clone()) {
+            return;
+        }
+        if self.store.indexes_name(&s.key.metric) {
+            self.plan.muts.push(Mutation::StringIndex {
+                key: METRIC_NAMES_KEY,
+                name: s.key.metric.clone(),
+            });
+        }
+        self.plan.muts.push(Mutation::RowKeyTime {
+            metric: s.key.metric.clone(),
+            row_time,
+            ttl: row_key_ttl,
+        });
+        self.plan.new_names.push(name);
+    }
+
+    /// Counts a point that cannot be written; the first error is kept for the log.
+    fn reject(&mut self, error: impl FnOnce() -> String) {
+        self.plan.rejected += 1;
+        self.plan.first_error.get_or_insert_with(error);
+    }
+}
+
+/// A failed batch write: a permanent rejection must not be retried forever (see
+/// CqlError).
+fn write_error(e: CqlError) -> StorageError {
+    if e.unavailable {
+        cql_error("write", e)
+    } else {
+        StorageError::InvalidInput(format!("cassandra rejected the write: {e}"))
+    }
+}
+
 fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
     match order {
         Order::Asc => pts.sort_by_key(|p| p.0),
@@ -583,165 +828,21 @@ impl<S: Session> Storage for CassandraStore<S> {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let spec = self.ready()?;
         let _writing = self.index_lock.read();
-        let timestamp_ms = self.next_timestamp();
-        let now = wall_ms();
-        let mut muts = Vec::with_capacity(batch.point_count() + 8);
-        let mut new_keys: Vec<Vec<u8>> = Vec::new();
-        let mut new_names: Vec<(String, i64)> = Vec::new();
-        let mut dropped = 0u64;
-        // Points KairosDB's format or Cassandra cannot hold (a NUL in the metric name, a
-        // string over 65535 bytes, a TTL of 20 years or more): skipped and counted, the
-        // rest of the batch is written.
-        let mut rejected = 0u64;
-        let mut first_error: Option<String> = None;
-        {
-            let mut keys_seen = self.row_keys_seen.lock();
-            let mut names_seen = self.names_seen.lock();
-            let mut batch_keys: HashSet<Vec<u8>> = HashSet::new();
-            let mut batch_names: HashSet<(String, i64)> = HashSet::new();
-            for s in &batch.series {
-                let ttl = self.effective_ttl(s.ttl_secs);
-                // Index rows outlive their points by a row width, within Cassandra's
-                // maximum. With aligned TTLs the latest point lives longest.
-                let index_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
-                    let newest = s.points.timestamps().iter().copied().max().unwrap_or(now);
-                    (ttl as i64 - now.saturating_sub(newest) / 1000)
-                        .clamp(ttl as i64, MAX_TTL_SECS - 1) as u32
-                } else {
-                    ttl
-                };
-                let row_key_ttl = spec.row_key_ttl(index_ttl).min(MAX_TTL_SECS as u32 - 1);
-                let dt = s.points.data_type();
-                // Row key bytes per row time, for this series.
-                let mut keys: HashMap<i64, Vec<u8>> = HashMap::new();
-                let tss = s.points.timestamps();
-                for (i, &ts) in tss.iter().enumerate() {
-                    let point_ttl = if self.opts.align_ttl_with_timestamp && ttl > 0 {
-                        let aligned = ttl as i64 - now.saturating_sub(ts) / 1000;
-                        if aligned <= 0 || aligned >= MAX_TTL_SECS {
-                            dropped += 1;
-                            continue;
-                        }
-                        aligned as u32
-                    } else {
-                        ttl
-                    };
-                    if point_ttl as i64 >= MAX_TTL_SECS {
-                        // Cassandra refuses TTLs of 20 years or more, for the whole batch.
-                        rejected += 1;
-                        first_error.get_or_insert_with(|| {
-                            format!(
-                                "metric {}: TTL {point_ttl} s is not below Cassandra's maximum of {MAX_TTL_SECS} s",
-                                s.key.metric
-                            )
-                        });
-                        continue;
-                    }
-                    let mut value = Vec::new();
-                    let encoded = encode_value(&s.points.value(i), &mut value);
-                    if let Err(e) = encoded {
-                        rejected += 1;
-                        first_error.get_or_insert_with(|| format!("metric {}: {e}", s.key.metric));
-                        continue;
-                    }
-                    let row_time = spec.row_time(ts);
-                    let key = match keys.get(&row_time) {
-                        Some(k) => k.clone(),
-                        None => {
-                            let rk =
-                                RowKey::new(s.key.metric.clone(), row_time, dt, s.key.tags.clone());
-                            let bytes = match rk.encode() {
-                                // Cassandra refuses partition keys over 64 KiB (the
-                                // whole batch with them).
-                                Ok(b) if b.len() > MAX_KEY_BYTES => {
-                                    rejected += 1;
-                                    first_error.get_or_insert_with(|| {
-                                        format!(
-                                            "metric {}: the row key (name and tags) is {} bytes; Cassandra allows {MAX_KEY_BYTES}",
-                                            s.key.metric,
-                                            b.len()
-                                        )
-                                    });
-                                    continue;
-                                }
-                                Ok(b) => b,
-                                Err(e) => {
-                                    rejected += 1;
-                                    first_error.get_or_insert_with(|| e.to_string());
-                                    continue;
-                                }
-                            };
-                            if !keys_seen.contains(&bytes) && batch_keys.insert(bytes.clone()) {
-                                for (pair, hash) in self.opts.tag_indexed.rows(&rk) {
-                                    muts.push(Mutation::TagIndexedRowKey {
-                                        metric: s.key.metric.clone(),
-                                        row_time,
-                                        data_type: dt.store_name().to_string(),
-                                        single_tag_pair: pair,
-                                        tag_collection_hash: hash,
-                                        tags: s.key.tags.clone(),
-                                        ttl: row_key_ttl,
-                                    });
-                                }
-                                muts.push(Mutation::RowKey {
-                                    metric: s.key.metric.clone(),
-                                    row_time,
-                                    data_type: dt.store_name().to_string(),
-                                    tags: s.key.tags.clone(),
-                                    ttl: row_key_ttl,
-                                });
-                                new_keys.push(bytes.clone());
-                            }
-                            let name = (s.key.metric.clone(), row_time);
-                            if !names_seen.contains(&name) && batch_names.insert(name.clone()) {
-                                if self.indexes_name(&s.key.metric) {
-                                    muts.push(Mutation::StringIndex {
-                                        key: METRIC_NAMES_KEY,
-                                        name: s.key.metric.clone(),
-                                    });
-                                }
-                                muts.push(Mutation::RowKeyTime {
-                                    metric: s.key.metric.clone(),
-                                    row_time,
-                                    ttl: row_key_ttl,
-                                });
-                                new_names.push(name);
-                            }
-                            keys.insert(row_time, bytes.clone());
-                            bytes
-                        }
-                    };
-                    muts.push(Mutation::DataPoint {
-                        key,
-                        column: spec.column_name(row_time, ts),
-                        value,
-                        ttl: point_ttl,
-                        timestamp_ms,
-                    });
-                }
-            }
-        }
+        let WritePlan {
+            muts,
+            new_keys,
+            new_names,
+            dropped,
+            rejected,
+            first_error,
+        } = self.plan_write(spec, batch);
         let points = muts.iter().filter(|m| m.is_data_point()).count() as u64;
         if let Err(e) = self.session.apply(muts) {
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-            // A permanent rejection must not be retried forever (see CqlError).
-            return Err(if e.unavailable {
-                cql_error("write", e)
-            } else {
-                StorageError::InvalidInput(format!("cassandra rejected the write: {e}"))
-            });
+            return Err(write_error(e));
         }
         // Only now are the index rows known to be written (KairosDB #512).
-        {
-            let mut keys_seen = self.row_keys_seen.lock();
-            for k in new_keys {
-                keys_seen.insert(k);
-            }
-            let mut names_seen = self.names_seen.lock();
-            for n in new_names {
-                names_seen.insert(n);
-            }
-        }
+        self.remember_indexed(new_keys, new_names);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         self.counters.points.fetch_add(points, Ordering::Relaxed);
         if dropped > 0 {

@@ -216,11 +216,13 @@ fn run(json: &[u8]) -> Run {
         index: 0,
         key: Cow::Borrowed(""),
         tags: Vec::new(),
-        points: Vec::new(),
-        dp_raw: "",
-        fast: false,
-        long_cols: (Vec::new(), Vec::new()),
-        double_cols: (Vec::new(), Vec::new()),
+        dp: Staging {
+            points: Vec::new(),
+            raw: "",
+            fast: false,
+            long_cols: (Vec::new(), Vec::new()),
+            double_cols: (Vec::new(), Vec::new()),
+        },
     };
     let mut de = serde_json::Deserializer::from_slice(json);
     // KairosDB never reads past the top-level value, so trailing bytes are ignored
@@ -284,11 +286,17 @@ struct State<'de> {
     key: Cow<'de, str>,
     /// Tags of the current object in JSON order: name, value (`None` = JSON null).
     tags: Vec<(Cow<'de, str>, Option<Cow<'de, str>>)>,
+    /// The `datapoints` of the current object.
+    dp: Staging<'de>,
+}
+
+/// The `datapoints` of one metric object, staged until the object is complete.
+struct Staging<'de> {
     /// Generic staging of `datapoints` entries (used when `fast` is false, or when a
     /// metric-level `type` asks for Java's conversions).
     points: Vec<Staged<'de>>,
     /// The raw `datapoints` array of the current object.
-    dp_raw: &'de str,
+    raw: &'de str,
     /// Every entry was `[integer, plain number]` and is staged in the columns below.
     fast: bool,
     long_cols: (Vec<i64>, Vec<i64>),
@@ -313,6 +321,84 @@ impl State<'_> {
         self.abort = Some((kind, msg));
         E::custom("ingest aborted")
     }
+
+    /// Empties the scratch buffers at the start of a metric object.
+    fn begin_object(&mut self) {
+        self.in_object = true;
+        self.key = Cow::Borrowed("");
+        self.tags.clear();
+        self.dp.points.clear();
+        self.dp.fast = false;
+        self.dp.clear_columns();
+    }
+}
+
+impl<'de> Staging<'de> {
+    fn clear_columns(&mut self) {
+        self.long_cols.0.clear();
+        self.long_cols.1.clear();
+        self.double_cols.0.clear();
+        self.double_cols.1.clear();
+    }
+
+    /// Stages a raw `datapoints` value: into the columns when every entry is
+    /// `[integer, plain number]`, else entry by entry. `Ok(false)` for JSON null (no
+    /// datapoints); `Err` is Gson's exception text for a value that is not an array.
+    fn stage(&mut self, raw: &'de str) -> Result<bool, String> {
+        self.points.clear();
+        self.clear_columns();
+        self.fast = false;
+        match raw.as_bytes()[0] {
+            b'n' => Ok(false),
+            b'[' => {
+                self.raw = raw;
+                self.fast = scan_fast(raw.as_bytes(), &mut self.long_cols, &mut self.double_cols);
+                if !self.fast {
+                    self.clear_columns();
+                    scan_entries(raw, &mut self.points).map_err(expected_array)?;
+                }
+                Ok(true)
+            }
+            _ => Err(expected_array(json_kind(raw))),
+        }
+    }
+}
+
+fn expected_array(kind: &str) -> String {
+    format!("java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {kind}")
+}
+
+/// Gson's error for a metric object or a `tags` value that is not a JSON object.
+fn expected_object<E: de::Error>(st: &mut State<'_>, kind: &str) -> E {
+    st.abort(
+        AbortKind::Syntax,
+        format!("java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {kind}"),
+    )
+}
+
+/// The `visit_*` methods for the JSON kinds a visitor that expects an object refuses
+/// with [`expected_object`] (null is left to each visitor: KairosDB treats it apart).
+macro_rules! refuse_non_objects {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Err(expected_object(self.st, "BOOLEAN"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Err(expected_object(self.st, "NUMBER"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Err(expected_object(self.st, "NUMBER"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Err(expected_object(self.st, "NUMBER"))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Err(expected_object(self.st, "STRING"))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(expected_object(self.st, "BEGIN_ARRAY"))
+        }
+    };
 }
 
 struct BodySeed<'a, 'de> {
@@ -482,6 +568,40 @@ fn gson_long(raw: &str) -> Result<Option<i64>, String> {
         .map_err(|s| format!("java.lang.NumberFormatException: Expected a long but was {s}"))
 }
 
+/// Gson `int` field (`nextInt`): numbers and numeric strings; null is `None`.
+fn gson_int(raw: &str) -> Result<Option<i32>, String> {
+    let r = match raw.as_bytes()[0] {
+        b'n' => return Ok(None),
+        b'"' => {
+            let s = unquote(raw);
+            javanum::gson_int(&s, true).ok_or_else(|| s.into_owned())
+        }
+        b'-' | b'0'..=b'9' => javanum::gson_int(raw, false).ok_or_else(|| raw.to_owned()),
+        _ => {
+            return Err(format!(
+                "java.lang.IllegalStateException: Expected an int but was {}",
+                json_kind(raw)
+            ))
+        }
+    };
+    r.map(Some)
+        .map_err(|s| format!("java.lang.NumberFormatException: Expected an int but was {s}"))
+}
+
+/// Gson `boolean` field: strings go through `Boolean.parseBoolean`; null is `None`.
+fn gson_bool(raw: &str) -> Result<Option<bool>, String> {
+    match raw.as_bytes()[0] {
+        b'n' => Ok(None),
+        b't' => Ok(Some(true)),
+        b'f' => Ok(Some(false)),
+        b'"' => Ok(Some(unquote(raw).eq_ignore_ascii_case("true"))),
+        _ => Err(format!(
+            "java.lang.IllegalStateException: Expected a boolean but was {}",
+            json_kind(raw)
+        )),
+    }
+}
+
 impl<'de> Visitor<'de> for MetricSeed<'_, 'de> {
     type Value = ();
 
@@ -500,165 +620,73 @@ impl<'de> Visitor<'de> for MetricSeed<'_, 'de> {
         ))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.not_object("BOOLEAN"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.not_object("NUMBER"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.not_object("NUMBER"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.not_object("NUMBER"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.not_object("STRING"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.not_object("BEGIN_ARRAY"))
-    }
+    refuse_non_objects!();
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let st = self.st;
-        st.in_object = true;
-        st.key = Cow::Borrowed("");
-        st.tags.clear();
-        st.points.clear();
-        st.fast = false;
-        st.long_cols.0.clear();
-        st.long_cols.1.clear();
-        st.double_cols.0.clear();
-        st.double_cols.1.clear();
+        st.begin_object();
         let mut m = Metric::default();
         while let Some((field, key)) = map.next_key_seed(KeySeed)? {
             st.key = key;
-            match field {
-                Field::Name => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    m.name = gson_string(raw.get()).map_err(|e| st.abort(AbortKind::Syntax, e))?;
-                }
-                Field::Type => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    m.ty = gson_string(raw.get()).map_err(|e| st.abort(AbortKind::Syntax, e))?;
-                }
-                Field::Timestamp | Field::Time => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    let v = gson_long(raw.get()).map_err(|e| st.abort(AbortKind::Syntax, e))?;
-                    if matches!(field, Field::Time) {
-                        m.time = v;
-                    } else {
-                        m.timestamp = v;
-                    }
-                }
-                Field::Value => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    m.value = Some(raw.get());
-                }
-                Field::Ttl => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    let raw = raw.get();
-                    // Gson `int` field; null leaves the default.
-                    let v = match raw.as_bytes()[0] {
-                        b'n' => None,
-                        b'"' => Some(javanum::gson_int(&unquote(raw), true).ok_or_else(|| {
-                            format!("java.lang.NumberFormatException: Expected an int but was {}", unquote(raw))
-                        })),
-                        b'-' | b'0'..=b'9' => Some(javanum::gson_int(raw, false).ok_or_else(|| {
-                            format!("java.lang.NumberFormatException: Expected an int but was {raw}")
-                        })),
-                        _ => Some(Err(format!(
-                            "java.lang.IllegalStateException: Expected an int but was {}",
-                            json_kind(raw)
-                        ))),
-                    };
-                    if let Some(v) = v {
-                        m.ttl = v.map_err(|e| st.abort(AbortKind::Syntax, e))?;
-                    }
-                }
-                Field::SkipValidate => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    let raw = raw.get();
-                    // Gson `boolean` field: strings go through `Boolean.parseBoolean`.
-                    match raw.as_bytes()[0] {
-                        b'n' => {}
-                        b't' => m.skip_validate = true,
-                        b'f' => m.skip_validate = false,
-                        b'"' => m.skip_validate = unquote(raw).eq_ignore_ascii_case("true"),
-                        _ => {
-                            return Err(st.abort(
-                                AbortKind::Syntax,
-                                format!(
-                                "java.lang.IllegalStateException: Expected a boolean but was {}",
-                                json_kind(raw)
-                            ),
-                            ))
-                        }
-                    }
-                }
-                Field::Tags => {
-                    st.tags.clear();
-                    map.next_value_seed(TagsSeed { st: &mut *st })?;
-                }
-                Field::Datapoints => {
-                    let raw: &'de RawValue = map.next_value()?;
-                    let raw = raw.get();
-                    st.points.clear();
-                    st.long_cols.0.clear();
-                    st.long_cols.1.clear();
-                    st.double_cols.0.clear();
-                    st.double_cols.1.clear();
-                    st.fast = false;
-                    match raw.as_bytes()[0] {
-                        b'n' => m.has_datapoints = false,
-                        b'[' => {
-                            m.has_datapoints = true;
-                            st.dp_raw = raw;
-                            st.fast =
-                                scan_fast(raw.as_bytes(), &mut st.long_cols, &mut st.double_cols);
-                            if !st.fast {
-                                st.long_cols.0.clear();
-                                st.long_cols.1.clear();
-                                st.double_cols.0.clear();
-                                st.double_cols.1.clear();
-                                if let Err(kind) = scan_entries(raw, &mut st.points) {
-                                    return Err(st.abort(
-                                        AbortKind::Syntax,
-                                        format!("java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {kind}"),
-                                    ));
-                                }
-                            }
-                        }
-                        _ => {
-                            return Err(st.abort(
-                                AbortKind::Syntax,
-                                format!(
-                                "java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {}",
-                                json_kind(raw)
-                            ),
-                            ))
-                        }
-                    }
-                }
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+            read_member(st, &mut m, field, &mut map)?;
         }
         st.key = Cow::Borrowed("");
         let r = commit(st, &m);
         st.in_object = false;
-        r.map_err(|(kind, msg)| st.abort(kind, msg))
+        r.map_err(|msg| st.abort(AbortKind::Internal, msg))
     }
 }
 
-impl MetricSeed<'_, '_> {
-    fn not_object<E: de::Error>(self, kind: &str) -> E {
-        self.st.abort(
-            AbortKind::Syntax,
-            format!("java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {kind}"),
-        )
+/// Reads the value of one member of a metric object: tags and `datapoints` into the
+/// scratch buffers of `st`, the other fields into `m`.
+fn read_member<'de, A: MapAccess<'de>>(
+    st: &mut State<'de>,
+    m: &mut Metric<'de>,
+    field: Field,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    match field {
+        Field::Tags => {
+            st.tags.clear();
+            map.next_value_seed(TagsSeed { st })
+        }
+        Field::Other => map.next_value::<IgnoredAny>().map(drop),
+        _ => {
+            let raw: &'de RawValue = map.next_value()?;
+            read_value(st, m, field, raw.get()).map_err(|e| st.abort(AbortKind::Syntax, e))
+        }
     }
+}
+
+/// One member's raw value through KairosDB's Gson field adapter; `Err` is Gson's
+/// exception text (a syntax-class error).
+fn read_value<'de>(
+    st: &mut State<'de>,
+    m: &mut Metric<'de>,
+    field: Field,
+    raw: &'de str,
+) -> Result<(), String> {
+    match field {
+        Field::Name => m.name = gson_string(raw)?,
+        Field::Type => m.ty = gson_string(raw)?,
+        Field::Timestamp => m.timestamp = gson_long(raw)?,
+        Field::Time => m.time = gson_long(raw)?,
+        Field::Value => m.value = Some(raw),
+        // Gson primitive fields: null leaves the default.
+        Field::Ttl => {
+            if let Some(ttl) = gson_int(raw)? {
+                m.ttl = ttl;
+            }
+        }
+        Field::SkipValidate => {
+            if let Some(skip) = gson_bool(raw)? {
+                m.skip_validate = skip;
+            }
+        }
+        Field::Datapoints => m.has_datapoints = st.dp.stage(raw)?,
+        Field::Tags | Field::Other => unreachable!("BUG: read_member reads these itself"),
+    }
+    Ok(())
 }
 
 struct TagsSeed<'a, 'de> {
@@ -672,17 +700,6 @@ impl<'de> DeserializeSeed<'de> for TagsSeed<'_, 'de> {
     }
 }
 
-impl<'de> TagsSeed<'_, 'de> {
-    fn wrong<E: de::Error>(self, kind: &str) -> E {
-        // Gson's map adapter also reads `[[k,v],...]`; nobody sends that, so it is
-        // reported like any other non-object (deliberate simplification).
-        self.st.abort(
-            AbortKind::Syntax,
-            format!("java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {kind}"),
-        )
-    }
-}
-
 impl<'de> Visitor<'de> for TagsSeed<'_, 'de> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -691,24 +708,9 @@ impl<'de> Visitor<'de> for TagsSeed<'_, 'de> {
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong("BOOLEAN"))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong("NUMBER"))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong("NUMBER"))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong("NUMBER"))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong("STRING"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.wrong("BEGIN_ARRAY"))
-    }
+    // Gson's map adapter also reads `[[k,v],...]`; nobody sends that, so it is
+    // reported like any other non-object (deliberate simplification).
+    refuse_non_objects!();
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let st = self.st;
         while let Some((_, name)) = map.next_key_seed(KeySeed)? {
@@ -749,21 +751,13 @@ fn scan_fast(
         let neg = i < n && raw[i] == b'-';
         i += usize::from(neg);
         let start = i;
-        let mut ts: i64 = 0;
-        while i < n {
-            let d = raw[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            ts = ts.wrapping_mul(10).wrapping_add(i64::from(d));
-            i += 1;
-        }
+        let digits;
+        (i, digits) = scan_digits(raw, i, 0);
         if i == start || i - start > 18 {
             return false;
         }
-        if neg {
-            ts = -ts;
-        }
+        // At most 18 digits: below 2^63.
+        let ts = if neg { -(digits as i64) } else { digits as i64 };
         i = skip_ws(raw, i);
         if i >= n || raw[i] != b',' {
             return false;
@@ -774,29 +768,15 @@ fn scan_fast(
         let neg = i < n && raw[i] == b'-';
         i += usize::from(neg);
         let start = i;
-        let mut mant: u64 = 0;
-        while i < n {
-            let d = raw[i].wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        let mut mant;
+        (i, mant) = scan_digits(raw, i, 0);
         let int_digits = i - start;
         let mut frac = 0usize;
         let is_double = i < n && raw[i] == b'.';
         if is_double {
             i += 1;
             let fs = i;
-            while i < n {
-                let d = raw[i].wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                mant = mant.wrapping_mul(10).wrapping_add(u64::from(d));
-                i += 1;
-            }
+            (i, mant) = scan_digits(raw, i, mant);
             frac = i - fs;
         }
         if int_digits == 0 || int_digits + frac > 18 || (is_double && frac == 0) {
@@ -825,6 +805,21 @@ fn scan_fast(
             _ => return false,
         }
     }
+}
+
+/// Reads the decimal digits from `i` on, appending them to `acc` (wrapping: callers
+/// bound the digit count); returns where they end and the number.
+#[inline]
+fn scan_digits(raw: &[u8], mut i: usize, mut acc: u64) -> (usize, u64) {
+    while i < raw.len() {
+        let d = raw[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    (i, acc)
 }
 
 #[inline]
@@ -1187,7 +1182,17 @@ struct Slots<'t> {
     slots: [Option<SeriesSlot>; 3],
 }
 
-impl Slots<'_> {
+impl<'t> Slots<'t> {
+    fn new(name: &'t str, tags: &'t [(&'t str, &'t str)], ttl: i32) -> Slots<'t> {
+        Slots {
+            name,
+            tags,
+            // Deliberate deviation: a negative TTL means "no TTL" (see module docs).
+            ttl: u32::try_from(ttl).unwrap_or(0),
+            slots: [None; 3],
+        }
+    }
+
     #[inline]
     fn get(&mut self, b: &mut BatchBuilder, ty: DataType) -> SeriesSlot {
         let i = ty.code() as usize - 1;
@@ -1219,7 +1224,6 @@ impl Slots<'_> {
     }
 }
 
-/// Validates one complete metric object and moves its points into the batch.
 /// `metric[i](name=n)` (or `metric[i]` without a name or validation): the prefix
 /// of KairosDB's ingest error messages, formatted only when an error is reported.
 struct MetricCtx<'a> {
@@ -1236,77 +1240,29 @@ impl std::fmt::Display for MetricCtx<'_> {
     }
 }
 
-fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), (AbortKind, Fatal)> {
-    let internal = |e: Fatal| (AbortKind::Internal, e);
-    let i = st.index;
+impl Metric<'_> {
+    /// The timestamp of the single-point form: `time`, else `timestamp`.
+    fn point_timestamp(&self) -> Option<i64> {
+        self.time.or(self.timestamp)
+    }
+}
+
+/// Validates one complete metric object (KairosDB's `validateAndAddDataPoints`, rules
+/// 1–7) and moves its points into the batch. Validation errors go to `st.errors`;
+/// `Err` is a KairosDB runtime exception (500) that ends the parse.
+fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), Fatal> {
     let validate = !m.skip_validate;
     let errors_before = st.errors.len();
-    let timestamp = m.time.or(m.timestamp);
-
-    // Rule 1: the name. Deliberate deviation: also checked with `skip_validate`
-    // (spec §14.13), since a nameless series cannot be stored or queried.
-    let name = match m.name.as_deref() {
-        None => {
-            st.errors.push(format!("metric[{i}].name may not be null."));
-            None
-        }
-        Some("") => {
-            st.errors
-                .push(format!("metric[{i}].name may not be empty."));
-            None
-        }
-        Some(n) => Some(n),
-    };
+    let name = check_name(&mut st.errors, st.index, m.name.as_deref());
     // Formatted only into error messages: building it for every metric object
     // cost ~5 % of ingest CPU (perf, 2026-11-23).
     let ctx = MetricCtx {
-        index: i,
+        index: st.index,
         name: name.filter(|_| validate),
     };
-
     if validate {
-        // Rules 2 and 3: the single-point form.
-        if timestamp.is_some() {
-            if m.ty.as_deref() == Some("string") {
-                if m.value.is_none() {
-                    st.errors.push(format!("{ctx}.value may not be null."));
-                }
-            } else {
-                match m.value {
-                    None => st.errors.push(format!("{ctx}.value may not be null.")),
-                    Some(raw) => {
-                        if let Some(msg) = not_null_or_empty(raw).map_err(internal)? {
-                            st.errors.push(format!("{ctx}.value {msg}"));
-                        }
-                    }
-                }
-            }
-        } else if m.value.is_some_and(|v| !v.starts_with('n')) {
-            st.errors.push(format!("{ctx}.timestamp may not be null."));
-        }
-        // Rules 4 and 5: tags.
-        if st.tags.is_empty() {
-            st.errors.push(format!(
-                "{ctx}.tags count must be greater than or equal to 1."
-            ));
-        } else {
-            for (k, (tname, tvalue)) in st.tags.iter().enumerate() {
-                if tname.is_empty() {
-                    st.errors
-                        .push(format!("{ctx}.tag[{k}].name may not be empty."));
-                }
-                let problem = match tvalue.as_deref() {
-                    None => "may not be null.",
-                    Some("") => "may not be empty.",
-                    Some(_) => continue,
-                };
-                st.errors.push(if tname.is_empty() {
-                    format!("{ctx}.tag[{k}].value {problem}")
-                } else {
-                    format!("{ctx}.tag[{tname}].value {problem}")
-                });
-            }
-        }
+        check_single_point(&mut st.errors, &ctx, m)?;
+        check_tags(&mut st.errors, &ctx, &st.tags);
     }
     if st.errors.len() > errors_before {
         return Ok(());
@@ -1314,178 +1270,307 @@ fn commit(st: &mut State<'_>, m: &Metric<'_>) -> Result<(), (AbortKind, Fatal)> 
     let Some(name) = name else {
         return Ok(());
     };
+    let tags = sorted_tags(&st.tags)?;
+    let mut sink = Sink {
+        builder: &mut st.builder,
+        errors: &mut st.errors,
+        slots: Slots::new(name, &tags, m.ttl),
+        ctx,
+        metric_type: m.ty.as_deref(),
+        validate,
+    };
+    sink.single_point(m)?;
+    if m.has_datapoints {
+        sink.datapoints(&mut st.dp)?;
+    }
+    Ok(())
+}
 
-    // Tags sorted by name (KairosDB `ImmutableSortedMap.copyOf`), which also refuses
-    // null values (possible only with `skip_validate`).
-    let mut tags: Vec<(&str, &str)> = Vec::with_capacity(st.tags.len());
-    for (k, v) in &st.tags {
-        match v {
-            Some(v) => tags.push((k, v)),
-            None => {
-                return Err(internal(
-                    "java.lang.NullPointerException: null value in entry".to_owned(),
-                ))
+/// Rule 1: the name. Deliberate deviation: also checked with `skip_validate`
+/// (spec §14.13), since a nameless series cannot be stored or queried.
+fn check_name<'m>(errors: &mut Vec<String>, i: usize, name: Option<&'m str>) -> Option<&'m str> {
+    match name {
+        None => {
+            errors.push(format!("metric[{i}].name may not be null."));
+            None
+        }
+        Some("") => {
+            errors.push(format!("metric[{i}].name may not be empty."));
+            None
+        }
+        Some(n) => Some(n),
+    }
+}
+
+/// Rules 2 and 3: the single-point form (`timestamp` and `value` beside the name).
+fn check_single_point(
+    errors: &mut Vec<String>,
+    ctx: &MetricCtx<'_>,
+    m: &Metric<'_>,
+) -> Result<(), Fatal> {
+    if m.point_timestamp().is_none() {
+        if m.value.is_some_and(|v| !v.starts_with('n')) {
+            errors.push(format!("{ctx}.timestamp may not be null."));
+        }
+        return Ok(());
+    }
+    match m.value {
+        None => errors.push(format!("{ctx}.value may not be null.")),
+        // With `type` string the value only has to be present (no emptiness check).
+        Some(_) if m.ty.as_deref() == Some("string") => {}
+        Some(raw) => {
+            if let Some(msg) = not_null_or_empty(raw)? {
+                errors.push(format!("{ctx}.value {msg}"));
             }
         }
     }
-    tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    // Deliberate deviation: a negative TTL means "no TTL" (see module docs).
-    let ttl = u32::try_from(m.ttl).unwrap_or(0);
-    let mut slots = Slots {
-        name,
-        tags: &tags,
-        ttl,
-        slots: [None; 3],
-    };
-    let builder = &mut st.builder;
-    let errors = &mut st.errors;
-    let metric_type = m.ty.as_deref();
+    Ok(())
+}
 
-    // Rule 6: the single point.
-    if let (Some(ts), Some(raw)) = (timestamp, m.value) {
-        let ty = match metric_type {
-            Some(t) => Some(t),
+/// Rules 4 and 5: at least one tag, none with an empty name or a null or empty value.
+fn check_tags(
+    errors: &mut Vec<String>,
+    ctx: &MetricCtx<'_>,
+    tags: &[(Cow<'_, str>, Option<Cow<'_, str>>)],
+) {
+    if tags.is_empty() {
+        errors.push(format!(
+            "{ctx}.tags count must be greater than or equal to 1."
+        ));
+        return;
+    }
+    for (k, (tname, tvalue)) in tags.iter().enumerate() {
+        if tname.is_empty() {
+            errors.push(format!("{ctx}.tag[{k}].name may not be empty."));
+        }
+        let problem = match tvalue.as_deref() {
+            None => "may not be null.",
+            Some("") => "may not be empty.",
+            Some(_) => continue,
+        };
+        errors.push(if tname.is_empty() {
+            format!("{ctx}.tag[{k}].value {problem}")
+        } else {
+            format!("{ctx}.tag[{tname}].value {problem}")
+        });
+    }
+}
+
+/// Tags sorted by name (KairosDB `ImmutableSortedMap.copyOf`), which also refuses
+/// null values (possible only with `skip_validate`).
+fn sorted_tags<'t>(
+    tags: &'t [(Cow<'_, str>, Option<Cow<'_, str>>)],
+) -> Result<Vec<(&'t str, &'t str)>, Fatal> {
+    let mut sorted: Vec<(&str, &str)> = Vec::with_capacity(tags.len());
+    for (k, v) in tags {
+        match v {
+            Some(v) => sorted.push((k, v)),
+            None => return Err("java.lang.NullPointerException: null value in entry".to_owned()),
+        }
+    }
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(sorted)
+}
+
+/// Why one `datapoints` entry is not stored.
+enum Skip {
+    /// A validation error: reported, and parsing goes on (spec §2.6).
+    Invalid(String),
+    /// A KairosDB runtime exception: 500, parsing stops.
+    Fatal(Fatal),
+}
+
+/// Where the points and validation errors of one valid metric object go.
+struct Sink<'a> {
+    builder: &'a mut BatchBuilder,
+    errors: &'a mut Vec<String>,
+    slots: Slots<'a>,
+    ctx: MetricCtx<'a>,
+    /// The metric-level `type`.
+    metric_type: Option<&'a str>,
+    validate: bool,
+}
+
+impl Sink<'_> {
+    #[inline]
+    fn push(&mut self, ts: i64, v: Conv<'_>) {
+        self.slots.push(self.builder, ts, v);
+    }
+
+    /// Rule 6: the single point, typed by the metric's `type` or else by its value.
+    fn single_point(&mut self, m: &Metric<'_>) -> Result<(), Fatal> {
+        let (Some(ts), Some(raw)) = (m.point_timestamp(), m.value) else {
+            return Ok(());
+        };
+        let ty = match self.metric_type {
+            Some(t) => t,
             None => match find_type(raw) {
-                Some(t) => Some(t.ingest_name()),
+                Some(t) => t.ingest_name(),
                 None => {
-                    errors.push(format!("{ctx} value is an invalid type"));
-                    None
+                    self.errors
+                        .push(format!("{} value is an invalid type", self.ctx));
+                    return Ok(());
                 }
             },
         };
-        if let Some(ty) = ty {
-            match registered(ty) {
-                Ok(t) => {
-                    let v = convert(t, raw).map_err(internal)?;
-                    slots.push(builder, ts, v);
-                }
-                Err(e) => errors.push(e),
+        match registered(ty) {
+            Ok(t) => {
+                let v = convert(t, raw)?;
+                self.push(ts, v);
             }
+            Err(e) => self.errors.push(e),
+        }
+        Ok(())
+    }
+
+    /// Rule 7: the `datapoints` entries.
+    fn datapoints(&mut self, dp: &mut Staging<'_>) -> Result<(), Fatal> {
+        if dp.fast {
+            if self.metric_type.is_none() {
+                self.columns(dp);
+                return Ok(());
+            }
+            // A metric-level `type` needs Java's conversions on the raw text.
+            dp.points.clear();
+            let _ = scan_entries(dp.raw, &mut dp.points);
+        }
+        self.entries(&dp.points)
+    }
+
+    /// Hot path: whole columns into the batch, one slot lookup per type.
+    fn columns(&mut self, dp: &Staging<'_>) {
+        let (ts, v) = &dp.long_cols;
+        if !ts.is_empty() {
+            let s = self.slots.get(self.builder, DataType::Long);
+            self.builder.extend_long(s, ts, v);
+        }
+        let (ts, v) = &dp.double_cols;
+        if !ts.is_empty() {
+            let s = self.slots.get(self.builder, DataType::Double);
+            self.builder.extend_double(s, ts, v);
         }
     }
 
-    // Rule 7: datapoints.
-    if !m.has_datapoints {
-        return Ok(());
-    }
-    let metric_dt = metric_type.map(registered);
-    if st.fast {
-        if metric_type.is_none() {
-            // Hot path: whole columns into the batch, one slot lookup per type.
-            let (ts, v) = &st.long_cols;
-            if !ts.is_empty() {
-                let s = slots.get(builder, DataType::Long);
-                builder.extend_long(s, ts, v);
-            }
-            let (ts, v) = &st.double_cols;
-            if !ts.is_empty() {
-                let s = slots.get(builder, DataType::Double);
-                builder.extend_double(s, ts, v);
-            }
-            return Ok(());
-        }
-        // A metric-level `type` needs Java's conversions on the raw text.
-        st.points.clear();
-        let _ = scan_entries(st.dp_raw, &mut st.points);
-    }
-    let mut j = 0usize; // ⚠ only advances after a stored point (spec §2.2, §14.14)
-    for e in &st.points {
-        // Fast path: `[integer, plain number]`, inferred or with a numeric metric type.
-        if e.len == 2 {
-            if let (Some(ts), Some(v)) =
-                (fast_long(e.ts.as_bytes()), fast_number(e.value.as_bytes()))
-            {
-                let v = match (&metric_dt, v) {
-                    (None, v) => Some(v),
-                    // `getAsLong` truncates (BigDecimal); exact here, see `fast_number`.
-                    (Some(Ok(DataType::Long)), Conv::Double(x)) => {
-                        Some(Conv::Long(x.trunc() as i64))
-                    }
-                    (Some(Ok(DataType::Long)), v @ Conv::Long(_)) => Some(v),
-                    (Some(Ok(DataType::Double)), Conv::Long(x)) => Some(Conv::Double(x as f64)),
-                    (Some(Ok(DataType::Double)), v @ Conv::Double(_)) => Some(v),
-                    _ => None,
-                };
-                if let Some(v) = v {
-                    slots.push(builder, ts, v);
+    /// The staged entries one by one, in order.
+    fn entries(&mut self, points: &[Staged<'_>]) -> Result<(), Fatal> {
+        let metric_dt = self.metric_type.map(registered);
+        let mut j = 0usize; // ⚠ only advances after a stored point (spec §2.2, §14.14)
+        for e in points {
+            let point = match fast_entry(e, &metric_dt) {
+                Some(point) => Ok(point),
+                None => self.entry(e, j, &metric_dt),
+            };
+            match point {
+                Ok((ts, v)) => {
+                    self.push(ts, v);
                     j += 1;
-                    continue;
                 }
+                Err(Skip::Invalid(msg)) => self.errors.push(msg),
+                Err(Skip::Fatal(e)) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// One entry `datapoints[j]` through Java's validation and conversions.
+    fn entry<'e>(
+        &self,
+        e: &Staged<'e>,
+        j: usize,
+        metric_dt: &Option<Result<DataType, String>>,
+    ) -> Result<(i64, Conv<'e>), Skip> {
+        let ctx = &self.ctx;
         match e.len {
             NULL_ENTRY => {
-                return Err(internal(
+                return Err(Skip::Fatal(
                     "java.lang.NullPointerException: null datapoints entry".to_owned(),
                 ))
             }
             0 => {
-                errors.push(format!(
+                return Err(Skip::Invalid(format!(
                     "{ctx}.datapoints[{j}].timestamp cannot be null or empty."
-                ));
-                continue;
+                )))
             }
             1 => {
-                errors.push(format!(
+                return Err(Skip::Invalid(format!(
                     "{ctx}.datapoints[{j}].value cannot be null or empty."
-                ));
-                continue;
+                )))
             }
             _ => {}
         }
-        let ts = if e.ts.starts_with('n') {
-            None
-        } else {
-            Some(as_long(e.ts).map_err(internal)?)
-        };
-        let Some(ts) = ts else {
-            if validate {
-                errors.push(format!("{ctx}.datapoints[{j}].timestamp may not be null."));
-                continue;
-            }
-            return Err(internal(
-                "java.lang.NullPointerException: null timestamp".to_owned(),
-            ));
-        };
+        let ts = self.entry_timestamp(e, j)?;
         let entry_type: Option<Cow<'_, str>> = if e.len >= 3 {
-            Some(as_string(e.ty).map_err(internal)?)
+            Some(as_string(e.ty).map_err(Skip::Fatal)?)
         } else {
-            metric_type.map(Cow::Borrowed)
+            self.metric_type.map(Cow::Borrowed)
         };
         if entry_type.as_deref() == Some("string") {
             // `isNotNull`: a JsonElement from an array is never Java null.
-        } else if let Some(msg) = not_null_or_empty(e.value).map_err(internal)? {
-            errors.push(format!("{ctx}.datapoints[{j}].value {msg}"));
-            continue;
+        } else if let Some(msg) = not_null_or_empty(e.value).map_err(Skip::Fatal)? {
+            return Err(Skip::Invalid(format!("{ctx}.datapoints[{j}].value {msg}")));
         }
-        let dt = match entry_type {
-            None => match find_type(e.value) {
-                Some(t) => t,
-                None => {
-                    errors.push(format!("{ctx} value is an invalid type"));
-                    continue;
-                }
-            },
-            Some(t) => {
-                let r = if e.len < 3 {
-                    metric_dt.clone().unwrap_or_else(|| registered(&t))
-                } else {
-                    registered(&t)
-                };
-                match r {
-                    Ok(t) => t,
-                    Err(msg) => {
-                        errors.push(msg);
-                        continue;
-                    }
-                }
-            }
-        };
-        let v = convert(dt, e.value).map_err(internal)?;
-        slots.push(builder, ts, v);
-        j += 1;
+        let dt = self.entry_data_type(e, entry_type, metric_dt)?;
+        let v = convert(dt, e.value).map_err(Skip::Fatal)?;
+        Ok((ts, v))
     }
-    Ok(())
+
+    fn entry_timestamp(&self, e: &Staged<'_>, j: usize) -> Result<i64, Skip> {
+        if !e.ts.starts_with('n') {
+            return as_long(e.ts).map_err(Skip::Fatal);
+        }
+        if self.validate {
+            return Err(Skip::Invalid(format!(
+                "{}.datapoints[{j}].timestamp may not be null.",
+                self.ctx
+            )));
+        }
+        Err(Skip::Fatal(
+            "java.lang.NullPointerException: null timestamp".to_owned(),
+        ))
+    }
+
+    /// The entry's data type: its own `type`, the metric's, or else inferred from
+    /// the value.
+    fn entry_data_type(
+        &self,
+        e: &Staged<'_>,
+        entry_type: Option<Cow<'_, str>>,
+        metric_dt: &Option<Result<DataType, String>>,
+    ) -> Result<DataType, Skip> {
+        let resolved = match entry_type {
+            None => {
+                return find_type(e.value)
+                    .ok_or_else(|| Skip::Invalid(format!("{} value is an invalid type", self.ctx)))
+            }
+            Some(t) if e.len < 3 => metric_dt.clone().unwrap_or_else(|| registered(&t)),
+            Some(t) => registered(&t),
+        };
+        resolved.map_err(Skip::Invalid)
+    }
+}
+
+/// The fast path of one entry: `[integer, plain number]`, inferred or with a numeric
+/// metric type. `None` = take the slow path.
+#[inline]
+fn fast_entry(
+    e: &Staged<'_>,
+    metric_dt: &Option<Result<DataType, String>>,
+) -> Option<(i64, Conv<'static>)> {
+    if e.len != 2 {
+        return None;
+    }
+    let ts = fast_long(e.ts.as_bytes())?;
+    let v = fast_number(e.value.as_bytes())?;
+    let v = match (metric_dt, v) {
+        (None, v) => v,
+        // `getAsLong` truncates (BigDecimal); exact here, see `fast_number`.
+        (Some(Ok(DataType::Long)), Conv::Double(x)) => Conv::Long(x.trunc() as i64),
+        (Some(Ok(DataType::Long)), v @ Conv::Long(_)) => v,
+        (Some(Ok(DataType::Double)), Conv::Long(x)) => Conv::Double(x as f64),
+        (Some(Ok(DataType::Double)), v @ Conv::Double(_)) => v,
+        _ => return None,
+    };
+    Some((ts, v))
 }
 
 #[cfg(test)]

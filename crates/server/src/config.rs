@@ -334,7 +334,7 @@ pub struct Config {
     pub bind_address: SocketAddr,
     pub telnet_bind_address: SocketAddr,
     pub data_dir: PathBuf,
-    pub datastore: String,
+    pub datastore: Datastore,
     pub max_batch_size: usize,
     pub worker_threads: usize,
     pub enable_validation: bool,
@@ -383,6 +383,71 @@ pub struct Config {
     pub roles: Roles,
 }
 
+/// Where the points are stored (`datastore`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datastore {
+    Embedded,
+    Cassandra,
+}
+
+impl Datastore {
+    const ALL: [Datastore; 2] = [Datastore::Embedded, Datastore::Cassandra];
+
+    /// The name in the configuration (and in `--check-config`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Datastore::Embedded => "embedded",
+            Datastore::Cassandra => "cassandra",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Datastore> {
+        match Datastore::ALL.into_iter().find(|d| d.name() == text) {
+            Some(d) => Ok(d),
+            None => bail!("unknown datastore {text:?}; expected \"embedded\" or \"cassandra\""),
+        }
+    }
+}
+
+impl std::fmt::Display for Datastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Datastore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// A class of API routes that `server_type` turns on or off (KairosDB's
+/// `kairosdb.server.type`, spec §1.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiClass {
+    Ingest,
+    Query,
+    Delete,
+}
+
+impl ApiClass {
+    const ALL: [ApiClass; 3] = [ApiClass::Ingest, ApiClass::Query, ApiClass::Delete];
+
+    /// KairosDB's name of the class, in `server_type` and in the 403 message.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiClass::Ingest => "INGEST",
+            ApiClass::Query => "QUERY",
+            ApiClass::Delete => "DELETE",
+        }
+    }
+
+    /// The class of an upper-case name.
+    fn from_name(name: &str) -> Option<ApiClass> {
+        ApiClass::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
 /// The API classes one process serves (KairosDB's `kairosdb.server.type`, spec §1.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Roles {
@@ -412,36 +477,39 @@ impl Roles {
         if words.iter().any(|w| w == "ALL") {
             return Ok(Roles::default());
         }
-        let mut r = Roles {
-            ingest: false,
-            query: false,
-            delete: false,
-        };
+        let mut classes = Vec::with_capacity(words.len());
         for w in &words {
-            match w.as_str() {
-                "INGEST" => r.ingest = true,
-                "QUERY" => r.query = true,
-                "DELETE" => r.delete = true,
-                other => bail!(
-                    "invalid server_type {other:?}; expected ALL or a comma list of INGEST, QUERY, DELETE"
+            match ApiClass::from_name(w) {
+                Some(class) => classes.push(class),
+                None => bail!(
+                    "invalid server_type {w:?}; expected ALL or a comma list of INGEST, QUERY, DELETE"
                 ),
             }
         }
         if words.is_empty() {
             bail!("server_type is empty; expected ALL or a comma list of INGEST, QUERY, DELETE");
         }
-        Ok(r)
+        Ok(Roles {
+            ingest: classes.contains(&ApiClass::Ingest),
+            query: classes.contains(&ApiClass::Query),
+            delete: classes.contains(&ApiClass::Delete),
+        })
+    }
+
+    /// Does this process serve `class`?
+    pub fn serves(self, class: ApiClass) -> bool {
+        match class {
+            ApiClass::Ingest => self.ingest,
+            ApiClass::Query => self.query,
+            ApiClass::Delete => self.delete,
+        }
     }
 }
 
 impl Config {
     /// Applies the defaults to `raw` and validates every value.
     pub fn resolve(raw: Settings) -> Result<Config> {
-        let datastore = raw.datastore.unwrap_or_else(|| "embedded".to_string());
-        match datastore.as_str() {
-            "embedded" | "cassandra" => {}
-            other => bail!("unknown datastore {other:?}; expected \"embedded\" or \"cassandra\""),
-        }
+        let datastore = Datastore::parse(raw.datastore.as_deref().unwrap_or("embedded"))?;
         let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
         let roles = Roles::parse(&server_type)?;
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
@@ -862,6 +930,44 @@ mod tests {
             }
         );
         assert!(Roles::parse(" , ").is_err());
+    }
+
+    #[test]
+    fn datastore_is_resolved_once_with_its_name() {
+        let c = Config::resolve(Settings {
+            datastore: Some("cassandra".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(c.datastore, Datastore::Cassandra);
+        assert!(c
+            .to_toml()
+            .unwrap()
+            .contains("\ndatastore = \"cassandra\"\n"));
+        let e = Config::resolve(Settings {
+            datastore: Some("Embedded".into()),
+            ..Settings::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "unknown datastore \"Embedded\"; expected \"embedded\" or \"cassandra\""
+        );
+    }
+
+    #[test]
+    fn roles_serve_their_api_classes() {
+        let roles = Roles::parse("query, Delete").unwrap();
+        assert!(!roles.serves(ApiClass::Ingest));
+        assert!(roles.serves(ApiClass::Query));
+        assert!(roles.serves(ApiClass::Delete));
+        assert!(ApiClass::ALL.iter().all(|c| Roles::default().serves(*c)));
+        let e = Roles::parse("ingest,read").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid server_type \"READ\"; expected ALL or a comma list of INGEST, QUERY, DELETE"
+        );
     }
 
     #[test]

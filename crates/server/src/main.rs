@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use kairosdb_engine::{DeliveryQueue, Engine};
 use kairosdb_model::Storage;
 
-use crate::config::{Config, Settings};
+use crate::config::{Config, Datastore, Settings};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -139,9 +139,9 @@ impl Backend {
 fn open_backend(config: &Config) -> Result<Backend> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    match config.datastore.as_str() {
-        "cassandra" => open_cassandra(config),
-        _ => {
+    match config.datastore {
+        Datastore::Cassandra => open_cassandra(config),
+        Datastore::Embedded => {
             tracing::info!(data_dir = %config.data_dir.display(), wal_sync = ?config.wal_sync, "opening the embedded engine");
             let engine = Engine::open(config.engine_config()).with_context(|| {
                 format!("cannot open the engine in {}", config.data_dir.display())

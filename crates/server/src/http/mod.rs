@@ -34,7 +34,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use kairosdb_model::{Storage, StorageError};
 
-use crate::config::Config;
+use crate::config::{ApiClass, Config};
 use crate::metrics::ServerMetrics;
 use crate::query_cache::QueryCache;
 
@@ -136,17 +136,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// The API class of a path, for server-type gating (spec §1.1.3), or `None` when ungated.
-fn api_class(path: &str) -> Option<&'static str> {
+fn api_class(path: &str) -> Option<ApiClass> {
     let path = path.strip_suffix('/').unwrap_or(path);
     match path {
         "/api/v1/datapoints" | "/api/v1/datapoints/gzip" | "/api/v1/datapoints/index" => {
-            Some("INGEST")
+            Some(ApiClass::Ingest)
         }
         "/api/v1/metricnames" | "/api/v1/datapoints/query" | "/api/v1/datapoints/query/tags" => {
-            Some("QUERY")
+            Some(ApiClass::Query)
         }
-        "/api/v1/datapoints/delete" => Some("DELETE"),
-        p if p.starts_with("/api/v1/metric/") => Some("DELETE"),
+        "/api/v1/datapoints/delete" => Some(ApiClass::Delete),
+        p if p.starts_with("/api/v1/metric/") => Some(ApiClass::Delete),
         _ => None,
     }
 }
@@ -158,16 +158,10 @@ async fn server_type_gate(
     next: Next,
 ) -> Response {
     let roles = state.config.roles;
-    let refused = match api_class(request.uri().path()) {
-        Some("INGEST") => !roles.ingest,
-        Some("QUERY") => !roles.query,
-        Some("DELETE") => !roles.delete,
-        _ => false,
-    };
-    if refused {
-        let class = api_class(request.uri().path()).unwrap_or_default();
+    if let Some(class) = api_class(request.uri().path()).filter(|c| !roles.serves(*c)) {
         let body = format!(
-            "{{\"errors\": [\"Forbidden: {class} API methods are disabled on this KairosDB instance.\"]}}"
+            "{{\"errors\": [\"Forbidden: {} API methods are disabled on this KairosDB instance.\"]}}",
+            class.name()
         );
         return json_response(StatusCode::FORBIDDEN, body.into_bytes());
     }

@@ -32,7 +32,7 @@
 //! record, so deleted points never come back.
 //!
 //! Reads (`Inner::query`) merge blocks (by sequence) and the head without taking
-//! the write lock. On-disk formats are drawn byte by byte in `docs/format.md`.
+//! the write lock. On-disk formats are drawn byte by byte in `docs/format/`.
 //!
 //! Public surface (fixed; the server codes against it): [`EngineConfig`],
 //! [`WalSync`], [`Engine::open`], [`Engine::close`], and

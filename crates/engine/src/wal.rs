@@ -4,7 +4,7 @@
 //!
 //! Not here: what a replayed record does to the head or blocks (`engine.rs`), and
 //! when segments may be deleted (checkpointing in `engine.rs`). Byte layouts are
-//! drawn in `docs/format.md`.
+//! drawn in `docs/format/wal.md`.
 //!
 //! Corruption policy on replay:
 //! * Last segment: a bad frame (short header, zero or oversized length, CRC

@@ -48,16 +48,7 @@ fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
 }
 
 fn query(metric: &str, range: TimeRange) -> SeriesQuery {
-    SeriesQuery {
-        metric: metric.into(),
-        filter: TagFilter::default(),
-        range,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    }
+    SeriesQuery::new(metric, TagFilter::default(), range)
 }
 
 fn read(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesData> {

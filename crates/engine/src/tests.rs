@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kairosdb_model::{
     DataType, DeleteRequest, Order, Points, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
-    Storage, StorageError, TagFilter, TagMatcher, Tags, TimeRange, WriteBatch,
+    Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
 use crate::{Clock, Engine, EngineConfig, WalSync};
@@ -60,34 +60,7 @@ fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
 }
 
 fn query(metric: &str) -> SeriesQuery {
-    SeriesQuery {
-        metric: metric.into(),
-        filter: TagFilter::default(),
-        range: TimeRange::ALL,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    }
-}
-
-fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
-    TagFilter {
-        tags: pairs
-            .iter()
-            .map(|(k, vs)| {
-                let m = vs
-                    .iter()
-                    .map(|v| match v.strip_prefix("regex:") {
-                        Some(r) => TagMatcher::regex(r).unwrap(),
-                        None => TagMatcher::Exact((*v).to_string()),
-                    })
-                    .collect();
-                ((*k).to_string(), m)
-            })
-            .collect(),
-    }
+    SeriesQuery::new(metric, TagFilter::default(), TimeRange::ALL)
 }
 
 fn read(e: &Engine, q: &SeriesQuery) -> Vec<SeriesData> {
@@ -520,12 +493,15 @@ fn delete_removes_only_matching_points_and_empties_listings() {
         range,
     };
     let n = e
-        .delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
+        .delete(&del(
+            TagFilter::from_pairs(&[("host", &["a"])]),
+            TimeRange::new(3, 11),
+        ))
         .unwrap();
     assert_eq!(n, 1);
     let only = |host: &str| {
         let mut q = query("m");
-        q.filter = filter(&[("host", &[host])]);
+        q.filter = TagFilter::from_pairs(&[("host", &[host])]);
         let r = read(&e, &q);
         let Points::Long { ts, .. } = &r[0].points else {
             panic!()
@@ -536,13 +512,19 @@ fn delete_removes_only_matching_points_and_empties_listings() {
     assert_eq!(only("b"), ts, "other series untouched");
     assert_eq!(longs_of(&e, "other").len(), 10, "other metric untouched");
     assert_eq!(
-        e.delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
-            .unwrap(),
+        e.delete(&del(
+            TagFilter::from_pairs(&[("host", &["a"])]),
+            TimeRange::new(3, 11)
+        ))
+        .unwrap(),
         0
     );
     // Delete the rest of host=a by regex: it leaves every listing.
     let n = e
-        .delete(&del(filter(&[("host", &["regex:a|zz"])]), TimeRange::ALL))
+        .delete(&del(
+            TagFilter::from_pairs(&[("host", &["regex:a|zz"])]),
+            TimeRange::ALL,
+        ))
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(read(&e, &query("m")).len(), 1);
@@ -701,7 +683,11 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
         "nothing of the refused batch was written"
     );
     assert!(e
-        .series_keys("m", &filter(&[("h", &["b"])]), TimeRange::ALL)
+        .series_keys(
+            "m",
+            &TagFilter::from_pairs(&[("h", &["b"])]),
+            TimeRange::ALL
+        )
         .unwrap()
         .is_empty());
     // Next write seals the big head first and goes through.
@@ -827,7 +813,7 @@ fn listings_prefix_and_series_keys_range() {
     );
     assert_eq!(
         keys(
-            filter(&[("dc", &["regex:x|y"]), ("host", &["b"])]),
+            TagFilter::from_pairs(&[("dc", &["regex:x|y"]), ("host", &["b"])]),
             TimeRange::ALL
         )
         .len(),

@@ -477,16 +477,11 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
     assert_eq!(q.deliver_now().unwrap(), 2);
     engine.write(&batch(1)).unwrap();
     let got = q
-        .query(&SeriesQuery {
-            metric: "cpu".into(),
-            filter: TagFilter::default(),
-            range: TimeRange::ALL,
-            limit: None,
-            order: kairosdb_model::Order::Asc,
-            max_points: None,
-            count_in_range: false,
-            work_limit: None,
-        })
+        .query(&SeriesQuery::new(
+            "cpu",
+            TagFilter::default(),
+            TimeRange::ALL,
+        ))
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(

@@ -223,7 +223,7 @@ fn random_walk(seed: u64, steps: usize) {
                     TimeRange::new(lo, lo + rng.gen_range(0..40))
                 }
             };
-            let r = del(metric, filter(f), range);
+            let r = del(metric, TagFilter::from_pairs(f), range);
             let want = model.delete(&r);
             let got = eng.delete(&r).unwrap();
             assert_eq!(
@@ -317,7 +317,7 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     assert_eq!(gauge(&e, "engine_blocks"), 20.0);
     let written = counter(&e, "engine_blocks_written_total");
     let removed = counter(&e, "engine_blocks_removed_total");
-    let a = || filter(&[("host", &["a"])]);
+    let a = || TagFilter::from_pairs(&[("host", &["a"])]);
     // [25, 74]: blocks 20..29 and 70..79 straddle the ends; 30..69 lie inside.
     assert_eq!(e.delete(&del("m", a(), TimeRange::new(25, 74))).unwrap(), 1);
     let mut want: Vec<i64> = (0..25).chain(75..100).collect();
@@ -345,7 +345,7 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
         &[1, 2, 3, 4, 5, 6],
     )]))
     .unwrap();
-    let b = || filter(&[("host", &["b"])]);
+    let b = || TagFilter::from_pairs(&[("host", &["b"])]);
     assert_eq!(
         e.delete(&del("m", b(), TimeRange::new(98, 102))).unwrap(),
         1
@@ -391,7 +391,7 @@ fn delete_is_replayed_when_fjall_lost_the_block_rewrite() {
     let e = Engine::open(c.clone()).unwrap();
     e.delete(&del(
         "m",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(3, 21),
     ))
     .unwrap();
@@ -533,7 +533,7 @@ fn shared_tags_stay_listed_until_their_last_series_is_gone() {
     // Deleting part of a series keeps it listed.
     e.delete(&del(
         "cpu",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(1, 1),
     ))
     .unwrap();
@@ -545,7 +545,7 @@ fn shared_tags_stay_listed_until_their_last_series_is_gone() {
     );
     e.delete(&del(
         "cpu",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(2, 2),
     ))
     .unwrap();
@@ -619,7 +619,11 @@ fn delete_speed_1000_series_10k_points() {
     let range = TimeRange::new(T0 + 2000 * 10_000, T0 + 8000 * 10_000 - 1);
     let t = Instant::now();
     let n = e
-        .delete(&del("cpu", filter(&[("half", &["even"])]), range))
+        .delete(&del(
+            "cpu",
+            TagFilter::from_pairs(&[("half", &["even"])]),
+            range,
+        ))
         .unwrap();
     let took = t.elapsed();
     let deleted = counter(&e, "engine_points_deleted_total");
@@ -634,7 +638,7 @@ fn delete_speed_1000_series_10k_points() {
     assert_eq!(n, 500);
     assert_eq!(deleted, 500 * 6000);
     let mut q = query("cpu");
-    q.filter = filter(&[("host", &["host_0", "host_1"])]);
+    q.filter = TagFilter::from_pairs(&[("host", &["host_0", "host_1"])]);
     let r = read(&e, &q);
     assert_eq!(
         r.iter().map(|s| s.points.len()).sum::<usize>(),

@@ -208,7 +208,7 @@ fn edge_reads_match_full_reads_under_random_histories() {
                 let b = a + rng.gen_range(0..20);
                 e.delete(&DeleteRequest {
                     metric: "r".into(),
-                    filter: filter(&[("h", &[tags[0].1])]),
+                    filter: TagFilter::from_pairs(&[("h", &[tags[0].1])]),
                     range: TimeRange::new(a, b),
                 })
                 .unwrap();

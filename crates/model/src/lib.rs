@@ -8,10 +8,15 @@
 //!   (later) the cluster client implement, so HTTP/telnet/query code is identical
 //!   in every mode.
 //! * `suite` (feature `test-suite`): the cases every `Storage` backend must pass.
+//! * `null_storage` (feature `test-suite`): `NullStorage`, the do-nothing `Storage` test
+//!   double.
 //!
 //! This crate does no I/O and holds no state.
 
 pub mod batch;
+/// The do-nothing storage test double (cargo feature `test-suite`).
+#[cfg(feature = "test-suite")]
+pub mod null_storage;
 pub mod read;
 pub mod request;
 pub mod result;
@@ -22,6 +27,8 @@ pub mod storage;
 pub mod suite;
 
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
+#[cfg(feature = "test-suite")]
+pub use null_storage::NullStorage;
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};

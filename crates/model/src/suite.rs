@@ -1146,6 +1146,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::null_storage::NullStorage;
     use crate::read::TagMatcher;
     use crate::series::Value;
     use crate::storage::{HealthStatus, StorageStats};
@@ -1166,10 +1167,13 @@ mod tests {
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
     type Data = BTreeMap<SeriesKey, BTreeMap<i64, (Value, i64)>>;
 
+    /// The reference store the cases are checked against; `null` answers what it
+    /// has no behaviour for (sync, health, stats).
     struct Mem {
         data: Mutex<Data>,
         now_ms: AtomicI64,
         mutant: Mutant,
+        null: NullStorage,
     }
 
     impl Mem {
@@ -1350,18 +1354,15 @@ mod tests {
         }
 
         fn sync(&self) -> Result<(), StorageError> {
-            Ok(())
+            self.null.sync()
         }
 
         fn health(&self) -> HealthStatus {
-            HealthStatus {
-                ok: true,
-                detail: String::new(),
-            }
+            self.null.health()
         }
 
         fn stats(&self) -> StorageStats {
-            StorageStats::default()
+            self.null.stats()
         }
     }
 
@@ -1389,6 +1390,7 @@ mod tests {
                 data: Mutex::new(BTreeMap::new()),
                 now_ms: AtomicI64::new(T0),
                 mutant,
+                null: NullStorage::new(),
             }))
         }
     }
@@ -1405,6 +1407,7 @@ mod tests {
                 data: Mutex::new(BTreeMap::new()),
                 now_ms: AtomicI64::new(T0),
                 mutant: Mutant::IgnoresTtl,
+                null: NullStorage::new(),
             })))
         };
         // TTL is unobservable without a clock hook, so the TTL mutant passes.

@@ -2,12 +2,13 @@
 
 use std::sync::atomic::AtomicBool;
 
-use kairosdb_model::Tags;
+use kairosdb_model::{NullStorage, Tags};
 
 use super::*;
 
 /// Records every batch it accepts (in order) and deletes; refuses writes while
-/// `fail_writes` is set.
+/// `fail_writes` is set. Reads and listings find nothing (`null`), except one metric
+/// name, "inner", to tell a pass-through.
 #[derive(Default)]
 struct Flaky {
     fail_writes: AtomicBool,
@@ -15,6 +16,7 @@ struct Flaky {
     reject_writes: AtomicBool,
     attempts: AtomicU64,
     log: Mutex<Vec<Event>>,
+    null: NullStorage,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,41 +52,38 @@ impl Storage for Flaky {
         self.log.lock().push(Event::Write(batch.clone()));
         Ok(())
     }
-    fn query(&self, _: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        Ok(Vec::new())
+    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        self.null.query(q)
     }
     fn series_keys(
         &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError> {
-        Ok(Vec::new())
+        self.null.series_keys(metric, filter, range)
     }
     fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, StorageError> {
         Ok(vec!["inner".into()])
     }
     fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
+        self.null.tag_names()
     }
     fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
+        self.null.tag_values()
     }
     fn delete(&self, r: &DeleteRequest) -> Result<u64, StorageError> {
         self.log.lock().push(Event::Delete(r.metric.clone()));
         Ok(1)
     }
     fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
+        self.null.sync()
     }
     fn health(&self) -> HealthStatus {
-        HealthStatus {
-            ok: true,
-            detail: String::new(),
-        }
+        self.null.health()
     }
     fn stats(&self) -> StorageStats {
-        StorageStats::default()
+        self.null.stats()
     }
 }
 

@@ -81,11 +81,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use kairosdb_model::NullStorage;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::config::{Config, Settings};
-    use crate::fake_storage::FakeStorage;
     use crate::http::{router, AppState};
     use crate::metrics::ServerMetrics;
 
@@ -99,7 +99,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(Arc::new(AppState::new(
-            Arc::new(FakeStorage::default()),
+            Arc::new(NullStorage::new()),
             Arc::new(Config::resolve(Settings::default()).unwrap()),
             Arc::new(ServerMetrics::default()),
             None,

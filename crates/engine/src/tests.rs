@@ -29,6 +29,13 @@ fn cfg(dir: &Path) -> EngineConfig {
     c
 }
 
+/// [`cfg`] with heads sealed at `seal_points` points.
+fn cfg_seal(dir: &Path, seal_points: usize) -> EngineConfig {
+    let mut c = cfg(dir);
+    c.seal_points = seal_points;
+    c
+}
+
 fn key(metric: &str, tags: &[(&str, &str)], dt: DataType) -> SeriesKey {
     SeriesKey::new(metric, dt, Tags::from_pairs(tags.iter().copied()))
 }
@@ -355,8 +362,7 @@ fn last_write_wins_across_head_blocks_and_restart() {
 #[test]
 fn out_of_order_batches_are_sorted_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 64;
+    let c = cfg_seal(dir.path(), 64);
     let e = Engine::open(c).unwrap();
     // 1000 timestamps in a scrambled order, every one written twice; the second wins.
     let mut ts: Vec<i64> = (0..1000).map(|i| (i * 7919) % 1000).collect();
@@ -395,8 +401,7 @@ fn out_of_order_batches_are_sorted_and_deduplicated() {
 #[test]
 fn reopen_after_close_and_after_crash_with_blocks_and_wal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 500;
+    let c = cfg_seal(dir.path(), 500);
     let e = Engine::open(c.clone()).unwrap();
     let mut expect = Vec::new();
     for b in 0..20 {
@@ -774,8 +779,7 @@ fn invalid_input_and_closed_engine() {
     ));
     assert!(matches!(e.query(&query("m")), Err(StorageError::Closed)));
     assert!(!e.health().ok);
-    let mut c = cfg(dir.path());
-    c.seal_points = 0;
+    let c = cfg_seal(dir.path(), 0);
     assert!(matches!(
         Engine::open(c),
         Err(StorageError::InvalidInput(_))
@@ -830,8 +834,7 @@ fn listings_prefix_and_series_keys_range() {
 #[test]
 fn small_seals_append_merge_into_the_newest_block() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 100;
+    let c = cfg_seal(dir.path(), 100);
     let e = Engine::open(c).unwrap();
     for i in 0..8 {
         let ts: Vec<i64> = (i * 10..i * 10 + 10).collect();
@@ -895,8 +898,7 @@ fn wal_stays_bounded_and_checkpoints_delete_segments() {
 #[test]
 fn concurrent_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 300;
+    let mut c = cfg_seal(dir.path(), 300);
     c.background = true;
     c.maintenance_interval = Duration::from_millis(5);
     c.wal_sync = WalSync::Interval(Duration::from_millis(5));
@@ -996,8 +998,7 @@ fn stats_expose_the_documented_figures() {
 #[ignore]
 fn replay_speed_10m_points() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 1 << 21; // keep everything in the WAL and head
+    let mut c = cfg_seal(dir.path(), 1 << 21); // keep everything in the WAL and head
     c.wal_max_bytes = u64::MAX;
     c.max_head_bytes = u64::MAX;
     let e = Engine::open(c.clone()).unwrap();
@@ -1044,8 +1045,7 @@ fn replay_speed_10m_points() {
 #[test]
 fn range_reads_trim_disjoint_blocks_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let e = Engine::open(c).unwrap();
     for b in 0..10i64 {
         let ts: Vec<i64> = (b * 10..b * 10 + 10).collect();
@@ -1159,8 +1159,7 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
 #[test]
 fn big_replayed_heads_are_sealed_by_the_next_maintenance_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (0..25).collect();
     e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
@@ -1184,8 +1183,8 @@ fn big_replayed_heads_are_sealed_by_the_next_maintenance_pass() {
 #[test]
 fn lateness_window_keeps_stragglers_out_of_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 63; // window of 7 points; seals fall between a chunk and its straggler
+    // A window of 7 points; seals fall between a chunk and its straggler.
+    let mut c = cfg_seal(dir.path(), 63);
     c.wal_segment_bytes = 4 << 10;
     // Only the seal's own fsync runs (no background sync thread in tests).
     c.wal_sync = WalSync::Interval(Duration::from_secs(3600));

@@ -177,8 +177,7 @@ impl Model {
 
 fn random_walk(seed: u64, steps: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 8; // many small blocks, so ranges straddle block boundaries
+    let c = cfg_seal(dir.path(), 8); // many small blocks, so ranges straddle block boundaries
     let mut rng = StdRng::seed_from_u64(seed);
     let mut e = Some(Engine::open(c.clone()).unwrap());
     let mut model = Model::default();
@@ -304,8 +303,7 @@ fn random_deletes_match_a_model_across_crashes() {
 #[test]
 fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 5; // a flush of 100 points makes 10 blocks of 10
+    let c = cfg_seal(dir.path(), 5); // a flush of 100 points makes 10 blocks of 10
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..100).collect();
     e.write(&batch(vec![
@@ -353,15 +351,9 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     let want_b: Vec<i64> = (0..98).chain([103, 104, 105]).collect();
     assert_eq!(ts_of(&e, "m", &[("host", "b")]), want_b);
     e.crash();
-    let e = Engine::open(cfg_small(dir.path(), 5)).unwrap();
+    let e = Engine::open(cfg_seal(dir.path(), 5)).unwrap();
     assert_eq!(ts_of(&e, "m", &[("host", "a")]), want);
     assert_eq!(ts_of(&e, "m", &[("host", "b")]), want_b);
-}
-
-fn cfg_small(dir: &Path, seal_points: usize) -> EngineConfig {
-    let mut c = cfg(dir);
-    c.seal_points = seal_points;
-    c
 }
 
 /// Requirement 1 after `kill -9`: the delete is replayed from the WAL even when
@@ -370,7 +362,7 @@ fn cfg_small(dir: &Path, seal_points: usize) -> EngineConfig {
 fn delete_is_replayed_when_fjall_lost_the_block_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let snap = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (1..=20).collect();
     e.write(&batch(vec![
@@ -458,7 +450,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
 #[test]
 fn deleting_a_whole_metric_removes_points_names_and_tags_for_good() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (-5..15).collect();
     e.write(&batch(vec![
@@ -680,7 +672,7 @@ fn delete_speed_1000_series_10k_points() {
 #[test]
 fn a_rewritten_older_block_never_becomes_the_merge_target() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let write_and_seal = |ts: &[i64], v: &[i64]| {
         e.write(&batch(vec![lng("m", &[], ts, v)])).unwrap();
@@ -703,7 +695,7 @@ fn a_rewritten_older_block_never_becomes_the_merge_target() {
 #[test]
 fn a_block_rewritten_by_retention_never_becomes_the_merge_target() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let clock = c.clock.clone();
     let e = Engine::open(c).unwrap();
     let write = |ts: i64, v: i64, ttl: u32| {

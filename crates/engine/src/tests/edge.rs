@@ -74,8 +74,7 @@ const ALL: TimeRange = TimeRange::ALL;
 #[test]
 fn edge_reads_take_the_cheap_path_where_the_data_allows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let clock = c.clock.clone();
     let e = Engine::open(c.clone()).unwrap();
     let ts = |r: std::ops::Range<i64>| r.map(|t| t * 10).collect::<Vec<i64>>();
@@ -170,8 +169,7 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
 #[test]
 fn edge_reads_match_full_reads_under_random_histories() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 6;
+    let c = cfg_seal(dir.path(), 6);
     let clock = c.clock.clone();
     let mut e = Engine::open(c.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(0xED6E);

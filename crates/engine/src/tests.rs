@@ -66,6 +66,11 @@ fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
     WriteBatch { series }
 }
 
+/// Writes one series of longs (no TTL) and expects it to be accepted.
+fn write_lng(e: &Engine, metric: &str, tags: &[(&str, &str)], ts: &[i64], v: &[i64]) {
+    e.write(&batch(vec![lng(metric, tags, ts, v)])).unwrap();
+}
+
 fn query(metric: &str) -> SeriesQuery {
     SeriesQuery::new(metric, TagFilter::default(), TimeRange::ALL)
 }
@@ -236,12 +241,10 @@ fn reads_stop_at_their_work_limit_counting_whole_blocks_and_every_series() {
     let e = Engine::open(cfg(dir.path())).unwrap();
     // One block of 1,000 points, then 10 head points after it.
     let sealed: Vec<i64> = (0..1000).map(|i| T0 + i).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &sealed, &sealed)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &sealed, &sealed);
     e.flush().unwrap();
     let head: Vec<i64> = (1000..1010).map(|i| T0 + i).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &head, &head)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &head, &head);
     let limited = |q: &SeriesQuery, limit: u64| SeriesQuery {
         work_limit: Some(limit),
         ..q.clone()
@@ -314,16 +317,9 @@ fn last_write_wins_across_head_blocks_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     let ts: Vec<i64> = (1..=10).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &[1; 10])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &[1; 10]);
     e.flush().unwrap();
-    e.write(&batch(vec![lng(
-        "m",
-        &[("h", "a")],
-        &[5, 3, 5],
-        &[2, 3, 22],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5, 3, 5], &[2, 3, 22]);
     let want = |five: i64| {
         let mut v: Vec<(i64, i64)> = ts.iter().map(|&t| (t, 1)).collect();
         v[2].1 = 3;
@@ -337,14 +333,12 @@ fn last_write_wins_across_head_blocks_and_restart() {
         want(22),
         "newer block wins over older block"
     );
-    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[4])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5], &[4]);
     assert_eq!(longs_of(&e, "m"), want(4), "head wins over blocks");
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), want(4), "same answer after WAL replay");
-    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[5])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5], &[5]);
     e.close().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(
@@ -368,11 +362,11 @@ fn out_of_order_batches_are_sorted_and_deduplicated() {
     let mut ts: Vec<i64> = (0..1000).map(|i| (i * 7919) % 1000).collect();
     for chunk in ts.chunks(100) {
         let v: Vec<i64> = chunk.iter().map(|t| -t).collect();
-        e.write(&batch(vec![lng("m", &[], chunk, &v)])).unwrap();
+        write_lng(&e, "m", &[], chunk, &v);
     }
     ts.reverse();
     for chunk in ts.chunks(37) {
-        e.write(&batch(vec![lng("m", &[], chunk, chunk)])).unwrap();
+        write_lng(&e, "m", &[], chunk, chunk);
         e.run_maintenance().unwrap();
     }
     let got = longs_of(&e, "m");
@@ -449,9 +443,8 @@ fn reopen_after_close_and_after_crash_with_blocks_and_wal() {
 fn torn_wal_tail_is_truncated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2], &[1, 2])]))
-        .unwrap();
-    e.write(&batch(vec![lng("m", &[], &[3], &[3])])).unwrap();
+    write_lng(&e, "m", &[], &[1, 2], &[1, 2]);
+    write_lng(&e, "m", &[], &[3], &[3]);
     e.crash();
     let wal_dir = dir.path().join("wal");
     let last = crate::wal::list_segments(&wal_dir).unwrap().pop().unwrap();
@@ -465,7 +458,7 @@ fn torn_wal_tail_is_truncated_on_open() {
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2)]);
     assert!(counter(&e, "engine_wal_truncated_bytes_total") > 0);
     // The engine keeps working and the next restart is clean.
-    e.write(&batch(vec![lng("m", &[], &[4], &[4])])).unwrap();
+    write_lng(&e, "m", &[], &[4], &[4]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2), (4, 4)]);
@@ -485,13 +478,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
     .unwrap();
     e.flush().unwrap();
     // Some of host=a in blocks, some in the head.
-    e.write(&batch(vec![lng(
-        "m",
-        &[("host", "a")],
-        &[11, 12],
-        &[11, 12],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("host", "a")], &[11, 12], &[11, 12]);
     let del = |f: TagFilter, range| DeleteRequest {
         metric: "m".into(),
         filter: f,
@@ -567,8 +554,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
 fn points_written_after_a_delete_survive_its_replay() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[1, 2, 3], &[1, 2, 3]);
     e.flush().unwrap();
     e.delete(&DeleteRequest {
         metric: "m".into(),
@@ -576,8 +562,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         range: TimeRange::new(2, 3),
     })
     .unwrap();
-    e.write(&batch(vec![lng("m", &[], &[2, 4], &[20, 40])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[2, 4], &[20, 40]);
     // Seal the new points into a block without deleting the WAL (the delete
     // record stays in the log and is replayed).
     {
@@ -585,7 +570,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         let _m = i.maint.lock();
         i.seal_all_locked().unwrap();
     }
-    e.write(&batch(vec![lng("m", &[], &[3], &[30])])).unwrap();
+    write_lng(&e, "m", &[], &[3], &[30]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 20), (3, 30), (4, 40)]);
@@ -651,7 +636,7 @@ fn ttl_hides_then_retention_removes_expired_points() {
     let mut c2 = c;
     c2.default_ttl_secs = 5;
     let e = Engine::open(c2).unwrap();
-    e.write(&batch(vec![lng("dflt", &[], &[1], &[1])])).unwrap();
+    write_lng(&e, "dflt", &[], &[1], &[1]);
     assert_eq!(longs_of(&e, "dflt").len(), 1);
     clock.advance(Duration::from_secs(5));
     assert!(read(&e, &query("dflt")).is_empty());
@@ -665,8 +650,7 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..2000).collect();
     // Below the bound when it starts: accepted even though it overshoots.
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &ts)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &ts);
     assert!(gauge(&e, "engine_head_bytes") > 20_000.0);
     let refused = batch(vec![lng("m", &[("h", "b")], &[1], &[1])]);
     {
@@ -705,7 +689,7 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
 fn injected_wal_failure_poisons_writes_but_not_reads() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1], &[1])])).unwrap();
+    write_lng(&e, "m", &[], &[1], &[1]);
     e.inner().wal.lock().fail_next = true;
     let err = e
         .write(&batch(vec![lng("m", &[], &[2], &[2])]))
@@ -838,7 +822,7 @@ fn small_seals_append_merge_into_the_newest_block() {
     let e = Engine::open(c).unwrap();
     for i in 0..8 {
         let ts: Vec<i64> = (i * 10..i * 10 + 10).collect();
-        e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+        write_lng(&e, "m", &[], &ts, &ts);
         e.flush().unwrap();
         assert_eq!(gauge(&e, "engine_blocks"), 1.0, "after seal {i}");
     }
@@ -959,7 +943,7 @@ fn always_sync_fsyncs_before_acknowledging() {
     c.wal_sync = WalSync::Always;
     let e = Engine::open(c).unwrap();
     for i in 0..3 {
-        e.write(&batch(vec![lng("m", &[], &[i], &[i])])).unwrap();
+        write_lng(&e, "m", &[], &[i], &[i]);
     }
     assert_eq!(counter(&e, "engine_wal_fsyncs_total"), 3);
     e.sync().unwrap();
@@ -969,8 +953,7 @@ fn always_sync_fsyncs_before_acknowledging() {
 fn stats_expose_the_documented_figures() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[1, 2, 3], &[1, 2, 3]);
     assert_eq!(counter(&e, "engine_points_written_total"), 3);
     assert_eq!(counter(&e, "engine_series_created_total"), 1);
     assert!(counter(&e, "engine_wal_bytes_written_total") > 0);
@@ -1136,7 +1119,7 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     for i in 0..5 {
-        e.write(&batch(vec![lng("m", &[], &[i], &[i])])).unwrap();
+        write_lng(&e, "m", &[], &[i], &[i]);
         e.flush().unwrap(); // each flush rotates: segment numbers climb
     }
     e.close().unwrap();
@@ -1146,7 +1129,7 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
         std::fs::remove_file(wal_dir.join(crate::wal::segment_file_name(no))).unwrap();
     }
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[10], &[10])])).unwrap();
+    write_lng(&e, "m", &[], &[10], &[10]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(
@@ -1162,7 +1145,7 @@ fn big_replayed_heads_are_sealed_by_the_next_maintenance_pass() {
     let c = cfg_seal(dir.path(), 10);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (0..25).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.crash();
     let e = Engine::open(c).unwrap();
     assert_eq!(gauge(&e, "engine_head_points"), 25.0);
@@ -1251,8 +1234,7 @@ fn lateness_window_keeps_stragglers_out_of_sealed_blocks() {
     // A head written in time order is sealed whole.
     e.flush().unwrap();
     let ts: Vec<i64> = (1000..1064).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &ts)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &ts);
     e.run_maintenance().unwrap();
     assert_eq!(gauge(&e, "engine_head_points"), 0.0);
 }

@@ -22,7 +22,7 @@ fn summary_of(e: &Engine, metric: &str) -> BlockSummary {
 }
 
 fn write_model(e: &Engine, model: &mut BTreeMap<i64, i64>, ts: &[i64], v: &[i64]) {
-    e.write(&batch(vec![lng("m", &[], ts, v)])).unwrap();
+    write_lng(e, "m", &[], ts, v);
     for (&t, &x) in ts.iter().zip(v) {
         model.insert(t, x);
     }
@@ -131,7 +131,7 @@ fn overlapping_blocks_settle_into_disjoint_ones_with_the_same_answers() {
     let fc = cfg_seal(fresh_dir.path(), c.seal_points);
     let fresh = Engine::open(fc).unwrap();
     let (ts, v): (Vec<i64>, Vec<i64>) = model.iter().map(|(&t, &v)| (t, v)).unzip();
-    fresh.write(&batch(vec![lng("m", &[], &ts, &v)])).unwrap();
+    write_lng(&fresh, "m", &[], &ts, &v);
     fresh.flush().unwrap();
     let (got, want) = (
         gauge(&e, "engine_block_bytes"),
@@ -227,7 +227,7 @@ fn compaction_keeps_expiry_and_drops_expired_points() {
     let clock = c.clock.clone();
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..64).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.flush().unwrap();
     // Written again with a TTL: these values win, then expire.
     let mut late = lng("m", &[], &ts[10..30], &[7; 20]);

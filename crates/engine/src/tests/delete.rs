@@ -336,13 +336,13 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
         assert_eq!(ts_of(&e, "m", &[("host", "a")]), want, "after deleting {t}");
     }
     // The same in the head, across an out-of-order write with duplicates.
-    e.write(&batch(vec![lng(
+    write_lng(
+        &e,
         "m",
         &[("host", "b")],
         &[105, 101, 103, 101, 104, 102],
         &[1, 2, 3, 4, 5, 6],
-    )]))
-    .unwrap();
+    );
     let b = || TagFilter::from_pairs(&[("host", &["b"])]);
     assert_eq!(
         e.delete(&del("m", b(), TimeRange::new(98, 102))).unwrap(),
@@ -371,13 +371,7 @@ fn delete_is_replayed_when_fjall_lost_the_block_rewrite() {
     ]))
     .unwrap();
     e.flush().unwrap(); // blocks durable, WAL checkpointed away
-    e.write(&batch(vec![lng(
-        "m",
-        &[("host", "a")],
-        &[21, 22],
-        &[21, 22],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("host", "a")], &[21, 22], &[21, 22]);
     e.crash();
     copy_dir(&dir.path().join("db"), &snap.path().join("db"));
     let e = Engine::open(c.clone()).unwrap();
@@ -411,7 +405,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
     let c = cfg(dir.path());
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (1..=10).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.crash();
     // What fjall has made durable: the series, no blocks.
     copy_dir(&dir.path().join("db"), &snap.path().join("db"));
@@ -427,7 +421,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
     roll_back_fjall(dir.path(), &snap.path().join("db")); // the seal is lost
     let e = Engine::open(c.clone()).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
-    e.write(&batch(vec![lng("m", &[], &[7], &[70])])).unwrap();
+    write_lng(&e, "m", &[], &[7], &[70]);
     {
         let i = e.inner();
         let _m = i.maint.lock();
@@ -485,13 +479,13 @@ fn deleting_a_whole_metric_removes_points_names_and_tags_for_good() {
     let e = Engine::open(c.clone()).unwrap();
     check(&e);
     // Writing the metric again revives only what is written now.
-    e.write(&batch(vec![lng(
+    write_lng(
+        &e,
         "gone",
         &[("host", "a"), ("only_gone", "v1")],
         &[3],
         &[33],
-    )]))
-    .unwrap();
+    );
     assert_eq!(
         ts_of(&e, "gone", &[("host", "a"), ("only_gone", "v1")]),
         vec![3]
@@ -675,7 +669,7 @@ fn a_rewritten_older_block_never_becomes_the_merge_target() {
     let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let write_and_seal = |ts: &[i64], v: &[i64]| {
-        e.write(&batch(vec![lng("m", &[], ts, v)])).unwrap();
+        write_lng(&e, "m", &[], ts, v);
         e.flush().unwrap();
     };
     write_and_seal(&[2, 5], &[2, 50]); // block seq 1

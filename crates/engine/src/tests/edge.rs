@@ -81,11 +81,10 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
 
     // Head only, written in order.
     let t = ts(0..5);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     assert_eq!(check(&e, "m", ALL, "head only"), 2);
     // Head written out of order: the read normalizes it, then answers cheaply.
-    e.write(&batch(vec![lng("m", &[], &[25, 5], &[250, 50])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[25, 5], &[250, 50]);
     assert_eq!(check(&e, "m", ALL, "head out of order"), 2);
 
     // Sealed only: `last` from the summary, `first` from the first block.
@@ -96,14 +95,13 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
 
     // Head after the blocks.
     let t = ts(10..14);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     assert_eq!(check(&e, "m", ALL, "head after blocks"), 2);
     e.flush().unwrap();
 
     // Late points inside the newest block's span, one overwriting a sealed point:
     // `last` decodes that block and counts the overwrite once; `first` reads in full.
-    e.write(&batch(vec![lng("m", &[], &[105, 110], &[-1, -2])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[105, 110], &[-1, -2]);
     assert_eq!(check(&e, "m", ALL, "late head points"), 1);
     // Idle for 2 s: maintenance merges them into the newest block; blocks stay
     // disjoint and both ends are cheap again.
@@ -113,19 +111,17 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
     assert_eq!(check(&e, "m", ALL, "late points merged"), 2);
 
     // A late write inside the only block's span is merged into it as well.
-    e.write(&batch(vec![lng("m", &[], &[0, 1, 2], &[7, 8, 9])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[0, 1, 2], &[7, 8, 9]);
     e.flush().unwrap();
     assert_eq!(gauge(&e, "engine_blocks"), 1.0);
     assert_eq!(check(&e, "m", ALL, "merged into the only block"), 2);
     // Late points reaching before the newest block: blocks overlap, full reads from now.
     let t = ts(20..45);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     e.flush().unwrap();
     assert_eq!(gauge(&e, "engine_blocks"), 3.0);
     assert_eq!(check(&e, "m", ALL, "three disjoint blocks"), 2);
-    e.write(&batch(vec![lng("m", &[], &[3, 4], &[7, 8])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[3, 4], &[7, 8]);
     e.flush().unwrap();
     assert_eq!(check(&e, "m", ALL, "overlapping blocks"), 0);
     // ... also after a restart (the flag is persisted).

@@ -119,6 +119,18 @@ fn hook(f: impl Fn(&str) + Send + Sync + 'static) -> Option<QueryHook> {
     Some(Box::new(move |q| f(&q.metric)))
 }
 
+/// A storage answering one point per read, each read held until `gate` opens.
+fn gated(gate: &Gate) -> FakeStorage {
+    let held = gate.clone();
+    FakeStorage {
+        points_per_series: 1,
+        on_query: hook(move |_| {
+            held.wait();
+        }),
+        ..FakeStorage::default()
+    }
+}
+
 fn concurrency(n: usize) -> Settings {
     Settings {
         query_concurrency: Some(n),
@@ -239,14 +251,7 @@ async fn the_point_limit_is_a_400_with_kairosdb_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_limit_answers_at_the_deadline_while_storage_still_reads() {
     let gate = Gate::default();
-    let held = gate.clone();
-    let storage = FakeStorage {
-        points_per_series: 1,
-        on_query: hook(move |_| {
-            held.wait();
-        }),
-        ..FakeStorage::default()
-    };
+    let storage = gated(&gate);
     let settings = Settings {
         query_time_limit_secs: Some(1),
         query_concurrency: Some(1),
@@ -276,14 +281,7 @@ async fn a_client_disconnect_cancels_the_request() {
     use tokio::io::AsyncWriteExt;
 
     let gate = Gate::default();
-    let held = gate.clone();
-    let storage = FakeStorage {
-        points_per_series: 1,
-        on_query: hook(move |_| {
-            held.wait();
-        }),
-        ..FakeStorage::default()
-    };
+    let storage = gated(&gate);
     let (state, storage) = app_state(storage, concurrency(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -65,6 +65,14 @@ impl FakeStorage {
         }
     }
 
+    /// Reads answer one series of `points` points; nothing else is scripted.
+    pub fn with_points(points: usize) -> FakeStorage {
+        FakeStorage {
+            points_per_series: points,
+            ..FakeStorage::default()
+        }
+    }
+
     /// Metric names of the reads so far, in the order they started.
     pub fn queried(&self) -> Vec<String> {
         self.queries.lock().unwrap().clone()

@@ -344,10 +344,7 @@ mod tests {
     }
 
     fn storage(points: usize) -> Arc<FakeStorage> {
-        Arc::new(FakeStorage {
-            points_per_series: points,
-            ..FakeStorage::default()
-        })
+        Arc::new(FakeStorage::with_points(points))
     }
 
     fn read(metric: &str) -> SeriesQuery {

@@ -228,10 +228,7 @@ async fn the_point_limit_is_a_400_with_kairosdb_text() {
         query_max_points: Some(n),
         ..Settings::default()
     };
-    let five = || FakeStorage {
-        points_per_series: 5,
-        ..FakeStorage::default()
-    };
+    let five = || FakeStorage::with_points(5);
     let (state, _) = app_state(five(), limit(4));
     let (status, v) = call(&state, query(&["m"], 0)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -355,13 +352,7 @@ async fn small_reads_run_inline_in_order_and_a_big_one_moves_the_rest_to_the_poo
     assert_eq!(v["queries"][2], all_inline["queries"][2]);
 
     // A backend that reads over the network refuses the first attempt only.
-    let (state, storage) = app_state(
-        FakeStorage {
-            points_per_series: 3,
-            ..FakeStorage::default()
-        },
-        Settings::default(),
-    );
+    let (state, storage) = app_state(FakeStorage::with_points(3), Settings::default());
     let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v, all_inline);
@@ -409,10 +400,7 @@ async fn reads_through_the_cache_never_run_inline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_rendered_on_the_pool_join_into_the_same_response() {
     for points in [3, 5_000] {
-        let storage = FakeStorage {
-            points_per_series: points,
-            ..FakeStorage::default()
-        };
+        let storage = FakeStorage::with_points(points);
         let (state, _) = app_state(storage, concurrency(3));
         let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
         assert_eq!(status, StatusCode::OK, "{v}");
@@ -442,10 +430,7 @@ async fn results_rendered_on_the_pool_join_into_the_same_response() {
 
 #[tokio::test]
 async fn cache_time_reuses_identical_reads_until_a_delete() {
-    let storage = FakeStorage {
-        points_per_series: 3,
-        ..FakeStorage::default()
-    };
+    let storage = FakeStorage::with_points(3);
     let (state, storage) = app_state(storage, Settings::default());
     // The same read twice in one request, then again in a second request: one storage read.
     for _ in 0..2 {
@@ -471,10 +456,7 @@ async fn cache_time_reuses_identical_reads_until_a_delete() {
 
 #[tokio::test]
 async fn query_cache_mb_0_turns_the_cache_off() {
-    let storage = FakeStorage {
-        points_per_series: 1,
-        ..FakeStorage::default()
-    };
+    let storage = FakeStorage::with_points(1);
     let settings = Settings {
         query_cache_mb: Some(0),
         ..Settings::default()

@@ -328,7 +328,7 @@ def run_ours(work, binary, ints, floats, conc, query_runs):
         log("100-point requests: peak %d req/s; at %d req/s p50 %.2f ms, p99 %.2f ms" % (
             peak, rate, res["small_requests"]["p50_ms"], res["small_requests"]["p99_ms"]))
         # The rewrites sealed blocks lying over older ones; maintenance compacts them
-        # some seconds later (docs/format.md §2.4). Measure once that has run.
+        # some seconds later (docs/format/index.md, "Compaction"). Measure once that has run.
         t0 = time.perf_counter()
         while kairos_metric("kairosdb_engine_unsettled_series") > 0 and time.perf_counter() - t0 < 120:
             time.sleep(0.5)

@@ -43,21 +43,17 @@ fn longs(metric: &str, t: &[(&str, &str)], ts: &[i64], v: &[i64]) -> SeriesPoint
     }
 }
 
+/// Writes one series of longs (no TTL) and expects it to be accepted.
+fn write_longs(s: &dyn Storage, metric: &str, t: &[(&str, &str)], ts: &[i64], v: &[i64]) {
+    s.write(&batch(vec![longs(metric, t, ts, v)])).unwrap();
+}
+
 fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
     WriteBatch { series }
 }
 
 fn query(metric: &str, range: TimeRange) -> SeriesQuery {
-    SeriesQuery {
-        metric: metric.into(),
-        filter: TagFilter::default(),
-        range,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    }
+    SeriesQuery::new(metric, TagFilter::default(), range)
 }
 
 fn read(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesData> {
@@ -87,14 +83,7 @@ fn writes_kairosdb_rows_and_indexes_each_row_once() {
     let store = open(&cluster, StoreOptions::default());
     let ts = 1_700_000_000_123;
     let rt = ts - ts % W;
-    store
-        .write(&batch(vec![longs(
-            "m",
-            &[("host", "a")],
-            &[ts, ts + 1],
-            &[5, -1],
-        )]))
-        .unwrap();
+    write_longs(&store, "m", &[("host", "a")], &[ts, ts + 1], &[5, -1]);
     let log = cluster.applied();
     let key = RowKey::new("m", rt, DataType::Long, tags(&[("host", "a")]))
         .encode()
@@ -126,15 +115,11 @@ fn writes_kairosdb_rows_and_indexes_each_row_once() {
         "one row key, one row time, one name"
     );
     // The same row again: only data points.
-    store
-        .write(&batch(vec![longs("m", &[("host", "a")], &[ts + 2], &[1])]))
-        .unwrap();
+    write_longs(&store, "m", &[("host", "a")], &[ts + 2], &[1]);
     assert_eq!(index_mutations(&cluster.applied()), 3);
     // A new row time of the same series: a new row key and row time, not a new name... but
     // the name is re-sent with the row time, as KairosDB keys its name cache by (name, row time).
-    store
-        .write(&batch(vec![longs("m", &[("host", "a")], &[ts + W], &[1])]))
-        .unwrap();
+    write_longs(&store, "m", &[("host", "a")], &[ts + W], &[1]);
     assert_eq!(index_mutations(&cluster.applied()), 6);
     // All data points use one millisecond write timestamp per batch, increasing.
     let stamps: Vec<i64> = cluster
@@ -177,9 +162,7 @@ fn index_rows_of_a_failed_write_are_sent_again() {
 fn reads_with_a_work_limit_are_refused_before_any_statement() {
     let cluster = MemorySession::new();
     let store = open(&cluster, StoreOptions::default());
-    store
-        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[1])]))
-        .unwrap();
+    write_longs(&store, "m", &[("h", "a")], &[10], &[1]);
     let limited = SeriesQuery {
         work_limit: Some(u64::MAX),
         ..query("m", TimeRange::ALL)
@@ -212,9 +195,7 @@ fn points_rewritten_after_a_delete_are_visible() {
     };
     assert_eq!(store.delete(&del).unwrap(), 1);
     assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
-    store
-        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[7])]))
-        .unwrap();
+    write_longs(&store, "m", &[("h", "a")], &[10], &[7]);
     let r = read(&store, &query("m", TimeRange::ALL));
     assert_eq!(long_pairs(&r[0]), vec![(10, 7)]);
     assert_eq!(store.metric_names(None).unwrap(), vec!["m".to_string()]);
@@ -230,9 +211,7 @@ fn points_rewritten_after_a_delete_are_visible() {
             timestamp_ms: now_ms() * 1000,
         }])
         .unwrap();
-    store
-        .write(&batch(vec![longs("m", &[("h", "a")], &[10], &[8])]))
-        .unwrap();
+    write_longs(&store, "m", &[("h", "a")], &[10], &[8]);
     assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
 }
 
@@ -240,14 +219,7 @@ fn points_rewritten_after_a_delete_are_visible() {
 fn partial_delete_keeps_the_row_and_the_name() {
     let cluster = MemorySession::new();
     let store = open(&cluster, StoreOptions::default());
-    store
-        .write(&batch(vec![longs(
-            "m",
-            &[("h", "a")],
-            &[10, 20, 30],
-            &[1, 2, 3],
-        )]))
-        .unwrap();
+    write_longs(&store, "m", &[("h", "a")], &[10, 20, 30], &[1, 2, 3]);
     let del = DeleteRequest {
         metric: "m".into(),
         filter: TagFilter::default(),
@@ -327,14 +299,7 @@ fn seconds_cluster_keeps_whole_seconds() {
             ..StoreOptions::default()
         },
     );
-    store
-        .write(&batch(vec![longs(
-            "s",
-            &[("h", "a")],
-            &[5_250, 9_999],
-            &[1, 2],
-        )]))
-        .unwrap();
+    write_longs(&store, "s", &[("h", "a")], &[5_250, 9_999], &[1, 2]);
     let r = read(&store, &query("s", TimeRange::ALL));
     assert_eq!(long_pairs(&r[0]), vec![(5_000, 1), (9_000, 2)]);
     // KairosDB's SECONDS rows span the stored width taken as ms (1814400 ms).
@@ -344,14 +309,7 @@ fn seconds_cluster_keeps_whole_seconds() {
     );
     // A start inside a second: the cell of the whole second before it is not in
     // range and must not use up a limit of 1.
-    store
-        .write(&batch(vec![longs(
-            "s2",
-            &[("h", "a")],
-            &[4_000, 5_000],
-            &[4, 5],
-        )]))
-        .unwrap();
+    write_longs(&store, "s2", &[("h", "a")], &[4_000, 5_000], &[4, 5]);
     let r = read(
         &store,
         &SeriesQuery {
@@ -458,9 +416,7 @@ fn negative_timestamps_are_found_in_their_non_floor_rows() {
         },
     );
     let ts: Vec<i64> = (-23..=23).collect();
-    store
-        .write(&batch(vec![longs("n", &[("h", "a")], &ts, &ts)]))
-        .unwrap();
+    write_longs(&store, "n", &[("h", "a")], &ts, &ts);
     for start in -25..=25 {
         for end in start..=25 {
             let r = read(&store, &query("n", TimeRange::new(start, end)));
@@ -557,26 +513,18 @@ fn ttl_options() {
         },
     );
     let now = now_ms();
-    store
-        .write(&batch(vec![longs(
-            "t",
-            &[("k", "a")],
-            &[now - 200_000, now - 30_000],
-            &[1, 2],
-        )]))
-        .unwrap();
+    write_longs(
+        &store,
+        "t",
+        &[("k", "a")],
+        &[now - 200_000, now - 30_000],
+        &[1, 2],
+    );
     let ttls = ttl_of(&aligned.applied());
     assert_eq!(ttls.len(), 1, "the point older than its TTL is dropped");
     assert!((69..=70).contains(&ttls[0]), "{ttls:?}");
     // A point stamped 1000 s ahead lives 1100 s; its index rows outlive it.
-    store
-        .write(&batch(vec![longs(
-            "t",
-            &[("k", "b")],
-            &[now + 1_000_000],
-            &[1],
-        )]))
-        .unwrap();
+    write_longs(&store, "t", &[("k", "b")], &[now + 1_000_000], &[1]);
     let log = aligned.applied();
     let ttls = ttl_of(&log);
     assert!((1099..=1100).contains(&ttls[1]), "{ttls:?}");
@@ -724,9 +672,7 @@ fn a_permanently_rejected_batch_is_dropped_not_retried_forever() {
     let queue = DeliveryQueue::open(store, QueueOptions::new(dir.path())).unwrap();
     cluster.reject_next_applies(1);
     queue.write(&b).unwrap();
-    queue
-        .write(&batch(vec![longs("m", &[("h", "a")], &[2], &[2])]))
-        .unwrap();
+    write_longs(&queue, "m", &[("h", "a")], &[2], &[2]);
     queue.flush(Duration::from_secs(10)).unwrap();
     let r = read(&queue, &query("m", TimeRange::ALL));
     assert_eq!(long_pairs(&r[0]), vec![(2, 2)]);

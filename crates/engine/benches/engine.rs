@@ -18,8 +18,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kairosdb_engine::internals::{decode, encode, Col, Decoded, Expiry, NEVER};
 use kairosdb_engine::{Engine, EngineConfig, WalSync};
 use kairosdb_model::{
-    DataType, Order, Points, SeriesKey, SeriesPoints, SeriesQuery, Storage, TagFilter, TagMatcher,
-    Tags, TimeRange, WriteBatch,
+    DataType, Points, SeriesKey, SeriesPoints, SeriesQuery, Storage, TagFilter, Tags, TimeRange,
+    WriteBatch,
 };
 use rand::{Rng, SeedableRng};
 
@@ -178,16 +178,7 @@ fn bench_query(c: &mut Criterion) {
     }
     engine.flush().unwrap();
     let total = (HOSTS * PER_BATCH * rounds) as u64;
-    let q = SeriesQuery {
-        metric: "cpu.usage_user".into(),
-        filter: TagFilter::default(),
-        range: TimeRange::ALL,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    };
+    let q = SeriesQuery::new("cpu.usage_user", TagFilter::default(), TimeRange::ALL);
     assert_eq!(
         engine
             .query(&q)
@@ -213,9 +204,7 @@ fn bench_query(c: &mut Criterion) {
     // TSBS single-groupby's read: one host, one hour (360 points) from inside its blocks.
     let start = T0 + 3_000 * 10_000;
     let hour = SeriesQuery {
-        filter: TagFilter {
-            tags: vec![("hostname".into(), vec![TagMatcher::Exact("host_7".into())])],
-        },
+        filter: TagFilter::from_pairs(&[("hostname", &["host_7"])]),
         range: TimeRange::new(start, start + 3_600_000 - 1),
         ..q
     };

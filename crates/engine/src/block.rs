@@ -6,7 +6,7 @@
 //!
 //! A block is immutable, sorted by timestamp with unique timestamps, and never empty.
 //! Blocks are stored in fjall by `store.rs`; which block wins on overlap is decided
-//! by the read path (`engine/read.rs`). Layout: `docs/format.md`, "Block".
+//! by the read path (`engine/read.rs`). Layout: `docs/format/block.md`.
 
 use std::ops::Range;
 

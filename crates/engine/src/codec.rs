@@ -3,7 +3,7 @@
 //!
 //! Nothing here does I/O. Every decoder returns [`DecodeError`] on bad input and
 //! never panics: the WAL and blocks are read back from disk, which may hold garbage.
-//! The byte layouts are drawn in `docs/format.md`.
+//! The byte layouts are drawn in `docs/format/` (varints in its `README.md`).
 
 use kairosdb_model::{DataType, SeriesKey, Tags};
 
@@ -188,7 +188,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Canonical series-key encoding (format in `docs/format.md`, "Series key"):
+/// Canonical series-key encoding (format in `docs/format/series_key.md`):
 /// `data_type u8 | metric (varint len + UTF-8) | tag count varint | (name, value)*`
 /// with tags in their sorted order. Used in WAL series definitions and as the
 /// value of the fjall `series` keyspace; its xxh3 keys the in-memory registry.

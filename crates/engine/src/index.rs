@@ -410,25 +410,6 @@ mod tests {
         SeriesKey::new(m, DataType::Double, Tags::from_pairs(tags.iter().copied()))
     }
 
-    fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
-        TagFilter {
-            tags: pairs
-                .iter()
-                .map(|(k, vs)| {
-                    (
-                        k.to_string(),
-                        vs.iter()
-                            .map(|v| match v.strip_prefix("regex:") {
-                                Some(r) => TagMatcher::regex(r).unwrap(),
-                                None => TagMatcher::Exact(v.to_string()),
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        }
-    }
-
     #[test]
     fn select_and_listings_follow_liveness() {
         let r = Registry::new();
@@ -447,22 +428,35 @@ mod tests {
         assert_eq!(r.metric_names(Some("c")), vec!["cpu"]);
         assert_eq!(r.tag_names(), vec!["dc", "host"]);
         assert_eq!(r.tag_values(), vec!["a", "b", "x"]);
-        assert_eq!(r.select("cpu", &filter(&[])), vec![1, 2]);
-        assert_eq!(r.select("cpu", &filter(&[("host", &["b"])])), vec![2]);
+        assert_eq!(r.select("cpu", &TagFilter::from_pairs(&[])), vec![1, 2]);
         assert_eq!(
-            r.select("cpu", &filter(&[("host", &["a", "b"]), ("dc", &["x"])])),
+            r.select("cpu", &TagFilter::from_pairs(&[("host", &["b"])])),
+            vec![2]
+        );
+        assert_eq!(
+            r.select(
+                "cpu",
+                &TagFilter::from_pairs(&[("host", &["a", "b"]), ("dc", &["x"])])
+            ),
             vec![1, 2]
         );
         assert_eq!(
-            r.select("cpu", &filter(&[("host", &["regex:[ab]"])])),
+            r.select("cpu", &TagFilter::from_pairs(&[("host", &["regex:[ab]"])])),
             vec![1, 2]
         );
         assert_eq!(
-            r.select("cpu", &filter(&[("host", &["regex:a|zz", "b"])])),
+            r.select(
+                "cpu",
+                &TagFilter::from_pairs(&[("host", &["regex:a|zz", "b"])])
+            ),
             vec![1, 2]
         );
-        assert!(r.select("cpu", &filter(&[("nope", &["a"])])).is_empty());
-        assert!(r.select("cpu", &filter(&[("host", &["c"])])).is_empty());
+        assert!(r
+            .select("cpu", &TagFilter::from_pairs(&[("nope", &["a"])]))
+            .is_empty());
+        assert!(r
+            .select("cpu", &TagFilter::from_pairs(&[("host", &["c"])]))
+            .is_empty());
         r.mark_dead(&c);
         r.mark_dead(&c);
         assert_eq!(r.metric_names(None), vec!["cpu"]);

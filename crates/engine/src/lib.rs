@@ -41,7 +41,7 @@
 //!
 //! Reads (`engine/read.rs`, `Inner::query`) merge blocks (by sequence) and the head
 //! without taking the write lock. On-disk formats are drawn byte by byte in
-//! `docs/format.md`.
+//! `docs/format/`.
 //!
 //! Public surface (fixed; the server codes against it): [`EngineConfig`],
 //! [`WalSync`], [`Engine::open`], [`Engine::close`], and

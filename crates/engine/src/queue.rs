@@ -6,26 +6,10 @@
 //! wiring (`/health/ready`, metrics, telnet back-pressure).
 //!
 //! Reuse of the engine WAL (`wal.rs`): same segment files, same `len | crc32 |
-//! payload` frames, same torn-tail truncation on open. One new payload type:
-//!
-//! ```text
-//! REC_QUEUE_BATCH u8 (0x10) | version u8 (1) | written_ms i64 LE | series count varint
-//! | (series key (codec.rs canonical encoding) | ttl_secs varint) * count
-//! | a complete REC_POINTS payload whose chunk i (sid = i, expiry 0) holds series i's points
-//! ```
-//!
-//! Delivered-position checkpoint, file `delivered.ckpt` (36 bytes), replaced
-//! atomically (write `.tmp`, fsync, rename, fsync the directory):
-//!
-//! ```text
-//! magic "KRSDBQCK" | version u8 (1) | reserved [u8; 7] | segment u64 LE | offset u64 LE | crc32 u32 LE of the first 32 bytes
-//! ```
-//!
-//! `(segment, offset)` is the end of the last delivered frame: a record whose
-//! frame starts before it was delivered. On open, records before the checkpoint
-//! are skipped and the rest are queued again. Closed segments entirely before the
-//! checkpoint are deleted. A missing or unreadable checkpoint means "deliver
-//! everything again", which is safe because of the following.
+//! payload` frames, same torn-tail truncation on open. One new payload type
+//! ([`REC_QUEUE_BATCH`]) and a delivered-position checkpoint (`delivered.ckpt`:
+//! where delivery resumes on open, and what a missing one means), both drawn byte by
+//! byte in `docs/format/queue.md`.
 //!
 //! Delivery is **at-least-once**: a crash after the inner write but before the
 //! checkpoint is persisted re-delivers that batch on restart. This is harmless
@@ -766,7 +750,7 @@ impl Storage for DeliveryQueue {
 }
 
 // ---------------------------------------------------------------------------
-// Record and checkpoint formats
+// Record and checkpoint formats (drawn in docs/format/queue.md)
 // ---------------------------------------------------------------------------
 
 /// Appends one complete queue frame for `batch` to `buf`.

@@ -1,7 +1,7 @@
 //! Everything kept in fjall (`data_dir/db/`): keyspaces, their key and value
 //! layouts, and the per-series block summary.
 //!
-//! Keyspaces (byte layouts in `docs/format.md`, "fjall keyspaces"):
+//! Keyspaces (byte layouts in `docs/format/index.md`):
 //! * `meta`: format version and the next block sequence number.
 //! * `series`: series id → canonical series key (the durable series registry).
 //! * `series_stats`: series id → [`BlockSummary`] of its sealed blocks.
@@ -136,7 +136,7 @@ const SUMMARY_V1_LEN: usize = SUMMARY_V2_LEN - 9;
 
 impl BlockSummary {
     /// Version 3: varints, times as differences (about 40 bytes instead of version
-    /// 2's 98; every seal writes one, see docs/format.md §2.4).
+    /// 2's 98; every seal writes one, see docs/format/index.md, `series_stats`).
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(48);
         b.push(SUMMARY_VERSION);

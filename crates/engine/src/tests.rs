@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kairosdb_model::{
     DataType, DeleteRequest, Order, Points, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
-    Storage, StorageError, TagFilter, TagMatcher, Tags, TimeRange, WriteBatch,
+    Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
 use crate::{Clock, Engine, EngineConfig, WalSync};
@@ -26,6 +26,13 @@ fn cfg(dir: &Path) -> EngineConfig {
     c.background = false;
     c.clock = Clock::manual(T0);
     c.cache_bytes = 4 << 20;
+    c
+}
+
+/// [`cfg`] with heads sealed at `seal_points` points.
+fn cfg_seal(dir: &Path, seal_points: usize) -> EngineConfig {
+    let mut c = cfg(dir);
+    c.seal_points = seal_points;
     c
 }
 
@@ -59,35 +66,13 @@ fn batch(series: Vec<SeriesPoints>) -> WriteBatch {
     WriteBatch { series }
 }
 
-fn query(metric: &str) -> SeriesQuery {
-    SeriesQuery {
-        metric: metric.into(),
-        filter: TagFilter::default(),
-        range: TimeRange::ALL,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    }
+/// Writes one series of longs (no TTL) and expects it to be accepted.
+fn write_lng(e: &Engine, metric: &str, tags: &[(&str, &str)], ts: &[i64], v: &[i64]) {
+    e.write(&batch(vec![lng(metric, tags, ts, v)])).unwrap();
 }
 
-fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
-    TagFilter {
-        tags: pairs
-            .iter()
-            .map(|(k, vs)| {
-                let m = vs
-                    .iter()
-                    .map(|v| match v.strip_prefix("regex:") {
-                        Some(r) => TagMatcher::regex(r).unwrap(),
-                        None => TagMatcher::Exact((*v).to_string()),
-                    })
-                    .collect();
-                ((*k).to_string(), m)
-            })
-            .collect(),
-    }
+fn query(metric: &str) -> SeriesQuery {
+    SeriesQuery::new(metric, TagFilter::default(), TimeRange::ALL)
 }
 
 fn read(e: &Engine, q: &SeriesQuery) -> Vec<SeriesData> {
@@ -256,12 +241,10 @@ fn reads_stop_at_their_work_limit_counting_whole_blocks_and_every_series() {
     let e = Engine::open(cfg(dir.path())).unwrap();
     // One block of 1,000 points, then 10 head points after it.
     let sealed: Vec<i64> = (0..1000).map(|i| T0 + i).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &sealed, &sealed)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &sealed, &sealed);
     e.flush().unwrap();
     let head: Vec<i64> = (1000..1010).map(|i| T0 + i).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &head, &head)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &head, &head);
     let limited = |q: &SeriesQuery, limit: u64| SeriesQuery {
         work_limit: Some(limit),
         ..q.clone()
@@ -334,16 +317,9 @@ fn last_write_wins_across_head_blocks_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     let ts: Vec<i64> = (1..=10).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &[1; 10])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &[1; 10]);
     e.flush().unwrap();
-    e.write(&batch(vec![lng(
-        "m",
-        &[("h", "a")],
-        &[5, 3, 5],
-        &[2, 3, 22],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5, 3, 5], &[2, 3, 22]);
     let want = |five: i64| {
         let mut v: Vec<(i64, i64)> = ts.iter().map(|&t| (t, 1)).collect();
         v[2].1 = 3;
@@ -357,14 +333,12 @@ fn last_write_wins_across_head_blocks_and_restart() {
         want(22),
         "newer block wins over older block"
     );
-    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[4])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5], &[4]);
     assert_eq!(longs_of(&e, "m"), want(4), "head wins over blocks");
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), want(4), "same answer after WAL replay");
-    e.write(&batch(vec![lng("m", &[("h", "a")], &[5], &[5])]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &[5], &[5]);
     e.close().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(
@@ -382,18 +356,17 @@ fn last_write_wins_across_head_blocks_and_restart() {
 #[test]
 fn out_of_order_batches_are_sorted_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 64;
+    let c = cfg_seal(dir.path(), 64);
     let e = Engine::open(c).unwrap();
     // 1000 timestamps in a scrambled order, every one written twice; the second wins.
     let mut ts: Vec<i64> = (0..1000).map(|i| (i * 7919) % 1000).collect();
     for chunk in ts.chunks(100) {
         let v: Vec<i64> = chunk.iter().map(|t| -t).collect();
-        e.write(&batch(vec![lng("m", &[], chunk, &v)])).unwrap();
+        write_lng(&e, "m", &[], chunk, &v);
     }
     ts.reverse();
     for chunk in ts.chunks(37) {
-        e.write(&batch(vec![lng("m", &[], chunk, chunk)])).unwrap();
+        write_lng(&e, "m", &[], chunk, chunk);
         e.run_maintenance().unwrap();
     }
     let got = longs_of(&e, "m");
@@ -422,8 +395,7 @@ fn out_of_order_batches_are_sorted_and_deduplicated() {
 #[test]
 fn reopen_after_close_and_after_crash_with_blocks_and_wal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 500;
+    let c = cfg_seal(dir.path(), 500);
     let e = Engine::open(c.clone()).unwrap();
     let mut expect = Vec::new();
     for b in 0..20 {
@@ -471,9 +443,8 @@ fn reopen_after_close_and_after_crash_with_blocks_and_wal() {
 fn torn_wal_tail_is_truncated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2], &[1, 2])]))
-        .unwrap();
-    e.write(&batch(vec![lng("m", &[], &[3], &[3])])).unwrap();
+    write_lng(&e, "m", &[], &[1, 2], &[1, 2]);
+    write_lng(&e, "m", &[], &[3], &[3]);
     e.crash();
     let wal_dir = dir.path().join("wal");
     let last = crate::wal::list_segments(&wal_dir).unwrap().pop().unwrap();
@@ -487,7 +458,7 @@ fn torn_wal_tail_is_truncated_on_open() {
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2)]);
     assert!(counter(&e, "engine_wal_truncated_bytes_total") > 0);
     // The engine keeps working and the next restart is clean.
-    e.write(&batch(vec![lng("m", &[], &[4], &[4])])).unwrap();
+    write_lng(&e, "m", &[], &[4], &[4]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2), (4, 4)]);
@@ -507,25 +478,22 @@ fn delete_removes_only_matching_points_and_empties_listings() {
     .unwrap();
     e.flush().unwrap();
     // Some of host=a in blocks, some in the head.
-    e.write(&batch(vec![lng(
-        "m",
-        &[("host", "a")],
-        &[11, 12],
-        &[11, 12],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("host", "a")], &[11, 12], &[11, 12]);
     let del = |f: TagFilter, range| DeleteRequest {
         metric: "m".into(),
         filter: f,
         range,
     };
     let n = e
-        .delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
+        .delete(&del(
+            TagFilter::from_pairs(&[("host", &["a"])]),
+            TimeRange::new(3, 11),
+        ))
         .unwrap();
     assert_eq!(n, 1);
     let only = |host: &str| {
         let mut q = query("m");
-        q.filter = filter(&[("host", &[host])]);
+        q.filter = TagFilter::from_pairs(&[("host", &[host])]);
         let r = read(&e, &q);
         let Points::Long { ts, .. } = &r[0].points else {
             panic!()
@@ -536,13 +504,19 @@ fn delete_removes_only_matching_points_and_empties_listings() {
     assert_eq!(only("b"), ts, "other series untouched");
     assert_eq!(longs_of(&e, "other").len(), 10, "other metric untouched");
     assert_eq!(
-        e.delete(&del(filter(&[("host", &["a"])]), TimeRange::new(3, 11)))
-            .unwrap(),
+        e.delete(&del(
+            TagFilter::from_pairs(&[("host", &["a"])]),
+            TimeRange::new(3, 11)
+        ))
+        .unwrap(),
         0
     );
     // Delete the rest of host=a by regex: it leaves every listing.
     let n = e
-        .delete(&del(filter(&[("host", &["regex:a|zz"])]), TimeRange::ALL))
+        .delete(&del(
+            TagFilter::from_pairs(&[("host", &["regex:a|zz"])]),
+            TimeRange::ALL,
+        ))
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(read(&e, &query("m")).len(), 1);
@@ -580,8 +554,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
 fn points_written_after_a_delete_survive_its_replay() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[1, 2, 3], &[1, 2, 3]);
     e.flush().unwrap();
     e.delete(&DeleteRequest {
         metric: "m".into(),
@@ -589,8 +562,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         range: TimeRange::new(2, 3),
     })
     .unwrap();
-    e.write(&batch(vec![lng("m", &[], &[2, 4], &[20, 40])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[2, 4], &[20, 40]);
     // Seal the new points into a block without deleting the WAL (the delete
     // record stays in the log and is replayed).
     {
@@ -598,7 +570,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         let _m = i.maint.lock();
         i.seal_all_locked().unwrap();
     }
-    e.write(&batch(vec![lng("m", &[], &[3], &[30])])).unwrap();
+    write_lng(&e, "m", &[], &[3], &[30]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 20), (3, 30), (4, 40)]);
@@ -664,7 +636,7 @@ fn ttl_hides_then_retention_removes_expired_points() {
     let mut c2 = c;
     c2.default_ttl_secs = 5;
     let e = Engine::open(c2).unwrap();
-    e.write(&batch(vec![lng("dflt", &[], &[1], &[1])])).unwrap();
+    write_lng(&e, "dflt", &[], &[1], &[1]);
     assert_eq!(longs_of(&e, "dflt").len(), 1);
     clock.advance(Duration::from_secs(5));
     assert!(read(&e, &query("dflt")).is_empty());
@@ -678,8 +650,7 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..2000).collect();
     // Below the bound when it starts: accepted even though it overshoots.
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &ts)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &ts);
     assert!(gauge(&e, "engine_head_bytes") > 20_000.0);
     let refused = batch(vec![lng("m", &[("h", "b")], &[1], &[1])]);
     {
@@ -701,7 +672,11 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
         "nothing of the refused batch was written"
     );
     assert!(e
-        .series_keys("m", &filter(&[("h", &["b"])]), TimeRange::ALL)
+        .series_keys(
+            "m",
+            &TagFilter::from_pairs(&[("h", &["b"])]),
+            TimeRange::ALL
+        )
         .unwrap()
         .is_empty());
     // Next write seals the big head first and goes through.
@@ -714,7 +689,7 @@ fn backpressure_refuses_whole_write_until_memory_is_freed() {
 fn injected_wal_failure_poisons_writes_but_not_reads() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1], &[1])])).unwrap();
+    write_lng(&e, "m", &[], &[1], &[1]);
     e.inner().wal.lock().fail_next = true;
     let err = e
         .write(&batch(vec![lng("m", &[], &[2], &[2])]))
@@ -788,8 +763,7 @@ fn invalid_input_and_closed_engine() {
     ));
     assert!(matches!(e.query(&query("m")), Err(StorageError::Closed)));
     assert!(!e.health().ok);
-    let mut c = cfg(dir.path());
-    c.seal_points = 0;
+    let c = cfg_seal(dir.path(), 0);
     assert!(matches!(
         Engine::open(c),
         Err(StorageError::InvalidInput(_))
@@ -827,7 +801,7 @@ fn listings_prefix_and_series_keys_range() {
     );
     assert_eq!(
         keys(
-            filter(&[("dc", &["regex:x|y"]), ("host", &["b"])]),
+            TagFilter::from_pairs(&[("dc", &["regex:x|y"]), ("host", &["b"])]),
             TimeRange::ALL
         )
         .len(),
@@ -844,12 +818,11 @@ fn listings_prefix_and_series_keys_range() {
 #[test]
 fn small_seals_append_merge_into_the_newest_block() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 100;
+    let c = cfg_seal(dir.path(), 100);
     let e = Engine::open(c).unwrap();
     for i in 0..8 {
         let ts: Vec<i64> = (i * 10..i * 10 + 10).collect();
-        e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+        write_lng(&e, "m", &[], &ts, &ts);
         e.flush().unwrap();
         assert_eq!(gauge(&e, "engine_blocks"), 1.0, "after seal {i}");
     }
@@ -909,8 +882,7 @@ fn wal_stays_bounded_and_checkpoints_delete_segments() {
 #[test]
 fn concurrent_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 300;
+    let mut c = cfg_seal(dir.path(), 300);
     c.background = true;
     c.maintenance_interval = Duration::from_millis(5);
     c.wal_sync = WalSync::Interval(Duration::from_millis(5));
@@ -971,7 +943,7 @@ fn always_sync_fsyncs_before_acknowledging() {
     c.wal_sync = WalSync::Always;
     let e = Engine::open(c).unwrap();
     for i in 0..3 {
-        e.write(&batch(vec![lng("m", &[], &[i], &[i])])).unwrap();
+        write_lng(&e, "m", &[], &[i], &[i]);
     }
     assert_eq!(counter(&e, "engine_wal_fsyncs_total"), 3);
     e.sync().unwrap();
@@ -981,8 +953,7 @@ fn always_sync_fsyncs_before_acknowledging() {
 fn stats_expose_the_documented_figures() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[1, 2, 3], &[1, 2, 3])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[1, 2, 3], &[1, 2, 3]);
     assert_eq!(counter(&e, "engine_points_written_total"), 3);
     assert_eq!(counter(&e, "engine_series_created_total"), 1);
     assert!(counter(&e, "engine_wal_bytes_written_total") > 0);
@@ -1010,8 +981,7 @@ fn stats_expose_the_documented_figures() {
 #[ignore]
 fn replay_speed_10m_points() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 1 << 21; // keep everything in the WAL and head
+    let mut c = cfg_seal(dir.path(), 1 << 21); // keep everything in the WAL and head
     c.wal_max_bytes = u64::MAX;
     c.max_head_bytes = u64::MAX;
     let e = Engine::open(c.clone()).unwrap();
@@ -1058,8 +1028,7 @@ fn replay_speed_10m_points() {
 #[test]
 fn range_reads_trim_disjoint_blocks_on_both_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let e = Engine::open(c).unwrap();
     for b in 0..10i64 {
         let ts: Vec<i64> = (b * 10..b * 10 + 10).collect();
@@ -1150,7 +1119,7 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
     for i in 0..5 {
-        e.write(&batch(vec![lng("m", &[], &[i], &[i])])).unwrap();
+        write_lng(&e, "m", &[], &[i], &[i]);
         e.flush().unwrap(); // each flush rotates: segment numbers climb
     }
     e.close().unwrap();
@@ -1160,7 +1129,7 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
         std::fs::remove_file(wal_dir.join(crate::wal::segment_file_name(no))).unwrap();
     }
     let e = Engine::open(cfg(dir.path())).unwrap();
-    e.write(&batch(vec![lng("m", &[], &[10], &[10])])).unwrap();
+    write_lng(&e, "m", &[], &[10], &[10]);
     e.crash();
     let e = Engine::open(cfg(dir.path())).unwrap();
     assert_eq!(
@@ -1173,11 +1142,10 @@ fn new_wal_positions_sort_after_sealed_ones_even_if_wal_dir_was_emptied() {
 #[test]
 fn big_replayed_heads_are_sealed_by_the_next_maintenance_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (0..25).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.crash();
     let e = Engine::open(c).unwrap();
     assert_eq!(gauge(&e, "engine_head_points"), 25.0);
@@ -1198,8 +1166,8 @@ fn big_replayed_heads_are_sealed_by_the_next_maintenance_pass() {
 #[test]
 fn lateness_window_keeps_stragglers_out_of_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 63; // window of 7 points; seals fall between a chunk and its straggler
+    // A window of 7 points; seals fall between a chunk and its straggler.
+    let mut c = cfg_seal(dir.path(), 63);
     c.wal_segment_bytes = 4 << 10;
     // Only the seal's own fsync runs (no background sync thread in tests).
     c.wal_sync = WalSync::Interval(Duration::from_secs(3600));
@@ -1266,8 +1234,7 @@ fn lateness_window_keeps_stragglers_out_of_sealed_blocks() {
     // A head written in time order is sealed whole.
     e.flush().unwrap();
     let ts: Vec<i64> = (1000..1064).collect();
-    e.write(&batch(vec![lng("m", &[("h", "a")], &ts, &ts)]))
-        .unwrap();
+    write_lng(&e, "m", &[("h", "a")], &ts, &ts);
     e.run_maintenance().unwrap();
     assert_eq!(gauge(&e, "engine_head_points"), 0.0);
 }

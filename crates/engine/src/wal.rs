@@ -4,7 +4,7 @@
 //!
 //! Not here: what a replayed record does to the head or blocks (`engine/open.rs`), and
 //! when segments may be deleted (checkpointing in `engine/maintain.rs`). Byte layouts
-//! are drawn in `docs/format.md`.
+//! are drawn in `docs/format/wal.md`.
 //!
 //! Corruption policy on replay:
 //! * Last segment: a bad frame (short header, zero or oversized length, CRC

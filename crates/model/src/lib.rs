@@ -12,12 +12,17 @@
 //! * [`metrics`]: a component's counters and gauges declared once ([`metrics!`]), and
 //!   the [`StorageStats`] and [`Sample`]s generated from them for `/metrics`.
 //! * `suite` (feature `test-suite`): the cases every `Storage` backend must pass.
+//! * `null_storage` (feature `test-suite`): `NullStorage`, the do-nothing `Storage` test
+//!   double.
 //!
 //! This crate does no I/O and holds no state.
 
 pub mod batch;
 pub mod catalogue;
 pub mod metrics;
+/// The do-nothing storage test double (cargo feature `test-suite`).
+#[cfg(feature = "test-suite")]
+pub mod null_storage;
 pub mod read;
 pub mod request;
 pub mod result;
@@ -29,6 +34,8 @@ pub mod suite;
 
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use metrics::{Gauge, Kind, Sample};
+#[cfg(feature = "test-suite")]
+pub use null_storage::NullStorage;
 pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};

@@ -82,6 +82,29 @@ pub struct TagFilter {
 }
 
 impl TagFilter {
+    /// A filter from `(tag name, accepted values)` pairs, as written in tests and tools: a
+    /// value starting with `regex:` becomes a [`TagMatcher::regex`] (the spec §4.2 syntax),
+    /// any other an exact value.
+    ///
+    /// Panics when a `regex:` value does not compile: meant for patterns written in the
+    /// code, not for input (the protocol layer parses requests and reports bad patterns).
+    pub fn from_pairs(pairs: &[(&str, &[&str])]) -> TagFilter {
+        let matcher = |v: &str| match v.strip_prefix("regex:") {
+            Some(r) => TagMatcher::regex(r)
+                .unwrap_or_else(|e| panic!("tag filter regex {r:?} does not compile: {e}")),
+            None => TagMatcher::Exact(v.to_string()),
+        };
+        TagFilter {
+            tags: pairs
+                .iter()
+                .map(|(name, values)| {
+                    let matchers = values.iter().map(|v| matcher(v)).collect();
+                    (name.to_string(), matchers)
+                })
+                .collect(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tags.is_empty()
     }
@@ -122,6 +145,24 @@ pub struct SeriesQuery {
     pub work_limit: Option<u64>,
 }
 
+impl SeriesQuery {
+    /// Every point of the series of `metric` matching `filter` in `range`, ascending, with
+    /// no limits and no counting; set the other fields with struct-update syntax
+    /// (`SeriesQuery { limit: Some(1), ..SeriesQuery::new(..) }`).
+    pub fn new(metric: impl Into<String>, filter: TagFilter, range: TimeRange) -> SeriesQuery {
+        SeriesQuery {
+            metric: metric.into(),
+            filter,
+            range,
+            limit: None,
+            order: Order::Asc,
+            max_points: None,
+            count_in_range: false,
+            work_limit: None,
+        }
+    }
+}
+
 /// Points of one series, ascending by timestamp (one value per timestamp: the last
 /// one written wins), or descending when the query asked for `Order::Desc`.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,4 +195,49 @@ pub struct DeleteRequest {
     pub metric: String,
     pub filter: TagFilter,
     pub range: TimeRange,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_reads_regex_prefixes() {
+        let f = TagFilter::from_pairs(&[("host", &["a", "regex:b.*"]), ("dc", &["x"])]);
+        let tags = |host: &str, dc: &str| Tags::from_pairs([("host", host), ("dc", dc)]);
+        assert!(f.matches(&tags("a", "x")));
+        assert!(f.matches(&tags("bcd", "x")));
+        assert!(
+            !f.matches(&tags("ab", "x")),
+            "a regex matches the whole value"
+        );
+        assert!(!f.matches(&tags("a", "y")));
+        assert_eq!(f.tags[0].1[0], TagMatcher::Exact("a".into()));
+        assert_eq!(f.tags[0].1[1], TagMatcher::regex("b.*").unwrap());
+        assert!(TagFilter::from_pairs(&[]).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "does not compile")]
+    fn from_pairs_refuses_a_bad_regex() {
+        TagFilter::from_pairs(&[("host", &["regex:("])]);
+    }
+
+    #[test]
+    fn new_series_query_reads_everything_ascending() {
+        let q = SeriesQuery::new("m", TagFilter::default(), TimeRange::new(1, 2));
+        assert_eq!(
+            q,
+            SeriesQuery {
+                metric: "m".into(),
+                filter: TagFilter::default(),
+                range: TimeRange::new(1, 2),
+                limit: None,
+                order: Order::Asc,
+                max_points: None,
+                count_in_range: false,
+                work_limit: None,
+            }
+        );
+    }
 }

@@ -27,9 +27,7 @@
 use std::time::{Duration, Instant};
 
 use crate::batch::{Points, SeriesPoints, WriteBatch};
-use crate::read::{
-    DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange,
-};
+use crate::read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TimeRange};
 use crate::series::{DataType, SeriesKey, Tags};
 use crate::storage::{Storage, StorageError};
 
@@ -205,36 +203,7 @@ fn write(s: &dyn Storage, series: Vec<SeriesPoints>) {
 }
 
 fn query(metric: &str) -> SeriesQuery {
-    SeriesQuery {
-        metric: metric.into(),
-        filter: TagFilter::default(),
-        range: TimeRange::ALL,
-        limit: None,
-        order: Order::Asc,
-        max_points: None,
-        count_in_range: false,
-        work_limit: None,
-    }
-}
-
-/// Builds a filter; a value starting with `regex:` becomes [`TagMatcher::regex`]
-/// (the spec §4.2 syntax the protocol layer turns into matchers).
-fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
-    TagFilter {
-        tags: pairs
-            .iter()
-            .map(|(k, vs)| {
-                let m = vs
-                    .iter()
-                    .map(|v| match v.strip_prefix("regex:") {
-                        Some(r) => TagMatcher::regex(r).expect("test regex compiles"),
-                        None => TagMatcher::Exact((*v).to_string()),
-                    })
-                    .collect();
-                ((*k).to_string(), m)
-            })
-            .collect(),
-    }
+    SeriesQuery::new(metric, TagFilter::default(), TimeRange::ALL)
 }
 
 /// Reads and sorts the series by key (the trait does not order series). A series
@@ -506,9 +475,9 @@ pub fn tag_filters(open: Factory<'_>) {
         ],
     );
     let k = |tags: &[(&str, &str)]| key("tf", DataType::Long, tags);
-    let sel = |f: TagFilter| {
+    let sel = |pairs: &[(&str, &[&str])]| {
         let q = SeriesQuery {
-            filter: f,
+            filter: TagFilter::from_pairs(pairs),
             ..query("tf")
         };
         keys_of(s, &q)
@@ -522,22 +491,18 @@ pub fn tag_filters(open: Factory<'_>) {
         k(&[("dc", "x")]),
     ];
     all.sort();
-    assert_eq!(
-        sel(TagFilter::default()),
-        all,
-        "empty filter = every series"
-    );
+    assert_eq!(sel(&[]), all, "empty filter = every series");
     let sorted = |mut v: Vec<SeriesKey>| {
         v.sort();
         v
     };
     assert_eq!(
-        sel(filter(&[("host", &["a"])])),
+        sel(&[("host", &["a"])]),
         sorted(vec![k(&[("host", "a"), ("dc", "x")]), k(&[("host", "a")])]),
         "exact"
     );
     assert_eq!(
-        sel(filter(&[("host", &["a", "b"])])),
+        sel(&[("host", &["a", "b"])]),
         sorted(vec![
             k(&[("host", "a"), ("dc", "x")]),
             k(&[("host", "b"), ("dc", "x")]),
@@ -546,12 +511,12 @@ pub fn tag_filters(open: Factory<'_>) {
         "OR of values"
     );
     assert_eq!(
-        sel(filter(&[("host", &["a", "c"]), ("dc", &["x"])])),
+        sel(&[("host", &["a", "c"]), ("dc", &["x"])]),
         vec![k(&[("host", "a"), ("dc", "x")])],
         "AND across names"
     );
     assert_eq!(
-        sel(filter(&[("dc", &["x"])])),
+        sel(&[("dc", &["x"])]),
         sorted(vec![
             k(&[("host", "a"), ("dc", "x")]),
             k(&[("host", "b"), ("dc", "x")]),
@@ -560,7 +525,7 @@ pub fn tag_filters(open: Factory<'_>) {
         "a series missing the filtered tag never matches"
     );
     assert_eq!(
-        sel(filter(&[("host", &["regex:a|c"])])),
+        sel(&[("host", &["regex:a|c"])]),
         sorted(vec![
             k(&[("host", "a"), ("dc", "x")]),
             k(&[("host", "c"), ("dc", "y")]),
@@ -569,27 +534,27 @@ pub fn tag_filters(open: Factory<'_>) {
         "regex matches the whole value: `a` does not match `ab`"
     );
     assert_eq!(
-        sel(filter(&[("host", &["regex:b"])])),
+        sel(&[("host", &["regex:b"])]),
         vec![k(&[("host", "b"), ("dc", "x")])],
         "regex `b` is anchored"
     );
     assert_eq!(
-        sel(filter(&[("host", &["regex:a.*"]), ("dc", &["y"])])),
+        sel(&[("host", &["regex:a.*"]), ("dc", &["y"])]),
         vec![k(&[("host", "ab"), ("dc", "y")])],
         "regex AND exact"
     );
     assert_eq!(
-        sel(filter(&[("host", &["c", "regex:.b"])])),
+        sel(&[("host", &["c", "regex:.b"])]),
         sorted(vec![
             k(&[("host", "c"), ("dc", "y")]),
             k(&[("host", "ab"), ("dc", "y")]),
         ]),
         "exact OR regex"
     );
-    assert!(sel(filter(&[("host", &["zz"])])).is_empty(), "no value");
-    assert!(sel(filter(&[("nope", &["a"])])).is_empty(), "no tag name");
+    assert!(sel(&[("host", &["zz"])]).is_empty(), "no value");
+    assert!(sel(&[("nope", &["a"])]).is_empty(), "no tag name");
     assert!(
-        sel(filter(&[("host", &["a"]), ("nope", &["regex:.*"])])).is_empty(),
+        sel(&[("host", &["a"]), ("nope", &["regex:.*"])]).is_empty(),
         "missing tag with a match-all regex still never matches"
     );
 }
@@ -895,7 +860,12 @@ pub fn series_keys_filter_and_range(open: Factory<'_>) {
     assert!(series_keys(s, "sk", &none, TimeRange::new(base + 5 * ROW, i64::MAX)).is_empty());
     assert!(series_keys(s, "sk", &none, TimeRange::new(i64::MIN, base - ROW)).is_empty());
     assert_eq!(
-        series_keys(s, "sk", &filter(&[("dc", &["y"])]), TimeRange::ALL),
+        series_keys(
+            s,
+            "sk",
+            &TagFilter::from_pairs(&[("dc", &["y"])]),
+            TimeRange::ALL
+        ),
         {
             let mut v = vec![b.clone(), c.clone()];
             v.sort();
@@ -906,7 +876,7 @@ pub fn series_keys_filter_and_range(open: Factory<'_>) {
         series_keys(
             s,
             "sk",
-            &filter(&[("dc", &["regex:x|y"]), ("host", &["a", "b"])]),
+            &TagFilter::from_pairs(&[("dc", &["regex:x|y"]), ("host", &["a", "b"])]),
             TimeRange::new(base, base + 3 * ROW)
         ),
         {
@@ -915,7 +885,13 @@ pub fn series_keys_filter_and_range(open: Factory<'_>) {
             v
         }
     );
-    assert!(series_keys(s, "sk", &filter(&[("nope", &["a"])]), TimeRange::ALL).is_empty());
+    assert!(series_keys(
+        s,
+        "sk",
+        &TagFilter::from_pairs(&[("nope", &["a"])]),
+        TimeRange::ALL
+    )
+    .is_empty());
     assert!(series_keys(s, "sk.none", &none, TimeRange::ALL).is_empty());
 }
 
@@ -935,7 +911,12 @@ pub fn delete_removes_only_selected_points(open: Factory<'_>) {
             longs("del.other", &[("h", "a")], &ts, &[1, 2, 3, 4]),
         ],
     );
-    let touched = delete(s, "del", filter(&[("h", &["a"])]), TimeRange::new(20, 30));
+    let touched = delete(
+        s,
+        "del",
+        TagFilter::from_pairs(&[("h", &["a"])]),
+        TimeRange::new(20, 30),
+    );
     assert_eq!(
         touched, 2,
         "the long and the double series of h=a lost points"
@@ -943,7 +924,7 @@ pub fn delete_removes_only_selected_points(open: Factory<'_>) {
     let touched = delete(
         s,
         "del",
-        filter(&[("h", &["regex:b|z"])]),
+        TagFilter::from_pairs(&[("h", &["regex:b|z"])]),
         TimeRange::new(40, i64::MAX),
     );
     assert_eq!(touched, 1, "h=b lost its point at 40");
@@ -997,7 +978,12 @@ pub fn delete_last_points_empties_listings(open: Factory<'_>) {
         1
     );
     assert_eq!(
-        delete(s, "part", filter(&[("host", &["a"])]), TimeRange::ALL),
+        delete(
+            s,
+            "part",
+            TagFilter::from_pairs(&[("host", &["a"])]),
+            TimeRange::ALL
+        ),
         1
     );
     check_and_recheck(&mut *fx, |s, when| {
@@ -1127,7 +1113,7 @@ pub fn ttl_expires_points(open: Factory<'_>) {
         long_pairs(
             fx.storage(),
             &SeriesQuery {
-                filter: filter(&[("k", &["long"])]),
+                filter: TagFilter::from_pairs(&[("k", &["long"])]),
                 ..query("ttl")
             }
         ),
@@ -1160,6 +1146,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::null_storage::NullStorage;
+    use crate::read::TagMatcher;
     use crate::series::Value;
     use crate::storage::{HealthStatus, StorageStats};
 
@@ -1179,10 +1167,13 @@ mod tests {
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
     type Data = BTreeMap<SeriesKey, BTreeMap<i64, (Value, i64)>>;
 
+    /// The reference store the cases are checked against; `null` answers what it
+    /// has no behaviour for (sync, health, stats).
     struct Mem {
         data: Mutex<Data>,
         now_ms: AtomicI64,
         mutant: Mutant,
+        null: NullStorage,
     }
 
     impl Mem {
@@ -1363,18 +1354,15 @@ mod tests {
         }
 
         fn sync(&self) -> Result<(), StorageError> {
-            Ok(())
+            self.null.sync()
         }
 
         fn health(&self) -> HealthStatus {
-            HealthStatus {
-                ok: true,
-                detail: String::new(),
-            }
+            self.null.health()
         }
 
         fn stats(&self) -> StorageStats {
-            StorageStats::default()
+            self.null.stats()
         }
     }
 
@@ -1402,6 +1390,7 @@ mod tests {
                 data: Mutex::new(BTreeMap::new()),
                 now_ms: AtomicI64::new(T0),
                 mutant,
+                null: NullStorage::new(),
             }))
         }
     }
@@ -1418,6 +1407,7 @@ mod tests {
                 data: Mutex::new(BTreeMap::new()),
                 now_ms: AtomicI64::new(T0),
                 mutant: Mutant::IgnoresTtl,
+                null: NullStorage::new(),
             })))
         };
         // TTL is unobservable without a clock hook, so the TTL mutant passes.

@@ -2,15 +2,16 @@
 //! records writes, can fail the next writes with given errors, and reports a set health.
 //! Reads return one series of `points_per_series` points per metric, are logged, can be
 //! held up by a hook (to script slow or blocked reads) and count how many run at once.
-//! Reads with a work limit are refused unless `reads_inline` is set.
+//! Reads with a work limit are refused unless `reads_inline` is set. Tests that need none
+//! of this use `kairosdb_model::NullStorage`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, Points, SeriesData, SeriesKey, SeriesQuery, Storage,
-    StorageError, StorageStats, TagFilter, Tags, TimeRange, WriteBatch,
+    DataType, DeleteRequest, HealthStatus, NullStorage, Points, SeriesData, SeriesKey, SeriesQuery,
+    Storage, StorageError, StorageStats, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
 /// Called at the start of every `query()`, on the querying thread.
@@ -52,12 +53,22 @@ pub struct FakeStorage {
     pub work_limits: Mutex<Vec<Option<u64>>>,
     /// Reads stopped by their work limit.
     pub refused: AtomicUsize,
+    /// Answers what is not scripted here: series keys, deletes, sync.
+    pub null: NullStorage,
 }
 
 impl FakeStorage {
     pub fn failing(errors: impl IntoIterator<Item = StorageError>) -> FakeStorage {
         FakeStorage {
             fail_next: Mutex::new(errors.into_iter().collect()),
+            ..FakeStorage::default()
+        }
+    }
+
+    /// Reads answer one series of `points` points; nothing else is scripted.
+    pub fn with_points(points: usize) -> FakeStorage {
+        FakeStorage {
+            points_per_series: points,
             ..FakeStorage::default()
         }
     }
@@ -130,11 +141,11 @@ impl Storage for FakeStorage {
     }
     fn series_keys(
         &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError> {
-        Ok(Vec::new())
+        self.null.series_keys(metric, filter, range)
     }
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
         Ok(["a.b", "c\"d"]
@@ -149,11 +160,11 @@ impl Storage for FakeStorage {
     fn tag_values(&self) -> Result<Vec<String>, StorageError> {
         Ok(vec!["x".into()])
     }
-    fn delete(&self, _: &DeleteRequest) -> Result<u64, StorageError> {
-        Ok(0)
+    fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError> {
+        self.null.delete(request)
     }
     fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
+        self.null.sync()
     }
     fn health(&self) -> HealthStatus {
         HealthStatus {

@@ -343,41 +343,11 @@ mod tests {
     }
 
     fn storage(points: usize) -> Arc<FakeStorage> {
-        Arc::new(FakeStorage {
-            points_per_series: points,
-            ..FakeStorage::default()
-        })
+        Arc::new(FakeStorage::with_points(points))
     }
 
     fn read(metric: &str) -> SeriesQuery {
-        SeriesQuery {
-            metric: metric.to_string(),
-            filter: TagFilter::default(),
-            range: TimeRange::new(0, 1000),
-            limit: None,
-            order: Order::Asc,
-            max_points: None,
-            count_in_range: false,
-            work_limit: None,
-        }
-    }
-
-    fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
-        TagFilter {
-            tags: pairs
-                .iter()
-                .map(|(name, values)| {
-                    let matchers = values
-                        .iter()
-                        .map(|v| match v.strip_prefix("regex:") {
-                            Some(r) => TagMatcher::regex(r).unwrap(),
-                            None => TagMatcher::Exact(v.to_string()),
-                        })
-                        .collect();
-                    (name.to_string(), matchers)
-                })
-                .collect(),
-        }
+        SeriesQuery::new(metric, TagFilter::default(), TimeRange::new(0, 1000))
     }
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -428,7 +398,7 @@ mod tests {
         let inner = storage(1);
         let cache = QueryCache::new(1 << 20);
         let base = SeriesQuery {
-            filter: filter(&[("host", &["a", "b"]), ("dc", &["regex:e.*"])]),
+            filter: TagFilter::from_pairs(&[("host", &["a", "b"]), ("dc", &["regex:e.*"])]),
             ..read("m")
         };
         let variants = [
@@ -438,12 +408,12 @@ mod tests {
                 ..base.clone()
             },
             SeriesQuery {
-                filter: filter(&[("host", &["a"]), ("dc", &["regex:e.*"])]),
+                filter: TagFilter::from_pairs(&[("host", &["a"]), ("dc", &["regex:e.*"])]),
                 ..base.clone()
             },
             SeriesQuery {
                 // The same text as an exact value is not the same filter as a regex.
-                filter: filter(&[("host", &["a", "b"]), ("dc", &["e.*"])]),
+                filter: TagFilter::from_pairs(&[("host", &["a", "b"]), ("dc", &["e.*"])]),
                 ..base.clone()
             },
             SeriesQuery {
@@ -471,7 +441,7 @@ mod tests {
         assert_eq!(inner.queried().len(), variants.len());
         // The same filter written in another order is the same read.
         let reordered = SeriesQuery {
-            filter: filter(&[("dc", &["regex:e.*"]), ("host", &["b", "a"])]),
+            filter: TagFilter::from_pairs(&[("dc", &["regex:e.*"]), ("host", &["b", "a"])]),
             ..base
         };
         cache.query(&*inner, &reordered, MINUTE).unwrap();

@@ -2,12 +2,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use kairosdb_model::Tags;
+use kairosdb_model::{NullStorage, Tags};
 
 use super::*;
 
 /// Records every batch it accepts (in order) and deletes; refuses writes while
-/// `fail_writes` is set.
+/// `fail_writes` is set. Reads and listings find nothing (`null`), except one metric
+/// name, "inner", to tell a pass-through.
 #[derive(Default)]
 struct Flaky {
     fail_writes: AtomicBool,
@@ -15,6 +16,7 @@ struct Flaky {
     reject_writes: AtomicBool,
     attempts: AtomicU64,
     log: Mutex<Vec<Event>>,
+    null: NullStorage,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +26,14 @@ enum Event {
 }
 
 impl Flaky {
+    /// A store that refuses every write until `fail_writes` is cleared.
+    fn down() -> Arc<Flaky> {
+        Arc::new(Flaky {
+            fail_writes: AtomicBool::new(true),
+            ..Flaky::default()
+        })
+    }
+
     fn writes(&self) -> Vec<WriteBatch> {
         self.log
             .lock()
@@ -50,41 +60,38 @@ impl Storage for Flaky {
         self.log.lock().push(Event::Write(batch.clone()));
         Ok(())
     }
-    fn query(&self, _: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        Ok(Vec::new())
+    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        self.null.query(q)
     }
     fn series_keys(
         &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError> {
-        Ok(Vec::new())
+        self.null.series_keys(metric, filter, range)
     }
     fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, StorageError> {
         Ok(vec!["inner".into()])
     }
     fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
+        self.null.tag_names()
     }
     fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
+        self.null.tag_values()
     }
     fn delete(&self, r: &DeleteRequest) -> Result<u64, StorageError> {
         self.log.lock().push(Event::Delete(r.metric.clone()));
         Ok(1)
     }
     fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
+        self.null.sync()
     }
     fn health(&self) -> HealthStatus {
-        HealthStatus {
-            ok: true,
-            detail: String::new(),
-        }
+        self.null.health()
     }
     fn stats(&self) -> StorageStats {
-        StorageStats::default()
+        self.null.stats()
     }
 }
 
@@ -126,6 +133,14 @@ fn open(inner: &Arc<Flaky>, o: QueueOptions) -> DeliveryQueue {
     DeliveryQueue::open(inner.clone(), o).unwrap()
 }
 
+/// A queue over a fresh inner store (after a restart: what it delivers is what was
+/// left in the queue's directory).
+fn open_fresh(o: QueueOptions) -> (Arc<Flaky>, DeliveryQueue) {
+    let inner = Arc::new(Flaky::default());
+    let q = open(&inner, o);
+    (inner, q)
+}
+
 fn counter(s: &StorageStats, name: &str) -> u64 {
     s.counters.iter().find(|c| c.0 == name).unwrap().2
 }
@@ -162,8 +177,7 @@ fn record_round_trips() {
 #[test]
 fn acknowledged_while_inner_down_then_delivered_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    inner.fail_writes.store(true, Ordering::Relaxed);
+    let inner = Flaky::down();
     let q = open(&inner, opts(dir.path()));
     for i in 0..5 {
         q.write(&batch(i)).unwrap();
@@ -193,8 +207,7 @@ fn acknowledged_while_inner_down_then_delivered_in_order() {
 #[test]
 fn background_deliverer_retries_until_inner_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    inner.fail_writes.store(true, Ordering::Relaxed);
+    let inner = Flaky::down();
     let q = open(
         &inner,
         QueueOptions {
@@ -219,8 +232,7 @@ fn background_deliverer_retries_until_inner_recovers() {
 #[test]
 fn byte_bound_gives_backpressure_until_delivery_frees_space() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    inner.fail_writes.store(true, Ordering::Relaxed);
+    let inner = Flaky::down();
     let mut one = Vec::new();
     encode_batch(&mut one, &batch(0), 0);
     let q = open(
@@ -289,8 +301,7 @@ fn restart_replays_only_undelivered_batches() {
     } // dropped without delivering 200..205
     assert_eq!(first.writes().len(), 200);
 
-    let second = Arc::new(Flaky::default());
-    let q = open(&second, o.clone());
+    let (second, q) = open_fresh(o.clone());
     let s = q.stats();
     assert_eq!(gauge(&s, "queue_batches"), 5.0);
     assert_eq!(counter(&s, "queue_replayed_batches_total"), 5);
@@ -300,21 +311,18 @@ fn restart_replays_only_undelivered_batches() {
     drop(q);
 
     // Third life: only the batch written after the last delivery comes back.
-    let third = Arc::new(Flaky::default());
-    let q = open(&third, o.clone());
+    let (third, q) = open_fresh(o.clone());
     assert_eq!(q.deliver_now().unwrap(), 1);
     assert_eq!(third.writes(), vec![batch(205)]);
     assert_eq!(third.attempts.load(Ordering::Relaxed), 1);
     drop(q);
 
     // Fourth life: nothing left; segment numbers keep growing after the checkpoint.
-    let fourth = Arc::new(Flaky::default());
-    let q = open(&fourth, o);
+    let (_fourth, q) = open_fresh(o);
     assert_eq!(q.deliver_now().unwrap(), 0);
     q.write(&batch(206)).unwrap();
     drop(q);
-    let fifth = Arc::new(Flaky::default());
-    let q = open(&fifth, opts(dir.path()));
+    let (fifth, q) = open_fresh(opts(dir.path()));
     assert_eq!(q.deliver_now().unwrap(), 1);
     assert_eq!(fifth.writes(), vec![batch(206)]);
 }
@@ -345,8 +353,7 @@ fn torn_tail_loses_only_the_unacknowledged_write() {
         f.write_all(&torn[..cut]).unwrap();
         drop(f);
 
-        let second = Arc::new(Flaky::default());
-        let q = open(&second, opts(dir.path()));
+        let (second, q) = open_fresh(opts(dir.path()));
         assert_eq!(
             counter(&q.stats(), "queue_truncated_bytes_total"),
             cut as u64
@@ -357,8 +364,7 @@ fn torn_tail_loses_only_the_unacknowledged_write() {
         second.fail_writes.store(true, Ordering::Relaxed);
         q.write(&batch(5)).unwrap();
         drop(q);
-        let third = Arc::new(Flaky::default());
-        let q = open(&third, opts(dir.path()));
+        let (third, q) = open_fresh(opts(dir.path()));
         assert_eq!(q.deliver_now().unwrap(), 1);
         assert_eq!(third.writes(), vec![batch(5)]);
     }
@@ -368,8 +374,7 @@ fn torn_tail_loses_only_the_unacknowledged_write() {
 fn stats_report_depth_age_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(1_000_000);
-    let inner = Arc::new(Flaky::default());
-    inner.fail_writes.store(true, Ordering::Relaxed);
+    let inner = Flaky::down();
     let q = open(
         &inner,
         QueueOptions {
@@ -411,8 +416,7 @@ fn stats_report_depth_age_and_errors() {
 #[test]
 fn delete_waits_for_queued_writes_and_refuses_when_it_cannot() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    inner.fail_writes.store(true, Ordering::Relaxed);
+    let inner = Flaky::down();
     let q = open(
         &inner,
         QueueOptions {
@@ -441,8 +445,7 @@ fn delete_waits_for_queued_writes_and_refuses_when_it_cannot() {
 #[test]
 fn closed_queue_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    let q = open(&inner, opts(dir.path()));
+    let (_inner, q) = open_fresh(opts(dir.path()));
     q.close().unwrap();
     assert!(matches!(q.write(&batch(0)), Err(StorageError::Closed)));
     assert!(!q.health().ok);
@@ -451,8 +454,7 @@ fn closed_queue_refuses_writes() {
 #[test]
 fn batch_rejected_as_invalid_is_dropped_and_counted_not_blocking() {
     let dir = tempfile::tempdir().unwrap();
-    let inner = Arc::new(Flaky::default());
-    let q = open(&inner, opts(dir.path()));
+    let (inner, q) = open_fresh(opts(dir.path()));
     for i in 0..3 {
         q.write(&batch(i)).unwrap();
     }
@@ -477,16 +479,11 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
     assert_eq!(q.deliver_now().unwrap(), 2);
     engine.write(&batch(1)).unwrap();
     let got = q
-        .query(&SeriesQuery {
-            metric: "cpu".into(),
-            filter: TagFilter::default(),
-            range: TimeRange::ALL,
-            limit: None,
-            order: kairosdb_model::Order::Asc,
-            max_points: None,
-            count_in_range: false,
-            work_limit: None,
-        })
+        .query(&SeriesQuery::new(
+            "cpu",
+            TagFilter::default(),
+            TimeRange::ALL,
+        ))
         .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(

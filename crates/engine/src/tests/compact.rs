@@ -22,7 +22,7 @@ fn summary_of(e: &Engine, metric: &str) -> BlockSummary {
 }
 
 fn write_model(e: &Engine, model: &mut BTreeMap<i64, i64>, ts: &[i64], v: &[i64]) {
-    e.write(&batch(vec![lng("m", &[], ts, v)])).unwrap();
+    write_lng(e, "m", &[], ts, v);
     for (&t, &x) in ts.iter().zip(v) {
         model.insert(t, x);
     }
@@ -71,8 +71,7 @@ fn settle(e: &Engine, clock: &Clock) {
 #[test]
 fn overlapping_blocks_settle_into_disjoint_ones_with_the_same_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 64;
+    let c = cfg_seal(dir.path(), 64);
     let clock = c.clock.clone();
     let e = Engine::open(c.clone()).unwrap();
     let mut model = BTreeMap::new();
@@ -129,11 +128,10 @@ fn overlapping_blocks_settle_into_disjoint_ones_with_the_same_answers() {
     assert!(gauge(&e, "engine_blocks") <= in_order);
     // About what the same points take written once, in order.
     let fresh_dir = tempfile::tempdir().unwrap();
-    let mut fc = cfg(fresh_dir.path());
-    fc.seal_points = c.seal_points;
+    let fc = cfg_seal(fresh_dir.path(), c.seal_points);
     let fresh = Engine::open(fc).unwrap();
     let (ts, v): (Vec<i64>, Vec<i64>) = model.iter().map(|(&t, &v)| (t, v)).unzip();
-    fresh.write(&batch(vec![lng("m", &[], &ts, &v)])).unwrap();
+    write_lng(&fresh, "m", &[], &ts, &v);
     fresh.flush().unwrap();
     let (got, want) = (
         gauge(&e, "engine_block_bytes"),
@@ -180,8 +178,7 @@ fn overlapping_blocks_settle_into_disjoint_ones_with_the_same_answers() {
 #[test]
 fn a_group_over_the_point_limit_is_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 16;
+    let c = cfg_seal(dir.path(), 16);
     let e = Engine::open(c).unwrap();
     let mut model = BTreeMap::new();
     let ts: Vec<i64> = (0..100).collect();
@@ -226,12 +223,11 @@ fn a_group_over_the_point_limit_is_left_as_it_is() {
 #[test]
 fn compaction_keeps_expiry_and_drops_expired_points() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 16;
+    let c = cfg_seal(dir.path(), 16);
     let clock = c.clock.clone();
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..64).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.flush().unwrap();
     // Written again with a TTL: these values win, then expire.
     let mut late = lng("m", &[], &ts[10..30], &[7; 20]);
@@ -265,8 +261,7 @@ fn compaction_keeps_expiry_and_drops_expired_points() {
 #[test]
 fn random_late_writes_and_compactions_match_a_model() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 32;
+    let c = cfg_seal(dir.path(), 32);
     let clock = c.clock.clone();
     let mut e = Engine::open(c.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(7);

@@ -177,8 +177,7 @@ impl Model {
 
 fn random_walk(seed: u64, steps: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 8; // many small blocks, so ranges straddle block boundaries
+    let c = cfg_seal(dir.path(), 8); // many small blocks, so ranges straddle block boundaries
     let mut rng = StdRng::seed_from_u64(seed);
     let mut e = Some(Engine::open(c.clone()).unwrap());
     let mut model = Model::default();
@@ -223,7 +222,7 @@ fn random_walk(seed: u64, steps: usize) {
                     TimeRange::new(lo, lo + rng.gen_range(0..40))
                 }
             };
-            let r = del(metric, filter(f), range);
+            let r = del(metric, TagFilter::from_pairs(f), range);
             let want = model.delete(&r);
             let got = eng.delete(&r).unwrap();
             assert_eq!(
@@ -304,8 +303,7 @@ fn random_deletes_match_a_model_across_crashes() {
 #[test]
 fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 5; // a flush of 100 points makes 10 blocks of 10
+    let c = cfg_seal(dir.path(), 5); // a flush of 100 points makes 10 blocks of 10
     let e = Engine::open(c).unwrap();
     let ts: Vec<i64> = (0..100).collect();
     e.write(&batch(vec![
@@ -317,7 +315,7 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     assert_eq!(gauge(&e, "engine_blocks"), 20.0);
     let written = counter(&e, "engine_blocks_written_total");
     let removed = counter(&e, "engine_blocks_removed_total");
-    let a = || filter(&[("host", &["a"])]);
+    let a = || TagFilter::from_pairs(&[("host", &["a"])]);
     // [25, 74]: blocks 20..29 and 70..79 straddle the ends; 30..69 lie inside.
     assert_eq!(e.delete(&del("m", a(), TimeRange::new(25, 74))).unwrap(), 1);
     let mut want: Vec<i64> = (0..25).chain(75..100).collect();
@@ -338,14 +336,14 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
         assert_eq!(ts_of(&e, "m", &[("host", "a")]), want, "after deleting {t}");
     }
     // The same in the head, across an out-of-order write with duplicates.
-    e.write(&batch(vec![lng(
+    write_lng(
+        &e,
         "m",
         &[("host", "b")],
         &[105, 101, 103, 101, 104, 102],
         &[1, 2, 3, 4, 5, 6],
-    )]))
-    .unwrap();
-    let b = || filter(&[("host", &["b"])]);
+    );
+    let b = || TagFilter::from_pairs(&[("host", &["b"])]);
     assert_eq!(
         e.delete(&del("m", b(), TimeRange::new(98, 102))).unwrap(),
         1
@@ -353,15 +351,9 @@ fn range_ends_are_inclusive_and_only_boundary_blocks_are_rewritten() {
     let want_b: Vec<i64> = (0..98).chain([103, 104, 105]).collect();
     assert_eq!(ts_of(&e, "m", &[("host", "b")]), want_b);
     e.crash();
-    let e = Engine::open(cfg_small(dir.path(), 5)).unwrap();
+    let e = Engine::open(cfg_seal(dir.path(), 5)).unwrap();
     assert_eq!(ts_of(&e, "m", &[("host", "a")]), want);
     assert_eq!(ts_of(&e, "m", &[("host", "b")]), want_b);
-}
-
-fn cfg_small(dir: &Path, seal_points: usize) -> EngineConfig {
-    let mut c = cfg(dir);
-    c.seal_points = seal_points;
-    c
 }
 
 /// Requirement 1 after `kill -9`: the delete is replayed from the WAL even when
@@ -370,7 +362,7 @@ fn cfg_small(dir: &Path, seal_points: usize) -> EngineConfig {
 fn delete_is_replayed_when_fjall_lost_the_block_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let snap = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (1..=20).collect();
     e.write(&batch(vec![
@@ -379,19 +371,13 @@ fn delete_is_replayed_when_fjall_lost_the_block_rewrite() {
     ]))
     .unwrap();
     e.flush().unwrap(); // blocks durable, WAL checkpointed away
-    e.write(&batch(vec![lng(
-        "m",
-        &[("host", "a")],
-        &[21, 22],
-        &[21, 22],
-    )]))
-    .unwrap();
+    write_lng(&e, "m", &[("host", "a")], &[21, 22], &[21, 22]);
     e.crash();
     copy_dir(&dir.path().join("db"), &snap.path().join("db"));
     let e = Engine::open(c.clone()).unwrap();
     e.delete(&del(
         "m",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(3, 21),
     ))
     .unwrap();
@@ -419,7 +405,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
     let c = cfg(dir.path());
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (1..=10).collect();
-    e.write(&batch(vec![lng("m", &[], &ts, &ts)])).unwrap();
+    write_lng(&e, "m", &[], &ts, &ts);
     e.crash();
     // What fjall has made durable: the series, no blocks.
     copy_dir(&dir.path().join("db"), &snap.path().join("db"));
@@ -435,7 +421,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
     roll_back_fjall(dir.path(), &snap.path().join("db")); // the seal is lost
     let e = Engine::open(c.clone()).unwrap();
     assert_eq!(longs_of(&e, "m"), vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
-    e.write(&batch(vec![lng("m", &[], &[7], &[70])])).unwrap();
+    write_lng(&e, "m", &[], &[7], &[70]);
     {
         let i = e.inner();
         let _m = i.maint.lock();
@@ -458,7 +444,7 @@ fn points_written_after_a_replayed_delete_survive_a_second_crash() {
 #[test]
 fn deleting_a_whole_metric_removes_points_names_and_tags_for_good() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let ts: Vec<i64> = (-5..15).collect();
     e.write(&batch(vec![
@@ -493,13 +479,13 @@ fn deleting_a_whole_metric_removes_points_names_and_tags_for_good() {
     let e = Engine::open(c.clone()).unwrap();
     check(&e);
     // Writing the metric again revives only what is written now.
-    e.write(&batch(vec![lng(
+    write_lng(
+        &e,
         "gone",
         &[("host", "a"), ("only_gone", "v1")],
         &[3],
         &[33],
-    )]))
-    .unwrap();
+    );
     assert_eq!(
         ts_of(&e, "gone", &[("host", "a"), ("only_gone", "v1")]),
         vec![3]
@@ -533,7 +519,7 @@ fn shared_tags_stay_listed_until_their_last_series_is_gone() {
     // Deleting part of a series keeps it listed.
     e.delete(&del(
         "cpu",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(1, 1),
     ))
     .unwrap();
@@ -545,7 +531,7 @@ fn shared_tags_stay_listed_until_their_last_series_is_gone() {
     );
     e.delete(&del(
         "cpu",
-        filter(&[("host", &["a"])]),
+        TagFilter::from_pairs(&[("host", &["a"])]),
         TimeRange::new(2, 2),
     ))
     .unwrap();
@@ -619,7 +605,11 @@ fn delete_speed_1000_series_10k_points() {
     let range = TimeRange::new(T0 + 2000 * 10_000, T0 + 8000 * 10_000 - 1);
     let t = Instant::now();
     let n = e
-        .delete(&del("cpu", filter(&[("half", &["even"])]), range))
+        .delete(&del(
+            "cpu",
+            TagFilter::from_pairs(&[("half", &["even"])]),
+            range,
+        ))
         .unwrap();
     let took = t.elapsed();
     let deleted = counter(&e, "engine_points_deleted_total");
@@ -634,7 +624,7 @@ fn delete_speed_1000_series_10k_points() {
     assert_eq!(n, 500);
     assert_eq!(deleted, 500 * 6000);
     let mut q = query("cpu");
-    q.filter = filter(&[("host", &["host_0", "host_1"])]);
+    q.filter = TagFilter::from_pairs(&[("host", &["host_0", "host_1"])]);
     let r = read(&e, &q);
     assert_eq!(
         r.iter().map(|s| s.points.len()).sum::<usize>(),
@@ -676,10 +666,10 @@ fn delete_speed_1000_series_10k_points() {
 #[test]
 fn a_rewritten_older_block_never_becomes_the_merge_target() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let e = Engine::open(c.clone()).unwrap();
     let write_and_seal = |ts: &[i64], v: &[i64]| {
-        e.write(&batch(vec![lng("m", &[], ts, v)])).unwrap();
+        write_lng(&e, "m", &[], ts, v);
         e.flush().unwrap();
     };
     write_and_seal(&[2, 5], &[2, 50]); // block seq 1
@@ -699,7 +689,7 @@ fn a_rewritten_older_block_never_becomes_the_merge_target() {
 #[test]
 fn a_block_rewritten_by_retention_never_becomes_the_merge_target() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cfg_small(dir.path(), 4);
+    let c = cfg_seal(dir.path(), 4);
     let clock = c.clock.clone();
     let e = Engine::open(c).unwrap();
     let write = |ts: i64, v: i64, ttl: u32| {

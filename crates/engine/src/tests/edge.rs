@@ -74,19 +74,17 @@ const ALL: TimeRange = TimeRange::ALL;
 #[test]
 fn edge_reads_take_the_cheap_path_where_the_data_allows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 10;
+    let c = cfg_seal(dir.path(), 10);
     let clock = c.clock.clone();
     let e = Engine::open(c.clone()).unwrap();
     let ts = |r: std::ops::Range<i64>| r.map(|t| t * 10).collect::<Vec<i64>>();
 
     // Head only, written in order.
     let t = ts(0..5);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     assert_eq!(check(&e, "m", ALL, "head only"), 2);
     // Head written out of order: the read normalizes it, then answers cheaply.
-    e.write(&batch(vec![lng("m", &[], &[25, 5], &[250, 50])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[25, 5], &[250, 50]);
     assert_eq!(check(&e, "m", ALL, "head out of order"), 2);
 
     // Sealed only: `last` from the summary, `first` from the first block.
@@ -97,14 +95,13 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
 
     // Head after the blocks.
     let t = ts(10..14);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     assert_eq!(check(&e, "m", ALL, "head after blocks"), 2);
     e.flush().unwrap();
 
     // Late points inside the newest block's span, one overwriting a sealed point:
     // `last` decodes that block and counts the overwrite once; `first` reads in full.
-    e.write(&batch(vec![lng("m", &[], &[105, 110], &[-1, -2])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[105, 110], &[-1, -2]);
     assert_eq!(check(&e, "m", ALL, "late head points"), 1);
     // Idle for 2 s: maintenance merges them into the newest block; blocks stay
     // disjoint and both ends are cheap again.
@@ -114,19 +111,17 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
     assert_eq!(check(&e, "m", ALL, "late points merged"), 2);
 
     // A late write inside the only block's span is merged into it as well.
-    e.write(&batch(vec![lng("m", &[], &[0, 1, 2], &[7, 8, 9])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[0, 1, 2], &[7, 8, 9]);
     e.flush().unwrap();
     assert_eq!(gauge(&e, "engine_blocks"), 1.0);
     assert_eq!(check(&e, "m", ALL, "merged into the only block"), 2);
     // Late points reaching before the newest block: blocks overlap, full reads from now.
     let t = ts(20..45);
-    e.write(&batch(vec![lng("m", &[], &t, &t)])).unwrap();
+    write_lng(&e, "m", &[], &t, &t);
     e.flush().unwrap();
     assert_eq!(gauge(&e, "engine_blocks"), 3.0);
     assert_eq!(check(&e, "m", ALL, "three disjoint blocks"), 2);
-    e.write(&batch(vec![lng("m", &[], &[3, 4], &[7, 8])]))
-        .unwrap();
+    write_lng(&e, "m", &[], &[3, 4], &[7, 8]);
     e.flush().unwrap();
     assert_eq!(check(&e, "m", ALL, "overlapping blocks"), 0);
     // ... also after a restart (the flag is persisted).
@@ -170,8 +165,7 @@ fn edge_reads_take_the_cheap_path_where_the_data_allows() {
 #[test]
 fn edge_reads_match_full_reads_under_random_histories() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cfg(dir.path());
-    c.seal_points = 6;
+    let c = cfg_seal(dir.path(), 6);
     let clock = c.clock.clone();
     let mut e = Engine::open(c.clone()).unwrap();
     let mut rng = StdRng::seed_from_u64(0xED6E);
@@ -208,7 +202,7 @@ fn edge_reads_match_full_reads_under_random_histories() {
                 let b = a + rng.gen_range(0..20);
                 e.delete(&DeleteRequest {
                     metric: "r".into(),
-                    filter: filter(&[("h", &[tags[0].1])]),
+                    filter: TagFilter::from_pairs(&[("h", &[tags[0].1])]),
                     range: TimeRange::new(a, b),
                 })
                 .unwrap();

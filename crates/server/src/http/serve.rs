@@ -81,11 +81,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use kairosdb_model::NullStorage;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::config::{Config, Settings};
-    use crate::fake_storage::FakeStorage;
     use crate::http::{router, AppState};
     use crate::metrics::ServerMetrics;
 
@@ -99,7 +99,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(Arc::new(AppState::new(
-            Arc::new(FakeStorage::default()),
+            Arc::new(NullStorage::new()),
             Arc::new(Config::resolve(Settings::default()).unwrap()),
             Arc::new(ServerMetrics::default()),
             None,
@@ -107,6 +107,15 @@ mod tests {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, app, idle, shutdown.clone()));
         (addr, shutdown, task)
+    }
+
+    const VERSION: &[u8] = b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    /// Connects to the server and sends `bytes`.
+    async fn send(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        stream
     }
 
     /// Reads until EOF (or 10 s); returns what was read and when EOF came.
@@ -125,12 +134,8 @@ mod tests {
     #[tokio::test]
     async fn half_a_header_is_dropped_after_the_timeout() {
         let (addr, _shutdown, _task) = start(Duration::from_millis(300)).await;
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let sent = Instant::now();
-        stream
-            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(addr, b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n").await;
         let (bytes, closed) = read_to_close(&mut stream).await;
         assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
         assert!(
@@ -143,11 +148,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
         let (addr, _shutdown, _task) = start(Duration::from_millis(300)).await;
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(addr, VERSION).await;
         let answered = Instant::now();
         let (bytes, closed) = read_to_close(&mut stream).await;
         let text = String::from_utf8_lossy(&bytes);
@@ -163,11 +164,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_closes_idle_connections_and_returns() {
         let (addr, shutdown, task) = start(Duration::from_secs(60)).await;
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /api/v1/version HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = send(addr, VERSION).await;
         let mut first = [0u8; 12];
         stream.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"HTTP/1.1 200");

@@ -32,6 +32,11 @@ fn app_with(storage: FakeStorage, settings: Settings) -> Router {
     )))
 }
 
+/// `GET path` from an app over a healthy or unhealthy storage, default settings.
+async fn get_from(healthy: bool, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    call(app(healthy, Settings::default()), get(path)).await
+}
+
 async fn call(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
     let response = app.oneshot(request).await.unwrap();
     let status = response.status();
@@ -49,8 +54,7 @@ fn get(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn version_has_kairosdb_shape_and_standard_headers() {
-    let (status, headers, body) =
-        call(app(true, Settings::default()), get("/api/v1/version")).await;
+    let (status, headers, body) = get_from(true, "/api/v1/version").await;
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     assert!(text.starts_with("{\"version\": \"KairosDB "), "{text}");
@@ -88,11 +92,11 @@ async fn preflight_echoes_the_request() {
 
 #[tokio::test]
 async fn unknown_path_and_wrong_method_have_error_bodies() {
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/nope")).await;
+    let (status, _, body) = get_from(true, "/api/v1/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["errors"][0].as_str().unwrap().contains("/api/v1/nope"));
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/datapoints")).await;
+    let (status, _, body) = get_from(true, "/api/v1/datapoints").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["errors"].is_array());
@@ -100,29 +104,21 @@ async fn unknown_path_and_wrong_method_have_error_bodies() {
 
 #[tokio::test]
 async fn names_are_json_escaped_and_prefix_filtered() {
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/metricnames")).await;
+    let (status, _, body) = get_from(true, "/api/v1/metricnames").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, br#"{"results":["a.b","c\"d"]}"#);
-    let (_, _, body) = call(
-        app(true, Settings::default()),
-        get("/api/v1/metricnames?prefix=c"),
-    )
-    .await;
+    let (_, _, body) = get_from(true, "/api/v1/metricnames?prefix=c").await;
     assert_eq!(body, br#"{"results":["c\"d"]}"#);
-    let (_, _, body) = call(
-        app(true, Settings::default()),
-        get("/api/v1/metricnames?prefix="),
-    )
-    .await;
+    let (_, _, body) = get_from(true, "/api/v1/metricnames?prefix=").await;
     assert_eq!(body, br#"{"results":["a.b","c\"d"]}"#);
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/tagnames")).await;
+    let (status, _, body) = get_from(true, "/api/v1/tagnames").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, br#"{"errors":["disk on fire"]}"#);
 }
 
 #[tokio::test]
 async fn health_follows_storage() {
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/health/check")).await;
+    let (status, _, body) = get_from(true, "/api/v1/health/check").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(body.is_empty());
     let settings = Settings {
@@ -131,29 +127,25 @@ async fn health_follows_storage() {
     };
     let (status, _, _) = call(app(true, settings), get("/api/v1/health/check")).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = call(app(false, Settings::default()), get("/api/v1/health/check")).await;
+    let (status, _, _) = get_from(false, "/api/v1/health/check").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let (status, _, body) = call(
-        app(false, Settings::default()),
-        get("/api/v1/health/status"),
-    )
-    .await;
+    let (status, _, body) = get_from(false, "/api/v1/health/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
         br#"["JVM-Thread-Deadlock: OK","Datastore-Query: FAIL"]"#
     );
-    let (status, _, _) = call(app(false, Settings::default()), get("/health/ready")).await;
+    let (status, _, _) = get_from(false, "/health/ready").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, _, _) = call(app(false, Settings::default()), get("/health/live")).await;
+    let (status, _, _) = get_from(false, "/health/live").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = call(app(true, Settings::default()), get("/health")).await;
+    let (status, _, _) = get_from(true, "/health").await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn metrics_json_has_server_and_storage_figures() {
-    let (status, _, body) = call(app(true, Settings::default()), get("/api/v1/metrics")).await;
+    let (status, _, body) = get_from(true, "/api/v1/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["kairosdb_datapoints_ingested_total"], 0);
@@ -162,7 +154,7 @@ async fn metrics_json_has_server_and_storage_figures() {
     assert_eq!(v["kairosdb_query_cache_hits_total"], 0);
     assert_eq!(v["kairosdb_query_cache_bytes"], 0);
     // Prometheus is off in this app.
-    let (status, _, _) = call(app(true, Settings::default()), get("/metrics")).await;
+    let (status, _, _) = get_from(true, "/metrics").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -201,11 +193,7 @@ async fn too_large_ingest_is_413_before_parsing() {
 
 #[tokio::test]
 async fn query_get_without_query_is_kairosdb_400() {
-    let (status, _, body) = call(
-        app(true, Settings::default()),
-        get("/api/v1/datapoints/query"),
-    )
-    .await;
+    let (status, _, body) = get_from(true, "/api/v1/datapoints/query").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,

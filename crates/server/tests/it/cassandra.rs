@@ -125,16 +125,12 @@ async fn cassandra_down_ingest_is_queued_and_survives_kill_9() {
 
 #[tokio::test]
 async fn full_queue_answers_503_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
     let cassandra = dead_address();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &[
-            ("KAIROSDB_DATASTORE", "cassandra"),
-            ("KAIROSDB_CASSANDRA_CONTACT_POINTS", cassandra.as_str()),
-            ("KAIROSDB_QUEUE_MAX_MB", "1"),
-        ],
-    );
+    let server = Server::fresh(&[
+        ("KAIROSDB_DATASTORE", "cassandra"),
+        ("KAIROSDB_CASSANDRA_CONTACT_POINTS", cassandra.as_str()),
+        ("KAIROSDB_QUEUE_MAX_MB", "1"),
+    ]);
     // Values that do not compress, so the 1 MiB bound is reached in a few requests.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let dps: Vec<(i64, u64)> = (0..20_000i64)
@@ -169,14 +165,14 @@ async fn full_queue_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn server_type_disables_api_classes() {
-    let dir = tempfile::tempdir().unwrap();
     let forbidden = |class: &str| {
         format!(
             "{{\"errors\": [\"Forbidden: {class} API methods are disabled on this KairosDB instance.\"]}}"
         )
     };
+    let g_query = json!({ "start_absolute": 0, "metrics": [{ "name": "g" }] }).to_string();
     // Query-only: ingest and delete refused with KairosDB's exact body; no telnet.
-    let server = Server::start(&dir.path().join("q"), &[("KAIROSDB_SERVER_TYPE", "QUERY")]);
+    let server = Server::fresh(&[("KAIROSDB_SERVER_TYPE", "QUERY")]);
     assert_eq!(server.telnet.port(), 0, "no telnet listener without INGEST");
     let a = post(&server, "/api/v1/datapoints", points("g", 1, 1)).await;
     assert_eq!((a.status, a.text()), (403, forbidden("INGEST")));
@@ -187,21 +183,11 @@ async fn server_type_disables_api_classes() {
     let a =
         send(client().request(reqwest::Method::OPTIONS, server.url("/api/v1/datapoints"))).await;
     assert_eq!(a.status, 403);
-    let a = post(
-        &server,
-        "/api/v1/datapoints/delete",
-        json!({ "start_absolute": 0, "metrics": [{ "name": "g" }] }).to_string(),
-    )
-    .await;
+    let a = post(&server, "/api/v1/datapoints/delete", g_query.clone()).await;
     assert_eq!((a.status, a.text()), (403, forbidden("DELETE")));
     let a = send(client().delete(server.url("/api/v1/metric/g"))).await;
     assert_eq!((a.status, a.text()), (403, forbidden("DELETE")));
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        json!({ "start_absolute": 0, "metrics": [{ "name": "g" }] }).to_string(),
-    )
-    .await;
+    let a = post(&server, "/api/v1/datapoints/query", g_query.clone()).await;
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(get(&server, "/api/v1/metricnames").await.status, 200);
     // Never gated: version, health, features.
@@ -210,21 +196,13 @@ async fn server_type_disables_api_classes() {
     drop(server);
 
     // Ingest + delete: queries refused, telnet on.
-    let server = Server::start(
-        &dir.path().join("i"),
-        &[("KAIROSDB_SERVER_TYPE", "INGEST,DELETE")],
-    );
+    let server = Server::fresh(&[("KAIROSDB_SERVER_TYPE", "INGEST,DELETE")]);
     assert_ne!(server.telnet.port(), 0);
     let a = post(&server, "/api/v1/datapoints", points("g", 1, 1)).await;
     assert_eq!(a.status, 204, "{}", a.text());
     let a = get(&server, "/api/v1/metricnames").await;
     assert_eq!((a.status, a.text()), (403, forbidden("QUERY")));
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query/tags",
-        json!({ "start_absolute": 0, "metrics": [{ "name": "g" }] }).to_string(),
-    )
-    .await;
+    let a = post(&server, "/api/v1/datapoints/query/tags", g_query.clone()).await;
     assert_eq!((a.status, a.text()), (403, forbidden("QUERY")));
     let a = send(client().delete(server.url("/api/v1/metric/g"))).await;
     assert_eq!(a.status, 204, "{}", a.text());

@@ -24,8 +24,7 @@ const INGEST: &[(&str, u16, &[&str])] = &[
 
 #[tokio::test]
 async fn ingest_fixtures_answer_as_documented_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     for (file, status, errors) in INGEST {
         let body = conformance_file(&format!("unit-resources/{file}"));
         let answer = post(&server, "/api/v1/datapoints", body).await;
@@ -296,10 +295,19 @@ const VALID_QUERIES: &[&str] = &[
     "invalid-query-metric-aggregators-empty.json",
 ];
 
+/// Fails listing every collected failure, one a line.
+fn assert_none_failed(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn invalid_query_fixtures_give_the_kairosdb_error_on_every_query_endpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let mut failures = Vec::new();
     for (file, expected) in invalid_queries() {
         let body = conformance_file(&format!("unit-resources/{file}"));
@@ -329,18 +337,12 @@ async fn invalid_query_fixtures_give_the_kairosdb_error_on_every_query_endpoint(
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed(&failures);
 }
 
 #[tokio::test]
 async fn valid_query_fixtures_answer_200() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let mut failures = Vec::new();
     for file in VALID_QUERIES {
         let body = conformance_file(&format!("unit-resources/{file}"));
@@ -355,12 +357,7 @@ async fn valid_query_fixtures_answer_200() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed(&failures);
 }
 
 /// How a case's expected response is compared.
@@ -376,8 +373,7 @@ enum Compare {
 /// One `integration/` case with the original harness procedure (§12.1): ingest → query
 /// and compare → delete → query again, every result empty.
 async fn integration_case(case: &str, compare: Compare) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let metric = format!("integration_test_{}", unique());
     let read = |name: &str| {
         let text =
@@ -434,8 +430,7 @@ async fn group_by_case() {
 /// this server, spec §14.1) omit empty groups: the answer is one query with no results.
 #[tokio::test]
 async fn empty_query_case() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let query = conformance_file("integration/test_emptyQuery/query.json");
     let expected: Value = serde_json::from_str(&strip_comments(
         &String::from_utf8(conformance_file(

@@ -17,6 +17,8 @@ pub struct Server {
     pub http: SocketAddr,
     pub telnet: SocketAddr,
     pub log: PathBuf,
+    /// The data directory of a [`Server::fresh`] server, removed once the process is gone.
+    temp: Option<tempfile::TempDir>,
 }
 
 /// A `Command` for the binary with every `KAIROSDB_*` variable of the caller's environment
@@ -69,6 +71,7 @@ impl Server {
             http: "0.0.0.0:0".parse().unwrap(),
             telnet: "0.0.0.0:0".parse().unwrap(),
             log,
+            temp: None,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         let line = loop {
@@ -101,6 +104,15 @@ impl Server {
         if !line.contains("telnet=off") {
             assert_ne!(server.telnet.port(), 0, "bad listening line {line:?}");
         }
+        server
+    }
+
+    /// Starts a server on a new, empty temporary data directory that lives as long as
+    /// the server.
+    pub fn fresh(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let mut server = Server::start(&dir.path().join("data"), env);
+        server.temp = Some(dir);
         server
     }
 

@@ -10,14 +10,10 @@ use crate::harness::{get, post, Server};
 
 #[tokio::test]
 async fn hostile_queries_get_clear_errors_and_the_server_stays_healthy() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &[
-            ("KAIROSDB_QUERY_MAX_POINTS", "1000"),
-            ("KAIROSDB_QUERY_TIME_LIMIT_SECS", "20"),
-        ],
-    );
+    let server = Server::fresh(&[
+        ("KAIROSDB_QUERY_MAX_POINTS", "1000"),
+        ("KAIROSDB_QUERY_TIME_LIMIT_SECS", "20"),
+    ]);
     let year = 365 * 86_400_000i64;
     let t0 = 1_600_000_000_000i64;
     let points: Vec<_> = (0..600).map(|i| json!([t0 + i * 1000, i])).collect();
@@ -38,41 +34,36 @@ async fn hostile_queries_get_clear_errors_and_the_server_stays_healthy() {
         }
         q.to_string()
     };
+    let ask = |aggregators, extra| {
+        post(
+            &server,
+            "/api/v1/datapoints/query",
+            query(aggregators, extra),
+        )
+    };
     let started = Instant::now();
 
     // gaps at 1 ms over 11 years: refused before anything is allocated.
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        query(
-            json!([{"name": "gaps", "sampling": {"value": 1, "unit": "milliseconds"}}]),
-            json!({}),
-        ),
+    let a = ask(
+        json!([{"name": "gaps", "sampling": {"value": 1, "unit": "milliseconds"}}]),
+        json!({}),
     )
     .await;
     assert_eq!(a.status, 400, "{}", a.text());
     assert_eq!(a.errors(), vec!["Query exceeded limit of 1000 data points"]);
 
     // The same with `trim`: the span between the first and last point decides.
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        query(
-            json!([{"name": "gaps", "trim": true, "sampling": {"value": 1, "unit": "milliseconds"}}]),
-            json!({}),
-        ),
+    let a = ask(
+        json!([{"name": "gaps", "trim": true, "sampling": {"value": 1, "unit": "milliseconds"}}]),
+        json!({}),
     )
     .await;
     assert_eq!(a.status, 400, "{}", a.text());
 
     // A sum at 1 ms over years only has buckets where points are: fine.
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        query(
-            json!([{"name": "sum", "sampling": {"value": 1, "unit": "milliseconds"}}]),
-            json!({}),
-        ),
+    let a = ask(
+        json!([{"name": "sum", "sampling": {"value": 1, "unit": "milliseconds"}}]),
+        json!({}),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -85,12 +76,7 @@ async fn hostile_queries_get_clear_errors_and_the_server_stays_healthy() {
     );
 
     // An enormous limit is no limit.
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        query(json!([]), json!({"limit": 2147483647})),
-    )
-    .await;
+    let a = ask(json!([]), json!({"limit": 2147483647})).await;
     assert_eq!(a.status, 200, "{}", a.text());
 
     // Deep nesting: a parse error, not a stack overflow.
@@ -116,13 +102,9 @@ async fn hostile_queries_get_clear_errors_and_the_server_stays_healthy() {
     assert_eq!(a.errors(), vec!["Query exceeded limit of 1000 data points"]);
 
     // A sampling value of 0 fails at run time as in KairosDB (500), with a reason.
-    let a = post(
-        &server,
-        "/api/v1/datapoints/query",
-        query(
-            json!([{"name": "avg", "sampling": {"value": 0, "unit": "days"}}]),
-            json!({}),
-        ),
+    let a = ask(
+        json!([{"name": "avg", "sampling": {"value": 0, "unit": "days"}}]),
+        json!({}),
     )
     .await;
     assert_eq!(a.status, 500, "{}", a.text());

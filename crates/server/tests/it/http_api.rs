@@ -7,7 +7,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde_json::json;
 
-use crate::harness::{client, get, post, raw_client, read_back, send, Server};
+use crate::harness::{client, get, post, raw_client, read_back, send, Answer, Server};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());
@@ -21,14 +21,24 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     d.finish().unwrap()
 }
 
+/// Posts `body` to `/api/v1/datapoints` as `Content-Encoding: gzip` (gzipped or not).
+async fn post_gzip_encoded(server: &Server, body: impl Into<reqwest::Body>) -> Answer {
+    send(
+        client()
+            .post(server.url("/api/v1/datapoints"))
+            .header("Content-Encoding", "gzip")
+            .body(body),
+    )
+    .await
+}
+
 fn metric_body(name: &str, ts: i64, value: i64) -> String {
     json!([{ "name": name, "datapoints": [[ts, value]], "tags": { "host": "a" } }]).to_string()
 }
 
 #[tokio::test]
 async fn gzip_ingest_in_all_three_forms_and_gzip_responses() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let c = client();
     let a = send(
         c.post(server.url("/api/v1/datapoints"))
@@ -55,12 +65,7 @@ async fn gzip_ingest_in_all_three_forms_and_gzip_responses() {
         assert_eq!(read_back(&server, metric).await, vec![(1000, json!(value))]);
     }
     // Bad gzip: 400 with an errors body.
-    let a = send(
-        c.post(server.url("/api/v1/datapoints"))
-            .header("Content-Encoding", "gzip")
-            .body("this is not gzip"),
-    )
-    .await;
+    let a = post_gzip_encoded(&server, "this is not gzip").await;
     assert_eq!(a.status, 400, "{}", a.text());
     assert_eq!(a.errors().len(), 1);
 
@@ -96,11 +101,7 @@ async fn gzip_ingest_in_all_three_forms_and_gzip_responses() {
 
 #[tokio::test]
 async fn body_limit_applies_after_decompression() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &[("KAIROSDB_MAX_REQUEST_BYTES", "100000")],
-    );
+    let server = Server::fresh(&[("KAIROSDB_MAX_REQUEST_BYTES", "100000")]);
     // Repetitive, so it compresses far below the limit.
     let points: Vec<_> = (0..20_000).map(|_| json!([1000, 12345])).collect();
     let big = json!([{ "name": "big", "datapoints": points, "tags": { "h": "a" } }]).to_string();
@@ -110,13 +111,7 @@ async fn body_limit_applies_after_decompression() {
     assert!(a.errors()[0].contains("100000"), "{}", a.text());
     let compressed = gzip(big.as_bytes());
     assert!(compressed.len() < 100_000);
-    let a = send(
-        client()
-            .post(server.url("/api/v1/datapoints"))
-            .header("Content-Encoding", "gzip")
-            .body(compressed),
-    )
-    .await;
+    let a = post_gzip_encoded(&server, compressed).await;
     assert_eq!(a.status, 413, "{}", a.text());
     // The connection and server are fine afterwards.
     let a = post(&server, "/api/v1/datapoints", metric_body("small", 1, 1)).await;
@@ -126,11 +121,7 @@ async fn body_limit_applies_after_decompression() {
 
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_exhausting_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(
-        &dir.path().join("data"),
-        &[("KAIROSDB_MAX_REQUEST_BYTES", "1048576")],
-    );
+    let mut server = Server::fresh(&[("KAIROSDB_MAX_REQUEST_BYTES", "1048576")]);
     // 512 MiB of zeros in ~0.5 MiB of gzip.
     let mut e = GzEncoder::new(Vec::new(), Compression::default());
     let zeros = vec![0u8; 1 << 20];
@@ -139,13 +130,7 @@ async fn gzip_bomb_is_refused_without_exhausting_memory() {
     }
     let bomb = e.finish().unwrap();
     assert!(bomb.len() < 1 << 20, "bomb is {} bytes", bomb.len());
-    let a = send(
-        client()
-            .post(server.url("/api/v1/datapoints"))
-            .header("Content-Encoding", "gzip")
-            .body(bomb),
-    )
-    .await;
+    let a = post_gzip_encoded(&server, bomb).await;
     assert_eq!(a.status, 413, "{}", a.text());
     assert!(server.is_running());
     let v = get(&server, "/api/v1/version").await;
@@ -157,8 +142,7 @@ async fn gzip_bomb_is_refused_without_exhausting_memory() {
 
 #[tokio::test]
 async fn broken_json_is_400_with_errors_and_good_metrics_are_still_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     for body in [
         "[{\"name\":\"trunc\",\"datapoints\":[[1,2]".to_string(),
         "[".repeat(100_000),
@@ -184,8 +168,7 @@ async fn broken_json_is_400_with_errors_and_good_metrics_are_still_stored() {
 
 #[tokio::test]
 async fn cors_preflight_and_standard_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     for path in [
         "/api/v1/version",
         "/api/v1/metricnames",
@@ -233,8 +216,7 @@ async fn cors_preflight_and_standard_headers() {
 
 #[tokio::test]
 async fn names_tags_version_health_and_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let body = json!([
         { "name": "sys.cpu", "datapoints": [[1000, 1]], "tags": { "host": "a", "dc": "x" } },
         { "name": "sys.cpu", "datapoints": [[2000, 2]], "tags": { "host": "b", "dc": "x" } },
@@ -340,8 +322,7 @@ async fn names_tags_version_health_and_metrics() {
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let a = get(&server, "/api/v1/no/such/thing").await;
     assert_eq!(a.status, 404);
     assert_eq!(a.errors().len(), 1);

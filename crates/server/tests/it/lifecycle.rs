@@ -179,6 +179,23 @@ async fn verify(server: &Server, acked: &Acked, seed: u64) {
     }
 }
 
+/// The `BATCH` points a client sends from its `seq`-th point on in `round`.
+fn batch_points(round: i64, seq: i64) -> Vec<(i64, i64)> {
+    (seq..seq + BATCH)
+        .map(|i| (round_base(round) + i, i))
+        .collect()
+}
+
+/// Records points the server acknowledged.
+fn acknowledged(acked: &Acked, metric: &str, points: Vec<(i64, i64)>) {
+    acked
+        .lock()
+        .unwrap()
+        .entry(metric.to_string())
+        .or_default()
+        .extend(points);
+}
+
 async fn http_client(url: String, metric: String, round: i64, acked: Acked, stop: Arc<AtomicBool>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -186,18 +203,11 @@ async fn http_client(url: String, metric: String, round: i64, acked: Acked, stop
         .unwrap();
     let mut seq = 0i64;
     while !stop.load(Ordering::Relaxed) {
-        let points: Vec<(i64, i64)> = (seq..seq + BATCH)
-            .map(|i| (round_base(round) + i, i))
-            .collect();
+        let points = batch_points(round, seq);
         let body = json!([{ "name": metric, "datapoints": points, "tags": { "client": metric } }]);
         match client.post(&url).body(body.to_string()).send().await {
             Ok(r) if r.status() == 204 => {
-                acked
-                    .lock()
-                    .unwrap()
-                    .entry(metric.clone())
-                    .or_default()
-                    .extend(points);
+                acknowledged(&acked, &metric, points);
                 seq += BATCH;
             }
             Ok(r) if r.status() == 503 => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -223,9 +233,7 @@ fn telnet_client(
     let mut t = Telnet { stream };
     let mut seq = 0i64;
     while !stop.load(Ordering::Relaxed) {
-        let points: Vec<(i64, i64)> = (seq..seq + BATCH)
-            .map(|i| (round_base(round) + i, i))
-            .collect();
+        let points = batch_points(round, seq);
         let mut text = String::new();
         for (ts, v) in &points {
             text.push_str(&format!("putm {metric} {ts} {v} client={metric}\n"));
@@ -239,12 +247,7 @@ fn telnet_client(
         let mut reader = std::io::BufReader::new(&t.stream);
         match reader.read_line(&mut line) {
             Ok(n) if n > 0 && line.starts_with("KairosDB ") => {
-                acked
-                    .lock()
-                    .unwrap()
-                    .entry(metric.clone())
-                    .or_default()
-                    .extend(points);
+                acknowledged(&acked, &metric, points);
                 seq += BATCH;
             }
             _ => break, // the server was killed

@@ -9,8 +9,7 @@ use crate::harness::{get, read_back, Server};
 
 #[tokio::test]
 async fn put_putm_puts_and_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let mut t = server.telnet();
     t.send(b"put t.sec 1349109376 42 host=a\n");
     // collectd write_tsdb style: \r\n and doubled spaces.
@@ -47,8 +46,7 @@ async fn put_putm_puts_and_version() {
 
 #[tokio::test]
 async fn bad_lines_are_counted_and_the_connection_survives() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&dir.path().join("data"), &[]);
+    let mut server = Server::fresh(&[]);
     let mut t = server.telnet();
     t.send(b"putm good 1000 1 h=a\n");
     t.send(b"\x00\x01\x02\xff\xfe binary garbage\n");
@@ -77,8 +75,7 @@ async fn bad_lines_are_counted_and_the_connection_survives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     let connections = 64;
     let lines = 50;
     let addr = server.telnet;
@@ -108,11 +105,7 @@ async fn many_concurrent_connections() {
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &[("KAIROSDB_TELNET_IDLE_TIMEOUT_SECS", "1")],
-    );
+    let server = Server::fresh(&[("KAIROSDB_TELNET_IDLE_TIMEOUT_SECS", "1")]);
     let mut t = server.telnet();
     t.send(b"putm idle 1000 1 h=a\n");
     let started = Instant::now();
@@ -136,8 +129,7 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test]
 async fn last_line_without_newline_is_processed_at_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = Server::fresh(&[]);
     {
         let mut t = server.telnet();
         t.send(b"putm eof.line 1000 1 h=a");

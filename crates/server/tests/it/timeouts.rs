@@ -31,8 +31,7 @@ fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 
 #[test]
 fn half_a_header_and_an_idle_connection_are_closed_after_the_idle_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &IDLE);
+    let server = Server::fresh(&IDLE);
 
     let mut half = TcpStream::connect(server.http).unwrap();
     let sent = Instant::now();

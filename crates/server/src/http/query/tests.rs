@@ -119,6 +119,18 @@ fn hook(f: impl Fn(&str) + Send + Sync + 'static) -> Option<QueryHook> {
     Some(Box::new(move |q| f(&q.metric)))
 }
 
+/// A storage answering one point per read, each read held until `gate` opens.
+fn gated(gate: &Gate) -> FakeStorage {
+    let held = gate.clone();
+    FakeStorage {
+        points_per_series: 1,
+        on_query: hook(move |_| {
+            held.wait();
+        }),
+        ..FakeStorage::default()
+    }
+}
+
 fn concurrency(n: usize) -> Settings {
     Settings {
         query_concurrency: Some(n),
@@ -216,10 +228,7 @@ async fn the_point_limit_is_a_400_with_kairosdb_text() {
         query_max_points: Some(n),
         ..Settings::default()
     };
-    let five = || FakeStorage {
-        points_per_series: 5,
-        ..FakeStorage::default()
-    };
+    let five = || FakeStorage::with_points(5);
     let (state, _) = app_state(five(), limit(4));
     let (status, v) = call(&state, query(&["m"], 0)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -239,14 +248,7 @@ async fn the_point_limit_is_a_400_with_kairosdb_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_time_limit_answers_at_the_deadline_while_storage_still_reads() {
     let gate = Gate::default();
-    let held = gate.clone();
-    let storage = FakeStorage {
-        points_per_series: 1,
-        on_query: hook(move |_| {
-            held.wait();
-        }),
-        ..FakeStorage::default()
-    };
+    let storage = gated(&gate);
     let settings = Settings {
         query_time_limit_secs: Some(1),
         query_concurrency: Some(1),
@@ -276,14 +278,7 @@ async fn a_client_disconnect_cancels_the_request() {
     use tokio::io::AsyncWriteExt;
 
     let gate = Gate::default();
-    let held = gate.clone();
-    let storage = FakeStorage {
-        points_per_series: 1,
-        on_query: hook(move |_| {
-            held.wait();
-        }),
-        ..FakeStorage::default()
-    };
+    let storage = gated(&gate);
     let (state, storage) = app_state(storage, concurrency(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -357,13 +352,7 @@ async fn small_reads_run_inline_in_order_and_a_big_one_moves_the_rest_to_the_poo
     assert_eq!(v["queries"][2], all_inline["queries"][2]);
 
     // A backend that reads over the network refuses the first attempt only.
-    let (state, storage) = app_state(
-        FakeStorage {
-            points_per_series: 3,
-            ..FakeStorage::default()
-        },
-        Settings::default(),
-    );
+    let (state, storage) = app_state(FakeStorage::with_points(3), Settings::default());
     let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v, all_inline);
@@ -411,10 +400,7 @@ async fn reads_through_the_cache_never_run_inline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_rendered_on_the_pool_join_into_the_same_response() {
     for points in [3, 5_000] {
-        let storage = FakeStorage {
-            points_per_series: points,
-            ..FakeStorage::default()
-        };
+        let storage = FakeStorage::with_points(points);
         let (state, _) = app_state(storage, concurrency(3));
         let (status, v) = call(&state, query(&["a", "b", "c"], 0)).await;
         assert_eq!(status, StatusCode::OK, "{v}");
@@ -444,10 +430,7 @@ async fn results_rendered_on_the_pool_join_into_the_same_response() {
 
 #[tokio::test]
 async fn cache_time_reuses_identical_reads_until_a_delete() {
-    let storage = FakeStorage {
-        points_per_series: 3,
-        ..FakeStorage::default()
-    };
+    let storage = FakeStorage::with_points(3);
     let (state, storage) = app_state(storage, Settings::default());
     // The same read twice in one request, then again in a second request: one storage read.
     for _ in 0..2 {
@@ -473,10 +456,7 @@ async fn cache_time_reuses_identical_reads_until_a_delete() {
 
 #[tokio::test]
 async fn query_cache_mb_0_turns_the_cache_off() {
-    let storage = FakeStorage {
-        points_per_series: 1,
-        ..FakeStorage::default()
-    };
+    let storage = FakeStorage::with_points(1);
     let settings = Settings {
         query_cache_mb: Some(0),
         ..Settings::default()

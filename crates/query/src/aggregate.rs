@@ -1,8 +1,9 @@
 //! The 21 aggregators of spec §5, applied to one group's merged stream in JSON order.
 //!
-//! [`Aggregator::parse`] reads the normalized JSON the protocol crate hands over (its
-//! validation already produced KairosDB's 400 texts); [`Aggregator::apply`] maps a
-//! [`Stream`] to a new one. Numeric aggregators read the values as one `f64` slice and
+//! [`Aggregator::new`] takes the typed [`AggregatorSpec`] a parsed query carries (what
+//! each aggregator is, and its checks with KairosDB's 400 texts, live in
+//! `kairosdb_model::catalogue`) and fills in the request's defaults;
+//! [`Aggregator::apply`] maps a [`Stream`] to a new one. Numeric aggregators read the values as one `f64` slice and
 //! write one output column, bucket by bucket, without per-point allocation. The range
 //! aggregators share [`crate::range`].
 

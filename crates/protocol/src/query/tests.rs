@@ -4,7 +4,7 @@
 use super::*;
 use crate::civil::{civil_from_days, days_from_civil};
 use crate::fixtures;
-use kairosdb_model::catalogue::{FilterOp, RangeKind, RangeSpec};
+use kairosdb_model::catalogue::{DevReturn, FilterOp, RangeKind, RangeSpec};
 
 /// A range aggregator with only its kind and sampling set.
 fn range(kind: RangeKind, value: i64, unit: Unit) -> AggregatorSpec {
@@ -499,4 +499,151 @@ fn messages_name_the_field_they_are_about() {
     for (body, want) in cases {
         assert_eq!(err(&body), want, "{body}");
     }
+}
+
+/// A JSON value every setter of `kind` takes.
+fn sample(kind: PropKind) -> String {
+    match kind {
+        PropKind::Bool => "true".into(),
+        PropKind::Long | PropKind::Int => "5".into(),
+        PropKind::Double => "0.5".into(),
+        PropKind::Str => r#""x""#.into(),
+        PropKind::Any => "1".into(),
+        PropKind::Duration => r#"{"value":1,"unit":"hours"}"#.into(),
+        PropKind::Unit => r#""hours""#.into(),
+        PropKind::TimeZone => r#""Europe/Paris""#.into(),
+        PropKind::Enum(names) | PropKind::LooseEnum(names) => {
+            format!(r#""{}""#, names[0].to_ascii_lowercase())
+        }
+        PropKind::DoubleArray => "[1, 2]".into(),
+        PropKind::StringArray => r#"["a"]"#.into(),
+        PropKind::Thresholds => r#"[{"value":1,"boundary":"inferior"}]"#.into(),
+        PropKind::StringMap => r#"{"k":"v"}"#.into(),
+    }
+}
+
+/// What a processor needs besides `property` to pass its bean validation.
+fn required(name: &str, property: &str) -> &'static str {
+    match (name, property) {
+        ("div", p) if p != "divisor" => r#","divisor":2"#,
+        ("percentile", p) if p != "percentile" => r#","percentile":0.5"#,
+        ("score", p) if p != "thresholds" => r#","thresholds":[]"#,
+        ("tag", p) if p != "tags" => r#","tags":["a"]"#,
+        ("time", "range_size") => r#","group_count":2"#,
+        ("time", "group_count") => r#","range_size":{"value":1,"unit":"hours"}"#,
+        ("time", _) => r#","group_count":2,"range_size":{"value":1,"unit":"hours"}"#,
+        ("value", p) if p != "range_size" => r#","range_size":10"#,
+        _ => "",
+    }
+}
+
+/// The parser reads every property of the catalogue with the kind the catalogue gives
+/// it, and refuses an unknown one naming the row's Java class.
+#[test]
+fn every_catalogue_property_is_read_with_its_kind() {
+    for a in catalogue::AGGREGATORS {
+        for p in a.all_properties() {
+            let json = format!(
+                r#"{{"name":"{}","{}":{}{}}}"#,
+                a.name,
+                p.name,
+                sample(p.kind),
+                required(a.name, p.name)
+            );
+            let spec = parse_aggregator(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(Ok(&spec), (a.build)(&props_of(&json)).as_ref(), "{json}");
+        }
+        let e = parse_aggregator(&format!(r#"{{"name":"{}","bogus":1}}"#, a.name)).unwrap_err();
+        assert!(
+            e.message()
+                .ends_with(&format!("org.kairosdb.core.aggregator.{}'", a.class)),
+            "{e}"
+        );
+    }
+    for g in catalogue::GROUP_BYS {
+        for p in g.all_properties() {
+            let json = format!(
+                r#"{{"name":"{}","{}":{}{}}}"#,
+                g.name,
+                p.name,
+                sample(p.kind),
+                required(g.name, p.name)
+            );
+            parse_group_by(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        }
+        let e = parse_group_by(&format!(r#"{{"name":"{}","bogus":1}}"#, g.name)).unwrap_err();
+        assert!(
+            e.message()
+                .ends_with(&format!("org.kairosdb.core.groupby.{}'", g.class)),
+            "{e}"
+        );
+    }
+}
+
+/// The properties the parser reads from one aggregator object.
+fn props_of(json: &str) -> Props {
+    let item = lenient::parse(json, MAX_DEPTH).unwrap();
+    let name = item
+        .get("name")
+        .and_then(|n| get_as_string(n).ok())
+        .unwrap();
+    let def = catalogue::aggregator(&name).unwrap();
+    properties(&item, def, Family::Aggregators, &"ctx").unwrap()
+}
+
+#[test]
+fn an_aggregator_property_takes_its_typed_value() {
+    let range_of = |json: &str| match parse_aggregator(json).unwrap() {
+        AggregatorSpec::Range(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let r = range_of(
+        r#"{"name":"dev","return_type":"POS_SD","dev_count":"3","start_time":"7","end_time":9,
+            "time_zone":"","trim":"true","align_sampling":false,"align_end_time":true}"#,
+    );
+    assert_eq!(
+        r.kind,
+        RangeKind::Dev {
+            return_type: DevReturn::PosSd,
+            count: 3
+        }
+    );
+    assert_eq!((r.start_time, r.end_time), (Some(7), Some(9)));
+    assert_eq!(
+        r.time_zone.as_deref(),
+        Some(""),
+        "\"\" is UTC, kept as written"
+    );
+    assert!(r.trim && !r.align_sampling && r.align_end_time && !r.align_start_time);
+    // An unknown `return_type` is null for Gson's enum adapter: the plain deviation.
+    let r = range_of(r#"{"name":"dev","return_type":"median"}"#);
+    assert_eq!(
+        r.kind,
+        RangeKind::Dev {
+            return_type: DevReturn::Value,
+            count: 1
+        }
+    );
+    assert_eq!(
+        parse_aggregator(
+            r#"{"name":"save_as","metric_name":"m2","tags":{"a":"x","n":1.50,"b":true,"o":{}},"ttl":-5}"#
+        )
+        .unwrap(),
+        AggregatorSpec::SaveAs {
+            metric_name: "m2".into(),
+            tags: vec![
+                ("a".into(), "x".into()),
+                ("n".into(), "1.50".into()),
+                ("b".into(), "true".into())
+            ],
+            ttl: 0,
+            add_saved_from: true
+        }
+    );
+    assert_eq!(
+        parse_group_by(r#"{"name":"bin","bins":["1.5", 2, null, "NaN"]}"#).unwrap(),
+        GroupBySpec::Bin {
+            bins: vec![1.5, 2.0]
+        }
+    );
 }

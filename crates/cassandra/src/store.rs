@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery,
+    DataType, DeleteRequest, HealthStatus, Order, Points, Read, SeriesData, SeriesKey, SeriesQuery,
     Storage, StorageError, StorageStats, TagFilter, TimeRange, Value, WriteBatch,
 };
 use parking_lot::{Mutex, RwLock};
@@ -758,10 +758,10 @@ impl<S: Session> Storage for CassandraStore<S> {
         Ok(())
     }
 
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         // Every read waits on the cluster: never on the caller's async worker.
         if q.work_limit.is_some() {
-            return Err(StorageError::WorkLimit);
+            return Ok(Read::OverWorkLimit);
         }
         let spec = self.ready()?;
         let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range, Freshness::Normal)?;
@@ -840,7 +840,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                 }
             }
         }
-        Ok(series
+        let series = series
             .into_iter()
             .filter(|(_, g)| !g.is_empty())
             .map(|(key, g)| {
@@ -860,7 +860,8 @@ impl<S: Session> Storage for CassandraStore<S> {
                     in_range,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Read::Complete(series))
     }
 
     fn series_keys(

@@ -243,7 +243,8 @@ fn filter(pairs: &[(&str, &[&str])]) -> TagFilter {
 fn read(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesData> {
     let mut r = s
         .query(q)
-        .unwrap_or_else(|e| panic!("query {q:?} failed: {e}"));
+        .unwrap_or_else(|e| panic!("query {q:?} failed: {e}"))
+        .expect_complete();
     r.retain(|d| !d.points.is_empty());
     r.sort_by(|a, b| a.key.cmp(&b.key));
     r
@@ -1160,6 +1161,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::read::Read;
     use crate::series::Value;
     use crate::storage::{HealthStatus, StorageStats};
 
@@ -1255,7 +1257,7 @@ mod tests {
             Ok(())
         }
 
-        fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
             let data = self.data.lock().unwrap();
             let mut out = Vec::new();
             let mut total = 0u64;
@@ -1296,7 +1298,7 @@ mod tests {
                     in_range,
                 });
             }
-            Ok(out)
+            Ok(Read::Complete(out))
         }
 
         fn series_keys(

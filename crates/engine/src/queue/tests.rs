@@ -50,8 +50,8 @@ impl Storage for Flaky {
         self.log.lock().push(Event::Write(batch.clone()));
         Ok(())
     }
-    fn query(&self, _: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        Ok(Vec::new())
+    fn query(&self, _: &SeriesQuery) -> Result<Read, StorageError> {
+        Ok(Read::Complete(Vec::new()))
     }
     fn series_keys(
         &self,
@@ -487,7 +487,8 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
             count_in_range: false,
             work_limit: None,
         })
-        .unwrap();
+        .unwrap()
+        .expect_complete();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].points,

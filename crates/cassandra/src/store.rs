@@ -44,8 +44,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesPoints,
-    SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, Value, WriteBatch,
+    DataType, DeleteRequest, HealthStatus, Order, Points, Read, SeriesData, SeriesKey,
+    SeriesPoints, SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, Value,
+    WriteBatch,
 };
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -859,10 +860,10 @@ impl<S: Session> Storage for CassandraStore<S> {
         Ok(())
     }
 
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         // Every read waits on the cluster: never on the caller's async worker.
         if q.work_limit.is_some() {
-            return Err(StorageError::WorkLimit);
+            return Ok(Read::OverWorkLimit);
         }
         let spec = self.ready()?;
         let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range, Freshness::Normal)?;
@@ -941,7 +942,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                 }
             }
         }
-        Ok(series
+        let series = series
             .into_iter()
             .filter(|(_, g)| !g.is_empty())
             .map(|(key, g)| {
@@ -961,7 +962,8 @@ impl<S: Session> Storage for CassandraStore<S> {
                     in_range,
                 }
             })
-            .collect())
+            .collect();
+        Ok(Read::Complete(series))
     }
 
     fn series_keys(

@@ -183,6 +183,7 @@ fn bench_query(c: &mut Criterion) {
         engine
             .query(&q)
             .unwrap()
+            .expect_complete()
             .iter()
             .map(|s| s.points.len() as u64)
             .sum::<u64>(),
@@ -208,7 +209,7 @@ fn bench_query(c: &mut Criterion) {
         range: TimeRange::new(start, start + 3_600_000 - 1),
         ..q
     };
-    let got = engine.query(&hour).unwrap();
+    let got = engine.query(&hour).unwrap().expect_complete();
     assert_eq!((got.len(), got[0].points.len()), (1, 360));
     let mut g = c.benchmark_group("query");
     g.throughput(Throughput::Elements(360));

@@ -77,8 +77,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kairosdb_model::{
-    DeleteRequest, HealthStatus, SeriesData, SeriesKey, SeriesQuery, Storage, StorageError,
-    StorageStats, TagFilter, TimeRange, WriteBatch,
+    DeleteRequest, HealthStatus, Read, SeriesKey, SeriesQuery, Storage, StorageError, StorageStats,
+    TagFilter, TimeRange, WriteBatch,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -340,7 +340,7 @@ impl Storage for Engine {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.with(|i| i.write(batch))
     }
-    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.with(|i| i.query(query))
     }
     fn series_keys(

@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, Gauge, HealthStatus, Points, SeriesData, SeriesKey, SeriesPoints,
+    DataType, DeleteRequest, Gauge, HealthStatus, Points, Read, SeriesKey, SeriesPoints,
     SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, WriteBatch,
 };
 use parking_lot::{Condvar, Mutex};
@@ -663,7 +663,7 @@ impl Storage for DeliveryQueue {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.shared.write(batch)
     }
-    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.shared.inner.query(query)
     }
     fn series_keys(

@@ -133,6 +133,20 @@ pub fn point(d: &Decoded, h: &BlockHeader, i: usize) -> Run {
     run
 }
 
+/// Why a read ended early: it reached its `SeriesQuery::work_limit` (not a failure:
+/// the engine answers `Read::OverWorkLimit`), or it failed.
+#[derive(Debug)]
+pub enum Stop {
+    OverWorkLimit,
+    Failed(StorageError),
+}
+
+impl From<StorageError> for Stop {
+    fn from(e: StorageError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
 /// Stored points one read has touched, held against its `SeriesQuery::work_limit`.
 #[derive(Debug)]
 pub struct Work {
@@ -148,16 +162,16 @@ impl Work {
         }
     }
 
-    /// Counts `points` more; fails once the total exceeds the limit.
-    pub fn add(&mut self, points: u64) -> Result<(), StorageError> {
+    /// Counts `points` more; stops the read once the total exceeds the limit.
+    pub fn add(&mut self, points: u64) -> Result<(), Stop> {
         self.done = self.done.saturating_add(points);
         self.fits(0)
     }
 
-    /// Fails when `points` more would exceed the limit (without counting them).
-    pub fn fits(&self, points: u64) -> Result<(), StorageError> {
+    /// Stops the read when `points` more would exceed the limit (without counting them).
+    pub fn fits(&self, points: u64) -> Result<(), Stop> {
         if self.done.saturating_add(points) > self.limit {
-            return Err(StorageError::WorkLimit);
+            return Err(Stop::OverWorkLimit);
         }
         Ok(())
     }
@@ -467,7 +481,7 @@ impl Sealed {
         now_secs: u64,
         d: &mut Decoded,
         work: &mut Work,
-    ) -> Result<Vec<Run>, StorageError> {
+    ) -> Result<Vec<Run>, Stop> {
         if summary.blocks == 0 || summary.max_ts < range.start || summary.min_ts > range.end {
             return Ok(Vec::new());
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairosdb_model::{
-    DataType, DeleteRequest, Order, Points, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
+    DataType, DeleteRequest, Order, Points, Read, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
     Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
@@ -76,7 +76,7 @@ fn query(metric: &str) -> SeriesQuery {
 }
 
 fn read(e: &Engine, q: &SeriesQuery) -> Vec<SeriesData> {
-    e.query(q).unwrap()
+    e.query(q).unwrap().expect_complete()
 }
 
 /// (ts, value) pairs of the only series returned.
@@ -250,8 +250,8 @@ fn reads_stop_at_their_work_limit_counting_whole_blocks_and_every_series() {
         ..q.clone()
     };
     let stops = |q: &SeriesQuery| match e.query(q) {
-        Err(StorageError::WorkLimit) => {}
-        other => panic!("expected WorkLimit, got {other:?}"),
+        Ok(Read::OverWorkLimit) => {}
+        other => panic!("expected OverWorkLimit, got {other:?}"),
     };
 
     // One point in range still decodes the whole block.

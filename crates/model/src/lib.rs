@@ -2,7 +2,8 @@
 //!
 //! * [`series`]: data types, values, tags and the canonical [`SeriesKey`].
 //! * [`batch`]: [`WriteBatch`], the columnar unit of ingest handed to storage.
-//! * [`read`]: [`SeriesQuery`] (what to read) and [`SeriesData`] (what comes back).
+//! * [`read`]: [`SeriesQuery`] (what to read) and [`Read`] of [`SeriesData`] (what comes
+//!   back).
 //! * [`request`] / [`result`]: a parsed query request and its result groups.
 //! * [`catalogue`]: what each aggregator and group-by is (one table), and the typed
 //!   specs a parsed query carries.
@@ -36,7 +37,9 @@ pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use metrics::{Gauge, Kind, Sample};
 #[cfg(feature = "test-suite")]
 pub use null_storage::NullStorage;
-pub use read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange};
+pub use read::{
+    DeleteRequest, Order, Read, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange,
+};
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};
 pub use series::{DataType, GroupType, SeriesKey, Tags, Value};

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use crate::batch::WriteBatch;
-use crate::read::{DeleteRequest, SeriesData, SeriesQuery, TagFilter, TimeRange};
+use crate::read::{DeleteRequest, Read, SeriesQuery, TagFilter, TimeRange};
 use crate::series::SeriesKey;
 use crate::storage::{HealthStatus, Storage, StorageError, StorageStats};
 
@@ -59,8 +59,8 @@ impl Storage for NullStorage {
         Ok(())
     }
 
-    fn query(&self, _: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
-        Ok(Vec::new())
+    fn query(&self, _: &SeriesQuery) -> Result<Read, StorageError> {
+        Ok(Read::Complete(Vec::new()))
     }
 
     fn series_keys(
@@ -126,7 +126,7 @@ mod tests {
 
     fn assert_empty(s: &NullStorage) {
         let q = SeriesQuery::new("m", TagFilter::default(), TimeRange::ALL);
-        assert_eq!(s.query(&q).unwrap(), Vec::new());
+        assert_eq!(s.query(&q).unwrap().expect_complete(), Vec::new());
         let keys = s.series_keys("m", &TagFilter::default(), TimeRange::ALL);
         assert_eq!(keys.unwrap(), Vec::new());
         assert_eq!(s.metric_names(None).unwrap(), Vec::<String>::new());

@@ -1,4 +1,5 @@
-//! What storage is asked to read ([`SeriesQuery`]) and what it returns ([`SeriesData`]).
+//! What storage is asked to read ([`SeriesQuery`]) and what it returns ([`Read`]: the
+//! [`SeriesData`], or that the read stopped at its work limit).
 //!
 //! Storage only selects series and time ranges; merging, grouping and
 //! aggregation happen above it in `kairosdb-query`, over the returned columns.
@@ -138,10 +139,10 @@ pub struct SeriesQuery {
     /// `max_points` then applies to the counted points, as if they had all been read.
     pub count_in_range: bool,
     /// Most stored points the read may touch (decoded block points, head points, a few
-    /// per series visited), also those outside `range`; above it the read stops with
-    /// [`crate::StorageError::WorkLimit`]. A server sets it to try a small read on its
+    /// per series visited), also those outside `range`; above it the read stops and
+    /// answers [`Read::OverWorkLimit`]. A server sets it to try a small read on its
     /// async worker and runs the read on a blocking thread when it stops. Backends whose
-    /// reads wait on the network refuse any read that sets it. None = unlimited.
+    /// reads wait on the network stop every read that sets it. None = unlimited.
     pub work_limit: Option<u64>,
 }
 
@@ -184,6 +185,34 @@ impl SeriesData {
             key: key.into(),
             points,
             in_range,
+        }
+    }
+}
+
+/// What a read returns when it does not fail.
+///
+/// Stopping at the work limit is not a failure, so it is not a `StorageError`: it only
+/// happens to a read that set [`SeriesQuery::work_limit`], and its caller answers it by
+/// reading again without the limit (on a thread that may block).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Read {
+    /// Every series that matched (in no particular order).
+    Complete(Vec<SeriesData>),
+    /// The read needs more work than its [`SeriesQuery::work_limit`] allows, or the
+    /// backend cannot read without blocking. Nothing was read to the end; read again
+    /// without the limit.
+    OverWorkLimit,
+}
+
+impl Read {
+    /// The series of a read that set no work limit.
+    ///
+    /// # Panics
+    /// On [`Read::OverWorkLimit`]: a read without a work limit never stops at one.
+    pub fn expect_complete(self) -> Vec<SeriesData> {
+        match self {
+            Read::Complete(series) => series,
+            Read::OverWorkLimit => panic!("BUG: a read stopped at a work limit it did not set"),
         }
     }
 }

@@ -2,11 +2,12 @@
 //! engine, Cassandra, cluster client). Grow the request structs, not the method list.
 //!
 //! Methods are synchronous; async servers call them from `spawn_blocking`, or on their
-//! worker for a read bounded by `SeriesQuery::work_limit`.
+//! worker for a read bounded by `SeriesQuery::work_limit` (which answers
+//! `Read::OverWorkLimit` instead of doing more work).
 
 use crate::batch::WriteBatch;
 pub use crate::metrics::StorageStats;
-use crate::read::{DeleteRequest, SeriesData, SeriesQuery, TagFilter, TimeRange};
+use crate::read::{DeleteRequest, Read, SeriesQuery, TagFilter, TimeRange};
 use crate::series::SeriesKey;
 
 /// Errors shaped by what the caller does next.
@@ -27,11 +28,6 @@ pub enum StorageError {
     /// A read matched more points than its `max_points` (HTTP 400 with KairosDB's text).
     #[error("Query exceeded limit of {limit} data points")]
     TooManyPoints { limit: u64 },
-    /// A read with a [`SeriesQuery::work_limit`](crate::SeriesQuery::work_limit) needed
-    /// more work than it allows, or the backend cannot read without blocking. Not an
-    /// answer: the caller runs the read again without the limit.
-    #[error("the read needs more work than its work_limit allows")]
-    WorkLimit,
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,
@@ -51,8 +47,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Durably writes a batch (see the backend's acknowledgement semantics).
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError>;
 
-    /// Reads the series of one metric that match the filter.
-    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError>;
+    /// Reads the series of one metric that match the filter, or stops at the query's
+    /// `work_limit` with [`Read::OverWorkLimit`].
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError>;
 
     /// Series keys of `metric` matching `filter` that have data overlapping `range`
     /// (answered from the index where possible; used by `/datapoints/query/tags`).

@@ -212,7 +212,8 @@ fn query(metric: &str) -> SeriesQuery {
 fn read(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesData> {
     let mut r = s
         .query(q)
-        .unwrap_or_else(|e| panic!("query {q:?} failed: {e}"));
+        .unwrap_or_else(|e| panic!("query {q:?} failed: {e}"))
+        .expect_complete();
     r.retain(|d| !d.points.is_empty());
     r.sort_by(|a, b| a.key.cmp(&b.key));
     r
@@ -1147,6 +1148,7 @@ mod tests {
 
     use super::*;
     use crate::null_storage::NullStorage;
+    use crate::read::Read;
     use crate::read::TagMatcher;
     use crate::series::Value;
     use crate::storage::{HealthStatus, StorageStats};
@@ -1246,7 +1248,7 @@ mod tests {
             Ok(())
         }
 
-        fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+        fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
             let data = self.data.lock().unwrap();
             let mut out = Vec::new();
             let mut total = 0u64;
@@ -1287,7 +1289,7 @@ mod tests {
                     in_range,
                 });
             }
-            Ok(out)
+            Ok(Read::Complete(out))
         }
 
         fn series_keys(

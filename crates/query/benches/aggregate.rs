@@ -55,8 +55,8 @@ impl Storage for NoStorage {
     fn query(
         &self,
         _: &kairosdb_model::SeriesQuery,
-    ) -> Result<Vec<kairosdb_model::SeriesData>, kairosdb_model::StorageError> {
-        Ok(Vec::new())
+    ) -> Result<kairosdb_model::Read, kairosdb_model::StorageError> {
+        Ok(kairosdb_model::Read::Complete(Vec::new()))
     }
     fn series_keys(
         &self,

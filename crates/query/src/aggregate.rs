@@ -15,7 +15,7 @@ use kairosdb_model::{
 use crate::column::{self, numbers};
 use crate::range::Range;
 use crate::time::{self, Unit, Zone};
-use crate::{Context, QueryError};
+use crate::{Context, QueryError, Stop};
 
 /// One group's points in stream order, and its current group type (`number` / `text`).
 #[derive(Clone, Debug, PartialEq)]
@@ -270,14 +270,15 @@ impl Aggregator {
         ctx: &Context,
         storage: &dyn Storage,
         group: &GroupInfo,
-    ) -> Result<Stream, QueryError> {
+    ) -> Result<Stream, Stop> {
         let out = |ts: Vec<i64>, values: Vec<f64>| Stream {
             ts,
             values: OutColumn::Double(values),
             group_type: GroupType::Number,
         };
-        match self {
-            Aggregator::Range(r) => r.apply(s, ctx),
+        let applied = match self {
+            // Only a range aggregator (`gaps`) may stop at the work limit.
+            Aggregator::Range(r) => return r.apply(s, ctx),
             Aggregator::Diff => {
                 let v = numbers(&s.values)?;
                 let n = v.len().saturating_sub(1);
@@ -350,7 +351,8 @@ impl Aggregator {
                 save.write(&s, storage, group)?;
                 Ok(s)
             }
-        }
+        };
+        Ok(applied?)
     }
 }
 

@@ -14,7 +14,8 @@
 //!    [`range`], calendar arithmetic in [`time`]), skipping numeric aggregators on text;
 //! 8. emit one [`ResultGroup`] per non-empty group.
 //!
-//! Fixed surface: [`execute`], [`Context`], [`Budget`], [`QueryError`].
+//! Fixed surface: [`execute`] (its answer an [`Executed`]), [`Context`], [`Budget`],
+//! [`QueryError`].
 
 mod aggregate;
 mod column;
@@ -30,8 +31,8 @@ use std::time::Instant;
 
 use kairosdb_model::catalogue::AggregatorSpec;
 use kairosdb_model::{
-    GroupByResult, GroupType, MetricQuery, Order, QueryResult, ResultGroup, SeriesQuery, Storage,
-    StorageError, TimeRange,
+    GroupByResult, GroupType, MetricQuery, Order, QueryResult, Read, ResultGroup, SeriesQuery,
+    Storage, StorageError, TimeRange,
 };
 
 use aggregate::{Aggregator, GroupInfo, Stream};
@@ -54,6 +55,56 @@ pub enum QueryError {
     Cancelled,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// What [`execute`] returns when the query does not fail.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Executed {
+    /// The metric query ran to the end.
+    Complete(QueryResult),
+    /// The query needs more work than [`Budget::work_limit`] allows (or reads a backend
+    /// that cannot read without blocking, or writes): nothing is answered; run it again
+    /// without the limit.
+    OverWorkLimit,
+}
+
+impl Executed {
+    /// The result of a query run without a work limit.
+    ///
+    /// # Panics
+    /// On [`Executed::OverWorkLimit`]: a query without a work limit never stops at one.
+    pub fn expect_complete(self) -> QueryResult {
+        match self {
+            Executed::Complete(result) => result,
+            Executed::OverWorkLimit => {
+                panic!("BUG: a query stopped at a work limit it did not set")
+            }
+        }
+    }
+}
+
+/// Why a query ended early inside this crate: it reached [`Budget::work_limit`] (not a
+/// failure: [`execute`] answers [`Executed::OverWorkLimit`]), or it failed.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    OverWorkLimit,
+    Failed(QueryError),
+}
+
+impl From<QueryError> for Stop {
+    fn from(e: QueryError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl Stop {
+    /// The failure that stopped a run without a work limit (which never stops at one).
+    pub(crate) fn into_failure(self) -> QueryError {
+        match self {
+            Stop::Failed(e) => e,
+            Stop::OverWorkLimit => unreachable!("BUG: stopped at a work limit of None"),
+        }
+    }
 }
 
 /// Request-wide inputs of one metric query.
@@ -81,9 +132,9 @@ pub struct Budget {
     pub cancelled: Option<Arc<AtomicBool>>,
     /// Most work this attempt may do, in stored points: passed to the read as
     /// [`SeriesQuery::work_limit`] and held against points produced beyond those read
-    /// (`gaps`). Above it the query stops with `QueryError::Storage(StorageError::WorkLimit)`
-    /// and the caller runs it again without the limit; a query that writes (`save_as`)
-    /// stops so before it reads. None = unlimited.
+    /// (`gaps`). Above it [`execute`] answers [`Executed::OverWorkLimit`] and the caller
+    /// runs the query again without the limit; a query that writes (`save_as`) stops so
+    /// before it reads. None = unlimited.
     pub work_limit: Option<u64>,
 }
 
@@ -113,18 +164,18 @@ impl Budget {
         Ok(())
     }
 
-    /// Fails with `StorageError::WorkLimit` when producing `points` would exceed the
-    /// [`Budget::work_limit`].
-    pub fn check_work(&self, points: u64) -> Result<(), QueryError> {
+    /// Stops the query when producing `points` would exceed the [`Budget::work_limit`].
+    pub(crate) fn check_work(&self, points: u64) -> Result<(), Stop> {
         match self.work_limit {
-            Some(limit) if points > limit => Err(QueryError::Storage(StorageError::WorkLimit)),
+            Some(limit) if points > limit => Err(Stop::OverWorkLimit),
             _ => Ok(()),
         }
     }
 }
 
 /// Runs one metric query of a request and returns its result (`sample_size` and the
-/// result groups).
+/// result groups), or [`Executed::OverWorkLimit`] when it needs more work than
+/// `ctx.budget.work_limit`.
 ///
 /// Groups without points are omitted, as KairosDB does since 2022 (spec §14.1), so a
 /// query that matches nothing answers `"results":[]`.
@@ -132,7 +183,17 @@ pub fn execute(
     storage: &dyn Storage,
     ctx: &Context,
     query: &MetricQuery,
-) -> Result<QueryResult, QueryError> {
+) -> Result<Executed, QueryError> {
+    match run(storage, ctx, query) {
+        Ok(result) => Ok(Executed::Complete(result)),
+        Err(Stop::OverWorkLimit) => Ok(Executed::OverWorkLimit),
+        Err(Stop::Failed(e)) => Err(e),
+    }
+}
+
+/// [`execute`], with stopping at the work limit carried by `?` as [`Stop::OverWorkLimit`]
+/// from wherever it happens (the read, `gaps`, `save_as`).
+fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<QueryResult, Stop> {
     // Everything that can be refused is refused before reading.
     let group_bys: Vec<GroupBy> = query
         .group_bys
@@ -147,7 +208,7 @@ pub fn execute(
     // A work-limited attempt runs where it must not block: a query that writes
     // (`save_as`) stops before reading, to run again without the limit.
     if ctx.budget.work_limit.is_some() && aggregators.iter().any(Aggregator::writes) {
-        return Err(QueryError::Storage(StorageError::WorkLimit));
+        return Err(Stop::OverWorkLimit);
     }
 
     // `first`/`last` over the whole range as one bucket: storage returns each series'
@@ -157,7 +218,7 @@ pub fn execute(
         .first()
         .filter(|_| plain)
         .and_then(|a| a.edge_order(ctx));
-    let series = storage
+    let read = storage
         .query(&SeriesQuery {
             metric: query.name.clone(),
             filter: query.filter.clone(),
@@ -172,6 +233,9 @@ pub fn execute(
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),
             e => QueryError::Storage(e),
         })?;
+    let Read::Complete(series) = read else {
+        return Err(Stop::OverWorkLimit);
+    };
     let sample_size = series.iter().map(|s| s.in_range).sum();
     ctx.budget.check(sample_size)?;
     if sample_size > 0 {
@@ -283,7 +347,8 @@ fn take_last<T: Clone>(slot: &mut Option<T>, last: bool) -> Option<T> {
 
 /// Runs an aggregator chain (as in [`MetricQuery::aggregators`])
 /// over one stream of points outside a query: benchmarks, and later the cluster router
-/// re-aggregating partial results. `save_as` writes to `storage`.
+/// re-aggregating partial results. `save_as` writes to `storage`. There is no second
+/// attempt to hand the work to here, so `ctx.budget.work_limit` does not apply.
 pub fn aggregate(
     storage: &dyn Storage,
     ctx: &Context,
@@ -291,6 +356,14 @@ pub fn aggregate(
     ts: Vec<i64>,
     values: kairosdb_model::OutColumn,
 ) -> Result<(Vec<i64>, kairosdb_model::OutColumn), QueryError> {
+    let budget = Budget {
+        work_limit: None,
+        ..ctx.budget.clone()
+    };
+    let ctx = &Context {
+        budget: &budget,
+        ..ctx.clone()
+    };
     let group_type = match values {
         kairosdb_model::OutColumn::Text(_) | kairosdb_model::OutColumn::TextOrNull(_) => {
             GroupType::Text
@@ -311,7 +384,9 @@ pub fn aggregate(
     for spec in aggregators {
         let a = Aggregator::new(spec, ctx)?;
         if a.accepts(s.group_type) {
-            s = a.apply(s, ctx, storage, &info)?;
+            s = a
+                .apply(s, ctx, storage, &info)
+                .map_err(Stop::into_failure)?;
         }
     }
     Ok((s.ts, s.values))

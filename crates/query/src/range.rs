@@ -18,7 +18,7 @@ use kairosdb_protocol::response::java_double_string;
 use crate::aggregate::Stream;
 use crate::column::{self, numbers};
 use crate::time::{Buckets, Unit, Zone};
-use crate::{Context, QueryError};
+use crate::{Context, QueryError, Stop};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Range {
@@ -70,7 +70,7 @@ impl Range {
         }
     }
 
-    pub(crate) fn apply(&self, s: Stream, ctx: &Context) -> Result<Stream, QueryError> {
+    pub(crate) fn apply(&self, s: Stream, ctx: &Context) -> Result<Stream, Stop> {
         // Only `gaps` without `trim` has something to say about an empty group.
         if s.ts.is_empty() && (self.kind != RangeKind::Gaps || self.trim) {
             return Ok(s);
@@ -117,7 +117,7 @@ impl Range {
                     group_type,
                 });
             }
-            RangeKind::LeastSquares => return self.least_squares(s, &buckets, ctx),
+            RangeKind::LeastSquares => return Ok(self.least_squares(s, &buckets, ctx)?),
             _ => numbers(&s.values)?,
         };
         let v: &[f64] = &values;
@@ -152,7 +152,7 @@ impl Range {
             out.push(x);
         })?;
         if let Some(e) = failure {
-            return Err(e);
+            return Err(e.into());
         }
         Ok(Stream {
             ts,
@@ -311,7 +311,7 @@ impl Range {
     /// Exhaustive mode: every bucket from the query start (or, with `trim`, from the
     /// first point) to the bucket starting at or before `min(end, now)` (with `trim`, to
     /// the last point); points pass unchanged, an empty bucket gives a null at its start.
-    fn gaps(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, QueryError> {
+    fn gaps(&self, s: Stream, buckets: &Buckets, ctx: &Context) -> Result<Stream, Stop> {
         let n = s.ts.len();
         // Refuse absurd bucket counts before allocating (e.g. 1 ms over years).
         if let Some(w) = buckets.fixed_width() {

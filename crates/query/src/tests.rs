@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use kairosdb_model::*;
 
-use crate::{execute, Budget, Context, QueryError};
+use crate::{execute, Budget, Context, Executed, QueryError};
 
 /// The aggregator a JSON object asks for, checked as a query's would be.
 pub(crate) fn agg(json: &str) -> catalogue::AggregatorSpec {
@@ -26,7 +26,7 @@ fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
         now_ms: 0,
         budget: &budget,
     };
-    execute(&store(), &ctx, q)
+    execute(&store(), &ctx, q).map(Executed::expect_complete)
 }
 
 /// How [`Fixed`] answers a [`SeriesQuery`].
@@ -103,7 +103,7 @@ impl Storage for Fixed {
     fn write(&self, _: &WriteBatch) -> Result<(), StorageError> {
         Err(StorageError::Internal("read-only".into()))
     }
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.seen.lock().expect("not poisoned").push(q.clone());
         let mut out = Vec::new();
         let mut total = 0u64;
@@ -138,7 +138,7 @@ impl Storage for Fixed {
             }
             out.push(d);
         }
-        Ok(out)
+        Ok(Read::Complete(out))
     }
     fn series_keys(
         &self,

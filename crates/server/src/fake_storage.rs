@@ -2,16 +2,16 @@
 //! records writes, can fail the next writes with given errors, and reports a set health.
 //! Reads return one series of `points_per_series` points per metric, are logged, can be
 //! held up by a hook (to script slow or blocked reads) and count how many run at once.
-//! Reads with a work limit are refused unless `reads_inline` is set. Tests that need none
-//! of this use `kairosdb_model::NullStorage`.
+//! Reads with a work limit stop at it (`Read::OverWorkLimit`) unless `reads_inline` is set.
+//! Tests that need none of this use `kairosdb_model::NullStorage`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use kairosdb_model::{
-    DataType, DeleteRequest, HealthStatus, NullStorage, Points, SeriesData, SeriesKey, SeriesQuery,
-    Storage, StorageError, StorageStats, TagFilter, Tags, TimeRange, WriteBatch,
+    DataType, DeleteRequest, HealthStatus, NullStorage, Points, Read, SeriesData, SeriesKey,
+    SeriesQuery, Storage, StorageError, StorageStats, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
 /// Called at the start of every `query()`, on the querying thread.
@@ -43,8 +43,8 @@ pub struct FakeStorage {
     /// Reads that have returned.
     pub reads_done: AtomicUsize,
     /// Whether reads with a `work_limit` are answered (as the embedded engine answers
-    /// small ones) or all stop with `WorkLimit` (as a backend that reads over the network
-    /// refuses them).
+    /// small ones) or all stop with `Read::OverWorkLimit` (as a backend that reads over
+    /// the network stops them).
     pub reads_inline: bool,
     /// Reads of these metrics need more work than any `work_limit` allows.
     pub heavy_metrics: Vec<&'static str>,
@@ -97,12 +97,12 @@ impl Storage for FakeStorage {
         self.written.lock().unwrap().push(batch.clone());
         Ok(())
     }
-    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         if query.work_limit.is_some()
             && (!self.reads_inline || self.heavy_metrics.contains(&query.metric.as_str()))
         {
             self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(StorageError::WorkLimit);
+            return Ok(Read::OverWorkLimit);
         }
         self.work_limits.lock().unwrap().push(query.work_limit);
         self.queries.lock().unwrap().push(query.metric.clone());
@@ -120,7 +120,7 @@ impl Storage for FakeStorage {
             )));
         }
         if self.points_per_series == 0 {
-            return Ok(Vec::new());
+            return Ok(Read::Complete(Vec::new()));
         }
         let n = self.points_per_series as i64;
         let tags = Tags::from_pairs([("host", "a")]);
@@ -129,15 +129,17 @@ impl Storage for FakeStorage {
             values[i] = f64::NAN;
             let key = SeriesKey::new(query.metric.clone(), DataType::Double, tags);
             let ts = (1..=n).collect();
-            return Ok(vec![SeriesData::new(key, Points::Double { ts, values })]);
+            let series = SeriesData::new(key, Points::Double { ts, values });
+            return Ok(Read::Complete(vec![series]));
         }
-        Ok(vec![SeriesData::new(
+        let series = SeriesData::new(
             SeriesKey::new(query.metric.clone(), DataType::Long, tags),
             Points::Long {
                 ts: (1..=n).collect(),
                 values: (1..=n).collect(),
             },
-        )])
+        );
+        Ok(Read::Complete(vec![series]))
     }
     fn series_keys(
         &self,

@@ -27,7 +27,8 @@
 //! reads that run at the same time into one storage read, which is KairosDB's "an
 //! identical running query waits for the first" (spec §4.4 step 1) for free.
 //!
-//! Not here: the HTTP response is never cached, and failed reads are never cached.
+//! Not here: the HTTP response is never cached, and failed reads (or reads stopped at
+//! their work limit) are never cached.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +36,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairosdb_model::{
-    DeleteRequest, Gauge, HealthStatus, Order, Points, SeriesData, SeriesKey, SeriesQuery, Storage,
-    StorageError, StorageStats, TagFilter, TagMatcher, TimeRange, WriteBatch,
+    DeleteRequest, Gauge, HealthStatus, Order, Points, Read, SeriesData, SeriesKey, SeriesQuery,
+    Storage, StorageError, StorageStats, TagFilter, TagMatcher, TimeRange, WriteBatch,
 };
 
 /// Where "now" comes from; tests inject a clock they can move.
@@ -80,6 +81,12 @@ const GAUGES: &[Gauge<QueryCache>] = &[
 struct Entry {
     loaded: Instant,
     series: Vec<SeriesData>,
+}
+
+/// Why a storage read left nothing to cache.
+enum NotLoaded {
+    Failed(StorageError),
+    OverWorkLimit,
 }
 
 /// Everything that selects the points of a read. The tag filter is sorted (names, then
@@ -192,37 +199,45 @@ impl QueryCache {
         inner: &dyn Storage,
         query: &SeriesQuery,
         max_age: Duration,
-    ) -> Result<Vec<SeriesData>, StorageError> {
+    ) -> Result<Read, StorageError> {
         let key = Key::new(self.generation.load(Ordering::Acquire), query);
         if let Some(entry) = self.entries.get(&key) {
             if (self.clock)().saturating_duration_since(entry.loaded) < max_age {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(entry.series.clone());
+                return Ok(Read::Complete(entry.series.clone()));
             }
             // Too old for this request (another request may accept it, but the fresh read
             // is at least as good for that one too).
             self.entries.invalidate(&key);
         }
         let mut loaded_here = false;
-        let entry = self
-            .entries
-            .try_get_with(key, || {
-                loaded_here = true;
-                inner.query(query).map(|series| {
-                    Arc::new(Entry {
-                        loaded: (self.clock)(),
-                        series,
-                    })
-                })
-            })
-            .map_err(|e| copy_error(&e))?;
+        let loaded = self.entries.try_get_with(key, || {
+            loaded_here = true;
+            match inner.query(query) {
+                Ok(Read::Complete(series)) => Ok(Arc::new(Entry {
+                    loaded: (self.clock)(),
+                    series,
+                })),
+                Ok(Read::OverWorkLimit) => Err(NotLoaded::OverWorkLimit),
+                Err(e) => Err(NotLoaded::Failed(e)),
+            }
+        });
+        let entry = match loaded {
+            Ok(entry) => entry,
+            Err(not_loaded) => {
+                return match &*not_loaded {
+                    NotLoaded::Failed(e) => Err(copy_error(e)),
+                    NotLoaded::OverWorkLimit => Ok(Read::OverWorkLimit),
+                }
+            }
+        };
         let counter = if loaded_here {
             &self.counters.misses
         } else {
             &self.counters.hits
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(entry.series.clone())
+        Ok(Read::Complete(entry.series.clone()))
     }
 
     /// Forgets every cached read (after a delete).
@@ -251,7 +266,6 @@ fn copy_error(e: &StorageError) -> StorageError {
         StorageError::Poisoned(m) => StorageError::Poisoned(m.clone()),
         StorageError::Corruption(m) => StorageError::Corruption(m.clone()),
         StorageError::Closed => StorageError::Closed,
-        StorageError::WorkLimit => StorageError::WorkLimit,
         StorageError::TooManyPoints { limit } => StorageError::TooManyPoints { limit: *limit },
         StorageError::Internal(m) => StorageError::Internal(m.clone()),
     }
@@ -281,7 +295,7 @@ impl Storage for CachedStorage {
         self.inner.write(batch)
     }
 
-    fn query(&self, query: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.cache.query(&*self.inner, query, self.max_age)
     }
 
@@ -358,6 +372,7 @@ mod tests {
         let cache = QueryCache::new(1 << 20);
         let first = cache.query(&*inner, &read("m"), MINUTE).unwrap();
         let second = cache.query(&*inner, &read("m"), MINUTE).unwrap();
+        let (first, second) = (first.expect_complete(), second.expect_complete());
         assert_eq!(first, second);
         assert_eq!(first[0].points.len(), 3);
         assert_eq!(inner.queried(), vec!["m"]);
@@ -451,7 +466,7 @@ mod tests {
     #[test]
     fn the_byte_bound_evicts() {
         let inner = storage(1000); // about 16 KB per read
-        let one = series_bytes(&inner.query(&read("x")).unwrap()) as u64;
+        let one = series_bytes(&inner.query(&read("x")).unwrap().expect_complete()) as u64;
         assert!(one > 16_000, "{one}");
         let cache = QueryCache::new(one * 5 / 2);
         for i in 0..20 {
@@ -469,7 +484,9 @@ mod tests {
         // A read bigger than the whole cache is answered, just not kept.
         let tiny = QueryCache::new(100);
         assert_eq!(
-            tiny.query(&*inner, &read("big"), MINUTE).unwrap()[0]
+            tiny.query(&*inner, &read("big"), MINUTE)
+                .unwrap()
+                .expect_complete()[0]
                 .points
                 .len(),
             1000
@@ -526,5 +543,24 @@ mod tests {
             );
         }
         assert_eq!(inner.queried().len(), 2);
+    }
+
+    #[test]
+    fn reads_stopped_at_their_work_limit_are_not_cached() {
+        // FakeStorage stops every read that has a work limit.
+        let inner = storage(3);
+        let cache = QueryCache::new(1 << 20);
+        let limited = SeriesQuery {
+            work_limit: Some(u64::MAX),
+            ..read("m")
+        };
+        for _ in 0..2 {
+            let r = cache.query(&*inner, &limited, MINUTE);
+            assert!(matches!(r, Ok(Read::OverWorkLimit)), "{r:?}");
+        }
+        assert_eq!(inner.refused.load(Ordering::SeqCst), 2);
+        let r = cache.query(&*inner, &read("m"), MINUTE).unwrap();
+        assert_eq!(r.expect_complete()[0].points.len(), 3);
+        assert_eq!(inner.queried(), vec!["m"]);
     }
 }

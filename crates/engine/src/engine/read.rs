@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 
 use kairosdb_model::{
-    Order, SeriesData, SeriesKey, SeriesQuery, StorageError, TagFilter, TimeRange,
+    Order, Read, SeriesData, SeriesKey, SeriesQuery, StorageError, TagFilter, TimeRange,
 };
 
 use super::{secs, Inner};
@@ -18,7 +18,7 @@ use crate::block::Decoded;
 use crate::column::{merge_runs, Col, Run};
 use crate::head::HeadEdge;
 use crate::index::SeriesEntry;
-use crate::sealed::{self, Work};
+use crate::sealed::{self, Stop, Work};
 use crate::store::BlockSummary;
 
 /// What reading one series costs a read's `work_limit` besides its points, in stored
@@ -38,7 +38,17 @@ struct Plan {
 }
 
 impl Inner {
-    pub fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    /// The series `q` selects, or [`Read::OverWorkLimit`] when reading them needs more
+    /// work than its `work_limit`.
+    pub fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
+        match self.read_query(q) {
+            Ok(series) => Ok(Read::Complete(series)),
+            Err(Stop::OverWorkLimit) => Ok(Read::OverWorkLimit),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    fn read_query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, Stop> {
         self.check_open()?;
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
         let now_s = secs(self.now_ms());
@@ -89,7 +99,7 @@ impl Inner {
                 .fetch_add(run.len() as u64, Ordering::Relaxed);
             total += in_range;
             if let Some(limit) = q.max_points.filter(|&l| total > l) {
-                return Err(StorageError::TooManyPoints { limit });
+                return Err(StorageError::TooManyPoints { limit }.into());
             }
             out.push(SeriesData {
                 key: e.key.clone(),
@@ -110,7 +120,7 @@ impl Inner {
         plan: &Plan,
         d: &mut Decoded,
         work: &mut Work,
-    ) -> Result<(u64, Run), StorageError> {
+    ) -> Result<(u64, Run), Stop> {
         if plan.edge {
             d.ts.clear();
             let found = self.read_edge(e, q.range, plan.now_s, q.order, plan.blocks_alive, d)?;
@@ -142,7 +152,7 @@ impl Inner {
         now_s: u64,
         d: &mut Decoded,
         work: &mut Work,
-    ) -> Result<Run, StorageError> {
+    ) -> Result<Run, Stop> {
         let head_runs = self.head.snapshot(e.id, range, now_s);
         work.add(head_runs.iter().map(|r| r.len() as u64).sum())?;
         let mut summary = *e.summary.lock();

@@ -60,7 +60,7 @@ impl Storage for Flaky {
         self.log.lock().push(Event::Write(batch.clone()));
         Ok(())
     }
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.null.query(q)
     }
     fn series_keys(
@@ -484,7 +484,8 @@ fn redelivery_into_the_engine_is_idempotent_and_reads_pass_through() {
             TagFilter::default(),
             TimeRange::ALL,
         ))
-        .unwrap();
+        .unwrap()
+        .expect_complete();
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].points,

@@ -15,7 +15,7 @@ use super::agg;
 
 use super::Fixed;
 use crate::aggregate::{Aggregator, GroupInfo, Stream};
-use crate::{execute, Budget, Context, QueryError};
+use crate::{execute, Budget, Context, QueryError, Stop};
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared with `range_vectors` and `group_bys`.
@@ -174,7 +174,7 @@ impl Storage for Recorder {
             .push(batch.clone());
         Ok(())
     }
-    fn query(&self, q: &SeriesQuery) -> Result<Vec<SeriesData>, StorageError> {
+    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.data.query(q)
     }
     fn series_keys(
@@ -275,7 +275,9 @@ impl Q {
                 .map_err(|e| QueryError::Invalid(e.message().to_owned()))?;
             let a = Aggregator::new(&spec, &ctx)?;
             if a.accepts(s.group_type) {
-                s = a.apply(s, &ctx, storage, info)?;
+                s = a
+                    .apply(s, &ctx, storage, info)
+                    .map_err(Stop::into_failure)?;
             }
         }
         Ok(s)
@@ -1533,7 +1535,7 @@ fn save_as_in_a_query_with_tag_group_by() {
         now_ms: 100,
         budget: &budget,
     };
-    let r = execute(&storage, &ctx, &q).unwrap();
+    let r = execute(&storage, &ctx, &q).unwrap().expect_complete();
     assert_eq!(r.results.len(), 2);
     let written = storage.written();
     let got: Vec<(Tags, Points)> = written
@@ -1800,7 +1802,7 @@ fn execute_chains_aggregators_in_json_order() {
         now_ms: 100,
         budget: &budget,
     };
-    let r = execute(&store, &ctx, &q).unwrap();
+    let r = execute(&store, &ctx, &q).unwrap().expect_complete();
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![0]);
@@ -1840,7 +1842,7 @@ fn execute_gaps_on_no_data_returns_nulls() {
         now_ms: 100,
         budget: &budget,
     };
-    let r = execute(&store, &ctx, &q).unwrap();
+    let r = execute(&store, &ctx, &q).unwrap().expect_complete();
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![1, 2, 3]);
     assert!(r.results[0].group_by.is_empty());

@@ -260,7 +260,7 @@ fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
         now_ms: 1000,
         budget: &budget,
     };
-    execute(store, &ctx, q).unwrap()
+    execute(store, &ctx, q).unwrap().expect_complete()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use kairosdb_model::*;
 use super::{agg, group_by};
 
 use super::{Fixed, Mode};
-use crate::{execute, Budget, Context, QueryError};
+use crate::{execute, Budget, Context, Executed, QueryError};
 
 fn run(
     store: &Fixed,
@@ -22,6 +22,17 @@ fn run(
     budget: &Budget,
     q: &MetricQuery,
 ) -> Result<QueryResult, QueryError> {
+    attempt(store, range, time_zone, budget, q).map(Executed::expect_complete)
+}
+
+/// [`run`], answering [`Executed::OverWorkLimit`] where the budget's work limit stops it.
+fn attempt(
+    store: &Fixed,
+    range: TimeRange,
+    time_zone: Option<&str>,
+    budget: &Budget,
+    q: &MetricQuery,
+) -> Result<Executed, QueryError> {
     let ctx = Context {
         range,
         time_zone,
@@ -701,9 +712,9 @@ fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
     // 1,000 one-millisecond buckets, nearly all of them nulls.
     let gaps = r#"{"name":"gaps","sampling":{"value":1,"unit":"milliseconds"}}"#;
     let store = Fixed::with_mode(fixed_series(), Mode::Honour);
-    match run(&store, range, None, &limited(500), &mq(&[gaps])) {
-        Err(QueryError::Storage(StorageError::WorkLimit)) => {}
-        other => panic!("expected WorkLimit, got {other:?}"),
+    match attempt(&store, range, None, &limited(500), &mq(&[gaps])) {
+        Ok(Executed::OverWorkLimit) => {}
+        other => panic!("expected OverWorkLimit, got {other:?}"),
     }
     let r = run(&store, range, None, &limited(5_000), &mq(&[gaps])).expect("gaps runs");
     assert!(r.results[0].ts.len() >= 1_000, "{}", r.results[0].ts.len());
@@ -711,9 +722,9 @@ fn work_limit_reaches_the_read_and_bounds_what_gaps_produces() {
     // A query that writes never runs under a work limit: it stops before reading.
     let save = r#"{"name":"save_as","metric_name":"copy"}"#;
     let store = Fixed::with_mode(fixed_series(), Mode::Honour);
-    match run(&store, range, None, &limited(u64::MAX), &mq(&[save])) {
-        Err(QueryError::Storage(StorageError::WorkLimit)) => {}
-        other => panic!("expected WorkLimit, got {other:?}"),
+    match attempt(&store, range, None, &limited(u64::MAX), &mq(&[save])) {
+        Ok(Executed::OverWorkLimit) => {}
+        other => panic!("expected OverWorkLimit, got {other:?}"),
     }
     assert!(store.queries().is_empty());
     // Without the limit it reads, then writes (which this read-only double refuses).

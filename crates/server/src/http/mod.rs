@@ -367,8 +367,6 @@ impl From<StorageError> for ApiError {
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             },
             StorageError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-            // query.rs runs a read that stopped at its work limit again without one.
-            StorageError::WorkLimit => ApiError::internal(format!("BUG: {message}")),
             StorageError::Poisoned(_) | StorageError::Corruption(_) | StorageError::Internal(_) => {
                 ApiError::internal(message)
             }

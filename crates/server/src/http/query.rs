@@ -33,12 +33,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use tokio::task::JoinSet;
 
-use kairosdb_model::{
-    DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage, StorageError,
-};
+use kairosdb_model::{DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
 use kairosdb_protocol::query::parse_query_request;
 use kairosdb_protocol::response::{join_query_results, write_query_result, write_tags_response};
-use kairosdb_query::{Budget, QueryError};
+use kairosdb_query::{Budget, Executed, QueryError};
 
 use super::body;
 use super::{blocking, json_response, now_ms, ApiError, AppState, State};
@@ -50,7 +48,8 @@ const INLINE_BODY_BYTES: usize = 16 * 1024;
 
 /// A metric query is first tried on the async worker with this work limit (stored points
 /// decoded or produced, see `SeriesQuery::work_limit`): about 0.1 ms of decoding and
-/// aggregation. A query that needs more stops at the limit and runs on the blocking pool.
+/// aggregation. A query that needs more stops at the limit (`Executed::OverWorkLimit`)
+/// and runs on the blocking pool.
 const INLINE_WORK_POINTS: u64 = 32 * 1024;
 
 /// The metric queries of one request stop being tried on the async worker once they have
@@ -221,9 +220,11 @@ struct RequestContext {
 }
 
 impl RequestContext {
-    /// One metric query, on a blocking thread that holds a query slot.
+    /// One metric query, on a blocking thread that holds a query slot (without a work
+    /// limit, so it runs to the end).
     fn run(&self, metric: &MetricQuery) -> Result<QueryResult, QueryError> {
         self.run_within(metric, &self.budget)
+            .map(Executed::expect_complete)
     }
 
     /// One metric query on the async worker: `Ok(None)` when it needs more work than
@@ -234,14 +235,13 @@ impl RequestContext {
             work_limit: Some(INLINE_WORK_POINTS),
             ..self.budget.clone()
         };
-        match self.run_within(metric, &budget) {
-            Ok(result) => Ok(Some(result)),
-            Err(QueryError::Storage(StorageError::WorkLimit)) => Ok(None),
-            Err(e) => Err(e),
+        match self.run_within(metric, &budget)? {
+            Executed::Complete(result) => Ok(Some(result)),
+            Executed::OverWorkLimit => Ok(None),
         }
     }
 
-    fn run_within(&self, metric: &MetricQuery, budget: &Budget) -> Result<QueryResult, QueryError> {
+    fn run_within(&self, metric: &MetricQuery, budget: &Budget) -> Result<Executed, QueryError> {
         // A request that was cancelled or ran out of time while this query waited for its
         // slot does not start it.
         budget.check(0)?;

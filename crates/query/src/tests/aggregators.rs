@@ -7,15 +7,16 @@
 //! type before aggregation (§4.4 step 4) and a column holds numbers or strings, so those
 //! vectors are checked on their number half and their text half separately.
 
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use kairosdb_model::*;
 
 use super::agg;
 
-use super::Fixed;
+use super::{execute_at, Fixed};
 use crate::aggregate::{Aggregator, GroupInfo, Stream};
-use crate::{execute, Budget, Context, QueryError};
+use crate::{Budget, Context, QueryError};
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared with `range_vectors` and `group_bys`.
@@ -140,6 +141,15 @@ pub(super) fn assert_pairs_close(actual: &[(i64, f64)], expected: &[(i64, f64)],
     for (a, e) in actual.iter().zip(expected) {
         assert_eq!(a.0, e.0, "{actual:?} vs {expected:?}");
         assert_close(a.1, e.1, tolerance);
+    }
+}
+
+/// The message of a run-time failure (`QueryError::Failed`), to compare with KairosDB's;
+/// any other outcome reads "not a failure: …", which no expected message equals.
+fn failure<T: Debug>(r: Result<T, QueryError>) -> String {
+    match r {
+        Err(QueryError::Failed(m)) => m,
+        other => format!("not a failure: {other:?}"),
     }
 }
 
@@ -578,11 +588,8 @@ fn percentile_outside_zero_one_fails_at_run_time() {
         ("1.00001", "1.00001 is not in [0..1]"),
     ] {
         let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
-        let err = Q::new().run(&json, longs(&[(1, 1), (1, 2)])).unwrap_err();
-        assert!(
-            matches!(&err, QueryError::Failed(m) if m == text),
-            "{p}: {err:?}"
-        );
+        let r = Q::new().run(&json, longs(&[(1, 1), (1, 2)]));
+        assert_eq!(failure(r), text, "{p}");
     }
 }
 
@@ -915,13 +922,8 @@ fn numeric_aggregator_after_gaps_fails_with_kairosdb_text() {
         r#"{"name":"scale","factor":2}"#,
         r#"{"name":"filter","filter_op":"lt","threshold":0}"#,
     ] {
-        let err = Q::range(1, 5)
-            .chain(&[r#"{"name":"gaps"}"#, next], longs(&[(1, 10), (4, 5)]))
-            .unwrap_err();
-        assert!(
-            matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-            "{next}: {err:?}"
-        );
+        let r = Q::range(1, 5).chain(&[r#"{"name":"gaps"}"#, next], longs(&[(1, 10), (4, 5)]));
+        assert_eq!(failure(r), GAPS_CHAINED, "{next}");
     }
 }
 
@@ -1025,12 +1027,10 @@ fn rate_per_day_across_dst_in_the_query_zone() {
 
 #[test]
 fn rate_with_equal_timestamps_fails() {
-    let err = Q::new()
-        .run(r#"{"name":"rate"}"#, longs(&[(1, 10), (2, 20), (2, 30)]))
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "The rate aggregator cannot compute rate for data points with the same time stamp.  You must precede rate with another aggregator."),
-        "{err:?}"
+    let r = Q::new().run(r#"{"name":"rate"}"#, longs(&[(1, 10), (2, 20), (2, 30)]));
+    assert_eq!(
+        failure(r),
+        "The rate aggregator cannot compute rate for data points with the same time stamp.  You must precede rate with another aggregator."
     );
 }
 
@@ -1069,12 +1069,10 @@ fn sampler_vectors() {
 
 #[test]
 fn sampler_with_equal_timestamps_fails() {
-    let err = Q::new()
-        .run(r#"{"name":"sampler"}"#, longs(&[(1, 10), (1, 20)]))
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "The sampler aggregator cannot compute rate for data points with the same time stamp.  You must precede sampler with another aggregator."),
-        "{err:?}"
+    let r = Q::new().run(r#"{"name":"sampler"}"#, longs(&[(1, 10), (1, 20)]));
+    assert_eq!(
+        failure(r),
+        "The sampler aggregator cannot compute rate for data points with the same time stamp.  You must precede sampler with another aggregator."
     );
 }
 
@@ -1325,19 +1323,14 @@ fn filter_with_string_threshold_drops_gaps_nulls() {
 
 #[test]
 fn filter_with_numeric_threshold_after_gaps_fails() {
-    let err = Q::range(1, 3)
-        .chain(
-            &[
-                r#"{"name":"gaps"}"#,
-                r#"{"name":"filter","filter_op":"equal","threshold":10}"#,
-            ],
-            longs(&[(1, 10), (3, 30)]),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-        "{err:?}"
+    let r = Q::range(1, 3).chain(
+        &[
+            r#"{"name":"gaps"}"#,
+            r#"{"name":"filter","filter_op":"equal","threshold":10}"#,
+        ],
+        longs(&[(1, 10), (3, 30)]),
     );
+    assert_eq!(failure(r), GAPS_CHAINED);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1526,14 +1519,7 @@ fn save_as_in_a_query_with_tag_group_by() {
         agg(r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#),
         agg(r#"{"name":"save_as","metric_name":"m.hourly"}"#),
     ];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 100),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&storage, &ctx, &q).unwrap();
+    let r = execute_at(&storage, TimeRange::new(0, 100), 100, &q).unwrap();
     assert_eq!(r.results.len(), 2);
     let written = storage.written();
     let got: Vec<(Tags, Points)> = written
@@ -1778,29 +1764,37 @@ fn aggregators_chain_in_json_order() {
     assert_eq!(pairs(&out), vec![(0, 5.0)]);
 }
 
-fn one_series_store(ts: Vec<i64>, values: Vec<i64>) -> Fixed {
-    Fixed::new(vec![SeriesData::new(
+/// `execute` of `aggregators` over one long series of metric `m` (`host=a`), the wall
+/// clock at 100.
+fn execute_over_one_series(
+    points: &[(i64, i64)],
+    range: TimeRange,
+    aggregators: &[&str],
+) -> Result<QueryResult, QueryError> {
+    let store = Fixed::new(vec![SeriesData::new(
         SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
-        Points::Long { ts, values },
-    )])
+        Points::Long {
+            ts: points.iter().map(|p| p.0).collect(),
+            values: points.iter().map(|p| p.1).collect(),
+        },
+    )]);
+    let mut q = super::mq();
+    q.aggregators = aggregators.iter().map(|a| agg(a)).collect();
+    execute_at(&store, range, 100, &q)
 }
 
 #[test]
 fn execute_chains_aggregators_in_json_order() {
-    let store = one_series_store((0..=8).collect(), (1..=9).collect());
-    let mut q = super::mq();
-    q.aggregators = vec![
-        agg(r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#),
-        agg(r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#),
-    ];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 100),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&store, &ctx, &q).unwrap();
+    let points: Vec<(i64, i64)> = (0..=8).map(|t| (t, t + 1)).collect();
+    let r = execute_over_one_series(
+        &points,
+        TimeRange::new(0, 100),
+        &[
+            r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#,
+            r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#,
+        ],
+    )
+    .unwrap();
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![0]);
@@ -1809,38 +1803,19 @@ fn execute_chains_aggregators_in_json_order() {
 
 #[test]
 fn execute_gaps_then_sum_fails_with_kairosdb_text() {
-    let store = one_series_store(vec![1, 4], vec![10, 5]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"gaps"}"#), agg(r#"{"name":"sum"}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 5),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let err = execute(&store, &ctx, &q).unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-        "{err:?}"
+    let r = execute_over_one_series(
+        &[(1, 10), (4, 5)],
+        TimeRange::new(0, 5),
+        &[r#"{"name":"gaps"}"#, r#"{"name":"sum"}"#],
     );
+    assert_eq!(failure(r), GAPS_CHAINED);
 }
 
 #[test]
 fn execute_gaps_on_no_data_returns_nulls() {
     // KairosDB: no rows → one empty group (§4.4 step 4) → gaps marks every bucket → the
     // group is not empty any more and is returned (name, no tags, no group_by).
-    let store = one_series_store(vec![], vec![]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"gaps"}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(1, 3),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&store, &ctx, &q).unwrap();
+    let r = execute_over_one_series(&[], TimeRange::new(1, 3), &[r#"{"name":"gaps"}"#]).unwrap();
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![1, 2, 3]);
     assert!(r.results[0].group_by.is_empty());
@@ -1848,19 +1823,10 @@ fn execute_gaps_on_no_data_returns_nulls() {
 
 #[test]
 fn percentile_over_five_fails_in_execute() {
-    let store = one_series_store(vec![1, 2], vec![10, 5]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"percentile","percentile":5.0}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 5),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let err = execute(&store, &ctx, &q).unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "5.0 is not in [0..1]"),
-        "{err:?}"
+    let r = execute_over_one_series(
+        &[(1, 10), (2, 5)],
+        TimeRange::new(0, 5),
+        &[r#"{"name":"percentile","percentile":5.0}"#],
     );
+    assert_eq!(failure(r), "5.0 is not in [0..1]");
 }

@@ -4,10 +4,9 @@
 use kairosdb_model::*;
 
 use super::aggregators::{at, doubles, longs, mixed, texts};
-use super::{agg, group_by, Fixed};
+use super::{agg, execute_at, group_by, Fixed};
 use crate::aggregate::Stream;
 use crate::groupby::{self, GroupBy};
-use crate::{execute, Budget, Context};
 
 const DAY: i64 = 86_400_000;
 
@@ -253,14 +252,7 @@ fn series(host: &str, dc: &str, points: &[(i64, i64)]) -> SeriesData {
 }
 
 fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 1000),
-        time_zone: None,
-        now_ms: 1000,
-        budget: &budget,
-    };
-    execute(store, &ctx, q).unwrap()
+    execute_at(store, TimeRange::new(0, 1000), 1000, q).expect("query runs")
 }
 
 #[test]

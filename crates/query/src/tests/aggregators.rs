@@ -318,17 +318,19 @@ fn double_points() -> Stream {
     ])
 }
 
+/// The double points with 3 and 1 as longs.
+const MIXED_POINTS: [(i64, Num); 7] = [
+    (1, Num::Double(10.0)),
+    (1, Num::Double(20.3)),
+    (1, Num::Long(3)),
+    (2, Num::Long(1)),
+    (2, Num::Double(3.2)),
+    (2, Num::Double(5.0)),
+    (3, Num::Double(25.1)),
+];
+
 fn mixed_points() -> Stream {
-    use Num::{Double as D, Long as L};
-    mixed(&[
-        (1, D(10.0)),
-        (1, D(20.3)),
-        (1, L(3)),
-        (2, L(1)),
-        (2, D(3.2)),
-        (2, D(5.0)),
-        (3, D(25.1)),
-    ])
+    mixed(&MIXED_POINTS)
 }
 
 fn empty_numbers() -> Stream {
@@ -454,25 +456,13 @@ fn dev_of_ten_thousand_values() {
 fn dev_return_types() {
     // 1..10: sample standard deviation 3.02765 (integration test), mean 5.5.
     let points: Vec<(i64, i64)> = (1..=10).map(|i| (1, i)).collect();
-    let sd = pairs(&run(r#"{"name":"dev"}"#, longs(&points)))[0].1;
+    let dev = |json: &str| pairs(&run(json, longs(&points)))[0].1;
+    let sd = dev(r#"{"name":"dev"}"#);
     assert_close(sd, 3.02765, 1e-5);
-    let value = pairs(&run(
-        r#"{"name":"dev","return_type":"value"}"#,
-        longs(&points),
-    ))[0]
-        .1;
-    assert_eq!(value, sd);
-    let pos = pairs(&run(
-        r#"{"name":"dev","return_type":"pos_sd"}"#,
-        longs(&points),
-    ))[0]
-        .1;
+    assert_eq!(dev(r#"{"name":"dev","return_type":"value"}"#), sd);
+    let pos = dev(r#"{"name":"dev","return_type":"pos_sd"}"#);
     assert_close(pos, 5.5 + sd, 1e-9);
-    let neg = pairs(&run(
-        r#"{"name":"dev","return_type":"neg_sd","dev_count":2}"#,
-        longs(&points),
-    ))[0]
-        .1;
+    let neg = dev(r#"{"name":"dev","return_type":"neg_sd","dev_count":2}"#);
     assert_close(neg, 5.5 - 2.0 * sd, 1e-9);
 }
 
@@ -517,43 +507,34 @@ fn percentile_is_exact() {
     // KairosDB samples 1028 values and its tests allow 10 %; the spec asks for exact.
     for (seed, n) in [(1u64, 10usize), (2, 100), (3, 10_000)] {
         let values = random_values(seed, n);
-        for p in [0.75, 0.90, 0.95, 0.98, 0.999] {
-            let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
-
-            let d: Vec<(i64, f64)> = values.iter().map(|&v| (1, v)).collect();
-            let out = pairs(&run(&json, doubles(&d)));
-            assert_eq!(
-                out,
-                vec![(1, expected_percentile(p, &values))],
-                "p {p} n {n}"
-            );
-
-            let l: Vec<(i64, i64)> = values.iter().map(|&v| (1, (v * 1e9) as i64)).collect();
-            let lv: Vec<f64> = l.iter().map(|&(_, v)| v as f64).collect();
-            let out = pairs(&run(&json, longs(&l)));
-            assert_eq!(out, vec![(1, expected_percentile(p, &lv))], "p {p} n {n}");
-
-            let m: Vec<(i64, Num)> = values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if i % 2 == 0 {
-                        (1, Num::Long((v * 1e9) as i64))
-                    } else {
-                        (1, Num::Double(v * 1e9))
-                    }
-                })
-                .collect();
-            let mv: Vec<f64> = m
-                .iter()
-                .map(|(_, x)| match *x {
-                    Num::Long(l) => l as f64,
-                    Num::Double(d) => d,
-                    Num::Null => unreachable!(),
-                })
-                .collect();
-            let out = pairs(&run(&json, mixed(&m)));
-            assert_eq!(out, vec![(1, expected_percentile(p, &mv))], "p {p} n {n}");
+        let d: Vec<(i64, f64)> = values.iter().map(|&v| (1, v)).collect();
+        let l: Vec<(i64, i64)> = values.iter().map(|&v| (1, (v * 1e9) as i64)).collect();
+        let m: Vec<(i64, Num)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if i % 2 == 0 {
+                    (1, Num::Long((v * 1e9) as i64))
+                } else {
+                    (1, Num::Double(v * 1e9))
+                }
+            })
+            .collect();
+        for (kind, s) in [
+            ("doubles", doubles(&d)),
+            ("longs", longs(&l)),
+            ("mixed", mixed(&m)),
+        ] {
+            let values: Vec<f64> = pairs(&s).into_iter().map(|p| p.1).collect();
+            for p in [0.75, 0.90, 0.95, 0.98, 0.999] {
+                let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
+                let out = pairs(&run(&json, s.clone()));
+                assert_eq!(
+                    out,
+                    vec![(1, expected_percentile(p, &values))],
+                    "{kind} p {p} n {n}"
+                );
+            }
         }
     }
 }
@@ -598,6 +579,7 @@ fn percentile_outside_zero_one_fails_at_run_time() {
 
 #[test]
 fn first_keeps_the_first_point_and_its_type() {
+    use Num::{Double as D, Long as L};
     let out = run(r#"{"name":"first"}"#, long_points());
     assert_eq!(out.ts, vec![1, 2, 3]);
     assert_eq!(out.values, OutColumn::Long(vec![10, 1, 25]));
@@ -605,17 +587,8 @@ fn first_keeps_the_first_point_and_its_type() {
     let out = run(r#"{"name":"first"}"#, double_points());
     assert_eq!(out.values, OutColumn::Double(vec![10.0, 1.0, 25.1]));
 
-    use Num::{Double as D, Long as L};
-    let s = mixed(&[
-        (1, D(10.0)),
-        (1, D(20.3)),
-        (1, L(3)),
-        (2, L(1)),
-        (2, D(3.2)),
-        (2, D(5.0)),
-        (3, D(25.1)),
-        (4, D(23.4)),
-    ]);
+    // The mixed points and a fourth bucket.
+    let s = mixed(&[&MIXED_POINTS[..], &[(4, D(23.4))]].concat());
     let out = run(r#"{"name":"first"}"#, s);
     assert_eq!(out.ts, vec![1, 2, 3, 4]);
     assert_eq!(
@@ -665,8 +638,12 @@ fn last_keeps_the_last_point() {
     assert_eq!((out.ts, out.values), (vec![1], OutColumn::Long(vec![25])));
 }
 
-fn last_align_points() -> Stream {
-    longs(&[
+/// `first` or `last` (`name`) in 5 ms buckets, with the `extra` properties, over points at
+/// 0..=3 (first 11, last 3) and 5..=8 (first 1, last 25).
+fn every_5_ms(name: &str, extra: &str) -> Vec<(i64, f64)> {
+    let json =
+        format!(r#"{{"name":"{name}","sampling":{{"value":5,"unit":"MILLISECONDS"}}{extra}}}"#);
+    let s = longs(&[
         (0, 11),
         (1, 10),
         (2, 20),
@@ -675,56 +652,41 @@ fn last_align_points() -> Stream {
         (6, 3),
         (7, 5),
         (8, 25),
-    ])
+    ]);
+    pairs(&run(&json, s))
 }
 
 #[test]
 fn last_with_align_start_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_start_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(0, 3.0), (5, 25.0)]);
+    let out = every_5_ms("last", r#","align_start_time":true"#);
+    assert_eq!(out, vec![(0, 3.0), (5, 25.0)]);
 }
 
 #[test]
 fn last_without_alignment_keeps_its_own_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_start_time":false}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(3, 3.0), (8, 25.0)]);
+    let out = every_5_ms("last", r#","align_start_time":false"#);
+    assert_eq!(out, vec![(3, 3.0), (8, 25.0)]);
 }
 
 #[test]
 fn last_with_align_end_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_end_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(5, 3.0), (10, 25.0)]);
+    let out = every_5_ms("last", r#","align_end_time":true"#);
+    assert_eq!(out, vec![(5, 3.0), (10, 25.0)]);
 }
 
 #[test]
 fn align_start_time_wins_over_align_end_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_end_time":true,"align_start_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(0, 3.0), (5, 25.0)]);
+    let out = every_5_ms("last", r#","align_end_time":true,"align_start_time":true"#);
+    assert_eq!(out, vec![(0, 3.0), (5, 25.0)]);
 }
 
 #[test]
 fn first_with_alignments() {
-    let json = |extra: &str| {
-        format!(r#"{{"name":"first","sampling":{{"value":5,"unit":"MILLISECONDS"}}{extra}}}"#)
-    };
-    let out = run(&json(""), last_align_points());
-    assert_eq!(pairs(&out), vec![(0, 11.0), (5, 1.0)]);
-    let out = run(&json(r#","align_start_time":true"#), last_align_points());
-    assert_eq!(pairs(&out), vec![(0, 11.0), (5, 1.0)]);
-    let out = run(&json(r#","align_end_time":true"#), last_align_points());
-    assert_eq!(pairs(&out), vec![(5, 11.0), (10, 1.0)]);
+    assert_eq!(every_5_ms("first", ""), vec![(0, 11.0), (5, 1.0)]);
+    let out = every_5_ms("first", r#","align_start_time":true"#);
+    assert_eq!(out, vec![(0, 11.0), (5, 1.0)]);
+    let out = every_5_ms("first", r#","align_end_time":true"#);
+    assert_eq!(out, vec![(5, 11.0), (10, 1.0)]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1298,25 +1260,16 @@ fn filter_with_string_threshold_drops_gaps_nulls() {
     // `FilterOperation.filterData`: a null point is neither a string nor compared as a
     // number under a string threshold, so it is "not type compatible" and removed; only a
     // numeric threshold reads its value (and throws the gaps error).
-    let gaps = r#"{"name":"gaps"}"#;
+    let chain = [
+        r#"{"name":"gaps"}"#,
+        r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
+    ];
     let out = Q::range(1, 3)
-        .chain(
-            &[
-                gaps,
-                r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
-            ],
-            texts(&[(1, "a"), (3, "c")]),
-        )
+        .chain(&chain, texts(&[(1, "a"), (3, "c")]))
         .unwrap();
     assert_eq!(out.ts, vec![3]);
     let out = Q::range(1, 3)
-        .chain(
-            &[
-                gaps,
-                r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
-            ],
-            longs(&[(1, 10), (3, 30)]),
-        )
+        .chain(&chain, longs(&[(1, 10), (3, 30)]))
         .unwrap();
     assert!(out.ts.is_empty());
 }

@@ -18,15 +18,26 @@ pub(crate) fn group_by(json: &str) -> catalogue::GroupBySpec {
         .unwrap_or_else(|e| panic!("{json} is a valid group-by: {e}"))
 }
 
-fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
+/// `execute` over `storage` with the query `range`, no time zone, the wall clock at `now_ms`
+/// and an unlimited budget.
+pub(crate) fn execute_at(
+    storage: &dyn Storage,
+    range: TimeRange,
+    now_ms: i64,
+    q: &MetricQuery,
+) -> Result<QueryResult, QueryError> {
     let budget = Budget::default();
     let ctx = Context {
         range,
         time_zone: None,
-        now_ms: 0,
+        now_ms,
         budget: &budget,
     };
-    execute(&store(), &ctx, q).map(Executed::expect_complete)
+    execute(storage, &ctx, q).map(Executed::expect_complete)
+}
+
+fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
+    execute_at(&store(), range, 0, q)
 }
 
 /// How [`Fixed`] answers a [`SeriesQuery`].

@@ -7,15 +7,16 @@
 //! type before aggregation (§4.4 step 4) and a column holds numbers or strings, so those
 //! vectors are checked on their number half and their text half separately.
 
+use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use kairosdb_model::*;
 
 use super::agg;
 
-use super::Fixed;
+use super::{execute_at, Fixed};
 use crate::aggregate::{Aggregator, GroupInfo, Stream};
-use crate::{execute, Budget, Context, QueryError, Stop};
+use crate::{Budget, Context, QueryError, Stop};
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared with `range_vectors` and `group_bys`.
@@ -140,6 +141,15 @@ pub(super) fn assert_pairs_close(actual: &[(i64, f64)], expected: &[(i64, f64)],
     for (a, e) in actual.iter().zip(expected) {
         assert_eq!(a.0, e.0, "{actual:?} vs {expected:?}");
         assert_close(a.1, e.1, tolerance);
+    }
+}
+
+/// The message of a run-time failure (`QueryError::Failed`), to compare with KairosDB's;
+/// any other outcome reads "not a failure: …", which no expected message equals.
+fn failure<T: Debug>(r: Result<T, QueryError>) -> String {
+    match r {
+        Err(QueryError::Failed(m)) => m,
+        other => format!("not a failure: {other:?}"),
     }
 }
 
@@ -310,17 +320,19 @@ fn double_points() -> Stream {
     ])
 }
 
+/// The double points with 3 and 1 as longs.
+const MIXED_POINTS: [(i64, Num); 7] = [
+    (1, Num::Double(10.0)),
+    (1, Num::Double(20.3)),
+    (1, Num::Long(3)),
+    (2, Num::Long(1)),
+    (2, Num::Double(3.2)),
+    (2, Num::Double(5.0)),
+    (3, Num::Double(25.1)),
+];
+
 fn mixed_points() -> Stream {
-    use Num::{Double as D, Long as L};
-    mixed(&[
-        (1, D(10.0)),
-        (1, D(20.3)),
-        (1, L(3)),
-        (2, L(1)),
-        (2, D(3.2)),
-        (2, D(5.0)),
-        (3, D(25.1)),
-    ])
+    mixed(&MIXED_POINTS)
 }
 
 fn empty_numbers() -> Stream {
@@ -446,25 +458,13 @@ fn dev_of_ten_thousand_values() {
 fn dev_return_types() {
     // 1..10: sample standard deviation 3.02765 (integration test), mean 5.5.
     let points: Vec<(i64, i64)> = (1..=10).map(|i| (1, i)).collect();
-    let sd = pairs(&run(r#"{"name":"dev"}"#, longs(&points)))[0].1;
+    let dev = |json: &str| pairs(&run(json, longs(&points)))[0].1;
+    let sd = dev(r#"{"name":"dev"}"#);
     assert_close(sd, 3.02765, 1e-5);
-    let value = pairs(&run(
-        r#"{"name":"dev","return_type":"value"}"#,
-        longs(&points),
-    ))[0]
-        .1;
-    assert_eq!(value, sd);
-    let pos = pairs(&run(
-        r#"{"name":"dev","return_type":"pos_sd"}"#,
-        longs(&points),
-    ))[0]
-        .1;
+    assert_eq!(dev(r#"{"name":"dev","return_type":"value"}"#), sd);
+    let pos = dev(r#"{"name":"dev","return_type":"pos_sd"}"#);
     assert_close(pos, 5.5 + sd, 1e-9);
-    let neg = pairs(&run(
-        r#"{"name":"dev","return_type":"neg_sd","dev_count":2}"#,
-        longs(&points),
-    ))[0]
-        .1;
+    let neg = dev(r#"{"name":"dev","return_type":"neg_sd","dev_count":2}"#);
     assert_close(neg, 5.5 - 2.0 * sd, 1e-9);
 }
 
@@ -509,43 +509,34 @@ fn percentile_is_exact() {
     // KairosDB samples 1028 values and its tests allow 10 %; the spec asks for exact.
     for (seed, n) in [(1u64, 10usize), (2, 100), (3, 10_000)] {
         let values = random_values(seed, n);
-        for p in [0.75, 0.90, 0.95, 0.98, 0.999] {
-            let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
-
-            let d: Vec<(i64, f64)> = values.iter().map(|&v| (1, v)).collect();
-            let out = pairs(&run(&json, doubles(&d)));
-            assert_eq!(
-                out,
-                vec![(1, expected_percentile(p, &values))],
-                "p {p} n {n}"
-            );
-
-            let l: Vec<(i64, i64)> = values.iter().map(|&v| (1, (v * 1e9) as i64)).collect();
-            let lv: Vec<f64> = l.iter().map(|&(_, v)| v as f64).collect();
-            let out = pairs(&run(&json, longs(&l)));
-            assert_eq!(out, vec![(1, expected_percentile(p, &lv))], "p {p} n {n}");
-
-            let m: Vec<(i64, Num)> = values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    if i % 2 == 0 {
-                        (1, Num::Long((v * 1e9) as i64))
-                    } else {
-                        (1, Num::Double(v * 1e9))
-                    }
-                })
-                .collect();
-            let mv: Vec<f64> = m
-                .iter()
-                .map(|(_, x)| match *x {
-                    Num::Long(l) => l as f64,
-                    Num::Double(d) => d,
-                    Num::Null => unreachable!(),
-                })
-                .collect();
-            let out = pairs(&run(&json, mixed(&m)));
-            assert_eq!(out, vec![(1, expected_percentile(p, &mv))], "p {p} n {n}");
+        let d: Vec<(i64, f64)> = values.iter().map(|&v| (1, v)).collect();
+        let l: Vec<(i64, i64)> = values.iter().map(|&v| (1, (v * 1e9) as i64)).collect();
+        let m: Vec<(i64, Num)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if i % 2 == 0 {
+                    (1, Num::Long((v * 1e9) as i64))
+                } else {
+                    (1, Num::Double(v * 1e9))
+                }
+            })
+            .collect();
+        for (kind, s) in [
+            ("doubles", doubles(&d)),
+            ("longs", longs(&l)),
+            ("mixed", mixed(&m)),
+        ] {
+            let values: Vec<f64> = pairs(&s).into_iter().map(|p| p.1).collect();
+            for p in [0.75, 0.90, 0.95, 0.98, 0.999] {
+                let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
+                let out = pairs(&run(&json, s.clone()));
+                assert_eq!(
+                    out,
+                    vec![(1, expected_percentile(p, &values))],
+                    "{kind} p {p} n {n}"
+                );
+            }
         }
     }
 }
@@ -580,11 +571,8 @@ fn percentile_outside_zero_one_fails_at_run_time() {
         ("1.00001", "1.00001 is not in [0..1]"),
     ] {
         let json = format!(r#"{{"name":"percentile","percentile":{p}}}"#);
-        let err = Q::new().run(&json, longs(&[(1, 1), (1, 2)])).unwrap_err();
-        assert!(
-            matches!(&err, QueryError::Failed(m) if m == text),
-            "{p}: {err:?}"
-        );
+        let r = Q::new().run(&json, longs(&[(1, 1), (1, 2)]));
+        assert_eq!(failure(r), text, "{p}");
     }
 }
 
@@ -593,6 +581,7 @@ fn percentile_outside_zero_one_fails_at_run_time() {
 
 #[test]
 fn first_keeps_the_first_point_and_its_type() {
+    use Num::{Double as D, Long as L};
     let out = run(r#"{"name":"first"}"#, long_points());
     assert_eq!(out.ts, vec![1, 2, 3]);
     assert_eq!(out.values, OutColumn::Long(vec![10, 1, 25]));
@@ -600,17 +589,8 @@ fn first_keeps_the_first_point_and_its_type() {
     let out = run(r#"{"name":"first"}"#, double_points());
     assert_eq!(out.values, OutColumn::Double(vec![10.0, 1.0, 25.1]));
 
-    use Num::{Double as D, Long as L};
-    let s = mixed(&[
-        (1, D(10.0)),
-        (1, D(20.3)),
-        (1, L(3)),
-        (2, L(1)),
-        (2, D(3.2)),
-        (2, D(5.0)),
-        (3, D(25.1)),
-        (4, D(23.4)),
-    ]);
+    // The mixed points and a fourth bucket.
+    let s = mixed(&[&MIXED_POINTS[..], &[(4, D(23.4))]].concat());
     let out = run(r#"{"name":"first"}"#, s);
     assert_eq!(out.ts, vec![1, 2, 3, 4]);
     assert_eq!(
@@ -660,8 +640,12 @@ fn last_keeps_the_last_point() {
     assert_eq!((out.ts, out.values), (vec![1], OutColumn::Long(vec![25])));
 }
 
-fn last_align_points() -> Stream {
-    longs(&[
+/// `first` or `last` (`name`) in 5 ms buckets, with the `extra` properties, over points at
+/// 0..=3 (first 11, last 3) and 5..=8 (first 1, last 25).
+fn every_5_ms(name: &str, extra: &str) -> Vec<(i64, f64)> {
+    let json =
+        format!(r#"{{"name":"{name}","sampling":{{"value":5,"unit":"MILLISECONDS"}}{extra}}}"#);
+    let s = longs(&[
         (0, 11),
         (1, 10),
         (2, 20),
@@ -670,56 +654,41 @@ fn last_align_points() -> Stream {
         (6, 3),
         (7, 5),
         (8, 25),
-    ])
+    ]);
+    pairs(&run(&json, s))
 }
 
 #[test]
 fn last_with_align_start_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_start_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(0, 3.0), (5, 25.0)]);
+    let out = every_5_ms("last", r#","align_start_time":true"#);
+    assert_eq!(out, vec![(0, 3.0), (5, 25.0)]);
 }
 
 #[test]
 fn last_without_alignment_keeps_its_own_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_start_time":false}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(3, 3.0), (8, 25.0)]);
+    let out = every_5_ms("last", r#","align_start_time":false"#);
+    assert_eq!(out, vec![(3, 3.0), (8, 25.0)]);
 }
 
 #[test]
 fn last_with_align_end_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_end_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(5, 3.0), (10, 25.0)]);
+    let out = every_5_ms("last", r#","align_end_time":true"#);
+    assert_eq!(out, vec![(5, 3.0), (10, 25.0)]);
 }
 
 #[test]
 fn align_start_time_wins_over_align_end_time() {
-    let out = run(
-        r#"{"name":"last","sampling":{"value":5,"unit":"MILLISECONDS"},"align_end_time":true,"align_start_time":true}"#,
-        last_align_points(),
-    );
-    assert_eq!(pairs(&out), vec![(0, 3.0), (5, 25.0)]);
+    let out = every_5_ms("last", r#","align_end_time":true,"align_start_time":true"#);
+    assert_eq!(out, vec![(0, 3.0), (5, 25.0)]);
 }
 
 #[test]
 fn first_with_alignments() {
-    let json = |extra: &str| {
-        format!(r#"{{"name":"first","sampling":{{"value":5,"unit":"MILLISECONDS"}}{extra}}}"#)
-    };
-    let out = run(&json(""), last_align_points());
-    assert_eq!(pairs(&out), vec![(0, 11.0), (5, 1.0)]);
-    let out = run(&json(r#","align_start_time":true"#), last_align_points());
-    assert_eq!(pairs(&out), vec![(0, 11.0), (5, 1.0)]);
-    let out = run(&json(r#","align_end_time":true"#), last_align_points());
-    assert_eq!(pairs(&out), vec![(5, 11.0), (10, 1.0)]);
+    assert_eq!(every_5_ms("first", ""), vec![(0, 11.0), (5, 1.0)]);
+    let out = every_5_ms("first", r#","align_start_time":true"#);
+    assert_eq!(out, vec![(0, 11.0), (5, 1.0)]);
+    let out = every_5_ms("first", r#","align_end_time":true"#);
+    assert_eq!(out, vec![(5, 11.0), (10, 1.0)]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -917,13 +886,8 @@ fn numeric_aggregator_after_gaps_fails_with_kairosdb_text() {
         r#"{"name":"scale","factor":2}"#,
         r#"{"name":"filter","filter_op":"lt","threshold":0}"#,
     ] {
-        let err = Q::range(1, 5)
-            .chain(&[r#"{"name":"gaps"}"#, next], longs(&[(1, 10), (4, 5)]))
-            .unwrap_err();
-        assert!(
-            matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-            "{next}: {err:?}"
-        );
+        let r = Q::range(1, 5).chain(&[r#"{"name":"gaps"}"#, next], longs(&[(1, 10), (4, 5)]));
+        assert_eq!(failure(r), GAPS_CHAINED, "{next}");
     }
 }
 
@@ -1027,12 +991,10 @@ fn rate_per_day_across_dst_in_the_query_zone() {
 
 #[test]
 fn rate_with_equal_timestamps_fails() {
-    let err = Q::new()
-        .run(r#"{"name":"rate"}"#, longs(&[(1, 10), (2, 20), (2, 30)]))
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "The rate aggregator cannot compute rate for data points with the same time stamp.  You must precede rate with another aggregator."),
-        "{err:?}"
+    let r = Q::new().run(r#"{"name":"rate"}"#, longs(&[(1, 10), (2, 20), (2, 30)]));
+    assert_eq!(
+        failure(r),
+        "The rate aggregator cannot compute rate for data points with the same time stamp.  You must precede rate with another aggregator."
     );
 }
 
@@ -1071,12 +1033,10 @@ fn sampler_vectors() {
 
 #[test]
 fn sampler_with_equal_timestamps_fails() {
-    let err = Q::new()
-        .run(r#"{"name":"sampler"}"#, longs(&[(1, 10), (1, 20)]))
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "The sampler aggregator cannot compute rate for data points with the same time stamp.  You must precede sampler with another aggregator."),
-        "{err:?}"
+    let r = Q::new().run(r#"{"name":"sampler"}"#, longs(&[(1, 10), (1, 20)]));
+    assert_eq!(
+        failure(r),
+        "The sampler aggregator cannot compute rate for data points with the same time stamp.  You must precede sampler with another aggregator."
     );
 }
 
@@ -1302,44 +1262,30 @@ fn filter_with_string_threshold_drops_gaps_nulls() {
     // `FilterOperation.filterData`: a null point is neither a string nor compared as a
     // number under a string threshold, so it is "not type compatible" and removed; only a
     // numeric threshold reads its value (and throws the gaps error).
-    let gaps = r#"{"name":"gaps"}"#;
+    let chain = [
+        r#"{"name":"gaps"}"#,
+        r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
+    ];
     let out = Q::range(1, 3)
-        .chain(
-            &[
-                gaps,
-                r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
-            ],
-            texts(&[(1, "a"), (3, "c")]),
-        )
+        .chain(&chain, texts(&[(1, "a"), (3, "c")]))
         .unwrap();
     assert_eq!(out.ts, vec![3]);
     let out = Q::range(1, 3)
-        .chain(
-            &[
-                gaps,
-                r#"{"name":"filter","filter_op":"equal","threshold":"a"}"#,
-            ],
-            longs(&[(1, 10), (3, 30)]),
-        )
+        .chain(&chain, longs(&[(1, 10), (3, 30)]))
         .unwrap();
     assert!(out.ts.is_empty());
 }
 
 #[test]
 fn filter_with_numeric_threshold_after_gaps_fails() {
-    let err = Q::range(1, 3)
-        .chain(
-            &[
-                r#"{"name":"gaps"}"#,
-                r#"{"name":"filter","filter_op":"equal","threshold":10}"#,
-            ],
-            longs(&[(1, 10), (3, 30)]),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-        "{err:?}"
+    let r = Q::range(1, 3).chain(
+        &[
+            r#"{"name":"gaps"}"#,
+            r#"{"name":"filter","filter_op":"equal","threshold":10}"#,
+        ],
+        longs(&[(1, 10), (3, 30)]),
     );
+    assert_eq!(failure(r), GAPS_CHAINED);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1528,14 +1474,7 @@ fn save_as_in_a_query_with_tag_group_by() {
         agg(r#"{"name":"sum","sampling":{"value":1,"unit":"HOURS"}}"#),
         agg(r#"{"name":"save_as","metric_name":"m.hourly"}"#),
     ];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 100),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&storage, &ctx, &q).unwrap().expect_complete();
+    let r = execute_at(&storage, TimeRange::new(0, 100), 100, &q).unwrap();
     assert_eq!(r.results.len(), 2);
     let written = storage.written();
     let got: Vec<(Tags, Points)> = written
@@ -1780,29 +1719,37 @@ fn aggregators_chain_in_json_order() {
     assert_eq!(pairs(&out), vec![(0, 5.0)]);
 }
 
-fn one_series_store(ts: Vec<i64>, values: Vec<i64>) -> Fixed {
-    Fixed::new(vec![SeriesData::new(
+/// `execute` of `aggregators` over one long series of metric `m` (`host=a`), the wall
+/// clock at 100.
+fn execute_over_one_series(
+    points: &[(i64, i64)],
+    range: TimeRange,
+    aggregators: &[&str],
+) -> Result<QueryResult, QueryError> {
+    let store = Fixed::new(vec![SeriesData::new(
         SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
-        Points::Long { ts, values },
-    )])
+        Points::Long {
+            ts: points.iter().map(|p| p.0).collect(),
+            values: points.iter().map(|p| p.1).collect(),
+        },
+    )]);
+    let mut q = super::mq();
+    q.aggregators = aggregators.iter().map(|a| agg(a)).collect();
+    execute_at(&store, range, 100, &q)
 }
 
 #[test]
 fn execute_chains_aggregators_in_json_order() {
-    let store = one_series_store((0..=8).collect(), (1..=9).collect());
-    let mut q = super::mq();
-    q.aggregators = vec![
-        agg(r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#),
-        agg(r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#),
-    ];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 100),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&store, &ctx, &q).unwrap().expect_complete();
+    let points: Vec<(i64, i64)> = (0..=8).map(|t| (t, t + 1)).collect();
+    let r = execute_over_one_series(
+        &points,
+        TimeRange::new(0, 100),
+        &[
+            r#"{"name":"sum","sampling":{"value":4,"unit":"MILLISECONDS"}}"#,
+            r#"{"name":"avg","sampling":{"value":1,"unit":"YEARS"}}"#,
+        ],
+    )
+    .unwrap();
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![0]);
@@ -1811,38 +1758,19 @@ fn execute_chains_aggregators_in_json_order() {
 
 #[test]
 fn execute_gaps_then_sum_fails_with_kairosdb_text() {
-    let store = one_series_store(vec![1, 4], vec![10, 5]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"gaps"}"#), agg(r#"{"name":"sum"}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 5),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let err = execute(&store, &ctx, &q).unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == GAPS_CHAINED),
-        "{err:?}"
+    let r = execute_over_one_series(
+        &[(1, 10), (4, 5)],
+        TimeRange::new(0, 5),
+        &[r#"{"name":"gaps"}"#, r#"{"name":"sum"}"#],
     );
+    assert_eq!(failure(r), GAPS_CHAINED);
 }
 
 #[test]
 fn execute_gaps_on_no_data_returns_nulls() {
     // KairosDB: no rows → one empty group (§4.4 step 4) → gaps marks every bucket → the
     // group is not empty any more and is returned (name, no tags, no group_by).
-    let store = one_series_store(vec![], vec![]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"gaps"}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(1, 3),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let r = execute(&store, &ctx, &q).unwrap().expect_complete();
+    let r = execute_over_one_series(&[], TimeRange::new(1, 3), &[r#"{"name":"gaps"}"#]).unwrap();
     assert_eq!(r.results.len(), 1);
     assert_eq!(r.results[0].ts, vec![1, 2, 3]);
     assert!(r.results[0].group_by.is_empty());
@@ -1850,19 +1778,10 @@ fn execute_gaps_on_no_data_returns_nulls() {
 
 #[test]
 fn percentile_over_five_fails_in_execute() {
-    let store = one_series_store(vec![1, 2], vec![10, 5]);
-    let mut q = super::mq();
-    q.aggregators = vec![agg(r#"{"name":"percentile","percentile":5.0}"#)];
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 5),
-        time_zone: None,
-        now_ms: 100,
-        budget: &budget,
-    };
-    let err = execute(&store, &ctx, &q).unwrap_err();
-    assert!(
-        matches!(&err, QueryError::Failed(m) if m == "5.0 is not in [0..1]"),
-        "{err:?}"
+    let r = execute_over_one_series(
+        &[(1, 10), (2, 5)],
+        TimeRange::new(0, 5),
+        &[r#"{"name":"percentile","percentile":5.0}"#],
     );
+    assert_eq!(failure(r), "5.0 is not in [0..1]");
 }

@@ -4,10 +4,9 @@
 use kairosdb_model::*;
 
 use super::aggregators::{at, doubles, longs, mixed, texts};
-use super::{agg, group_by, Fixed};
+use super::{agg, execute_at, group_by, Fixed};
 use crate::aggregate::Stream;
 use crate::groupby::{self, GroupBy};
-use crate::{execute, Budget, Context};
 
 const DAY: i64 = 86_400_000;
 
@@ -21,11 +20,23 @@ fn number(r: &GroupByResult) -> i64 {
     }
 }
 
+/// The group-by a JSON object asks for, for a query from `query_start`.
+fn grouper(json: &str, query_start: i64) -> GroupBy {
+    GroupBy::new(&group_by(json), query_start).expect("a time, value or bin group-by")
+}
+
+/// The group-by results of the one group a single long point falls into (query start 0).
+fn results_of(json: &str, point: (i64, i64)) -> Vec<GroupByResult> {
+    let mut parts = groupby::split(longs(&[point]), &[grouper(json, 0)]);
+    assert_eq!(parts.len(), 1, "one group: {parts:?}");
+    parts.remove(0).0
+}
+
 /// The group number of every point (points must have distinct timestamps), in stream
 /// order.
 fn ids(json: &str, query_start: i64, s: Stream) -> Vec<i64> {
     let order = s.ts.clone();
-    let g = GroupBy::new(&group_by(json), query_start).unwrap();
+    let g = grouper(json, query_start);
     g.check().unwrap();
     let mut by_ts = std::collections::HashMap::new();
     for (results, part) in groupby::split(s, &[g]) {
@@ -101,10 +112,8 @@ fn time_year_is_52_weeks() {
 #[test]
 fn time_result_shape() {
     let json = r#"{"name":"time","range_size":{"value":2,"unit":"DAYS"},"group_count":14}"#;
-    let g = GroupBy::new(&group_by(json), 0).unwrap();
-    let parts = groupby::split(longs(&[(4 * DAY, 1)]), &[g]);
     assert_eq!(
-        parts[0].0,
+        results_of(json, (4 * DAY, 1)),
         vec![GroupByResult::Time {
             range_value: 2,
             range_unit: "DAYS".into(),
@@ -142,10 +151,8 @@ fn value_range_three_longs_and_doubles() {
 
 #[test]
 fn value_result_shape() {
-    let g = GroupBy::new(&group_by(r#"{"name":"value","range_size":5}"#), 0).unwrap();
-    let parts = groupby::split(longs(&[(0, 7)]), &[g]);
     assert_eq!(
-        parts[0].0,
+        results_of(r#"{"name":"value","range_size":5}"#, (0, 7)),
         vec![GroupByResult::Value {
             range_size: 5,
             group_number: 1
@@ -156,27 +163,18 @@ fn value_result_shape() {
 #[test]
 fn bin_table() {
     let json = r#"{"name":"bin","bins":[2,5,7]}"#;
-    let l: Vec<(i64, i64)> = [1, 2, 4, 5, 6, 7, 8]
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (i as i64, v))
-        .collect();
+    // One point per millisecond from 0.
+    let l: Vec<(i64, i64)> = (0..).zip([1, 2, 4, 5, 6, 7, 8]).collect();
     assert_eq!(ids(json, 0, longs(&l)), vec![0, 1, 1, 2, 2, 3, 3]);
-    let d: Vec<(i64, f64)> = [1.9, 2.0, 4.9, 5.0, 6.9, 7.0, 7.1]
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (i as i64, v))
-        .collect();
+    let d: Vec<(i64, f64)> = (0..).zip([1.9, 2.0, 4.9, 5.0, 6.9, 7.0, 7.1]).collect();
     assert_eq!(ids(json, 0, doubles(&d)), vec![0, 1, 1, 2, 2, 3, 3]);
     assert_eq!(ids(json, 0, texts(&[(0, "3")])), vec![-1]);
 }
 
 #[test]
 fn bin_result_shape() {
-    let g = GroupBy::new(&group_by(r#"{"name":"bin","bins":[2,5,7]}"#), 0).unwrap();
-    let parts = groupby::split(longs(&[(0, 9)]), &[g]);
     assert_eq!(
-        parts[0].0,
+        results_of(r#"{"name":"bin","bins":[2,5,7]}"#, (0, 9)),
         vec![GroupByResult::Bin {
             bins: vec![2.0, 5.0, 7.0],
             bin_number: 3
@@ -186,7 +184,7 @@ fn bin_result_shape() {
 
 #[test]
 fn split_orders_sub_groups_by_first_point_and_keeps_types() {
-    let g = GroupBy::new(&group_by(r#"{"name":"value","range_size":10}"#), 0).unwrap();
+    let g = grouper(r#"{"name":"value","range_size":10}"#, 0);
     let s = mixed(&[
         (1, Num::Long(25)),
         (2, Num::Double(3.5)),
@@ -219,8 +217,8 @@ fn split_orders_sub_groups_by_first_point_and_keeps_types() {
 
 #[test]
 fn several_group_bys_split_the_cartesian_way() {
-    let value = GroupBy::new(&group_by(r#"{"name":"value","range_size":10}"#), 0).unwrap();
-    let bin = GroupBy::new(&group_by(r#"{"name":"bin","bins":[5,15]}"#), 0).unwrap();
+    let value = grouper(r#"{"name":"value","range_size":10}"#, 0);
+    let bin = grouper(r#"{"name":"bin","bins":[5,15]}"#, 0);
     let s = longs(&[(1, 1), (2, 12), (3, 7), (4, 16), (5, 3)]);
     let parts = groupby::split(s, &[value, bin]);
     let got: Vec<(Vec<i64>, Vec<i64>)> = parts
@@ -253,14 +251,7 @@ fn series(host: &str, dc: &str, points: &[(i64, i64)]) -> SeriesData {
 }
 
 fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
-    let budget = Budget::default();
-    let ctx = Context {
-        range: TimeRange::new(0, 1000),
-        time_zone: None,
-        now_ms: 1000,
-        budget: &budget,
-    };
-    execute(store, &ctx, q).unwrap().expect_complete()
+    execute_at(store, TimeRange::new(0, 1000), 1000, q).expect("query runs")
 }
 
 #[test]
@@ -340,25 +331,16 @@ fn group_by_without_tag_group_by_ends_with_type() {
     q.group_bys = vec![group_by(r#"{"name":"bin","bins":[5]}"#)];
     let r = run_query(&store, &q);
     let got: Vec<Vec<GroupByResult>> = r.results.iter().map(|g| g.group_by.clone()).collect();
-    assert_eq!(
-        got,
+    let bin = |bin_number| {
         vec![
-            vec![
-                GroupByResult::Bin {
-                    bins: vec![5.0],
-                    bin_number: 0
-                },
-                GroupByResult::Type(GroupType::Number)
-            ],
-            vec![
-                GroupByResult::Bin {
-                    bins: vec![5.0],
-                    bin_number: 1
-                },
-                GroupByResult::Type(GroupType::Number)
-            ],
+            GroupByResult::Bin {
+                bins: vec![5.0],
+                bin_number,
+            },
+            GroupByResult::Type(GroupType::Number),
         ]
-    );
+    };
+    assert_eq!(got, vec![bin(0), bin(1)]);
 }
 
 #[test]

@@ -81,18 +81,12 @@ fn fixed_series() -> Vec<SeriesData> {
     ]
 }
 
+/// A query of metric `m` with `aggregators`, tags left out of the answer.
 fn mq(aggregators: &[&str]) -> MetricQuery {
     MetricQuery {
-        name: "m".into(),
-        filter: TagFilter::default(),
-        filter_text: Vec::new(),
-        limit: None,
-        order: Order::Asc,
         exclude_tags: true,
-        alias: None,
-        group_by_tags: Vec::new(),
         aggregators: aggregators.iter().map(|a| agg(a)).collect(),
-        group_bys: Vec::new(),
+        ..super::mq()
     }
 }
 
@@ -134,6 +128,27 @@ const LAST_10: &str =
 const FIRST_10: &str =
     r#"{"name":"first","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
 
+/// The answer of a one-bucket `first` or `last` over [`fixed_series`] in [`R0_9`]: every
+/// point in range counted, and the one point chosen in the number group and in the text
+/// group.
+fn edge_answer(number: (i64, Num), text: (i64, &str)) -> QueryResult {
+    QueryResult {
+        sample_size: 9,
+        results: vec![
+            group(
+                vec![number.0],
+                OutColumn::Number(vec![number.1]),
+                GroupType::Number,
+            ),
+            group(
+                vec![text.0],
+                OutColumn::Text(vec![text.1.into()]),
+                GroupType::Text,
+            ),
+        ],
+    }
+}
+
 /// One point per series, newest first, every point in range counted.
 fn pushed_last(range: TimeRange) -> SeriesQuery {
     expected_read(range, Some(1), Order::Desc, true)
@@ -149,40 +164,14 @@ fn pushdown_last_over_one_bucket_reads_each_series_newest_point() {
     // Sampling = the range's length (0..=9 is 10 ms). Answer: each type group's last point.
     let (read, r) = read_of(R0_9, &mq(&[LAST_10]));
     assert_eq!(read, pushed_last(R0_9));
-    assert_eq!(
-        r,
-        QueryResult {
-            sample_size: 9,
-            results: vec![
-                group(
-                    vec![8],
-                    OutColumn::Number(vec![Num::Double(8.5)]),
-                    GroupType::Number
-                ),
-                group(vec![9], OutColumn::Text(vec!["y".into()]), GroupType::Text),
-            ],
-        }
-    );
+    assert_eq!(r, edge_answer((8, Num::Double(8.5)), (9, "y")));
 }
 
 #[test]
 fn pushdown_first_over_one_bucket_reads_each_series_oldest_point() {
     let (read, r) = read_of(R0_9, &mq(&[FIRST_10]));
     assert_eq!(read, expected_read(R0_9, Some(1), Order::Asc, true));
-    assert_eq!(
-        r,
-        QueryResult {
-            sample_size: 9,
-            results: vec![
-                group(
-                    vec![1],
-                    OutColumn::Number(vec![Num::Long(10)]),
-                    GroupType::Number
-                ),
-                group(vec![4], OutColumn::Text(vec!["x".into()]), GroupType::Text),
-            ],
-        }
-    );
+    assert_eq!(r, edge_answer((1, Num::Long(10)), (4, "x")));
 }
 
 #[test]
@@ -605,9 +594,7 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
 
 #[test]
 fn pushdown_keeps_max_points_budget() {
-    let last =
-        r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":false}"#;
-    let q = mq(&[last]);
+    let q = mq(&[LAST_10]);
     let range = TimeRange::new(0, 9); // 9 points in range, 3 read with the pushdown
     let limit_of = |max: u64| Budget {
         max_points: Some(max),

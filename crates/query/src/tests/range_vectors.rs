@@ -3,9 +3,9 @@
 //! Each test starts from the same origin as the Java test: `setStartTime(x)` is the query
 //! start here, and tests that never set it start at 0.
 
-use jiff::ToSpan;
+use jiff::{Span, ToSpan};
 
-use super::aggregators::{at, at_in, every, ones, pairs, run, zoned, Q};
+use super::aggregators::{at, at_in, every, ones, pairs, zoned, Q};
 
 /// `sum` with the given sampling and extra properties.
 fn sum(value: i64, unit: &str, extra: &str) -> String {
@@ -16,20 +16,31 @@ const NO_ALIGN: &str = r#","align_sampling":false"#;
 const ALIGN_START: &str = r#","align_sampling":true,"align_start_time":true"#;
 const ALIGN_END: &str = r#","align_sampling":true,"align_end_time":true"#;
 
+/// `(bucket start, points counted)` of `aggregator` under `q` over points of value 1 at `ts`.
+fn buckets(q: Q, aggregator: &str, ts: &[i64]) -> Vec<(i64, f64)> {
+    pairs(&q.run(aggregator, ones(ts)).expect("aggregator succeeds"))
+}
+
+/// A query from `start` without an end.
+fn from(start: i64) -> Q {
+    Q::range(start, i64::MAX)
+}
+
 /// Bucket values only.
 fn counts(out: &[(i64, f64)]) -> Vec<f64> {
     out.iter().map(|p| p.1).collect()
+}
+
+/// Bucket starts only.
+fn starts(out: &[(i64, f64)]) -> Vec<i64> {
+    out.iter().map(|p| p.0).collect()
 }
 
 #[test]
 fn yearly_without_alignment() {
     let start = zoned("UTC", 2014, 1, 1, 0, 0);
     let ts = every(&start, &zoned("UTC", 2015, 6, 2, 0, 0), 1.month());
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 0, 0), i64::MAX)
-            .run(&sum(1, "YEARS", NO_ALIGN), ones(&ts))
-            .unwrap(),
-    );
+    let out = buckets(from(at(2014, 1, 1, 0, 0)), &sum(1, "YEARS", NO_ALIGN), &ts);
     assert_eq!(
         out,
         vec![(at(2014, 1, 1, 0, 0), 12.0), (at(2015, 1, 1, 0, 0), 6.0)]
@@ -40,11 +51,7 @@ fn yearly_without_alignment() {
 fn three_months_without_alignment() {
     let start = zoned("UTC", 2014, 1, 1, 1, 1);
     let ts = every(&start, &zoned("UTC", 2014, 7, 10, 1, 1), 1.day());
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 1, 1), i64::MAX)
-            .run(&sum(3, "MONTHS", NO_ALIGN), ones(&ts))
-            .unwrap(),
-    );
+    let out = buckets(from(at(2014, 1, 1, 1, 1)), &sum(3, "MONTHS", NO_ALIGN), &ts);
     assert_eq!(
         out,
         vec![
@@ -62,18 +69,10 @@ fn every_five_days_2014() -> Vec<i64> {
 
 #[test]
 fn three_months_aligned_start_time() {
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 1, 1), i64::MAX)
-            .tz("UTC")
-            .run(
-                &sum(3, "MONTHS", ALIGN_START),
-                ones(&every_five_days_2014()),
-            )
-            .unwrap(),
-    );
-    let ts: Vec<i64> = out.iter().map(|p| p.0).collect();
+    let q = from(at(2014, 1, 1, 1, 1)).tz("UTC");
+    let out = buckets(q, &sum(3, "MONTHS", ALIGN_START), &every_five_days_2014());
     assert_eq!(
-        ts,
+        starts(&out),
         vec![
             at(2014, 1, 1, 0, 0),
             at(2014, 4, 1, 0, 0),
@@ -86,15 +85,10 @@ fn three_months_aligned_start_time() {
 
 #[test]
 fn three_months_aligned_end_time() {
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 1, 1), i64::MAX)
-            .tz("UTC")
-            .run(&sum(3, "MONTHS", ALIGN_END), ones(&every_five_days_2014()))
-            .unwrap(),
-    );
-    let ts: Vec<i64> = out.iter().map(|p| p.0).collect();
+    let q = from(at(2014, 1, 1, 1, 1)).tz("UTC");
+    let out = buckets(q, &sum(3, "MONTHS", ALIGN_END), &every_five_days_2014());
     assert_eq!(
-        ts,
+        starts(&out),
         vec![
             at(2014, 4, 1, 0, 0),
             at(2014, 7, 1, 0, 0),
@@ -103,23 +97,19 @@ fn three_months_aligned_end_time() {
     );
 }
 
-fn daily_march_10_to_may_22() -> Vec<i64> {
+/// 1-month buckets over daily points from 2014-03-10 to 2014-05-22, the query starting
+/// at the first point.
+fn monthly_from_march_10(alignment: &str) -> Vec<(i64, f64)> {
     let start = zoned("UTC", 2014, 3, 10, 0, 0);
-    every(&start, &zoned("UTC", 2014, 5, 23, 0, 0), 1.day())
+    let ts = every(&start, &zoned("UTC", 2014, 5, 23, 0, 0), 1.day());
+    let q = from(at(2014, 3, 10, 0, 0));
+    buckets(q, &sum(1, "MONTHS", alignment), &ts)
 }
 
 #[test]
 fn one_month_from_mid_month_without_alignment() {
-    let out = pairs(
-        &Q::range(at(2014, 3, 10, 0, 0), i64::MAX)
-            .run(
-                &sum(1, "MONTHS", NO_ALIGN),
-                ones(&daily_march_10_to_may_22()),
-            )
-            .unwrap(),
-    );
     assert_eq!(
-        out,
+        monthly_from_march_10(NO_ALIGN),
         vec![
             (at(2014, 3, 10, 0, 0), 31.0),
             (at(2014, 4, 10, 0, 0), 30.0),
@@ -130,16 +120,8 @@ fn one_month_from_mid_month_without_alignment() {
 
 #[test]
 fn one_month_from_mid_month_aligned_start_time() {
-    let out = pairs(
-        &Q::range(at(2014, 3, 10, 0, 0), i64::MAX)
-            .run(
-                &sum(1, "MONTHS", ALIGN_START),
-                ones(&daily_march_10_to_may_22()),
-            )
-            .unwrap(),
-    );
     assert_eq!(
-        out,
+        monthly_from_march_10(ALIGN_START),
         vec![
             (at(2014, 3, 1, 0, 0), 22.0),
             (at(2014, 4, 1, 0, 0), 30.0),
@@ -150,16 +132,8 @@ fn one_month_from_mid_month_aligned_start_time() {
 
 #[test]
 fn one_month_from_mid_month_aligned_end_time() {
-    let out = pairs(
-        &Q::range(at(2014, 3, 10, 0, 0), i64::MAX)
-            .run(
-                &sum(1, "MONTHS", ALIGN_END),
-                ones(&daily_march_10_to_may_22()),
-            )
-            .unwrap(),
-    );
     assert_eq!(
-        out,
+        monthly_from_march_10(ALIGN_END),
         vec![
             (at(2014, 4, 1, 0, 0), 22.0),
             (at(2014, 5, 1, 0, 0), 30.0),
@@ -168,23 +142,19 @@ fn one_month_from_mid_month_aligned_end_time() {
     );
 }
 
-fn daily_from_2015_01_02() -> Vec<i64> {
+/// 1-week buckets over daily points from Friday 2015-01-02T01:11 to 2015-01-18, the
+/// query starting at the first point.
+fn weekly_from_2015_01_02(alignment: &str) -> Vec<(i64, f64)> {
     let start = zoned("UTC", 2015, 1, 2, 1, 11);
-    every(&start, &zoned("UTC", 2015, 1, 18, 11, 11), 1.day())
+    let ts = every(&start, &zoned("UTC", 2015, 1, 18, 11, 11), 1.day());
+    let q = from(at(2015, 1, 2, 1, 11));
+    buckets(q, &sum(1, "WEEKS", alignment), &ts)
 }
 
 #[test]
 fn one_week_aligned_start_time() {
-    let out = pairs(
-        &Q::range(at(2015, 1, 2, 1, 11), i64::MAX)
-            .run(
-                &sum(1, "WEEKS", ALIGN_START),
-                ones(&daily_from_2015_01_02()),
-            )
-            .unwrap(),
-    );
     assert_eq!(
-        out,
+        weekly_from_2015_01_02(ALIGN_START),
         vec![
             (at(2014, 12, 29, 0, 0), 3.0),
             (at(2015, 1, 5, 0, 0), 7.0),
@@ -195,13 +165,8 @@ fn one_week_aligned_start_time() {
 
 #[test]
 fn one_week_aligned_end_time() {
-    let out = pairs(
-        &Q::range(at(2015, 1, 2, 1, 11), i64::MAX)
-            .run(&sum(1, "WEEKS", ALIGN_END), ones(&daily_from_2015_01_02()))
-            .unwrap(),
-    );
     assert_eq!(
-        out,
+        weekly_from_2015_01_02(ALIGN_END),
         vec![
             (at(2015, 1, 5, 0, 0), 3.0),
             (at(2015, 1, 12, 0, 0), 7.0),
@@ -215,12 +180,8 @@ fn paris_month(month: i8) -> Vec<(i64, f64)> {
     let from = zoned("Europe/Paris", 2014, month, 1, 0, 0);
     let until = zoned("Europe/Paris", 2014, month + 1, 1, 0, 0);
     let ts = every(&from, &until, 1.hour());
-    pairs(
-        &Q::new()
-            .tz("Europe/Paris")
-            .run(&sum(1, "MONTHS", r#","align_sampling":true"#), ones(&ts))
-            .unwrap(),
-    )
+    let q = Q::new().tz("Europe/Paris");
+    buckets(q, &sum(1, "MONTHS", r#","align_sampling":true"#), &ts)
 }
 
 #[test]
@@ -245,15 +206,8 @@ fn paris_month_from_the_aggregator_time_zone_property() {
     let from = zoned("Europe/Paris", 2014, 3, 1, 0, 0);
     let until = zoned("Europe/Paris", 2014, 4, 1, 0, 0);
     let ts = every(&from, &until, 1.hour());
-    let out = pairs(
-        &Q::new()
-            .tz("Asia/Tokyo")
-            .run(
-                &sum(1, "MONTHS", r#","time_zone":"Europe/Paris""#),
-                ones(&ts),
-            )
-            .unwrap(),
-    );
+    let q = Q::new().tz("Asia/Tokyo");
+    let out = buckets(q, &sum(1, "MONTHS", r#","time_zone":"Europe/Paris""#), &ts);
     assert_eq!(counts(&out), vec![743.0]);
 }
 
@@ -261,54 +215,50 @@ fn paris_month_from_the_aggregator_time_zone_property() {
 fn yearly_over_leap_years() {
     let start = zoned("UTC", 2010, 1, 1, 0, 0);
     let ts = every(&start, &zoned("UTC", 2014, 1, 1, 0, 0), 1.day());
-    let out = pairs(&run(&sum(1, "YEARS", NO_ALIGN), ones(&ts)));
+    let out = buckets(Q::new(), &sum(1, "YEARS", NO_ALIGN), &ts);
     assert_eq!(counts(&out), vec![365.0, 365.0, 366.0, 365.0]);
     assert_eq!(out[2].0, at(2012, 1, 1, 0, 0));
 }
 
+/// Counts of unaligned 1-`unit` buckets over points every `step` from 2014-01-01 UTC,
+/// while before `length` later.
+fn unaligned_counts_from_2014(unit: &str, length: Span, step: Span) -> Vec<f64> {
+    let start = zoned("UTC", 2014, 1, 1, 0, 0);
+    let until = start.checked_add(length).unwrap();
+    let ts = every(&start, &until, step);
+    counts(&buckets(Q::new(), &sum(1, unit, NO_ALIGN), &ts))
+}
+
 #[test]
 fn one_day_without_alignment() {
-    let start = zoned("UTC", 2014, 1, 1, 0, 0);
-    let ts = every(&start, &zoned("UTC", 2014, 1, 3, 3, 0), 1.hour());
-    let out = pairs(&run(&sum(1, "DAYS", NO_ALIGN), ones(&ts)));
-    assert_eq!(counts(&out), vec![24.0, 24.0, 3.0]);
+    let counts = unaligned_counts_from_2014("DAYS", 2.days().hours(3), 1.hour());
+    assert_eq!(counts, vec![24.0, 24.0, 3.0]);
 }
 
 #[test]
 fn one_hour_without_alignment() {
-    let start = zoned("UTC", 2014, 1, 1, 0, 0);
-    let ts = every(&start, &zoned("UTC", 2014, 1, 1, 2, 20), 10.minutes());
-    let out = pairs(&run(&sum(1, "HOURS", NO_ALIGN), ones(&ts)));
-    assert_eq!(counts(&out), vec![6.0, 6.0, 2.0]);
+    let counts = unaligned_counts_from_2014("HOURS", 2.hours().minutes(20), 10.minutes());
+    assert_eq!(counts, vec![6.0, 6.0, 2.0]);
 }
 
 #[test]
 fn one_minute_without_alignment() {
-    let start = zoned("UTC", 2014, 1, 1, 0, 0);
-    let until = start.checked_add(2.minutes().seconds(20)).unwrap();
-    let ts = every(&start, &until, 10.seconds());
-    let out = pairs(&run(&sum(1, "MINUTES", NO_ALIGN), ones(&ts)));
-    assert_eq!(counts(&out), vec![6.0, 6.0, 2.0]);
+    let counts = unaligned_counts_from_2014("MINUTES", 2.minutes().seconds(20), 10.seconds());
+    assert_eq!(counts, vec![6.0, 6.0, 2.0]);
 }
 
 #[test]
 fn one_second_without_alignment() {
-    let start = zoned("UTC", 2014, 1, 1, 0, 0);
-    let until = start.checked_add(2.seconds().milliseconds(200)).unwrap();
-    let ts = every(&start, &until, 100.milliseconds());
-    let out = pairs(&run(&sum(1, "SECONDS", NO_ALIGN), ones(&ts)));
-    assert_eq!(counts(&out), vec![10.0, 10.0, 2.0]);
+    let length = 2.seconds().milliseconds(200);
+    let counts = unaligned_counts_from_2014("SECONDS", length, 100.milliseconds());
+    assert_eq!(counts, vec![10.0, 10.0, 2.0]);
 }
 
 #[test]
 fn one_millisecond_two_points_per_millisecond() {
     let t0 = at(2014, 1, 1, 0, 0);
     let ts = [t0, t0, t0 + 1, t0 + 1, t0 + 2, t0 + 2];
-    let out = pairs(
-        &Q::range(t0, i64::MAX)
-            .run(&sum(1, "MILLISECONDS", NO_ALIGN), ones(&ts))
-            .unwrap(),
-    );
+    let out = buckets(from(t0), &sum(1, "MILLISECONDS", NO_ALIGN), &ts);
     assert_eq!(out, vec![(t0, 2.0), (t0 + 1, 2.0), (t0 + 2, 2.0)]);
 }
 
@@ -317,11 +267,8 @@ fn one_millisecond_over_two_months_does_not_overflow() {
     let start = zoned("UTC", 2014, 1, 1, 0, 0);
     let distinct = every(&start, &zoned("UTC", 2014, 3, 1, 0, 0), 10.seconds());
     let ts: Vec<i64> = distinct.iter().flat_map(|&t| [t, t]).collect();
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 0, 0), i64::MAX)
-            .run(&sum(1, "MILLISECONDS", NO_ALIGN), ones(&ts))
-            .unwrap(),
-    );
+    let q = from(at(2014, 1, 1, 0, 0));
+    let out = buckets(q, &sum(1, "MILLISECONDS", NO_ALIGN), &ts);
     assert_eq!(distinct.len(), 59 * 8640);
     assert_eq!(out.len(), distinct.len());
     assert!(out.iter().zip(&distinct).all(|(p, &t)| *p == (t, 2.0)));
@@ -336,11 +283,8 @@ fn sub_day_units_align_to_midnight() {
         at(2014, 1, 1, 13, 59),
         at(2014, 1, 1, 14, 0),
     ];
-    let out = pairs(
-        &Q::range(at(2014, 1, 1, 10, 0), i64::MAX)
-            .run(&sum(7, "HOURS", ALIGN_START), ones(&ts))
-            .unwrap(),
-    );
+    let q = from(at(2014, 1, 1, 10, 0));
+    let out = buckets(q, &sum(7, "HOURS", ALIGN_START), &ts);
     assert_eq!(
         out,
         vec![(at(2014, 1, 1, 7, 0), 2.0), (at(2014, 1, 1, 14, 0), 1.0)]
@@ -350,28 +294,22 @@ fn sub_day_units_align_to_midnight() {
 #[test]
 fn milliseconds_align_to_the_whole_second() {
     // Start 1234 → origin 1000: 300 ms buckets [1000, 1300), [1300, 1600), …
-    let out = pairs(
-        &Q::range(1234, i64::MAX)
-            .run(
-                &sum(300, "MILLISECONDS", ALIGN_START),
-                ones(&[1250, 1299, 1300, 1599]),
-            )
-            .unwrap(),
-    );
+    let ts = [1250, 1299, 1300, 1599];
+    let out = buckets(from(1234), &sum(300, "MILLISECONDS", ALIGN_START), &ts);
     assert_eq!(out, vec![(1000, 2.0), (1300, 2.0)]);
 }
 
 #[test]
 fn descending_stream_folds_into_one_bucket() {
     // ⚠ With `order: desc` every later point is before the bucket end (spec §5.1).
-    let out = pairs(&run(&sum(1, "MILLISECONDS", ""), ones(&[5, 4, 3, 2, 1])));
+    let out = buckets(Q::new(), &sum(1, "MILLISECONDS", ""), &[5, 4, 3, 2, 1]);
     assert_eq!(out, vec![(5, 5.0)]);
 }
 
 #[test]
 fn new_york_days_follow_local_midnights_across_dst() {
     let tz = "America/New_York";
-    for (from, until, expected) in [
+    for (first_day, until, expected) in [
         // Spring forward on 2024-03-10: a 23-hour day.
         (
             zoned(tz, 2024, 3, 9, 0, 0),
@@ -385,22 +323,18 @@ fn new_york_days_follow_local_midnights_across_dst() {
             [24.0, 25.0, 24.0],
         ),
     ] {
-        let ts = every(&from, &until, 1.hour());
-        let out = pairs(
-            &Q::range(from.timestamp().as_millisecond(), i64::MAX)
-                .tz(tz)
-                .run(&sum(1, "DAYS", ALIGN_START), ones(&ts))
-                .unwrap(),
-        );
+        let ts = every(&first_day, &until, 1.hour());
+        let q = from(first_day.timestamp().as_millisecond()).tz(tz);
+        let out = buckets(q, &sum(1, "DAYS", ALIGN_START), &ts);
         assert_eq!(counts(&out), expected);
-        let day = from.date();
-        let starts: Vec<i64> = (0i64..3)
+        let day = first_day.date();
+        let midnights: Vec<i64> = (0i64..3)
             .map(|i| {
                 let d = day.checked_add(i.days()).unwrap();
                 at_in(tz, d.year(), d.month(), d.day(), 0, 0)
             })
             .collect();
-        assert_eq!(out.iter().map(|p| p.0).collect::<Vec<_>>(), starts);
+        assert_eq!(starts(&out), midnights);
     }
 }
 
@@ -413,12 +347,8 @@ fn fixed_offset_time_zone() {
         at(2024, 1, 11, 18, 29),
         at(2024, 1, 11, 18, 30),
     ];
-    let out = pairs(
-        &Q::range(at(2024, 1, 10, 12, 0), i64::MAX)
-            .tz("+05:30")
-            .run(&sum(1, "DAYS", ALIGN_START), ones(&ts))
-            .unwrap(),
-    );
+    let q = from(at(2024, 1, 10, 12, 0)).tz("+05:30");
+    let out = buckets(q, &sum(1, "DAYS", ALIGN_START), &ts);
     assert_eq!(
         out,
         vec![
@@ -428,18 +358,8 @@ fn fixed_offset_time_zone() {
         ]
     );
     // The same offset as an aggregator property.
-    let out = pairs(
-        &Q::range(at(2024, 1, 10, 12, 0), i64::MAX)
-            .run(
-                &sum(
-                    1,
-                    "DAYS",
-                    r#","align_start_time":true,"time_zone":"+05:30""#,
-                ),
-                ones(&ts),
-            )
-            .unwrap(),
-    );
+    let property = r#","align_start_time":true,"time_zone":"+05:30""#;
+    let out = buckets(from(at(2024, 1, 10, 12, 0)), &sum(1, "DAYS", property), &ts);
     assert_eq!(out[0].0, at(2024, 1, 9, 18, 30));
 }
 
@@ -463,7 +383,6 @@ fn fixed_width_walk_matches_java_buckets_around_the_origin() {
         expected.push((ts[lo], (hi - lo) as f64));
         lo = hi;
     }
-    let q = Q::range(origin, i64::MAX);
-    let out = q.run(&sum(1, "MINUTES", NO_ALIGN), ones(&ts)).unwrap();
-    assert_eq!(pairs(&out), expected);
+    let out = buckets(from(origin), &sum(1, "MINUTES", NO_ALIGN), &ts);
+    assert_eq!(out, expected);
 }

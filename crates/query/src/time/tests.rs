@@ -89,6 +89,14 @@ fn alignment_in_a_zone_is_local() {
     assert_eq!(b.origin(), at_in("America/New_York", 2024, 3, 4, 0, 0));
 }
 
+/// Asserts the bucket `(start, end)` each point falls into: `(point, bucket)` cases.
+fn assert_buckets(b: &Buckets, cases: &[(i64, (i64, i64))]) {
+    for &(t, bucket) in cases {
+        let at = Timestamp::from_millisecond(t).unwrap();
+        assert_eq!(b.range_of(t), bucket, "bucket of {at}");
+    }
+}
+
 /// Walks consecutive buckets from the bucket of `from` while they start before `until`.
 fn walk(b: &Buckets, from: i64, until: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
@@ -197,30 +205,29 @@ fn sub_day_units_are_utc_arithmetic_in_any_zone() {
 #[test]
 fn months_from_the_31st_clamp_like_joda() {
     let b = Buckets::new(Unit::Months, 1, at(2014, 1, 31, 0, 0), false, Zone::UTC);
-    assert_eq!(
-        b.range_of(at(2014, 2, 27, 23, 59)),
-        (at(2014, 1, 31, 0, 0), at(2014, 2, 28, 0, 0))
-    );
-    assert_eq!(
-        b.range_of(at(2014, 2, 28, 0, 0)),
-        (at(2014, 2, 28, 0, 0), at(2014, 3, 31, 0, 0))
-    );
-    assert_eq!(
-        b.range_of(at(2014, 3, 30, 12, 0)),
-        (at(2014, 2, 28, 0, 0), at(2014, 3, 31, 0, 0))
+    let jan_31 = (at(2014, 1, 31, 0, 0), at(2014, 2, 28, 0, 0));
+    let feb_28 = (at(2014, 2, 28, 0, 0), at(2014, 3, 31, 0, 0));
+    assert_buckets(
+        &b,
+        &[
+            (at(2014, 2, 27, 23, 59), jan_31),
+            (at(2014, 2, 28, 0, 0), feb_28),
+            (at(2014, 3, 30, 12, 0), feb_28),
+        ],
     );
 }
 
 #[test]
 fn years_from_february_29th() {
     let b = Buckets::new(Unit::Years, 1, at(2012, 2, 29, 0, 0), false, Zone::UTC);
-    assert_eq!(
-        b.range_of(at(2013, 2, 27, 12, 0)),
-        (at(2012, 2, 29, 0, 0), at(2013, 2, 28, 0, 0))
-    );
-    assert_eq!(
-        b.range_of(at(2013, 2, 28, 12, 0)),
-        (at(2013, 2, 28, 0, 0), at(2014, 2, 28, 0, 0))
+    let from_2012 = (at(2012, 2, 29, 0, 0), at(2013, 2, 28, 0, 0));
+    let from_2013 = (at(2013, 2, 28, 0, 0), at(2014, 2, 28, 0, 0));
+    assert_buckets(
+        &b,
+        &[
+            (at(2013, 2, 27, 12, 0), from_2012),
+            (at(2013, 2, 28, 12, 0), from_2013),
+        ],
     );
 }
 
@@ -242,58 +249,56 @@ fn multi_unit_buckets() {
 fn times_before_the_origin_truncate_toward_zero() {
     // Joda: numberOfPastPeriods = difference / value, truncated toward zero.
     let b = Buckets::new(Unit::Milliseconds, 100, 1000, false, Zone::UTC);
-    assert_eq!(b.range_of(950), (1000, 1100));
-    assert_eq!(b.range_of(850), (900, 1000));
+    assert_buckets(&b, &[(950, (1000, 1100)), (850, (900, 1000))]);
     let b = Buckets::new(Unit::Months, 1, at(2014, 3, 10, 0, 0), false, Zone::UTC);
-    assert_eq!(
-        b.range_of(at(2014, 3, 1, 0, 0)),
-        (at(2014, 3, 10, 0, 0), at(2014, 4, 10, 0, 0))
-    );
-    assert_eq!(
-        b.range_of(at(2014, 2, 5, 0, 0)),
-        (at(2014, 2, 10, 0, 0), at(2014, 3, 10, 0, 0))
+    let from_march_10 = (at(2014, 3, 10, 0, 0), at(2014, 4, 10, 0, 0));
+    let from_february_10 = (at(2014, 2, 10, 0, 0), at(2014, 3, 10, 0, 0));
+    assert_buckets(
+        &b,
+        &[
+            (at(2014, 3, 1, 0, 0), from_march_10),
+            (at(2014, 2, 5, 0, 0), from_february_10),
+        ],
     );
 }
 
 #[test]
 fn sampling_durations() {
-    let utc = Zone::UTC;
     let day = 24 * HOUR;
-    assert_eq!(sampling_duration(&utc, Unit::Milliseconds, 5, 123), 5);
-    assert_eq!(sampling_duration(&utc, Unit::Seconds, 3, 0), 3_000);
-    assert_eq!(sampling_duration(&utc, Unit::Minutes, 2, 0), 120_000);
-    assert_eq!(sampling_duration(&utc, Unit::Hours, 2, 0), 2 * HOUR);
-    assert_eq!(sampling_duration(&utc, Unit::Days, 1, 0), day);
-    assert_eq!(sampling_duration(&utc, Unit::Weeks, 1, 0), 7 * day);
-    assert_eq!(
-        sampling_duration(&utc, Unit::Months, 1, at(2024, 2, 1, 0, 0)),
-        29 * day
-    );
-    assert_eq!(
-        sampling_duration(&utc, Unit::Months, 1, at(2023, 2, 1, 0, 0)),
-        28 * day
-    );
-    // Jan 31 + 1 month = Feb 29 (clamped).
-    assert_eq!(
-        sampling_duration(&utc, Unit::Months, 1, at(2024, 1, 31, 0, 0)),
-        29 * day
-    );
-    assert_eq!(
-        sampling_duration(&utc, Unit::Years, 1, at(2024, 1, 1, 0, 0)),
-        366 * day
-    );
-    let ny = zone("America/New_York");
-    let t = at_in("America/New_York", 2024, 3, 10, 0, 0);
-    assert_eq!(sampling_duration(&ny, Unit::Days, 1, t), 23 * HOUR);
-    assert_eq!(sampling_duration(&ny, Unit::Hours, 24, t), 24 * HOUR);
-    let paris = zone("Europe/Paris");
-    let t = at_in("Europe/Paris", 2014, 10, 1, 0, 0);
-    assert_eq!(sampling_duration(&paris, Unit::Months, 1, t), 745 * HOUR);
+    let ny = "America/New_York";
+    let ny_spring_forward = at_in(ny, 2024, 3, 10, 0, 0);
+    let paris = "Europe/Paris";
+    let paris_october = at_in(paris, 2014, 10, 1, 0, 0);
+    // (zone, unit, value, t, duration of `value` units from t)
+    let cases = [
+        ("UTC", Unit::Milliseconds, 5, 123, 5),
+        ("UTC", Unit::Seconds, 3, 0, 3_000),
+        ("UTC", Unit::Minutes, 2, 0, 120_000),
+        ("UTC", Unit::Hours, 2, 0, 2 * HOUR),
+        ("UTC", Unit::Days, 1, 0, day),
+        ("UTC", Unit::Weeks, 1, 0, 7 * day),
+        ("UTC", Unit::Months, 1, at(2024, 2, 1, 0, 0), 29 * day),
+        ("UTC", Unit::Months, 1, at(2023, 2, 1, 0, 0), 28 * day),
+        // Jan 31 + 1 month = Feb 29 (clamped).
+        ("UTC", Unit::Months, 1, at(2024, 1, 31, 0, 0), 29 * day),
+        ("UTC", Unit::Years, 1, at(2024, 1, 1, 0, 0), 366 * day),
+        (ny, Unit::Days, 1, ny_spring_forward, 23 * HOUR),
+        (ny, Unit::Hours, 24, ny_spring_forward, 24 * HOUR),
+        (paris, Unit::Months, 1, paris_october, 745 * HOUR),
+    ];
+    for (tz, unit, value, t, duration) in cases {
+        assert_eq!(
+            sampling_duration(&zone(tz), unit, value, t),
+            duration,
+            "{value} {unit:?} from {t} in {tz}"
+        );
+    }
 }
 
-/// Every (zone, unit, start, align, t) at the ends of the i64 range whose bucket
-/// computation panics or returns start > end, and every panicking `sampling_duration`.
-fn extreme_failures(units: &[Unit]) -> Vec<String> {
+/// Asserts that no (zone, unit, start, align, t) at the ends of the i64 range makes the
+/// bucket computation panic or return start > end, and that no `sampling_duration` panics;
+/// lists every failure otherwise.
+fn assert_no_extreme_failures(units: &[Unit]) {
     let extremes = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
     let mut failures = Vec::new();
     for (name, z) in [
@@ -329,14 +334,19 @@ fn extreme_failures(units: &[Unit]) -> Vec<String> {
             }
         }
     }
-    failures
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn extreme_timestamps_do_not_panic() {
     // Ingest accepts any signed 64-bit timestamp (spec §2.2), and the query start is the
     // bucket origin, so both ends of the range must be safe for every unit and zone.
-    let failures = extreme_failures(&[
+    assert_no_extreme_failures(&[
         Unit::Milliseconds,
         Unit::Seconds,
         Unit::Minutes,
@@ -344,21 +354,9 @@ fn extreme_timestamps_do_not_panic() {
         Unit::Days,
         Unit::Weeks,
     ]);
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 #[test]
 fn extreme_timestamps_do_not_panic_for_months_and_years() {
-    let failures = extreme_failures(&[Unit::Months, Unit::Years]);
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_extreme_failures(&[Unit::Months, Unit::Years]);
 }

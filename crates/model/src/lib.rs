@@ -36,7 +36,7 @@ pub mod suite;
 pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use metrics::{Gauge, Kind, Sample};
 #[cfg(feature = "test-suite")]
-pub use null_storage::NullStorage;
+pub use null_storage::{NoSeries, NullStorage, Reader};
 pub use read::{
     DeleteRequest, Order, Read, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange,
 };

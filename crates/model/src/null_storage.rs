@@ -1,7 +1,8 @@
 //! [`NullStorage`]: the one do-nothing [`Storage`] test double (cargo feature
 //! `test-suite`). Tests that need a store but not its data use it as it is; a double
-//! with behaviour of its own (failing on purpose, fixed answers) keeps a `NullStorage`
-//! field and hands it the methods it does not care about.
+//! that only answers reads its own way (fixed series, a query log) is a [`Reader`] inside
+//! one ([`NullStorage::reading`]); a double with more behaviour of its own (failing on
+//! purpose) keeps a `NullStorage` field and hands it the methods it does not care about.
 //!
 //! Not a backend: it holds no points, so nothing written can be read back.
 
@@ -12,13 +13,30 @@ use crate::read::{DeleteRequest, Read, SeriesQuery, TagFilter, TimeRange};
 use crate::series::SeriesKey;
 use crate::storage::{HealthStatus, Storage, StorageError, StorageStats};
 
-/// Accepts every write and stores nothing: reads, listings and deletes find nothing,
-/// `sync` succeeds, it is always healthy and exports no figures. Made with
-/// [`NullStorage::recording`], it also keeps every batch written to it, in order.
+/// Accepts every write and stores nothing: reads (unless a [`Reader`] answers them),
+/// listings and deletes find nothing, `sync` succeeds, it is always healthy and exports
+/// no figures. Made [`recording`](NullStorage::recording), it also keeps every batch
+/// written to it, in order. Derefs to its reader.
 #[derive(Debug, Default)]
-pub struct NullStorage {
+pub struct NullStorage<R: Reader = NoSeries> {
+    reader: R,
     /// `Some` when recording.
     written: Option<Mutex<Vec<WriteBatch>>>,
+}
+
+/// What answers a [`NullStorage`]'s `query`.
+pub trait Reader: Send + Sync + 'static {
+    fn read(&self, query: &SeriesQuery) -> Result<Read, StorageError>;
+}
+
+/// The reader that finds nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSeries;
+
+impl Reader for NoSeries {
+    fn read(&self, _: &SeriesQuery) -> Result<Read, StorageError> {
+        Ok(Read::Complete(Vec::new()))
+    }
 }
 
 impl NullStorage {
@@ -26,11 +44,27 @@ impl NullStorage {
     pub fn new() -> NullStorage {
         NullStorage::default()
     }
+}
 
-    /// A store that keeps every batch written to it (see [`NullStorage::written`]).
-    pub fn recording() -> NullStorage {
+impl<R: Reader> NullStorage<R> {
+    /// A store whose reads `reader` answers.
+    pub fn reading(reader: R) -> NullStorage<R> {
+        NullStorage {
+            reader,
+            written: None,
+        }
+    }
+
+    /// The reader, taken out of the store.
+    pub fn into_reader(self) -> R {
+        self.reader
+    }
+
+    /// The same store, keeping every batch written to it (see [`NullStorage::written`]).
+    pub fn recording(self) -> NullStorage<R> {
         NullStorage {
             written: Some(Mutex::new(Vec::new())),
+            ..self
         }
     }
 
@@ -49,7 +83,15 @@ impl NullStorage {
     }
 }
 
-impl Storage for NullStorage {
+impl<R: Reader> std::ops::Deref for NullStorage<R> {
+    type Target = R;
+
+    fn deref(&self) -> &R {
+        &self.reader
+    }
+}
+
+impl<R: Reader> Storage for NullStorage<R> {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         if let Some(w) = &self.written {
             w.lock()
@@ -59,8 +101,8 @@ impl Storage for NullStorage {
         Ok(())
     }
 
-    fn query(&self, _: &SeriesQuery) -> Result<Read, StorageError> {
-        Ok(Read::Complete(Vec::new()))
+    fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
+        self.reader.read(query)
     }
 
     fn series_keys(
@@ -161,7 +203,7 @@ mod tests {
 
     #[test]
     fn recording_keeps_the_batches_in_order() {
-        let s = NullStorage::recording();
+        let s = NullStorage::new().recording();
         s.write(&batch(2)).unwrap();
         s.write(&batch(1)).unwrap();
         assert_empty(&s);

@@ -20,8 +20,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kairosdb_engine::{Engine, EngineConfig, WalSync};
 use kairosdb_model::{
-    MetricQuery, Order, OutColumn, Points, SeriesKey, SeriesPoints, Storage, TagFilter, TagMatcher,
-    Tags, TimeRange, WriteBatch,
+    MetricQuery, NullStorage, Order, OutColumn, Points, SeriesKey, SeriesPoints, Storage,
+    TagFilter, TagMatcher, Tags, TimeRange, WriteBatch,
 };
 use kairosdb_query::{aggregate, execute, Budget, Context};
 use rand::{Rng, SeedableRng};
@@ -45,56 +45,6 @@ fn walk(n: usize, seed: u64) -> (Vec<i64>, Vec<f64>) {
     (ts, values)
 }
 
-/// A storage nobody writes to (no `save_as` in these benches).
-struct NoStorage;
-
-impl Storage for NoStorage {
-    fn write(&self, _: &WriteBatch) -> Result<(), kairosdb_model::StorageError> {
-        Ok(())
-    }
-    fn query(
-        &self,
-        _: &kairosdb_model::SeriesQuery,
-    ) -> Result<kairosdb_model::Read, kairosdb_model::StorageError> {
-        Ok(kairosdb_model::Read::Complete(Vec::new()))
-    }
-    fn series_keys(
-        &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
-    ) -> Result<Vec<SeriesKey>, kairosdb_model::StorageError> {
-        Ok(Vec::new())
-    }
-    fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, kairosdb_model::StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_names(&self) -> Result<Vec<String>, kairosdb_model::StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_values(&self) -> Result<Vec<String>, kairosdb_model::StorageError> {
-        Ok(Vec::new())
-    }
-    fn delete(
-        &self,
-        _: &kairosdb_model::DeleteRequest,
-    ) -> Result<u64, kairosdb_model::StorageError> {
-        Ok(0)
-    }
-    fn sync(&self) -> Result<(), kairosdb_model::StorageError> {
-        Ok(())
-    }
-    fn health(&self) -> kairosdb_model::HealthStatus {
-        kairosdb_model::HealthStatus {
-            ok: true,
-            detail: String::new(),
-        }
-    }
-    fn stats(&self) -> kairosdb_model::StorageStats {
-        Default::default()
-    }
-}
-
 /// The aggregator a JSON object asks for, as a query carries it.
 fn spec(json: &str) -> kairosdb_model::catalogue::AggregatorSpec {
     kairosdb_protocol::query::parse_aggregator(json).expect("a valid aggregator")
@@ -108,6 +58,8 @@ fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64
         now_ms: i64::MAX,
         budget: &budget,
     };
+    // A storage nobody writes to (no `save_as` in these benches).
+    let storage = NullStorage::new();
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(ts.len() as u64));
     g.sample_size(10);
@@ -117,7 +69,7 @@ fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64
         g.bench_function(*name, |b| {
             b.iter_batched(
                 || (ts.to_vec(), OutColumn::Double(values.to_vec())),
-                |(t, v)| aggregate(&NoStorage, &ctx, &chain, t, v).unwrap(),
+                |(t, v)| aggregate(&storage, &ctx, &chain, t, v).unwrap(),
                 BatchSize::LargeInput,
             )
         });

@@ -50,9 +50,12 @@ enum Mode {
     FullRead,
 }
 
-/// Storage double over a fixed list of series that records every query it receives
-/// (the storage of every test of `execute` here).
-struct Fixed {
+/// The storage of every test of `execute` here: a [`NullStorage`] whose reads come from
+/// a fixed list of series ([`FixedSeries`]), which logs every query it receives.
+type Fixed = NullStorage<FixedSeries>;
+
+/// Answers a [`SeriesQuery`] from fixed series.
+struct FixedSeries {
     series: Vec<SeriesData>,
     mode: Mode,
     /// Fail with `TooManyPoints` above `SeriesQuery::max_points` (counting the points
@@ -61,26 +64,29 @@ struct Fixed {
     seen: Mutex<Vec<SeriesQuery>>,
 }
 
-impl Fixed {
-    /// Answers as a real storage does ([`Mode::Honour`]).
-    fn new(series: Vec<SeriesData>) -> Fixed {
-        Fixed::with_mode(series, Mode::Honour)
-    }
+/// A store over `series` that answers as a real storage does ([`Mode::Honour`]).
+fn fixed(series: Vec<SeriesData>) -> Fixed {
+    fixed_with(series, Mode::Honour)
+}
 
-    fn with_mode(series: Vec<SeriesData>, mode: Mode) -> Fixed {
-        Fixed {
-            series,
-            mode,
-            enforce_max_points: false,
-            seen: Mutex::new(Vec::new()),
-        }
-    }
+fn fixed_with(series: Vec<SeriesData>, mode: Mode) -> Fixed {
+    NullStorage::reading(FixedSeries {
+        series,
+        mode,
+        enforce_max_points: false,
+        seen: Mutex::new(Vec::new()),
+    })
+}
 
-    fn enforcing(mut self) -> Fixed {
-        self.enforce_max_points = true;
-        self
-    }
+/// [`Mode::Honour`], failing above a query's `max_points`.
+fn fixed_enforcing(series: Vec<SeriesData>) -> Fixed {
+    NullStorage::reading(FixedSeries {
+        enforce_max_points: true,
+        ..fixed_with(series, Mode::Honour).into_reader()
+    })
+}
 
+impl FixedSeries {
     fn queries(&self) -> Vec<SeriesQuery> {
         self.seen.lock().expect("not poisoned").clone()
     }
@@ -110,11 +116,8 @@ fn pick(points: &Points, idx: &[usize]) -> Points {
     }
 }
 
-impl Storage for Fixed {
-    fn write(&self, _: &WriteBatch) -> Result<(), StorageError> {
-        Err(StorageError::Internal("read-only".into()))
-    }
-    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
+impl Reader for FixedSeries {
+    fn read(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.seen.lock().expect("not poisoned").push(q.clone());
         let mut out = Vec::new();
         let mut total = 0u64;
@@ -151,38 +154,6 @@ impl Storage for Fixed {
         }
         Ok(Read::Complete(out))
     }
-    fn series_keys(
-        &self,
-        _: &str,
-        _: &TagFilter,
-        _: TimeRange,
-    ) -> Result<Vec<SeriesKey>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn metric_names(&self, _: Option<&str>) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        Ok(Vec::new())
-    }
-    fn delete(&self, _: &DeleteRequest) -> Result<u64, StorageError> {
-        Ok(0)
-    }
-    fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn health(&self) -> HealthStatus {
-        HealthStatus {
-            ok: true,
-            detail: String::new(),
-        }
-    }
-    fn stats(&self) -> StorageStats {
-        StorageStats::default()
-    }
 }
 
 fn key(dt: DataType, host: &str) -> SeriesKey {
@@ -190,7 +161,7 @@ fn key(dt: DataType, host: &str) -> SeriesKey {
 }
 
 fn store() -> Fixed {
-    Fixed::new(vec![
+    fixed(vec![
         SeriesData::new(
             key(DataType::Long, "a"),
             Points::Long {

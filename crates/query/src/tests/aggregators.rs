@@ -8,13 +8,13 @@
 //! vectors are checked on their number half and their text half separately.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kairosdb_model::*;
 
 use super::agg;
 
-use super::{execute_at, Fixed};
+use super::{execute_at, fixed, Fixed};
 use crate::aggregate::{Aggregator, GroupInfo, Stream};
 use crate::{Budget, Context, QueryError, Stop};
 
@@ -154,68 +154,20 @@ fn failure<T: Debug>(r: Result<T, QueryError>) -> String {
 }
 
 /// Storage double: answers queries from fixed series and records every written batch.
-pub(super) struct Recorder {
-    data: Fixed,
-    writes: Mutex<Vec<WriteBatch>>,
+pub(super) type Recorder = Fixed;
+
+/// A [`Recorder`] over `series`.
+pub(super) fn recorder(series: Vec<SeriesData>) -> Recorder {
+    fixed(series).recording()
 }
 
-impl Recorder {
-    pub(super) fn new(series: Vec<SeriesData>) -> Recorder {
-        Recorder {
-            data: Fixed::new(series),
-            writes: Mutex::new(Vec::new()),
-        }
-    }
-
-    pub(super) fn written(&self) -> Vec<SeriesPoints> {
-        let writes = self.writes.lock().expect("not poisoned");
-        writes
-            .iter()
-            .flat_map(|b| b.series.iter().cloned())
-            .collect()
-    }
-}
-
-impl Storage for Recorder {
-    fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
-        self.writes
-            .lock()
-            .expect("not poisoned")
-            .push(batch.clone());
-        Ok(())
-    }
-    fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
-        self.data.query(q)
-    }
-    fn series_keys(
-        &self,
-        metric: &str,
-        filter: &TagFilter,
-        range: TimeRange,
-    ) -> Result<Vec<SeriesKey>, StorageError> {
-        self.data.series_keys(metric, filter, range)
-    }
-    fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
-        self.data.metric_names(prefix)
-    }
-    fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        self.data.tag_names()
-    }
-    fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        self.data.tag_values()
-    }
-    fn delete(&self, d: &DeleteRequest) -> Result<u64, StorageError> {
-        self.data.delete(d)
-    }
-    fn sync(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-    fn health(&self) -> HealthStatus {
-        self.data.health()
-    }
-    fn stats(&self) -> StorageStats {
-        StorageStats::default()
-    }
+/// The series points written to `storage`, in order.
+pub(super) fn written(storage: &Recorder) -> Vec<SeriesPoints> {
+    storage
+        .written()
+        .into_iter()
+        .flat_map(|b| b.series)
+        .collect()
 }
 
 /// The request-wide inputs of one aggregator run: query range (its start is the default
@@ -263,7 +215,7 @@ impl Q {
             tags: &tags,
             group_by_tags: &[],
         };
-        self.chain_with(aggregators, s, &Recorder::new(Vec::new()), &info)
+        self.chain_with(aggregators, s, &recorder(Vec::new()), &info)
     }
 
     pub(super) fn chain_with(
@@ -1348,11 +1300,11 @@ fn saved(
         tags: &tags,
         group_by_tags: &group_by_tags,
     };
-    let storage = Recorder::new(Vec::new());
+    let storage = recorder(Vec::new());
     let out = Q::new()
         .chain_with(&[json], longs(&[(1, 10), (2, 20)]), &storage, &info)
         .expect("save_as succeeds");
-    (out, storage.written())
+    (out, written(&storage))
 }
 
 fn saved_points() -> Points {
@@ -1452,7 +1404,7 @@ fn save_as_in_a_query_with_tag_group_by() {
             Tags::from_pairs([("host", host), ("dc", "eu")]),
         )
     };
-    let storage = Recorder::new(vec![
+    let storage = recorder(vec![
         SeriesData::new(
             key("a"),
             Points::Long {
@@ -1476,7 +1428,7 @@ fn save_as_in_a_query_with_tag_group_by() {
     ];
     let r = execute_at(&storage, TimeRange::new(0, 100), 100, &q).unwrap();
     assert_eq!(r.results.len(), 2);
-    let written = storage.written();
+    let written = written(&storage);
     let got: Vec<(Tags, Points)> = written
         .into_iter()
         .map(|s| (s.key.tags, s.points))
@@ -1504,7 +1456,7 @@ fn save_as_in_a_query_with_tag_group_by() {
 
 #[test]
 fn save_as_works_on_text_and_skips_nulls() {
-    let storage = Recorder::new(Vec::new());
+    let storage = recorder(Vec::new());
     let tags = GroupTags::default();
     let info = GroupInfo {
         metric: "group",
@@ -1523,7 +1475,7 @@ fn save_as_works_on_text_and_skips_nulls() {
         )
         .unwrap();
     assert_eq!(out.ts, vec![1, 2, 3]);
-    let written = storage.written();
+    let written = written(&storage);
     assert_eq!(written.len(), 1);
     assert_eq!(
         written[0].points,
@@ -1726,7 +1678,7 @@ fn execute_over_one_series(
     range: TimeRange,
     aggregators: &[&str],
 ) -> Result<QueryResult, QueryError> {
-    let store = Fixed::new(vec![SeriesData::new(
+    let store = fixed(vec![SeriesData::new(
         SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", "a")])),
         Points::Long {
             ts: points.iter().map(|p| p.0).collect(),

@@ -4,7 +4,7 @@
 use kairosdb_model::*;
 
 use super::aggregators::{at, doubles, longs, mixed, texts};
-use super::{agg, execute_at, group_by, Fixed};
+use super::{agg, execute_at, fixed, group_by, Fixed};
 use crate::aggregate::Stream;
 use crate::groupby::{self, GroupBy};
 
@@ -256,7 +256,7 @@ fn run_query(store: &Fixed, q: &MetricQuery) -> QueryResult {
 
 #[test]
 fn combined_group_bys_keep_parent_tags_and_order_entries() {
-    let store = Fixed::new(vec![
+    let store = fixed(vec![
         series("b", "eu", &[(1, 25), (2, 3)]),
         series("a", "eu", &[(1, 1), (3, 14)]),
         series("a", "us", &[(2, 12)]),
@@ -326,7 +326,7 @@ fn combined_group_bys_keep_parent_tags_and_order_entries() {
 
 #[test]
 fn group_by_without_tag_group_by_ends_with_type() {
-    let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 9)])]);
+    let store = fixed(vec![series("a", "eu", &[(1, 1), (2, 9)])]);
     let mut q = super::mq();
     q.group_bys = vec![group_by(r#"{"name":"bin","bins":[5]}"#)];
     let r = run_query(&store, &q);
@@ -345,7 +345,7 @@ fn group_by_without_tag_group_by_ends_with_type() {
 
 #[test]
 fn group_ids_come_from_raw_points_and_aggregators_run_per_sub_group() {
-    let store = Fixed::new(vec![series("a", "eu", &[(1, 1), (2, 11), (3, 2), (4, 12)])]);
+    let store = fixed(vec![series("a", "eu", &[(1, 1), (2, 11), (3, 2), (4, 12)])]);
     let mut q = super::mq();
     q.group_bys = vec![group_by(r#"{"name":"value","range_size":10}"#)];
     q.aggregators = vec![agg(

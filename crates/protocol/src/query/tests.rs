@@ -541,54 +541,39 @@ fn required(name: &str, property: &str) -> &'static str {
 /// it, and refuses an unknown one naming the row's Java class.
 #[test]
 fn every_catalogue_property_is_read_with_its_kind() {
-    for a in catalogue::AGGREGATORS {
-        for p in a.all_properties() {
-            let json = format!(
-                r#"{{"name":"{}","{}":{}{}}}"#,
-                a.name,
-                p.name,
-                sample(p.kind),
-                required(a.name, p.name)
-            );
-            let spec = parse_aggregator(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
-            assert_eq!(Ok(&spec), (a.build)(&props_of(&json)).as_ref(), "{json}");
-        }
-        let e = parse_aggregator(&format!(r#"{{"name":"{}","bogus":1}}"#, a.name)).unwrap_err();
-        assert!(
-            e.message()
-                .ends_with(&format!("org.kairosdb.core.aggregator.{}'", a.class)),
-            "{e}"
-        );
-    }
-    for g in catalogue::GROUP_BYS {
-        for p in g.all_properties() {
-            let json = format!(
-                r#"{{"name":"{}","{}":{}{}}}"#,
-                g.name,
-                p.name,
-                sample(p.kind),
-                required(g.name, p.name)
-            );
-            parse_group_by(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
-        }
-        let e = parse_group_by(&format!(r#"{{"name":"{}","bogus":1}}"#, g.name)).unwrap_err();
-        assert!(
-            e.message()
-                .ends_with(&format!("org.kairosdb.core.groupby.{}'", g.class)),
-            "{e}"
-        );
-    }
+    check_rows(
+        catalogue::AGGREGATORS,
+        Family::Aggregators,
+        parse_aggregator,
+    );
+    check_rows(catalogue::GROUP_BYS, Family::GroupBy, parse_group_by);
 }
 
-/// The properties the parser reads from one aggregator object.
-fn props_of(json: &str) -> Props {
-    let item = lenient::parse(json, MAX_DEPTH).unwrap();
-    let name = item
-        .get("name")
-        .and_then(|n| get_as_string(n).ok())
-        .unwrap();
-    let def = catalogue::aggregator(&name).unwrap();
-    properties(&item, def, Family::Aggregators, &"ctx").unwrap()
+/// Each property of each row, with a value of its kind, parses into what the row's
+/// `build` makes of the properties read; an unknown property names the row's class.
+fn check_rows<S: PartialEq + fmt::Debug + 'static>(
+    rows: &'static [Processor<S>],
+    family: Family,
+    parse: fn(&str) -> Result<S, QueryError>,
+) {
+    for row in rows {
+        for p in row.all_properties() {
+            let (name, kind) = (p.name, p.kind);
+            let json = format!(
+                r#"{{"name":"{}","{name}":{}{}}}"#,
+                row.name,
+                sample(kind),
+                required(row.name, name)
+            );
+            let spec = parse(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            let item = lenient::parse(&json, MAX_DEPTH).unwrap();
+            let props = properties(&item, row, family, &"ctx").unwrap();
+            assert_eq!(Ok(&spec), (row.build)(&props).as_ref(), "{json}");
+        }
+        let e = parse(&format!(r#"{{"name":"{}","bogus":1}}"#, row.name)).unwrap_err();
+        let class = format!("org.kairosdb.core.{}.{}'", family.package(), row.class);
+        assert!(e.message().ends_with(&class), "{e}");
+    }
 }
 
 #[test]

@@ -316,7 +316,7 @@ pub enum DevReturn {
 }
 
 impl DevReturn {
-    pub const NAMES: &'static [&'static str] = &["VALUE", "POS_SD", "NEG_SD"];
+    const NAMES: &'static [&'static str] = &["VALUE", "POS_SD", "NEG_SD"];
     const ALL: [DevReturn; 3] = [DevReturn::Value, DevReturn::PosSd, DevReturn::NegSd];
 }
 

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use kairosdb_model::catalogue::{
-    Feature, Processor, PropKind, Property, Validation, AGGREGATORS, GROUP_BYS, TIME_UNITS,
+    self, Feature, Processor, PropKind, Property, Validation, AGGREGATORS, GROUP_BYS, TIME_UNITS,
 };
 
 use super::{ApiError, JSON};
@@ -68,7 +68,7 @@ fn document(body: &'static [u8]) -> Response {
 fn family_index(feature: &str) -> Option<usize> {
     FAMILIES
         .iter()
-        .position(|f| java_equals_ignore_case(f.name, feature))
+        .position(|f| java_equals_ignore_case(f.family.name(), feature))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ impl Documents {
             by_label.sort_by(|a, b| java_cmp(&a.label, &b.label));
             families.push(gson_json(&by_name));
             features.push(FamilyJson {
-                name: family.name,
+                name: family.family.name(),
                 label: family.label,
                 properties: by_label,
             });
@@ -199,7 +199,7 @@ struct ValidationJson {
 
 /// A family of processors: a `@Feature` factory.
 struct Family {
-    name: &'static str,
+    family: catalogue::Family,
     label: &'static str,
     /// The family's processors, unsorted.
     processors: fn() -> Vec<ProcessorJson>,
@@ -208,12 +208,12 @@ struct Family {
 /// `KairosFeatureProcessor`: group-bys first, then aggregators.
 const FAMILIES: [Family; 2] = [
     Family {
-        name: "group_by",
+        family: catalogue::Family::GroupBy,
         label: "Group By",
         processors: || GROUP_BYS.iter().map(processor).collect(),
     },
     Family {
-        name: "aggregators",
+        family: catalogue::Family::Aggregators,
         label: "Aggregator",
         processors: || AGGREGATORS.iter().map(processor).collect(),
     },
@@ -327,14 +327,20 @@ fn enum_constants(kind: PropKind) -> &'static [&'static str] {
 /// `""` for anything a `String` is assignable to, `"[]"` for collections and arrays,
 /// else the primitive's default printed by `String.valueOf`.
 fn java_default(kind: PropKind) -> &'static str {
-    match java_type(kind) {
-        "array" => "[]",
-        "boolean" => "false",
-        "int" | "long" => "0",
-        "double" => "0.0",
+    match kind {
+        PropKind::DoubleArray | PropKind::StringArray | PropKind::Thresholds => "[]",
+        PropKind::Bool => "false",
+        PropKind::Int | PropKind::Long => "0",
+        PropKind::Double => "0.0",
         // `ClassUtils.getClass("TimeUnit")` throws there: KairosDB would not start.
-        "enum" => panic!("BUG: an enum feature property needs a default_value"),
-        _ => "",
+        PropKind::Unit | PropKind::Enum(_) | PropKind::LooseEnum(_) => {
+            panic!("BUG: an enum feature property needs a default_value")
+        }
+        PropKind::Str
+        | PropKind::TimeZone
+        | PropKind::Any
+        | PropKind::StringMap
+        | PropKind::Duration => "",
     }
 }
 

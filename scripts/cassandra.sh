@@ -3,14 +3,21 @@
 #
 #   scripts/cassandra.sh start [--auth]   resolve (once), configure, start, wait for CQL
 #   scripts/cassandra.sh stop             stop it and delete its data
+#   scripts/cassandra.sh restart          stop it and start it again on the same data
 #   scripts/cassandra.sh status           "running <address>" or "stopped" (exit 1)
 #
 # Cassandra 5.0.x (`org.apache.cassandra:cassandra-all` and its runtime dependencies) is
 # resolved with Maven into `.cache/cassandra/lib` (git-ignored) and reused on the next start.
 # The node listens on loopback only (CQL on 127.0.0.1:$CASSANDRA_PORT, default 19042), with a
-# small heap and a data directory under `.cache/cassandra/run` that `stop` deletes. `--auth`
-# turns on password authentication (the default superuser `cassandra` / `cassandra`).
-# Tests find it through `KAIROSDB_TEST_CASSANDRA=127.0.0.1:$CASSANDRA_PORT`.
+# small heap and a data directory (`$CASSANDRA_RUN_DIR`, default `.cache/cassandra/run`) that
+# `stop` deletes. `--auth` turns on password authentication (the default superuser
+# `cassandra` / `cassandra`). A second node for a test takes other ports and another run
+# directory through the same variables. Tests find a node through
+# `KAIROSDB_TEST_CASSANDRA=127.0.0.1:$CASSANDRA_PORT`.
+#
+# One setting differs from Cassandra's defaults on purpose: `batch_size_fail_threshold` is
+# 16 KiB, below the 40 KiB our driver aims its batches at, so the live tests exercise the
+# split-and-resend path a "Batch too large" answer takes.
 #
 # Not here: starting Java KairosDB, and running the tests (the suite runner does both).
 set -euo pipefail
@@ -22,7 +29,7 @@ HEAP="${CASSANDRA_HEAP:-512m}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache/cassandra"
 LIB="$CACHE/lib-$VERSION"
-RUN="$CACHE/run"
+RUN="${CASSANDRA_RUN_DIR:-$CACHE/run}"
 PIDFILE="$RUN/cassandra.pid"
 START_TIMEOUT_SECS="${CASSANDRA_START_TIMEOUT_SECS:-180}"
 
@@ -93,7 +100,9 @@ hints_directory: $RUN/hints
 cdc_raw_directory: $RUN/cdc_raw
 authenticator: $authenticator
 authorizer: $authorizer
+batch_size_fail_threshold: 16KiB
 EOF
+  echo "$auth" >"$RUN/auth"
   cat >"$RUN/logback.xml" <<EOF
 <configuration>
   <appender name="FILE" class="ch.qos.logback.core.FileAppender">
@@ -138,9 +147,15 @@ start() {
   fi
   resolve
   configure "$auth"
+  launch
+  echo "running 127.0.0.1:$PORT (auth: $auth)"
+}
+
+# Starts the node configured in $RUN and waits for CQL.
+launch() {
   # shellcheck disable=SC2046 # one option per word
   java $(java_opts) -cp "$LIB/*" org.apache.cassandra.service.CassandraDaemon \
-    >"$RUN/stdout.log" 2>&1 &
+    >>"$RUN/stdout.log" 2>&1 &
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + START_TIMEOUT_SECS))
   until cql_answers; do
@@ -156,10 +171,27 @@ start() {
     fi
     sleep 1
   done
-  echo "running 127.0.0.1:$PORT (auth: $auth)"
+}
+
+# Stops the node and keeps its data, then starts it again as it was configured.
+restart() {
+  if [[ ! -f "$RUN/cassandra.yaml" ]]; then
+    echo "not configured: run '$0 start' first" >&2
+    return 1
+  fi
+  halt
+  launch
+  echo "running 127.0.0.1:$PORT (auth: $(cat "$RUN/auth"))"
 }
 
 stop() {
+  halt
+  rm -rf "$RUN"
+  echo stopped
+}
+
+# Stops the process (SIGTERM, SIGKILL after 60 s); the data stays.
+halt() {
   if pid=$(running_pid); then
     kill "$pid"
     local deadline=$((SECONDS + 60))
@@ -170,8 +202,6 @@ stop() {
       sleep 1
     done
   fi
-  rm -rf "$RUN"
-  echo stopped
 }
 
 status() {
@@ -186,6 +216,7 @@ status() {
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) stop ;;
+  restart) restart ;;
   status) status ;;
-  *) echo "usage: $0 start [--auth] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--auth] | stop | restart | status" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@
 //! `spawn_blocking`, the delivery queue from its own thread).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,8 @@ pub struct ScyllaSession {
     opts: ClusterOptions,
     cql: Cql,
     state: Mutex<Option<Connected>>,
+    /// Batches Cassandra refused as too large and that were split and resent.
+    splits: AtomicU64,
     last_attempt: Mutex<Option<(Instant, String)>>,
 }
 
@@ -169,6 +172,7 @@ impl ScyllaSession {
             opts,
             cql,
             state: Mutex::new(None),
+            splits: AtomicU64::new(0),
             last_attempt: Mutex::new(None),
         })
     }
@@ -182,6 +186,12 @@ impl ScyllaSession {
                 .map_err(|e| failed(&format!("{cql:?}"), e))?;
             Ok(())
         })
+    }
+
+    /// Batches Cassandra refused as too large ("Batch too large": over its
+    /// `batch_size_fail_threshold`) that were split in halves and resent.
+    pub fn batches_split(&self) -> u64 {
+        self.splits.load(Ordering::Relaxed)
     }
 
     /// The driver, connecting first if needed.
@@ -376,7 +386,7 @@ impl ScyllaSession {
         let consistency = self.opts.write_consistency;
         self.runtime.block_on(async {
             stream::iter(batches)
-                .map(|batch| run_batch(d, batch, consistency))
+                .map(|batch| run_batch(d, batch, consistency, &self.splits))
                 .buffer_unordered(WRITES_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -402,6 +412,7 @@ fn run_batch<'a>(
     d: &'a Driver,
     stmts: Vec<Stmt<'a>>,
     consistency: Consistency,
+    splits: &'a AtomicU64,
 ) -> futures_util::future::BoxFuture<'a, Result<(), CqlError>> {
     Box::pin(async move {
         let mut batch = Batch::new(BatchType::Unlogged);
@@ -414,10 +425,11 @@ fn run_batch<'a>(
         match d.batch(&batch, values).await {
             Ok(_) => Ok(()),
             Err(e) if stmts.len() > 1 && is_batch_too_large(&e) => {
+                splits.fetch_add(1, Ordering::Relaxed);
                 let mut first = stmts;
                 let second = first.split_off(first.len() / 2);
-                run_batch(d, first, consistency).await?;
-                run_batch(d, second, consistency).await
+                run_batch(d, first, consistency, splits).await?;
+                run_batch(d, second, consistency, splits).await
             }
             Err(e) => Err(classify_write_error(&e)),
         }

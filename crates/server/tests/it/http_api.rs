@@ -385,6 +385,8 @@ async fn names_tags_version_health_and_metrics() {
     }
     let a = get(&server, "/api/v1/metrics").await;
     assert_eq!(a.json()["kairosdb_datapoints_ingested_total"], json!(3));
+    // Embedded mode: acknowledged points are stored, so no backlog once writes returned.
+    assert_eq!(a.json()["kairosdb_queue_size"], json!(0));
 
     // Deleting a metric removes it from the names.
     let a = send(client().delete(server.url("/api/v1/metric/app.req"))).await;

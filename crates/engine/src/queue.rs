@@ -744,6 +744,8 @@ impl Storage for DeliveryQueue {
     fn stats(&self) -> StorageStats {
         let mut stats = self.shared.counters.collect();
         stats.read_gauges(GAUGES, &self.shared);
+        // What the server reports as `kairosdb_queue_size`.
+        stats.backlog_points = self.shared.state.lock().points;
         stats.append(self.shared.inner.stats());
         stats
     }

@@ -38,6 +38,10 @@ pub struct Sample {
 pub struct StorageStats {
     pub counters: Vec<(&'static str, &'static str, u64)>,
     pub gauges: Vec<(&'static str, &'static str, f64)>,
+    /// Points the store acknowledged but has not yet written to where queries read them
+    /// (a delivery queue's undelivered points); 0 for a store that writes through. Not
+    /// exported under its own name: the server adds it to `kairosdb_queue_size`.
+    pub backlog_points: u64,
 }
 
 /// A gauge read from a component's state when collected. Declared in a table,
@@ -63,10 +67,11 @@ impl StorageStats {
     }
 
     /// Adds `other`'s counters and gauges after these (a wrapper's figures, then its
-    /// inner store's).
+    /// inner store's), and its backlog to this one.
     pub fn append(&mut self, other: StorageStats) {
         self.counters.extend(other.counters);
         self.gauges.extend(other.gauges);
+        self.backlog_points += other.backlog_points;
     }
 
     /// Every figure as a [`Sample`], counters first, each name after `prefix`.

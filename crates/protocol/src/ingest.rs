@@ -25,7 +25,10 @@
 //!
 //! Deliberate deviations, each marked below: `skip_validate` still rejects null/empty
 //! metric names (spec §14.13); a negative `ttl` means "no TTL"; lenient syntax is only
-//! accepted where KairosDB accepts it but error texts are approximations of Gson's.
+//! accepted where KairosDB accepts it but error texts are approximations of Gson's; a
+//! JSON number typed long whose integer part does not fit 64 bits is stored as the double
+//! it denotes, or refused when that is not finite or the type was explicitly `long`,
+//! instead of wrapped (issue 17, [`to_long`]; with or without `skip_validate`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -1085,14 +1088,39 @@ enum Conv<'a> {
     Str(Cow<'a, str>),
 }
 
-/// The registered type factories' `getDataPoint(ts, JsonElement)`.
-fn convert(ty: DataType, raw: &str) -> Result<Conv<'_>, Fatal> {
+/// Why a value is not converted.
+enum Reject {
+    /// A KairosDB runtime exception: 500, parsing stops.
+    Fatal(Fatal),
+    /// A JSON number outside what it can be stored as (issue 17): a validation error
+    /// ending in this text, for the value `text`.
+    OutOfRange { text: String, why: &'static str },
+}
+
+impl From<Fatal> for Reject {
+    fn from(f: Fatal) -> Reject {
+        Reject::Fatal(f)
+    }
+}
+
+/// Texts of [`Reject::OutOfRange`].
+const NOT_LONG_NOR_FINITE: &str = "is out of range: beyond a 64-bit long and not a finite double.";
+const NOT_LONG: &str = "is out of range for type long (64-bit).";
+
+/// Whether a value's type came from its own text (`findType`) or from an explicit
+/// `type` (the metric's or the entry's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typing {
+    Inferred,
+    Explicit,
+}
+
+/// The registered type factories' `getDataPoint(ts, JsonElement)`, except for JSON
+/// numbers whose integer part does not fit a long (see [`to_long`]).
+fn convert(ty: DataType, raw: &str, typing: Typing) -> Result<Conv<'_>, Reject> {
     Ok(match ty {
-        DataType::Long => Conv::Long(if raw.starts_with('n') {
-            0
-        } else {
-            as_long(raw)?
-        }),
+        DataType::Long if raw.starts_with('n') => Conv::Long(0),
+        DataType::Long => to_long(raw, typing)?,
         DataType::Double => Conv::Double(if raw.starts_with('n') {
             0.0
         } else {
@@ -1100,6 +1128,46 @@ fn convert(ty: DataType, raw: &str) -> Result<Conv<'_>, Fatal> {
         }),
         DataType::String => Conv::Str(as_string(raw)?),
     })
+}
+
+/// A value of type long. Deliberate deviation (issue 17): KairosDB converts a JSON number
+/// with `BigDecimal.longValue()`, which silently wraps one whose integer part does not
+/// fit 64 bits (`12345678901234567890` → -6101065172474983726, `1e400` → 0). Here such a
+/// number is stored as the double it denotes when its type was inferred (KairosDB typed
+/// it long only because its text has no `.`), and rejected when that double is not
+/// finite or when the client asked for type long explicitly. Numeric strings keep
+/// Java's `Long.parseLong` (a loud 500 on overflow, never a wrong value).
+fn to_long(raw: &str, typing: Typing) -> Result<Conv<'_>, Reject> {
+    let inner = if raw.starts_with('[') {
+        single_element(raw)?
+    } else {
+        raw
+    };
+    let Elem::Num(n) = elem(inner) else {
+        return Ok(Conv::Long(as_long(inner)?));
+    };
+    if let Some(v) = javanum::number_long_value_exact(n) {
+        return Ok(Conv::Long(v));
+    }
+    let out_of_range = |why| Reject::OutOfRange {
+        text: shorten(n),
+        why,
+    };
+    if typing == Typing::Explicit {
+        return Err(out_of_range(NOT_LONG));
+    }
+    match n.parse::<f64>() {
+        Ok(d) if d.is_finite() => Ok(Conv::Double(d)),
+        _ => Err(out_of_range(NOT_LONG_NOR_FINITE)),
+    }
+}
+
+/// `text`, cut to 40 characters for an error message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_owned(),
+    }
 }
 
 /// Plain JSON number text without exponent: the Java type by KairosDB's rule (contains
@@ -1402,10 +1470,10 @@ impl Sink<'_> {
         let (Some(ts), Some(raw)) = (m.point_timestamp(), m.value) else {
             return Ok(());
         };
-        let ty = match self.metric_type {
-            Some(t) => t,
+        let (ty, typing) = match self.metric_type {
+            Some(t) => (t, Typing::Explicit),
             None => match find_type(raw) {
-                Some(t) => t.ingest_name(),
+                Some(t) => (t.ingest_name(), Typing::Inferred),
                 None => {
                     self.errors
                         .push(format!("{} value is an invalid type", self.ctx));
@@ -1414,10 +1482,13 @@ impl Sink<'_> {
             },
         };
         match registered(ty) {
-            Ok(t) => {
-                let v = convert(t, raw)?;
-                self.push(ts, v);
-            }
+            Ok(t) => match convert(t, raw, typing) {
+                Ok(v) => self.push(ts, v),
+                Err(Reject::Fatal(e)) => return Err(e),
+                Err(Reject::OutOfRange { text, why }) => {
+                    self.errors.push(format!("{}.value {text} {why}", self.ctx));
+                }
+            },
             Err(e) => self.errors.push(e),
         }
         Ok(())
@@ -1455,10 +1526,10 @@ impl Sink<'_> {
     fn entries(&mut self, points: &[Staged<'_>]) -> Result<(), Fatal> {
         let metric_dt = self.metric_type.map(registered);
         let mut j = 0usize; // ⚠ only advances after a stored point (spec §2.2, §14.14)
-        for e in points {
+        for (pos, e) in points.iter().enumerate() {
             let point = match fast_entry(e, &metric_dt) {
                 Some(point) => Ok(point),
-                None => self.entry(e, j, &metric_dt),
+                None => self.entry(e, j, pos, &metric_dt),
             };
             match point {
                 Ok((ts, v)) => {
@@ -1472,11 +1543,13 @@ impl Sink<'_> {
         Ok(())
     }
 
-    /// One entry `datapoints[j]` through Java's validation and conversions.
+    /// One entry through Java's validation and conversions: `j` is KairosDB's index
+    /// for its messages, `pos` the entry's position in the array (for ours).
     fn entry<'e>(
         &self,
         e: &Staged<'e>,
         j: usize,
+        pos: usize,
         metric_dt: &Option<Result<DataType, String>>,
     ) -> Result<(i64, Conv<'e>), Skip> {
         let ctx = &self.ctx;
@@ -1509,9 +1582,21 @@ impl Sink<'_> {
         } else if let Some(msg) = not_null_or_empty(e.value).map_err(Skip::Fatal)? {
             return Err(Skip::Invalid(format!("{ctx}.datapoints[{j}].value {msg}")));
         }
+        let typing = if entry_type.is_some() {
+            Typing::Explicit
+        } else {
+            Typing::Inferred
+        };
         let dt = self.entry_data_type(e, entry_type, metric_dt)?;
-        let v = convert(dt, e.value).map_err(Skip::Fatal)?;
-        Ok((ts, v))
+        match convert(dt, e.value, typing) {
+            Ok(v) => Ok((ts, v)),
+            Err(Reject::Fatal(f)) => Err(Skip::Fatal(f)),
+            // Our own message, so it names the entry's real position (KairosDB's `j`
+            // repeats an index after a skipped entry).
+            Err(Reject::OutOfRange { text, why }) => Err(Skip::Invalid(format!(
+                "{ctx}.datapoints[{pos}].value {text} {why}"
+            ))),
+        }
     }
 
     fn entry_timestamp(&self, e: &Staged<'_>, j: usize) -> Result<i64, Skip> {

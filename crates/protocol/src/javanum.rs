@@ -195,53 +195,109 @@ pub(crate) fn number_long_value(raw: &str) -> i64 {
     if let Ok(v) = raw.parse::<i64>() {
         return v;
     }
-    let b = raw.as_bytes();
-    let (neg, b) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        Some(b'+') => (false, &b[1..]),
-        _ => (false, b),
-    };
-    let epos = b.iter().position(|&c| c == b'e' || c == b'E');
-    let (mant, exp): (&[u8], i64) = match epos {
-        Some(p) => {
-            let e = std::str::from_utf8(&b[p + 1..])
-                .ok()
-                .and_then(|t| t.trim_start_matches('+').parse::<i64>().ok())
-                // Exponents beyond i64 are nonsense; treat as huge.
-                .unwrap_or(if b.get(p + 1) == Some(&b'-') {
-                    i64::MIN / 2
-                } else {
-                    i64::MAX / 2
-                });
-            (&b[..p], e)
-        }
-        None => (b, 0),
-    };
-    let point = mant.iter().position(|&c| c == b'.').unwrap_or(mant.len());
-    let digits: Vec<u8> = mant
-        .iter()
-        .copied()
-        .filter(|c| c.is_ascii_digit())
-        .collect();
-    // Number of digits that belong to the integer part after applying the exponent.
-    let int_digits = point as i64 + exp;
+    let n = IntegerPart::of(raw);
     let mut acc: u64 = 0;
-    if int_digits > 0 {
-        let take = (int_digits as u64).min(digits.len() as u64) as usize;
-        for &d in &digits[..take] {
-            acc = acc.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-        }
-        // Trailing zeros implied by the exponent; 10^64 ≡ 0 (mod 2^64), so stop early.
-        let zeros = (int_digits - take as i64).min(64);
-        for _ in 0..zeros {
-            acc = acc.wrapping_mul(10);
-        }
+    for &d in n.digits() {
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+    }
+    // Trailing zeros implied by the exponent; 10^64 ≡ 0 (mod 2^64), so stop early.
+    for _ in 0..n.zeros.min(64) {
+        acc = acc.wrapping_mul(10);
     }
     let v = acc as i64;
-    if neg {
+    if n.neg {
         v.wrapping_neg()
     } else {
         v
+    }
+}
+
+/// The integer part of a JSON number text, truncated toward zero like
+/// [`number_long_value`], or `None` when it does not fit a 64-bit long (where
+/// `number_long_value` would wrap): `1e3` → 1000, `-0` → 0, `1.9` → 1,
+/// `-9223372036854775808` → `i64::MIN`, `9223372036854775808`, `1e19`, `1e400` → `None`.
+pub(crate) fn number_long_value_exact(raw: &str) -> Option<i64> {
+    if let Ok(v) = raw.parse::<i64>() {
+        return Some(v);
+    }
+    let n = IntegerPart::of(raw);
+    // Magnitude bound: 2^63 for a negative number (i64::MIN), 2^63 - 1 otherwise.
+    let limit = if n.neg { 1u64 << 63 } else { i64::MAX as u64 };
+    let mut acc: u64 = 0;
+    for &d in n.digits() {
+        acc = acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        if acc > limit {
+            return None;
+        }
+    }
+    // A non-zero value overflows after at most 19 more zeros, so this loop is short
+    // even for an exponent like `1e999999`.
+    let mut zeros = n.zeros;
+    while acc != 0 && zeros > 0 {
+        acc = acc.checked_mul(10).filter(|&a| a <= limit)?;
+        zeros -= 1;
+    }
+    Some(if n.neg {
+        (acc as i64).wrapping_neg() // 2^63 → i64::MIN
+    } else {
+        acc as i64
+    })
+}
+
+/// The integer part of a JSON number text, as decimal digits: `digits()` then `zeros`
+/// more zeros implied by the exponent.
+struct IntegerPart {
+    neg: bool,
+    /// Every mantissa digit, without sign and point.
+    mantissa: Vec<u8>,
+    /// How many of `mantissa` belong to the integer part.
+    take: usize,
+    zeros: u64,
+}
+
+impl IntegerPart {
+    fn of(raw: &str) -> IntegerPart {
+        let b = raw.as_bytes();
+        let (neg, b) = match b.first() {
+            Some(b'-') => (true, &b[1..]),
+            Some(b'+') => (false, &b[1..]),
+            _ => (false, b),
+        };
+        let epos = b.iter().position(|&c| c == b'e' || c == b'E');
+        let (mant, exp): (&[u8], i64) = match epos {
+            Some(p) => {
+                let e = std::str::from_utf8(&b[p + 1..])
+                    .ok()
+                    .and_then(|t| t.trim_start_matches('+').parse::<i64>().ok())
+                    // Exponents beyond i64 are nonsense; treat as huge.
+                    .unwrap_or(if b.get(p + 1) == Some(&b'-') {
+                        i64::MIN / 2
+                    } else {
+                        i64::MAX / 2
+                    });
+                (&b[..p], e)
+            }
+            None => (b, 0),
+        };
+        let point = mant.iter().position(|&c| c == b'.').unwrap_or(mant.len());
+        let mantissa: Vec<u8> = mant
+            .iter()
+            .copied()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        // Number of digits that belong to the integer part after applying the exponent.
+        let int_digits = (point as i64).saturating_add(exp).max(0) as u64;
+        let take = int_digits.min(mantissa.len() as u64) as usize;
+        IntegerPart {
+            neg,
+            mantissa,
+            take,
+            zeros: int_digits - take as u64,
+        }
+    }
+
+    fn digits(&self) -> &[u8] {
+        &self.mantissa[..self.take]
     }
 }
 
@@ -326,6 +382,41 @@ mod tests {
             12345678901234567890u64 as i64
         );
         assert_eq!(number_long_value("-0.5"), 0);
+    }
+
+    #[test]
+    fn exact_long_value_is_none_where_big_decimal_would_wrap() {
+        for (text, v) in [
+            ("0", 0),
+            ("-0", 0),
+            ("1e3", 1000),
+            ("1E+3", 1000),
+            ("1.9", 1),
+            ("-1.9", -1),
+            ("1e-5", 0),
+            ("0e999999", 0),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+            ("9.223372036854775807e18", i64::MAX),
+            ("-9223372036854775808.9", i64::MIN),
+        ] {
+            assert_eq!(number_long_value_exact(text), Some(v), "{text}");
+            assert_eq!(number_long_value(text), v, "{text}");
+        }
+        for text in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "12345678901234567890",
+            "18446744073709551617",
+            "1e19",
+            "-1e19",
+            "1e400",
+            "-1e400",
+            "1e999999",
+            "1e99999999999999999999999",
+        ] {
+            assert_eq!(number_long_value_exact(text), None, "{text}");
+        }
     }
 
     #[test]

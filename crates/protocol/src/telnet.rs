@@ -17,9 +17,10 @@
 //!   sets the TTL; a line without tags gets `add=tag` ⚠.
 //!
 //! Deliberate deviations: the line must be valid UTF-8 (KairosDB decodes ISO-8859-1, which
-//! turns UTF-8 names into mojibake; user-needs §1.8 asks for UTF-8), and a negative
+//! turns UTF-8 names into mojibake; user-needs §1.8 asks for UTF-8), a negative
 //! `kairos_opt.ttl` means "no TTL" (Cassandra would reject it at write time and lose the
-//! point; the default H2 store ignores TTLs).
+//! point; the default H2 store ignores TTLs), and an integer value beyond a 64-bit long
+//! is stored as the double it denotes instead of refused (issue 17, the HTTP rule).
 
 use kairosdb_model::batch::SeriesSlot;
 use kairosdb_model::{BatchBuilder, DataType};
@@ -76,7 +77,7 @@ pub fn parse_line(line: &[u8], builder: &mut BatchBuilder) -> Result<Line, Strin
     let value = match kind {
         Put::String => Val::Str(value_word),
         _ if value_word.contains('.') => Val::Double(javanum::parse_double(value_word)?),
-        _ => Val::Long(javanum::kairos_parse_long(value_word)?),
+        _ => long_value(value_word)?,
     };
 
     // Lines repeating a series' exact metric and tag text reuse its slot without
@@ -146,6 +147,27 @@ pub fn parse_line(line: &[u8], builder: &mut BatchBuilder) -> Result<Line, Strin
     }
     push(builder, slot, ts, value);
     Ok(Line::Points(1))
+}
+
+/// A `put`/`putm` value without `.`: KairosDB's `Util.parseLong`. Deliberate deviation
+/// (issue 17, as on HTTP): an integer beyond a 64-bit long, which KairosDB refuses with
+/// "Over/underflow", is stored as the double it denotes; one beyond a finite double
+/// (more than 308 digits) is refused.
+fn long_value(word: &str) -> Result<Val<'_>, String> {
+    let digits = word.strip_prefix('-').unwrap_or(word);
+    let integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    match javanum::kairos_parse_long(word) {
+        Ok(v) => Ok(Val::Long(v)),
+        // Only an overflow fails on an all-digit word.
+        Err(_) if integer => match word.parse::<f64>() {
+            Ok(d) if d.is_finite() => Ok(Val::Double(d)),
+            _ => Err(format!(
+                "value {}... is out of range: beyond a 64-bit long and not a finite double.",
+                truncate(word)
+            )),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 #[inline]
@@ -360,7 +382,7 @@ impl<'a> Iterator for Words<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kairosdb_model::{Points, Tags, WriteBatch};
+    use kairosdb_model::{DataType, Points, Tags, WriteBatch};
 
     fn one(line: &str) -> Result<WriteBatch, String> {
         let mut b = BatchBuilder::new();
@@ -507,6 +529,67 @@ mod tests {
             .unwrap_err()
             .contains("UTF-8"));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn an_integer_beyond_a_long_is_stored_as_the_double_it_denotes() {
+        // 2^63, the double nearest to ±9223372036854775808 and ±9223372036854775809.
+        const TWO_POW_63: f64 = (1u64 << 63) as f64;
+        for (line, ts, v) in [
+            (
+                "put m 1349109376 12345678901234567890 host=a",
+                1349109376000,
+                1.2345678901234567e19,
+            ),
+            ("putm m 5 -9223372036854775809 host=a", 5, -TWO_POW_63),
+            ("putm m 5 9223372036854775808 host=a", 5, TWO_POW_63),
+        ] {
+            let b = one(line).unwrap();
+            assert_eq!(
+                b.series[0].points,
+                Points::Double {
+                    ts: vec![ts],
+                    values: vec![v]
+                },
+                "{line}"
+            );
+            assert_eq!(b.series[0].key.data_type, DataType::Double, "{line}");
+        }
+    }
+
+    #[test]
+    fn integers_that_fit_a_long_stay_longs() {
+        for (word, v) in [
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+            ("-0", 0),
+        ] {
+            let b = one(&format!("putm m 5 {word} host=a")).unwrap();
+            assert_eq!(
+                b.series[0].points,
+                Points::Long {
+                    ts: vec![5],
+                    values: vec![v]
+                },
+                "{word}"
+            );
+        }
+        // No exponent without a `.` on telnet, as in KairosDB.
+        assert_eq!(one("put m 1 1e19 a=b").unwrap_err(), "Malformed:  1e19");
+    }
+
+    #[test]
+    fn an_integer_beyond_a_finite_double_is_refused() {
+        let line = format!("putm m 5 {} host=a", "9".repeat(400));
+        assert_eq!(
+            one(&line).unwrap_err(),
+            format!(
+                "value {}... is out of range: beyond a 64-bit long and not a finite double.",
+                "9".repeat(64)
+            )
+        );
+        let line = format!("putm m 5 -{} host=a", "9".repeat(400));
+        assert!(one(&line).unwrap_err().starts_with("value -999"));
     }
 
     #[test]

@@ -181,7 +181,7 @@ impl Storage for FakeStorage {
     fn stats(&self) -> StorageStats {
         StorageStats {
             counters: vec![("fake_writes_total", "Fake writes.", 3)],
-            gauges: vec![],
+            ..StorageStats::default()
         }
     }
 }

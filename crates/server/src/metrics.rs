@@ -29,7 +29,7 @@ kairosdb_model::metrics! {
         counter ingestion_errors: "kairosdb_ingestion_errors_total",
             "HTTP ingest requests answered with an error, telnet points rejected by validation and failed telnet storage writes.";
         gauge queue_size: "kairosdb_queue_size",
-            "Writes handed to storage and not yet returned.";
+            "Ingested points not yet stored: handed to storage and not yet acknowledged, plus, in Cassandra mode, acknowledged (in the local delivery queue) and not yet delivered to Cassandra.";
         counter telnet_bad_lines: "kairosdb_telnet_bad_lines_total",
             "Telnet lines that could not be parsed or were too long.";
         gauge telnet_connections: "kairosdb_telnet_connections",
@@ -60,8 +60,17 @@ impl ServerMetrics {
 
     /// Every figure, server first (counters, then gauges), then the storage's (prefixed
     /// `kairosdb_`).
+    ///
+    /// `kairosdb_queue_size` is the ingest backlog users watch: the points this server
+    /// handed to storage and has no answer for yet (the atomic), plus the points storage
+    /// acknowledged and still has to deliver ([`StorageStats::backlog_points`]: the
+    /// Cassandra delivery queue; 0 for the embedded engine, whose acknowledged points
+    /// are already queryable).
     pub fn snapshot(&self, storage: &StorageStats) -> Vec<Sample> {
         let mut own = self.collect();
+        if let Some(g) = own.gauges.iter_mut().find(|g| g.0 == "kairosdb_queue_size") {
+            g.2 += storage.backlog_points as f64;
+        }
         own.read_gauges(GAUGES, self);
         own.samples("")
             .chain(storage.samples("kairosdb_"))
@@ -126,6 +135,7 @@ mod tests {
         let stats = StorageStats {
             counters: vec![("wal_bytes_total", "WAL bytes.", 5)],
             gauges: vec![("head_series", "Series in memory.", 3.0)],
+            backlog_points: 0,
         };
         let figures = m.snapshot(&stats);
         let get = |n: &str| figures.iter().find(|f| f.name == n).map(|f| f.value);

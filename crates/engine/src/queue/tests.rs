@@ -414,6 +414,35 @@ fn stats_report_depth_age_and_errors() {
 }
 
 #[test]
+fn backlog_points_are_the_acknowledged_undelivered_points() {
+    // What the server reports as `kairosdb_queue_size` in Cassandra mode.
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Flaky::down();
+    let q = open(&inner, opts(dir.path()));
+    assert_eq!(q.stats().backlog_points, 0);
+    for i in 0..3 {
+        q.write(&batch(i)).unwrap();
+    }
+    assert!(q.deliver_now().is_err());
+    assert_eq!(
+        q.stats().backlog_points,
+        12,
+        "3 batches of 4 points, stalled"
+    );
+    drop(q);
+
+    // Replayed at open: still owed.
+    let q = open(&inner, opts(dir.path()));
+    assert_eq!(q.stats().backlog_points, 12);
+    // A batch the inner store refuses is dropped, so it is no longer owed either.
+    inner.fail_writes.store(false, Ordering::Relaxed);
+    inner.reject_writes.store(true, Ordering::Relaxed);
+    assert_eq!(q.deliver_now().unwrap(), 3);
+    assert_eq!(q.stats().backlog_points, 0);
+    assert_eq!(inner.writes().len(), 2);
+}
+
+#[test]
 fn delete_waits_for_queued_writes_and_refuses_when_it_cannot() {
     let dir = tempfile::tempdir().unwrap();
     let inner = Flaky::down();

@@ -358,16 +358,17 @@ fn type_inference_and_conversion() {
     assert_eq!(
         series(&o, "m", DataType::Long).points,
         Points::Long {
-            ts: vec![1, 4, 8, 10],
-            values: vec![123, 5, 100000, 12345678901234567890u64 as i64]
+            ts: vec![1, 4, 8],
+            values: vec![123, 5, 100000]
         }
     );
     match &series(&o, "m", DataType::Double).points {
         Points::Double { ts, values } => {
-            assert_eq!(ts, &[2, 3, 9, 11, 12]);
-            assert_eq!(values[..3], [123.3, 0.0, 1.0]);
-            assert!(values[3] == 0.0 && values[3].is_sign_negative());
-            assert_eq!(values[4], -0.5);
+            assert_eq!(ts, &[2, 3, 9, 10, 11, 12]);
+            // Beyond a long: the double it denotes (deviation, issue 17).
+            assert_eq!(values[..4], [123.3, 0.0, 1.0, 1.2345678901234567e19]);
+            assert!(values[4] == 0.0 && values[4].is_sign_negative());
+            assert_eq!(values[5], -0.5);
         }
         other => panic!("{other:?}"),
     }
@@ -385,16 +386,20 @@ fn explicit_types() {
     let o = parse(&format!(
         r#"{{"name":"m","type":"long","datapoints":[[1,1.9],[2,"7"],[3,null],[4,1e400]],{TAGS}}}"#
     ));
-    // A null value is "may not be empty" unless the type is `string`.
+    // A null value is "may not be empty" unless the type is `string`; a number beyond
+    // a long is refused for type long instead of wrapping to 0 (deviation, issue 17).
     assert_eq!(
         o.errors,
-        vec!["metric[0](name=m).datapoints[2].value may not be empty."]
+        vec![
+            "metric[0](name=m).datapoints[2].value may not be empty.",
+            "metric[0](name=m).datapoints[3].value 1e400 is out of range for type long (64-bit)."
+        ]
     );
     assert_eq!(
         series(&o, "m", DataType::Long).points,
         Points::Long {
-            ts: vec![1, 2, 4],
-            values: vec![1, 7, 0]
+            ts: vec![1, 2],
+            values: vec![1, 7]
         }
     );
     let o = parse(&format!(
@@ -424,6 +429,205 @@ fn explicit_types() {
     ));
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     assert_eq!(o.batch.point_count(), 1);
+}
+
+// Integers beyond a 64-bit long (issue 17, deliberate deviation): KairosDB wraps them
+// silently through `BigDecimal.longValue()`; we store the double they denote or refuse.
+
+/// 2^63, the double nearest to ±9223372036854775808 and ±9223372036854775809.
+const TWO_POW_63: f64 = (1u64 << 63) as f64;
+
+/// `(timestamp, value)` pairs of the long series and of the double series.
+type LongsAndDoubles = (Vec<(i64, i64)>, Vec<(i64, f64)>);
+
+/// Every point of `o`, as longs and as doubles (no string series expected).
+fn long_and_double_points(o: &IngestOutcome) -> LongsAndDoubles {
+    let mut longs = Vec::new();
+    let mut doubles = Vec::new();
+    for s in &o.batch.series {
+        match &s.points {
+            Points::Long { ts, values } => longs.extend(ts.iter().copied().zip(values.clone())),
+            Points::Double { ts, values } => doubles.extend(ts.iter().copied().zip(values.clone())),
+            Points::String { .. } => panic!("unexpected string series {s:?}"),
+        }
+    }
+    (longs, doubles)
+}
+
+#[test]
+fn an_integer_beyond_a_long_is_stored_as_the_double_it_denotes() {
+    let o = parse(&format!(
+        r#"{{"name":"m","datapoints":[[1,12345678901234567890],[2,1e19],[3,-1e19],[4,9223372036854775808],[5,-9223372036854775809],[6,18446744073709551617]],{TAGS}}}"#
+    ));
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let (longs, doubles) = long_and_double_points(&o);
+    assert_eq!(longs, []);
+    assert_eq!(
+        doubles,
+        [
+            (1, 1.2345678901234567e19),
+            (2, 1e19),
+            (3, -1e19),
+            (4, TWO_POW_63),
+            (5, -TWO_POW_63),
+            (6, 2.0 * TWO_POW_63),
+        ]
+    );
+}
+
+#[test]
+fn an_integer_beyond_a_long_in_the_single_point_form_is_stored_as_a_double() {
+    for (value, expected) in [
+        ("12345678901234567890", 1.2345678901234567e19),
+        ("1e19", 1e19),
+        ("-1e19", -1e19),
+    ] {
+        let o = parse(&format!(
+            r#"{{"name":"m","timestamp":5,"value":{value},{TAGS}}}"#
+        ));
+        assert!(o.errors.is_empty(), "{value}: {:?}", o.errors);
+        assert_eq!(
+            long_and_double_points(&o),
+            (vec![], vec![(5, expected)]),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn a_number_beyond_a_long_and_a_finite_double_is_a_400_naming_metric_and_entry() {
+    let o = parse(&format!(
+        r#"[{{"name":"ok","datapoints":[[1,1]],{TAGS}}},{{"name":"big","datapoints":[[1,1],[2,1e999999],[3,""],[4,1e400],[5,-1e400],[6,2]],{TAGS}}}]"#
+    ));
+    assert_eq!(o.status(), 400);
+    assert_eq!(
+        o.errors,
+        [
+            "metric[1](name=big).datapoints[1].value 1e999999 is out of range: beyond a 64-bit long and not a finite double.",
+            // KairosDB's own message keeps its index quirk (spec §14.14); ours names
+            // the entry's position.
+            "metric[1](name=big).datapoints[1].value may not be empty.",
+            "metric[1](name=big).datapoints[3].value 1e400 is out of range: beyond a 64-bit long and not a finite double.",
+            "metric[1](name=big).datapoints[4].value -1e400 is out of range: beyond a 64-bit long and not a finite double.",
+        ]
+    );
+    // Like every other invalid entry (spec §2.6): only the refused entries are left
+    // out; the valid points of the same and other objects are kept.
+    assert_eq!(
+        series(&o, "ok", DataType::Long).points,
+        Points::Long {
+            ts: vec![1],
+            values: vec![1]
+        }
+    );
+    assert_eq!(
+        series(&o, "big", DataType::Long).points,
+        Points::Long {
+            ts: vec![1, 6],
+            values: vec![1, 2]
+        }
+    );
+    assert_eq!(o.batch.point_count(), 3);
+}
+
+#[test]
+fn a_non_finite_single_point_value_is_a_400_and_stores_nothing_of_that_object() {
+    let o = parse(&format!(
+        r#"{{"name":"m","timestamp":5,"value":-1e400,{TAGS}}}"#
+    ));
+    assert_eq!(
+        o.errors,
+        ["metric[0](name=m).value -1e400 is out of range: beyond a 64-bit long and not a finite double."]
+    );
+    assert!(o.batch.is_empty());
+}
+
+#[test]
+fn a_long_out_of_range_message_shortens_a_very_long_number() {
+    let digits = "9".repeat(500);
+    let o = parse(&format!(
+        r#"{{"name":"m","datapoints":[[1,{digits}]],{TAGS}}}"#
+    ));
+    assert_eq!(
+        o.errors,
+        [format!(
+            "metric[0](name=m).datapoints[0].value {}... is out of range: beyond a 64-bit long and not a finite double.",
+            "9".repeat(40)
+        )]
+    );
+}
+
+#[test]
+fn skip_validate_does_not_store_a_wrapped_or_infinite_value() {
+    let o = parse(&format!(
+        r#"{{"name":"m","skip_validate":true,"datapoints":[[1,1e19],[2,1e400]],{TAGS}}}"#
+    ));
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+    assert!(
+        o.errors[0].ends_with("not a finite double."),
+        "{:?}",
+        o.errors
+    );
+    assert_eq!(long_and_double_points(&o), (vec![], vec![(1, 1e19)]));
+}
+
+#[test]
+fn an_explicit_long_type_refuses_a_number_beyond_a_long() {
+    let o = parse(&format!(
+        r#"[{{"name":"m","type":"long","datapoints":[[1,12345678901234567890],[2,5],[3,[1e19]]],{TAGS}}},{{"name":"e","datapoints":[[1,1e19,"long"],[2,-1e19,"double"]],{TAGS}}},{{"name":"s","type":"long","timestamp":1,"value":1e19,{TAGS}}}]"#
+    ));
+    assert_eq!(
+        o.errors,
+        [
+            "metric[0](name=m).datapoints[0].value 12345678901234567890 is out of range for type long (64-bit).",
+            "metric[0](name=m).datapoints[2].value 1e19 is out of range for type long (64-bit).",
+            "metric[1](name=e).datapoints[0].value 1e19 is out of range for type long (64-bit).",
+            "metric[2](name=s).value 1e19 is out of range for type long (64-bit).",
+        ]
+    );
+    assert_eq!(
+        series(&o, "m", DataType::Long).points,
+        Points::Long {
+            ts: vec![2],
+            values: vec![5]
+        }
+    );
+    assert_eq!(
+        series(&o, "e", DataType::Double).points,
+        Points::Double {
+            ts: vec![2],
+            values: vec![-1e19]
+        }
+    );
+}
+
+#[test]
+fn integers_that_fit_a_long_stay_longs() {
+    // Exponent text without a `.` is typed long by KairosDB's rule (spec §2.3) and kept
+    // so when its integer part fits; `1e-5` truncates to 0 as in KairosDB.
+    let o = parse(&format!(
+        r#"{{"name":"m","datapoints":[[1,9223372036854775807],[2,-9223372036854775808],[3,-0],[4,1e3],[5,1E+18],[6,-9.2e18],[7,1e-5],[8,0]],{TAGS}}}"#
+    ));
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let (longs, doubles) = long_and_double_points(&o);
+    assert_eq!(
+        longs,
+        [
+            (1, i64::MAX),
+            (2, i64::MIN),
+            (3, 0),
+            (4, 1000),
+            (5, 1_000_000_000_000_000_000),
+            (7, 0),
+            (8, 0),
+        ]
+    );
+    // `-9.2e18` has a `.`: a double, as before.
+    assert_eq!(doubles, [(6, -9.2e18)]);
+    let o = parse(&format!(
+        r#"{{"name":"m","timestamp":1,"value":-9223372036854775808,{TAGS}}}"#
+    ));
+    assert_eq!(long_and_double_points(&o), (vec![(1, i64::MIN)], vec![]));
 }
 
 #[test]

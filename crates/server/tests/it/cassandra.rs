@@ -1,7 +1,8 @@
 //! Cassandra mode with the Cassandra address pointing at nothing (no Cassandra can run
 //! here): ingest is still acknowledged (HTTP 204, telnet) into the local delivery queue,
 //! `/health/ready` and the KairosDB health check report the datastore down, queries fail
-//! with a clear 500, the queue depth is a metric, the queue survives `kill -9`, and a
+//! with a clear 500, the queue depth is a metric (`kairosdb_queue_points`, and the
+//! backlog `kairosdb_queue_size`), the queue survives `kill -9`, and a
 //! full queue answers 503 + Retry-After. Delivery once Cassandra is back (nothing lost,
 //! nothing duplicated) is tested on the in-memory cluster in
 //! `crates/cassandra/tests/store.rs`; against a live cluster by `crates/cassandra/tests/live.rs`.
@@ -103,11 +104,19 @@ async fn cassandra_down_ingest_is_queued_and_survives_kill_9() {
             .unwrap_or(0.0)
             >= 1.0
     );
+    // KairosDB's backlog figure says the same (it read 0 here before issue 17), in both
+    // exposition formats.
+    assert_eq!(metric(&server, "kairosdb_queue_size").await, Some(502.0));
+    assert_eq!(
+        get(&server, "/api/v1/metrics").await.json()["kairosdb_queue_size"],
+        json!(502)
+    );
 
     // kill -9, then the same data directory: the queue is replayed, still undelivered.
     server.kill9();
     let server = Server::start(&data, &env);
     assert_eq!(metric(&server, "kairosdb_queue_points").await, Some(502.0));
+    assert_eq!(metric(&server, "kairosdb_queue_size").await, Some(502.0));
     assert_eq!(
         metric(&server, "kairosdb_queue_replayed_batches_total").await,
         Some(6.0),

@@ -166,6 +166,80 @@ async fn broken_json_is_400_with_errors_and_good_metrics_are_still_stored() {
     assert_eq!(get(&server, "/api/v1/version").await.status, 200);
 }
 
+/// Issue 17: integers beyond a 64-bit long are stored as the double they denote (never
+/// wrapped, as KairosDB does), or refused with a 400 naming metric and entry when that
+/// double is not finite; integers that fit stay longs. HTTP (both forms, gzip) and telnet.
+#[tokio::test]
+async fn integers_beyond_a_long_are_stored_as_doubles_or_refused() {
+    let server = Server::fresh(&[]);
+    let dp = r#"[{"name":"big.dp","tags":{"h":"a"},"datapoints":[[1,12345678901234567890],[2,1e19],[3,-1e19],[4,9223372036854775807],[5,-9223372036854775808],[6,-0],[7,1e3]]},
+        {"name":"big.single","tags":{"h":"a"},"timestamp":1,"value":12345678901234567890}]"#;
+    let a = post(&server, "/api/v1/datapoints", dp).await;
+    assert_eq!(a.status, 204, "{}", a.text());
+    let gz = r#"{"name":"big.gz","tags":{"h":"a"},"datapoints":[[1,1e19]]}"#;
+    let a = post_gzip_encoded(&server, gzip(gz.as_bytes())).await;
+    assert_eq!(a.status, 204, "{}", a.text());
+    let mut telnet = server.telnet();
+    telnet.send(b"putm big.telnet 5 12345678901234567890 h=a\n");
+    assert!(telnet.version().starts_with("KairosDB"));
+
+    let bad = r#"[{"name":"big.bad","tags":{"h":"a"},"datapoints":[[1,1],[2,1e999999],[3,1e400],[4,-1e400]]},
+        {"name":"big.bad.single","tags":{"h":"a"},"timestamp":1,"value":1e400}]"#;
+    let a = post(&server, "/api/v1/datapoints", bad).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    let why = "is out of range: beyond a 64-bit long and not a finite double.";
+    assert_eq!(
+        a.errors(),
+        [
+            format!("metric[0](name=big.bad).datapoints[1].value 1e999999 {why}"),
+            format!("metric[0](name=big.bad).datapoints[2].value 1e400 {why}"),
+            format!("metric[0](name=big.bad).datapoints[3].value -1e400 {why}"),
+            format!("metric[1](name=big.bad.single).value 1e400 {why}"),
+        ]
+    );
+    let a = post(&server, "/api/v1/datapoints/gzip", gzip(bad.as_bytes())).await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.errors().len(), 4, "{:?}", a.errors());
+
+    let doubles = |points: Vec<(i64, serde_json::Value)>| -> Vec<(i64, f64)> {
+        points
+            .into_iter()
+            .map(|(t, v)| {
+                assert!(v.as_i64().is_none(), "{t}: {v} is not a double");
+                (t, v.as_f64().expect("a number"))
+            })
+            .collect()
+    };
+    let points = read_back(&server, "big.dp").await;
+    assert_eq!(
+        doubles(points[..3].to_vec()),
+        [(1, 1.2345678901234567e19), (2, 1e19), (3, -1e19)]
+    );
+    assert_eq!(
+        points[3..],
+        [
+            (4, json!(i64::MAX)),
+            (5, json!(i64::MIN)),
+            (6, json!(0)),
+            (7, json!(1000)),
+        ]
+    );
+    for (metric, ts, v) in [
+        ("big.single", 1, 1.2345678901234567e19),
+        ("big.gz", 1, 1e19),
+        ("big.telnet", 5, 1.2345678901234567e19),
+    ] {
+        assert_eq!(
+            doubles(read_back(&server, metric).await),
+            [(ts, v)],
+            "{metric}"
+        );
+    }
+    // Only the refused entries are left out (spec §2.6); nothing is stored wrapped.
+    assert_eq!(read_back(&server, "big.bad").await, [(1, json!(1))]);
+    assert!(read_back(&server, "big.bad.single").await.is_empty());
+}
+
 #[tokio::test]
 async fn cors_preflight_and_standard_headers() {
     let server = Server::fresh(&[]);
@@ -311,6 +385,8 @@ async fn names_tags_version_health_and_metrics() {
     }
     let a = get(&server, "/api/v1/metrics").await;
     assert_eq!(a.json()["kairosdb_datapoints_ingested_total"], json!(3));
+    // Embedded mode: acknowledged points are stored, so no backlog once writes returned.
+    assert_eq!(a.json()["kairosdb_queue_size"], json!(0));
 
     // Deleting a metric removes it from the names.
     let a = send(client().delete(server.url("/api/v1/metric/app.req"))).await;

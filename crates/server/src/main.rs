@@ -10,13 +10,15 @@
 //! requests and telnet chunks finish (at most `shutdown_timeout_secs`), then
 //! `Storage::sync` and `Engine::close`; exit 0 (1 if closing the storage failed).
 //!
-//! Subcommands run a tool instead of the server: `verify` (`verify/`).
+//! Subcommands run a tool instead of the server: `verify` (`verify/`) and
+//! `migrate-config` (`migrate/`).
 
 mod config;
 #[cfg(test)]
 mod fake_storage;
 mod http;
 mod metrics;
+mod migrate;
 mod query_cache;
 mod telnet;
 mod verify;
@@ -79,12 +81,14 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Tool {
     Verify(verify::VerifyArgs),
+    MigrateConfig(migrate::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Tool::Verify(args)) => return verify::run(args).into(),
+        Some(Tool::MigrateConfig(args)) => return migrate::run(args).into(),
         None => {}
     }
     match start(cli) {

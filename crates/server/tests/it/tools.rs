@@ -1,10 +1,19 @@
-//! The migration tools as a user runs them: `kairosdb verify` against two real servers.
+//! The migration tools as a user runs them: `kairosdb verify` against two real servers,
+//! and `kairosdb migrate-config` on KairosDB-format default files (fixtures/) whose output
+//! passes `--check-config` and starts a server.
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::json;
 
-use crate::harness::{command, post, Server};
+use crate::harness::{command, get, post, Server};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name)
+}
 
 fn run(args: &[&str]) -> Output {
     command().args(args).output().expect("run kairosdb")
@@ -212,4 +221,116 @@ async fn verify_cannot_run_exits_2() {
         &url,
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+// --- migrate-config -------------------------------------------------------------------
+
+/// Migrates `fixture` into a TOML file in `dir`; returns its path and stderr.
+fn migrate(fixture_name: &str, dir: &Path) -> (PathBuf, String) {
+    let output = dir.join(format!("{fixture_name}.toml"));
+    let out = run(&[
+        "migrate-config",
+        fixture(fixture_name).to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.is_empty(),
+        "--output writes nothing to stdout: {stdout}"
+    );
+    (output, stderr)
+}
+
+fn check_config(path: &Path) -> String {
+    let out = run(&["--check-config", "--config", path.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "--check-config failed: {stderr}");
+    stdout
+}
+
+#[test]
+fn migrate_config_of_the_default_properties_file_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, stderr) = migrate("kairosdb-1.2.properties", dir.path());
+    let resolved = check_config(&toml);
+    assert!(
+        resolved.contains("bind_address = \"0.0.0.0:8080\""),
+        "{resolved}"
+    );
+    assert!(resolved.contains("datastore = \"embedded\""), "{resolved}");
+    assert!(
+        resolved.contains("cassandra_contact_points = \"localhost\""),
+        "{resolved}"
+    );
+    // One line per unmapped key, with its reason; commented-out keys are not keys.
+    assert!(
+        stderr.contains("not mapped: kairosdb.jetty.static_web_root (no equivalent): "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not mapped: kairosdb.queue_processor.batch_size (not needed): "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("jetty.ssl"), "{stderr}");
+    assert!(!stderr.contains("unknown key"), "{stderr}");
+    // The `\` continuation joined the replication map.
+    let migrated = std::fs::read_to_string(&toml).unwrap();
+    assert!(
+        migrated.contains(
+            "cassandra_replication = \"{'class': 'SimpleStrategy','replication_factor' : 1}\""
+        ),
+        "{migrated}"
+    );
+}
+
+#[test]
+fn migrate_config_of_the_default_hocon_file_checks_and_prints_to_stdout() {
+    let out = run(&[
+        "migrate-config",
+        fixture("kairosdb-1.3.conf").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("http_idle_timeout_secs = 120"), "{stdout}");
+    assert!(stdout.contains("query_concurrency = 5"), "{stdout}");
+    assert!(
+        stderr.contains("kairosdb.datastore.cassandra.read_clusters_not (no equivalent)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unknown key"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("out.toml");
+    std::fs::write(&toml, &stdout).unwrap();
+    check_config(&toml);
+}
+
+#[test]
+fn migrate_config_refuses_broken_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.conf");
+    std::fs::write(&broken, "kairosdb {\n jetty.port: 8080\n").unwrap();
+    let out = run(&["migrate-config", broken.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not valid HOCON"), "{stderr}");
+
+    let out = run(&["migrate-config", "/nonexistent/kairosdb.properties"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn a_migrated_default_configuration_starts_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (toml, _) = migrate("kairosdb-1.3.conf", dir.path());
+    // The file's listeners (0.0.0.0:8080/4242) are overridden by the harness's port-0
+    // addresses through the environment, as an operator would on a busy machine.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[("KAIROSDB_CONFIG", toml.to_str().unwrap())],
+    );
+    let answer = get(&server, "/api/v1/version").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("KairosDB"), "{}", answer.text());
 }

@@ -9,14 +9,19 @@
 //! Shutdown on SIGTERM/SIGINT: stop accepting on both listeners, let in-flight HTTP
 //! requests and telnet chunks finish (at most `shutdown_timeout_secs`), then
 //! `Storage::sync` and `Engine::close`; exit 0 (1 if closing the storage failed).
+//!
+//! Subcommands run a tool instead of the server: `verify` (`verify/`) and
+//! `migrate-config` (`migrate/`).
 
 mod config;
 #[cfg(test)]
 mod fake_storage;
 mod http;
 mod metrics;
+mod migrate;
 mod query_cache;
 mod telnet;
+mod verify;
 mod writer;
 
 use std::path::PathBuf;
@@ -24,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -50,11 +55,15 @@ pub static JEMALLOC_CONF: &[u8] =
 
 /// A KairosDB-compatible time-series database (REST API and telnet protocol).
 ///
-/// Every setting can come from the TOML file, a `KAIROSDB_*` environment variable or a
-/// flag; flags win over the environment, which wins over the file.
+/// Without a subcommand, runs the server. Every setting can come from the TOML file, a
+/// `KAIROSDB_*` environment variable or a flag; flags win over the environment, which wins
+/// over the file.
 #[derive(Parser, Debug)]
-#[command(name = "kairosdb", version)]
+#[command(name = "kairosdb", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Tool>,
+
     /// TOML configuration file (see config/example.toml).
     #[arg(long, env = "KAIROSDB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -67,8 +76,22 @@ struct Cli {
     settings: Settings,
 }
 
+/// Tools for moving from Java KairosDB, run instead of the server. Their help text is
+/// the doc comment of their argument structs.
+#[derive(Subcommand, Debug)]
+enum Tool {
+    Verify(verify::VerifyArgs),
+    MigrateConfig(migrate::MigrateArgs),
+}
+
 fn main() -> std::process::ExitCode {
-    match start() {
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Tool::Verify(args)) => return verify::run(args).into(),
+        Some(Tool::MigrateConfig(args)) => return migrate::run(args).into(),
+        None => {}
+    }
+    match start(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line, without a backtrace.
@@ -78,8 +101,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn start() -> Result<()> {
-    let cli = Cli::parse();
+fn start(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref(), cli.settings)?;
     if cli.check_config {
         print!("{}", config.to_toml()?);

@@ -12,3 +12,4 @@ mod http_api;
 mod lifecycle;
 mod telnet;
 mod timeouts;
+mod tools;

@@ -154,6 +154,8 @@ EOF
 
 java_opts() {
   echo "-Xms$HEAP -Xmx$HEAP -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true"
+  # A query without time_zone uses the JVM's zone (spec §14.3); ours uses UTC.
+  echo "-Duser.timezone=UTC"
   echo "-Djava.io.tmpdir=$RUN/tmp -Dlogback.configurationFile=file://$RUN/logback.xml"
   # Guice 4.2 and the Cassandra driver reflect into the JDK; Java 17 needs these open.
   local m

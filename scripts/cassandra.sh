@@ -65,6 +65,7 @@ EOF
   rm -rf "$LIB.partial"
   mvn -q -B -f "$CACHE/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$LIB.partial" -DincludeScope=runtime
+  rm -rf "$LIB"
   mv "$LIB.partial" "$LIB"
 }
 

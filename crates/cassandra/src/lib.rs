@@ -23,6 +23,8 @@
 //!   `driver` (feature `driver`) implements it on the `scylla` driver and
 //!   [`memory`] implements it in memory for tests.
 //! * [`error`]: what can go wrong, by what the caller does next.
+//! * `test_node` (feature `test-node`, tests only): a throw-away node from
+//!   `scripts/cassandra.sh` for a live test that needs one of its own.
 
 pub mod error;
 pub mod index;
@@ -36,6 +38,8 @@ pub mod value;
 
 #[cfg(feature = "driver")]
 pub mod driver;
+#[cfg(feature = "test-node")]
+pub mod test_node;
 
 pub use error::{ConfigError, DecodeError, EncodeError};
 pub use rowkey::{RowKey, StoreType};

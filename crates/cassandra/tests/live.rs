@@ -17,8 +17,6 @@
 //! Each case gets its own keyspace (`kairosdb_test_<pid>_<n>`), dropped afterwards. The
 //! suite's TTL case waits in real time.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +24,7 @@ use libtest_mimic::{Arguments, Trial};
 
 use kairosdb_cassandra::driver::{ClusterOptions, ScyllaSession};
 use kairosdb_cassandra::session::{CellRange, Freshness};
+use kairosdb_cassandra::test_node::TestNode;
 use kairosdb_cassandra::value::{encode_double, encode_long, encode_string};
 use kairosdb_cassandra::{
     CassandraStore, Cql, Keyspace, RowKey, RowSpec, RowTimeUnit, Session, StoreOptions,
@@ -791,7 +790,7 @@ fn batches_over_the_fail_threshold_are_split_and_every_point_lands() {
 /// A second node with `--auth`, on its own ports: the right password works, a wrong one
 /// leaves the store unready with a message that says so.
 fn password_auth_admits_the_right_password_and_names_the_wrong_one() {
-    let node = AuthNode::start();
+    let node = TestNode::start(&["--auth"]);
     let keyspace = new_keyspace();
     let with_password = |password: &str| ClusterOptions {
         contact_points: vec![node.address.clone()],
@@ -839,55 +838,6 @@ fn password_auth_admits_the_right_password_and_names_the_wrong_one() {
         vec![series("auth", &[("h", "x")], 0, longs(&[1, 2], &[3, 4]))],
     );
     assert_eq!(read(&store, "auth", TimeRange::ALL)[0].points.len(), 2);
-}
-
-/// A password-auth node started for one case and stopped (data deleted) when dropped.
-struct AuthNode {
-    address: String,
-    env: Vec<(String, String)>,
-    _dir: tempfile::TempDir,
-}
-
-impl AuthNode {
-    fn start() -> AuthNode {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let storage = free_port();
-        let env = vec![
-            ("CASSANDRA_PORT".to_string(), port.to_string()),
-            ("CASSANDRA_STORAGE_PORT".to_string(), storage.to_string()),
-            (
-                "CASSANDRA_RUN_DIR".to_string(),
-                dir.path().join("run").display().to_string(),
-            ),
-        ];
-        let node = AuthNode {
-            address: format!("127.0.0.1:{port}"),
-            env,
-            _dir: dir,
-        };
-        node.script(&["start", "--auth"]);
-        node
-    }
-
-    fn script(&self, args: &[&str]) {
-        let status = Command::new(script_path())
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .status()
-            .expect("run scripts/cassandra.sh");
-        assert!(status.success(), "scripts/cassandra.sh {args:?}: {status}");
-    }
-}
-
-impl Drop for AuthNode {
-    fn drop(&mut self) {
-        self.script(&["stop"]);
-    }
-}
-
-fn script_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cassandra.sh")
 }
 
 fn free_port() -> u16 {

@@ -5,14 +5,13 @@
 //!
 //! `scripts/test.sh` starts the node (`scripts/cassandra.sh`) and sets
 //! `KAIROSDB_TEST_CASSANDRA=127.0.0.1:19042`; without it every case is listed as ignored
-//! and the binary prints how to run them. The restart case restarts that node through
-//! `scripts/cassandra.sh restart`, so it needs a node the script started.
+//! and the binary prints how to run them. The restart case starts and restarts a node of
+//! its own (`kairosdb_cassandra::test_node`), so the shared node is never disturbed.
 
 #[allow(dead_code)]
 #[path = "it/harness.rs"]
 mod harness;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,13 +20,12 @@ use libtest_mimic::{Arguments, Trial};
 use serde_json::json;
 
 use harness::{get, post, read_back, unique, Server};
+use kairosdb_cassandra::test_node::TestNode;
 
 const ENV: &str = "KAIROSDB_TEST_CASSANDRA";
 
 fn main() {
-    let mut args = Arguments::from_args();
-    // The restart case stops the node every other case uses.
-    args.test_threads = Some(1);
+    let args = Arguments::from_args();
     let cases: [(&str, fn()); 2] = [
         (
             "http_and_telnet_round_trip_through_a_live_cassandra",
@@ -69,12 +67,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// A server in Cassandra mode on a keyspace of its own (the node's data goes when
 /// `scripts/cassandra.sh stop` ends the run).
-fn on_cassandra() -> Server {
-    let node = std::env::var(ENV).unwrap();
+fn on_cassandra(node: &str) -> Server {
     let keyspace = format!("kairosdb_live_{}", unique());
     Server::fresh(&[
         ("KAIROSDB_DATASTORE", "cassandra"),
-        ("KAIROSDB_CASSANDRA_CONTACT_POINTS", node.as_str()),
+        ("KAIROSDB_CASSANDRA_CONTACT_POINTS", node),
         ("KAIROSDB_CASSANDRA_KEYSPACE", keyspace.as_str()),
     ])
 }
@@ -119,7 +116,7 @@ async fn read_until(server: &Server, metric: &str, n: usize, within: Duration) -
 }
 
 fn http_and_telnet_round_trip_through_a_live_cassandra() {
-    let server = &on_cassandra();
+    let server = &on_cassandra(&std::env::var(ENV).unwrap());
     block_on(async {
         wait_ready(server, Duration::from_secs(60)).await;
         let body = json!([
@@ -165,9 +162,10 @@ fn http_and_telnet_round_trip_through_a_live_cassandra() {
 }
 
 /// Posts batches of 50 points without pause while `scripts/cassandra.sh restart` stops
-/// the node and starts it again on its data.
+/// a node of the test's own and starts it again on its data.
 fn cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged() {
-    let server = &on_cassandra();
+    let node = Arc::new(TestNode::start(&[]));
+    let server = &on_cassandra(&node.address);
     block_on(async {
         wait_ready(server, Duration::from_secs(60)).await;
         let stop = Arc::new(AtomicBool::new(false));
@@ -176,12 +174,8 @@ fn cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         let started = Instant::now();
-        let restart = tokio::task::spawn_blocking(|| {
-            std::process::Command::new(script())
-                .arg("restart")
-                .status()
-                .expect("run scripts/cassandra.sh restart")
-        });
+        let restarting = node.clone();
+        let restart = tokio::task::spawn_blocking(move || restarting.restart());
         let (mut saw_unready, mut most_queued) = (false, 0.0_f64);
         while !restart.is_finished() {
             saw_unready |= get(server, "/health/ready").await.status == 503;
@@ -189,7 +183,7 @@ fn cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged() {
             most_queued = most_queued.max(queued);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(restart.await.unwrap().success(), "restart failed");
+        restart.await.expect("scripts/cassandra.sh restart");
         eprintln!("restart: node back after {:?}", started.elapsed());
         assert!(saw_unready, "/health/ready never reported the node down");
         assert!(most_queued > 0.0, "nothing was held in the queue");
@@ -259,8 +253,4 @@ async fn ingest(url: String, stop: Arc<AtomicBool>) -> (Vec<u64>, usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (acked, refused)
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cassandra.sh")
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, with the services its live tests need (README's test command).
+#
+#   scripts/test.sh [cargo test arguments]
+#
+# Starts Apache Cassandra (scripts/cassandra.sh) and the Java KairosDB beside it
+# (scripts/kairosdb-java.sh), both from Maven Central into the git-ignored .cache/, runs
+# `cargo test --workspace` with KAIROSDB_TEST_CASSANDRA and KAIROSDB_TEST_JAVA naming them,
+# and stops both, pass or fail. Then it prints the count of every live suite and fails if
+# one of them skipped a case: with the services up, nothing may be reported as ignored.
+#
+# Plain `cargo test --workspace` runs everything that needs no service and lists the live
+# suites as ignored, with a line saying how to run them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LOG="$(mktemp)"
+cleanup() {
+  scripts/kairosdb-java.sh stop >/dev/null 2>&1 || true
+  scripts/cassandra.sh stop >/dev/null 2>&1 || true
+  rm -f "$LOG"
+}
+trap cleanup EXIT
+
+scripts/cassandra.sh start
+scripts/kairosdb-java.sh start
+export KAIROSDB_TEST_CASSANDRA="127.0.0.1:${CASSANDRA_PORT:-19042}"
+export KAIROSDB_TEST_JAVA="http://127.0.0.1:${KAIROSDB_JAVA_PORT:-18080}"
+
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
+
+# The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
+echo
+echo "live suites:"
+awk '/Running tests\/(live|side_by_side)\.rs/ { suite = $2; next }
+     suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
+     END { exit bad }' "$LOG" || {
+  echo "a live suite skipped cases although its services were running" >&2
+  status=1
+}
+exit "$status"

@@ -21,6 +21,8 @@
 #
 # Not here: starting Java KairosDB, and running the tests (the suite runner does both).
 set -euo pipefail
+# shellcheck source=lib/java-service.sh
+source "$(dirname "$0")/lib/java-service.sh"
 
 VERSION="${CASSANDRA_VERSION:-5.0.6}"
 PORT="${CASSANDRA_PORT:-19042}"
@@ -34,11 +36,11 @@ PIDFILE="$RUN/cassandra.pid"
 START_TIMEOUT_SECS="${CASSANDRA_START_TIMEOUT_SECS:-180}"
 
 cql_answers() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
+  port_answers "$PORT"
 }
 
 running_pid() {
-  [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"
+  pid_alive "$PIDFILE"
 }
 
 resolve() {
@@ -46,27 +48,12 @@ resolve() {
     return
   fi
   echo "resolving Cassandra $VERSION from Maven Central into $LIB" >&2
-  mkdir -p "$CACHE"
-  cat >"$CACHE/pom.xml" <<EOF
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>kairosdb-rs.test</groupId>
-  <artifactId>cassandra-runtime</artifactId>
-  <version>1</version>
-  <dependencies>
+  maven_resolve "$LIB" "$CACHE" cassandra-runtime "
     <dependency>
       <groupId>org.apache.cassandra</groupId>
       <artifactId>cassandra-all</artifactId>
       <version>$VERSION</version>
-    </dependency>
-  </dependencies>
-</project>
-EOF
-  rm -rf "$LIB.partial"
-  mvn -q -B -f "$CACHE/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$LIB.partial" -DincludeScope=runtime
-  rm -rf "$LIB"
-  mv "$LIB.partial" "$LIB"
+    </dependency>"
 }
 
 configure() {
@@ -193,16 +180,7 @@ stop() {
 
 # Stops the process (SIGTERM, SIGKILL after 60 s); the data stays.
 halt() {
-  if pid=$(running_pid); then
-    kill "$pid"
-    local deadline=$((SECONDS + 60))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        kill -9 "$pid" 2>/dev/null || true
-      fi
-      sleep 1
-    done
-  fi
+  pid_stop "$PIDFILE" 60
 }
 
 status() {

@@ -21,6 +21,8 @@
 #
 # Not here: Cassandra (scripts/cassandra.sh), running the tests.
 set -euo pipefail
+# shellcheck source=lib/java-service.sh
+source "$(dirname "$0")/lib/java-service.sh"
 
 VERSION="${KAIROSDB_JAVA_VERSION:-1.3.0-1}"
 HTTP_PORT="${KAIROSDB_JAVA_PORT:-18080}"
@@ -40,12 +42,8 @@ version_answers() {
   curl -sf -m 2 "$URL/api/v1/version" >/dev/null 2>&1
 }
 
-port_taken() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 running_pid() {
-  [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && cat "$PIDFILE"
+  pid_alive "$PIDFILE"
 }
 
 resolve() {
@@ -54,14 +52,7 @@ resolve() {
     return
   fi
   echo "resolving KairosDB $VERSION from Maven Central into $LIB" >&2
-  mkdir -p "$CACHE"
-  cat >"$CACHE/pom.xml" <<EOF
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>kairosdb-rs.test</groupId>
-  <artifactId>kairosdb-java-runtime</artifactId>
-  <version>1</version>
-  <dependencies>
+  maven_resolve "$LIB" "$CACHE" kairosdb-java-runtime "
     <dependency>
       <groupId>org.kairosdb</groupId>
       <artifactId>kairosdb</artifactId>
@@ -80,15 +71,7 @@ resolve() {
       <groupId>com.sun.xml.bind</groupId>
       <artifactId>jaxb-core</artifactId>
       <version>2.3.0</version>
-    </dependency>
-  </dependencies>
-</project>
-EOF
-  rm -rf "$LIB.partial"
-  mvn -q -B -f "$CACHE/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$LIB.partial" -DincludeScope=runtime
-  rm -rf "$LIB"
-  mv "$LIB.partial" "$LIB"
+    </dependency>"
 }
 
 # KairosDB reads the jar's own kairosdb.conf first, then this file over it (HOCON, by the
@@ -172,12 +155,12 @@ start() {
   fi
   local port
   for port in "$HTTP_PORT" "$TELNET_PORT"; do
-    if port_taken "$port"; then
+    if port_answers "$port"; then
       echo "something else already listens on 127.0.0.1:$port" >&2
       return 1
     fi
   done
-  if ! port_taken "$CASSANDRA_PORT"; then
+  if ! port_answers "$CASSANDRA_PORT"; then
     echo "no Cassandra on 127.0.0.1:$CASSANDRA_PORT (scripts/cassandra.sh start)" >&2
     return 1
   fi
@@ -219,16 +202,7 @@ start() {
 }
 
 stop() {
-  if pid=$(running_pid); then
-    kill "$pid"
-    local deadline=$((SECONDS + 30))
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS > deadline)); then
-        kill -9 "$pid" 2>/dev/null || true
-      fi
-      sleep 1
-    done
-  fi
+  pid_stop "$PIDFILE" 30
   rm -rf "$RUN"
   echo stopped
 }

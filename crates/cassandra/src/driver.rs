@@ -301,8 +301,8 @@ impl ScyllaSession {
             delete_tag_indexed_row_key: prep(c.delete_tag_indexed_row_key(), true).await?,
             insert_row_key_time: prep(c.insert_row_key_time(), true).await?,
             insert_string_index: prep(c.insert_string_index(), true).await?,
-            delete_row: prep(c.delete_data_points_row_at(), true).await?,
-            delete_columns: prep(c.delete_data_points_range_at(), true).await?,
+            delete_row: prep(c.delete_data_points_row(), true).await?,
+            delete_columns: prep(c.delete_data_points_range(), true).await?,
             delete_row_key: prep(c.delete_row_key(), true).await?,
             delete_row_key_time: prep(c.delete_row_key_time(), true).await?,
             delete_row_key_index_entry: prep(c.delete_row_key_index_entry(), true).await?,
@@ -518,18 +518,20 @@ fn bind<'a>(
             data_type,
             tags,
             ttl,
+            timestamp_ms,
         } => (
             &p.insert_row_key,
-            Box::new(row_key(metric, *row_time, data_type, tags).with_ttl(*ttl)),
+            Box::new(row_key(metric, *row_time, data_type, tags).with_ttl_at(*ttl, *timestamp_ms)),
         ),
         Mutation::DeleteRowKey {
             metric,
             row_time,
             data_type,
             tags,
+            timestamp_ms,
         } => (
             &p.delete_row_key,
-            Box::new(row_key(metric, *row_time, data_type, tags)),
+            Box::new(row_key(metric, *row_time, data_type, tags).deleted_at(*timestamp_ms)),
         ),
         Mutation::TagIndexedRowKey {
             metric,
@@ -539,6 +541,7 @@ fn bind<'a>(
             tag_collection_hash,
             tags,
             ttl,
+            timestamp_ms,
         } => (
             &p.insert_tag_indexed_row_key,
             Box::new(
@@ -550,7 +553,7 @@ fn bind<'a>(
                     *tag_collection_hash,
                     tags,
                 )
-                .with_ttl(*ttl),
+                .with_ttl_at(*ttl, *timestamp_ms),
             ),
         ),
         Mutation::DeleteTagIndexedRowKey {
@@ -560,35 +563,54 @@ fn bind<'a>(
             single_tag_pair,
             tag_collection_hash,
             tags,
+            timestamp_ms,
         } => (
             &p.delete_tag_indexed_row_key,
-            Box::new(tag_indexed_row_key(
-                metric,
-                *row_time,
-                data_type,
-                single_tag_pair,
-                *tag_collection_hash,
-                tags,
-            )),
+            Box::new(
+                tag_indexed_row_key(
+                    metric,
+                    *row_time,
+                    data_type,
+                    single_tag_pair,
+                    *tag_collection_hash,
+                    tags,
+                )
+                .deleted_at(*timestamp_ms),
+            ),
         ),
         Mutation::RowKeyTime {
             metric,
             row_time,
             ttl,
+            timestamp_ms,
         } => (
             &p.insert_row_key_time,
-            Box::new(row_key_time(metric, *row_time).with_ttl(*ttl)),
+            Box::new(row_key_time(metric, *row_time).with_ttl_at(*ttl, *timestamp_ms)),
         ),
-        Mutation::DeleteRowKeyTime { metric, row_time } => (
+        Mutation::DeleteRowKeyTime {
+            metric,
+            row_time,
+            timestamp_ms,
+        } => (
             &p.delete_row_key_time,
-            Box::new(row_key_time(metric, *row_time)),
+            Box::new(row_key_time(metric, *row_time).deleted_at(*timestamp_ms)),
         ),
-        Mutation::StringIndex { key, name } => {
-            (&p.insert_string_index, Box::new((*key, name.as_str())))
-        }
-        Mutation::DeleteStringIndex { key, name } => {
-            (&p.delete_string_index, Box::new((*key, name.as_str())))
-        }
+        Mutation::StringIndex {
+            key,
+            name,
+            timestamp_ms,
+        } => (
+            &p.insert_string_index,
+            Box::new((*key, name.as_str(), *timestamp_ms)),
+        ),
+        Mutation::DeleteStringIndex {
+            key,
+            name,
+            timestamp_ms,
+        } => (
+            &p.delete_string_index,
+            Box::new((*timestamp_ms, *key, name.as_str())),
+        ),
         Mutation::DeleteRow { key, timestamp_ms } => {
             (&p.delete_row, Box::new((*timestamp_ms, key.as_slice())))
         }
@@ -606,9 +628,13 @@ fn bind<'a>(
                 column_bytes(*last).to_vec(),
             )),
         ),
-        Mutation::DeleteRowKeyIndexEntry { metric, row_key } => (
+        Mutation::DeleteRowKeyIndexEntry {
+            metric,
+            row_key,
+            timestamp_ms,
+        } => (
             &p.delete_row_key_index_entry,
-            Box::new((metric.as_bytes(), row_key.as_slice())),
+            Box::new((*timestamp_ms, metric.as_bytes(), row_key.as_slice())),
         ),
     };
     (ps, values, None)
@@ -674,29 +700,38 @@ fn row_key_time(metric: &str, row_time: i64) -> (&str, &'static str, CqlTimestam
     (metric, DATA_POINTS_TABLE, CqlTimestamp(row_time))
 }
 
-/// A primary key's binds followed by the TTL's: every index insert ends with
-/// `USING TTL ?` after the key's columns (see [`Cql`]).
-trait WithTtl {
-    type Row;
-    fn with_ttl(self, ttl: u32) -> Self::Row;
+/// A primary key's binds with the write time (ms) added where the statement
+/// takes it (see [`Cql`]): an index insert ends with `USING TTL ? AND TIMESTAMP ?`
+/// after the key's columns; a delete starts with `USING TIMESTAMP ?`.
+trait Stamp {
+    type Insert;
+    type Delete;
+    fn with_ttl_at(self, ttl: u32, timestamp_ms: i64) -> Self::Insert;
+    fn deleted_at(self, timestamp_ms: i64) -> Self::Delete;
 }
 
-macro_rules! impl_with_ttl {
+macro_rules! impl_stamp {
     ($($col:ident),+) => {
-        impl<$($col),+> WithTtl for ($($col,)+) {
-            type Row = ($($col,)+ i32);
+        impl<$($col),+> Stamp for ($($col,)+) {
+            type Insert = ($($col,)+ i32, i64);
+            type Delete = (i64, $($col,)+);
             #[allow(non_snake_case)]
-            fn with_ttl(self, ttl: u32) -> Self::Row {
+            fn with_ttl_at(self, ttl: u32, timestamp_ms: i64) -> Self::Insert {
                 let ($($col,)+) = self;
-                ($($col,)+ ttl as i32)
+                ($($col,)+ ttl as i32, timestamp_ms)
+            }
+            #[allow(non_snake_case)]
+            fn deleted_at(self, timestamp_ms: i64) -> Self::Delete {
+                let ($($col,)+) = self;
+                (timestamp_ms, $($col,)+)
             }
         }
     };
 }
 
-impl_with_ttl!(A, B, C);
-impl_with_ttl!(A, B, C, D, E);
-impl_with_ttl!(A, B, C, D, E, F, G);
+impl_stamp!(A, B, C);
+impl_stamp!(A, B, C, D, E);
+impl_stamp!(A, B, C, D, E, F, G);
 
 /// Splits each group into batches of at most [`BATCH_STATEMENTS`] statements and
 /// [`BATCH_BYTES`] bytes.
@@ -775,8 +810,10 @@ impl Session for ScyllaSession {
             ),
             other => return Err(CqlError::failed(format!("unknown spec entry {other}"))),
         };
+        // Stamped in milliseconds like every other statement (see `Cql`).
+        let stamp = (crate::store::wall_ms(),);
         self.runtime.block_on(async {
-            d.query_unpaged(text.as_str(), ())
+            d.query_unpaged(text.as_str(), stamp)
                 .await
                 .map_err(|e| failed("writing spec", e))?;
             Ok(())

@@ -15,10 +15,12 @@
 //!   tag-collection hash (§8.5).
 //! * [`schema`]: the CQL text of schema creation, the `spec` table and the
 //!   write, read, delete and service-index paths (§7.2–§7.7), with the
-//!   COMPACT STORAGE decision of §14.24.
+//!   COMPACT STORAGE decision of §14.24 and the millisecond `USING TIMESTAMP`
+//!   KairosDB 1.3.0-1's driver puts on every statement.
 //! * [`store`]: [`CassandraStore`], the `Storage` implementation: start-up and
 //!   `spec` (§7.3), write path with index caches (§7.4), read path over both
-//!   index generations (§7.5), delete path (§7.6, with our §14.10/§14.21 choices).
+//!   index generations (§7.5), delete path (§7.6, with our §14.21 choice), all
+//!   stamped from one strictly increasing millisecond clock.
 //! * [`session`]: the [`Session`] seam the store runs its statements through;
 //!   `driver` (feature `driver`) implements it on the `scylla` driver and
 //!   [`memory`] implements it in memory for tests.

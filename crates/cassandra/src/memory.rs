@@ -2,20 +2,22 @@
 //! tests (no Cassandra can run where CI runs). It answers the [`Session`] calls
 //! with Cassandra's semantics where the store depends on them:
 //!
-//! * every `data_points` cell keeps its write timestamp; a delete leaves a
-//!   tombstone with its own timestamp that hides cells written with a timestamp
-//!   at or below it — also ones written *after* the delete (spec §14.10);
+//! * every cell and index row keeps the write timestamp its statement carries
+//!   (`Mutation::timestamp_ms`: milliseconds from our store, or whatever a test
+//!   sends to stand in for another writer); a delete leaves a tombstone with its
+//!   own timestamp that hides what was written with a timestamp at or below it —
+//!   also what is written *after* the delete, if stamped lower (a tie goes to the
+//!   tombstone, as in Cassandra);
+//! * the latest timestamp wins between two writes of one cell; for `data_points`
+//!   a tie keeps the larger value, as Cassandra does;
 //! * TTLs expire cells and index rows against a clock the test can move;
-//! * index tables (`row_keys`, `row_key_time_index`, `string_index`,
-//!   `row_key_index`) use the server's microsecond clock, so a delete always
-//!   wins over earlier inserts and loses to later ones;
 //! * the cluster can be taken "down" (every call fails as unavailable) and a
 //!   number of upcoming `apply` calls can be made to fail.
 //!
 //! It also records the statements it was sent, so tests can check what the
 //! store wrote (e.g. that an index row is not re-sent once cached).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +51,37 @@ impl Partition {
     }
 }
 
-/// Index rows: key → expiry (ms since the epoch).
-type IndexSet<K> = BTreeMap<K, Option<i64>>;
+/// One index row (a clustering key of `row_keys`, `string_index`, …): its
+/// latest write and latest tombstone.
+#[derive(Clone, Copy, Debug, Default)]
+struct IndexRow {
+    /// (write timestamp, expiry in ms since the epoch) of the latest insert.
+    written: Option<(i64, Option<i64>)>,
+    /// Timestamp of the latest delete.
+    deleted: Option<i64>,
+}
+
+impl IndexRow {
+    fn live(&self, now: i64) -> bool {
+        self.written
+            .is_some_and(|(ts, e)| self.deleted.is_none_or(|d| ts > d) && live(&e, now))
+    }
+}
+
+/// Index rows of one partition, by clustering key.
+type IndexSet<K> = BTreeMap<K, IndexRow>;
+
+fn index_insert<K: Ord>(set: &mut IndexSet<K>, key: K, timestamp: i64, expires_ms: Option<i64>) {
+    let row = set.entry(key).or_default();
+    if row.written.is_none_or(|(old, _)| timestamp >= old) {
+        row.written = Some((timestamp, expires_ms));
+    }
+}
+
+fn index_delete<K: Ord>(set: &mut IndexSet<K>, key: K, timestamp: i64) {
+    let row = set.entry(key).or_default();
+    row.deleted = Some(row.deleted.map_or(timestamp, |d| d.max(timestamp)));
+}
 
 /// `row_keys` clustering key: (data_type, tags).
 type RowKeyId = (String, Vec<(String, String)>);
@@ -66,8 +97,8 @@ struct Tables {
     /// (metric, row_time, single_tag_pair) → (data_type, hash, tags) rows.
     tag_indexed_row_keys: BTreeMap<(String, i64, String), IndexSet<TagIndexedId>>,
     row_key_time_index: BTreeMap<String, IndexSet<i64>>,
-    string_index: BTreeMap<Vec<u8>, BTreeSet<String>>,
-    row_key_index: BTreeMap<String, BTreeSet<Vec<u8>>>,
+    string_index: BTreeMap<Vec<u8>, IndexSet<String>>,
+    row_key_index: BTreeMap<String, IndexSet<Vec<u8>>>,
     spec: BTreeMap<String, String>,
     schema: Vec<String>,
 }
@@ -141,14 +172,12 @@ impl MemorySession {
         self.tables.lock().schema.clone()
     }
 
-    /// Adds an entry to the legacy `row_key_index` (written only by KairosDB < 1.3).
+    /// Adds an entry to the legacy `row_key_index` (written only by KairosDB < 1.3),
+    /// stamped as written long ago (timestamp 0).
     pub fn insert_legacy_row_key(&self, metric: &str, row_key: Vec<u8>) {
-        self.tables
-            .lock()
-            .row_key_index
-            .entry(metric.to_string())
-            .or_default()
-            .insert(row_key);
+        let mut t = self.tables.lock();
+        let keys = t.row_key_index.entry(metric.to_string()).or_default();
+        index_insert(keys, row_key, 0, None);
     }
 
     /// Live `tag_indexed_row_keys` rows of `metric`:
@@ -161,7 +190,7 @@ impl MemorySession {
             .filter(|((m, _, _), _)| m == metric)
             .flat_map(|((_, rt, pair), rows)| {
                 rows.iter()
-                    .filter(|(_, e)| live(e, now))
+                    .filter(|(_, r)| r.live(now))
                     .map(|((dt, hash, tags), _)| {
                         (
                             *rt,
@@ -277,12 +306,13 @@ impl Session for MemorySession {
                     data_type,
                     tags,
                     ttl,
-                } => {
-                    t.row_keys
-                        .entry((metric.clone(), *row_time))
-                        .or_default()
-                        .insert((data_type.clone(), tag_vec(tags)), expiry(*ttl, now));
-                }
+                    timestamp_ms,
+                } => index_insert(
+                    t.row_keys.entry((metric.clone(), *row_time)).or_default(),
+                    (data_type.clone(), tag_vec(tags)),
+                    *timestamp_ms,
+                    expiry(*ttl, now),
+                ),
                 Mutation::TagIndexedRowKey {
                     metric,
                     row_time,
@@ -291,15 +321,15 @@ impl Session for MemorySession {
                     tag_collection_hash,
                     tags,
                     ttl,
-                } => {
+                    timestamp_ms,
+                } => index_insert(
                     t.tag_indexed_row_keys
                         .entry((metric.clone(), *row_time, single_tag_pair.clone()))
-                        .or_default()
-                        .insert(
-                            (data_type.clone(), *tag_collection_hash, tag_vec(tags)),
-                            expiry(*ttl, now),
-                        );
-                }
+                        .or_default(),
+                    (data_type.clone(), *tag_collection_hash, tag_vec(tags)),
+                    *timestamp_ms,
+                    expiry(*ttl, now),
+                ),
                 Mutation::DeleteTagIndexedRowKey {
                     metric,
                     row_time,
@@ -307,31 +337,35 @@ impl Session for MemorySession {
                     single_tag_pair,
                     tag_collection_hash,
                     tags,
-                } => {
-                    if let Some(rows) = t.tag_indexed_row_keys.get_mut(&(
-                        metric.clone(),
-                        *row_time,
-                        single_tag_pair.clone(),
-                    )) {
-                        rows.remove(&(data_type.clone(), *tag_collection_hash, tag_vec(tags)));
-                    }
-                }
+                    timestamp_ms,
+                } => index_delete(
+                    t.tag_indexed_row_keys
+                        .entry((metric.clone(), *row_time, single_tag_pair.clone()))
+                        .or_default(),
+                    (data_type.clone(), *tag_collection_hash, tag_vec(tags)),
+                    *timestamp_ms,
+                ),
                 Mutation::RowKeyTime {
                     metric,
                     row_time,
                     ttl,
-                } => {
-                    t.row_key_time_index
-                        .entry(metric.clone())
-                        .or_default()
-                        .insert(*row_time, expiry(*ttl, now));
-                }
-                Mutation::StringIndex { key, name } => {
-                    t.string_index
-                        .entry(key.to_vec())
-                        .or_default()
-                        .insert(name.clone());
-                }
+                    timestamp_ms,
+                } => index_insert(
+                    t.row_key_time_index.entry(metric.clone()).or_default(),
+                    *row_time,
+                    *timestamp_ms,
+                    expiry(*ttl, now),
+                ),
+                Mutation::StringIndex {
+                    key,
+                    name,
+                    timestamp_ms,
+                } => index_insert(
+                    t.string_index.entry(key.to_vec()).or_default(),
+                    name.clone(),
+                    *timestamp_ms,
+                    None,
+                ),
                 Mutation::DeleteRow { key, timestamp_ms } => {
                     let p = t.data_points.entry(key.clone()).or_default();
                     p.tombstones.push((0, u32::MAX, *timestamp_ms));
@@ -354,26 +388,39 @@ impl Session for MemorySession {
                     row_time,
                     data_type,
                     tags,
-                } => {
-                    if let Some(rows) = t.row_keys.get_mut(&(metric.clone(), *row_time)) {
-                        rows.remove(&(data_type.clone(), tag_vec(tags)));
-                    }
-                }
-                Mutation::DeleteRowKeyTime { metric, row_time } => {
-                    if let Some(times) = t.row_key_time_index.get_mut(metric) {
-                        times.remove(row_time);
-                    }
-                }
-                Mutation::DeleteRowKeyIndexEntry { metric, row_key } => {
-                    if let Some(keys) = t.row_key_index.get_mut(metric) {
-                        keys.remove(row_key);
-                    }
-                }
-                Mutation::DeleteStringIndex { key, name } => {
-                    if let Some(names) = t.string_index.get_mut(*key) {
-                        names.remove(name);
-                    }
-                }
+                    timestamp_ms,
+                } => index_delete(
+                    t.row_keys.entry((metric.clone(), *row_time)).or_default(),
+                    (data_type.clone(), tag_vec(tags)),
+                    *timestamp_ms,
+                ),
+                Mutation::DeleteRowKeyTime {
+                    metric,
+                    row_time,
+                    timestamp_ms,
+                } => index_delete(
+                    t.row_key_time_index.entry(metric.clone()).or_default(),
+                    *row_time,
+                    *timestamp_ms,
+                ),
+                Mutation::DeleteRowKeyIndexEntry {
+                    metric,
+                    row_key,
+                    timestamp_ms,
+                } => index_delete(
+                    t.row_key_index.entry(metric.clone()).or_default(),
+                    row_key.clone(),
+                    *timestamp_ms,
+                ),
+                Mutation::DeleteStringIndex {
+                    key,
+                    name,
+                    timestamp_ms,
+                } => index_delete(
+                    t.string_index.entry(key.to_vec()).or_default(),
+                    name.clone(),
+                    *timestamp_ms,
+                ),
             }
         }
         drop(t);
@@ -388,6 +435,7 @@ impl Session for MemorySession {
         limit: Option<u32>,
     ) -> Result<Vec<String>, CqlError> {
         self.check_up()?;
+        let now = self.now_ms();
         let t = self.tables.lock();
         let Some(names) = t.string_index.get(key) else {
             return Ok(Vec::new());
@@ -395,6 +443,8 @@ impl Session for MemorySession {
         let limit = limit.map_or(usize::MAX, |l| l as usize);
         Ok(names
             .iter()
+            .filter(|(_, r)| r.live(now))
+            .map(|(n, _)| n)
             // Cassandra compares text as UTF-8 bytes.
             .filter(|n| match bounds {
                 Some((lo, hi)) => n.as_bytes() >= lo.as_bytes() && n.as_bytes() < hi.as_bytes(),
@@ -413,13 +463,14 @@ impl Session for MemorySession {
         _fresh: Freshness,
     ) -> Result<Vec<Vec<u8>>, CqlError> {
         self.check_up()?;
+        let now = self.now_ms();
         let t = self.tables.lock();
         Ok(t.row_key_index
             .get(metric)
             .map(|keys| {
                 keys.iter()
-                    .filter(|k| k.as_slice() >= lower && k.as_slice() < upper)
-                    .cloned()
+                    .filter(|(k, r)| k.as_slice() >= lower && k.as_slice() < upper && r.live(now))
+                    .map(|(k, _)| k.clone())
                     .collect()
             })
             .unwrap_or_default())
@@ -440,7 +491,7 @@ impl Session for MemorySession {
             .map(|times| {
                 times
                     .iter()
-                    .filter(|(rt, e)| **rt >= start && **rt <= end && live(e, now))
+                    .filter(|(rt, r)| **rt >= start && **rt <= end && r.live(now))
                     .map(|(rt, _)| *rt)
                     .collect()
             })
@@ -459,8 +510,8 @@ impl Session for MemorySession {
         let mut out = Vec::new();
         for rt in row_times {
             if let Some(rows) = t.row_keys.get(&(metric.to_string(), *rt)) {
-                for ((data_type, tags), e) in rows {
-                    if live(e, now) {
+                for ((data_type, tags), r) in rows {
+                    if r.live(now) {
                         out.push(RowKeysRow {
                             row_time: *rt,
                             data_type: data_type.clone(),

@@ -3,8 +3,13 @@
 //! service-index (§7.7) paths, as text.
 //!
 //! Statements name tables as `<keyspace>.<table>` so they do not depend on a
-//! session's current keyspace; otherwise the text is KairosDB's. This module
-//! only builds strings: preparing and binding them is the driver's job.
+//! session's current keyspace, and every write or delete we send carries an
+//! explicit write time in milliseconds: `USING TIMESTAMP ?` (`USING TTL ? AND
+//! TIMESTAMP ?` after KairosDB's `USING TTL ?`). KairosDB 1.3.0-1 leaves the
+//! stamp to its driver, whose timestamp generator returns
+//! `System.currentTimeMillis()`, so its statements carry milliseconds too (see
+//! [`crate::Mutation`]). Otherwise the text is KairosDB's. This module only
+//! builds strings: preparing and binding them is the driver's job.
 
 use crate::error::ConfigError;
 
@@ -175,7 +180,7 @@ impl Cql {
     /// ([`crate::RowTimeUnit::as_spec_str`]), never user text.
     pub fn insert_row_time_unit(&self, unit: crate::RowTimeUnit) -> String {
         format!(
-            "INSERT INTO {} (spec_type, name, value) VALUES ('cluster_config', 'row_time_unit', '{}')",
+            "INSERT INTO {} (spec_type, name, value) VALUES ('cluster_config', 'row_time_unit', '{}') USING TIMESTAMP ?",
             self.t("spec"),
             unit.as_spec_str()
         )
@@ -183,7 +188,7 @@ impl Cql {
 
     pub fn insert_row_width(&self, width: i64) -> String {
         format!(
-            "INSERT INTO {} (spec_type, name, value) VALUES ('cluster_config', 'row_width', '{width}')",
+            "INSERT INTO {} (spec_type, name, value) VALUES ('cluster_config', 'row_width', '{width}') USING TIMESTAMP ?",
             self.t("spec")
         )
     }
@@ -198,7 +203,9 @@ impl Cql {
 
     // ---- §7.4 write path ----
 
-    /// TIMESTAMP is the batch's wall clock in **milliseconds** (spec §7.4, §14.10).
+    /// TIMESTAMP is the batch's wall clock in **milliseconds** (spec §7.4); the
+    /// index inserts below carry the same stamp (KairosDB's text plus `AND
+    /// TIMESTAMP ?` / `USING TIMESTAMP ?`, see the module docs).
     pub fn insert_data_point(&self) -> String {
         format!(
             "INSERT INTO {} (key, column1, value) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?",
@@ -208,28 +215,28 @@ impl Cql {
 
     pub fn insert_row_key(&self) -> String {
         format!(
-            "INSERT INTO {} (metric, table_name, row_time, data_type, tags, mtime) VALUES (?, ?, ?, ?, ?, now()) USING TTL ?",
+            "INSERT INTO {} (metric, table_name, row_time, data_type, tags, mtime) VALUES (?, ?, ?, ?, ?, now()) USING TTL ? AND TIMESTAMP ?",
             self.t("row_keys")
         )
     }
 
     pub fn insert_tag_indexed_row_key(&self) -> String {
         format!(
-            "INSERT INTO {} (metric, table_name, row_time, data_type, single_tag_pair, tag_collection_hash, tags, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, now()) USING TTL ?",
+            "INSERT INTO {} (metric, table_name, row_time, data_type, single_tag_pair, tag_collection_hash, tags, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, now()) USING TTL ? AND TIMESTAMP ?",
             self.t("tag_indexed_row_keys")
         )
     }
 
     pub fn insert_string_index(&self) -> String {
         format!(
-            "INSERT INTO {} (key, column1, value) VALUES (?, ?, 0x00)",
+            "INSERT INTO {} (key, column1, value) VALUES (?, ?, 0x00) USING TIMESTAMP ?",
             self.t("string_index")
         )
     }
 
     pub fn insert_row_key_time(&self) -> String {
         format!(
-            "INSERT INTO {} (metric, table_name, row_time) VALUES (?, ?, ?) USING TTL ?",
+            "INSERT INTO {} (metric, table_name, row_time) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?",
             self.t("row_key_time_index")
         )
     }
@@ -289,29 +296,17 @@ impl Cql {
     }
 
     // ---- §7.6 delete path ----
+    // KairosDB's text with `USING TIMESTAMP ?` (milliseconds, see the module docs)
+    // between the table and `WHERE`; the write time is the first bind.
 
     pub fn delete_data_points_row(&self) -> String {
-        format!("DELETE FROM {} WHERE key = ?", self.t("data_points"))
-    }
-
-    pub fn delete_data_points_range(&self) -> String {
-        format!(
-            "DELETE FROM {} WHERE key = ? AND column1 >= ? AND column1 <= ?",
-            self.t("data_points")
-        )
-    }
-
-    /// [`Cql::delete_data_points_row`] stamped with an explicit write time: our
-    /// §14.10 choice (deletes on the inserts' millisecond clock, see `store.rs`).
-    pub fn delete_data_points_row_at(&self) -> String {
         format!(
             "DELETE FROM {} USING TIMESTAMP ? WHERE key = ?",
             self.t("data_points")
         )
     }
 
-    /// [`Cql::delete_data_points_range`] stamped with an explicit write time.
-    pub fn delete_data_points_range_at(&self) -> String {
+    pub fn delete_data_points_range(&self) -> String {
         format!(
             "DELETE FROM {} USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?",
             self.t("data_points")
@@ -320,51 +315,55 @@ impl Cql {
 
     pub fn delete_data_point(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE key = ? AND column1 = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE key = ? AND column1 = ?",
             self.t("data_points")
         )
     }
 
     pub fn delete_row_key_index_entry(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE KEY = ? AND column1 = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE KEY = ? AND column1 = ?",
             self.t("row_key_index")
         )
     }
 
     pub fn delete_row_key_index_row(&self) -> String {
-        format!("DELETE FROM {} WHERE KEY = ?", self.t("row_key_index"))
+        format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE KEY = ?",
+            self.t("row_key_index")
+        )
     }
 
     pub fn delete_row_key(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND tags = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND tags = ?",
             self.t("row_keys")
         )
     }
 
     pub fn delete_tag_indexed_row_key(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND single_tag_pair = ? AND tag_collection_hash = ? AND tags = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND single_tag_pair = ? AND tag_collection_hash = ? AND tags = ?",
             self.t("tag_indexed_row_keys")
         )
     }
 
     pub fn delete_row_key_time(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE metric = ? AND table_name = ? AND row_time = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ?",
             self.t("row_key_time_index")
         )
     }
 
     pub fn delete_string_index(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE key = ? AND column1 = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE key = ? AND column1 = ?",
             self.t("string_index")
         )
     }
 
     // ---- §7.7 service index ----
+    // Not sent yet (no service-index API); KairosDB's text as the spec gives it.
 
     pub fn service_index_insert(&self) -> String {
         format!(
@@ -436,10 +435,24 @@ mod tests {
     use crate::RowTimeUnit;
 
     /// Statements for keyspace `ks` with the `ks.` qualifier removed must be
-    /// the spec's text exactly.
+    /// the spec's text exactly (plus our write time, see the module docs).
     fn spec_text(stmt: String) -> String {
         assert!(stmt.contains("ks."), "{stmt}");
         stmt.replace("ks.", "")
+    }
+
+    /// The spec's `text` of a write or delete with our `USING TIMESTAMP ?` added:
+    /// `AND TIMESTAMP ?` after a `USING TTL ?`, before `WHERE` in a delete, else
+    /// at the end.
+    fn stamped(text: &str) -> String {
+        if let Some(head) = text.strip_suffix(" USING TTL ?") {
+            format!("{head} USING TTL ? AND TIMESTAMP ?")
+        } else if let Some((head, tail)) = text.split_once(" WHERE ") {
+            assert!(head.starts_with("DELETE "), "{text}");
+            format!("{head} USING TIMESTAMP ? WHERE {tail}")
+        } else {
+            format!("{text} USING TIMESTAMP ?")
+        }
     }
 
     fn cql() -> Cql {
@@ -506,11 +519,11 @@ mod tests {
         let c = cql();
         assert_eq!(
             spec_text(c.insert_row_time_unit(RowTimeUnit::Legacy)),
-            "INSERT INTO spec (spec_type, name, value) VALUES ('cluster_config', 'row_time_unit', 'LEGACY')"
+            stamped("INSERT INTO spec (spec_type, name, value) VALUES ('cluster_config', 'row_time_unit', 'LEGACY')")
         );
         assert_eq!(
             spec_text(c.insert_row_width(1814400000)),
-            "INSERT INTO spec (spec_type, name, value) VALUES ('cluster_config', 'row_width', '1814400000')"
+            stamped("INSERT INTO spec (spec_type, name, value) VALUES ('cluster_config', 'row_width', '1814400000')")
         );
         assert_eq!(
             spec_text(c.select_any_metric_name()),
@@ -530,11 +543,12 @@ mod tests {
     fn write_path_statements() {
         let c = cql();
         let cases = [
-            (c.insert_data_point(), "INSERT INTO data_points (key, column1, value) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?"),
-            (c.insert_row_key(), "INSERT INTO row_keys (metric, table_name, row_time, data_type, tags, mtime) VALUES (?, ?, ?, ?, ?, now()) USING TTL ?"),
-            (c.insert_tag_indexed_row_key(), "INSERT INTO tag_indexed_row_keys (metric, table_name, row_time, data_type, single_tag_pair, tag_collection_hash, tags, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, now()) USING TTL ?"),
-            (c.insert_string_index(), "INSERT INTO string_index (key, column1, value) VALUES (?, ?, 0x00)"),
-            (c.insert_row_key_time(), "INSERT INTO row_key_time_index (metric, table_name, row_time) VALUES (?, ?, ?) USING TTL ?"),
+            // The one statement whose stamp KairosDB's text already binds.
+            (c.insert_data_point(), "INSERT INTO data_points (key, column1, value) VALUES (?, ?, ?) USING TTL ? AND TIMESTAMP ?".to_string()),
+            (c.insert_row_key(), stamped("INSERT INTO row_keys (metric, table_name, row_time, data_type, tags, mtime) VALUES (?, ?, ?, ?, ?, now()) USING TTL ?")),
+            (c.insert_tag_indexed_row_key(), stamped("INSERT INTO tag_indexed_row_keys (metric, table_name, row_time, data_type, single_tag_pair, tag_collection_hash, tags, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, now()) USING TTL ?")),
+            (c.insert_string_index(), stamped("INSERT INTO string_index (key, column1, value) VALUES (?, ?, 0x00)")),
+            (c.insert_row_key_time(), stamped("INSERT INTO row_key_time_index (metric, table_name, row_time) VALUES (?, ?, ?) USING TTL ?")),
         ];
         for (stmt, text) in cases {
             assert_eq!(spec_text(stmt), text);
@@ -574,13 +588,14 @@ mod tests {
             (c.delete_data_point(), "DELETE FROM data_points WHERE key = ? AND column1 = ?"),
             (c.delete_row_key_index_row(), "DELETE FROM row_key_index WHERE KEY = ?"),
             (c.delete_string_index(), "DELETE FROM string_index WHERE key = ? AND column1 = ?"),
-            // Ours (§14.10): the same deletes on the inserts' millisecond clock.
-            (c.delete_data_points_row_at(), "DELETE FROM data_points USING TIMESTAMP ? WHERE key = ?"),
-            (c.delete_data_points_range_at(), "DELETE FROM data_points USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?"),
         ];
         for (stmt, text) in cases {
-            assert_eq!(spec_text(stmt), text);
+            assert_eq!(spec_text(stmt), stamped(text));
         }
+        assert_eq!(
+            stamped("DELETE FROM data_points WHERE key = ?"),
+            "DELETE FROM data_points USING TIMESTAMP ? WHERE key = ?"
+        );
     }
 
     #[test]

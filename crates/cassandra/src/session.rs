@@ -41,11 +41,17 @@ impl CqlError {
     }
 }
 
-/// One write or delete. Inserts into `row_keys`, `row_key_time_index` and
-/// `string_index` carry the server's default (microsecond) timestamps, as in
-/// KairosDB; data points carry the batch's wall clock in milliseconds (spec
-/// §7.4), and so do the deletes of data points (our §14.10 choice, see
-/// `store.rs`).
+/// One write or delete, each stamped with an explicit write time in
+/// **milliseconds** (`timestamp_ms`), as KairosDB 1.3.0-1 stamps every statement:
+/// its `CassandraClientImpl` gives the driver a timestamp generator returning
+/// `System.currentTimeMillis()`, so its data points, index rows and deletes all
+/// carry millisecond write times (not the microseconds spec §14.10 assumes).
+/// Sharing that clock is what lets either server's deletes remove the other's
+/// rows, and either server's later writes survive the other's tombstones. The
+/// store takes the stamps from one strictly increasing clock (see `store.rs`).
+///
+/// The CQL text is KairosDB's with `USING TIMESTAMP ?` added (or `AND TIMESTAMP ?`
+/// after its `USING TTL ?`), where KairosDB leaves the stamp to its driver.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mutation {
     /// `INSERT INTO data_points … USING TTL ? AND TIMESTAMP ?`
@@ -56,17 +62,18 @@ pub enum Mutation {
         ttl: u32,
         timestamp_ms: i64,
     },
-    /// `INSERT INTO row_keys … USING TTL ?` (`mtime` = `now()`).
+    /// `INSERT INTO row_keys … USING TTL ? AND TIMESTAMP ?` (`mtime` = `now()`).
     RowKey {
         metric: String,
         row_time: i64,
         data_type: String,
         tags: Tags,
         ttl: u32,
+        timestamp_ms: i64,
     },
-    /// `INSERT INTO tag_indexed_row_keys … USING TTL ?` (`mtime` = `now()`): one
-    /// row per indexed tag of a row key, for metrics configured for tag-indexed
-    /// lookup (`tag_indexed_row_key_lookup_metrics`, spec §7.4, §8.5).
+    /// `INSERT INTO tag_indexed_row_keys … USING TTL ? AND TIMESTAMP ?` (`mtime` =
+    /// `now()`): one row per indexed tag of a row key, for metrics configured for
+    /// tag-indexed lookup (`tag_indexed_row_key_lookup_metrics`, spec §7.4, §8.5).
     TagIndexedRowKey {
         metric: String,
         row_time: i64,
@@ -75,15 +82,21 @@ pub enum Mutation {
         tag_collection_hash: i32,
         tags: Tags,
         ttl: u32,
+        timestamp_ms: i64,
     },
-    /// `INSERT INTO row_key_time_index … USING TTL ?`
+    /// `INSERT INTO row_key_time_index … USING TTL ? AND TIMESTAMP ?`
     RowKeyTime {
         metric: String,
         row_time: i64,
         ttl: u32,
+        timestamp_ms: i64,
     },
-    /// `INSERT INTO string_index (key, column1, value) VALUES (?, ?, 0x00)`
-    StringIndex { key: &'static [u8], name: String },
+    /// `INSERT INTO string_index (key, column1, value) VALUES (?, ?, 0x00) USING TIMESTAMP ?`
+    StringIndex {
+        key: &'static [u8],
+        name: String,
+        timestamp_ms: i64,
+    },
     /// `DELETE FROM data_points USING TIMESTAMP ? WHERE key = ?`
     DeleteRow { key: Vec<u8>, timestamp_ms: i64 },
     /// `DELETE FROM data_points USING TIMESTAMP ? WHERE key = ? AND column1 >= ? AND column1 <= ?`
@@ -93,14 +106,15 @@ pub enum Mutation {
         last: u32,
         timestamp_ms: i64,
     },
-    /// `DELETE FROM row_keys WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND tags = ?`
+    /// `DELETE FROM row_keys USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND tags = ?`
     DeleteRowKey {
         metric: String,
         row_time: i64,
         data_type: String,
         tags: Tags,
+        timestamp_ms: i64,
     },
-    /// `DELETE FROM tag_indexed_row_keys WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND single_tag_pair = ? AND tag_collection_hash = ? AND tags = ?`
+    /// `DELETE FROM tag_indexed_row_keys USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ? AND data_type = ? AND single_tag_pair = ? AND tag_collection_hash = ? AND tags = ?`
     DeleteTagIndexedRowKey {
         metric: String,
         row_time: i64,
@@ -108,16 +122,47 @@ pub enum Mutation {
         single_tag_pair: String,
         tag_collection_hash: i32,
         tags: Tags,
+        timestamp_ms: i64,
     },
-    /// `DELETE FROM row_key_time_index WHERE metric = ? AND table_name = ? AND row_time = ?`
-    DeleteRowKeyTime { metric: String, row_time: i64 },
-    /// `DELETE FROM row_key_index WHERE KEY = ? AND column1 = ?` (legacy index).
-    DeleteRowKeyIndexEntry { metric: String, row_key: Vec<u8> },
-    /// `DELETE FROM string_index WHERE key = ? AND column1 = ?`
-    DeleteStringIndex { key: &'static [u8], name: String },
+    /// `DELETE FROM row_key_time_index USING TIMESTAMP ? WHERE metric = ? AND table_name = ? AND row_time = ?`
+    DeleteRowKeyTime {
+        metric: String,
+        row_time: i64,
+        timestamp_ms: i64,
+    },
+    /// `DELETE FROM row_key_index USING TIMESTAMP ? WHERE KEY = ? AND column1 = ?` (legacy index).
+    DeleteRowKeyIndexEntry {
+        metric: String,
+        row_key: Vec<u8>,
+        timestamp_ms: i64,
+    },
+    /// `DELETE FROM string_index USING TIMESTAMP ? WHERE key = ? AND column1 = ?`
+    DeleteStringIndex {
+        key: &'static [u8],
+        name: String,
+        timestamp_ms: i64,
+    },
 }
 
 impl Mutation {
+    /// The write time (ms) the statement carries.
+    pub fn timestamp_ms(&self) -> i64 {
+        match self {
+            Mutation::DataPoint { timestamp_ms, .. }
+            | Mutation::RowKey { timestamp_ms, .. }
+            | Mutation::TagIndexedRowKey { timestamp_ms, .. }
+            | Mutation::RowKeyTime { timestamp_ms, .. }
+            | Mutation::StringIndex { timestamp_ms, .. }
+            | Mutation::DeleteRow { timestamp_ms, .. }
+            | Mutation::DeleteColumns { timestamp_ms, .. }
+            | Mutation::DeleteRowKey { timestamp_ms, .. }
+            | Mutation::DeleteTagIndexedRowKey { timestamp_ms, .. }
+            | Mutation::DeleteRowKeyTime { timestamp_ms, .. }
+            | Mutation::DeleteRowKeyIndexEntry { timestamp_ms, .. }
+            | Mutation::DeleteStringIndex { timestamp_ms, .. } => *timestamp_ms,
+        }
+    }
+
     /// Is this a `data_points` insert (grouped per replica by the driver)?
     pub fn is_data_point(&self) -> bool {
         matches!(self, Mutation::DataPoint { .. })
@@ -157,12 +202,13 @@ impl Mutation {
             Mutation::RowKeyTime { metric, .. } | Mutation::DeleteRowKeyTime { metric, .. } => {
                 metric.len() + 32
             }
-            Mutation::StringIndex { key, name } | Mutation::DeleteStringIndex { key, name } => {
-                key.len() + name.len()
-            }
+            Mutation::StringIndex { key, name, .. }
+            | Mutation::DeleteStringIndex { key, name, .. } => key.len() + name.len() + 8,
             Mutation::DeleteRow { key, .. } => key.len() + 8,
             Mutation::DeleteColumns { key, .. } => key.len() + 16,
-            Mutation::DeleteRowKeyIndexEntry { metric, row_key } => metric.len() + row_key.len(),
+            Mutation::DeleteRowKeyIndexEntry {
+                metric, row_key, ..
+            } => metric.len() + row_key.len() + 8,
         }
     }
 }

@@ -7,25 +7,35 @@
 //! [`StorageError::Internal`] (the delivery queue in front keeps retrying) and
 //! [`Storage::health`] says why.
 //!
-//! Write path (§7.4), per batch: data point inserts stamped with the batch's
-//! wall clock in **milliseconds** (as KairosDB, so both can write one cluster),
-//! plus the index rows of row keys and metric names this process has not
-//! written yet. The caches of written index rows are updated only after the
-//! cluster acknowledged the whole batch, so a failed write is re-indexed on
-//! retry (KairosDB #512). Timestamps are strictly increasing within the process,
-//! so a rewrite of a point in the same millisecond still wins (Cassandra breaks
-//! timestamp ties by the larger value, not the later write).
+//! Write path (§7.4), per batch: data point inserts plus the index rows of row
+//! keys and metric names this process has not written yet, every statement
+//! stamped with one write time in **milliseconds**. KairosDB 1.3.0-1 stamps
+//! every statement it sends in milliseconds too (its driver's timestamp
+//! generator returns `System.currentTimeMillis()`, for data, index rows and
+//! deletes alike), so each server's deletes remove the other's rows and each
+//! server's later writes survive the other's tombstones. The caches of written
+//! index rows are updated only after the cluster acknowledged the whole batch,
+//! so a failed write is re-indexed on retry (KairosDB #512).
+//!
+//! Timestamps are strictly increasing within the process ([`CassandraStore`]'s
+//! one clock stamps writes and deletes alike), so a rewrite of a point in the
+//! same millisecond still wins (Cassandra breaks timestamp ties by the larger
+//! value, not the later write), and so does a write in the millisecond of a
+//! delete (on a tie the tombstone wins). KairosDB's stamps are the plain wall
+//! clock, so it loses such same-millisecond rewrites. Our clock can run a little
+//! ahead of the wall clock, so a delete returns only once the wall clock has
+//! passed its stamp ([`wait_past`]): writers stamping the wall clock (KairosDB,
+//! another process) are not hidden by it.
 //!
 //! Read path (§7.5): row keys from both index generations, the legacy
 //! `row_key_index` and `row_key_time_index` + `row_keys`, filtered by tags and
 //! de-duplicated; then the cells of each row in the query range.
 //!
-//! Delete path (§7.6) and two deliberate differences from KairosDB:
-//! * §14.10: data point deletes are stamped `USING TIMESTAMP <ms>`, on the same
-//!   clock as the inserts. KairosDB lets the driver stamp them in microseconds,
-//!   about 1000× larger, so points re-written after a delete stay hidden until
-//!   the tombstones are purged. Index deletes keep the default (µs) timestamps,
-//!   because the index inserts carry them too.
+//! Delete path (§7.6), stamped on the same millisecond clock as the writes (spec
+//! §14.10 says KairosDB deletes in microseconds; 1.3.0-1 does not, see above).
+//! Index rows that kairosdb-rs builds before this one wrote with the server's
+//! microsecond stamps outlive these deletes (upgrade note in docs/cassandra.md).
+//! One deliberate difference from KairosDB:
 //! * §14.21 (KairosDB keeps a metric name until `DELETE /metric`): after a
 //!   delete, a row left without cells loses its `row_keys` entry, a row time
 //!   left without row keys loses its `row_key_time_index` entry, and a metric
@@ -70,6 +80,9 @@ const MAX_KEY_BYTES: usize = 65_535;
 
 /// How often a store that could not reach the cluster tries again, at most.
 const INIT_RETRY: Duration = Duration::from_secs(1);
+
+/// Longest a delete waits for the wall clock to pass its stamp (see [`wait_past`]).
+const MAX_WAIT_PAST: Duration = Duration::from_millis(100);
 
 /// Rows read per [`Session::cells`] call; the point limit is checked between calls.
 const READ_CHUNK: usize = 64;
@@ -281,6 +294,20 @@ pub(crate) fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Waits (at most [`MAX_WAIT_PAST`]) until the wall clock is past `timestamp_ms`.
+///
+/// Our clock runs ahead of the wall clock by a millisecond or so whenever several
+/// stamps are taken within one. A delete returns only once the wall clock has passed
+/// its tombstones' stamp, so a write that follows it and is stamped on the wall clock
+/// (by KairosDB, another process, or this one after a restart) is stamped later and
+/// not hidden (Cassandra: on equal stamps the tombstone wins).
+fn wait_past(timestamp_ms: i64) {
+    let ahead = timestamp_ms - wall_ms();
+    if ahead >= 0 {
+        std::thread::sleep(Duration::from_millis(ahead as u64 + 1).min(MAX_WAIT_PAST));
+    }
+}
+
 fn cql_error(what: &str, e: CqlError) -> StorageError {
     StorageError::Internal(format!("cassandra {what} failed: {e}"))
 }
@@ -412,7 +439,8 @@ impl<S: Session> CassandraStore<S> {
         RowSpec::new(unit, width).map_err(|e| e.to_string())
     }
 
-    /// A write timestamp (ms) larger than every earlier one of this process.
+    /// A write timestamp (ms) larger than every earlier one of this process: the
+    /// stamp of every statement sent, data or index, insert or delete.
     fn next_timestamp(&self) -> i64 {
         let now = wall_ms();
         let mut prev = self.last_timestamp.load(Ordering::Relaxed);
@@ -627,7 +655,8 @@ struct WritePlanner<'a, S: Session> {
     store: &'a CassandraStore<S>,
     spec: RowSpec,
     now: i64,
-    /// The write timestamp (ms) of every data point of the batch.
+    /// The write timestamp (ms) of every statement of the batch: data points and
+    /// index rows.
     timestamp_ms: i64,
     plan: WritePlan,
     keys_seen: MutexGuard<'a, SeenSet<Vec<u8>>>,
@@ -763,6 +792,7 @@ impl<S: Session> WritePlanner<'_, S> {
                 tag_collection_hash: hash,
                 tags: s.key.tags.clone(),
                 ttl: row_key_ttl,
+                timestamp_ms: self.timestamp_ms,
             });
         }
         self.plan.muts.push(Mutation::RowKey {
@@ -771,6 +801,7 @@ impl<S: Session> WritePlanner<'_, S> {
             data_type: dt.store_name().to_string(),
             tags: s.key.tags.clone(),
             ttl: row_key_ttl,
+            timestamp_ms: self.timestamp_ms,
         });
         self.plan.new_keys.push(bytes.clone());
     }
@@ -785,12 +816,14 @@ impl<S: Session> WritePlanner<'_, S> {
             self.plan.muts.push(Mutation::StringIndex {
                 key: METRIC_NAMES_KEY,
                 name: s.key.metric.clone(),
+                timestamp_ms: self.timestamp_ms,
             });
         }
         self.plan.muts.push(Mutation::RowKeyTime {
             metric: s.key.metric.clone(),
             row_time,
             ttl: row_key_ttl,
+            timestamp_ms: self.timestamp_ms,
         });
         self.plan.new_names.push(name);
     }
@@ -1034,7 +1067,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                     key: r.bytes.clone(),
                     timestamp_ms,
                 });
-                muts.extend(self.index_deletes(r));
+                muts.extend(self.index_deletes(r, timestamp_ms));
             } else {
                 let (first, last) = spec.delete_bounds(rt, range.start, range.end);
                 muts.push(Mutation::DeleteColumns {
@@ -1051,10 +1084,13 @@ impl<S: Session> Storage for CassandraStore<S> {
             .map_err(|e| cql_error("delete", e))?;
 
         // Index upkeep: rows, row times and the name that are now empty (§14.21 choice).
+        // Every step carries the delete's one stamp: what another writer (KairosDB,
+        // another process) writes meanwhile on the wall clock is stamped later and
+        // survives the upkeep, even where the reads below missed it.
         let mut cleanup = Vec::new();
         for r in partial {
             if !self.row_has_cells(&r.bytes)? {
-                cleanup.extend(self.index_deletes(r));
+                cleanup.extend(self.index_deletes(r, timestamp_ms));
             }
         }
         self.session
@@ -1075,6 +1111,7 @@ impl<S: Session> Storage for CassandraStore<S> {
             .map(|t| Mutation::DeleteRowKeyTime {
                 metric: request.metric.clone(),
                 row_time: *t,
+                timestamp_ms,
             })
             .collect();
         self.session
@@ -1094,9 +1131,11 @@ impl<S: Session> Storage for CassandraStore<S> {
                 .apply(vec![Mutation::DeleteStringIndex {
                     key: METRIC_NAMES_KEY,
                     name: request.metric.clone(),
+                    timestamp_ms,
                 }])
                 .map_err(|e| cql_error("index cleanup", e))?;
         }
+        wait_past(timestamp_ms);
         let touched: BTreeSet<SeriesKey> =
             rows.iter().flat_map(|r| Self::series_of(&r.key)).collect();
         Ok(touched.len() as u64)
@@ -1139,11 +1178,12 @@ impl<S: Session> Storage for CassandraStore<S> {
 }
 
 impl<S: Session> CassandraStore<S> {
-    /// Index entries of one row, to delete with it.
-    fn index_deletes(&self, r: &FoundRow) -> Vec<Mutation> {
+    /// Index entries of one row, to delete with it at `timestamp_ms`.
+    fn index_deletes(&self, r: &FoundRow, timestamp_ms: i64) -> Vec<Mutation> {
         let mut m = vec![Mutation::DeleteRowKeyIndexEntry {
             metric: r.key.metric.clone(),
             row_key: r.bytes.clone(),
+            timestamp_ms,
         }];
         if r.key.data_type != StoreType::Legacy {
             for (pair, hash) in self.opts.tag_indexed.rows(&r.key) {
@@ -1154,6 +1194,7 @@ impl<S: Session> CassandraStore<S> {
                     single_tag_pair: pair,
                     tag_collection_hash: hash,
                     tags: r.key.tags.clone(),
+                    timestamp_ms,
                 });
             }
             m.push(Mutation::DeleteRowKey {
@@ -1161,6 +1202,7 @@ impl<S: Session> CassandraStore<S> {
                 row_time: r.key.row_time,
                 data_type: r.key.data_type.name().to_string(),
                 tags: r.key.tags.clone(),
+                timestamp_ms,
             });
         }
         m

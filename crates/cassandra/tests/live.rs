@@ -622,8 +622,10 @@ fn ttl_is_set_on_each_point_and_expired_points_are_not_read() {
     // points of the row may still come), and a read finds the row empty.
 }
 
-/// Spec §7.6 and our §14.10 choice: deleting a whole series removes its `row_keys` row;
-/// deleting the metric's last series removes its row times and its name.
+/// Spec §7.6: deleting a whole series removes its `row_keys` row; deleting the metric's
+/// last series removes its row times and its name (our §14.21 choice). Every row is
+/// stamped in milliseconds, as KairosDB 1.3.0-1 stamps all it writes, so its deletes
+/// can remove ours and ours theirs.
 fn deletes_remove_index_rows_and_the_last_one_the_name() {
     let scratch = Scratch::new();
     let store = open_store(&scratch.keyspace);
@@ -637,6 +639,26 @@ fn deletes_remove_index_rows_and_the_last_one_the_name() {
             series("stays", &[("h", "a")], 0, longs(&ts, &[5, 6])),
         ],
     );
+    let raw = Raw::connect();
+    for (table, column) in [
+        ("data_points", "value"),
+        ("row_keys", "mtime"),
+        ("string_index", "value"),
+        ("spec", "value"),
+    ] {
+        let stamps: Vec<(Option<i64>,)> = raw.rows(&format!(
+            "SELECT WRITETIME({column}) FROM {}",
+            scratch.table(table)
+        ));
+        assert!(!stamps.is_empty(), "{table}");
+        for (stamp,) in stamps {
+            let stamp = stamp.unwrap_or_default();
+            assert!(
+                (stamp - now_ms()).abs() < 600_000,
+                "{table}.{column} written at {stamp}: not milliseconds"
+            );
+        }
+    }
     let session = store.session();
     let row_times = |m: &str| session.row_times(m, i64::MIN, i64::MAX, Freshness::Strong);
     let times = row_times("gone").unwrap();

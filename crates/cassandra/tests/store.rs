@@ -1,8 +1,10 @@
 //! Behaviour of the Cassandra store beyond the shared storage suite, on the
 //! in-memory cluster: the bytes and index rows it writes (spec §7.4, §8), the
 //! `spec` table (§7.3), SECONDS and LEGACY clusters and the legacy index (§7.5),
-//! negative row times (§14.11), our §14.10 delete choice, KairosDB #512, TTL
-//! options (§2.5), an unreachable cluster, and the delivery queue in front.
+//! negative row times (§14.11), millisecond write times on every statement (as
+//! KairosDB 1.3.0-1 sends them) and what they mean for deletes made by either
+//! server, KairosDB #512, TTL options (§2.5), an unreachable cluster, and the
+//! delivery queue in front.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -93,21 +95,26 @@ fn writes_kairosdb_rows_and_indexes_each_row_once() {
     assert!(log.iter().any(|m| matches!(m,
         Mutation::DataPoint { key: k, column, value, ttl: 0, .. }
             if *k == key && *column == (ts - rt) as u32 && *value == five)));
+    // The index rows carry the batch's write time, like its data points.
+    let stamp = log[0].timestamp_ms();
     assert!(log.contains(&Mutation::RowKey {
         metric: "m".into(),
         row_time: rt,
         data_type: "kairos_long".into(),
         tags: tags(&[("host", "a")]),
         ttl: 0,
+        timestamp_ms: stamp,
     }));
     assert!(log.contains(&Mutation::RowKeyTime {
         metric: "m".into(),
         row_time: rt,
         ttl: 0,
+        timestamp_ms: stamp,
     }));
     assert!(log.contains(&Mutation::StringIndex {
         key: b"metric_names",
         name: "m".into(),
+        timestamp_ms: stamp,
     }));
     assert_eq!(
         index_mutations(&log),
@@ -121,9 +128,10 @@ fn writes_kairosdb_rows_and_indexes_each_row_once() {
     // the name is re-sent with the row time, as KairosDB keys its name cache by (name, row time).
     write_longs(&store, "m", &[("host", "a")], &[ts + W], &[1]);
     assert_eq!(index_mutations(&cluster.applied()), 6);
-    // All data points use one millisecond write timestamp per batch, increasing.
-    let stamps: Vec<i64> = cluster
-        .applied()
+    // All statements of a batch, data points and index rows, use one millisecond
+    // write timestamp, increasing from batch to batch.
+    let log = cluster.applied();
+    let stamps: Vec<i64> = log
         .iter()
         .filter_map(|m| match m {
             Mutation::DataPoint { timestamp_ms, .. } => Some(*timestamp_ms),
@@ -137,6 +145,7 @@ fn writes_kairosdb_rows_and_indexes_each_row_once() {
         (stamps[0] - now_ms()).abs() < 60_000,
         "milliseconds, not micros"
     );
+    assert!(log.iter().all(|m| stamps.contains(&m.timestamp_ms())));
 }
 
 #[test]
@@ -176,37 +185,174 @@ fn reads_with_a_work_limit_are_refused_before_any_statement() {
     assert_eq!(read(&store, &query("m", TimeRange::ALL)).len(), 1);
 }
 
+fn delete_all(metric: &str) -> DeleteRequest {
+    DeleteRequest {
+        metric: metric.into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+    }
+}
+
 #[test]
 fn points_rewritten_after_a_delete_are_visible() {
     let cluster = MemorySession::new();
     let store = open(&cluster, StoreOptions::default());
     let b = batch(vec![longs("m", &[("h", "a")], &[10, 20], &[1, 2])]);
     store.write(&b).unwrap();
-    let del = DeleteRequest {
-        metric: "m".into(),
-        filter: TagFilter::default(),
-        range: TimeRange::ALL,
-    };
-    assert_eq!(store.delete(&del).unwrap(), 1);
+    assert_eq!(store.delete(&delete_all("m")).unwrap(), 1);
     assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
+    assert!(store.metric_names(None).unwrap().is_empty());
+    // Written again at once, within the delete's millisecond or not: the clock is
+    // strictly increasing, so no tombstone ties with the rewrite (a tie would go
+    // to the tombstone).
     write_longs(&store, "m", &[("h", "a")], &[10], &[7]);
     let r = read(&store, &query("m", TimeRange::ALL));
     assert_eq!(long_pairs(&r[0]), vec![(10, 7)]);
     assert_eq!(store.metric_names(None).unwrap(), vec!["m".to_string()]);
+    // Every statement was stamped in milliseconds, deletes and index rows too,
+    // increasing in the order sent.
+    let log = cluster.applied();
+    let stamps: Vec<i64> = log.iter().map(Mutation::timestamp_ms).collect();
+    assert!(
+        stamps.iter().all(|t| (t - now_ms()).abs() < 60_000),
+        "milliseconds, not micros: {stamps:?}"
+    );
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+    let deletes = log
+        .iter()
+        .filter(|m| {
+            matches!(
+                m,
+                Mutation::DeleteRowKey { .. }
+                    | Mutation::DeleteRowKeyTime { .. }
+                    | Mutation::DeleteStringIndex { .. }
+            )
+        })
+        .count();
+    assert_eq!(deletes, 3, "{log:?}");
+}
 
-    // The memory cluster does model KairosDB's quirk: a delete stamped in
-    // microseconds (the driver default KairosDB uses) hides the rewrite.
-    let key = RowKey::new("m", 0, DataType::Long, tags(&[("h", "a")]))
-        .encode()
-        .unwrap();
+/// Java KairosDB 1.3.0-1 stamps every statement with `System.currentTimeMillis()` (its
+/// driver's timestamp generator). Its index deletes therefore remove our index rows, and
+/// its index writes after one of our deletes are visible, because both are on the same
+/// millisecond clock. The memory cluster stands in for Java with statements stamped like
+/// its own.
+#[test]
+fn index_rows_meet_java_kairosdb_on_the_millisecond_clock() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    write_longs(&store, "m", &[("h", "a")], &[10], &[1]);
+    let key = |m: &str| RowKey::new(m, 0, DataType::Long, tags(&[("h", "a")]));
+    let row_key = |m: &str, timestamp_ms| Mutation::DeleteRowKey {
+        metric: m.into(),
+        row_time: 0,
+        data_type: "kairos_long".into(),
+        tags: tags(&[("h", "a")]),
+        timestamp_ms,
+    };
+
+    // Java's `DELETE /metric/m`, a moment later on the wall clock: data row, row key,
+    // row time and name. Every index row we wrote is gone.
+    let java_now = now_ms() + 1;
     cluster
-        .apply(vec![Mutation::DeleteRow {
-            key,
+        .apply(vec![
+            Mutation::DeleteRow {
+                key: key("m").encode().unwrap(),
+                timestamp_ms: java_now,
+            },
+            row_key("m", java_now),
+            Mutation::DeleteRowKeyTime {
+                metric: "m".into(),
+                row_time: 0,
+                timestamp_ms: java_now,
+            },
+            Mutation::DeleteStringIndex {
+                key: b"metric_names",
+                name: "m".into(),
+                timestamp_ms: java_now,
+            },
+        ])
+        .unwrap();
+    assert!(store.metric_names(None).unwrap().is_empty());
+    assert!(store
+        .series_keys("m", &TagFilter::default(), TimeRange::ALL)
+        .unwrap()
+        .is_empty());
+    assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
+
+    // We delete a metric, then Java writes it again (a moment later): visible to us.
+    write_longs(&store, "n", &[("h", "a")], &[10], &[1]);
+    assert_eq!(store.delete(&delete_all("n")).unwrap(), 1);
+    assert!(store.metric_names(None).unwrap().is_empty());
+    let java_now = cluster
+        .applied()
+        .iter()
+        .map(Mutation::timestamp_ms)
+        .max()
+        .unwrap()
+        + 1;
+    cluster
+        .apply(vec![
+            Mutation::DataPoint {
+                key: key("n").encode().unwrap(),
+                column: 20,
+                value: {
+                    let mut v = Vec::new();
+                    encode_long(5, &mut v);
+                    v
+                },
+                ttl: 0,
+                timestamp_ms: java_now,
+            },
+            Mutation::RowKey {
+                metric: "n".into(),
+                row_time: 0,
+                data_type: "kairos_long".into(),
+                tags: tags(&[("h", "a")]),
+                ttl: 0,
+                timestamp_ms: java_now,
+            },
+            Mutation::RowKeyTime {
+                metric: "n".into(),
+                row_time: 0,
+                ttl: 0,
+                timestamp_ms: java_now,
+            },
+            Mutation::StringIndex {
+                key: b"metric_names",
+                name: "n".into(),
+                timestamp_ms: java_now,
+            },
+        ])
+        .unwrap();
+    assert_eq!(store.metric_names(None).unwrap(), vec!["n".to_string()]);
+    let r = read(&store, &query("n", TimeRange::ALL));
+    assert_eq!(long_pairs(&r[0]), vec![(20, 5)]);
+
+    // The memory cluster does keep Cassandra's rule: a delete stamped later (here in
+    // microseconds, as earlier kairosdb-rs builds stamped their index rows) hides
+    // rewrites stamped in milliseconds, and a microsecond row outlives our deletes.
+    cluster.apply(vec![row_key("n", now_ms() * 1000)]).unwrap();
+    write_longs(&store, "n", &[("h", "a")], &[10], &[8]);
+    assert!(store
+        .series_keys("n", &TagFilter::default(), TimeRange::ALL)
+        .unwrap()
+        .is_empty());
+    cluster
+        .apply(vec![Mutation::StringIndex {
+            key: b"metric_names",
+            name: "old".into(),
             timestamp_ms: now_ms() * 1000,
         }])
         .unwrap();
-    write_longs(&store, "m", &[("h", "a")], &[10], &[8]);
-    assert!(read(&store, &query("m", TimeRange::ALL)).is_empty());
+    cluster
+        .apply(vec![Mutation::DeleteStringIndex {
+            key: b"metric_names",
+            name: "old".into(),
+            timestamp_ms: now_ms() + 1,
+        }])
+        .unwrap();
+    assert!(store.metric_names(None).unwrap().contains(&"old".into()));
 }
 
 #[test]
@@ -256,6 +402,7 @@ fn spec_table_decides_the_row_geometry() {
     old.apply(vec![Mutation::StringIndex {
         key: b"metric_names",
         name: "old".into(),
+        timestamp_ms: now_ms(),
     }])
     .unwrap();
     let store = open(&old, StoreOptions::default());

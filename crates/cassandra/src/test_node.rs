@@ -15,18 +15,21 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// Starts a node and waits for CQL; `args` go after `start` (`--auth`).
-    pub fn start(args: &[&str]) -> TestNode {
+    /// Starts a node and waits for CQL; `args` go after `start` (`--auth`), `env` to the
+    /// script (`CASSANDRA_BATCH_FAIL_THRESHOLD`).
+    pub fn start(args: &[&str], env: &[(&'static str, &str)]) -> TestNode {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("kairosdb-test-node-{}-{port}", std::process::id()));
+        let mut vars = vec![
+            ("CASSANDRA_PORT", port.to_string()),
+            ("CASSANDRA_STORAGE_PORT", free_port().to_string()),
+            ("CASSANDRA_RUN_DIR", dir.join("run").display().to_string()),
+        ];
+        vars.extend(env.iter().map(|&(k, v)| (k, v.to_string())));
         let node = TestNode {
             address: format!("127.0.0.1:{port}"),
-            env: vec![
-                ("CASSANDRA_PORT", port.to_string()),
-                ("CASSANDRA_STORAGE_PORT", free_port().to_string()),
-                ("CASSANDRA_RUN_DIR", dir.join("run").display().to_string()),
-            ],
+            env: vars,
             dir,
         };
         node.script(&[&["start"], args].concat());

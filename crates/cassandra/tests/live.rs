@@ -199,7 +199,7 @@ struct Raw {
 }
 
 impl Raw {
-    fn connect() -> Raw {
+    fn connect(node: &str) -> Raw {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -207,7 +207,7 @@ impl Raw {
         let session = runtime
             .block_on(
                 scylla::client::session_builder::SessionBuilder::new()
-                    .known_nodes(contact_points())
+                    .known_node(node)
                     .build(),
             )
             .expect("connect");
@@ -327,7 +327,7 @@ fn open_fixture() -> Box<dyn Fixture> {
 fn a_new_keyspace_gets_kairosdb_tables_and_spec_rows() {
     let scratch = Scratch::new();
     let store = open_store(&scratch.keyspace);
-    let raw = Raw::connect();
+    let raw = Raw::connect(&contact_points()[0]);
     let ks = scratch.keyspace.as_str();
     let mut columns: Vec<(String, String, String)> = raw.rows(&format!(
         "SELECT table_name, column_name, type FROM system_schema.columns WHERE keyspace_name = '{ks}'"
@@ -603,7 +603,7 @@ fn ttl_is_set_on_each_point_and_expired_points_are_not_read() {
             series("ttl", &[("k", "kept")], 0, longs(&[ts], &[2])),
         ],
     );
-    let raw = Raw::connect();
+    let raw = Raw::connect(&contact_points()[0]);
     let mut ttls: Vec<(Option<i32>,)> = raw.rows(&format!(
         "SELECT TTL(value) FROM {}",
         scratch.table("data_points")
@@ -639,7 +639,7 @@ fn deletes_remove_index_rows_and_the_last_one_the_name() {
             series("stays", &[("h", "a")], 0, longs(&ts, &[5, 6])),
         ],
     );
-    let raw = Raw::connect();
+    let raw = Raw::connect(&contact_points()[0]);
     for (table, column) in [
         ("data_points", "value"),
         ("row_keys", "mtime"),
@@ -762,25 +762,22 @@ fn a_series_spanning_many_rows_and_pages_reads_back_in_order() {
     assert_eq!(last[0].points.timestamps(), &expect[..]);
 }
 
-/// `scripts/cassandra.sh` sets `batch_size_fail_threshold` to 16 KiB, under the 40 KiB
+/// A node of the case's own with `batch_size_fail_threshold` at 16 KiB, under the 40 KiB
 /// the driver aims at: Cassandra answers "Batch too large", the driver splits and
 /// resends, and every point lands.
 fn batches_over_the_fail_threshold_are_split_and_every_point_lands() {
-    let raw = Raw::connect();
+    let node = TestNode::start(&[], &[("CASSANDRA_BATCH_FAIL_THRESHOLD", "16KiB")]);
+    let cluster = ClusterOptions {
+        contact_points: vec![node.address.clone()],
+        ..ClusterOptions::default()
+    };
+    let raw = Raw::connect(&node.address);
     let threshold: Vec<(Option<String>,)> = raw
         .rows("SELECT value FROM system_views.settings WHERE name = 'batch_size_fail_threshold'");
-    let kib: u64 = threshold[0]
-        .0
-        .as_deref()
-        .and_then(|v| v.trim_end_matches("KiB").parse().ok())
-        .unwrap_or_else(|| panic!("threshold {threshold:?}"));
-    assert!(
-        kib * 1024 < kairosdb_cassandra::driver::BATCH_BYTES as u64,
-        "the node's batch_size_fail_threshold ({kib} KiB) is not under the driver's batch \
-         size, so nothing would be split: start it with scripts/cassandra.sh"
-    );
-    let scratch = Scratch::new();
-    let store = open_store(&scratch.keyspace);
+    assert_eq!(threshold, [(Some("16KiB".to_string()),)]);
+    const { assert!(16 * 1024 < kairosdb_cassandra::driver::BATCH_BYTES) };
+    let keyspace = new_keyspace();
+    let store = open_with(&keyspace, cluster, StoreOptions::default());
     // Cassandra checks the size of batches over several partitions only: 400 series
     // (one partition each) with a 300-byte text point, 100 to a batch, about 35 KiB.
     let n = 400;
@@ -812,7 +809,7 @@ fn batches_over_the_fail_threshold_are_split_and_every_point_lands() {
 /// A second node with `--auth`, on its own ports: the right password works, a wrong one
 /// leaves the store unready with a message that says so.
 fn password_auth_admits_the_right_password_and_names_the_wrong_one() {
-    let node = TestNode::start(&["--auth"]);
+    let node = TestNode::start(&["--auth"], &[]);
     let keyspace = new_keyspace();
     let with_password = |password: &str| ClusterOptions {
         contact_points: vec![node.address.clone()],

@@ -164,7 +164,7 @@ fn http_and_telnet_round_trip_through_a_live_cassandra() {
 /// Posts batches of 50 points without pause while `scripts/cassandra.sh restart` stops
 /// a node of the test's own and starts it again on its data.
 fn cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged() {
-    let node = Arc::new(TestNode::start(&[]));
+    let node = Arc::new(TestNode::start(&[], &[]));
     let server = &on_cassandra(&node.address);
     block_on(async {
         wait_ready(server, Duration::from_secs(60)).await;

@@ -254,6 +254,10 @@ fn cases() -> Vec<(String, Case)> {
         "same_answers::tagnames_is_ours_only_and_lists_the_written_tags".into(),
         case(tagnames),
     ));
+    cases.push((
+        "verify::finds_java_and_rs_equal_either_way_round_and_a_planted_difference".into(),
+        case(verify_tool),
+    ));
     for by in [Side::Java, Side::Ours] {
         let who = if by == Side::Java { "java" } else { "rs" };
         cases.push((
@@ -743,6 +747,15 @@ struct Seeded {
 /// (longs), host=b (doubles), host=c (longs then doubles, dc=y); plus a string series.
 async fn seed(n: &Names, writer: Side) -> Result<Seeded, String> {
     let metric = n.metric("m");
+    write(writer, &seed_body(&metric)).await?;
+    let q = raw_query(std::slice::from_ref(&metric), T0 - 60_000);
+    wait_for_points(writer.other(), &q, 183).await?;
+    wait_for_points(writer, &q, 183).await?;
+    Ok(Seeded { metric })
+}
+
+/// The body [`seed`] writes.
+fn seed_body(metric: &str) -> Value {
     let series = |f: &dyn Fn(i64) -> Value| -> Value {
         Value::Array(
             (0..60)
@@ -750,7 +763,7 @@ async fn seed(n: &Names, writer: Side) -> Result<Seeded, String> {
                 .collect::<Vec<_>>(),
         )
     };
-    let body = json!([
+    json!([
         { "name": metric, "tags": { "host": "a", "dc": "x" },
           "datapoints": series(&|i| json!((i * 7) % 23 - 5)) },
         { "name": metric, "tags": { "host": "b", "dc": "x" },
@@ -759,12 +772,7 @@ async fn seed(n: &Names, writer: Side) -> Result<Seeded, String> {
           "datapoints": series(&|i| if i < 30 { json!(i * 3) } else { json!(i as f64 / 3.0) }) },
         { "name": metric, "tags": { "host": "s", "dc": "y" }, "type": "string",
           "datapoints": [[T0, "one"], [T0 + 60_000, "two"], [T0 + 120_000, "three"]] },
-    ]);
-    write(writer, &body).await?;
-    let q = raw_query(std::slice::from_ref(&metric), T0 - 60_000);
-    wait_for_points(writer.other(), &q, 183).await?;
-    wait_for_points(writer, &q, 183).await?;
-    Ok(Seeded { metric })
+    ])
 }
 
 /// `save_as` writes to a metric named in the query; give it the trial's prefix.
@@ -1268,4 +1276,79 @@ async fn delete_metric(n: Names, by: Side) -> Outcome {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// `kairosdb verify` against the real Java KairosDB
+
+/// `kairosdb verify` between Java KairosDB and us (same data: one keyspace) passes both ways
+/// round; against an embedded server holding the same points but one, it names that point.
+async fn verify_tool(n: Names) -> Outcome {
+    let seeded = seed(&n, Side::Java).await?;
+    let m = seeded.metric.as_str();
+    let range = json!({ "start_absolute": T0 - 60_000, "end_absolute": T0 + 3_600_000 });
+    let with = |metric: Value| {
+        let mut q = range.clone();
+        q["metrics"] = json!([metric]);
+        q.to_string()
+    };
+    let sampling = json!({ "value": 10, "unit": "minutes" });
+    let queries = [
+        with(json!({ "name": m })),
+        with(json!({ "name": m, "tags": { "host": ["a", "c"] } })),
+        with(json!({ "name": m, "group_by": [{ "name": "tag", "tags": ["dc"] }] })),
+        with(json!({ "name": m, "aggregators": [{ "name": "sum", "sampling": sampling }] })),
+        with(json!({ "name": m, "aggregators": [{ "name": "avg", "sampling": sampling }] })),
+        with(json!({ "name": m, "tags": { "dc": ["x"] },
+                     "aggregators": [{ "name": "count", "sampling": sampling }] })),
+    ];
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("queries.jsonl");
+    std::fs::write(&file, queries.join("\n")).map_err(|e| e.to_string())?;
+    let verify = |reference: &str, candidate: &str| {
+        let out = harness::command()
+            .args([
+                "verify",
+                "--reference",
+                reference,
+                "--candidate",
+                candidate,
+                "--queries",
+            ])
+            .arg(&file)
+            .output()
+            .expect("run kairosdb verify");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (java, ours) = (ctx().java.as_str(), ctx().ours.as_str());
+    for (reference, candidate) in [(java, ours), (ours, java)] {
+        let (code, report) = verify(reference, candidate);
+        if code != Some(0) {
+            return Err(format!(
+                "verify {reference} vs {candidate}: {code:?}\n{report}"
+            ));
+        }
+    }
+
+    // The same points in an embedded server, but host=a's value at T0 + 5 min changed.
+    let planted = Server::fresh(&[]);
+    let mut body = seed_body(m);
+    body[0]["datapoints"][5][1] = json!(1000);
+    let answer = harness::post(&planted, "/api/v1/datapoints", body.to_string()).await;
+    if answer.status != 204 {
+        return Err(format!(
+            "embedded ingest: {} {}",
+            answer.status,
+            answer.text()
+        ));
+    }
+    let (code, report) = verify(java, &planted.url(""));
+    let at = (T0 + 300_000).to_string();
+    if code != Some(1) || !report.contains(m) || !report.contains(&at) {
+        return Err(format!(
+            "a planted difference at {at}: exit {code:?}\n{report}"
+        ));
+    }
+    Ok(())
 }

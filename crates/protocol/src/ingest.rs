@@ -1106,6 +1106,7 @@ impl From<Fatal> for Reject {
 /// Texts of [`Reject::OutOfRange`].
 const NOT_LONG_NOR_FINITE: &str = "is out of range: beyond a 64-bit long and not a finite double.";
 const NOT_LONG: &str = "is out of range for type long (64-bit).";
+const TS_OUT_OF_RANGE: &str = "is out of range: not a 64-bit millisecond timestamp.";
 
 /// Whether a value's type came from its own text (`findType`) or from an explicit
 /// `type` (the metric's or the entry's).
@@ -1132,11 +1133,13 @@ fn convert(ty: DataType, raw: &str, typing: Typing) -> Result<Conv<'_>, Reject> 
 
 /// A value of type long. Deliberate deviation (issue 17): KairosDB converts a JSON number
 /// with `BigDecimal.longValue()`, which silently wraps one whose integer part does not
-/// fit 64 bits (`12345678901234567890` → -6101065172474983726, `1e400` → 0). Here such a
-/// number is stored as the double it denotes when its type was inferred (KairosDB typed
-/// it long only because its text has no `.`), and rejected when that double is not
-/// finite or when the client asked for type long explicitly. Numeric strings keep
-/// Java's `Long.parseLong` (a loud 500 on overflow, never a wrong value).
+/// fit 64 bits (`12345678901234567890` → -6101065172474983726, `1e400` → 0) and cuts the
+/// fraction of one written with an exponent (`1e-05`, as Python's and JavaScript's JSON
+/// write small floats, → 0). Here such a number is stored as the double it denotes when
+/// its type was inferred (KairosDB typed it long only because its text has no `.`), and
+/// rejected when that double is not finite or when the client asked for type long
+/// explicitly. Numeric strings keep Java's `Long.parseLong` (a loud 500 on overflow,
+/// never a wrong value).
 fn to_long(raw: &str, typing: Typing) -> Result<Conv<'_>, Reject> {
     let inner = if raw.starts_with('[') {
         single_element(raw)?
@@ -1146,7 +1149,8 @@ fn to_long(raw: &str, typing: Typing) -> Result<Conv<'_>, Reject> {
     let Elem::Num(n) = elem(inner) else {
         return Ok(Conv::Long(as_long(inner)?));
     };
-    if let Some(v) = javanum::number_long_value_exact(n) {
+    let whole = typing == Typing::Explicit || javanum::number_is_whole(n);
+    if let Some(v) = javanum::number_long_value_exact(n).filter(|_| whole) {
         return Ok(Conv::Long(v));
     }
     let out_of_range = |why| Reject::OutOfRange {
@@ -1571,7 +1575,7 @@ impl Sink<'_> {
             }
             _ => {}
         }
-        let ts = self.entry_timestamp(e, j)?;
+        let ts = self.entry_timestamp(e, j, pos)?;
         let entry_type: Option<Cow<'_, str>> = if e.len >= 3 {
             Some(as_string(e.ty).map_err(Skip::Fatal)?)
         } else {
@@ -1599,8 +1603,19 @@ impl Sink<'_> {
         }
     }
 
-    fn entry_timestamp(&self, e: &Staged<'_>, j: usize) -> Result<i64, Skip> {
+    /// Deliberate deviation (issue 17): a timestamp KairosDB would wrap through
+    /// `BigDecimal.longValue()` (`1e19` → -8446744073709551616) is refused.
+    fn entry_timestamp(&self, e: &Staged<'_>, j: usize, pos: usize) -> Result<i64, Skip> {
         if !e.ts.starts_with('n') {
+            if let Elem::Num(n) = elem(e.ts) {
+                if javanum::number_long_value_exact(n).is_none() {
+                    return Err(Skip::Invalid(format!(
+                        "{}.datapoints[{pos}].timestamp {} {TS_OUT_OF_RANGE}",
+                        self.ctx,
+                        shorten(n)
+                    )));
+                }
+            }
             return as_long(e.ts).map_err(Skip::Fatal);
         }
         if self.validate {

@@ -244,6 +244,13 @@ pub(crate) fn number_long_value_exact(raw: &str) -> Option<i64> {
     })
 }
 
+/// Whether a JSON number text denotes a whole number: `1e3`, `0e-5` and `1.50e1` do;
+/// `1e-5`, `15e-1` and `0.5` do not.
+pub(crate) fn number_is_whole(raw: &str) -> bool {
+    let n = IntegerPart::of(raw);
+    n.mantissa[n.take..].iter().all(|&d| d == b'0')
+}
+
 /// The integer part of a JSON number text, as decimal digits: `digits()` then `zeros`
 /// more zeros implied by the exponent.
 struct IntegerPart {

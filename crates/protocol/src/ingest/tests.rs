@@ -604,9 +604,9 @@ fn an_explicit_long_type_refuses_a_number_beyond_a_long() {
 #[test]
 fn integers_that_fit_a_long_stay_longs() {
     // Exponent text without a `.` is typed long by KairosDB's rule (spec §2.3) and kept
-    // so when its integer part fits; `1e-5` truncates to 0 as in KairosDB.
+    // so when it denotes a whole number that fits (`1e-5` does not: see below).
     let o = parse(&format!(
-        r#"{{"name":"m","datapoints":[[1,9223372036854775807],[2,-9223372036854775808],[3,-0],[4,1e3],[5,1E+18],[6,-9.2e18],[7,1e-5],[8,0]],{TAGS}}}"#
+        r#"{{"name":"m","datapoints":[[1,9223372036854775807],[2,-9223372036854775808],[3,-0],[4,1e3],[5,1E+18],[6,-9.2e18],[8,0]],{TAGS}}}"#
     ));
     assert!(o.errors.is_empty(), "{:?}", o.errors);
     let (longs, doubles) = long_and_double_points(&o);
@@ -618,7 +618,6 @@ fn integers_that_fit_a_long_stay_longs() {
             (3, 0),
             (4, 1000),
             (5, 1_000_000_000_000_000_000),
-            (7, 0),
             (8, 0),
         ]
     );
@@ -927,4 +926,45 @@ proptest! {
         prop_assert!(o.errors.is_empty(), "{:?}\n{}", o.errors, json);
         prop_assert_eq!(o.batch, batch);
     }
+}
+
+// Numbers written with an exponent and a fraction (issue 17, deliberate deviation):
+// KairosDB types them long (no `.`) and cuts the fraction; Python's and JavaScript's JSON
+// write small floats so (`1e-05`).
+
+#[test]
+fn a_fraction_written_with_an_exponent_is_stored_as_the_double_it_denotes() {
+    let o = parse(&format!(
+        r#"{{"name":"m","datapoints":[[1,1e-05],[2,15e-1],[3,-25E-1],[4,1e3],[5,0e-5],[6,1e-99999999999999999999]],{TAGS}}}"#
+    ));
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    let (longs, doubles) = long_and_double_points(&o);
+    assert_eq!(longs, [(4, 1000), (5, 0)], "whole numbers stay longs");
+    assert_eq!(doubles, [(1, 1e-5), (2, 1.5), (3, -2.5), (6, 0.0)]);
+}
+
+#[test]
+fn a_fraction_written_with_an_exponent_and_type_long_is_truncated_as_asked() {
+    let o = parse(&format!(
+        r#"{{"name":"m","type":"long","datapoints":[[1,15e-1]],{TAGS}}}"#
+    ));
+    assert!(o.errors.is_empty(), "{:?}", o.errors);
+    assert_eq!(long_and_double_points(&o), (vec![(1, 1)], vec![]));
+}
+
+#[test]
+fn a_timestamp_beyond_a_long_is_a_400_naming_metric_and_entry() {
+    let o = parse(&format!(
+        r#"{{"name":"m","datapoints":[[1,1],[1e19,5],[-12345678901234567890,6],[9223372036854775807,7]],{TAGS}}}"#
+    ));
+    assert_eq!(o.status(), 400);
+    assert_eq!(
+        o.errors,
+        [
+            "metric[0](name=m).datapoints[1].timestamp 1e19 is out of range: not a 64-bit millisecond timestamp.",
+            "metric[0](name=m).datapoints[2].timestamp -12345678901234567890 is out of range: not a 64-bit millisecond timestamp.",
+        ]
+    );
+    let (longs, _) = long_and_double_points(&o);
+    assert_eq!(longs, [(1, 1), (i64::MAX, 7)]);
 }

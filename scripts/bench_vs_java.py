@@ -118,6 +118,7 @@ class Ours:
 
 def java(cmd):
     env = dict(os.environ, KAIROSDB_JAVA_KEYSPACE="bench_java", KAIROSDB_JAVA_PORT=str(JAVA_PORT),
+               KAIROSDB_JAVA_PROFILE="bench",
                KAIROSDB_JAVA_HEAP=os.environ.get("KAIROSDB_JAVA_HEAP", "1g"))
     subprocess.run([os.path.join(HERE, "kairosdb-java.sh"), cmd], env=env, check=True)
 

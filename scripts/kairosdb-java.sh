@@ -18,6 +18,8 @@
 # 18080), telnet on 127.0.0.1:$KAIROSDB_JAVA_TELNET_PORT (default 14242). Its config, log,
 # queue and caches live in `.cache/kairosdb-java/run`, which `stop` deletes.
 # Tests find it through `KAIROSDB_TEST_JAVA=http://127.0.0.1:$KAIROSDB_JAVA_PORT`.
+# `KAIROSDB_JAVA_PROFILE=bench` keeps the jar's queue, thread and connection defaults
+# (scripts/bench-vs-java.sh); the default `test` profile flushes small batches quickly.
 #
 # Not here: Cassandra (scripts/cassandra.sh), running the tests.
 set -euo pipefail
@@ -30,6 +32,7 @@ TELNET_PORT="${KAIROSDB_JAVA_TELNET_PORT:-14242}"
 KEYSPACE="${KAIROSDB_JAVA_KEYSPACE:-kairosdb}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-19042}"
 HEAP="${KAIROSDB_JAVA_HEAP:-256m}"
+PROFILE="${KAIROSDB_JAVA_PROFILE:-test}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache/kairosdb-java"
 LIB="$CACHE/lib-$VERSION"
@@ -74,6 +77,23 @@ resolve() {
     </dependency>"
 }
 
+# Settings that differ between the tests and a benchmark (KAIROSDB_JAVA_PROFILE=bench keeps
+# the jar's defaults: the file queue, batches of 200 after at least 100 points or 0.5 s,
+# 10 ingest threads, 5 to 100 connections).
+tuning() {
+  [[ "$PROFILE" == bench ]] && return 0
+  case "$1" in
+    connections)
+      echo "      connections_per_host: { local.core: 1, local.max: 4, remote.core: 1, remote.max: 2 }" ;;
+    # In memory, so nothing but the run directory is written; small batches flushed
+    # after 100 ms so tests that poll see writes quickly.
+    queue)
+      echo '    class: "org.kairosdb.core.queue.MemoryQueueProcessor"'
+      echo "    batch_size: 200, min_batch_size: 1, min_batch_wait: 100, memory_queue_size: 100000" ;;
+    ingest) echo "  ingest_executor.thread_count: 2" ;;
+  esac
+}
+
 # KairosDB reads the jar's own kairosdb.conf first, then this file over it (HOCON, by the
 # `.conf` extension). Key names are those of the jar's kairosdb.conf for 1.3.0-1.
 configure() {
@@ -102,22 +122,16 @@ kairosdb: {
       # One node: QUORUM is ONE; kept at the jar's default.
       write_consistency_level: "QUORUM"
       protocol_compression: "NONE"
-      connections_per_host: { local.core: 1, local.max: 4, remote.core: 1, remote.max: 2 }
+$(tuning connections)
     }
     # No read_clusters: one cluster, the write cluster, answers queries.
   }
 
-  # In memory, so nothing but the run directory is written; small batches flushed after
-  # 100 ms so tests that poll see writes quickly.
   queue_processor: {
-    class: "org.kairosdb.core.queue.MemoryQueueProcessor"
-    batch_size: 200
-    min_batch_size: 1
-    min_batch_wait: 100
-    memory_queue_size: 100000
     queue_path: "$RUN/queue"
+$(tuning queue)
   }
-  ingest_executor.thread_count: 2
+$(tuning ingest)
 
   query_cache.cache_dir: "$RUN/cache"
 }

@@ -5,6 +5,10 @@
 #   scripts/kairosdb-java.sh start    resolve (once), configure, start, wait for /api/v1/version
 #   scripts/kairosdb-java.sh stop     stop it and delete its run directory
 #   scripts/kairosdb-java.sh status   "running <url>" or "stopped" (exit 1)
+#   scripts/kairosdb-java.sh defaults KairosDB's own default configuration files, 1.2's
+#                                     kairosdb.properties and 1.3's kairosdb.conf, taken
+#                                     from the released jars into a cached directory it
+#                                     prints (for the migrate-config test)
 #
 # KairosDB `org.kairosdb:kairosdb:$KAIROSDB_JAVA_VERSION` (default 1.3.0-1, the last release
 # on Maven Central; `io.inscopemetrics.kairosdb:kairosdb` is not served by the Maven
@@ -230,9 +234,24 @@ status() {
   fi
 }
 
+defaults() {
+  local dir="$CACHE/defaults" old=1.2.1-1
+  if [[ ! -f "$dir/kairosdb-$old.properties" || ! -f "$dir/kairosdb-$VERSION.conf" ]]; then
+    resolve
+    mkdir -p "$dir"
+    mvn -q -B dependency:copy -Dartifact="org.kairosdb:kairosdb:$old" \
+      -DoutputDirectory="$dir" -Dmdep.overWriteReleases=true >&2
+    unzip -p "$dir/kairosdb-$old.jar" kairosdb.properties >"$dir/kairosdb-$old.properties"
+    unzip -p "$LIB/kairosdb-$VERSION.jar" kairosdb.conf >"$dir/kairosdb-$VERSION.conf"
+    rm -f "$dir/kairosdb-$old.jar"
+  fi
+  echo "$dir"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start | stop | status" >&2; exit 2 ;;
+  defaults) defaults ;;
+  *) echo "usage: $0 start | stop | status | defaults" >&2; exit 2 ;;
 esac

@@ -26,6 +26,8 @@ scripts/cassandra.sh start
 scripts/kairosdb-java.sh start
 export KAIROSDB_TEST_CASSANDRA="127.0.0.1:${CASSANDRA_PORT:-19042}"
 export KAIROSDB_TEST_JAVA="http://127.0.0.1:${KAIROSDB_JAVA_PORT:-18080}"
+KAIROSDB_TEST_KAIROSDB_DEFAULTS="$(scripts/kairosdb-java.sh defaults)"
+export KAIROSDB_TEST_KAIROSDB_DEFAULTS
 
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?

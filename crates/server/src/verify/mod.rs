@@ -68,6 +68,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub end: Option<i64>,
 
+    /// Only metrics whose names start with PREFIX: the metric-name lists compared and the
+    /// metrics --sample draws from (e.g. one team's metrics, or data that is not being
+    /// written while verify runs).
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub prefix: String,
+
     /// Relative tolerance for numbers.
     #[arg(long, value_name = "REL", default_value_t = 1e-9)]
     pub tolerance: f64,
@@ -200,7 +206,8 @@ impl Endpoint<'_> {
         self.send(request, path).await
     }
 
-    async fn metric_names(&self) -> Result<Vec<String>> {
+    /// The endpoint's metric names that start with `prefix`.
+    async fn metric_names(&self, prefix: &str) -> Result<Vec<String>> {
         let path = "/api/v1/metricnames";
         let (status, body) = self.send(self.client.get(self.url(path)), path).await?;
         if status != 200 {
@@ -216,7 +223,9 @@ impl Endpoint<'_> {
             .with_context(|| format!("the {}'s {path} has no results array", self.role))?;
         Ok(names
             .iter()
-            .filter_map(|n| n.as_str().map(String::from))
+            .filter_map(Value::as_str)
+            .filter(|n| n.starts_with(prefix))
+            .map(String::from)
             .collect())
     }
 }
@@ -274,8 +283,8 @@ async fn verify(args: &VerifyArgs) -> Result<bool> {
         None => None,
     };
 
-    let ref_names = reference.metric_names().await?;
-    let cand_names = candidate.metric_names().await?;
+    let ref_names = reference.metric_names(&args.prefix).await?;
+    let cand_names = candidate.metric_names(&args.prefix).await?;
     let name_diffs = compare::compare_metric_names(&ref_names, &cand_names);
     if name_diffs.is_empty() {
         println!("metric names: OK ({} names)", ref_names.len());

@@ -12,7 +12,8 @@
 # small heap and a data directory (`$CASSANDRA_RUN_DIR`, default `.cache/cassandra/run`) that
 # `stop` deletes. `--auth` turns on password authentication (the default superuser
 # `cassandra` / `cassandra`). A second node for a test takes other ports and another run
-# directory through the same variables. Tests find a node through
+# directory through the same variables (`CASSANDRA_PORT`, `CASSANDRA_STORAGE_PORT`,
+# `CASSANDRA_JMX_PORT`, `CASSANDRA_RUN_DIR`). Tests find a node through
 # `KAIROSDB_TEST_CASSANDRA=127.0.0.1:$CASSANDRA_PORT`.
 #
 # `CASSANDRA_BATCH_FAIL_THRESHOLD` (default Cassandra's own 50KiB) sets
@@ -27,6 +28,7 @@ source "$(dirname "$0")/lib/java-service.sh"
 VERSION="${CASSANDRA_VERSION:-5.0.6}"
 PORT="${CASSANDRA_PORT:-19042}"
 STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-17000}"
+JMX_PORT="${CASSANDRA_JMX_PORT:-$((STORAGE_PORT + 199))}"
 HEAP="${CASSANDRA_HEAP:-512m}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache/cassandra"
@@ -115,7 +117,7 @@ java_opts() {
     java.rmi/sun.rmi.server java.sql/java.sql)
   echo "-Xms$HEAP -Xmx$HEAP -XX:+UseG1GC -Djava.net.preferIPv4Stack=true"
   echo "-Dcassandra.config=file://$RUN/cassandra.yaml -Dlogback.configurationFile=file://$RUN/logback.xml"
-  echo "-Dcassandra.storagedir=$RUN -Dcassandra.jmx.local.port=$((STORAGE_PORT + 199))"
+  echo "-Dcassandra.storagedir=$RUN -Dcassandra.jmx.local.port=$JMX_PORT"
   echo "-Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra-foreground=yes"
   local m
   for m in "${exports[@]}"; do echo "--add-exports $m=ALL-UNNAMED"; done

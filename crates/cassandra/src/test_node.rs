@@ -24,6 +24,7 @@ impl TestNode {
         let mut vars = vec![
             ("CASSANDRA_PORT", port.to_string()),
             ("CASSANDRA_STORAGE_PORT", free_port().to_string()),
+            ("CASSANDRA_JMX_PORT", free_port().to_string()),
             ("CASSANDRA_RUN_DIR", dir.join("run").display().to_string()),
         ];
         vars.extend(env.iter().map(|&(k, v)| (k, v.to_string())));

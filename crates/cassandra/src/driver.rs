@@ -110,6 +110,27 @@ pub fn parse_consistency(name: &str) -> Option<Consistency> {
     })
 }
 
+/// The `service_index` statements of one connection (spec §7.7).
+struct ServicePrepared {
+    insert_value: PreparedStatement,
+    delete_value: PreparedStatement,
+    insert_mtime: PreparedStatement,
+    select_value: PreparedStatement,
+    select_keys: PreparedStatement,
+    select_keys_prefix: PreparedStatement,
+    select_service_keys: PreparedStatement,
+}
+
+impl Prepared {
+    fn services(&self) -> Result<&ServicePrepared, CqlError> {
+        self.services.as_ref().ok_or_else(|| {
+            CqlError::failed(
+                "the service_index table could not be prepared in this keyspace (metadata is unavailable)",
+            )
+        })
+    }
+}
+
 /// The prepared statements of one connection.
 struct Prepared {
     insert_data_point: PreparedStatement,
@@ -124,6 +145,10 @@ struct Prepared {
     delete_row_key_time: PreparedStatement,
     delete_row_key_index_entry: PreparedStatement,
     delete_string_index: PreparedStatement,
+    /// `None` when `service_index` could not be prepared (a keyspace we did not create,
+    /// whose KairosDB kept it on a separate meta cluster): metadata calls then fail,
+    /// points do not, as KairosDB tolerates a failed prepare of its listing statement.
+    services: Option<ServicePrepared>,
     select_strings: PreparedStatement,
     select_strings_prefix: PreparedStatement,
     select_any_string: PreparedStatement,
@@ -307,6 +332,23 @@ impl ScyllaSession {
             delete_row_key_time: prep(c.delete_row_key_time(), true).await?,
             delete_row_key_index_entry: prep(c.delete_row_key_index_entry(), true).await?,
             delete_string_index: prep(c.delete_string_index(), true).await?,
+            services: async {
+                Ok::<_, CqlError>(ServicePrepared {
+                    insert_value: prep(c.service_index_insert(), true).await?,
+                    delete_value: prep(c.service_index_delete_key(), true).await?,
+                    insert_mtime: prep(c.service_index_insert_modified_time(), true).await?,
+                    select_value: prep(c.service_index_get(), false).await?,
+                    select_keys: prep(c.service_index_list_keys(), false).await?,
+                    select_keys_prefix: prep(c.service_index_list_keys_prefix(), false).await?,
+                    select_service_keys: prep(c.service_index_list_service_keys(), false)
+                        .await?,
+                })
+            }
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "metadata unavailable: cannot prepare service_index statements");
+            })
+            .ok(),
             select_strings: prep(c.select_metric_names(), false).await?,
             select_strings_prefix: prep(c.select_metric_names_prefix(), false).await?,
             select_any_string: prep(c.select_any_metric_name(), false).await?,
@@ -636,8 +678,53 @@ fn bind<'a>(
             &p.delete_row_key_index_entry,
             Box::new((*timestamp_ms, metric.as_bytes(), row_key.as_slice())),
         ),
+        Mutation::ServiceValue {
+            service,
+            service_key,
+            key,
+            value,
+            timestamp_ms,
+        } => (
+            &services_of(p).insert_value,
+            Box::new((
+                service.as_str(),
+                service_key.as_str(),
+                key.as_str(),
+                value.as_str(),
+                *timestamp_ms,
+            )),
+        ),
+        Mutation::DeleteServiceValue {
+            service,
+            service_key,
+            key,
+            timestamp_ms,
+        } => (
+            &services_of(p).delete_value,
+            Box::new((
+                *timestamp_ms,
+                service.as_str(),
+                service_key.as_str(),
+                key.as_str(),
+            )),
+        ),
+        Mutation::ServiceKeyModified {
+            service,
+            service_key,
+            timestamp_ms,
+        } => (
+            &services_of(p).insert_mtime,
+            Box::new((service.as_str(), service_key.as_str(), *timestamp_ms)),
+        ),
     };
     (ps, values, None)
+}
+
+/// The service statements for a bind; `apply` has checked they exist.
+fn services_of(p: &Prepared) -> &ServicePrepared {
+    p.services
+        .as_ref()
+        .unwrap_or_else(|| panic!("BUG: a service_index mutation bound without its statements"))
 }
 
 /// Binds of a `row_keys` primary key: metric, table, row time, data type, tags.
@@ -825,6 +912,9 @@ impl Session for ScyllaSession {
             return Ok(());
         }
         let (d, p) = self.prepared()?;
+        if mutations.iter().any(Mutation::is_service_index) {
+            p.services()?;
+        }
         let groups = self.group_by_replica(&d, &p, &mutations);
         let batches = into_batches(groups);
         self.run_batches(&d, batches)
@@ -847,6 +937,62 @@ impl Session for ScyllaSession {
                 }
             };
             Ok(rows.into_iter().map(|(s,)| s).collect())
+        })
+    }
+
+    fn service_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(Option<String>, Option<i64>)> = Self::rows(
+                &d,
+                &p.services()?.select_value,
+                (service, service_key, key),
+                Some(1),
+            )
+            .await?;
+            // A row whose value is null has no value (KairosDB would answer 200 with an
+            // empty body there; it never writes one).
+            Ok(rows.into_iter().next().and_then(|(v, _)| v))
+        })
+    }
+
+    fn service_index_keys(
+        &self,
+        service: &str,
+        service_key: &str,
+        bounds: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(Option<String>,)> = match bounds {
+                None => {
+                    Self::rows(&d, &p.services()?.select_keys, (service, service_key), None).await?
+                }
+                Some((lo, hi)) => {
+                    Self::rows(
+                        &d,
+                        &p.services()?.select_keys_prefix,
+                        (service, service_key, lo, hi),
+                        None,
+                    )
+                    .await?
+                }
+            };
+            Ok(rows.into_iter().filter_map(|(k,)| k).collect())
+        })
+    }
+
+    fn service_key_rows(&self, service: &str) -> Result<Vec<String>, CqlError> {
+        let (d, p) = self.prepared()?;
+        self.runtime.block_on(async {
+            let rows: Vec<(String,)> =
+                Self::rows(&d, &p.services()?.select_service_keys, (service,), None).await?;
+            Ok(rows.into_iter().map(|(k,)| k).collect())
         })
     }
 

@@ -89,8 +89,33 @@ type RowKeyId = (String, Vec<(String, String)>);
 /// `tag_indexed_row_keys` clustering key: (data_type, tag_collection_hash, tags).
 type TagIndexedId = (String, i32, Vec<(String, String)>);
 
+/// One `service_index` row: its latest value write and latest delete.
+#[derive(Clone, Debug, Default)]
+struct ServiceRow {
+    written: Option<(i64, String)>,
+    deleted: Option<i64>,
+}
+
+impl ServiceRow {
+    fn value(&self) -> Option<&str> {
+        match &self.written {
+            Some((ts, v)) if self.deleted.is_none_or(|d| *ts > d) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// One `service_index` partition (service, service_key): the static `mtime`'s write
+/// time and the rows by `key`.
+#[derive(Debug, Default)]
+struct ServicePartition {
+    mtime: Option<i64>,
+    rows: BTreeMap<String, ServiceRow>,
+}
+
 #[derive(Default, Debug)]
 struct Tables {
+    service_index: BTreeMap<(String, String), ServicePartition>,
     data_points: HashMap<Vec<u8>, Partition>,
     /// (metric, row_time) → (data_type, tags) rows.
     row_keys: BTreeMap<(String, i64), IndexSet<RowKeyId>>,
@@ -421,11 +446,115 @@ impl Session for MemorySession {
                     name.clone(),
                     *timestamp_ms,
                 ),
+                Mutation::ServiceValue {
+                    service,
+                    service_key,
+                    key,
+                    value,
+                    timestamp_ms,
+                } => {
+                    let p = t
+                        .service_index
+                        .entry((service.clone(), service_key.clone()))
+                        .or_default();
+                    p.mtime = Some(p.mtime.map_or(*timestamp_ms, |m| m.max(*timestamp_ms)));
+                    let row = p.rows.entry(key.clone()).or_default();
+                    if row
+                        .written
+                        .as_ref()
+                        .is_none_or(|(old, _)| *timestamp_ms >= *old)
+                    {
+                        row.written = Some((*timestamp_ms, value.clone()));
+                    }
+                }
+                Mutation::DeleteServiceValue {
+                    service,
+                    service_key,
+                    key,
+                    timestamp_ms,
+                } => {
+                    let p = t
+                        .service_index
+                        .entry((service.clone(), service_key.clone()))
+                        .or_default();
+                    let row = p.rows.entry(key.clone()).or_default();
+                    row.deleted = Some(row.deleted.map_or(*timestamp_ms, |d| d.max(*timestamp_ms)));
+                }
+                Mutation::ServiceKeyModified {
+                    service,
+                    service_key,
+                    timestamp_ms,
+                } => {
+                    let p = t
+                        .service_index
+                        .entry((service.clone(), service_key.clone()))
+                        .or_default();
+                    p.mtime = Some(p.mtime.map_or(*timestamp_ms, |m| m.max(*timestamp_ms)));
+                }
             }
         }
         drop(t);
         self.log.lock().extend(mutations);
         Ok(())
+    }
+
+    fn service_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, CqlError> {
+        self.check_up()?;
+        let t = self.tables.lock();
+        Ok(t.service_index
+            .get(&(service.to_string(), service_key.to_string()))
+            .and_then(|p| p.rows.get(key))
+            .and_then(|r| r.value().map(str::to_string)))
+    }
+
+    fn service_index_keys(
+        &self,
+        service: &str,
+        service_key: &str,
+        bounds: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, CqlError> {
+        self.check_up()?;
+        let t = self.tables.lock();
+        let Some(p) = t
+            .service_index
+            .get(&(service.to_string(), service_key.to_string()))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(p.rows
+            .iter()
+            .filter(|(_, r)| r.value().is_some())
+            .map(|(k, _)| k)
+            // Cassandra compares text as UTF-8 bytes (so does `str`'s `Ord`).
+            .filter(|k| bounds.is_none_or(|(lo, hi)| k.as_str() >= lo && k.as_str() < hi))
+            .cloned()
+            .collect())
+    }
+
+    fn service_key_rows(&self, service: &str) -> Result<Vec<String>, CqlError> {
+        self.check_up()?;
+        let t = self.tables.lock();
+        let mut out = Vec::new();
+        for ((s, sk), p) in &t.service_index {
+            if s != service {
+                continue;
+            }
+            // One row per live clustering row; a partition with only its static
+            // `mtime` still answers one row (with a null key).
+            let rows = p.rows.values().filter(|r| r.value().is_some()).count();
+            let n = if rows == 0 {
+                usize::from(p.mtime.is_some())
+            } else {
+                rows
+            };
+            out.extend(std::iter::repeat_n(sk.clone(), n));
+        }
+        Ok(out)
     }
 
     fn strings(

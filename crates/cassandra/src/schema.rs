@@ -17,7 +17,7 @@ use crate::error::ConfigError;
 pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy','replication_factor' : 1}";
 
 /// Tables on the write cluster in KairosDB's creation order; `service_index`
-/// lives on the meta cluster.
+/// lives on the meta cluster ([`META_CLUSTER_TABLES`]).
 pub const WRITE_CLUSTER_TABLES: [&str; 7] = [
     "data_points",
     "row_key_index",
@@ -27,6 +27,10 @@ pub const WRITE_CLUSTER_TABLES: [&str; 7] = [
     "row_key_time_index",
     "spec",
 ];
+
+/// Tables KairosDB creates on its meta cluster. We have one cluster, so they are
+/// created after the write cluster's, in the same keyspace.
+pub const META_CLUSTER_TABLES: [&str; 1] = ["service_index"];
 
 /// A validated keyspace name: an unquoted CQL identifier, so it can be
 /// pasted into statements safely.
@@ -155,6 +159,14 @@ impl Cql {
     /// The `CREATE TABLE`s of the write cluster, in KairosDB's order.
     pub fn create_write_cluster_tables(&self, options: &TableOptions) -> Vec<String> {
         WRITE_CLUSTER_TABLES
+            .iter()
+            .filter_map(|t| self.create_table(t, options))
+            .collect()
+    }
+
+    /// The `CREATE TABLE`s of the meta cluster (`service_index`).
+    pub fn create_meta_cluster_tables(&self, options: &TableOptions) -> Vec<String> {
+        META_CLUSTER_TABLES
             .iter()
             .filter_map(|t| self.create_table(t, options))
             .collect()
@@ -363,11 +375,13 @@ impl Cql {
     }
 
     // ---- §7.7 service index ----
-    // Not sent yet (no service-index API); KairosDB's text as the spec gives it.
+    // The metadata API (`ServiceStore` in store.rs). KairosDB's text; the three writes
+    // carry our `USING TIMESTAMP ?` (its `now()` for `mtime` is kept: the server's
+    // timeuuid, read only by roll-ups). The last two are not sent (no roll-ups).
 
     pub fn service_index_insert(&self) -> String {
         format!(
-            "INSERT INTO {} (service, service_key, key, value, mtime) VALUES (?, ?, ?, ?, now())",
+            "INSERT INTO {} (service, service_key, key, value, mtime) VALUES (?, ?, ?, ?, now()) USING TIMESTAMP ?",
             self.t("service_index")
         )
     }
@@ -402,14 +416,14 @@ impl Cql {
 
     pub fn service_index_delete_key(&self) -> String {
         format!(
-            "DELETE FROM {} WHERE service = ? AND service_key = ? AND key = ?",
+            "DELETE FROM {} USING TIMESTAMP ? WHERE service = ? AND service_key = ? AND key = ?",
             self.t("service_index")
         )
     }
 
     pub fn service_index_insert_modified_time(&self) -> String {
         format!(
-            "INSERT INTO {} (service, service_key, mtime) VALUES (?, ?, now())",
+            "INSERT INTO {} (service, service_key, mtime) VALUES (?, ?, now()) USING TIMESTAMP ?",
             self.t("service_index")
         )
     }
@@ -602,15 +616,15 @@ mod tests {
     fn service_index_statements() {
         let c = cql();
         let cases = [
-            (c.service_index_insert(), "INSERT INTO service_index (service, service_key, key, value, mtime) VALUES (?, ?, ?, ?, now())"),
-            (c.service_index_get(), "SELECT value, WRITETIME(value) FROM service_index WHERE service = ? AND service_key = ? AND key = ?"),
-            (c.service_index_list_keys(), "SELECT key FROM service_index WHERE service = ? AND service_key = ? ORDER BY key ASC"),
-            (c.service_index_list_keys_prefix(), "SELECT key FROM service_index WHERE service = ? AND service_key = ? AND key >= ? AND key < ?"),
-            (c.service_index_list_service_keys(), "SELECT service_key FROM service_index WHERE service = ? ALLOW FILTERING"),
-            (c.service_index_delete_key(), "DELETE FROM service_index WHERE service = ? AND service_key = ? AND key = ?"),
-            (c.service_index_insert_modified_time(), "INSERT INTO service_index (service, service_key, mtime) VALUES (?, ?, now())"),
-            (c.service_index_last_modified_time(), "select mtime from service_index WHERE service = ? AND service_key = ? LIMIT 1"),
-            (c.service_index_entries(), "select key, value from service_index WHERE service = ? AND service_key = ?"),
+            (c.service_index_insert(), stamped("INSERT INTO service_index (service, service_key, key, value, mtime) VALUES (?, ?, ?, ?, now())")),
+            (c.service_index_get(), "SELECT value, WRITETIME(value) FROM service_index WHERE service = ? AND service_key = ? AND key = ?".to_string()),
+            (c.service_index_list_keys(), "SELECT key FROM service_index WHERE service = ? AND service_key = ? ORDER BY key ASC".to_string()),
+            (c.service_index_list_keys_prefix(), "SELECT key FROM service_index WHERE service = ? AND service_key = ? AND key >= ? AND key < ?".to_string()),
+            (c.service_index_list_service_keys(), "SELECT service_key FROM service_index WHERE service = ? ALLOW FILTERING".to_string()),
+            (c.service_index_delete_key(), stamped("DELETE FROM service_index WHERE service = ? AND service_key = ? AND key = ?")),
+            (c.service_index_insert_modified_time(), stamped("INSERT INTO service_index (service, service_key, mtime) VALUES (?, ?, now())")),
+            (c.service_index_last_modified_time(), "select mtime from service_index WHERE service = ? AND service_key = ? LIMIT 1".to_string()),
+            (c.service_index_entries(), "select key, value from service_index WHERE service = ? AND service_key = ?".to_string()),
         ];
         for (stmt, text) in cases {
             assert_eq!(spec_text(stmt), text);

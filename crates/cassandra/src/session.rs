@@ -142,6 +142,28 @@ pub enum Mutation {
         name: String,
         timestamp_ms: i64,
     },
+    /// `INSERT INTO service_index (service, service_key, key, value, mtime) VALUES (?, ?, ?, ?, now()) USING TIMESTAMP ?`
+    ServiceValue {
+        service: String,
+        service_key: String,
+        key: String,
+        value: String,
+        timestamp_ms: i64,
+    },
+    /// `DELETE FROM service_index USING TIMESTAMP ? WHERE service = ? AND service_key = ? AND key = ?`
+    DeleteServiceValue {
+        service: String,
+        service_key: String,
+        key: String,
+        timestamp_ms: i64,
+    },
+    /// `INSERT INTO service_index (service, service_key, mtime) VALUES (?, ?, now()) USING TIMESTAMP ?`:
+    /// the static modification marker KairosDB writes after a delete.
+    ServiceKeyModified {
+        service: String,
+        service_key: String,
+        timestamp_ms: i64,
+    },
 }
 
 impl Mutation {
@@ -159,13 +181,26 @@ impl Mutation {
             | Mutation::DeleteTagIndexedRowKey { timestamp_ms, .. }
             | Mutation::DeleteRowKeyTime { timestamp_ms, .. }
             | Mutation::DeleteRowKeyIndexEntry { timestamp_ms, .. }
-            | Mutation::DeleteStringIndex { timestamp_ms, .. } => *timestamp_ms,
+            | Mutation::DeleteStringIndex { timestamp_ms, .. }
+            | Mutation::ServiceValue { timestamp_ms, .. }
+            | Mutation::DeleteServiceValue { timestamp_ms, .. }
+            | Mutation::ServiceKeyModified { timestamp_ms, .. } => *timestamp_ms,
         }
     }
 
     /// Is this a `data_points` insert (grouped per replica by the driver)?
     pub fn is_data_point(&self) -> bool {
         matches!(self, Mutation::DataPoint { .. })
+    }
+
+    /// Is this a `service_index` statement (the metadata API)?
+    pub fn is_service_index(&self) -> bool {
+        matches!(
+            self,
+            Mutation::ServiceValue { .. }
+                | Mutation::DeleteServiceValue { .. }
+                | Mutation::ServiceKeyModified { .. }
+        )
     }
 
     /// Estimated bytes of the statement's values, for sizing batches.
@@ -209,6 +244,24 @@ impl Mutation {
             Mutation::DeleteRowKeyIndexEntry {
                 metric, row_key, ..
             } => metric.len() + row_key.len() + 8,
+            Mutation::ServiceValue {
+                service,
+                service_key,
+                key,
+                value,
+                ..
+            } => service.len() + service_key.len() + key.len() + value.len() + 8,
+            Mutation::DeleteServiceValue {
+                service,
+                service_key,
+                key,
+                ..
+            } => service.len() + service_key.len() + key.len() + 8,
+            Mutation::ServiceKeyModified {
+                service,
+                service_key,
+                ..
+            } => service.len() + service_key.len() + 8,
         }
     }
 }
@@ -297,6 +350,30 @@ pub trait Session: Send + Sync + 'static {
 
     /// Cells of each range, read concurrently; result `i` belongs to `ranges[i]`.
     fn cells(&self, ranges: &[CellRange], fresh: Freshness) -> Result<Vec<Vec<Cell>>, CqlError>;
+
+    /// `SELECT value, WRITETIME(value) FROM service_index WHERE service = ? AND
+    /// service_key = ? AND key = ?`: the value, if the row exists.
+    fn service_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, CqlError>;
+
+    /// `SELECT key FROM service_index WHERE service = ? AND service_key = ?`, ascending
+    /// (`ORDER BY key ASC`), or with `bounds`, only keys in `[lower, upper)`. The null
+    /// key of a static-only partition is skipped, as KairosDB skips it.
+    fn service_index_keys(
+        &self,
+        service: &str,
+        service_key: &str,
+        bounds: Option<(&str, &str)>,
+    ) -> Result<Vec<String>, CqlError>;
+
+    /// `SELECT service_key FROM service_index WHERE service = ? ALLOW FILTERING`: one
+    /// entry per row, as Cassandra answers (a service key repeats once per stored key,
+    /// in token order; a static-only partition gives one).
+    fn service_key_rows(&self, service: &str) -> Result<Vec<String>, CqlError>;
 
     /// Is the cluster reachable right now (a cheap round trip)?
     fn ping(&self) -> Result<(), CqlError>;

@@ -55,8 +55,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kairosdb_model::{
     DataType, DeleteRequest, HealthStatus, Order, Points, Read, SeriesData, SeriesKey,
-    SeriesPoints, SeriesQuery, Storage, StorageError, StorageStats, TagFilter, TimeRange, Value,
-    WriteBatch,
+    SeriesPoints, SeriesQuery, ServiceStore, Storage, StorageError, StorageStats, TagFilter,
+    TimeRange, Value, WriteBatch,
 };
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -395,6 +395,11 @@ impl<S: Session> CassandraStore<S> {
             ddl.extend(
                 self.cql
                     .create_write_cluster_tables(&self.opts.table_options),
+            );
+            // KairosDB creates `service_index` on its meta cluster; ours is the same one.
+            ddl.extend(
+                self.cql
+                    .create_meta_cluster_tables(&self.opts.table_options),
             );
             self.session
                 .create_schema(&ddl)
@@ -856,6 +861,99 @@ fn to_points(dt: DataType, mut pts: Vec<(i64, Value)>, order: Order) -> Points {
         out.push(t, v);
     }
     out
+}
+
+/// The metadata store on `service_index` (spec §7.7), KairosDB's statements one for
+/// one: a set is one insert (value and the static `mtime`), a delete is the row delete
+/// followed by the `mtime` insert. Each is stamped from the same millisecond clock as
+/// the data writes, and sent on its own, not through the write path's caches or (in
+/// queue mode) the delivery queue. Any cluster failure is a 500, as KairosDB answers.
+impl<S: Session> ServiceStore for CassandraStore<S> {
+    fn set_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StorageError> {
+        self.ready()?;
+        let m = Mutation::ServiceValue {
+            service: service.to_string(),
+            service_key: service_key.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            timestamp_ms: self.next_timestamp(),
+        };
+        self.session
+            .apply(vec![m])
+            .map_err(|e| cql_error("metadata write", e))
+    }
+
+    fn get_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, StorageError> {
+        self.ready()?;
+        self.session
+            .service_value(service, service_key, key)
+            .map_err(|e| cql_error("metadata read", e))
+    }
+
+    /// Deliberate deviation (see `kairosdb_model::services`): KairosDB returns the rows
+    /// of its `ALLOW FILTERING` query as they come, one per stored key; we answer each
+    /// service key once, sorted.
+    fn list_service_keys(&self, service: &str) -> Result<Vec<String>, StorageError> {
+        self.ready()?;
+        let rows = self
+            .session
+            .service_key_rows(service)
+            .map_err(|e| cql_error("metadata read", e))?;
+        Ok(rows
+            .into_iter()
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect())
+    }
+
+    /// With a prefix, KairosDB's bounds `[prefix, prefix + U+FFFF)` (spec §7.7).
+    fn list_keys(
+        &self,
+        service: &str,
+        service_key: &str,
+        starts_with: Option<&str>,
+    ) -> Result<Vec<String>, StorageError> {
+        self.ready()?;
+        let upper = starts_with.map(|p| format!("{p}\u{FFFF}"));
+        let bounds = starts_with.zip(upper.as_deref());
+        self.session
+            .service_index_keys(service, service_key, bounds)
+            .map_err(|e| cql_error("metadata read", e))
+    }
+
+    fn delete_key(&self, service: &str, service_key: &str, key: &str) -> Result<(), StorageError> {
+        self.ready()?;
+        let delete = Mutation::DeleteServiceValue {
+            service: service.to_string(),
+            service_key: service_key.to_string(),
+            key: key.to_string(),
+            timestamp_ms: self.next_timestamp(),
+        };
+        let modified = Mutation::ServiceKeyModified {
+            service: service.to_string(),
+            service_key: service_key.to_string(),
+            timestamp_ms: self.next_timestamp(),
+        };
+        self.session
+            .apply(vec![delete])
+            .and_then(|()| self.session.apply(vec![modified]))
+            .map_err(|e| cql_error("metadata delete", e))?;
+        // As for data deletes: a wall-clock writer (Java KairosDB) setting the key again
+        // right after must stamp later than our tombstone.
+        wait_past(self.last_timestamp.load(Ordering::Relaxed));
+        Ok(())
+    }
 }
 
 impl<S: Session> Storage for CassandraStore<S> {

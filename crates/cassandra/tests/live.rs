@@ -322,7 +322,8 @@ fn open_fixture() -> Box<dyn Fixture> {
 
 // ---- the live cases ----
 
-/// Spec §7.2 and §7.3: the seven write-cluster tables with KairosDB's columns, and the
+/// Spec §7.2, §7.3 and §7.7: the seven write-cluster tables and the meta cluster's
+/// `service_index` with KairosDB's columns, and the
 /// `spec` rows that fix the row geometry for every later node.
 fn a_new_keyspace_gets_kairosdb_tables_and_spec_rows() {
     let scratch = Scratch::new();
@@ -351,6 +352,11 @@ fn a_new_keyspace_gets_kairosdb_tables_and_spec_rows() {
         ("row_keys", "table_name", "text"),
         ("row_keys", "tags", "frozen<map<text, text>>"),
         ("row_keys", "value", "text"),
+        ("service_index", "key", "text"),
+        ("service_index", "mtime", "timeuuid"),
+        ("service_index", "service", "text"),
+        ("service_index", "service_key", "text"),
+        ("service_index", "value", "text"),
         ("spec", "name", "text"),
         ("spec", "spec_type", "text"),
         ("spec", "value", "text"),

@@ -4,7 +4,7 @@
 //! negative row times (§14.11), millisecond write times on every statement (as
 //! KairosDB 1.3.0-1 sends them) and what they mean for deletes made by either
 //! server, KairosDB #512, TTL options (§2.5), an unreachable cluster, and the
-//! delivery queue in front.
+//! delivery queue in front; the metadata statements on `service_index` (§7.7).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +18,7 @@ use kairosdb_cassandra::{
 use kairosdb_engine::{DeliveryQueue, QueueOptions};
 use kairosdb_model::{
     DataType, DeleteRequest, Order, Points, Read, SeriesData, SeriesKey, SeriesPoints, SeriesQuery,
-    Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
+    ServiceStore, Storage, StorageError, TagFilter, Tags, TimeRange, WriteBatch,
 };
 
 const W: i64 = 1_814_400_000;
@@ -395,7 +395,12 @@ fn spec_table_decides_the_row_geometry() {
     );
     let ddl = cluster.schema_statements();
     assert!(ddl[0].starts_with("CREATE KEYSPACE IF NOT EXISTS kairosdb  WITH REPLICATION"));
-    assert_eq!(ddl.len(), 8, "keyspace + 7 tables: {ddl:?}");
+    assert_eq!(ddl.len(), 9, "keyspace + 7 tables + service_index: {ddl:?}");
+    assert!(
+        ddl[8].starts_with("CREATE TABLE IF NOT EXISTS kairosdb.service_index ( service text, service_key text, key text, mtime timeuuid static,  value text, PRIMARY KEY ((service, service_key), key))"),
+        "{}",
+        ddl[8]
+    );
 
     // A cluster with metric names but no spec predates 1.3: LEGACY.
     let old = MemorySession::new();
@@ -909,4 +914,48 @@ fn tag_indexed_row_keys_are_written_and_deleted_for_configured_metrics() {
 
     assert!(TagIndexed::parse(":host").is_err());
     assert!(TagIndexed::parse("*").unwrap().all_metrics);
+}
+
+/// Metadata is KairosDB's statements one for one (spec §7.7), stamped in ms: a set is
+/// one insert; a delete is the row delete, then the static `mtime` insert. The
+/// service-key listing's one-row-per-key answer is folded to one entry per key.
+#[test]
+fn metadata_sends_kairosdbs_service_index_statements() {
+    let cluster = MemorySession::new();
+    let store = open(&cluster, StoreOptions::default());
+    let before = now_ms();
+    store.set_value("svc", "sk", "k1", "v1").unwrap();
+    store.set_value("svc", "sk", "k2", "v2").unwrap();
+    store.delete_key("svc", "sk", "k1").unwrap();
+    let log: Vec<Mutation> = cluster
+        .applied()
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                Mutation::ServiceValue { .. }
+                    | Mutation::DeleteServiceValue { .. }
+                    | Mutation::ServiceKeyModified { .. }
+            )
+        })
+        .collect();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(
+        matches!(&log[0], Mutation::ServiceValue { key, value, .. } if key == "k1" && value == "v1")
+    );
+    assert!(matches!(&log[2], Mutation::DeleteServiceValue { key, .. } if key == "k1"));
+    assert!(
+        matches!(&log[3], Mutation::ServiceKeyModified { service_key, .. } if service_key == "sk")
+    );
+    let stamps: Vec<i64> = log.iter().map(Mutation::timestamp_ms).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    assert!(
+        stamps[0] >= before && stamps[0] < before + 60_000,
+        "ms, not us: {stamps:?}"
+    );
+
+    // Two keys under one service key: Cassandra answers two rows; we list it once.
+    store.set_value("svc", "sk", "k3", "v3").unwrap();
+    assert_eq!(cluster.service_key_rows("svc").unwrap(), ["sk", "sk"]);
+    assert_eq!(store.list_service_keys("svc").unwrap(), ["sk"]);
 }

@@ -55,6 +55,7 @@ mod head;
 mod index;
 pub mod queue;
 mod sealed;
+mod services;
 mod store;
 mod wal;
 
@@ -77,8 +78,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kairosdb_model::{
-    DeleteRequest, HealthStatus, Read, SeriesKey, SeriesQuery, Storage, StorageError, StorageStats,
-    TagFilter, TimeRange, WriteBatch,
+    DeleteRequest, HealthStatus, Read, SeriesKey, SeriesQuery, ServiceStore, Storage, StorageError,
+    StorageStats, TagFilter, TimeRange, WriteBatch,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -333,6 +334,52 @@ impl Drop for Engine {
         if let Err(e) = self.close() {
             tracing::error!(error = %e, "closing the engine on drop failed");
         }
+    }
+}
+
+/// Metadata is read and written straight in fjall's `services` keyspace (see
+/// `services.rs`): a set or delete is acknowledged once fjall's journal is fsynced.
+impl ServiceStore for Engine {
+    fn set_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StorageError> {
+        self.with(|i| {
+            i.durable_meta_write(|st| {
+                services::set_value(&st.db, &st.services, service, service_key, key, value)
+            })
+        })
+    }
+    fn get_value(
+        &self,
+        service: &str,
+        service_key: &str,
+        key: &str,
+    ) -> Result<Option<String>, StorageError> {
+        self.with(|i| services::get_value(&i.sealed.store.services, service, service_key, key))
+    }
+    fn list_service_keys(&self, service: &str) -> Result<Vec<String>, StorageError> {
+        self.with(|i| services::list_service_keys(&i.sealed.store.services, service))
+    }
+    fn list_keys(
+        &self,
+        service: &str,
+        service_key: &str,
+        starts_with: Option<&str>,
+    ) -> Result<Vec<String>, StorageError> {
+        self.with(|i| {
+            services::list_keys(&i.sealed.store.services, service, service_key, starts_with)
+        })
+    }
+    fn delete_key(&self, service: &str, service_key: &str, key: &str) -> Result<(), StorageError> {
+        self.with(|i| {
+            i.durable_meta_write(|st| {
+                services::delete_key(&st.db, &st.services, service, service_key, key)
+            })
+        })
     }
 }
 

@@ -657,6 +657,12 @@ impl Shared {
     }
 }
 
+// Metadata bypasses the queue: each call goes straight to the inner store (Cassandra)
+// and is acknowledged only when the store has it, synchronously, as KairosDB's
+// `ServiceKeyStore` calls are. Metadata is small and rare, and has no ordering with
+// the queued points; queueing it would make a read right after a set miss it.
+kairosdb_model::forward_service_store!(DeliveryQueue, this => this.shared.inner);
+
 impl Storage for DeliveryQueue {
     /// Acknowledges once the batch is in the queue WAL (fsynced per `sync`);
     /// `Backpressure` when `max_bytes` are already queued.

@@ -7,6 +7,8 @@
 //! * `series_stats`: series id → [`BlockSummary`] of its sealed blocks.
 //! * `blocks`: `series_id BE ‖ block_start (sign-flipped) BE ‖ seq BE` → block bytes.
 //! * `expiry`: `min_expiry BE ‖ block key` → empty; the retention work list.
+//! * `services`: the metadata store (`services.rs`). Added without a format version
+//!   bump: a data directory without it gets an empty one.
 //!
 //! fjall writes go to OS buffers; durability comes from [`Store::persist`], which
 //! checkpointing calls before deleting WAL segments (the WAL still holds anything
@@ -322,6 +324,8 @@ pub struct Store {
     pub stats: Keyspace,
     pub blocks: Keyspace,
     pub expiry: Keyspace,
+    /// Metadata (`services.rs`).
+    pub services: Keyspace,
 }
 
 impl Store {
@@ -347,6 +351,7 @@ impl Store {
             stats: ks("series_stats")?,
             blocks: ks("blocks")?,
             expiry: ks("expiry")?,
+            services: ks("services")?,
             db,
         };
         match store.meta.get(META_FORMAT).map_err(fjall_err)? {

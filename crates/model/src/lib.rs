@@ -10,6 +10,8 @@
 //! * [`storage`]: the [`Storage`] trait that the embedded engine, Cassandra and
 //!   (later) the cluster client implement, so HTTP/telnet/query code is identical
 //!   in every mode.
+//! * [`services`]: the metadata store ([`ServiceStore`], KairosDB's `ServiceKeyStore`),
+//!   a supertrait of `Storage`.
 //! * [`metrics`]: a component's counters and gauges declared once ([`metrics!`]), and
 //!   the [`StorageStats`] and [`Sample`]s generated from them for `/metrics`.
 //! * `suite` (feature `test-suite`): the cases every `Storage` backend must pass.
@@ -28,6 +30,7 @@ pub mod read;
 pub mod request;
 pub mod result;
 pub mod series;
+pub mod services;
 pub mod storage;
 /// The backend conformance suite (cargo feature `test-suite`).
 #[cfg(feature = "test-suite")]
@@ -43,4 +46,5 @@ pub use read::{
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};
 pub use series::{DataType, GroupType, SeriesKey, Tags, Value};
+pub use services::{ServiceMap, ServiceStore};
 pub use storage::{HealthStatus, Storage, StorageError, StorageStats};

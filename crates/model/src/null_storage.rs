@@ -146,6 +146,29 @@ impl<R: Reader> Storage for NullStorage<R> {
     }
 }
 
+/// Metadata is not kept either: sets and deletes succeed, reads find nothing.
+impl<R: Reader> crate::services::ServiceStore for NullStorage<R> {
+    fn set_value(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn get_value(&self, _: &str, _: &str, _: &str) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
+    fn list_service_keys(&self, _: &str) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    fn list_keys(&self, _: &str, _: &str, _: Option<&str>) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    fn delete_key(&self, _: &str, _: &str, _: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ use crate::batch::WriteBatch;
 pub use crate::metrics::StorageStats;
 use crate::read::{DeleteRequest, Read, SeriesQuery, TagFilter, TimeRange};
 use crate::series::SeriesKey;
+use crate::services::ServiceStore;
 
 /// Errors shaped by what the caller does next.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +44,9 @@ pub struct HealthStatus {
     pub detail: String,
 }
 
-pub trait Storage: Send + Sync + 'static {
+/// Also the metadata store ([`ServiceStore`], see `services.rs` for why it is a
+/// supertrait rather than more methods here).
+pub trait Storage: ServiceStore + Send + Sync + 'static {
     /// Durably writes a batch (see the backend's acknowledgement semantics).
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError>;
 

@@ -95,6 +95,16 @@ pub const CASES: &[(&str, Case)] = &[
     ("reopen_keeps_everything", reopen_keeps_everything),
     ("ttl_expires_points", ttl_expires_points),
     ("sync_and_health", sync_and_health),
+    ("metadata_set_get_overwrite", metadata_set_get_overwrite),
+    (
+        "metadata_listings_sorted_and_prefixed",
+        metadata_listings_sorted_and_prefixed,
+    ),
+    (
+        "metadata_delete_keeps_service_key_listed",
+        metadata_delete_keeps_service_key_listed,
+    ),
+    ("metadata_survives_reopen", metadata_survives_reopen),
 ];
 
 /// Declares one `#[test]` per case of [`CASES`], each calling the case with the
@@ -120,6 +130,10 @@ macro_rules! storage_suite_tests {
             reopen_keeps_everything,
             ttl_expires_points,
             sync_and_health,
+            metadata_set_get_overwrite,
+            metadata_listings_sorted_and_prefixed,
+            metadata_delete_keeps_service_key_listed,
+            metadata_survives_reopen,
         );
     };
     (@cases $open:path; $($name:ident),* $(,)?) => {
@@ -1015,6 +1029,127 @@ pub fn delete_last_points_empties_listings(open: Factory<'_>) {
     assert_eq!(tag_values(s), strs(&["b", "k", "s", "v1"]));
 }
 
+// ---------------------------------------------------------------------------
+// Metadata (ServiceStore, spec §1.13, §7.7)
+// ---------------------------------------------------------------------------
+
+fn meta_ok<T>(what: &str, r: Result<T, StorageError>) -> T {
+    r.unwrap_or_else(|e| panic!("metadata {what} failed: {e}"))
+}
+
+/// Set, get, overwrite; values come back byte for byte; the three levels are
+/// independent namespaces; an unknown key is `None`.
+pub fn metadata_set_get_overwrite(open: Factory<'_>) {
+    let fx = open();
+    let s = fx.storage();
+    let get = |sk: &str, k: &str| meta_ok("get", s.get_value("m.sgo", sk, k));
+    assert_eq!(get("a", "k"), None, "unknown key");
+    meta_ok("set", s.set_value("m.sgo", "a", "k", "one"));
+    assert_eq!(get("a", "k").as_deref(), Some("one"));
+    meta_ok("set", s.set_value("m.sgo", "a", "k", "two"));
+    assert_eq!(get("a", "k").as_deref(), Some("two"), "overwrite");
+    let odd = "{\"json\": [1, 2]}\n\ttabs, ünïcode ✓ and \u{1F600}";
+    meta_ok("set", s.set_value("m.sgo", "a", "odd", odd));
+    assert_eq!(get("a", "odd").as_deref(), Some(odd), "value round trip");
+    meta_ok("set", s.set_value("m.sgo", "a", "empty", ""));
+    assert_eq!(get("a", "empty").as_deref(), Some(""), "empty value");
+    meta_ok("set", s.set_value("m.sgo", "b", "k", "other key"));
+    meta_ok("set", s.set_value("m.sgo2", "a", "k", "other service"));
+    assert_eq!(get("a", "k").as_deref(), Some("two"));
+    assert_eq!(get("b", "k").as_deref(), Some("other key"));
+    assert_eq!(
+        meta_ok("get", s.get_value("m.sgo2", "a", "k")).as_deref(),
+        Some("other service")
+    );
+    assert_eq!(get("c", "k"), None, "unknown service key");
+}
+
+/// Keys sorted by UTF-8 bytes; `starts_with` is KairosDB's `[p, p + U+FFFF)`;
+/// service keys sorted, each once, and only the asked service's.
+pub fn metadata_listings_sorted_and_prefixed(open: Factory<'_>) {
+    let fx = open();
+    let s = fx.storage();
+    for k in ["b", "ab", "a", "abc", "B", "é", "ac", "a\u{10000}"] {
+        meta_ok("set", s.set_value("m.lst", "sk", k, "v"));
+    }
+    for sk in ["z", "sk", "a", "m"] {
+        meta_ok("set", s.set_value("m.lst", sk, "x", "v"));
+    }
+    meta_ok("set", s.set_value("m.lst.other", "elsewhere", "x", "v"));
+    let keys = |p: Option<&str>| meta_ok("list keys", s.list_keys("m.lst", "sk", p));
+    assert_eq!(
+        keys(None),
+        ["B", "a", "ab", "abc", "ac", "a\u{10000}", "b", "x", "é"]
+    );
+    assert_eq!(keys(Some("ab")), ["ab", "abc"]);
+    // The 4-byte character sorts above U+FFFF, so KairosDB's bound leaves it out.
+    assert_eq!(keys(Some("a")), ["a", "ab", "abc", "ac"]);
+    assert_eq!(keys(Some("é")), ["é"]);
+    assert!(keys(Some("q")).is_empty());
+    assert!(meta_ok("list keys", s.list_keys("m.lst", "none", None)).is_empty());
+    assert_eq!(
+        meta_ok("list service keys", s.list_service_keys("m.lst")),
+        ["a", "m", "sk", "z"]
+    );
+    assert!(meta_ok("list service keys", s.list_service_keys("m.none")).is_empty());
+}
+
+/// Delete removes the key from get and listings, succeeds for a missing key, and
+/// leaves the service key listed (KairosDB's static `mtime` row), even one that
+/// only ever saw a delete.
+pub fn metadata_delete_keeps_service_key_listed(open: Factory<'_>) {
+    let fx = open();
+    let s = fx.storage();
+    meta_ok("set", s.set_value("m.del", "a", "k1", "v1"));
+    meta_ok("set", s.set_value("m.del", "a", "k2", "v2"));
+    meta_ok("delete", s.delete_key("m.del", "a", "k1"));
+    assert_eq!(meta_ok("get", s.get_value("m.del", "a", "k1")), None);
+    assert_eq!(meta_ok("list", s.list_keys("m.del", "a", None)), ["k2"]);
+    meta_ok("delete", s.delete_key("m.del", "a", "k1"));
+    meta_ok("delete", s.delete_key("m.del", "a", "k2"));
+    assert!(meta_ok("list", s.list_keys("m.del", "a", None)).is_empty());
+    assert!(meta_ok("list", s.list_keys("m.del", "a", Some("k"))).is_empty());
+    meta_ok("delete", s.delete_key("m.del", "ghost", "never"));
+    assert_eq!(
+        meta_ok("list service keys", s.list_service_keys("m.del")),
+        ["a", "ghost"]
+    );
+    meta_ok("set", s.set_value("m.del", "a", "k1", "again"));
+    assert_eq!(
+        meta_ok("get", s.get_value("m.del", "a", "k1")).as_deref(),
+        Some("again"),
+        "a set after a delete wins"
+    );
+}
+
+/// Metadata set (and deleted) before a restart reads the same after it.
+pub fn metadata_survives_reopen(open: Factory<'_>) {
+    let mut fx = open();
+    let s = fx.storage();
+    meta_ok("set", s.set_value("m.ro", "a", "k1", "v1"));
+    meta_ok("set", s.set_value("m.ro", "a", "k2", "v2"));
+    meta_ok("set", s.set_value("m.ro", "b", "k", "v"));
+    meta_ok("set", s.set_value("m.ro", "a", "k1", "v1b"));
+    meta_ok("delete", s.delete_key("m.ro", "b", "k"));
+    if !fx.reopen() {
+        return;
+    }
+    let s = fx.storage();
+    assert_eq!(
+        meta_ok("get", s.get_value("m.ro", "a", "k1")).as_deref(),
+        Some("v1b")
+    );
+    assert_eq!(
+        meta_ok("list", s.list_keys("m.ro", "a", None)),
+        ["k1", "k2"]
+    );
+    assert_eq!(meta_ok("get", s.get_value("m.ro", "b", "k")), None);
+    assert_eq!(
+        meta_ok("list service keys", s.list_service_keys("m.ro")),
+        ["a", "b"]
+    );
+}
+
 /// After `sync` and a restart every point and listing is as before. Skipped when
 /// the fixture cannot reopen.
 pub fn reopen_keeps_everything(open: Factory<'_>) {
@@ -1176,7 +1311,10 @@ mod tests {
         now_ms: AtomicI64,
         mutant: Mutant,
         null: NullStorage,
+        meta: std::sync::Mutex<crate::services::ServiceMap>,
     }
+
+    crate::forward_service_store!(Mem, this => this.meta);
 
     impl Mem {
         fn matches(&self, f: &TagFilter, tags: &Tags) -> bool {
@@ -1393,6 +1531,7 @@ mod tests {
                 now_ms: AtomicI64::new(T0),
                 mutant,
                 null: NullStorage::new(),
+                meta: Default::default(),
             }))
         }
     }
@@ -1410,6 +1549,7 @@ mod tests {
                 now_ms: AtomicI64::new(T0),
                 mutant: Mutant::IgnoresTtl,
                 null: NullStorage::new(),
+                meta: Default::default(),
             })))
         };
         // TTL is unobservable without a clock hook, so the TTL mutant passes.

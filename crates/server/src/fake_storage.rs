@@ -88,6 +88,8 @@ impl FakeStorage {
     }
 }
 
+kairosdb_model::forward_service_store!(FakeStorage, this => this.null);
+
 impl Storage for FakeStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         *self.attempts.lock().unwrap() += 1;

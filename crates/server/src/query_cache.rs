@@ -290,6 +290,9 @@ impl CachedStorage {
     }
 }
 
+// Metadata is not cached: it goes straight to the backend.
+kairosdb_model::forward_service_store!(CachedStorage, this => this.inner);
+
 impl Storage for CachedStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.inner.write(batch)

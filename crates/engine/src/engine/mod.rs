@@ -158,6 +158,20 @@ impl Inner {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Runs one metadata write on fjall and fsyncs fjall's journal before returning,
+    /// so an acknowledged metadata change survives a crash. Refused when closed or
+    /// poisoned; a failed write or fsync poisons (nothing is silently lost).
+    pub fn durable_meta_write(
+        &self,
+        f: impl FnOnce(&crate::store::Store) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let store = &self.sealed.store;
+        f(store)
+            .and_then(|()| store.persist())
+            .map_err(|e| self.poison(format!("metadata write failed: {e}")))
+    }
+
     fn check_writable(&self) -> Result<(), StorageError> {
         if self.is_closed() {
             return Err(StorageError::Closed);

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use kairosdb_model::{NullStorage, Tags};
+use kairosdb_model::{NullStorage, ServiceStore, Tags};
 
 use super::*;
 
@@ -17,6 +17,7 @@ struct Flaky {
     attempts: AtomicU64,
     log: Mutex<Vec<Event>>,
     null: NullStorage,
+    meta: std::sync::Mutex<kairosdb_model::ServiceMap>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +46,8 @@ impl Flaky {
             .collect()
     }
 }
+
+kairosdb_model::forward_service_store!(Flaky, this => this.meta);
 
 impl Storage for Flaky {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
@@ -572,4 +575,33 @@ fn concurrent_writers_while_inner_flaps_lose_nothing() {
             (0..50).map(|i| batch(t * 1000 + i)).collect::<Vec<_>>()
         );
     }
+}
+
+/// Metadata bypasses the queue: a set reaches the inner store before the call
+/// returns, even with undelivered points queued ahead of it, and reads pass through.
+#[test]
+fn metadata_goes_straight_to_the_inner_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Flaky::down();
+    let q = open(&inner, opts(dir.path()));
+    q.write(&batch(0)).unwrap();
+    q.set_value("svc", "sk", "k", "v").unwrap();
+    assert_eq!(
+        inner
+            .meta
+            .lock()
+            .unwrap()
+            .get_value("svc", "sk", "k")
+            .as_deref(),
+        Some("v")
+    );
+    assert!(
+        inner.writes().is_empty(),
+        "the queued points are still queued"
+    );
+    assert_eq!(q.get_value("svc", "sk", "k").unwrap().as_deref(), Some("v"));
+    assert_eq!(q.list_keys("svc", "sk", None).unwrap(), ["k"]);
+    assert_eq!(q.list_service_keys("svc").unwrap(), ["sk"]);
+    q.delete_key("svc", "sk", "k").unwrap();
+    assert_eq!(inner.meta.lock().unwrap().get_value("svc", "sk", "k"), None);
 }

@@ -4,12 +4,13 @@
 //! Handlers live beside this file, one per concern: [`ingest`] (`/datapoints`), [`query`]
 //! (`/datapoints/query`, `/query/tags`, `/datapoints/delete`), [`meta`] (names, version,
 //! metric delete), [`health`] (health checks, probes and metrics), [`body`] (reading and
-//! gunzipping request bodies). Storage calls always run in `spawn_blocking`.
+//! gunzipping request bodies), [`metadata`] (`/metadata`, the service key/value store).
+//! Storage calls always run in `spawn_blocking`.
 //!
 //! Server-type gating (spec §1.1.3, `server_type`): [`server_type_gate`] answers 403 for
 //! the API classes this process does not serve.
 //!
-//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`,
+//! Not implemented yet (404): `/api/v1/rollups`,
 //! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files.
 
 pub mod body;
@@ -17,6 +18,7 @@ pub mod features;
 pub mod health;
 pub mod ingest;
 pub mod meta;
+pub mod metadata;
 pub mod query;
 pub mod serve;
 
@@ -114,6 +116,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/metricnames", api(get(meta::metric_names)))
         .route("/api/v1/tagnames", api(get(meta::tag_names)))
         .route("/api/v1/tagvalues", api(get(meta::tag_values)))
+        .route(
+            "/api/v1/metadata/{service}",
+            api(get(metadata::list_service_keys)),
+        )
+        .route(
+            "/api/v1/metadata/{service}/{service_key}",
+            api(get(metadata::list_keys)),
+        )
+        .route(
+            "/api/v1/metadata/{service}/{service_key}/{key}",
+            api(get(metadata::get_value)
+                .post(metadata::set_value)
+                .delete(metadata::delete_key)),
+        )
         .route("/api/v1/health/check", api(get(health::check)))
         .route("/api/v1/health/status", api(get(health::status)))
         .route("/api/v1/metrics", api(get(health::metrics_json)))

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod http_api;
 mod lifecycle;
+mod metadata;
 mod telnet;
 mod timeouts;
 mod tools;

@@ -9,9 +9,11 @@
 //! Server-type gating (spec §1.1.3, `server_type`): [`server_type_gate`] answers 403 for
 //! the API classes this process does not serve.
 //!
-//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`,
-//! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files.
+//! The Admin API and the registry of running queries: [`admin`].
+//!
+//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`, static web UI files.
 
+pub mod admin;
 pub mod body;
 pub mod features;
 pub mod health;
@@ -53,6 +55,8 @@ pub struct AppState {
     /// the rest go to the blocking pool (`query::INLINE_TIME`; tests widen it so that which
     /// queries run inline does not depend on the machine's load).
     pub inline_time: std::time::Duration,
+    /// The query requests in flight, for the Admin API (`admin.rs`).
+    pub running: admin::RunningQueries,
 }
 
 impl AppState {
@@ -70,6 +74,7 @@ impl AppState {
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
+            running: admin::RunningQueries::default(),
             config,
             metrics,
             prometheus,
@@ -121,6 +126,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         // KairosDB's own test calls the list with a trailing slash.
         .route("/api/v1/features/", api(get(features::features)))
         .route("/api/v1/features/{feature}", api(get(features::feature)))
+        .route(
+            "/api/v1/admin/scheduledjobs",
+            api(get(admin::scheduled_jobs_handler)),
+        )
+        .route(
+            "/api/v1/admin/runningqueries",
+            api(get(admin::running_queries)),
+        )
+        .route(
+            "/api/v1/admin/killquery/{hash}",
+            api(get(admin::kill_query)),
+        )
         .route("/health", get(health::probe))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -398,6 +415,14 @@ impl From<kairosdb_query::QueryError> for ApiError {
             ),
             kairosdb_query::QueryError::Storage(s) => ApiError::from(s),
         }
+    }
+}
+
+/// A query stopped by `killquery`: 500, as KairosDB answers a query whose thread was
+/// interrupted (`MetricsResource`'s `catch (Exception e)`), see `admin.rs`.
+impl From<admin::Killed> for ApiError {
+    fn from(e: admin::Killed) -> ApiError {
+        ApiError::internal(e.to_string())
     }
 }
 

@@ -2,6 +2,7 @@
 //! `127.0.0.1:0` with its own temporary data directory and talks HTTP or raw telnet bytes.
 //! One test binary (modules below) keeps link time down.
 
+mod admin;
 mod cassandra;
 mod check_config;
 mod conformance;

@@ -11,7 +11,8 @@
 //!
 //! The Admin API and the registry of running queries: [`admin`].
 //!
-//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`, static web UI files.
+//! Not implemented yet (404): `/api/v1/metadata`, `/api/v1/rollups`, static web UI files;
+//! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
 pub mod admin;
 pub mod body;
@@ -103,6 +104,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/version", api(get(meta::version)))
         .route("/api/v1/datapoints", api(post(ingest::ingest)))
         .route("/api/v1/datapoints/gzip", api(post(ingest::ingest_gzip)))
+        .route("/api/v1/datapoints/index", api(get(ingest::index)))
         .route(
             "/api/v1/datapoints/query",
             api(get(query::query_get).post(query::query_post)),

@@ -5,6 +5,7 @@
 mod admin;
 mod cassandra;
 mod check_config;
+mod compat;
 mod conformance;
 mod delete;
 mod harness;

@@ -102,12 +102,22 @@ pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charse
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/version", api(get(meta::version)))
-        .route("/api/v1/datapoints", api(post(ingest::ingest)))
-        .route("/api/v1/datapoints/gzip", api(post(ingest::ingest_gzip)))
+        // PUT = POST: an addition, KairosDB 1.3 answers PUT with 405 (spec §1.2).
+        .route(
+            "/api/v1/datapoints",
+            api(post(ingest::ingest).put(ingest::ingest)),
+        )
+        .route(
+            "/api/v1/datapoints/gzip",
+            api(post(ingest::ingest_gzip).put(ingest::ingest_gzip)),
+        )
         .route("/api/v1/datapoints/index", api(get(ingest::index)))
         .route(
             "/api/v1/datapoints/query",
-            api(get(query::query_get).post(query::query_post)),
+            // DELETE = `POST /datapoints/delete` (an addition, see `query::delete`).
+            api(get(query::query_get)
+                .post(query::query_post)
+                .delete(query::delete)),
         )
         .route(
             "/api/v1/datapoints/query/tags",
@@ -154,10 +164,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The API class of a path, for server-type gating (spec §1.1.3), or `None` when ungated.
-fn api_class(path: &str) -> Option<ApiClass> {
+/// The API class of a request, for server-type gating (spec §1.1.3), or `None` when ungated.
+fn api_class(method: &Method, path: &str) -> Option<ApiClass> {
     let path = path.strip_suffix('/').unwrap_or(path);
     match path {
+        "/api/v1/datapoints/query" if method == Method::DELETE => Some(ApiClass::Delete),
         "/api/v1/datapoints" | "/api/v1/datapoints/gzip" | "/api/v1/datapoints/index" => {
             Some(ApiClass::Ingest)
         }
@@ -177,7 +188,9 @@ async fn server_type_gate(
     next: Next,
 ) -> Response {
     let roles = state.config.roles;
-    if let Some(class) = api_class(request.uri().path()).filter(|c| !roles.serves(*c)) {
+    if let Some(class) =
+        api_class(request.method(), request.uri().path()).filter(|c| !roles.serves(*c))
+    {
         let body = format!(
             "{{\"errors\": [\"Forbidden: {} API methods are disabled on this KairosDB instance.\"]}}",
             class.name()

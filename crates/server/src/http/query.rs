@@ -6,7 +6,8 @@
 //! * `POST /api/v1/datapoints/query/tags`: the tag sets of the matching series, answered
 //!   from `Storage::series_keys` (the index) without reading points, so Grafana's
 //!   `start_absolute: 0` tag lookups stay cheap (user-needs §2.5);
-//! * `POST /api/v1/datapoints/delete`: deletes what the query matches → 204.
+//! * `POST /api/v1/datapoints/delete`: deletes what the query matches → 204; also
+//!   `DELETE /api/v1/datapoints/query` with the same body (see [`delete`]).
 //!
 //! Parse errors, `QueryError::Invalid` and the point/time limits → 400 with the single
 //! KairosDB message; storage failures → 500 (503 under back-pressure).
@@ -445,6 +446,10 @@ pub async fn query_tags(
 }
 
 /// Spec §1.8: every point of every matching series inside the query range is deleted.
+///
+/// Also answers `DELETE /api/v1/datapoints/query` (same body, status and errors; DELETE
+/// class for `server_type`): an addition from issue 18's compatibility matrix; KairosDB
+/// 1.3 has no such method there and answers 405.
 pub async fn delete(
     axum::extract::State(state): State,
     headers: HeaderMap,

@@ -12,6 +12,7 @@ mod harness;
 mod hostile;
 mod http_api;
 mod lifecycle;
+mod quickstart;
 mod telnet;
 mod timeouts;
 mod tools;

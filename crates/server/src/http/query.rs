@@ -395,7 +395,10 @@ async fn execute_all(
                 }
             }
             // `killquery`: answered at once, even while a storage read is still running.
-            () = &mut killed => return Err(Killed.into()),
+            // (Guarded like the branches above, so `else` still catches an undecided end.)
+            () = &mut killed, if waiting.is_some() || !running.is_empty() => {
+                return Err(Killed.into());
+            }
             () = &mut timeout, if deadline.is_some() => {
                 // The limit's own message (Budget::check is the one place it is worded).
                 shared.budget.check(0)?;

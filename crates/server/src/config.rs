@@ -124,7 +124,15 @@ pub struct Settings {
     pub query_time_limit_secs: Option<u64>,
 
     /// Memory for raw reads kept for `cache_time`; 0 disables the cache [default: 64].
-    #[arg(long, env = "KAIROSDB_QUERY_CACHE_MB", value_name = "MB")]
+    /// Also spelled `cache_max_size_mb` (`KAIROSDB_CACHE_MAX_SIZE_MB`, see
+    /// [`Settings::with_env_aliases`]); the `query_cache_mb` spelling wins when both are set.
+    #[arg(
+        long,
+        env = "KAIROSDB_QUERY_CACHE_MB",
+        value_name = "MB",
+        alias = "cache-max-size-mb"
+    )]
+    #[serde(alias = "cache_max_size_mb")]
     pub query_cache_mb: Option<u64>,
 
     /// API classes this process serves: `ALL` or a comma list of INGEST, QUERY, DELETE
@@ -255,6 +263,24 @@ macro_rules! overlay {
 
 impl Settings {
     /// `self` with every key that `higher` sets replaced by `higher`'s value.
+    /// Other names of a setting in the environment, read through `env`, each only where
+    /// the canonical name left the setting unset (clap reads one variable per setting):
+    ///
+    /// * `KAIROSDB_CACHE_MAX_SIZE_MB` → `query_cache_mb` (issue 18's compatibility matrix).
+    pub fn with_env_aliases(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        const CACHE: &str = "KAIROSDB_CACHE_MAX_SIZE_MB";
+        if self.query_cache_mb.is_none() {
+            if let Some(v) = env(CACHE) {
+                let mb = v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid {CACHE} {v:?}: expected megabytes"))?;
+                self.query_cache_mb = Some(mb);
+            }
+        }
+        Ok(self)
+    }
+
     pub fn overlay(mut self, higher: Settings) -> Settings {
         overlay!(
             self,
@@ -627,6 +653,7 @@ impl Config {
 
     /// Resolves defaults < `file` < `env_and_cli` (clap has already put flags over env).
     pub fn load(file: Option<&Path>, env_and_cli: Settings) -> Result<Config> {
+        let env_and_cli = env_and_cli.with_env_aliases(|k| std::env::var(k).ok())?;
         let from_file = match file {
             Some(path) => Settings::from_toml_file(path)?,
             None => Settings::default(),
@@ -809,6 +836,34 @@ fn positive<T: PartialEq + Default + std::fmt::Display>(key: &str, value: T) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kairosdb_cache_max_size_mb_is_an_alias_of_query_cache_mb() {
+        let env = |v: &'static str| {
+            move |k: &str| (k == "KAIROSDB_CACHE_MAX_SIZE_MB").then(|| v.to_string())
+        };
+        let s = Settings::default().with_env_aliases(env("12")).unwrap();
+        assert_eq!(Config::resolve(s).unwrap().query_cache_mb, 12);
+        // The canonical name wins.
+        let s = Settings {
+            query_cache_mb: Some(3),
+            ..Settings::default()
+        };
+        assert_eq!(
+            s.with_env_aliases(env("12")).unwrap().query_cache_mb,
+            Some(3)
+        );
+        let e = Settings::default()
+            .with_env_aliases(env("lots"))
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("KAIROSDB_CACHE_MAX_SIZE_MB"),
+            "{e:#}"
+        );
+        // In a TOML file too.
+        let s: Settings = toml::from_str("cache_max_size_mb = 7").unwrap();
+        assert_eq!(s.query_cache_mb, Some(7));
+    }
+
     use super::*;
 
     #[test]

@@ -10,9 +10,12 @@
 //! Server-type gating (spec §1.1.3, `server_type`): [`server_type_gate`] answers 403 for
 //! the API classes this process does not serve.
 //!
-//! Not implemented yet (404): `/api/v1/rollups`,
-//! `/api/v1/admin`, `/api/v1/datapoints/index`, static web UI files.
+//! The Admin API and the registry of running queries: [`admin`].
+//!
+//! Not implemented yet (404): `/api/v1/rollups`, static web UI files;
+//! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
+pub mod admin;
 pub mod body;
 pub mod features;
 pub mod health;
@@ -55,6 +58,8 @@ pub struct AppState {
     /// the rest go to the blocking pool (`query::INLINE_TIME`; tests widen it so that which
     /// queries run inline does not depend on the machine's load).
     pub inline_time: std::time::Duration,
+    /// The query requests in flight, for the Admin API (`admin.rs`).
+    pub running: admin::RunningQueries,
 }
 
 impl AppState {
@@ -72,6 +77,7 @@ impl AppState {
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
+            running: admin::RunningQueries::default(),
             config,
             metrics,
             prometheus,
@@ -98,11 +104,22 @@ pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charse
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/version", api(get(meta::version)))
-        .route("/api/v1/datapoints", api(post(ingest::ingest)))
-        .route("/api/v1/datapoints/gzip", api(post(ingest::ingest_gzip)))
+        // PUT = POST: an addition, KairosDB 1.3 answers PUT with 405 (spec §1.2).
+        .route(
+            "/api/v1/datapoints",
+            api(post(ingest::ingest).put(ingest::ingest)),
+        )
+        .route(
+            "/api/v1/datapoints/gzip",
+            api(post(ingest::ingest_gzip).put(ingest::ingest_gzip)),
+        )
+        .route("/api/v1/datapoints/index", api(get(ingest::index)))
         .route(
             "/api/v1/datapoints/query",
-            api(get(query::query_get).post(query::query_post)),
+            // DELETE = `POST /datapoints/delete` (an addition, see `query::delete`).
+            api(get(query::query_get)
+                .post(query::query_post)
+                .delete(query::delete)),
         )
         .route(
             "/api/v1/datapoints/query/tags",
@@ -137,6 +154,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         // KairosDB's own test calls the list with a trailing slash.
         .route("/api/v1/features/", api(get(features::features)))
         .route("/api/v1/features/{feature}", api(get(features::feature)))
+        .route(
+            "/api/v1/admin/scheduledjobs",
+            api(get(admin::scheduled_jobs_handler)),
+        )
+        .route(
+            "/api/v1/admin/runningqueries",
+            api(get(admin::running_queries)),
+        )
+        .route(
+            "/api/v1/admin/killquery/{hash}",
+            api(get(admin::kill_query)),
+        )
         .route("/health", get(health::probe))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -151,10 +180,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The API class of a path, for server-type gating (spec §1.1.3), or `None` when ungated.
-fn api_class(path: &str) -> Option<ApiClass> {
+/// The API class of a request, for server-type gating (spec §1.1.3), or `None` when ungated.
+fn api_class(method: &Method, path: &str) -> Option<ApiClass> {
     let path = path.strip_suffix('/').unwrap_or(path);
     match path {
+        "/api/v1/datapoints/query" if method == Method::DELETE => Some(ApiClass::Delete),
         "/api/v1/datapoints" | "/api/v1/datapoints/gzip" | "/api/v1/datapoints/index" => {
             Some(ApiClass::Ingest)
         }
@@ -174,7 +204,9 @@ async fn server_type_gate(
     next: Next,
 ) -> Response {
     let roles = state.config.roles;
-    if let Some(class) = api_class(request.uri().path()).filter(|c| !roles.serves(*c)) {
+    if let Some(class) =
+        api_class(request.method(), request.uri().path()).filter(|c| !roles.serves(*c))
+    {
         let body = format!(
             "{{\"errors\": [\"Forbidden: {} API methods are disabled on this KairosDB instance.\"]}}",
             class.name()
@@ -414,6 +446,14 @@ impl From<kairosdb_query::QueryError> for ApiError {
             ),
             kairosdb_query::QueryError::Storage(s) => ApiError::from(s),
         }
+    }
+}
+
+/// A query stopped by `killquery`: 500, as KairosDB answers a query whose thread was
+/// interrupted (`MetricsResource`'s `catch (Exception e)`), see `admin.rs`.
+impl From<admin::Killed> for ApiError {
+    fn from(e: admin::Killed) -> ApiError {
+        ApiError::internal(e.to_string())
     }
 }
 

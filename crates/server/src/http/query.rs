@@ -6,7 +6,8 @@
 //! * `POST /api/v1/datapoints/query/tags`: the tag sets of the matching series, answered
 //!   from `Storage::series_keys` (the index) without reading points, so Grafana's
 //!   `start_absolute: 0` tag lookups stay cheap (user-needs §2.5);
-//! * `POST /api/v1/datapoints/delete`: deletes what the query matches → 204.
+//! * `POST /api/v1/datapoints/delete`: deletes what the query matches → 204; also
+//!   `DELETE /api/v1/datapoints/query` with the same body (see [`delete`]).
 //!
 //! Parse errors, `QueryError::Invalid` and the point/time limits → 400 with the single
 //! KairosDB message; storage failures → 500 (503 under back-pressure).
@@ -38,6 +39,7 @@ use kairosdb_protocol::query::parse_query_request;
 use kairosdb_protocol::response::{join_query_results, write_query_result, write_tags_response};
 use kairosdb_query::{Budget, Executed, QueryError};
 
+use super::admin::{InFlight, Killed};
 use super::body;
 use super::{blocking, json_response, now_ms, ApiError, AppState, State};
 use crate::metrics::ServerMetrics;
@@ -101,21 +103,31 @@ pub async fn query_get(axum::extract::State(state): State, uri: Uri) -> Result<R
 ///   is dropped (the client disconnected, see `serve.rs`) or returns, so running metric
 ///   queries stop at their next check and queued ones never start.
 /// * **`cache_time`**: reads go through [`CachedStorage`] (`query_cache.rs`).
+/// * **Admin API**: the request is in [`AppState::running`] while its metric queries
+///   execute; `killquery` sets the same cancelled flag and answers the client with 500
+///   ([`Killed`], `admin.rs`).
 async fn run_query(
     state: Arc<AppState>,
     body: Vec<u8>,
     started: Instant,
 ) -> Result<Response, ApiError> {
     let cancel = CancelOnDrop::new(state.metrics.clone());
-    let request = if body.len() <= INLINE_BODY_BYTES {
-        parse(&body)?
+    let (request, body) = if body.len() <= INLINE_BODY_BYTES {
+        (parse(&body)?, body)
     } else {
-        blocking(move || parse(&body)).await?
+        blocking(move || parse(&body).map(|r| (r, body))).await?
     };
     let budget = state.config.query_budget(started, cancel.flag.clone());
-    let results = execute_all(&state, request, budget).await;
+    let registered = state
+        .running
+        .register(body, request.metrics.len(), cancel.flag.clone());
+    let results = execute_all(&state, request, budget, registered.entry.clone()).await;
     cancel.finished();
-    let parts = results?;
+    // A killed request's metric queries may end in `Cancelled` before the kill signal is
+    // seen: the answer is the kill's either way.
+    let killed = registered.entry.was_killed();
+    drop(registered);
+    let parts = results.map_err(|e| if killed { Killed.into() } else { e })?;
     let weight: usize = parts.iter().map(Part::weight).sum();
     let render = move || {
         // Rendered in request order, so the first value JSON cannot hold (NaN, Infinity)
@@ -217,25 +229,39 @@ struct RequestContext {
     request: QueryRequest,
     now_ms: i64,
     budget: Budget,
+    /// Which metric queries run, for `runningqueries`.
+    running: Arc<InFlight>,
 }
 
 impl RequestContext {
     /// One metric query, on a blocking thread that holds a query slot (without a work
     /// limit, so it runs to the end).
-    fn run(&self, metric: &MetricQuery) -> Result<QueryResult, QueryError> {
-        self.run_within(metric, &self.budget)
-            .map(Executed::expect_complete)
+    fn run(&self, i: usize, metric: &MetricQuery) -> Result<QueryResult, QueryError> {
+        self.running.start(i);
+        let result = self
+            .run_within(metric, &self.budget)
+            .map(Executed::expect_complete);
+        self.running.stop(i, false);
+        result
     }
 
     /// One metric query on the async worker: `Ok(None)` when it needs more work than
     /// [`INLINE_WORK_POINTS`] (or the backend cannot read without blocking), and has to
     /// run on the blocking pool instead.
-    fn try_inline(&self, metric: &MetricQuery) -> Result<Option<QueryResult>, QueryError> {
+    fn try_inline(
+        &self,
+        i: usize,
+        metric: &MetricQuery,
+    ) -> Result<Option<QueryResult>, QueryError> {
         let budget = Budget {
             work_limit: Some(INLINE_WORK_POINTS),
             ..self.budget.clone()
         };
-        match self.run_within(metric, &budget)? {
+        self.running.start(i);
+        let result = self.run_within(metric, &budget);
+        let over_limit = matches!(result, Ok(Executed::OverWorkLimit));
+        self.running.stop(i, over_limit);
+        match result? {
             Executed::Complete(result) => Ok(Some(result)),
             Executed::OverWorkLimit => Ok(None),
         }
@@ -273,6 +299,7 @@ async fn execute_all(
     state: &AppState,
     mut request: QueryRequest,
     budget: Budget,
+    running: Arc<InFlight>,
 ) -> Result<Vec<Part>, ApiError> {
     let cached = state.query_cache.is_some() && request.cache_time > 0;
     let storage: Arc<dyn Storage> = match &state.query_cache {
@@ -293,7 +320,10 @@ async fn execute_all(
         request,
         now_ms: now_ms(),
         budget,
+        running,
     });
+    let killed = shared.running.kill_signal.notified();
+    tokio::pin!(killed);
 
     let mut results: Vec<Option<Part>> = Vec::with_capacity(n);
     let mut metrics = metrics.into_iter();
@@ -304,7 +334,7 @@ async fn execute_all(
                 break;
             };
             // Every query before this one succeeded: its error is the first in order.
-            let Some(result) = shared.try_inline(metric)? else {
+            let Some(result) = shared.try_inline(results.len(), metric)? else {
                 break;
             };
             results.push(Some(Part::Result(result)));
@@ -343,7 +373,7 @@ async fn execute_all(
                 };
                 let shared = shared.clone();
                 running.spawn_blocking(move || {
-                    let result = shared.run(&metric).map(Part::from_pool);
+                    let result = shared.run(i, &metric).map(Part::from_pool);
                     drop(slot);
                     (i, result)
                 });
@@ -363,6 +393,11 @@ async fn execute_all(
                         }
                     }
                 }
+            }
+            // `killquery`: answered at once, even while a storage read is still running.
+            // (Guarded like the branches above, so `else` still catches an undecided end.)
+            () = &mut killed, if waiting.is_some() || !running.is_empty() => {
+                return Err(Killed.into());
             }
             () = &mut timeout, if deadline.is_some() => {
                 // The limit's own message (Budget::check is the one place it is worded).
@@ -414,6 +449,10 @@ pub async fn query_tags(
 }
 
 /// Spec §1.8: every point of every matching series inside the query range is deleted.
+///
+/// Also answers `DELETE /api/v1/datapoints/query` (same body, status and errors; DELETE
+/// class for `server_type`): an addition from issue 18's compatibility matrix; KairosDB
+/// 1.3 has no such method there and answers 405.
 pub async fn delete(
     axum::extract::State(state): State,
     headers: HeaderMap,

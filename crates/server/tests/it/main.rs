@@ -2,8 +2,10 @@
 //! `127.0.0.1:0` with its own temporary data directory and talks HTTP or raw telnet bytes.
 //! One test binary (modules below) keeps link time down.
 
+mod admin;
 mod cassandra;
 mod check_config;
+mod compat;
 mod conformance;
 mod delete;
 mod harness;
@@ -11,6 +13,7 @@ mod hostile;
 mod http_api;
 mod lifecycle;
 mod metadata;
+mod quickstart;
 mod telnet;
 mod timeouts;
 mod tools;

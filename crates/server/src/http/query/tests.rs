@@ -467,3 +467,57 @@ async fn query_cache_mb_0_turns_the_cache_off() {
     call(&state, query(&["m"], 60)).await;
     assert_eq!(storage.queried().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killquery_answers_the_running_query_at_once_with_500_and_removes_it_from_the_list() {
+    let gate = Gate::default();
+    let storage = gated(&gate);
+    let (state, storage) = app_state(storage, concurrency(1));
+    let request = query(&["stuck", "queued"], 0);
+    let running = tokio::spawn({
+        let state = state.clone();
+        async move { call(&state, request).await }
+    });
+    assert!(wait_until_async(|| storage.queried() == ["stuck"]).await);
+
+    let list = || async {
+        let request = Request::get("/api/v1/admin/runningqueries")
+            .body(Body::empty())
+            .unwrap();
+        call(&state, request).await
+    };
+    let (status, v) = list().await;
+    assert_eq!(status, StatusCode::OK);
+    let queries = v["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 1, "{v}");
+    assert_eq!(queries[0]["metric name"], "stuck");
+    assert_eq!(queries[0]["query JSON"]["metrics"][1]["name"], "queued");
+    assert_eq!(v["queries waiting"], 1, "{v}");
+    let hash = queries[0]["query hash"].as_str().unwrap();
+
+    let kill = Request::get(format!("/api/v1/admin/killquery/{hash}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router(state.clone()).oneshot(kill).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    // Answered while the storage read is still blocked.
+    let (status, v) = tokio::time::timeout(PATIENCE, running)
+        .await
+        .expect("the killed query was not answered")
+        .unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        v,
+        json!({ "errors": ["query killed by /api/v1/admin/killquery"] })
+    );
+    assert_eq!(storage.reads_done.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        list().await.1,
+        json!({ "queries": [], "queries waiting": 0 })
+    );
+    // The read returns later; the queued metric query never starts.
+    gate.open();
+    assert!(wait_until_async(|| state.query_slots.available_permits() == 1).await);
+    assert_eq!(storage.queried(), ["stuck"]);
+}

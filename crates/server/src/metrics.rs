@@ -7,8 +7,8 @@
 //! [`StorageStats`] and the process RSS, and copied into the `metrics` recorder. Only the
 //! batch-duration histogram is recorded live through the `metrics` macros.
 //!
-//! Deviation from KairosDB (spec §11.1): KairosDB writes its self-metrics into its own
-//! store as `kairosdb.*` series every minute; we expose them for scraping instead.
+//! The same atomics feed the `kairosdb.*` series written into the store (spec §11.1) by
+//! `self_metrics.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +24,8 @@ kairosdb_model::metrics! {
     pub struct ServerMetrics {
         counter datapoints_ingested: "kairosdb_datapoints_ingested_total",
             "Data points acknowledged by storage (HTTP and telnet).";
+        counter http_datapoints_ingested: "kairosdb_http_datapoints_ingested_total",
+            "Data points acknowledged by storage that came in over HTTP (the self-metric kairosdb.http.ingest_count).";
         counter batches_processed: "kairosdb_batches_processed_total",
             "Successful storage writes.";
         counter ingestion_errors: "kairosdb_ingestion_errors_total",

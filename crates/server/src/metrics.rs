@@ -34,6 +34,14 @@ kairosdb_model::metrics! {
             "Ingested points not yet stored: handed to storage and not yet acknowledged, plus, in Cassandra mode, acknowledged (in the local delivery queue) and not yet delivered to Cassandra.";
         counter telnet_bad_lines: "kairosdb_telnet_bad_lines_total",
             "Telnet lines that could not be parsed or were too long.";
+        counter telnet_put_requests: "kairosdb_telnet_put_requests_total",
+            "Telnet put lines parsed.";
+        counter telnet_putm_requests: "kairosdb_telnet_putm_requests_total",
+            "Telnet putm lines parsed.";
+        counter telnet_puts_requests: "kairosdb_telnet_puts_requests_total",
+            "Telnet puts lines parsed.";
+        counter telnet_version_requests: "kairosdb_telnet_version_requests_total",
+            "Telnet version commands received.";
         gauge telnet_connections: "kairosdb_telnet_connections",
             "Open telnet connections.";
         counter queries_cancelled: "kairosdb_http_queries_cancelled_total",

@@ -12,6 +12,7 @@
 //! | metric | value |
 //! |---|---|
 //! | `kairosdb.http.ingest_count` | points ingested over HTTP during the interval |
+//! | `kairosdb.protocol.telnet_request_count` | tag `method=put\|putm\|puts\|version`: commands parsed during the interval |
 //! | `kairosdb.jvm.thread_count` | threads of the process (`/proc/self/status` `Threads`) |
 //! | `kairosdb.jvm.total_memory` | resident set size in bytes (`VmRSS`) |
 //! | `kairosdb.jvm.free_memory` | memory the machine can still give, bytes (`MemAvailable`) |
@@ -23,15 +24,18 @@
 //!   memory; `free_memory` (unused room) maps to the memory still available to take.
 //!   `heap_usage`/`non_heap_usage` have no counterpart and are not written.
 //! * Not written yet because the figure is not counted: `kairosdb.http.request_time`,
-//!   `.query_time`, `.ingest_time`, `kairosdb.datastore.*`, `kairosdb.protocol.*`, and
+//!   `.query_time`, `.ingest_time`, `kairosdb.datastore.*`,
+//!   `kairosdb.protocol.http_request_count`, and
 //!   `kairosdb.metric_counters` (a per-metric-name map on the ingest hot path).
+//! * `telnet_request_count` counts the lines that parsed; lines that did not are in
+//!   `kairosdb_telnet_bad_lines_total` on `/metrics`.
 //! * The report does not count as ingest: it is not in `kairosdb_datapoints_ingested_total`
 //!   nor in `kairosdb.http.ingest_count`.
 //!
 //! Counters are per interval, like KairosDB's metrics4j counters (reset on report): the
 //! difference of the cumulative atomic since the previous report.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,60 +45,89 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{resident_bytes, ServerMetrics};
 
+/// A per-interval counter of the report: metric, extra tag, and its cumulative atomic.
+type CounterSource = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    fn(&ServerMetrics) -> &AtomicU64,
+);
+
+/// The counters written, each as its change since the previous report.
+const COUNTERS: &[CounterSource] = &[
+    ("kairosdb.http.ingest_count", None, |m| {
+        &m.http_datapoints_ingested
+    }),
+    (TELNET, Some(("method", "put")), |m| &m.telnet_put_requests),
+    (TELNET, Some(("method", "putm")), |m| {
+        &m.telnet_putm_requests
+    }),
+    (TELNET, Some(("method", "puts")), |m| {
+        &m.telnet_puts_requests
+    }),
+    (TELNET, Some(("method", "version")), |m| {
+        &m.telnet_version_requests
+    }),
+];
+
+const TELNET: &str = "kairosdb.protocol.telnet_request_count";
+
 /// Builds the report batches; keeps the counters' values of the previous report.
 pub struct Reporter {
     metrics: Arc<ServerMetrics>,
     host: String,
     ttl_secs: u32,
-    last_http_ingest: u64,
+    /// The value of each of [`COUNTERS`] at the previous report.
+    last: Vec<u64>,
 }
 
 impl Reporter {
     pub fn new(metrics: Arc<ServerMetrics>, host: String, ttl_secs: u32) -> Reporter {
-        // Counting starts now: points before the reporter existed belong to no interval.
-        let last_http_ingest = metrics.http_datapoints_ingested.load(Ordering::Relaxed);
+        // Counting starts now: what came before the reporter existed belongs to no interval.
+        let last = COUNTERS
+            .iter()
+            .map(|(_, _, c)| c(&metrics).load(Ordering::Relaxed))
+            .collect();
         Reporter {
             metrics,
             host,
             ttl_secs,
-            last_http_ingest,
+            last,
         }
     }
 
-    /// The report at `now_ms`: one point per metric. Figures that cannot be read (no
+    /// The report at `now_ms`: one point per series. Figures that cannot be read (no
     /// `/proc`) are left out rather than written as 0.
     pub fn batch(&mut self, now_ms: i64) -> WriteBatch {
-        let http = self
-            .metrics
-            .http_datapoints_ingested
-            .load(Ordering::Relaxed);
-        let ingest = http.wrapping_sub(self.last_http_ingest);
-        self.last_http_ingest = http;
-
+        let mut figures = Vec::new();
+        for ((name, tag, counter), last) in COUNTERS.iter().zip(&mut self.last) {
+            let now = counter(&self.metrics).load(Ordering::Relaxed);
+            figures.push((*name, *tag, Some(now.wrapping_sub(*last))));
+            *last = now;
+        }
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let figures = [
-            ("kairosdb.http.ingest_count", Some(ingest)),
-            ("kairosdb.jvm.thread_count", proc_field(&status, "Threads:")),
-            ("kairosdb.jvm.total_memory", resident_bytes()),
+        let kb = |text: &str, label: &str| proc_field(text, label).map(|kb| kb * 1024);
+        figures.extend([
+            (
+                "kairosdb.jvm.thread_count",
+                None,
+                proc_field(&status, "Threads:"),
+            ),
+            ("kairosdb.jvm.total_memory", None, resident_bytes()),
             (
                 "kairosdb.jvm.free_memory",
-                proc_field(&meminfo, "MemAvailable:").map(|kb| kb * 1024),
+                None,
+                kb(&meminfo, "MemAvailable:"),
             ),
-            (
-                "kairosdb.jvm.max_memory",
-                proc_field(&meminfo, "MemTotal:").map(|kb| kb * 1024),
-            ),
-        ];
+            ("kairosdb.jvm.max_memory", None, kb(&meminfo, "MemTotal:")),
+        ]);
         let series = figures
             .into_iter()
-            .filter_map(|(name, value)| {
+            .filter_map(|(name, tag, value)| {
+                let host = ("host", self.host.as_str());
+                let tags = Tags::from_pairs([Some(host), tag].into_iter().flatten());
                 Some(SeriesPoints {
-                    key: SeriesKey::new(
-                        name,
-                        DataType::Long,
-                        Tags::from_pairs([("host", self.host.as_str())]),
-                    ),
+                    key: SeriesKey::new(name, DataType::Long, tags),
                     ttl_secs: self.ttl_secs,
                     points: Points::Long {
                         ts: vec![now_ms],
@@ -145,7 +178,7 @@ pub fn spawn(
                 _ = tick.tick() => {}
             }
             let now_ms = crate::http::now_ms();
-            let before = reporter.last_http_ingest;
+            let before = reporter.last.clone();
             let batch = reporter.batch(now_ms);
             let storage = storage.clone();
             let written = tokio::task::spawn_blocking(move || storage.write(&batch)).await;
@@ -153,7 +186,7 @@ pub fn spawn(
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "writing self-metrics failed; report dropped");
-                    reporter.last_http_ingest = before;
+                    reporter.last = before;
                 }
                 Err(e) => tracing::error!(error = %e, "self-metrics write task failed"),
             }
@@ -185,9 +218,26 @@ mod tests {
         let second = r.batch(2000);
         assert_eq!(value(&second, "kairosdb.http.ingest_count"), Some(4));
         assert_eq!(value(&r.batch(3000), "kairosdb.http.ingest_count"), Some(0));
+        ServerMetrics::add(&m.telnet_putm_requests, 2);
+        let telnet = r.batch(4000);
+        let methods: Vec<(String, i64)> = telnet
+            .series
+            .iter()
+            .filter(|s| s.key.metric == TELNET)
+            .map(|s| {
+                let method = s.key.tags.iter().find(|t| t.0 == "method").unwrap().1;
+                let Points::Long { values, .. } = &s.points else {
+                    panic!("not a long")
+                };
+                (method.to_string(), values[0])
+            })
+            .collect();
+        let want = [("put", 0), ("putm", 2), ("puts", 0), ("version", 0)];
+        let want: Vec<(String, i64)> = want.iter().map(|(m, n)| (m.to_string(), *n)).collect();
+        assert_eq!(methods, want);
         for s in &second.series {
-            let tags: Vec<_> = s.key.tags.iter().collect();
-            assert_eq!(tags, vec![("host", "box1")], "{}", s.key.metric);
+            let host = s.key.tags.iter().find(|t| t.0 == "host");
+            assert_eq!(host, Some(("host", "box1")), "{}", s.key.metric);
             assert_eq!(s.ttl_secs, 7);
             assert_eq!(s.points.timestamps(), &[2000]);
         }

@@ -1,5 +1,6 @@
 //! Self-metrics (spec §11.1): with `self_metrics` on, the server writes `kairosdb.*`
-//! metrics tagged `host=<hostname>` into its own store every interval; with it off, none.
+//! metrics tagged `host=<hostname>` into its own store every interval (HTTP ingest and
+//! telnet command counts per interval, process figures); with it off, none.
 
 use std::time::{Duration, Instant};
 
@@ -7,12 +8,15 @@ use serde_json::json;
 
 use crate::harness::{get, post, Server};
 
-const NAMES: [&str; 5] = [
+const TELNET: &str = "kairosdb.protocol.telnet_request_count";
+
+const NAMES: [&str; 6] = [
     "kairosdb.http.ingest_count",
     "kairosdb.jvm.free_memory",
     "kairosdb.jvm.max_memory",
     "kairosdb.jvm.thread_count",
     "kairosdb.jvm.total_memory",
+    TELNET,
 ];
 
 async fn metric_names(server: &Server) -> Vec<String> {
@@ -21,11 +25,11 @@ async fn metric_names(server: &Server) -> Vec<String> {
     serde_json::from_value(a.json()["results"].clone()).expect("names")
 }
 
-/// Every `kairosdb.http.ingest_count` point so far: (sum of values, host tag values).
-async fn ingest_counts(server: &Server) -> (i64, serde_json::Value) {
+/// Every point of `metric` with `tags` so far: (sum of values, host tag values).
+async fn total(server: &Server, metric: &str, tags: serde_json::Value) -> (i64, serde_json::Value) {
     let query = json!({
         "start_absolute": 0,
-        "metrics": [{ "name": "kairosdb.http.ingest_count" }],
+        "metrics": [{ "name": metric, "tags": tags }],
     });
     let a = post(server, "/api/v1/datapoints/query", query.to_string()).await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -49,6 +53,9 @@ async fn reports_kairosdb_metrics_with_the_host_tag() {
                         "tags": { "host": "a" } }]);
     let a = post(&server, "/api/v1/datapoints", body.to_string()).await;
     assert_eq!(a.status, 204, "{}", a.text());
+    let mut telnet = server.telnet();
+    telnet.send(b"putm t.m 1000 1 h=a\nputm t.m 2000 2 h=a\nput t.m 3 3 h=a\n");
+    telnet.version();
 
     // Counts are per interval; their sum reaches the 3 points once a report ran after the
     // ingest (the self-metrics themselves are not counted).
@@ -56,9 +63,13 @@ async fn reports_kairosdb_metrics_with_the_host_tag() {
     let (sum, hosts) = loop {
         let names = metric_names(&server).await;
         if NAMES.iter().all(|n| names.iter().any(|m| m == n)) {
-            let (sum, hosts) = ingest_counts(&server).await;
-            if sum == 3 {
-                break (sum, hosts);
+            let http = total(&server, "kairosdb.http.ingest_count", json!({})).await;
+            let putm = total(&server, TELNET, json!({ "method": "putm" })).await;
+            let put = total(&server, TELNET, json!({ "method": "put" })).await;
+            let version = total(&server, TELNET, json!({ "method": "version" })).await;
+            if (http.0, putm.0, put.0, version.0) == (3, 2, 1, 1) {
+                assert_eq!(putm.1, http.1);
+                break http;
             }
         }
         assert!(
@@ -75,6 +86,7 @@ async fn reports_kairosdb_metrics_with_the_host_tag() {
     assert_eq!(hosts, json!([hostname]));
     let names = metric_names(&server).await;
     assert!(names.contains(&"app.req".to_string()), "{names:?}");
+    assert!(names.contains(&"t.m".to_string()), "{names:?}");
     // The reporter stops with the server: a clean shutdown.
     assert!(server.terminate(Duration::from_secs(15)).success());
 }

@@ -67,6 +67,22 @@ pub struct Settings {
           value_parser = BoolishValueParser::new())]
     pub enable_prometheus: Option<bool>,
 
+    /// Write the server's own `kairosdb.*` metrics into the store every
+    /// `self_metrics_interval_secs`, as KairosDB's reporter does [default: true].
+    #[arg(long, env = "KAIROSDB_SELF_METRICS", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub self_metrics: Option<bool>,
+
+    /// Period of the self-metrics report; the first one is written one period after start
+    /// [default: 60].
+    #[arg(long, env = "KAIROSDB_SELF_METRICS_INTERVAL_SECS", value_name = "SECS")]
+    pub self_metrics_interval_secs: Option<u64>,
+
+    /// TTL of self-metrics points; 0 keeps them forever (KairosDB's `reporter.ttl`)
+    /// [default: 0].
+    #[arg(long, env = "KAIROSDB_SELF_METRICS_TTL_SECS", value_name = "SECS")]
+    pub self_metrics_ttl_secs: Option<u32>,
+
     /// WAL fsync policy: always | interval | none [default: interval].
     #[arg(long, env = "KAIROSDB_WAL_SYNC", value_name = "POLICY")]
     pub wal_sync: Option<String>,
@@ -294,6 +310,9 @@ impl Settings {
             enable_validation,
             max_memory_mb,
             enable_prometheus,
+            self_metrics,
+            self_metrics_interval_secs,
+            self_metrics_ttl_secs,
             wal_sync,
             wal_sync_interval_ms,
             wal_skip_corrupt,
@@ -366,6 +385,10 @@ pub struct Config {
     pub enable_validation: bool,
     pub max_memory_mb: u64,
     pub enable_prometheus: bool,
+    pub self_metrics: bool,
+    pub self_metrics_interval_secs: u64,
+    /// 0 = forever.
+    pub self_metrics_ttl_secs: u32,
     pub wal_sync: WalSyncPolicy,
     pub wal_sync_interval_ms: u64,
     pub wal_skip_corrupt: bool,
@@ -565,6 +588,12 @@ impl Config {
             enable_validation: raw.enable_validation.unwrap_or(true),
             max_memory_mb: positive("max_memory_mb", raw.max_memory_mb.unwrap_or(1024))?,
             enable_prometheus: raw.enable_prometheus.unwrap_or(true),
+            self_metrics: raw.self_metrics.unwrap_or(true),
+            self_metrics_interval_secs: positive(
+                "self_metrics_interval_secs",
+                raw.self_metrics_interval_secs.unwrap_or(60),
+            )?,
+            self_metrics_ttl_secs: raw.self_metrics_ttl_secs.unwrap_or(0),
             wal_sync,
             wal_sync_interval_ms: positive(
                 "wal_sync_interval_ms",

@@ -4,11 +4,13 @@
 //! Start-up, top to bottom: parse flags and environment → resolve the configuration
 //! (`config.rs`) → logging → tokio runtime sized by `worker_threads` → open the backend
 //! (the engine, or the Cassandra store behind its delivery queue) →
-//! bind HTTP (`http/`) and telnet (`telnet.rs`) → print `listening http=ADDR telnet=ADDR`.
+//! bind HTTP (`http/`) and telnet (`telnet.rs`) → start the self-metrics reporter
+//! (`self_metrics.rs`) → print `listening http=ADDR telnet=ADDR`.
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting on both listeners, let in-flight HTTP
-//! requests and telnet chunks finish (at most `shutdown_timeout_secs`), then
-//! `Storage::sync` and `Engine::close`; exit 0 (1 if closing the storage failed).
+//! requests and telnet chunks finish (at most `shutdown_timeout_secs`), stop the reporter
+//! (a report being written finishes), then `Storage::sync` and `Engine::close`; exit 0
+//! (1 if closing the storage failed).
 //!
 //! Subcommands run a tool instead of the server: `verify` (`verify/`) and
 //! `migrate-config` (`migrate/`).
@@ -20,6 +22,7 @@ mod http;
 mod metrics;
 mod migrate;
 mod query_cache;
+mod self_metrics;
 mod telnet;
 mod verify;
 mod writer;
@@ -275,6 +278,16 @@ async fn run(config: Config) -> Result<()> {
         ))
     });
 
+    let reporter = config.self_metrics.then(|| {
+        self_metrics::spawn(
+            storage.clone(),
+            server_metrics.clone(),
+            Duration::from_secs(config.self_metrics_interval_secs),
+            config.self_metrics_ttl_secs,
+            shutdown.clone(),
+        )
+    });
+
     // Installed before announcing the ports, so an early SIGTERM is a clean shutdown too.
     let signal = shutdown_signal()?;
     // Tests and scripts parse this line to find the ports (port 0 = any free port).
@@ -304,6 +317,11 @@ async fn run(config: Config) -> Result<()> {
         ),
     }
 
+    if let Some(r) = reporter {
+        if let Err(e) = r.await {
+            tracing::error!(error = %e, "self-metrics task failed");
+        }
+    }
     drop(storage);
     tokio::task::spawn_blocking(move || backend.close()).await??;
     tracing::info!("storage closed; bye");

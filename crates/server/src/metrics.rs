@@ -7,8 +7,8 @@
 //! [`StorageStats`] and the process RSS, and copied into the `metrics` recorder. Only the
 //! batch-duration histogram is recorded live through the `metrics` macros.
 //!
-//! Deviation from KairosDB (spec §11.1): KairosDB writes its self-metrics into its own
-//! store as `kairosdb.*` series every minute; we expose them for scraping instead.
+//! The same atomics feed the `kairosdb.*` series written into the store (spec §11.1) by
+//! `self_metrics.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +24,8 @@ kairosdb_model::metrics! {
     pub struct ServerMetrics {
         counter datapoints_ingested: "kairosdb_datapoints_ingested_total",
             "Data points acknowledged by storage (HTTP and telnet).";
+        counter http_datapoints_ingested: "kairosdb_http_datapoints_ingested_total",
+            "Data points acknowledged by storage that came in over HTTP (the self-metric kairosdb.http.ingest_count).";
         counter batches_processed: "kairosdb_batches_processed_total",
             "Successful storage writes.";
         counter ingestion_errors: "kairosdb_ingestion_errors_total",
@@ -32,6 +34,14 @@ kairosdb_model::metrics! {
             "Ingested points not yet stored: handed to storage and not yet acknowledged, plus, in Cassandra mode, acknowledged (in the local delivery queue) and not yet delivered to Cassandra.";
         counter telnet_bad_lines: "kairosdb_telnet_bad_lines_total",
             "Telnet lines that could not be parsed or were too long.";
+        counter telnet_put_requests: "kairosdb_telnet_put_requests_total",
+            "Telnet put lines parsed.";
+        counter telnet_putm_requests: "kairosdb_telnet_putm_requests_total",
+            "Telnet putm lines parsed.";
+        counter telnet_puts_requests: "kairosdb_telnet_puts_requests_total",
+            "Telnet puts lines parsed.";
+        counter telnet_version_requests: "kairosdb_telnet_version_requests_total",
+            "Telnet version commands received.";
         gauge telnet_connections: "kairosdb_telnet_connections",
             "Open telnet connections.";
         counter queries_cancelled: "kairosdb_http_queries_cancelled_total",

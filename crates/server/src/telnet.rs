@@ -141,12 +141,14 @@ async fn connection(
             match frame {
                 Frame::Line(line) => match parse_line(&line, &mut pending.builder) {
                     Ok(Line::Points(n)) => {
+                        pending.count_put(&line);
                         pending.points += n;
                         if pending.points >= ctx.max_batch_size {
                             flush(ctx, &mut pending, shutdown).await?;
                         }
                     }
                     Ok(Line::Version) => {
+                        pending.requests[VERSION] += 1;
                         flush(ctx, &mut pending, shutdown).await?;
                         stream.write_all(&ctx.version_line).await?;
                     }
@@ -177,6 +179,40 @@ async fn connection(
 struct Pending {
     builder: BatchBuilder,
     points: usize,
+    /// Commands parsed since the last flush, indexed put, putm, puts, version: counted here and
+    /// added to the shared atomics once per flush, not once per line.
+    requests: [u64; 4],
+}
+
+const VERSION: usize = 3;
+
+impl Pending {
+    /// Counts a parsed `put`/`putm`/`puts` line by its first word.
+    fn count_put(&mut self, line: &[u8]) {
+        let cmd = line
+            .split(|b| b.is_ascii_whitespace())
+            .find(|w| !w.is_empty());
+        let i = match cmd {
+            Some(b"putm") => 1,
+            Some(b"puts") => 2,
+            _ => 0,
+        };
+        self.requests[i] += 1;
+    }
+
+    fn publish_requests(&mut self, metrics: &ServerMetrics) {
+        let counters = [
+            &metrics.telnet_put_requests,
+            &metrics.telnet_putm_requests,
+            &metrics.telnet_puts_requests,
+            &metrics.telnet_version_requests,
+        ];
+        for (n, counter) in std::mem::take(&mut self.requests).into_iter().zip(counters) {
+            if n > 0 {
+                ServerMetrics::add(counter, n);
+            }
+        }
+    }
 }
 
 /// Writes the pending lines. Back-pressure: wait and retry (the connection is not read
@@ -187,6 +223,7 @@ async fn flush(
     pending: &mut Pending,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
+    pending.publish_requests(&ctx.metrics);
     if pending.builder.is_empty() {
         return Ok(());
     }

@@ -124,7 +124,14 @@ async fn write(
             errors.extend(writer::validate(&mut batch));
         }
         let mut chunks = writer::split(batch, state.config.max_batch_size);
-        if let Err(e) = writer::write_chunks(&*state.storage, &state.metrics, &mut chunks) {
+        let handed = chunks.iter().map(|c| c.point_count()).sum::<usize>();
+        let written = writer::write_chunks(&*state.storage, &state.metrics, &mut chunks);
+        let left = chunks.iter().map(|c| c.point_count()).sum::<usize>();
+        ServerMetrics::add(
+            &state.metrics.http_datapoints_ingested,
+            (handed - left) as u64,
+        );
+        if let Err(e) = written {
             // The storage failure decides the status; parse errors are listed after it.
             let mut error = ApiError::from(e);
             error.errors.extend(errors);

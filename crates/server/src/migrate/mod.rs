@@ -194,6 +194,8 @@ const ORDER: &[&str] = &[
     "cassandra_metric_index_filter",
     "cassandra_tag_indexed_metrics",
     "health_check_status",
+    "self_metrics",
+    "self_metrics_ttl_secs",
 ];
 
 const CONSISTENCY_LEVELS: &[&str] = &[
@@ -442,7 +444,7 @@ fn default_service(item: &Item, class: &str) -> bool {
     text(item) == Some(class)
 }
 
-const NO_METRIC_SERIES: &str = "kairosdb-rs does not write its own metrics as kairosdb.* series; scrape /metrics (Prometheus) or GET /api/v1/metrics";
+const NO_METRIC_SERIES: &str = "kairosdb-rs writes a fixed set of kairosdb.* self-metrics (self_metrics, see README) and has no setting for this; scrape /metrics (Prometheus) or GET /api/v1/metrics for the rest";
 
 fn map_key(key: &str, rest: &str, item: &Item, out: &mut Out) {
     // 1.3 nests the cluster keys under write_cluster; 1.2 has them flat.
@@ -530,7 +532,20 @@ fn map_key(key: &str, rest: &str, item: &Item, out: &mut Out) {
             Reason::NoEquivalent,
             "the telnet listener can only be turned off with a server_type without INGEST",
         ),
-        "service.reporter" => out.skip(key, Reason::NoEquivalent, NO_METRIC_SERIES),
+        "service.reporter" => match text(item) {
+            Some("" | "<disabled>") => out.set("self_metrics", toml::Value::Boolean(false), key),
+            _ => out.skip(
+                key,
+                Reason::NotNeeded,
+                "the self-metrics reporter is on by default (self_metrics)",
+            ),
+        },
+        "reporter.ttl" => set_number::<u32>(out, key, "self_metrics_ttl_secs", item, 0),
+        "reporter.schedule" => out.skip(
+            key,
+            Reason::NoEquivalent,
+            "a cron schedule; self-metrics are written every self_metrics_interval_secs (default 60, KairosDB's every-minute schedule)",
+        ),
         k if k.starts_with("reporter.") => out.skip(key, Reason::NoEquivalent, NO_METRIC_SERIES),
         k if k.starts_with("service.") => out.skip(
             key,
@@ -1042,6 +1057,21 @@ mod tests {
         assert_eq!(m.unmapped.len(), 5, "{:?}", m.unmapped);
         assert!(m.unmapped.iter().all(|u| u.reason == Reason::InvalidValue));
         assert_eq!(settings(&m), Settings::default());
+    }
+
+    #[test]
+    fn reporter_keys_map_to_self_metrics() {
+        let m = run_props(
+            "kairosdb.service.reporter=<disabled>\nkairosdb.reporter.ttl=3600\n\
+             kairosdb.reporter.schedule=0 */1 * * * ?\n",
+        );
+        let s = settings(&m);
+        assert_eq!(s.self_metrics, Some(false));
+        assert_eq!(s.self_metrics_ttl_secs, Some(3600));
+        assert_eq!(m.unmapped.len(), 1, "{:?}", m.unmapped);
+        assert!(m.unmapped[0]
+            .to_string()
+            .contains("self_metrics_interval_secs"));
     }
 
     #[test]

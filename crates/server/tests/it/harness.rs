@@ -44,6 +44,8 @@ impl Server {
             .env("KAIROSDB_TELNET_BIND_ADDRESS", "127.0.0.1:0")
             .env("KAIROSDB_DATA_DIR", data_dir)
             .env("KAIROSDB_WORKER_THREADS", "2")
+            // Tests list metric names exactly; `self_metrics` tests turn the reporter on.
+            .env("KAIROSDB_SELF_METRICS", "false")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

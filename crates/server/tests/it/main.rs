@@ -14,6 +14,7 @@ mod http_api;
 mod lifecycle;
 mod metadata;
 mod quickstart;
+mod self_metrics;
 mod telnet;
 mod timeouts;
 mod tools;

@@ -234,6 +234,11 @@ status() {
   fi
 }
 
+# jar_entry JAR NAME: one file of a jar on stdout (Python's zipfile: no unzip needed).
+jar_entry() {
+  python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' "$1" "$2"
+}
+
 defaults() {
   local dir="$CACHE/defaults" old=1.2.1-1
   if [[ ! -f "$dir/kairosdb-$old.properties" || ! -f "$dir/kairosdb-$VERSION.conf" ]]; then
@@ -241,8 +246,8 @@ defaults() {
     mkdir -p "$dir"
     mvn -q -B dependency:copy -Dartifact="org.kairosdb:kairosdb:$old" \
       -DoutputDirectory="$dir" -Dmdep.overWriteReleases=true >&2
-    unzip -p "$dir/kairosdb-$old.jar" kairosdb.properties >"$dir/kairosdb-$old.properties"
-    unzip -p "$LIB/kairosdb-$VERSION.jar" kairosdb.conf >"$dir/kairosdb-$VERSION.conf"
+    jar_entry "$dir/kairosdb-$old.jar" kairosdb.properties >"$dir/kairosdb-$old.properties"
+    jar_entry "$LIB/kairosdb-$VERSION.jar" kairosdb.conf >"$dir/kairosdb-$VERSION.conf"
     rm -f "$dir/kairosdb-$old.jar"
   fi
   echo "$dir"

@@ -113,6 +113,22 @@ struct ServicePartition {
     rows: BTreeMap<String, ServiceRow>,
 }
 
+impl ServicePartition {
+    /// Writes the static `mtime` at `ts`; the latest write wins.
+    fn touch(&mut self, ts: i64) {
+        self.mtime = Some(self.mtime.map_or(ts, |m| m.max(ts)));
+    }
+}
+
+impl Tables {
+    /// The `service_index` partition of (`service`, `service_key`), created empty.
+    fn service_partition(&mut self, service: &str, service_key: &str) -> &mut ServicePartition {
+        self.service_index
+            .entry((service.to_owned(), service_key.to_owned()))
+            .or_default()
+    }
+}
+
 #[derive(Default, Debug)]
 struct Tables {
     service_index: BTreeMap<(String, String), ServicePartition>,
@@ -453,11 +469,8 @@ impl Session for MemorySession {
                     value,
                     timestamp_ms,
                 } => {
-                    let p = t
-                        .service_index
-                        .entry((service.clone(), service_key.clone()))
-                        .or_default();
-                    p.mtime = Some(p.mtime.map_or(*timestamp_ms, |m| m.max(*timestamp_ms)));
+                    let p = t.service_partition(service, service_key);
+                    p.touch(*timestamp_ms);
                     let row = p.rows.entry(key.clone()).or_default();
                     if row
                         .written
@@ -473,10 +486,7 @@ impl Session for MemorySession {
                     key,
                     timestamp_ms,
                 } => {
-                    let p = t
-                        .service_index
-                        .entry((service.clone(), service_key.clone()))
-                        .or_default();
+                    let p = t.service_partition(service, service_key);
                     let row = p.rows.entry(key.clone()).or_default();
                     row.deleted = Some(row.deleted.map_or(*timestamp_ms, |d| d.max(*timestamp_ms)));
                 }
@@ -485,11 +495,8 @@ impl Session for MemorySession {
                     service_key,
                     timestamp_ms,
                 } => {
-                    let p = t
-                        .service_index
-                        .entry((service.clone(), service_key.clone()))
-                        .or_default();
-                    p.mtime = Some(p.mtime.map_or(*timestamp_ms, |m| m.max(*timestamp_ms)));
+                    t.service_partition(service, service_key)
+                        .touch(*timestamp_ms);
                 }
             }
         }

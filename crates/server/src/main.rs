@@ -24,6 +24,7 @@ mod migrate;
 mod query_cache;
 mod self_metrics;
 mod telnet;
+mod ui;
 mod verify;
 mod writer;
 

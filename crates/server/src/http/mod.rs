@@ -12,7 +12,9 @@
 //!
 //! The Admin API and the registry of running queries: [`admin`].
 //!
-//! Not implemented yet (404): `/api/v1/rollups`, static web UI files;
+//! The web UI's static files are served by the fallback, from `ui.rs`.
+//!
+//! Not implemented yet (404): `/api/v1/rollups`;
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
 pub mod admin;
@@ -243,9 +245,14 @@ async fn preflight(headers: HeaderMap) -> Response {
     response
 }
 
+/// The web UI's files (`ui.rs`), else 404.
+///
 /// Deviation from KairosDB: unknown paths answer 404 with an `{"errors":[...]}` body;
 /// Jersey's 404 has no KairosDB body (spec §1.2). Clients only look at the status.
-async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+async fn not_found(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if let Some(page) = crate::ui::serve(&method, &uri, &headers) {
+        return page;
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!("Resource not found: {method} {}", uri.path()),

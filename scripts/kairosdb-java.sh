@@ -112,6 +112,9 @@ kairosdb: {
   service.reporter: "<disabled>"
 
   service.datastore: "org.kairosdb.datastore.cassandra.CassandraModule"
+  # The roll-up API, so the side-by-side tests can see tasks either server stores.
+  service.rollups: "org.kairosdb.rollup.RollUpModule"
+  rollups.server_assignment.check_update_delay_millseconds: 10000
   datastore.cassandra: {
     # Cassandra 4+ refuses COMPACT STORAGE (the jar's default for data_points); the
     # CQL columns are the same without it (docs/cassandra.md, spec §14.24).

@@ -1,7 +1,7 @@
 //! The `kairosdb` server in Cassandra mode against a **live** Cassandra: the HTTP and
 //! telnet round trip, and Cassandra stopped and restarted in the middle of a sustained
 //! ingest (the delivery queue holds, `/health/ready` follows, nothing acknowledged is
-//! lost or written twice).
+//! lost or written twice), and roll-up tasks shared by two servers on one keyspace.
 //!
 //! `scripts/test.sh` starts the node (`scripts/cassandra.sh`) and sets
 //! `KAIROSDB_TEST_CASSANDRA=127.0.0.1:19042`; without it every case is listed as ignored
@@ -26,7 +26,7 @@ const ENV: &str = "KAIROSDB_TEST_CASSANDRA";
 
 fn main() {
     let args = Arguments::from_args();
-    let cases: [(&str, fn()); 2] = [
+    let cases: [(&str, fn()); 3] = [
         (
             "http_and_telnet_round_trip_through_a_live_cassandra",
             http_and_telnet_round_trip_through_a_live_cassandra,
@@ -34,6 +34,10 @@ fn main() {
         (
             "cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged",
             cassandra_restarted_mid_ingest_loses_and_doubles_nothing_acknowledged,
+        ),
+        (
+            "two_servers_on_one_keyspace_run_each_rollup_task_on_exactly_one_of_them",
+            two_servers_on_one_keyspace_run_each_rollup_task_on_exactly_one_of_them,
         ),
     ];
     let skip = std::env::var_os(ENV).is_none();
@@ -253,4 +257,77 @@ async fn ingest(url: String, stop: Arc<AtomicBool>) -> (Vec<u64>, usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     (acked, refused)
+}
+
+/// Two processes share a keyspace and its roll-up tasks: a task created through one is
+/// run by exactly one of them (the lease in `_Rollups`), and its results are complete.
+fn two_servers_on_one_keyspace_run_each_rollup_task_on_exactly_one_of_them() {
+    let node = std::env::var(ENV).unwrap();
+    let keyspace = format!("kairosdb_live_{}", unique());
+    let env = [
+        ("KAIROSDB_DATASTORE", "cassandra"),
+        ("KAIROSDB_CASSANDRA_CONTACT_POINTS", node.as_str()),
+        ("KAIROSDB_CASSANDRA_KEYSPACE", keyspace.as_str()),
+        ("KAIROSDB_ROLLUP_LATE_WINDOW_SECS", "5"),
+    ];
+    let a = Server::fresh(&env);
+    block_on(async {
+        wait_ready(&a, Duration::from_secs(60)).await;
+        let b = Server::fresh(&env);
+        wait_ready(&b, Duration::from_secs(60)).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            / 1000
+            * 1000;
+        let points: Vec<serde_json::Value> = (now - 5_000..now + 30_000)
+            .step_by(500)
+            .map(|t| json!([t, 1]))
+            .collect();
+        let body = json!([{"name": "src", "tags": {"h": "x"}, "datapoints": points}]);
+        assert_eq!(
+            post(&a, "/api/v1/datapoints", body.to_string())
+                .await
+                .status,
+            204
+        );
+        let task = json!({
+            "name": "shared",
+            "execution_interval": {"value": 1, "unit": "seconds"},
+            "rollups": [{"save_as": "src.1s", "query": {
+                "start_relative": {"value": 1, "unit": "hours"},
+                "metrics": [{"name": "src", "aggregators": [
+                    {"name": "count", "sampling": {"value": 1, "unit": "seconds"}}]}]}}]
+        });
+        let created = post(&a, "/api/v1/rollups", task.to_string()).await;
+        assert_eq!(created.status, 200, "{}", created.text());
+        // Both see the task; let it run for a while.
+        let id = created.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(get(&b, &format!("/api/v1/rollups/{id}")).await.status, 200);
+        let rolled = read_until(&b, "src.1s", 6, Duration::from_secs(40)).await;
+        assert!(rolled.len() >= 6, "rolled up: {rolled:?}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let runs_a = metric(&a, "kairosdb_rollup_executions_total")
+            .await
+            .unwrap_or(0.0);
+        let runs_b = metric(&b, "kairosdb_rollup_executions_total")
+            .await
+            .unwrap_or(0.0);
+        assert!(
+            (runs_a > 0.0) != (runs_b > 0.0),
+            "executions: a {runs_a}, b {runs_b}: exactly one server runs the task"
+        );
+        let values = read_back(&b, "src.1s").await;
+        for pair in values.windows(2) {
+            assert_eq!(pair[1].0 - pair[0].0, 1000, "no period skipped: {values:?}");
+        }
+        for (t, v) in &values {
+            assert_eq!(
+                v.as_i64(),
+                Some(2),
+                "two points a second at {t}: {values:?}"
+            );
+        }
+    });
 }

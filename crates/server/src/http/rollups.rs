@@ -208,12 +208,14 @@ async fn read_task(
 
 /// KairosDB's `RollupResponse`.
 fn created(id: &str, name: &str) -> Response {
-    let body = serde_json::json!({
-        "id": id,
-        "name": name,
-        "attributes": { "url": format!("{RESOURCE_URL}{id}") },
-    });
-    json_response(StatusCode::OK, body.to_string().into_bytes())
+    // KairosDB's member order: id, name, attributes.
+    let body = format!(
+        r#"{{"id":{},"name":{},"attributes":{{"url":{}}}}}"#,
+        serde_json::Value::from(id),
+        serde_json::Value::from(name),
+        serde_json::Value::from(format!("{RESOURCE_URL}{id}")),
+    );
+    json_response(StatusCode::OK, body.into_bytes())
 }
 
 /// `yyyy-MM-dd-HH-mm-ss-SSS` (KairosDB's backfill time format) in UTC → ms.

@@ -196,6 +196,7 @@ const ORDER: &[&str] = &[
     "health_check_status",
     "self_metrics",
     "self_metrics_ttl_secs",
+    "rollups",
 ];
 
 const CONSISTENCY_LEVELS: &[&str] = &[
@@ -547,6 +548,10 @@ fn map_key(key: &str, rest: &str, item: &Item, out: &mut Out) {
             "a cron schedule; self-metrics are written every self_metrics_interval_secs (default 60, KairosDB's every-minute schedule)",
         ),
         k if k.starts_with("reporter.") => out.skip(key, Reason::NoEquivalent, NO_METRIC_SERIES),
+        "service.rollups" => match text(item) {
+            Some("" | "<disabled>") => out.set("rollups", toml::Value::Boolean(false), key),
+            _ => out.set("rollups", toml::Value::Boolean(true), key),
+        },
         k if k.starts_with("service.") => out.skip(
             key,
             Reason::NoEquivalent,
@@ -685,9 +690,11 @@ fn map_key(key: &str, rest: &str, item: &Item, out: &mut Out) {
             Reason::NotNeeded,
             "settings of the demo/blast load modules, which are not included",
         ),
-        k if k.starts_with("rollups.") => {
-            out.skip(key, Reason::NoEquivalent, "roll-ups are not implemented yet")
-        }
+        k if k.starts_with("rollups.") => out.skip(
+            key,
+            Reason::NotNeeded,
+            "roll-up tasks are shared between processes by leases in the store, not by assignment",
+        ),
         k if k.starts_with("oauth.") => out.skip(
             key,
             Reason::NoEquivalent,
@@ -1057,6 +1064,14 @@ mod tests {
         assert_eq!(m.unmapped.len(), 5, "{:?}", m.unmapped);
         assert!(m.unmapped.iter().all(|u| u.reason == Reason::InvalidValue));
         assert_eq!(settings(&m), Settings::default());
+    }
+
+    #[test]
+    fn the_rollup_module_maps_to_rollups() {
+        let m = run_props("kairosdb.service.rollups=org.kairosdb.rollup.RollUpModule\n");
+        assert_eq!(value(&m, "rollups"), Some("true"), "{}", m.toml);
+        let m = run_props("kairosdb.service.rollups=<disabled>\n");
+        assert_eq!(value(&m, "rollups"), Some("false"), "{}", m.toml);
     }
 
     #[test]

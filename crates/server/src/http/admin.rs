@@ -20,15 +20,12 @@
 //!   `{"errors":["query killed ..."]}` ([`Killed`]): KairosDB's interrupted query thread
 //!   ends in the resource's `catch (Exception e)`, which answers 500.
 //!
-//! Deviation: the hash is not MD5. It is a 128-bit hex hash of KairosDB's cache string
-//! (spec §4.4: start/end fields, metric name, sorted filter tags), so like KairosDB's it is
-//! equal for identical metric queries, but it is only stable within one process (clients
-//! only pass back what `runningqueries` listed); the tree has no MD5 crate to spend on it.
-//! Two requests with the same metric query share a hash (KairosDB runs them one after the
-//! other instead), and a kill stops both.
+//! The hash is KairosDB's: the MD5, in hex, of its cache string (spec §4.4: start/end
+//! fields, metric name, sorted filter tags), so it is equal for identical metric queries.
+//! Deviation: two requests with the same metric query share a hash (KairosDB runs them one
+//! after the other instead), and a kill stops both.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -230,7 +227,7 @@ impl RunningQueries {
 
 /// KairosDB's cache string of metric query `i` (spec §4.4 step 2:
 /// `[start_absolute:][start_relative:][end_absolute:][end_relative:]<name>:` and
-/// `<tag>=<value>:` for every filter tag value, sorted), hashed to 32 hex digits.
+/// `<tag>=<value>:` for every filter tag value, sorted), as the hex MD5 KairosDB answers.
 fn query_hash(query: &Value, i: usize) -> String {
     let mut s = String::new();
     for key in [
@@ -264,23 +261,20 @@ fn query_hash(query: &Value, i: usize) -> String {
     }
     tags.sort();
     s.extend(tags);
-    // Two differently keyed SipHash runs: 128 bits, as wide as KairosDB's MD5.
-    let half = |seed: u64| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        seed.hash(&mut h);
-        s.hash(&mut h);
-        h.finish()
-    };
-    format!(
-        "{:016x}{:016x}",
-        half(0x6b61_6972_6f73),
-        half(0x0064_622d_7273)
-    )
+    use md5::Digest;
+    format!("{:x}", md5::Md5::digest(s.as_bytes()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_is_the_md5_of_kairosdbs_cache_string() {
+        let q = serde_json::json!({"start_absolute": 1, "metrics": [{"name": "m", "tags": {"host": "a"}}]});
+        // md5("1:m:host=a:")
+        assert_eq!(query_hash(&q, 0), "f01a18176b355c8c2da3c2a6fb862fd6");
+    }
 
     #[test]
     fn the_hash_depends_on_range_name_and_tags_but_not_on_aggregators_or_tag_order() {

@@ -1239,6 +1239,47 @@ impl<S: Session> Storage for CassandraStore<S> {
         Ok(touched.len() as u64)
     }
 
+    /// KairosDB's `indexMetricTags`: writes the `tag_indexed_row_keys` rows of every row
+    /// key of `metric` with data in `range` (for a metric added to
+    /// `tag_indexed_row_key_lookup_metrics` after it was written). Row keys in the legacy
+    /// `row_key_index` have no such rows. Nothing is written for a metric that is not
+    /// tag-indexed.
+    fn index_metric_tags(&self, metric: &str, range: TimeRange) -> Result<u64, StorageError> {
+        let spec = self.ready()?;
+        let rows = self.find_rows(
+            spec,
+            metric,
+            &TagFilter::default(),
+            range,
+            Freshness::Normal,
+        )?;
+        let timestamp_ms = self.next_timestamp();
+        let mut muts = Vec::new();
+        let mut indexed = 0;
+        for r in rows.iter().filter(|r| r.key.data_type != StoreType::Legacy) {
+            let entries = self.opts.tag_indexed.rows(&r.key);
+            indexed += u64::from(!entries.is_empty());
+            for (pair, hash) in entries {
+                muts.push(Mutation::TagIndexedRowKey {
+                    metric: r.key.metric.clone(),
+                    row_time: r.key.row_time,
+                    data_type: r.key.data_type.name().to_string(),
+                    single_tag_pair: pair,
+                    tag_collection_hash: hash,
+                    tags: r.key.tags.clone(),
+                    ttl: 0,
+                    timestamp_ms,
+                });
+            }
+        }
+        if !muts.is_empty() {
+            self.session
+                .apply(muts)
+                .map_err(|e| cql_error("tag_indexed_row_keys write", e))?;
+        }
+        Ok(indexed)
+    }
+
     /// Writes are durable once Cassandra acknowledged them; nothing to flush.
     fn sync(&self) -> Result<(), StorageError> {
         Ok(())

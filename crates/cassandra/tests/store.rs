@@ -916,6 +916,44 @@ fn tag_indexed_row_keys_are_written_and_deleted_for_configured_metrics() {
     assert!(TagIndexed::parse("*").unwrap().all_metrics);
 }
 
+#[test]
+fn index_metric_tags_writes_the_tag_index_of_rows_written_before_the_metric_was_indexed() {
+    let cluster = MemorySession::new();
+    let plain = open(&cluster, StoreOptions::default());
+    let t = [("host", "server1")];
+    plain
+        .write(&batch(vec![
+            longs("mem", &t, &[1], &[1]),
+            longs("disk", &t, &[1], &[1]),
+        ]))
+        .unwrap();
+    assert!(cluster.tag_indexed_rows("mem").is_empty());
+    // `mem` is added to tag_indexed_row_key_lookup_metrics; its old row is re-indexed.
+    let indexed = open(
+        &cluster,
+        StoreOptions {
+            tag_indexed: kairosdb_cassandra::TagIndexed::parse("mem").unwrap(),
+            ..StoreOptions::default()
+        },
+    );
+    assert_eq!(indexed.index_metric_tags("mem", TimeRange::ALL).unwrap(), 1);
+    let mem = cluster.tag_indexed_rows("mem");
+    assert_eq!(mem.len(), 1);
+    assert_eq!((mem[0].1.as_str(), mem[0].3), ("host=server1", -2125777964));
+    // A metric that is not tag-indexed, or a range without its rows, writes nothing.
+    assert_eq!(
+        indexed.index_metric_tags("disk", TimeRange::ALL).unwrap(),
+        0
+    );
+    assert!(cluster.tag_indexed_rows("disk").is_empty());
+    assert_eq!(
+        indexed
+            .index_metric_tags("mem", TimeRange::new(1 << 40, 1 << 41))
+            .unwrap(),
+        0
+    );
+}
+
 /// Metadata is KairosDB's statements one for one (spec §7.7), stamped in ms: a set is
 /// one insert; a delete is the row delete, then the static `mtime` insert. The
 /// service-key listing's one-row-per-key answer is folded to one entry per key.

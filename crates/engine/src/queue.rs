@@ -701,6 +701,10 @@ impl Storage for DeliveryQueue {
             })?;
         self.shared.inner.delete(request)
     }
+    /// Indexes what the inner store holds; queued rows are indexed when delivered.
+    fn index_metric_tags(&self, metric: &str, range: TimeRange) -> Result<u64, StorageError> {
+        self.shared.inner.index_metric_tags(metric, range)
+    }
     /// Makes every acknowledged write durable in the queue WAL (not in the inner store).
     fn sync(&self) -> Result<(), StorageError> {
         if let Some(p) = &self.shared.state.lock().poisoned {

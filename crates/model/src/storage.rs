@@ -75,6 +75,13 @@ pub trait Storage: ServiceStore + Send + Sync + 'static {
     /// Deletes points; returns how many series were touched.
     fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError>;
 
+    /// Rebuilds the tag index entries of `metric`'s stored series in `range`
+    /// (`GET /api/v1/datapoints/index`, KairosDB's `Datastore.indexMetricTags`): on
+    /// Cassandra, the `tag_indexed_row_keys` rows of row keys written before the metric
+    /// was tag-indexed. Stores whose index is always complete do nothing. Returns how many
+    /// series (row keys) were indexed.
+    fn index_metric_tags(&self, metric: &str, range: TimeRange) -> Result<u64, StorageError>;
+
     /// Makes everything acknowledged so far durable (fsync). Used at shutdown and by tests.
     fn sync(&self) -> Result<(), StorageError>;
 

@@ -1493,6 +1493,11 @@ mod tests {
             Ok(touched)
         }
 
+        /// Its index is complete: nothing to rebuild.
+        fn index_metric_tags(&self, _metric: &str, _range: TimeRange) -> Result<u64, StorageError> {
+            Ok(0)
+        }
+
         fn sync(&self) -> Result<(), StorageError> {
             self.null.sync()
         }

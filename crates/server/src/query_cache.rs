@@ -330,6 +330,10 @@ impl Storage for CachedStorage {
         result
     }
 
+    fn index_metric_tags(&self, metric: &str, range: TimeRange) -> Result<u64, StorageError> {
+        self.inner.index_metric_tags(metric, range)
+    }
+
     fn sync(&self) -> Result<(), StorageError> {
         self.inner.sync()
     }

@@ -50,12 +50,10 @@ pub async fn ingest_gzip(
 /// on a datastore error. A missing parameter is a 500 there too (unboxing a null `Long`);
 /// one that is not a long is a 404 (JAX-RS answers a failed `@QueryParam` conversion so).
 ///
-/// Here: the embedded engine has no separate tag index to rebuild (its index is written
-/// with every series), so the answer is 204, as KairosDB's non-Cassandra stores give.
-/// Deviation: on Cassandra the re-indexing is not implemented yet, and the answer is 501
-/// with an error body rather than a 204 for work that was not done. Our Cassandra writes
-/// already add `tag_indexed_row_keys` entries for the metrics in `tag_indexed_metrics`;
-/// only rows written before a metric was added there lack them.
+/// Here: the same, through [`kairosdb_model::Storage::index_metric_tags`]: the Cassandra
+/// store writes the `tag_indexed_row_keys` rows; the embedded engine has no separate tag
+/// index to rebuild (its index is written with every series), so it does nothing, as
+/// KairosDB's non-Cassandra stores do.
 pub async fn index(
     axum::extract::State(state): State,
     uri: axum::http::Uri,
@@ -79,14 +77,16 @@ pub async fn index(
             ));
         }
     }
-    param("metric")?;
-    match state.config.datastore {
-        crate::config::Datastore::Embedded => Ok(json_response(StatusCode::NO_CONTENT, Vec::new())),
-        crate::config::Datastore::Cassandra => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "re-indexing tag_indexed_row_keys is not implemented yet in kairosdb-rs",
-        )),
-    }
+    let metric = param("metric")?.to_owned();
+    let long = |name: &str| param(name).map(|v| v.parse::<i64>().unwrap_or_default());
+    let range = kairosdb_model::TimeRange::new(long("start_absolute")?, long("end_absolute")?);
+    let storage = state.storage.clone();
+    blocking(move || {
+        let rows = storage.index_metric_tags(&metric, range)?;
+        tracing::info!(metric, rows, "tag index rebuilt");
+        Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))
+    })
+    .await
 }
 
 async fn handle(

@@ -42,6 +42,12 @@ static ASSETS: &[Asset] = assets! {
     "/index.html" => "index.html", HTML;
     "/common.js" => "common.js", JS;
     "/editor.js" => "editor.js", JS;
+    "/query.js" => "query.js", JS;
+    "/combobox.js" => "combobox.js", JS;
+    "/chart.js" => "chart.js", JS;
+    "/results.js" => "results.js", JS;
+    "/view.html" => "view.html", HTML;
+    "/view.js" => "view.js", JS;
     "/style.css" => "style.css", CSS;
     "/favicon.svg" => "favicon.svg", SVG;
 };

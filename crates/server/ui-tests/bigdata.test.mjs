@@ -30,7 +30,7 @@ test(`${N} points draw in under ${DRAW_BOUND_MS} ms and the page stays responsiv
     await page.goto(`${BASE}/index.html?q=${encodeURIComponent(JSON.stringify(query))}`);
     await page.waitForFunction(() => Number(document.body.dataset.runs || 0) >= 1, null, { timeout: 30_000 });
     assert.match(await page.locator("#status").textContent(), /100,000 points/);
-    const firstDraw = Number(await page.locator(".chart").getAttribute("data-draw-ms"));
+    const firstDraw = Number(await page.locator(".chart").getAttribute("data-set-data-ms"));
 
     // Responsiveness: the hover readout after a mouse move, measured in the page.
     const overlay = page.locator(".chart-overlay");

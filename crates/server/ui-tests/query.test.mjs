@@ -46,11 +46,16 @@ function unexpected(errors) {
 
 test("build a query, graph it, read it, zoom, share, reload, go back, export, delete", async () => {
   const { page, consoleErrors } = ctx;
+  // The first navigation also starts the browser's renderer; the second is what a user
+  // opening the page sees (assets revalidated by ETag).
   await page.goto(`${BASE}/`);
   await page.waitForSelector("body[data-ready]");
+  const coldMs = Number(await page.getAttribute("body", "data-ready-ms"));
+  await page.goto(`${BASE}/index.html`);
+  await page.waitForSelector("body[data-ready]");
   const readyMs = Number(await page.getAttribute("body", "data-ready-ms"));
-  console.log(`# query page usable ${readyMs} ms after navigation start`);
-  assert.ok(readyMs < 1500, `page usable after ${readyMs} ms`);
+  console.log(`# query page usable ${readyMs} ms after navigation start (${coldMs} ms in a just-started browser)`);
+  assert.ok(readyMs < 1000, `page usable after ${readyMs} ms`);
 
   // Metric name from autocompletion.
   await page.getByLabel("Metric name").fill("ui.temp");
@@ -88,7 +93,6 @@ test("build a query, graph it, read it, zoom, share, reload, go back, export, de
   assert.deepEqual(q.metrics[0].tags, { host: ["a"] });
   assert.deepEqual(q.metrics[0].aggregators, [{ name: "avg", sampling: { value: 1, unit: "minutes" } }]);
   assert.deepEqual(q.metrics[0].group_by, [{ name: "tag", tags: ["host"] }]);
-  await shot(page, "query-chart");
 
   // Hover: the keyboard cursor on the first point reads the first seeded value; the mouse
   // in the middle reads one of the seeded values.
@@ -139,7 +143,7 @@ test("build a query, graph it, read it, zoom, share, reload, go back, export, de
   await dialog.waitFor();
   const shown = JSON.parse(await page.locator("#query-json").textContent());
   assert.deepEqual(shown.metrics, q.metrics);
-  await shot(page, "query-show-query");
+  await shot(page, "query-show-query", { fullPage: false });
   const share = await page.locator("#share-link").getAttribute("href");
   assert.ok(share.startsWith("view.html?q="), share);
   assert.deepEqual(JSON.parse(decodeURIComponent(share.slice("view.html?q=".length))).metrics, q.metrics);
@@ -196,7 +200,8 @@ test("build a query, graph it, read it, zoom, share, reload, go back, export, de
   await error.waitFor();
   assert.match(await error.textContent(), /sampling\.value must be greater than or equal to 0/);
   assert.equal(await error.getAttribute("role"), "alert");
-  await shot(page, "query-error");
+  await error.scrollIntoViewIfNeeded();
+  await shot(page, "query-error", { fullPage: false });
   await samplingValue.fill("1");
   await page.getByRole("button", { name: "Graph" }).click();
   await error.waitFor({ state: "hidden" });
@@ -211,7 +216,7 @@ test("build a query, graph it, read it, zoom, share, reload, go back, export, de
   assert.match(what, /ui\.temperature/);
   assert.match(what, /host = a/);
   assert.match(what, /50 data points in 1 series will be deleted/);
-  await shot(page, "query-delete");
+  await shot(page, "query-delete", { fullPage: false });
   await page.keyboard.press("Escape");
   await confirmBox.waitFor({ state: "hidden" });
   let left = await apiCall("/api/v1/datapoints/query", { method: "POST", body: { start_absolute: 0, metrics: [{ name: METRIC, tags: { host: "a" } }] } });

@@ -94,6 +94,8 @@ export class TimeChart {
     this.renderLegend();
     this.updateZoomButtons();
     this.draw();
+    // The draw that took in the new data (later redraws overwrite `data-draw-ms`).
+    this.root.dataset.setDataMs = this.lastDrawMs.toFixed(1);
   }
 
   setTimeZone(tz) {
@@ -231,13 +233,14 @@ export class TimeChart {
     const left = Math.ceil(Math.max(...labels.map((l) => ctx.measureText(l).width))) + 14;
     const area = { left, top: MARGIN.top, width: Math.max(10, w - left - MARGIN.right), height: Math.max(10, h - MARGIN.top - MARGIN.bottom), x0, x1, y0: yt.lo, y1: yt.hi };
     this.area = area;
-    const cols = area.width === guessW ? folds : this.fold(x0, x1, area.width);
     this.drawGrid(ctx, area, yt.ticks, labels);
     ctx.save();
     ctx.beginPath();
     ctx.rect(area.left, area.top - 1, area.width + 1, area.height + 2);
     ctx.clip();
-    for (const f of cols) this.drawSeries(ctx, area, f);
+    // The columns were folded for an estimated width; they are spread over the real one
+    // (a few pixels' difference) rather than folding every point a second time.
+    for (const f of folds) this.drawSeries(ctx, area, f);
     ctx.restore();
     this.finish(started);
   }
@@ -275,6 +278,8 @@ export class TimeChart {
       const max = new Float64Array(n + 2).fill(-Infinity);
       const last = new Float64Array(n + 2).fill(NaN);
       const gap = new Uint8Array(n + 2);
+      // The times of the points just outside the view (columns 0 and n + 1).
+      const edge = [NaN, NaN];
       let count = 0;
       let sawGap = false;
       let vmin = Infinity;
@@ -289,6 +294,8 @@ export class TimeChart {
         let c = Math.floor((t - x0) * scale) + 1;
         c = c < 0 ? 0 : c > n + 1 ? n + 1 : c;
         if (c > n && t <= x1) c = n;
+        if (c === 0) edge[0] = t;
+        else if (c === n + 1) edge[1] = t;
         if (first[c] !== first[c]) {
           first[c] = v;
           if (sawGap) gap[c] = 1;
@@ -303,7 +310,7 @@ export class TimeChart {
           if (v > vmax) vmax = v;
         }
       }
-      out.push({ s, n, first, min, max, last, gap, count, vmin, vmax });
+      out.push({ s, n, first, min, max, last, gap, edge, count, vmin, vmax });
     }
     return out;
   }
@@ -326,6 +333,12 @@ export class TimeChart {
     const ticks = timeTicks(a.x0, a.x1, a.width, this.tz);
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
+    const width = this.box.clientWidth;
+    // A label that would be cut by the canvas edge is left out (its grid line stays).
+    const fits = (text, x) => {
+      const half = ctx.measureText(text).width / 2;
+      return x - half >= 0 && x + half <= width;
+    };
     for (const tk of ticks) {
       const x = Math.round(xPix(a, tk.t)) + 0.5;
       ctx.strokeStyle = c.grid;
@@ -334,8 +347,8 @@ export class TimeChart {
       ctx.lineTo(x, a.top + a.height + 4);
       ctx.stroke();
       ctx.fillStyle = c.muted;
-      ctx.fillText(tk.label, x, a.top + a.height + 6);
-      if (tk.context) {
+      if (fits(tk.label, x)) ctx.fillText(tk.label, x, a.top + a.height + 6);
+      if (tk.context && fits(tk.context, x)) {
         ctx.fillStyle = c.text;
         ctx.fillText(tk.context, x, a.top + a.height + 20);
       }
@@ -345,10 +358,11 @@ export class TimeChart {
   }
 
   drawSeries(ctx, a, f) {
-    const { n, first, min, max, last, gap } = f;
+    const { n, first, min, max, last, gap, edge } = f;
     const ys = a.height / (a.y1 - a.y0);
     const y = (v) => a.top + a.height - (v - a.y0) * ys;
-    const x = (c) => a.left + (c - 1) + 0.5;
+    const colW = a.width / n;
+    const x = (c) => (c === 0 ? xPix(a, edge[0]) : c === n + 1 ? xPix(a, edge[1]) : a.left + (c - 0.5) * colW);
     ctx.strokeStyle = this.color(f.s);
     ctx.fillStyle = ctx.strokeStyle;
     ctx.lineWidth = 1.5;

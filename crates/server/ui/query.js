@@ -416,6 +416,8 @@ async function run({ push = true } = {}) {
   status.textContent = `${summary(response, page.series)} · query ${Math.round(took)} ms${drawn !== null ? ` · drawn ${drawn.toFixed(1)} ms` : ""}`;
   page.runs++;
   document.body.dataset.runs = String(page.runs);
+  // On a phone the form fills the screen: bring the answer into view.
+  if (push && matchMedia("(max-width: 640px)").matches) $("chart").parentElement.scrollIntoView({ block: "start" });
 }
 
 /** Chart for numeric series, table for the rest (or everything in table view). */
@@ -490,7 +492,7 @@ function describeRange(q) {
     const abs = q[`${which}_absolute`];
     const rel = q[`${which}_relative`];
     if (abs !== undefined) return `${localInput(abs, tz).replace("T", " ")} (${tz})`;
-    if (rel) return `${rel.value} ${rel.unit} ago`;
+    if (rel) return `${rel.value} ${Number(rel.value) === 1 ? String(rel.unit).replace(/s$/, "") : rel.unit} ago`;
     return null;
   };
   const end = when("end");

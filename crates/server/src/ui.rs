@@ -126,6 +126,18 @@ mod tests {
     }
 
     #[test]
+    fn every_file_of_the_ui_directory_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ui");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                find(&format!("/{name}")).is_some(),
+                "ui/{name} is not in ASSETS"
+            );
+        }
+    }
+
+    #[test]
     fn a_matching_etag_answers_not_modified() {
         let get = Method::GET;
         let uri: Uri = "/".parse().unwrap();

@@ -2,9 +2,9 @@
 // time zone, string data as a table, dark mode, a phone-width viewport without sideways
 // scrolling, keyboard-only use, and the screenshots of docs/ui.md (light and dark, laptop
 // and phone).
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, launch, seed, shot } from "./lib.mjs";
+import { BASE, launch, seed, shot, apiCall } from "./lib.mjs";
 
 const NOON = Date.UTC(2024, 0, 15, 12, 0, 0, 0);
 const MINUTE = 60_000;
@@ -135,4 +135,39 @@ for (const [name, width, height] of [["laptop", 1366, 860], ["phone", 390, 844]]
   });
 }
 
-after(() => {});
+
+test("every aggregator and group-by the server lists can be added and edited", async () => {
+  const { browser, page, consoleErrors } = await launch();
+  try {
+    const { json: features } = await apiCall("/api/v1/features");
+    const names = (family) => features.find((f) => f.name === family).properties.map((p) => p.name);
+    await page.goto(`${BASE}/`);
+    await page.waitForSelector("body[data-ready]");
+    await page.getByLabel("Metric name").fill("sys.cpu.user");
+    for (const [box, family] of [[".aggregators", "aggregators"], [".group-bys", "group_by"]]) {
+      for (const name of names(family)) {
+        await page.locator(`${box} .proc-picker`).selectOption(name);
+        await page.locator(`${box} .proc-add`).click();
+      }
+      const rows = page.locator(`${box} .proc`);
+      assert.equal(await rows.count(), names(family).length);
+      // Every property of every processor has a control.
+      for (const proc of features.find((f) => f.name === family).properties) {
+        const row = page.locator(`${box} .proc[data-name="${proc.name}"]`);
+        for (const prop of proc.properties) {
+          const inner = prop.type === "Object" && prop.properties ? prop.properties.map((p) => `${prop.name}.${p.name}`) : [prop.name];
+          for (const path of inner) assert.equal(await row.locator(`[data-prop="${path}"]`).count(), 1, `${proc.name}: ${path}`);
+        }
+      }
+    }
+    await page.getByRole("button", { name: "Show query" }).click();
+    const q = JSON.parse(await page.locator("#query-json").textContent());
+    assert.deepEqual(q.metrics[0].aggregators.map((a) => a.name), names("aggregators"));
+    assert.deepEqual(q.metrics[0].group_by.map((g) => g.name), names("group_by"));
+    const percentile = q.metrics[0].aggregators.find((a) => a.name === "percentile");
+    assert.equal(percentile.percentile, 0.1, "defaults come from the features");
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -420,6 +420,17 @@ async function run({ push = true } = {}) {
   if (push && matchMedia("(max-width: 640px)").matches) $("chart").parentElement.scrollIntoView({ block: "start" });
 }
 
+/** Back to the page as first opened: no answer, nothing to export. */
+function clearResults() {
+  page.response = null;
+  page.query = null;
+  if (page.chart) page.chart.setData([]);
+  $("table").replaceChildren();
+  $("status").textContent = "";
+  $("export-csv").disabled = true;
+  $("export-json").disabled = true;
+}
+
 /** Chart for numeric series, table for the rest (or everything in table view). */
 function showResults() {
   const series = toSeries(page.response);
@@ -589,6 +600,7 @@ function wire() {
   $("delete-confirm").addEventListener("click", confirmDelete);
   window.addEventListener("popstate", () => {
     if (restoreFromUrl()) run({ push: false });
+    else clearResults();
   });
 }
 

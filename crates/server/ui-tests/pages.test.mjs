@@ -103,6 +103,34 @@ test("keyboard only: Tab to the fields, type, Enter graphs", async () => {
   }
 });
 
+test("metric tabs: two metrics in one query, one removed again", async () => {
+  const { browser, page, consoleErrors } = await launch();
+  try {
+    await open(page, cpu);
+    await page.getByRole("button", { name: "+ Metric" }).click();
+    const second = page.locator('[role="tabpanel"]:not([hidden]) .metric-name');
+    await second.fill("ui.noon");
+    await page.getByRole("tab", { name: "2: ui.noon" }).waitFor();
+    await page.getByLabel("Start: how many units ago").fill("1000");
+    await page.getByLabel("Start: unit").selectOption("weeks");
+    await page.getByRole("button", { name: "Graph" }).click();
+    await page.waitForFunction(() => Number(document.body.dataset.runs) >= 2);
+    const q = JSON.parse(new URL(page.url()).searchParams.get("q"));
+    assert.deepEqual(q.metrics.map((m) => m.name), ["sys.cpu.user", "ui.noon"]);
+    assert.equal(new URL(page.url()).searchParams.get("tab"), "1");
+    assert.match(await page.locator("#status").textContent(), /^4 series/);
+    await page.getByRole("tab", { name: "1: sys.cpu.user" }).click();
+    await page.locator('[role="tabpanel"]:not([hidden])').getByRole("button", { name: "Remove this metric" }).click();
+    assert.deepEqual(await page.getByRole("tab").allTextContents(), ["1: ui.noon"]);
+    await page.getByRole("button", { name: "Graph" }).click();
+    await page.waitForFunction(() => Number(document.body.dataset.runs) >= 3);
+    assert.deepEqual(await page.locator(".chart-legend .legend-name").allTextContents(), ["ui.noon"]);
+    assert.deepEqual(consoleErrors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 for (const [name, width, height] of [["laptop", 1366, 860], ["phone", 390, 844]]) {
   test(`${name} width: light and dark, nothing wider than the screen`, async () => {
     const { browser, page, consoleErrors } = await launch({ width, height });

@@ -162,6 +162,13 @@ test("build a query, graph it, read it, zoom, share, reload, go back, export, de
   assert.deepEqual(await legend(viewer), [`${METRIC} {host=a}`]);
   await viewer.close();
 
+  // The roll-up link carries the query (the navigation itself is stopped here).
+  await page.evaluate(() => document.getElementById("make-rollup").addEventListener("click", (e) => e.preventDefault()));
+  await page.getByRole("link", { name: "Create roll-up from this query" }).click();
+  const rollup = await page.locator("#make-rollup").getAttribute("href");
+  assert.ok(rollup.startsWith("rollups.html?new="), rollup);
+  assert.deepEqual(JSON.parse(decodeURIComponent(rollup.slice("rollups.html?new=".length))).metrics, q.metrics);
+
   // Reload restores the builder and the chart.
   await page.reload();
   await runs(page, 1);

@@ -53,8 +53,8 @@ function initTime() {
   document.querySelectorAll("[data-preset]").forEach((b) =>
     b.addEventListener("click", () => {
       const [value, unit] = b.dataset.preset.split(" ");
-      setTime("start", { start_relative: { value: Number(value), unit } }, "start");
-      setTime("end", {}, "end");
+      setTime("start", { start_relative: { value: Number(value), unit } });
+      setTime("end", {});
       run();
     }),
   );
@@ -107,7 +107,7 @@ function readTime(which, tz) {
 }
 
 /** Sets one end of the range from a query object (absent = "none" for the end). */
-function setTime(which, q, _label) {
+function setTime(which, q) {
   const tz = $("tz").value;
   const rel = q[`${which}_relative`];
   const abs = q[`${which}_absolute`];

@@ -6,8 +6,10 @@
 # Starts Apache Cassandra (scripts/cassandra.sh) and the Java KairosDB beside it
 # (scripts/kairosdb-java.sh), both from Maven Central into the git-ignored .cache/, runs
 # `cargo test --workspace` with KAIROSDB_TEST_CASSANDRA and KAIROSDB_TEST_JAVA naming them,
-# and stops both, pass or fail. Then it prints the count of every live suite and fails if
-# one of them skipped a case: with the services up, nothing may be reported as ignored.
+# and stops both, pass or fail. The web UI's browser tests (tests/ui.rs) get chromium and
+# playwright-core from scripts/ui-deps.sh (KAIROSDB_TEST_UI). Then it prints the count of
+# every live suite and fails if one of them skipped a case: with the services up, nothing
+# may be reported as ignored.
 #
 # Plain `cargo test --workspace` runs everything that needs no service and lists the live
 # suites as ignored, with a line saying how to run them.
@@ -28,6 +30,8 @@ export KAIROSDB_TEST_CASSANDRA="127.0.0.1:${CASSANDRA_PORT:-19042}"
 export KAIROSDB_TEST_JAVA="http://127.0.0.1:${KAIROSDB_JAVA_PORT:-18080}"
 KAIROSDB_TEST_KAIROSDB_DEFAULTS="$(scripts/kairosdb-java.sh defaults)"
 export KAIROSDB_TEST_KAIROSDB_DEFAULTS
+KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
+export KAIROSDB_TEST_UI
 
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
@@ -35,7 +39,7 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
 # The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
 echo
 echo "live suites:"
-awk '/Running tests\/(live|side_by_side)\.rs/ { suite = $2; next }
+awk '/Running tests\/(live|side_by_side|ui)\.rs/ { suite = $2; next }
      suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
      END { exit bad }' "$LOG" || {
   echo "a live suite skipped cases although its services were running" >&2

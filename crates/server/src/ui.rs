@@ -41,6 +41,13 @@ const SVG: &str = "image/svg+xml";
 static ASSETS: &[Asset] = assets! {
     "/index.html" => "index.html", HTML;
     "/common.js" => "common.js", JS;
+    "/editor.js" => "editor.js", JS;
+    "/query.js" => "query.js", JS;
+    "/combobox.js" => "combobox.js", JS;
+    "/chart.js" => "chart.js", JS;
+    "/results.js" => "results.js", JS;
+    "/view.html" => "view.html", HTML;
+    "/view.js" => "view.js", JS;
     "/style.css" => "style.css", CSS;
     "/favicon.svg" => "favicon.svg", SVG;
 };
@@ -115,6 +122,18 @@ mod tests {
                 other => panic!("no content type for {other:?}"),
             };
             assert_eq!(a.content_type, want, "{}", a.path);
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_ui_directory_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ui");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                find(&format!("/{name}")).is_some(),
+                "ui/{name} is not in ASSETS"
+            );
         }
     }
 

@@ -49,9 +49,12 @@ export async function seed(metrics) {
   if (status !== 204) throw new Error(`seeding failed: ${status} ${JSON.stringify(json)}`);
 }
 
-/** Saves a full-page screenshot `<name>.png` when UI_SCREENSHOTS is set. */
-export async function shot(page, name) {
+/**
+ * Saves a screenshot `<name>.png` when UI_SCREENSHOTS is set: the full page, or only the
+ * viewport with `{ fullPage: false }` (an open dialog covers only the viewport).
+ */
+export async function shot(page, name, { fullPage = true } = {}) {
   const dir = process.env.UI_SCREENSHOTS;
   if (!dir) return;
-  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage });
 }

@@ -41,6 +41,7 @@ const SVG: &str = "image/svg+xml";
 static ASSETS: &[Asset] = assets! {
     "/index.html" => "index.html", HTML;
     "/common.js" => "common.js", JS;
+    "/editor.js" => "editor.js", JS;
     "/style.css" => "style.css", CSS;
     "/favicon.svg" => "favicon.svg", SVG;
 };

@@ -8,6 +8,7 @@
 //!   texts ([`query::parse_query_request`] keeps the 400/500 distinction).
 //! * [`response`]: result groups → response JSON bytes, with Java/org.json number and
 //!   string formatting; also the `/query/tags` response.
+//! * [`rollup`]: roll-up task JSON → [`rollup::RollupTask`] with KairosDB's validation texts.
 //! * [`civil`]: Gregorian calendar arithmetic on UTC milliseconds (relative times,
 //!   calendar buckets).
 //! * [`lenient`]: Gson-lenient JSON (comments, single quotes, `[2,]`) → strict JSON or an
@@ -23,4 +24,5 @@ mod javanum;
 pub mod lenient;
 pub mod query;
 pub mod response;
+pub mod rollup;
 pub mod telnet;

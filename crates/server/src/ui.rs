@@ -42,6 +42,13 @@ static ASSETS: &[Asset] = assets! {
     "/index.html" => "index.html", HTML;
     "/common.js" => "common.js", JS;
     "/editor.js" => "editor.js", JS;
+    "/explorer.html" => "explorer.html", HTML;
+    "/explorer.js" => "explorer.js", JS;
+    "/status.html" => "status.html", HTML;
+    "/status.js" => "status.js", JS;
+    "/rollups.html" => "rollups.html", HTML;
+    "/rollups.js" => "rollups.js", JS;
+    "/rollup-form.js" => "rollup-form.js", JS;
     "/style.css" => "style.css", CSS;
     "/favicon.svg" => "favicon.svg", SVG;
 };

@@ -102,7 +102,7 @@ function select(name) {
 // ---- the detail panel ----
 
 function statItem(label, id) {
-  return [el("dt", {}, label), el("dd", { id }, "…")];
+  return el("div", {}, el("dt", {}, label), el("dd", { id }, "…"));
 }
 
 function rangeSelect() {

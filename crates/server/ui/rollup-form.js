@@ -135,7 +135,7 @@ export function taskFields(container, task, features) {
     add(emptyTask().rollups[0]).node.querySelector("input").focus();
   } }, "Add roll-up");
   container.replaceChildren(
-    el("div", { class: "row" }, field("Task name", name), field("Run every", value), field("Unit", unit)),
+    el("div", { class: "row" }, field("Task name", name), field("Run every", value), field("Interval unit", unit)),
     list,
     el("div", { class: "row" }, addButton),
   );

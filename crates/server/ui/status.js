@@ -35,11 +35,20 @@ export function fmtFigure(name, value) {
   return Number.isInteger(value) ? value.toLocaleString() : value.toLocaleString(undefined, { maximumFractionDigits: 3 });
 }
 
-/** `kairosdb_engine_wal_bytes` → group "engine", label "wal bytes". */
+/** Tables of the figures, by name prefix; everything else is "server". */
+const GROUPS = [
+  ["engine_wal_", "write-ahead log"],
+  ["engine_", "storage engine"],
+  ["query_cache_", "query cache"],
+  ["telnet_", "telnet"],
+];
+
+/** `kairosdb_engine_wal_bytes` → group "write-ahead log", label "bytes". */
 function splitName(name) {
-  const parts = name.replace(/^kairosdb_/, "").split("_");
-  const group = parts.length > 1 ? parts.shift() : "server";
-  return { group, label: parts.join(" ").replace(/ total$/, "") };
+  const bare = name.replace(/^kairosdb_/, "");
+  const [prefix, group] = GROUPS.find(([p]) => bare.startsWith(p)) || ["", "server"];
+  const label = bare.slice(prefix.length).replace(/_total$/, "").replaceAll("_", " ");
+  return { group, label };
 }
 
 // ---- rendering ----
@@ -66,7 +75,9 @@ function renderMetrics(figures) {
       el("th", { scope: "row" }, label),
       el("td", { class: "num", "data-name": name }, fmtFigure(name, value))));
   }
-  $("metrics").replaceChildren(...[...groups].map(([group, rows]) => el("table", { class: "figures" },
+  const order = ["server", ...GROUPS.map(([, g]) => g)];
+  const sorted = [...groups].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b));
+  $("metrics").replaceChildren(...sorted.map(([group, rows]) => el("table", { class: "figures" },
     el("caption", {}, group),
     el("tbody", {}, rows))));
 }

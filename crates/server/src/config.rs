@@ -83,6 +83,17 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_SELF_METRICS_TTL_SECS", value_name = "SECS")]
     pub self_metrics_ttl_secs: Option<u32>,
 
+    /// Run the roll-up tasks of `/api/v1/rollups` (spec §13.1) in this process
+    /// [default: true]. The API answers either way.
+    #[arg(long, env = "KAIROSDB_ROLLUPS", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub rollups: Option<bool>,
+
+    /// How long after a roll-up period was rolled up late data in it still re-runs it;
+    /// 0 = never [default: 3600].
+    #[arg(long, env = "KAIROSDB_ROLLUP_LATE_WINDOW_SECS", value_name = "SECS")]
+    pub rollup_late_window_secs: Option<u64>,
+
     /// WAL fsync policy: always | interval | none [default: interval].
     #[arg(long, env = "KAIROSDB_WAL_SYNC", value_name = "POLICY")]
     pub wal_sync: Option<String>,
@@ -313,6 +324,8 @@ impl Settings {
             self_metrics,
             self_metrics_interval_secs,
             self_metrics_ttl_secs,
+            rollups,
+            rollup_late_window_secs,
             wal_sync,
             wal_sync_interval_ms,
             wal_skip_corrupt,
@@ -389,6 +402,8 @@ pub struct Config {
     pub self_metrics_interval_secs: u64,
     /// 0 = forever.
     pub self_metrics_ttl_secs: u32,
+    pub rollups: bool,
+    pub rollup_late_window_secs: u64,
     pub wal_sync: WalSyncPolicy,
     pub wal_sync_interval_ms: u64,
     pub wal_skip_corrupt: bool,
@@ -594,6 +609,8 @@ impl Config {
                 raw.self_metrics_interval_secs.unwrap_or(60),
             )?,
             self_metrics_ttl_secs: raw.self_metrics_ttl_secs.unwrap_or(0),
+            rollups: raw.rollups.unwrap_or(true),
+            rollup_late_window_secs: raw.rollup_late_window_secs.unwrap_or(3600),
             wal_sync,
             wal_sync_interval_ms: positive(
                 "wal_sync_interval_ms",

@@ -5,7 +5,7 @@
 //! (`config.rs`) → logging → tokio runtime sized by `worker_threads` → open the backend
 //! (the engine, or the Cassandra store behind its delivery queue) →
 //! bind HTTP (`http/`) and telnet (`telnet.rs`) → start the self-metrics reporter
-//! (`self_metrics.rs`) → print `listening http=ADDR telnet=ADDR`.
+//! (`self_metrics.rs`) and the roll-up scheduler (`rollup/`) → print `listening http=ADDR telnet=ADDR`.
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting on both listeners, let in-flight HTTP
 //! requests and telnet chunks finish (at most `shutdown_timeout_secs`), stop the reporter
@@ -22,6 +22,7 @@ mod http;
 mod metrics;
 mod migrate;
 mod query_cache;
+mod rollup;
 mod self_metrics;
 mod telnet;
 mod ui;
@@ -247,12 +248,24 @@ async fn run(config: Config) -> Result<()> {
     let shutdown = CancellationToken::new();
     let telnet_tasks = TaskTracker::new();
 
-    let app = http::router(Arc::new(http::AppState::new(
+    let state = Arc::new(http::AppState::new(
         storage.clone(),
         config.clone(),
         server_metrics.clone(),
         prometheus,
-    )));
+    ));
+    let rollup_scheduler = config.rollups.then(|| {
+        rollup::scheduler::spawn(
+            state.rollups.clone(),
+            rollup::scheduler::Options {
+                host: self_metrics::hostname(),
+                shared_store: config.datastore == Datastore::Cassandra,
+                self_metrics_ttl: config.self_metrics.then_some(config.self_metrics_ttl_secs),
+            },
+            shutdown.clone(),
+        )
+    });
+    let app = http::router(state);
     let http_server = tokio::spawn(http::serve::serve(
         http_listener,
         app,
@@ -321,6 +334,12 @@ async fn run(config: Config) -> Result<()> {
     if let Some(r) = reporter {
         if let Err(e) = r.await {
             tracing::error!(error = %e, "self-metrics task failed");
+        }
+    }
+    // An execution in progress stops after its current period.
+    if let Some(r) = rollup_scheduler {
+        if let Err(e) = r.await {
+            tracing::error!(error = %e, "roll-up scheduler failed");
         }
     }
     drop(storage);

@@ -84,6 +84,7 @@ async fn figures(state: &super::AppState) -> Result<Vec<Sample>, ApiError> {
     if let Some(cache) = &state.query_cache {
         stats.append(cache.stats());
     }
+    stats.append(state.rollups.metrics.collect());
     Ok(state.metrics.snapshot(&stats))
 }
 

@@ -14,7 +14,8 @@
 //!
 //! The web UI's static files are served by the fallback, from `ui.rs`.
 //!
-//! Not implemented yet (404): `/api/v1/rollups`;
+//! Roll-up tasks: [`rollups`].
+//!
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod ingest;
 pub mod meta;
 pub mod metadata;
 pub mod query;
+pub mod rollups;
 pub mod serve;
 
 use std::io::Write;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub inline_time: std::time::Duration,
     /// The query requests in flight, for the Admin API (`admin.rs`).
     pub running: admin::RunningQueries,
+    /// Roll-up tasks (`rollups.rs` and `crate::rollup`).
+    pub rollups: Arc<crate::rollup::Rollups>,
 }
 
 impl AppState {
@@ -74,8 +78,13 @@ impl AppState {
     ) -> AppState {
         let cache_bytes = config.query_cache_mb.saturating_mul(1 << 20);
         let query_cache = (cache_bytes > 0).then(|| Arc::new(QueryCache::new(cache_bytes)));
+        let rollups = Arc::new(crate::rollup::Rollups::new(
+            storage.clone(),
+            config.rollup_late_window_secs,
+        ));
         AppState {
             storage,
+            rollups,
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
@@ -168,6 +177,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/admin/killquery/{hash}",
             api(get(admin::kill_query)),
         )
+        .route(
+            "/api/v1/rollups",
+            api(get(rollups::list).post(rollups::create)),
+        )
+        // KairosDB's own roll-up pages call the list with a trailing slash.
+        .route(
+            "/api/v1/rollups/",
+            api(get(rollups::list).post(rollups::create)),
+        )
+        .route(
+            "/api/v1/rollups/{id}",
+            api(get(rollups::get)
+                .put(rollups::update)
+                .delete(rollups::delete)),
+        )
+        .route("/api/v1/rollups/status/{id}", api(get(rollups::status)))
+        .route("/api/v1/rollups/backfill/{id}", api(get(rollups::backfill)))
         .route("/health", get(health::probe))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -49,6 +49,12 @@ static ASSETS: &[Asset] = assets! {
     "/rollups.html" => "rollups.html", HTML;
     "/rollups.js" => "rollups.js", JS;
     "/rollup-form.js" => "rollup-form.js", JS;
+    "/query.js" => "query.js", JS;
+    "/combobox.js" => "combobox.js", JS;
+    "/chart.js" => "chart.js", JS;
+    "/results.js" => "results.js", JS;
+    "/view.html" => "view.html", HTML;
+    "/view.js" => "view.js", JS;
     "/style.css" => "style.css", CSS;
     "/favicon.svg" => "favicon.svg", SVG;
 };

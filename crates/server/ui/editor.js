@@ -47,7 +47,7 @@ function listEditor(container, defs, initial, opts) {
     el("option", { value: "" }, `Add ${opts.noun}…`),
     defs.map((d) => el("option", { value: d.name, title: d.description || "" }, `${d.label} (${d.name})`)),
   );
-  const addButton = el("button", { type: "button", class: "proc-add" }, `Add ${opts.noun}`);
+  const addButton = el("button", { type: "button", class: "proc-add", "aria-label": `Add the chosen ${opts.noun}` }, "Add");
   const add = (obj) => {
     const row = processorRow(defs, obj, opts, {
       remove: () => {

@@ -70,7 +70,7 @@ function renderList(statuses) {
     return;
   }
   const head = ["Task", "Every", "Metric → saved as", "Last executed", "Points written", "Error"];
-  $("task-list").replaceChildren(el("div", { class: "table-wrap" }, el("table", { class: "task-table" },
+  $("task-list").replaceChildren(el("div", { class: "scroll-x" }, el("table", { class: "task-table" },
     el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, tasks.map((t, i) => {
       const s = summary(statuses[i]);
@@ -241,7 +241,7 @@ async function loadStatus(id) {
     el("dl", { class: "stats" },
       el("div", {}, el("dt", {}, "Executing host"), el("dd", {}, status.executing_host || "—")),
       el("div", {}, el("dt", {}, "Next run"), el("dd", {}, status.next_scheduled || "—"))),
-    el("div", { class: "table-wrap" }, el("table", { class: "status-table" },
+    el("div", { class: "scroll-x" }, el("table", { class: "status-table" },
       el("thead", {}, el("tr", {}, ["Metric", "Last executed", "Points written", "Took (ms)", "Error"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, (status.statuses || []).map((s) => el("tr", {},
         el("td", { class: "mono" }, s.metric_name || "?"), cell(s.last_executed),

@@ -52,7 +52,9 @@ test("the selection survives a reload, and Back returns to it", async () => {
   assert.equal(await page.getByLabel("Filter").inputValue(), "cpu");
   await page.locator("#stat-series", { hasText: "3" }).waitFor();
   await page.getByRole("link", { name: "Query this metric" }).click();
-  await page.waitForURL(/index\.html\?.*metric=explorer\.cpu/);
+  await page.waitForURL(/index\.html\?q=/);
+  const q = JSON.parse(new URL(page.url()).searchParams.get("q"));
+  assert.deepEqual(q, { start_relative: { value: 24, unit: "hours" }, metrics: [{ name: "explorer.cpu" }] });
   await page.goBack();
   await page.locator("#detail-h", { hasText: "explorer.cpu" }).waitFor();
 });

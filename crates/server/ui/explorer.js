@@ -111,9 +111,15 @@ function rangeSelect() {
       RANGES.map(([k, label]) => el("option", { value: k, selected: k === state.range }, label))));
 }
 
+/** The query page (query.js) reads its whole query from `?q=<query JSON>`. */
+function queryHref(name) {
+  const q = { ...rangeFields(state.range), metrics: [{ name }] };
+  return `index.html?q=${encodeURIComponent(JSON.stringify(q))}`;
+}
+
 function renderDetailFrame(name) {
   $("detail-h").replaceChildren(el("span", { class: "mono" }, name));
-  const queryLink = el("a", { class: "button primary", id: "query-link", href: `index.html?metric=${encodeURIComponent(name)}` }, "Query this metric");
+  const queryLink = el("a", { class: "button primary", id: "query-link", href: queryHref(name) }, "Query this metric");
   const del = el("button", { type: "button", class: "danger", id: "delete-metric", onclick: () => askDelete(name) }, "Delete metric…");
   $("detail").replaceChildren(
     el("div", { class: "row" }, rangeSelect(), queryLink, del),

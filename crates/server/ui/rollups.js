@@ -102,7 +102,11 @@ function openEditor(task, id) {
   clearError($("save-error"));
   form = taskFields($("task-fields"), task, features);
   $("status-panel").hidden = !id;
-  if (id) loadStatus(id);
+  if (id) {
+    // A day back, in UTC like the server reads it; the user adjusts.
+    if (!$("backfill-start").value) $("backfill-start").value = new Date(Date.now() - 86_400_000).toISOString().slice(0, 16);
+    loadStatus(id);
+  }
   for (const row of document.querySelectorAll(".task-table tbody tr")) {
     row.setAttribute("aria-current", row.dataset.id === id ? "true" : "false");
   }

@@ -71,7 +71,7 @@ function renderList(statuses) {
   }
   const head = ["Task", "Every", "Metric → saved as", "Last executed", "Points written", "Error"];
   $("task-list").replaceChildren(el("div", { class: "scroll-x" }, el("table", { class: "task-table" },
-    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", class: h === "Points written" ? "num" : null }, h)))),
     el("tbody", {}, tasks.map((t, i) => {
       const s = summary(statuses[i]);
       return el("tr", { "aria-current": t.id === openId ? "true" : null, dataset: { id: t.id } },

@@ -22,6 +22,7 @@ function fmtBytes(n) {
 }
 
 function fmtSeconds(s) {
+  if (s === 0) return "0 s";
   if (s < 1) return `${(s * 1000).toFixed(1)} ms`;
   if (s < 120) return `${s.toFixed(2)} s`;
   return `${(s / 60).toFixed(1)} min`;
@@ -41,6 +42,7 @@ const GROUPS = [
   ["engine_", "storage engine"],
   ["query_cache_", "query cache"],
   ["telnet_", "telnet"],
+  ["rollup_", "roll-ups"],
 ];
 
 /** `kairosdb_engine_wal_bytes` → group "write-ahead log", label "bytes". */

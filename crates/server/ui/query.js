@@ -43,8 +43,8 @@ function initTime() {
   }
   $("start-rel-unit").value = "hours";
   $("end-rel-unit").value = "minutes";
-  const here = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const here = modernZone(Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone").map(modernZone) : [];
   const all = [...new Set(["UTC", here, ...zones])].sort();
   $("tz").replaceChildren(...all.map((z) => el("option", { value: z }, z === here ? `${z} (this browser)` : z)));
   $("tz").value = here;
@@ -59,6 +59,19 @@ function initTime() {
     }),
   );
 }
+
+// ICU still lists some zones under their old IANA names; offer the current ones (the
+// server and the browser accept both).
+const RENAMED = {
+  "Asia/Calcutta": "Asia/Kolkata",
+  "Asia/Katmandu": "Asia/Kathmandu",
+  "Asia/Rangoon": "Asia/Yangon",
+  "Asia/Saigon": "Asia/Ho_Chi_Minh",
+  "Europe/Kiev": "Europe/Kyiv",
+  "America/Godthab": "America/Nuuk",
+  "Atlantic/Faeroe": "Atlantic/Faroe",
+};
+const modernZone = (z) => RENAMED[z] || z;
 
 function showMode(which) {
   const mode = $(`${which}-mode`).value;
@@ -586,6 +599,8 @@ async function start() {
     showError($("run-error"), new Error(`Cannot load the aggregator list (${e.message}); the editors are empty.`));
   }
   if (restoreFromUrl()) run({ push: false });
+  // Milliseconds from navigation start until the builder can be used (tests read it).
+  document.body.dataset.readyMs = performance.now().toFixed(0);
   document.body.dataset.ready = "true";
 }
 

@@ -259,6 +259,7 @@ async fn run(config: Config) -> Result<()> {
             state.rollups.clone(),
             rollup::scheduler::Options {
                 host: self_metrics::hostname(),
+                owner: format!("{}/{http_addr}", self_metrics::hostname()),
                 shared_store: config.datastore == Datastore::Cassandra,
                 self_metrics_ttl: config.self_metrics.then_some(config.self_metrics_ttl_secs),
             },

@@ -23,9 +23,10 @@
 //!   restart, writing the same points again. KairosDB re-writes the running period every
 //!   execution, stamped with its first point's time, so a changing first point leaves
 //!   stale points behind.
-//! * **Late data.** For periods that ended within `late_window` before `done_through`,
-//!   one count query per roll-up metric compares each period's source points with the
-//!   count seen when it was rolled up; the periods that changed are rolled up again.
+//! * **Late data.** For periods that ended within `late_window` before `done_through`
+//!   (and at most the last [`MAX_COUNTED_PERIODS`] periods), one count query per roll-up
+//!   metric compares each period's source points with the count seen when it was rolled
+//!   up; the periods that changed are rolled up again.
 //! * **Isolation.** A failing roll-up metric records its error in the status and stops at
 //!   the failed period; the task's other metrics and other tasks carry on.
 
@@ -179,9 +180,13 @@ impl Execution<'_> {
         progress: &mut Progress,
         out: &mut Outcome,
     ) -> Result<u64, String> {
+        // At most MAX_COUNTED_PERIODS periods back: the counts are stored with the progress.
+        let longest =
+            super::periods::duration(rollup.period(k), &zone(rollup), metric.done_through)
+                .saturating_mul(MAX_COUNTED_PERIODS);
         let window_start = metric
             .done_through
-            .saturating_sub(self.limits.late_window_ms)
+            .saturating_sub(self.limits.late_window_ms.min(longest))
             .max(metric.origin);
         metric.counts.retain(|start, _| *start >= window_start);
         if self.limits.late_window_ms <= 0 || window_start >= metric.done_through {
@@ -273,6 +278,10 @@ pub fn backfill(
     }
     Ok(written)
 }
+
+/// Most recent periods whose source counts are kept for the late-data check, whatever
+/// the window: their counts are stored with the progress after every period.
+const MAX_COUNTED_PERIODS: i64 = 360;
 
 /// Most periods one backfill request may roll up per roll-up metric.
 pub const MAX_BACKFILL_PERIODS: usize = 100_000;

@@ -8,9 +8,9 @@
 //! * A task is due at start-up (a restart catches up at once), then every
 //!   `execution_interval` after its last execution, or right away while its catch-up
 //!   still has periods waiting.
-//! * **One process per task.** Before running, a process takes the task's lease in the
-//!   store (`_Rollups`/`Lease`): it writes itself as owner for [`LEASE`], waits
-//!   [`SETTLE`] when several processes may share the store, and reads the lease back;
+//! * **One process per task.** With a store several processes share (Cassandra), a
+//!   process takes the task's lease in the store (`_Rollups`/`Lease`) before running it:
+//!   it writes itself as owner for [`LEASE`], waits [`SETTLE`], and reads the lease back;
 //!   only the owner it reads runs the task. The store's last write wins, so all
 //!   contenders read the same owner once their writes have landed. Deliberately not
 //!   claimed: a process that stalls for longer than [`SETTLE`] between reading an expired
@@ -52,6 +52,10 @@ const MAX_PERIODS: usize = 500;
 pub struct Options {
     /// Host name for statuses and self-metrics.
     pub host: String,
+    /// This process's name in leases: stable across restarts (host and HTTP address),
+    /// so a restarted process takes its own lease back at once instead of waiting for
+    /// it to expire.
+    pub owner: String,
     /// Whether other processes may share the store (Cassandra): leases then settle.
     pub shared_store: bool,
     /// `Some(ttl)`: write `kairosdb.rollup.*` self-metrics with this TTL.
@@ -66,12 +70,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let owner = format!(
-            "{}/{}/{:016x}",
-            options.host,
-            std::process::id(),
-            rand_u64()
-        );
+        let owner = options.owner.clone();
         let mut scheduler = Scheduler {
             rollups,
             options,
@@ -95,10 +94,6 @@ pub fn spawn(
             }
         }
     })
-}
-
-fn rand_u64() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
 struct Scheduler {
@@ -187,10 +182,14 @@ impl Scheduler {
     }
 
     /// Takes or renews the task's lease; false when another live process holds it.
+    /// Without a shared store (the embedded engine, one process per data directory) the
+    /// task is always this process's.
     async fn take_lease(&self, id: &str, now: i64) -> bool {
+        if !self.options.shared_store {
+            return true;
+        }
         let store = self.rollups.store.clone();
         let (id, owner) = (id.to_owned(), self.owner.clone());
-        let settle = self.options.shared_store;
         let lease = Lease {
             owner: owner.clone(),
             until: now + LEASE.as_millis() as i64,
@@ -213,9 +212,6 @@ impl Scheduler {
         };
         if !matches!(written, Ok(Ok(()))) {
             return false;
-        }
-        if !settle {
-            return true;
         }
         tokio::time::sleep(SETTLE).await;
         let back = tokio::task::spawn_blocking(move || store.lease(&id)).await;

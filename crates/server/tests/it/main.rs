@@ -14,6 +14,7 @@ mod http_api;
 mod lifecycle;
 mod metadata;
 mod quickstart;
+mod rollups;
 mod self_metrics;
 mod telnet;
 mod timeouts;

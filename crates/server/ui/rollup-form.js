@@ -21,7 +21,7 @@ function field(label, input, hint) {
   return el("label", { for: id }, label, input, hint ? el("span", { class: "hint" }, hint) : null);
 }
 
-/** A new task from a query JSON (the query page's "Save as roll-up" link, or a paste). */
+/** A new task from a query JSON (the query page's "Create roll-up from this query" link, or a paste). */
 export function taskFromQuery(query) {
   const metrics = Array.isArray(query.metrics) && query.metrics.length ? query.metrics : [{ name: "" }];
   const rest = { ...query };

@@ -66,7 +66,7 @@ function outputs(t) {
 
 function renderList(statuses) {
   if (!tasks.length) {
-    $("task-list").replaceChildren(el("p", { class: "muted" }, "No roll-up tasks yet. Create one, or open a query and choose “Save as roll-up”."));
+    $("task-list").replaceChildren(el("p", { class: "muted" }, "No roll-up tasks yet. Create one, or open a query and choose “Create roll-up from this query”."));
     return;
   }
   const head = ["Task", "Every", "Metric → saved as", "Last executed", "Points written", "Error"];

@@ -46,9 +46,12 @@ pub async fn scheduled_jobs_handler(axum::extract::State(state): State) -> Respo
 
 /// The background jobs this process runs, from the same settings that start them
 /// (`kairosdb_engine::Engine::open`, `DeliveryQueue::open`, `main.rs`).
-pub fn scheduled_jobs(state: &AppState) -> Vec<&'static str> {
+///
+/// Then, as KairosDB lists its roll-up jobs (by task id), the roll-up tasks this process
+/// runs (`rollup/scheduler.rs`).
+pub fn scheduled_jobs(state: &AppState) -> Vec<String> {
     let config = &state.config;
-    let mut jobs = Vec::new();
+    let mut jobs: Vec<&str> = Vec::new();
     match config.datastore {
         Datastore::Embedded => {
             // Thread `kairos-maint`: seal the head into blocks, compact, expire TTLs.
@@ -64,6 +67,16 @@ pub fn scheduled_jobs(state: &AppState) -> Vec<&'static str> {
     if state.prometheus.is_some() {
         jobs.push("kairosdb.metrics.prometheus_upkeep");
     }
+    let mut jobs: Vec<String> = jobs.into_iter().map(str::to_owned).collect();
+    jobs.extend(
+        state
+            .rollups
+            .scheduled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned(),
+    );
     jobs
 }
 

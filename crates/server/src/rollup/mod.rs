@@ -57,6 +57,9 @@ pub struct Rollups {
     pub wake: tokio::sync::Notify,
     /// How far back late data re-runs a period, in ms.
     pub late_window_ms: i64,
+    /// Ids of the tasks this process runs (all of them on a store of its own; those whose
+    /// lease it holds on a shared one): KairosDB lists them in `admin/scheduledjobs`.
+    pub scheduled: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Rollups {
@@ -66,6 +69,7 @@ impl Rollups {
             storage,
             metrics: Arc::default(),
             wake: tokio::sync::Notify::new(),
+            scheduled: Default::default(),
             late_window_ms: i64::try_from(late_window_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
         }

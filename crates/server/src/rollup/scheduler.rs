@@ -130,6 +130,11 @@ impl Scheduler {
             .store(tasks.len() as i64, Ordering::Relaxed);
         self.next.retain(|id, _| tasks.contains_key(id));
         self.lag.retain(|id, _| tasks.contains_key(id));
+        self.rollups
+            .scheduled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id| tasks.contains_key(id));
         for (id, json) in tasks {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -153,9 +158,19 @@ impl Scheduler {
             )
             .max(1);
             if !self.take_lease(&id, now).await {
+                self.rollups
+                    .scheduled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
                 self.next.insert(id, now + POLL.as_millis() as i64);
                 continue;
             }
+            self.rollups
+                .scheduled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone());
             let outcome = self.execute(&id, task.clone(), now, interval).await;
             let due = if outcome.backlog { now } else { now + interval };
             self.lag

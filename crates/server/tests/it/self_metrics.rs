@@ -144,12 +144,15 @@ async fn reports_timings_request_counts_and_points_per_metric() {
         ("KAIROSDB_SELF_METRICS", "true"),
         ("KAIROSDB_SELF_METRICS_INTERVAL_SECS", "1"),
     ]);
+    // A client's own `kairosdb.*` metric is stored but not counted in metric_counters.
     let body = json!([{ "name": "app.req", "datapoints": [[1000, 1], [2000, 2], [3000, 3]],
+                        "tags": { "host": "a" } },
+                      { "name": "kairosdb.custom", "datapoints": [[1000, 1]],
                         "tags": { "host": "a" } }]);
     let a = post(&server, "/api/v1/datapoints", body.to_string()).await;
     assert_eq!(a.status, 204, "{}", a.text());
     let mut telnet = server.telnet();
-    telnet.send(b"put t.m 1000 1 h=a\nput t.m 2000 2 h=b\n");
+    telnet.send(b"put t.m 1000 1 h=a\nput t.m 2000 2 h=b\nput kairosdb.custom 5 5 h=a\n");
     telnet.version();
     // One request with two metric queries of app.req (query_index 1 and 2), one failing.
     let query = json!({ "start_absolute": 0,

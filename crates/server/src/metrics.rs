@@ -8,9 +8,15 @@
 //! batch-duration histogram is recorded live through the `metrics` macros.
 //!
 //! The same atomics feed the `kairosdb.*` series written into the store (spec §11.1) by
-//! `self_metrics.rs`.
+//! `self_metrics.rs`, together with the figures that need tags and so are not atomics:
+//! [`Tallies`], per-interval maps (request and query timings, requests per path, points
+//! per metric) that only the self-metrics report reads, and empties.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kairosdb_model::{Gauge, Kind, Sample, StorageStats};
@@ -21,7 +27,7 @@ const BATCH_DURATION: &str = "kairosdb_batch_duration_seconds";
 kairosdb_model::metrics! {
     /// The server's own counters and gauges, bumped by the HTTP and telnet listeners.
     #[derive(Debug, Default)]
-    pub struct ServerMetrics {
+    pub struct Counters {
         counter datapoints_ingested: "kairosdb_datapoints_ingested_total",
             "Data points acknowledged by storage (HTTP and telnet).";
         counter http_datapoints_ingested: "kairosdb_http_datapoints_ingested_total",
@@ -49,7 +55,23 @@ kairosdb_model::metrics! {
     }
 }
 
-/// Server gauges that are not atomics of [`ServerMetrics`].
+/// The server's figures: the [`Counters`] atomics (fields reached through `Deref`, so the
+/// listeners write `metrics.queue_size`), and the tagged per-interval [`Tallies`].
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    counters: Counters,
+    pub tallies: Tallies,
+}
+
+impl std::ops::Deref for ServerMetrics {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+/// Server gauges that are not atomics of [`Counters`].
 const GAUGES: &[Gauge<ServerMetrics>] = &[Gauge::new(
     "kairosdb_memory_usage_bytes",
     "Resident set size of the server process.",
@@ -79,12 +101,242 @@ impl ServerMetrics {
     pub fn snapshot(&self, storage: &StorageStats) -> Vec<Sample> {
         let mut own = self.collect();
         if let Some(g) = own.gauges.iter_mut().find(|g| g.0 == "kairosdb_queue_size") {
-            g.2 += storage.backlog_points as f64;
+            g.2 = self.queue_points(storage) as f64;
         }
         own.read_gauges(GAUGES, self);
         own.samples("")
             .chain(storage.samples("kairosdb_"))
             .collect()
+    }
+}
+
+/// Most keys a [`Tally`] holds in one interval: a flood of metric names or request paths
+/// cannot grow memory without limit (KairosDB's collectors have no bound).
+pub const TALLY_KEYS: usize = 10_000;
+
+/// The key that takes the events of new keys once a [`Tally`] holds [`TALLY_KEYS`]: the
+/// tag value `metric_name=_overflow` / `path=_overflow` in the report.
+pub const OVERFLOW: &str = "_overflow";
+
+/// The figures with tags, per interval: filled where the events happen, taken and emptied
+/// by each self-metrics report (spec §11.1). Not on `/metrics`.
+#[derive(Debug)]
+pub struct Tallies {
+    /// `kairosdb.http.request_time`: per (request path, succeeded), in microseconds.
+    pub requests: Tally<(&'static str, bool), Stats>,
+    /// `kairosdb.http.ingest_time`: per HTTP ingest request, in microseconds.
+    pub ingest: Tally<(), Stats>,
+    /// `kairosdb.http.query_time` and `kairosdb.datastore.*`: per (metric name, 1-based
+    /// index of the metric query in its request).
+    pub metric_queries: Tally<(String, u32), QueryFigures>,
+    /// `kairosdb.protocol.http_request_count`: per (method, path as KairosDB reports it).
+    pub http_requests: Tally<(String, String), u64>,
+    /// `kairosdb.metric_counters`: points received per metric name (not `kairosdb.*`).
+    pub metric_points: Tally<String, u64>,
+}
+
+impl Default for Tallies {
+    fn default() -> Tallies {
+        Tallies {
+            requests: Tally::new(TALLY_KEYS, ("", false)),
+            ingest: Tally::new(TALLY_KEYS, ()),
+            metric_queries: Tally::new(TALLY_KEYS, (OVERFLOW.to_string(), 0)),
+            http_requests: Tally::new(TALLY_KEYS, (OVERFLOW.to_string(), OVERFLOW.to_string())),
+            metric_points: Tally::new(TALLY_KEYS, OVERFLOW.to_string()),
+        }
+    }
+}
+
+/// What one metric query of an HTTP query request reports (see `query.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryFigures {
+    /// `kairosdb.http.query_time`: the metric query from its start to its answer, µs.
+    pub http_time: Stats,
+    /// `kairosdb.datastore.query_time`: reading and aggregating (`kairosdb_query::execute`), µs.
+    pub datastore_time: Stats,
+    /// `kairosdb.datastore.query_sample_size`: points read.
+    pub sample_size: Stats,
+}
+
+impl Tallies {
+    /// One finished query-class request (`request` is KairosDB's tag value, e.g.
+    /// `/datapoints/query`) that took `elapsed`.
+    pub fn request_done(&self, request: &'static str, ok: bool, elapsed: Duration) {
+        self.requests
+            .with(&(request, ok), |s| s.add(micros(elapsed)));
+    }
+
+    /// One answered HTTP ingest request that took `elapsed`.
+    pub fn ingest_done(&self, elapsed: Duration) {
+        self.ingest.with(&(), |s| s.add(micros(elapsed)));
+    }
+
+    /// One metric query that completed: `index` is 1-based, as KairosDB's `query_index`.
+    pub fn metric_query_done(
+        &self,
+        name: &str,
+        index: usize,
+        http: Duration,
+        datastore: Duration,
+        sample_size: u64,
+    ) {
+        let key = (name.to_string(), u32::try_from(index).unwrap_or(u32::MAX));
+        self.metric_queries.with(&key, |f| {
+            f.http_time.add(micros(http));
+            f.datastore_time.add(micros(datastore));
+            f.sample_size.add(sample_size);
+        });
+    }
+
+    /// One HTTP request under `/api/`, counted under KairosDB's `path` tag rule
+    /// (`MonitorFilter.getFilteredPath`): paths under `/api/v1/datapoints` verbatim,
+    /// `/api/v1/rollups…` as `/api/v1/rollups`, every other path verbatim.
+    pub fn http_request(&self, method: &str, path: &str) {
+        let path = if path.starts_with("/api/v1/rollups") {
+            "/api/v1/rollups"
+        } else {
+            path
+        };
+        let key = (method.to_string(), path.to_string());
+        self.http_requests.with(&key, |n| *n += 1);
+    }
+
+    /// Points received per metric for `kairosdb.metric_counters`. Our own `kairosdb.*`
+    /// metrics are left out, as KairosDB's `DataPointsMonitor` does.
+    ///
+    /// On the ingest path, so the batch is first summed per metric without hashing or
+    /// locking: a series' metric is looked for among the last [`LOOKBACK`] metrics seen
+    /// (a batch usually cycles through a few metrics per host, TSBS 10), and the shared
+    /// map is then locked once and updated once per entry.
+    pub fn points_received(&self, batch: &kairosdb_model::WriteBatch) {
+        let mut sums: Vec<(&str, u64)> = Vec::new();
+        for s in &batch.series {
+            let name = s.key.metric.as_str();
+            if name.starts_with(SELF_PREFIX) {
+                continue;
+            }
+            let points = s.points.len() as u64;
+            let recent = sums.len().saturating_sub(LOOKBACK);
+            match sums[recent..].iter_mut().rev().find(|(m, _)| *m == name) {
+                Some((_, n)) => *n += points,
+                None => sums.push((name, points)),
+            }
+        }
+        if !sums.is_empty() {
+            self.metric_points.with_all(sums, |n, add| *n += add);
+        }
+    }
+}
+
+/// How many of the metrics last seen in a batch [`Tallies::points_received`] compares a
+/// series' metric with before it starts a new entry.
+const LOOKBACK: usize = 16;
+
+/// The metric prefix of the self-metrics (KairosDB's `kairosdb.metric-prefix`).
+pub const SELF_PREFIX: &str = "kairosdb.";
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Per-interval statistics of one figure: what KairosDB's metrics4j `timeStats`
+/// (durations) and `stats` (sizes) collectors report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub min: u64,
+    pub max: u64,
+    pub sum: u64,
+    pub count: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, value: u64) {
+        self.min = if self.count == 0 {
+            value
+        } else {
+            self.min.min(value)
+        };
+        self.max = self.max.max(value);
+        self.sum = self.sum.saturating_add(value);
+        self.count += 1;
+    }
+}
+
+/// A per-interval map key → figure, bounded to `limit` keys: once full, the events of new
+/// keys go to the `overflow` key. [`Tally::take`] empties it.
+#[derive(Debug)]
+pub struct Tally<K, V> {
+    map: Mutex<HashMap<K, V>>,
+    limit: usize,
+    overflow: K,
+}
+
+impl<K: Hash + Eq + Clone, V: Default> Tally<K, V> {
+    pub fn new(limit: usize, overflow: K) -> Tally<K, V> {
+        Tally {
+            map: Mutex::new(HashMap::new()),
+            limit,
+            overflow,
+        }
+    }
+
+    /// Updates the figure of `key` (allocating the key only when it is new).
+    pub fn with<Q>(&self, key: &Q, update: impl FnOnce(&mut V))
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut map = self.lock();
+        self.update(&mut map, key, update);
+    }
+
+    /// [`Tally::with`] for several keys under one lock.
+    pub fn with_all<'a, Q, A>(
+        &self,
+        items: impl IntoIterator<Item = (&'a Q, A)>,
+        mut update: impl FnMut(&mut V, A),
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized + 'a,
+    {
+        let mut map = self.lock();
+        for (key, arg) in items {
+            self.update(&mut map, key, |v| update(v, arg));
+        }
+    }
+
+    fn update<Q>(&self, map: &mut HashMap<K, V>, key: &Q, update: impl FnOnce(&mut V))
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = map.get_mut(key) {
+            return update(v);
+        }
+        let key = if map.len() < self.limit {
+            key.to_owned()
+        } else {
+            self.overflow.clone()
+        };
+        update(map.entry(key).or_default());
+    }
+
+    /// Everything tallied since the previous take.
+    pub fn take(&self) -> HashMap<K, V> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+        // A panic while holding the lock leaves at worst one figure half-updated.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ServerMetrics {
+    /// `kairosdb_queue_size` (see [`ServerMetrics::snapshot`]).
+    pub fn queue_points(&self, storage: &StorageStats) -> u64 {
+        let handed = self.queue_size.load(Ordering::Relaxed).max(0) as u64;
+        handed + storage.backlog_points
     }
 }
 
@@ -137,6 +389,36 @@ pub fn resident_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tally_holds_at_most_its_limit_and_take_empties_it() {
+        let t: Tally<String, u64> = Tally::new(2, OVERFLOW.to_string());
+        for key in ["a", "b", "c", "a", "d"] {
+            t.with(key, |n| *n += 1);
+        }
+        t.with_all([("b", 10), ("e", 100)], |n, add| *n += add);
+        let mut got: Vec<(String, u64)> = t.take().into_iter().collect();
+        got.sort();
+        let want = [("_overflow", 102), ("a", 2), ("b", 11)];
+        let want: Vec<(String, u64)> = want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        assert_eq!(got, want);
+        assert!(t.take().is_empty());
+    }
+
+    #[test]
+    fn stats_keep_min_max_sum_and_count() {
+        let mut s = Stats::default();
+        for v in [5, 2, 9] {
+            s.add(v);
+        }
+        let want = Stats {
+            min: 2,
+            max: 9,
+            sum: 16,
+            count: 3,
+        };
+        assert_eq!(s, want);
+    }
 
     #[test]
     fn snapshot_includes_storage_figures_with_prefix() {

@@ -163,6 +163,9 @@ fn split_off(points: &mut Points, at: usize) -> Points {
 /// error the failed chunk and everything after it stay in `chunks` (telnet retries them
 /// after back-pressure; HTTP reports the error).
 ///
+/// Acknowledged points are counted per metric for `kairosdb.metric_counters`
+/// (`Tallies::points_received`: one map update per metric run of a chunk).
+///
 /// The points of `chunks` count in `kairosdb_queue_size` until storage acknowledged
 /// them (then a delivery queue counts them until delivered, see `ServerMetrics`). A
 /// scrape right between the acknowledgement and the decrement counts a chunk twice,
@@ -184,6 +187,7 @@ pub fn write_chunks(
             storage.write(chunk)?;
             let points = chunk.point_count();
             metrics.batch_written(points, started.elapsed());
+            metrics.tallies.points_received(chunk);
             metrics
                 .queue_size
                 .fetch_sub(points as i64, Ordering::Relaxed);

@@ -13,6 +13,7 @@
 //! same points (same series and timestamp: the last write wins), so retrying is safe.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
@@ -95,10 +96,13 @@ async fn handle(
     body: Body,
     encoding: Encoding,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let result = write(&state, &headers, body, encoding).await;
     if !matches!(&result, Ok(r) if r.status() == StatusCode::NO_CONTENT) {
         ServerMetrics::add(&state.metrics.ingestion_errors, 1);
     }
+    // `kairosdb.http.ingest_time` (spec §11.1): every answered request.
+    state.metrics.tallies.ingest_done(started.elapsed());
     result
 }
 

@@ -204,6 +204,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             server_type_gate,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(standard_headers))
         .with_state(state)
 }
@@ -240,6 +241,22 @@ async fn server_type_gate(
             class.name()
         );
         return json_response(StatusCode::FORBIDDEN, body.into_bytes());
+    }
+    next.run(request).await
+}
+
+/// `kairosdb.protocol.http_request_count` (spec §11.1): every request under `/api/`, as
+/// KairosDB's `MonitorFilter` (mapped to `/api/*`) counts them, before routing, so
+/// refused and unknown paths count too.
+async fn count_request(
+    axum::extract::State(state): State,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") {
+        let tallies = &state.metrics.tallies;
+        tallies.http_request(request.method().as_str(), path);
     }
     next.run(request).await
 }

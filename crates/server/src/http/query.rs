@@ -19,6 +19,10 @@
 //! Bigger work, and every read of a backend that reads over the network, runs on the
 //! blocking pool.
 //!
+//! Each request is timed for `kairosdb.http.request_time` and each metric query that
+//! completes for `kairosdb.http.query_time` and `kairosdb.datastore.*` (spec §11.1,
+//! `metrics::Tallies`; written by `self_metrics.rs`).
+//!
 //! Not here: the response is rendered whole in memory before the first byte is sent (no
 //! temp file, unlike KairosDB, spec §4.8), so a failing metric query or a NaN never
 //! produces a truncated 200; `query_max_points` and `query_concurrency` bound that memory.
@@ -62,28 +66,58 @@ pub(super) const INLINE_TIME: Duration = Duration::from_millis(1);
 /// are written on the async worker.
 const INLINE_RESPONSE_WEIGHT: usize = 16 * 1024;
 
+/// KairosDB's `request` tag values of `kairosdb.http.request_time` (spec §11.1); it times
+/// only the first, the other two are our addition.
+const QUERY_URL: &str = "/datapoints/query";
+const TAGS_URL: &str = "/datapoints/query/tags";
+const DELETE_URL: &str = "/datapoints/delete";
+
+/// Records a query-class request for `kairosdb.http.request_time`: `status=success` for a
+/// 2xx answer, `failed` for an error.
+fn timed(
+    state: &AppState,
+    request: &'static str,
+    started: Instant,
+    result: Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let tallies = &state.metrics.tallies;
+    tallies.request_done(request, result.is_ok(), started.elapsed());
+    result
+}
+
 pub async fn query_post(
     axum::extract::State(state): State,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = read_query_body(&state, &headers, body).await?;
-    run_query(state, body, started).await
+    let result = match read_query_body(&state, &headers, body).await {
+        Ok(body) => run_query(state.clone(), body, started).await,
+        Err(e) => Err(e),
+    };
+    timed(&state, QUERY_URL, started, result)
 }
 
 pub async fn query_get(axum::extract::State(state): State, uri: Uri) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let params = Query::<Vec<(String, String)>>::try_from_uri(&uri)
+    let result = match query_param(&uri) {
+        Ok(json) => run_query(state.clone(), json.into_bytes(), started).await,
+        Err(e) => Err(e),
+    };
+    timed(&state, QUERY_URL, started, result)
+}
+
+/// The `query` parameter of `GET /api/v1/datapoints/query`.
+fn query_param(uri: &Uri) -> Result<String, ApiError> {
+    let params = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let json = params
+    params
         .0
         .into_iter()
         .find(|(k, _)| k == "query")
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request("query json must not be null or empty"))?;
-    run_query(state, json.into_bytes(), started).await
+        .ok_or_else(|| ApiError::bad_request("query json must not be null or empty"))
 }
 
 /// Runs every metric query of one request and answers 200 with all results, or the error
@@ -231,18 +265,40 @@ struct RequestContext {
     budget: Budget,
     /// Which metric queries run, for `runningqueries`.
     running: Arc<InFlight>,
+    metrics: Arc<ServerMetrics>,
 }
 
 impl RequestContext {
     /// One metric query, on a blocking thread that holds a query slot (without a work
     /// limit, so it runs to the end).
-    fn run(&self, i: usize, metric: &MetricQuery) -> Result<QueryResult, QueryError> {
+    fn run(&self, i: usize, metric: &MetricQuery) -> Result<Part, QueryError> {
+        let started = Instant::now();
         self.running.start(i);
         let result = self
             .run_within(metric, &self.budget)
             .map(Executed::expect_complete);
         self.running.stop(i, false);
-        result
+        let result = result?;
+        let executed = started.elapsed();
+        let sample_size = result.sample_size;
+        let part = Part::from_pool(result);
+        self.record(i, metric, started.elapsed(), executed, sample_size);
+        Ok(part)
+    }
+
+    /// A metric query that completed, for `kairosdb.http.query_time` (`http`: its start
+    /// to its result, rendered when rendered here) and `kairosdb.datastore.*`
+    /// (`executed`: read and aggregation). `query_index` is 1-based, as in KairosDB.
+    fn record(
+        &self,
+        i: usize,
+        metric: &MetricQuery,
+        http: Duration,
+        executed: Duration,
+        sample_size: u64,
+    ) {
+        let tallies = &self.metrics.tallies;
+        tallies.metric_query_done(&metric.name, i + 1, http, executed, sample_size);
     }
 
     /// One metric query on the async worker: `Ok(None)` when it needs more work than
@@ -257,12 +313,17 @@ impl RequestContext {
             work_limit: Some(INLINE_WORK_POINTS),
             ..self.budget.clone()
         };
+        let started = Instant::now();
         self.running.start(i);
         let result = self.run_within(metric, &budget);
         let over_limit = matches!(result, Ok(Executed::OverWorkLimit));
         self.running.stop(i, over_limit);
         match result? {
-            Executed::Complete(result) => Ok(Some(result)),
+            Executed::Complete(result) => {
+                let took = started.elapsed();
+                self.record(i, metric, took, took, result.sample_size);
+                Ok(Some(result))
+            }
             Executed::OverWorkLimit => Ok(None),
         }
     }
@@ -321,6 +382,7 @@ async fn execute_all(
         now_ms: now_ms(),
         budget,
         running,
+        metrics: state.metrics.clone(),
     });
     let killed = shared.running.kill_signal.notified();
     tokio::pin!(killed);
@@ -373,7 +435,7 @@ async fn execute_all(
                 };
                 let shared = shared.clone();
                 running.spawn_blocking(move || {
-                    let result = shared.run(i, &metric).map(Part::from_pool);
+                    let result = shared.run(i, &metric);
                     drop(slot);
                     (i, result)
                 });
@@ -417,7 +479,15 @@ pub async fn query_tags(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_query_body(&state, &headers, body).await?;
+    let started = Instant::now();
+    let result = match read_query_body(&state, &headers, body).await {
+        Ok(body) => tags_of(state.clone(), body).await,
+        Err(e) => Err(e),
+    };
+    timed(&state, TAGS_URL, started, result)
+}
+
+async fn tags_of(state: Arc<AppState>, body: Vec<u8>) -> Result<Response, ApiError> {
     blocking(move || {
         let request = parse(&body)?;
         let mut tag_sets = Vec::with_capacity(request.metrics.len());
@@ -458,7 +528,15 @@ pub async fn delete(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_query_body(&state, &headers, body).await?;
+    let started = Instant::now();
+    let result = match read_query_body(&state, &headers, body).await {
+        Ok(body) => delete_matching(state.clone(), body).await,
+        Err(e) => Err(e),
+    };
+    timed(&state, DELETE_URL, started, result)
+}
+
+async fn delete_matching(state: Arc<AppState>, body: Vec<u8>) -> Result<Response, ApiError> {
     blocking(move || {
         let request = parse(&body)?;
         for metric in request.metrics {

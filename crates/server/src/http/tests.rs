@@ -143,6 +143,51 @@ async fn health_follows_storage() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Spec §11.2: the Datastore-Query check is a real query of `kairosdb.jvm.thread_count`
+/// over the last 10 minutes; a query error fails it while the storage says it is healthy.
+#[tokio::test]
+async fn health_check_runs_a_datastore_query_and_fails_when_it_errors() {
+    let storage = Arc::new(FakeStorage::default());
+    let state = Arc::new(AppState::new(
+        storage.clone(),
+        Arc::new(Config::resolve(Settings::default()).unwrap()),
+        Arc::new(ServerMetrics::default()),
+        None,
+    ));
+    let (status, _, _) = call(router(state), get("/api/v1/health/check")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(storage.queried(), vec!["kairosdb.jvm.thread_count"]);
+
+    let failing = || FakeStorage {
+        fail_metrics: vec!["kairosdb.jvm.thread_count"],
+        ..FakeStorage::default()
+    };
+    let (status, _, body) = call(
+        app_with(failing(), Settings::default()),
+        get("/api/v1/health/check"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.is_empty());
+    let (status, _, body) = call(
+        app_with(failing(), Settings::default()),
+        get("/api/v1/health/status"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        br#"["JVM-Thread-Deadlock: OK","Datastore-Query: FAIL"]"#
+    );
+    // The load-balancer probes only ask `Storage::health`.
+    let (status, _, _) = call(
+        app_with(failing(), Settings::default()),
+        get("/health/ready"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn metrics_json_has_server_and_storage_figures() {
     let (status, _, body) = get_from(true, "/api/v1/metrics").await;

@@ -232,7 +232,10 @@ async fn a_task_rolls_up_on_its_schedule_and_reports_status_and_metrics() {
     assert_eq!(metrics["kairosdb_rollup_tasks"], 1);
     // KairosDB lists its roll-up jobs by task id.
     let jobs = get(&server, "/api/v1/admin/scheduledjobs").await.json();
-    assert!(jobs.as_array().unwrap().contains(&id.as_str().into()), "{jobs}");
+    assert!(
+        jobs.as_array().unwrap().contains(&id.as_str().into()),
+        "{jobs}"
+    );
 }
 
 #[tokio::test]

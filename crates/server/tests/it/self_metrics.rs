@@ -1,6 +1,8 @@
 //! Self-metrics (spec §11.1): with `self_metrics` on, the server writes `kairosdb.*`
 //! metrics tagged `host=<hostname>` into its own store every interval (HTTP ingest and
-//! telnet command counts per interval, process figures); with it off, none.
+//! telnet command counts, request and query timings, requests per path, points per
+//! metric, queue size, process figures); with it off, none. The health check queries one
+//! of them (spec §11.2).
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +90,149 @@ async fn reports_kairosdb_metrics_with_the_host_tag() {
     assert!(names.contains(&"app.req".to_string()), "{names:?}");
     assert!(names.contains(&"t.m".to_string()), "{names:?}");
     // The reporter stops with the server: a clean shutdown.
+    assert!(server.terminate(Duration::from_secs(15)).success());
+}
+
+/// Sum of every point of `metric` with `tags` so far (0 when there is none), and the
+/// values of the result's tag `tag`.
+async fn sum(
+    server: &Server,
+    metric: &str,
+    tags: serde_json::Value,
+    tag: &str,
+) -> (f64, Vec<String>) {
+    let query = json!({
+        "start_absolute": 0,
+        "metrics": [{ "name": metric, "tags": tags }],
+    });
+    let a = post(server, "/api/v1/datapoints/query", query.to_string()).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let Some(result) = a.json()["queries"][0]["results"].get(0).cloned() else {
+        return (0.0, Vec::new());
+    };
+    let total = result["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|p| p[1].as_f64().expect("number"))
+        .sum();
+    let values = serde_json::from_value(result["tags"][tag].clone()).unwrap_or_default();
+    (total, values)
+}
+
+/// Names written once a report ran after some ingest and queries (timings carry
+/// metrics4j's `timeStats` fields, sizes its `stats` fields).
+const TAGGED_NAMES: [&str; 13] = [
+    "kairosdb.datastore.query_sample_size.sum",
+    "kairosdb.datastore.query_time.avg",
+    "kairosdb.datastore.query_time.count",
+    "kairosdb.http.ingest_time.count",
+    "kairosdb.http.ingest_time.max",
+    "kairosdb.http.query_time.count",
+    "kairosdb.http.query_time.total",
+    "kairosdb.http.request_time.count",
+    "kairosdb.http.request_time.min",
+    "kairosdb.metric_counters",
+    "kairosdb.protocol.http_request_count",
+    "kairosdb.queue.file_queue.size",
+    "kairosdb.jvm.thread_count",
+];
+
+#[tokio::test]
+async fn reports_timings_request_counts_and_points_per_metric() {
+    let server = Server::fresh(&[
+        ("KAIROSDB_SELF_METRICS", "true"),
+        ("KAIROSDB_SELF_METRICS_INTERVAL_SECS", "1"),
+    ]);
+    // A client's own `kairosdb.*` metric is stored but not counted in metric_counters.
+    let body = json!([{ "name": "app.req", "datapoints": [[1000, 1], [2000, 2], [3000, 3]],
+                        "tags": { "host": "a" } },
+                      { "name": "kairosdb.custom", "datapoints": [[1000, 1]],
+                        "tags": { "host": "a" } }]);
+    let a = post(&server, "/api/v1/datapoints", body.to_string()).await;
+    assert_eq!(a.status, 204, "{}", a.text());
+    let mut telnet = server.telnet();
+    telnet.send(b"put t.m 1000 1 h=a\nput t.m 2000 2 h=b\nput kairosdb.custom 5 5 h=a\n");
+    telnet.version();
+    // One request with two metric queries of app.req (query_index 1 and 2), one failing.
+    let query = json!({ "start_absolute": 0,
+                        "metrics": [{ "name": "app.req" }, { "name": "app.req" }] });
+    let a = post(&server, "/api/v1/datapoints/query", query.to_string()).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = post(&server, "/api/v1/datapoints/query", "{not json").await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    // The health check's datastore query runs against the real engine.
+    let a = get(&server, "/api/v1/health/check").await;
+    assert_eq!(a.status, 204, "{}", a.text());
+
+    // Everything is per interval: sums over all reports reach the counts once a report
+    // ran after the requests above (the test's own polling adds query requests).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let names = metric_names(&server).await;
+        if TAGGED_NAMES.iter().all(|n| names.iter().any(|m| m == n)) {
+            let counters = "kairosdb.metric_counters";
+            let http = sum(
+                &server,
+                counters,
+                json!({ "metric_name": "app.req" }),
+                "host",
+            )
+            .await;
+            let telnet = sum(&server, counters, json!({ "metric_name": "t.m" }), "host").await;
+            let ingest = json!({ "method": "POST", "path": "/api/v1/datapoints" });
+            let posts = sum(
+                &server,
+                "kairosdb.protocol.http_request_count",
+                ingest,
+                "path",
+            )
+            .await;
+            if (http.0, telnet.0, posts.0) == (3.0, 2.0, 1.0) {
+                assert_eq!(posts.1, vec!["/api/v1/datapoints"]);
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete report: {names:?}\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Our own metrics are not in metric_counters.
+    let (_, counted) = sum(
+        &server,
+        "kairosdb.metric_counters",
+        json!({}),
+        "metric_name",
+    )
+    .await;
+    assert!(counted.contains(&"app.req".to_string()), "{counted:?}");
+    assert!(
+        !counted.iter().any(|n| n.starts_with("kairosdb.")),
+        "{counted:?}"
+    );
+    // Exactly one failed query request; its time is a non-negative number of ms.
+    let failed = json!({ "request": "/datapoints/query", "status": "failed" });
+    let name = "kairosdb.http.request_time.count";
+    assert_eq!(sum(&server, name, failed.clone(), "status").await.0, 1.0);
+    let max = sum(&server, "kairosdb.http.request_time.max", failed, "host").await;
+    assert!(max.0 >= 0.0 && max.1.len() == 1, "{max:?}");
+    // Both metric queries of the first request read the 3 points of app.req.
+    for index in ["1", "2"] {
+        let tags = json!({ "metric_name": "app.req", "query_index": index });
+        let name = "kairosdb.datastore.query_sample_size.sum";
+        assert_eq!(sum(&server, name, tags.clone(), "host").await.0, 3.0);
+        let name = "kairosdb.http.query_time.count";
+        assert_eq!(
+            sum(&server, name, tags, "query_index").await,
+            (1.0, vec![index.to_string()])
+        );
+    }
+    let name = "kairosdb.http.ingest_time.count";
+    assert_eq!(sum(&server, name, json!({}), "host").await.0, 1.0);
     assert!(server.terminate(Duration::from_secs(15)).success());
 }
 

@@ -39,13 +39,7 @@ pub async fn create(
 ) -> Response {
     let result = async {
         let task = read_task(&state, &headers, request).await?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let rollups = state.rollups.clone();
-        let json = task.stored_json(&id);
-        let stored_id = id.clone();
-        blocking(move || Ok(rollups.store.put_task(&stored_id, &json)?)).await?;
-        state.rollups.wake.notify_one();
-        Ok::<_, ApiError>(created(&id, &task.name))
+        save(&state, &uuid::Uuid::new_v4().to_string(), &task).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -91,12 +85,7 @@ pub async fn update(
             return Err(not_found(&id));
         }
         let task = read_task(&state, &headers, request).await?;
-        let rollups = state.rollups.clone();
-        let json = task.stored_json(&id);
-        let stored_id = id.clone();
-        blocking(move || Ok(rollups.store.put_task(&stored_id, &json)?)).await?;
-        state.rollups.wake.notify_one();
-        Ok::<_, ApiError>(created(&id, &task.name))
+        save(&state, &id, &task).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -204,6 +193,15 @@ async fn read_task(
         parse_rollup_task(&bytes, now_ms()).map_err(query_error)
     })
     .await
+}
+
+/// Stores `task` under `id`, wakes the scheduler, and answers as KairosDB does.
+async fn save(state: &super::AppState, id: &str, task: &RollupTask) -> Result<Response, ApiError> {
+    let rollups = state.rollups.clone();
+    let (stored_id, json) = (id.to_owned(), task.stored_json(id));
+    blocking(move || Ok(rollups.store.put_task(&stored_id, &json)?)).await?;
+    state.rollups.wake.notify_one();
+    Ok(created(id, &task.name))
 }
 
 /// KairosDB's `RollupResponse`.

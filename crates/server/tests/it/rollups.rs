@@ -186,22 +186,25 @@ async fn wait_status(
     }
 }
 
+/// Creates the 1-second `cpu.1s` task and waits until it has written points; its id and
+/// status.
+async fn start_rolling_up(server: &Server) -> (String, serde_json::Value) {
+    let body = task("t", "cpu.1s", 1).to_string();
+    let created = post(server, "/api/v1/rollups", body).await;
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let status = wait_status(server, &id, |s| {
+        s["statuses"][0]["data_point_count"].as_u64() > Some(0)
+    })
+    .await;
+    (id, status)
+}
+
 #[tokio::test]
 async fn a_task_rolls_up_on_its_schedule_and_reports_status_and_metrics() {
     let server = Server::fresh(&[("KAIROSDB_ROLLUP_LATE_WINDOW_SECS", "5")]);
     let base = now_ms() / 1000 * 1000;
     write_cpu(&server, base - 10_000, base + 20_000).await;
-    let created = post(
-        &server,
-        "/api/v1/rollups",
-        task("t", "cpu.1s", 1).to_string(),
-    )
-    .await;
-    let id = created.json()["id"].as_str().unwrap().to_string();
-    let status = wait_status(&server, &id, |s| {
-        s["statuses"][0]["data_point_count"].as_u64() > Some(0)
-    })
-    .await;
+    let (id, status) = start_rolling_up(&server).await;
     assert_eq!(status["statuses"][0]["metric_name"], "cpu");
     assert!(status["executing_host"]
         .as_str()
@@ -246,17 +249,7 @@ async fn kill_9_while_rolling_up_neither_skips_nor_repeats_a_period() {
     let server = Server::start(&data, &env);
     let base = now_ms() / 1000 * 1000;
     write_cpu(&server, base - 5_000, base + 30_000).await;
-    let created = post(
-        &server,
-        "/api/v1/rollups",
-        task("t", "cpu.1s", 1).to_string(),
-    )
-    .await;
-    let id = created.json()["id"].as_str().unwrap().to_string();
-    wait_status(&server, &id, |s| {
-        s["statuses"][0]["data_point_count"].as_u64() > Some(0)
-    })
-    .await;
+    let (id, _) = start_rolling_up(&server).await;
     server.kill9();
 
     // Down for 4 s: the periods that ended meanwhile are caught up after the restart.

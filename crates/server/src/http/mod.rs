@@ -470,6 +470,9 @@ impl From<StorageError> for ApiError {
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             },
             StorageError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            StorageError::InsufficientStorage(_) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message)
+            }
             StorageError::Poisoned(_) | StorageError::Corruption(_) | StorageError::Internal(_) => {
                 ApiError::internal(message)
             }

@@ -8,9 +8,9 @@
 # * promtool, from Debian's `prometheus` package: `apt-get download` + `dpkg-deb -x` into the
 #   git-ignored .cache/deploy-tools/ (only the binary is kept; no service is installed or
 #   started, no root needed once the apt lists exist);
-# * helm, built from its Go module (`go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION`)
-#   with its Go caches under .cache/deploy-tools/ while it builds (about 10 minutes on
-#   2 CPUs); only the binary is kept, so a second run is instant.
+# * helm, built from its Go module (`go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION`) into
+#   .cache/deploy-tools/bin: about 10 minutes on 2 CPUs the first time on a machine, seconds
+#   afterwards (Go's module and build caches in $HOME are reused, also by a fresh clone).
 #
 # Each is reused when already there at the pinned version. Progress goes to stderr; stdout
 # is only `export NAME=VALUE` lines:
@@ -52,11 +52,10 @@ if [ ! -x "$BIN/helm" ] || [ "$(cat "$DIR/helm.version" 2>/dev/null)" != "$HELM_
   GO="$(command -v go || echo /usr/local/go/bin/go)"
   [ -x "$GO" ] || { echo "deploy-tools: go is missing (needed to build helm)" >&2; exit 1; }
   echo "deploy-tools: building helm $HELM_VERSION with $("$GO" version) (a few minutes the first time)" >&2
-  GOBIN="$BIN" GOMODCACHE="$DIR/go/mod" GOCACHE="$DIR/go/build" GOPATH="$DIR/go" \
-    GOFLAGS=-modcacherw CGO_ENABLED=0 "$GO" install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2
+  # Go's own module and build caches (in $HOME) are kept: CI runs in a fresh clone, whose
+  # .cache/ is empty, and a rebuild from a warm Go cache only links (seconds, not minutes).
+  GOBIN="$BIN" GOFLAGS=-modcacherw CGO_ENABLED=0 "$GO" install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2
   echo "$HELM_VERSION" >"$DIR/helm.version"
-  # Only the binary is kept (pinned by helm.version): the caches would take ~700 MB.
-  rm -rf "$DIR/go"
 fi
 echo "deploy-tools: helm $("$BIN/helm" version --short 2>/dev/null)" >&2
 

@@ -11,11 +11,15 @@
 # * helm, built from its Go module (`go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION`) into
 #   .cache/deploy-tools/bin: about 10 minutes on 2 CPUs the first time on a machine, seconds
 #   afterwards (Go's module and build caches in $HOME are reused, also by a fresh clone).
+# * tiltfile-check, deploy/tilt/check: the Tiltfile run as Starlark (go.starlark.net, the
+#   interpreter Tilt embeds) with Tilt's functions recorded instead of executed; `go build`
+#   every time (a no-op from Go's build cache when nothing changed).
 #
-# Each is reused when already there at the pinned version. Progress goes to stderr; stdout
+# Each tool is reused when already there at the pinned version. Progress goes to stderr; stdout
 # is only `export NAME=VALUE` lines:
 #   KAIROSDB_TEST_PROMTOOL  path of promtool
 #   KAIROSDB_TEST_HELM      path of helm
+#   KAIROSDB_TEST_TILTFILE_CHECK  path of tiltfile-check
 # Not here: hadolint and `docker compose config` (no registry serves them; the Dockerfile and
 # the compose file are checked by the test's own parsers), Docker itself.
 set -euo pipefail
@@ -48,8 +52,8 @@ fi
 echo "deploy-tools: $(promtool_version "$BIN/promtool")" >&2
 
 # --- helm -------------------------------------------------------------------------------
+GO="$(command -v go || echo /usr/local/go/bin/go)"
 if [ ! -x "$BIN/helm" ] || [ "$(cat "$DIR/helm.version" 2>/dev/null)" != "$HELM_VERSION" ]; then
-  GO="$(command -v go || echo /usr/local/go/bin/go)"
   [ -x "$GO" ] || { echo "deploy-tools: go is missing (needed to build helm)" >&2; exit 1; }
   echo "deploy-tools: building helm $HELM_VERSION with $("$GO" version) (a few minutes the first time)" >&2
   # Go's own module and build caches (in $HOME) are kept: CI runs in a fresh clone, whose
@@ -59,5 +63,9 @@ if [ ! -x "$BIN/helm" ] || [ "$(cat "$DIR/helm.version" 2>/dev/null)" != "$HELM_
 fi
 echo "deploy-tools: helm $("$BIN/helm" version --short 2>/dev/null)" >&2
 
+# --- tiltfile-check ----------------------------------------------------------------------
+(cd deploy/tilt/check && CGO_ENABLED=0 "$GO" build -o "$BIN/tiltfile-check" .) >&2
+
 echo "export KAIROSDB_TEST_PROMTOOL=$BIN/promtool"
 echo "export KAIROSDB_TEST_HELM=$BIN/helm"
+echo "export KAIROSDB_TEST_TILTFILE_CHECK=$BIN/tiltfile-check"

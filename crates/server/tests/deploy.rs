@@ -13,10 +13,12 @@
 //! in embedded and in Cassandra mode (Cassandra mode starts without a node: its store
 //! reports not ready and still exports its figures).
 //!
-//! `helm` and `promtool` come from `scripts/deploy-tools.sh` (`KAIROSDB_TEST_HELM`,
-//! `KAIROSDB_TEST_PROMTOOL`); without them their trials are listed as ignored and the binary
-//! prints how to get them. Not checked here: building the images and running the
-//! containers (no Docker engine), installing the chart (no cluster), running Tilt.
+//! `helm`, `promtool` and `tiltfile-check` (deploy/tilt/check: the Tiltfile run as Starlark
+//! with Tilt's functions recorded) come from `scripts/deploy-tools.sh` (`KAIROSDB_TEST_HELM`,
+//! `KAIROSDB_TEST_PROMTOOL`, `KAIROSDB_TEST_TILTFILE_CHECK`); without them their trials are
+//! listed as ignored and the binary prints how to get them. Not checked here: building the
+//! images and running the containers (no Docker engine), installing the chart (no cluster),
+//! running Tilt itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -102,11 +104,14 @@ fn main() {
         ),
         ("helm_template_refuses_an_unknown_mode", helm_bad_mode),
     ];
+    let starlark: &[(&str, Check)] =
+        &[("tiltfile_runs_as_starlark_in_each_setting", tiltfile_runs)];
     let mut trials = Vec::new();
     for (tool, env, cases) in [
         ("", "", plain),
         ("promtool", PROMTOOL, promtool),
         ("helm", HELM, helm),
+        ("Tiltfile", TILTFILE_CHECK, starlark),
     ] {
         let skip = !env.is_empty() && std::env::var_os(env).is_none();
         if skip {
@@ -125,6 +130,7 @@ fn main() {
 
 const PROMTOOL: &str = "KAIROSDB_TEST_PROMTOOL";
 const HELM: &str = "KAIROSDB_TEST_HELM";
+const TILTFILE_CHECK: &str = "KAIROSDB_TEST_TILTFILE_CHECK";
 const SERVER: &str = env!("CARGO_BIN_EXE_kairosdb");
 
 macro_rules! ensure {
@@ -1627,5 +1633,149 @@ fn tiltfile() -> Result<(), Failed> {
             && resolved["cassandra_contact_points"] == "cassandra:9042",
         "Tilt's server is not on the cassandra Service"
     );
+    Ok(())
+}
+
+/// The Tiltfile run by `tiltfile-check` with `settings`: Tilt's calls, as (function, call).
+fn tilt_calls(settings: &[&str]) -> Result<Vec<(String, serde_json::Value)>, Failed> {
+    let (ok, out) = run_tool(TILTFILE_CHECK, &[&["Tiltfile"], settings].concat(), &root());
+    ensure!(ok, "Tiltfile with {settings:?} failed:\n{out}");
+    Ok(out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|c| (c["fn"].as_str().unwrap().to_string(), c))
+        .collect())
+}
+
+fn calls_of<'a>(calls: &'a [(String, serde_json::Value)], f: &str) -> Vec<&'a serde_json::Value> {
+    calls
+        .iter()
+        .filter(|(n, _)| n == f)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+fn tiltfile_runs() -> Result<(), Failed> {
+    let calls = tilt_calls(&[])?;
+    let resources: BTreeMap<String, serde_json::Value> = calls_of(&calls, "k8s_resource")
+        .into_iter()
+        .map(|c| {
+            (
+                c["args"][0].as_str().unwrap().to_string(),
+                c["kwargs"]["port_forwards"].clone(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, serde_json::Value> = [
+        ("cassandra", serde_json::json!(["9042:9042"])),
+        (
+            "kairosdb-java",
+            serde_json::json!(["8080:8080", "4242:4242"]),
+        ),
+        ("kairosdb-rs", serde_json::json!(["8081:8080", "4243:4242"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    ensure!(
+        resources == want,
+        "k8s_resource port forwards {resources:?}"
+    );
+    let applied: Vec<&str> = calls_of(&calls, "k8s_yaml")
+        .iter()
+        .filter_map(|c| c["args"][0].as_str())
+        .collect();
+    for m in [
+        "deploy/tilt/cassandra.yaml",
+        "deploy/tilt/kairosdb-java.yaml",
+        "deploy/tilt/kairosdb-rs.yaml",
+    ] {
+        ensure!(applied.contains(&m), "{m} not applied: {applied:?}");
+        ensure!(root().join(m).is_file(), "{m} missing");
+    }
+    let java = calls_of(&calls, "docker_build");
+    ensure!(
+        java.len() == 1
+            && java[0]["args"] == serde_json::json!(["kairosdb-java", "deploy/kairosdb-java"]),
+        "Java image build {java:?}"
+    );
+    let live = calls_of(&calls, "docker_build_with_restart");
+    ensure!(live.len() == 1, "no live-update build");
+    let live = live[0];
+    let context = root().join(live["args"][1].as_str().unwrap());
+    ensure!(
+        live["args"][0] == "kairosdb-rs-dev"
+            && live["kwargs"]["entrypoint"] == serde_json::json!(["/usr/local/bin/kairosdb"]),
+        "live build {live}"
+    );
+    ensure!(
+        root()
+            .join(live["kwargs"]["dockerfile"].as_str().unwrap())
+            .is_file(),
+        "dev Dockerfile missing"
+    );
+    let compile = calls_of(&calls, "local_resource");
+    ensure!(compile.len() == 1, "no compile resource");
+    let cmd = compile[0]["args"][1].as_str().unwrap();
+    ensure!(
+        cmd.contains("cargo build -p kairosdb-server"),
+        "compile command {cmd}"
+    );
+    // The binary the compile step leaves is the one synced into the image's context.
+    let synced = calls_of(&calls, "sync");
+    ensure!(synced.len() == 1, "sync calls {synced:?}");
+    let src = root().join(synced[0]["args"][0].as_str().unwrap());
+    ensure!(
+        src.parent() == Some(context.as_path()),
+        "sync source {src:?} outside the context {context:?}"
+    );
+    ensure!(
+        cmd.ends_with(synced[0]["args"][0].as_str().unwrap()),
+        "compile does not write {src:?}"
+    );
+    ensure!(
+        synced[0]["args"][1] == "/usr/local/bin/kairosdb",
+        "sync target"
+    );
+    let deps = &calls
+        .iter()
+        .find(|(n, c)| n == "k8s_resource" && c["args"][0] == "kairosdb-rs")
+        .unwrap()
+        .1["kwargs"]["resource_deps"];
+    ensure!(
+        *deps == serde_json::json!(["cassandra", "kairosdb-rs-compile"]),
+        "kairosdb-rs waits for {deps}"
+    );
+
+    // A ready-made Java image: nothing built, the manifest's image rewritten.
+    let calls = tilt_calls(&["kairosdb_java_image=kairosdb/kairosdb:1.3.0"])?;
+    ensure!(
+        calls_of(&calls, "docker_build").is_empty(),
+        "Java image built although one was given"
+    );
+    ensure!(
+        calls_of(&calls, "k8s_yaml").iter().any(|c| c["args"][0]
+            .as_str()
+            .unwrap()
+            .contains("image: kairosdb/kairosdb:1.3.0\n")),
+        "the given Java image is not applied"
+    );
+    // The in-container build: the root Dockerfile, no host compile step.
+    let calls = tilt_calls(&["container_build=true"])?;
+    let builds = calls_of(&calls, "docker_build");
+    ensure!(
+        builds
+            .iter()
+            .any(|c| c["args"] == serde_json::json!(["kairosdb-rs-dev", "."])
+                && c["kwargs"]["dockerfile"] == "Dockerfile"),
+        "container build {builds:?}"
+    );
+    ensure!(
+        calls_of(&calls, "local_resource").is_empty(),
+        "host compile in container_build mode"
+    );
+    // A setting the Tiltfile does not define is refused, as Tilt does.
+    let (ok, _) = run_tool(TILTFILE_CHECK, &["Tiltfile", "no_such_setting=1"], &root());
+    ensure!(!ok, "an undefined setting was accepted");
     Ok(())
 }

@@ -23,9 +23,14 @@ LOG="$(mktemp)"
 cleanup() {
   scripts/kairosdb-java.sh stop >/dev/null 2>&1 || true
   scripts/cassandra.sh stop >/dev/null 2>&1 || true
-  rm -f "$LOG"
+  rm -f "$LOG" "${DEPLOY_ENV:-}"
 }
 trap cleanup EXIT
+
+# helm is built from source the first time (minutes): start it before the services.
+DEPLOY_ENV="$(mktemp)"
+scripts/deploy-tools.sh >"$DEPLOY_ENV" &
+deploy_tools=$!
 
 scripts/cassandra.sh start
 scripts/kairosdb-java.sh start
@@ -35,9 +40,10 @@ KAIROSDB_TEST_KAIROSDB_DEFAULTS="$(scripts/kairosdb-java.sh defaults)"
 export KAIROSDB_TEST_KAIROSDB_DEFAULTS
 KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
 export KAIROSDB_TEST_UI
-# Prints `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
-deploy_env="$(scripts/deploy-tools.sh)"
-eval "$deploy_env"
+# Printed `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
+wait "$deploy_tools"
+# shellcheck disable=SC1090
+source "$DEPLOY_ENV"
 
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?

@@ -16,6 +16,7 @@
 //! `migrate-config` (`migrate/`).
 
 mod config;
+mod dotenv;
 #[cfg(test)]
 mod fake_storage;
 mod http;
@@ -90,6 +91,11 @@ enum Tool {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before the flags: `.env` values are environment variables for clap (`dotenv.rs`).
+    if let Err(e) = dotenv::load(std::path::Path::new(".")) {
+        eprintln!("kairosdb: error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let mut cli = Cli::parse();
     match cli.command.take() {
         Some(Tool::Verify(args)) => return verify::run(args).into(),

@@ -167,3 +167,48 @@ fn example_config_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `.env.<ENVIRONMENT>` (else `.env`) in the working directory sets what the environment
+/// does not: TOML < `.env` < environment < flags.
+#[test]
+fn dot_env_files_sit_between_the_toml_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "KAIROSDB_MAX_MEMORY_MB=11\nKAIROSDB_MAX_BATCH_SIZE=12\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".env.staging"),
+        "KAIROSDB_MAX_MEMORY_MB=21\nKAIROSDB_MAX_BATCH_SIZE=22\n",
+    )
+    .unwrap();
+    let run_in = |environment: Option<&str>, env: &[(&str, &str)]| {
+        let mut cmd = command();
+        cmd.current_dir(dir.path()).arg("--check-config");
+        cmd.env_remove("ENVIRONMENT");
+        if let Some(e) = environment {
+            cmd.env("ENVIRONMENT", e);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let plain = String::from_utf8(run_in(None, &[]).stdout).unwrap();
+    assert_eq!(value(&plain, "max_memory_mb"), "11");
+    let staging = run_in(Some("staging"), &[("KAIROSDB_MAX_BATCH_SIZE", "33")]);
+    let staging = String::from_utf8(staging.stdout).unwrap();
+    assert_eq!(value(&staging, "max_memory_mb"), "21");
+    assert_eq!(
+        value(&staging, "max_batch_size"),
+        "33",
+        "the environment wins"
+    );
+    let dev = String::from_utf8(run_in(Some("dev"), &[]).stdout).unwrap();
+    assert_eq!(value(&dev, "max_memory_mb"), "11", "no .env.dev: .env");
+    let bad = run_in(Some("production"), &[]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("ENVIRONMENT=\"production\""), "{err}");
+}

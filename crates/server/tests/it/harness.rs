@@ -31,6 +31,7 @@ pub fn command() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    cmd.env_remove("ENVIRONMENT");
     cmd
 }
 

@@ -12,9 +12,10 @@
 //! (a report being written finishes), then `Storage::sync` and `Engine::close`; exit 0
 //! (1 if closing the storage failed).
 //!
-//! Subcommands run a tool instead of the server: `verify` (`verify/`) and
-//! `migrate-config` (`migrate/`).
+//! Subcommands run a tool instead of the server: `verify` (`verify/`),
+//! `migrate-config` (`migrate/`) and `hash-secret` (`auth/hash_secret.rs`).
 
+mod auth;
 mod config;
 #[cfg(test)]
 mod fake_storage;
@@ -87,6 +88,7 @@ struct Cli {
 enum Tool {
     Verify(verify::VerifyArgs),
     MigrateConfig(migrate::MigrateArgs),
+    HashSecret(auth::hash_secret::HashSecretArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +96,7 @@ fn main() -> std::process::ExitCode {
     match cli.command.take() {
         Some(Tool::Verify(args)) => return verify::run(args).into(),
         Some(Tool::MigrateConfig(args)) => return migrate::run(args).into(),
+        Some(Tool::HashSecret(args)) => return auth::hash_secret::run(args).into(),
         None => {}
     }
     match start(cli) {
@@ -283,6 +286,7 @@ async fn run(config: Config) -> Result<()> {
         enable_validation: config.enable_validation,
         version_line: format!("{}\n", http::meta::version_string()).into_bytes(),
         bad_line_log: telnet::LogLimiter::new(20, Duration::from_secs(10)),
+        allow: config.telnet_networks.clone(),
     });
     let telnet_server = telnet_listener.map(|listener| {
         tokio::spawn(telnet::serve(

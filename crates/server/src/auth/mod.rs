@@ -100,14 +100,20 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
 /// | queries, `/query/tags`, name listings, `GET /metadata/...`, version, features, `/api/v1/metrics`, any other `/api/` path | `read` |
 /// | `POST /datapoints/delete`, `DELETE /datapoints/query`, `DELETE /metric/{name}` | `delete` |
 /// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...` | `admin` |
-/// | `OPTIONS` (CORS pre-flight), paths outside `/api/` (the web UI) | open |
+/// | `/health...` and `/metrics` when taken out of `open_paths` | `read` |
+/// | `OPTIONS` (CORS pre-flight), other paths outside `/api/` (the web UI) | open |
 ///
 /// `open_paths` (exact paths, a trailing `/` ignored) are checked before this.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if method == Method::OPTIONS || !path.starts_with("/api/") {
+    let path = trim_slash(path);
+    if method == Method::OPTIONS {
         return None;
     }
-    let path = path.strip_suffix('/').unwrap_or(path);
+    if !path.starts_with("/api/") {
+        // The probes and /metrics are open by default through `open_paths`; taken out of
+        // it they need `read`. Everything else outside the API is the web UI.
+        return DEFAULT_OPEN_PATHS.contains(&path).then_some(Scope::Read);
+    }
     let scope = match path {
         "/api/v1/datapoints" | "/api/v1/datapoints/gzip" | "/api/v1/datapoints/index" => {
             Scope::Write

@@ -62,6 +62,8 @@ fn the_scope_map_covers_every_route_class() {
     assert_eq!(m(Method::OPTIONS, "/api/v1/datapoints"), None);
     assert_eq!(m(Method::GET, "/"), None);
     assert_eq!(m(Method::GET, "/query.js"), None);
+    assert_eq!(m(Method::GET, "/metrics"), Some(Scope::Read), "unless open");
+    assert_eq!(m(Method::GET, "/health/live/"), Some(Scope::Read));
     // A path that merely starts like one of the classes is read.
     assert_eq!(m(Method::GET, "/api/v1/rollupsx"), Some(Scope::Read));
 }

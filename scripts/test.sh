@@ -7,7 +7,10 @@
 # (scripts/kairosdb-java.sh), both from Maven Central into the git-ignored .cache/, runs
 # `cargo test --workspace` with KAIROSDB_TEST_CASSANDRA and KAIROSDB_TEST_JAVA naming them,
 # and stops both, pass or fail. The web UI's browser tests (tests/ui.rs) get chromium and
-# playwright-core from scripts/ui-deps.sh (KAIROSDB_TEST_UI). Then it prints the count of
+# playwright-core from scripts/ui-deps.sh (KAIROSDB_TEST_UI); the packaging tests
+# (tests/deploy.rs) get helm and promtool from scripts/deploy-tools.sh (KAIROSDB_TEST_HELM,
+# KAIROSDB_TEST_PROMTOOL); the full-disk test (tests/disk.rs) mounts a tmpfs, which needs
+# root. Then it prints the count of
 # every live suite and fails if one of them skipped a case: with the services up, nothing
 # may be reported as ignored.
 #
@@ -20,9 +23,14 @@ LOG="$(mktemp)"
 cleanup() {
   scripts/kairosdb-java.sh stop >/dev/null 2>&1 || true
   scripts/cassandra.sh stop >/dev/null 2>&1 || true
-  rm -f "$LOG"
+  rm -f "$LOG" "${DEPLOY_ENV:-}"
 }
 trap cleanup EXIT
+
+# helm is built from source the first time (minutes): start it before the services.
+DEPLOY_ENV="$(mktemp)"
+scripts/deploy-tools.sh >"$DEPLOY_ENV" &
+deploy_tools=$!
 
 scripts/cassandra.sh start
 scripts/kairosdb-java.sh start
@@ -32,6 +40,10 @@ KAIROSDB_TEST_KAIROSDB_DEFAULTS="$(scripts/kairosdb-java.sh defaults)"
 export KAIROSDB_TEST_KAIROSDB_DEFAULTS
 KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
 export KAIROSDB_TEST_UI
+# Printed `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
+wait "$deploy_tools"
+# shellcheck disable=SC1090
+source "$DEPLOY_ENV"
 
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
@@ -39,7 +51,7 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
 # The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
 echo
 echo "live suites:"
-awk '/Running tests\/(live|side_by_side|ui)\.rs/ { suite = $2; next }
+awk '/Running tests\/(live|side_by_side|ui|disk|deploy)\.rs/ { suite = $2; next }
      suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
      END { exit bad }' "$LOG" || {
   echo "a live suite skipped cases although its services were running" >&2

@@ -2,6 +2,9 @@
 //! pco-compressed sealed blocks and a tag index in fjall, and TTL retention.
 //!
 //! Durability steps of a write, in order, and the file doing each:
+//! 0. **disk space**: refuse while the data directory's disk is below
+//!    `min_free_disk_bytes` (507 at the HTTP edge; accepted again once space returns) —
+//!    `disk.rs`;
 //! 1. **validate** the batch (types, lengths) and apply backpressure when the head is
 //!    over `max_head_bytes` — `engine/write.rs` (`Inner::write`, `Inner::admit`);
 //! 2. **resolve series ids**, registering new series in fjall's `series` keyspace —
@@ -50,6 +53,7 @@
 mod block;
 mod codec;
 mod column;
+pub mod disk;
 mod engine;
 mod head;
 mod index;
@@ -173,6 +177,10 @@ pub struct EngineConfig {
     pub compression_level: usize,
     /// fjall block cache size (default 64 MiB).
     pub cache_bytes: u64,
+    /// Writes are refused ([`StorageError::InsufficientStorage`]) while the data
+    /// directory's file system has less than this available (`disk.rs`); 0 = never.
+    /// Default 256 MiB.
+    pub min_free_disk_bytes: u64,
     /// Run the maintenance thread (default true). Tests turn it off and call
     /// [`Engine::run_maintenance`] to be deterministic.
     pub background: bool,
@@ -196,6 +204,7 @@ impl EngineConfig {
             retention_interval: Duration::from_secs(60),
             compression_level: block::DEFAULT_LEVEL,
             cache_bytes: 64 << 20,
+            min_free_disk_bytes: 256 << 20,
             background: true,
             clock: Clock::system(),
         }

@@ -90,6 +90,9 @@ pub struct QueueOptions {
     pub background: bool,
     /// Time source for batch ages and backoff deadlines.
     pub clock: Clock,
+    /// Writes are refused while the queue directory's file system has less than this
+    /// available (`disk.rs`); 0 = never. Default 256 MiB.
+    pub min_free_disk_bytes: u64,
 }
 
 impl QueueOptions {
@@ -108,6 +111,7 @@ impl Default for QueueOptions {
             max_bytes: 1 << 30,
             sync: WalSync::Interval(Duration::from_secs(1)),
             segment_bytes: 64 << 20,
+            min_free_disk_bytes: 256 << 20,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             delete_flush_timeout: Duration::from_secs(10),
@@ -177,6 +181,8 @@ struct Shared {
     /// WAL bytes known fsynced (group commit position).
     synced: Mutex<u64>,
     counters: Counters,
+    /// Refuses writes before the queue's disk is full (`disk.rs`).
+    disk: crate::disk::DiskGuard,
 }
 
 /// Gauges read from the queue's state (each under its own hold of the state lock).
@@ -326,6 +332,7 @@ impl DeliveryQueue {
             .truncated_bytes
             .store(report.truncated_bytes, Ordering::Relaxed);
         let shared = Arc::new(Shared {
+            disk: crate::disk::DiskGuard::new(opts.dir.clone(), opts.min_free_disk_bytes),
             state: Mutex::new(State {
                 wal: writer,
                 pending,
@@ -425,6 +432,7 @@ impl Shared {
         if batch.is_empty() {
             return Ok(());
         }
+        self.disk.check()?;
         let now = self.opts.clock.now_ms();
         let mut frame = Vec::new();
         encode_batch(&mut frame, batch, now);

@@ -29,6 +29,10 @@ pub enum StorageError {
     /// A read matched more points than its `max_points` (HTTP 400 with KairosDB's text).
     #[error("Query exceeded limit of {limit} data points")]
     TooManyPoints { limit: u64 },
+    /// The store's disk is nearly full: writes are refused until space is freed (caller
+    /// answers 507; nothing was written).
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,

@@ -83,6 +83,11 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_SELF_METRICS_TTL_SECS", value_name = "SECS")]
     pub self_metrics_ttl_secs: Option<u32>,
 
+    /// Writes are refused with 507 while the data directory's disk has less than this free;
+    /// accepted again once space returns; 0 = never [default: 256].
+    #[arg(long, env = "KAIROSDB_MIN_FREE_DISK_MB", value_name = "MB")]
+    pub min_free_disk_mb: Option<u64>,
+
     /// Run the roll-up tasks of `/api/v1/rollups` (spec §13.1) in this process
     /// [default: true]. The API answers either way.
     #[arg(long, env = "KAIROSDB_ROLLUPS", value_name = "BOOL",
@@ -353,6 +358,7 @@ impl Settings {
             self_metrics,
             self_metrics_interval_secs,
             self_metrics_ttl_secs,
+            min_free_disk_mb,
             rollups,
             rollup_late_window_secs,
             wal_sync,
@@ -437,6 +443,7 @@ pub struct Config {
     pub self_metrics_interval_secs: u64,
     /// 0 = forever.
     pub self_metrics_ttl_secs: u32,
+    pub min_free_disk_mb: u64,
     pub rollups: bool,
     pub rollup_late_window_secs: u64,
     pub wal_sync: WalSyncPolicy,
@@ -657,6 +664,7 @@ impl Config {
                 raw.self_metrics_interval_secs.unwrap_or(60),
             )?,
             self_metrics_ttl_secs: raw.self_metrics_ttl_secs.unwrap_or(0),
+            min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
             rollups: raw.rollups.unwrap_or(true),
             rollup_late_window_secs: raw.rollup_late_window_secs.unwrap_or(3600),
             wal_sync,
@@ -784,6 +792,7 @@ impl Config {
         engine.max_head_bytes = self.max_memory_mb.saturating_mul(1024 * 1024);
         engine.default_ttl_secs = self.default_ttl_secs;
         engine.wal_skip_corrupt = self.wal_skip_corrupt;
+        engine.min_free_disk_bytes = self.min_free_disk_mb.saturating_mul(1024 * 1024);
         engine
     }
 
@@ -885,6 +894,7 @@ impl Config {
         let mut q = kairosdb_engine::QueueOptions::new(self.data_dir.join("queue"));
         q.max_bytes = self.queue_max_mb.saturating_mul(1024 * 1024);
         q.sync = self.engine_config().wal_sync;
+        q.min_free_disk_bytes = self.min_free_disk_mb.saturating_mul(1024 * 1024);
         q
     }
 

@@ -38,6 +38,8 @@ kairosdb_model::metrics! {
             "HTTP ingest requests answered with an error, telnet points rejected by validation and failed telnet storage writes.";
         gauge queue_size: "kairosdb_queue_size",
             "Ingested points not yet stored: handed to storage and not yet acknowledged, plus, in Cassandra mode, acknowledged (in the local delivery queue) and not yet delivered to Cassandra.";
+        counter http_bad_requests: "kairosdb_http_bad_requests_total",
+            "HTTP API requests answered 400: malformed or invalid input.";
         counter telnet_bad_lines: "kairosdb_telnet_bad_lines_total",
             "Telnet lines that could not be parsed or were too long.";
         counter telnet_put_requests: "kairosdb_telnet_put_requests_total",

@@ -266,6 +266,7 @@ fn copy_error(e: &StorageError) -> StorageError {
         StorageError::Poisoned(m) => StorageError::Poisoned(m.clone()),
         StorageError::Corruption(m) => StorageError::Corruption(m.clone()),
         StorageError::Closed => StorageError::Closed,
+        StorageError::InsufficientStorage(m) => StorageError::InsufficientStorage(m.clone()),
         StorageError::TooManyPoints { limit } => StorageError::TooManyPoints { limit: *limit },
         StorageError::Internal(m) => StorageError::Internal(m.clone()),
     }

@@ -10,8 +10,9 @@
 //! far are written, so a client that sends `version` and gets the answer knows every
 //! earlier line was accepted (what tcollector and our kill -9 test rely on).
 //!
-//! Back-pressure: when storage answers `Backpressure` the connection stops reading and
-//! retries the same write after the advised delay; nothing already read is dropped.
+//! Back-pressure: when storage answers `Backpressure` (or `InsufficientStorage`: the disk
+//! guard) the connection stops reading and retries the same write after the advised
+//! delay; nothing already read is dropped.
 //! Bad lines (unparseable, too long) are counted and logged (rate-limited) and never end
 //! the connection. Silent connections are closed after `telnet_idle_timeout_secs`.
 //!
@@ -260,8 +261,15 @@ async fn flush(
             Err(e) => e,
         };
         let points: usize = chunks.iter().map(WriteBatch::point_count).sum();
-        match error {
-            StorageError::Backpressure { retry_after_secs } => {
+        // A full disk (`InsufficientStorage`) waits like back-pressure: the connection stops
+        // reading until space is freed, so nothing is read and then dropped.
+        let retry_after = match error {
+            StorageError::Backpressure { retry_after_secs } => Some(retry_after_secs),
+            StorageError::InsufficientStorage(_) => Some(1),
+            _ => None,
+        };
+        match (retry_after, error) {
+            (Some(retry_after_secs), _) => {
                 attempt += 1;
                 let pause = Duration::from_millis(50 << attempt.min(7))
                     .min(Duration::from_secs(u64::from(retry_after_secs.max(1))))
@@ -278,7 +286,7 @@ async fn flush(
                     }
                 }
             }
-            other => {
+            (None, other) => {
                 ServerMetrics::add(&ctx.metrics.ingestion_errors, 1);
                 tracing::error!(points, error = %other, "telnet write failed; closing the connection");
                 return Err(std::io::Error::other(other.to_string()));

@@ -121,6 +121,8 @@ pub struct Inner {
     bg: Mutex<Bg>,
     bg_cv: Condvar,
     last_retention_ms: AtomicI64,
+    /// Refuses writes before the disk is full (`disk.rs`).
+    disk: crate::disk::DiskGuard,
 }
 
 fn secs(ms: i64) -> u64 {

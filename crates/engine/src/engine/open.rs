@@ -69,6 +69,7 @@ impl Inner {
             .collect();
         Inner {
             last_retention_ms: AtomicI64::new(now_ms),
+            disk: crate::disk::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free_disk_bytes),
             cfg,
             sealed,
             registry,

@@ -1,5 +1,5 @@
-//! The write path, in the order of the durability steps in `lib.rs`: validate →
-//! backpressure → resolve series ids → WAL append → head insert (under the WAL lock)
+//! The write path, in the order of the durability steps in `lib.rs`: disk space
+//! (`disk.rs`) → validate → backpressure → resolve series ids → WAL append → head insert (under the WAL lock)
 //! → fsync per `WalSync` (group commit) → acknowledge.
 //!
 //! Not here: the WAL's framing and files (`wal.rs`), the head's layout (`head.rs`),
@@ -31,6 +31,8 @@ type Entry = (usize, Arc<SeriesEntry>, u64);
 impl Inner {
     pub fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.check_writable()?;
+        // Deletes and maintenance still run when space is short; new points wait.
+        self.disk.check()?;
         let points = validate_batch(batch)?;
         if points == 0 {
             return Ok(());

@@ -54,7 +54,8 @@ pub async fn ingest_gzip(
 /// Here: the same, through [`kairosdb_model::Storage::index_metric_tags`]: the Cassandra
 /// store writes the `tag_indexed_row_keys` rows; the embedded engine has no separate tag
 /// index to rebuild (its index is written with every series), so it does nothing, as
-/// KairosDB's non-Cassandra stores do.
+/// KairosDB's non-Cassandra stores do. Deliberate difference: a missing or non-numeric
+/// parameter is the client's mistake, a 400.
 pub async fn index(
     axum::extract::State(state): State,
     uri: axum::http::Uri,
@@ -67,15 +68,14 @@ pub async fn index(
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::internal(format!("query parameter {name} is required")))
+            .ok_or_else(|| ApiError::bad_request(format!("query parameter {name} is required")))
     };
     for name in ["start_absolute", "end_absolute"] {
         let value = param(name)?;
         if value.parse::<i64>().is_err() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("query parameter {name} is not a long: {value:?}"),
-            ));
+            return Err(ApiError::bad_request(format!(
+                "query parameter {name} is not a long: {value:?}"
+            )));
         }
     }
     let metric = param("metric")?.to_owned();
@@ -119,9 +119,13 @@ async fn write(
         let json = body::decode(raw, encoding, limit)?;
         let outcome = parse_ingest(&json);
         drop(json);
-        // Some bodies make KairosDB answer 500 rather than 400 (e.g. a non-numeric string
-        // timestamp inside `datapoints`); the parser decides.
-        let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        // Deliberate difference: bodies that make KairosDB's parser throw (a non-numeric
+        // string timestamp inside `datapoints`: a 500 there, spec §1.4) are the client's
+        // mistake, so 400 like every other rejected body.
+        let status = match outcome.status() {
+            204 => StatusCode::NO_CONTENT,
+            _ => StatusCode::BAD_REQUEST,
+        };
         let mut batch = outcome.batch;
         let mut errors = outcome.errors;
         if state.config.enable_validation {

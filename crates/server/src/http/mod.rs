@@ -266,11 +266,16 @@ async fn count_request(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/api/") {
+    let api = path.starts_with("/api/");
+    if api {
         let tallies = &state.metrics.tallies;
         tallies.http_request(request.method().as_str(), path);
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    if api && response.status() == StatusCode::BAD_REQUEST {
+        ServerMetrics::add(&state.metrics.http_bad_requests, 1);
+    }
+    response
 }
 
 fn api(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
@@ -477,6 +482,9 @@ impl From<StorageError> for ApiError {
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             },
             StorageError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            StorageError::InsufficientStorage(_) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message)
+            }
             StorageError::Poisoned(_) | StorageError::Corruption(_) | StorageError::Internal(_) => {
                 ApiError::internal(message)
             }
@@ -500,7 +508,9 @@ impl From<kairosdb_query::QueryError> for ApiError {
             kairosdb_query::QueryError::Invalid(m) | kairosdb_query::QueryError::Limit(m) => {
                 ApiError::bad_request(m)
             }
-            kairosdb_query::QueryError::Failed(m) => ApiError::internal(m),
+            // Deliberate difference: KairosDB answers these (a `sampling` of 0, `percentile`
+            // above 1, `rate` over equal timestamps) with 500; they are the query's fault.
+            kairosdb_query::QueryError::Failed(m) => ApiError::bad_request(m),
             // Nobody reads this answer; 499 is what proxies log for a client that left.
             kairosdb_query::QueryError::Cancelled => ApiError::new(
                 StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
@@ -530,7 +540,8 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, errors = ?self.errors, "request failed");
         }
-        let body = serde_json::to_vec(&serde_json::json!({ "errors": self.errors }))
+        let errors: Vec<String> = self.errors.into_iter().map(excerpt).collect();
+        let body = serde_json::to_vec(&serde_json::json!({ "errors": errors }))
             .unwrap_or_else(|e| panic!("BUG: serialising strings failed: {e}"));
         let mut response = json_response(self.status, body);
         if let Some(secs) = self.retry_after {
@@ -540,6 +551,19 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Longest error message answered, in characters.
+const MAX_ERROR_CHARS: usize = 400;
+
+/// An error message of at most [`MAX_ERROR_CHARS`] characters: messages that quote the
+/// input (Gson's `Not a JSON Object: <the whole body>`, spec §4.1) keep their start and
+/// say how long they were, instead of echoing megabytes back (issue 22).
+fn excerpt(message: String) -> String {
+    let Some((cut, _)) = message.char_indices().nth(MAX_ERROR_CHARS) else {
+        return message;
+    };
+    format!("{}… ({} bytes in all)", &message[..cut], message.len())
 }
 
 /// Runs a storage call on a blocking thread.

@@ -552,12 +552,10 @@ async fn delete_matching(state: Arc<AppState>, body: Vec<u8>) -> Result<Response
 }
 
 fn parse(body: &[u8]) -> Result<QueryRequest, ApiError> {
-    // KairosDB answers some bodies with 500 (e.g. valid JSON that is not an object); the
-    // parser says which.
-    parse_query_request(body, now_ms()).map_err(|e| {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        ApiError::new(status, e.message())
-    })
+    // Deliberate difference: KairosDB answers some bodies with 500 (valid JSON that is not
+    // an object, `metrics` that is not an array, a bad tag regex); every body it refuses
+    // is the client's mistake here, a 400.
+    parse_query_request(body, now_ms()).map_err(|e| ApiError::bad_request(e.message()))
 }
 
 /// Query bodies are small; KairosDB does not inflate them (spec §1.1), but accepting

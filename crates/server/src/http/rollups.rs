@@ -172,11 +172,10 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
+/// Every refused task body is the client's mistake: 400 (KairosDB: 500 for an empty or
+/// non-object body).
 fn query_error(e: QueryError) -> ApiError {
-    match e {
-        QueryError::Invalid(m) => ApiError::bad_request(m),
-        QueryError::Failed(m) => ApiError::internal(m),
-    }
+    ApiError::bad_request(e.message())
 }
 
 /// Reads and validates a task body.

@@ -17,13 +17,14 @@ async fn datapoints_index_is_a_204_on_the_embedded_engine_and_needs_its_three_pa
     let server = Server::fresh(&[]);
     let answer = get(&server, INDEX).await;
     assert_eq!(answer.status, 204, "{}", answer.text());
-    // KairosDB: a missing parameter is a NullPointerException (500) ...
+    // KairosDB: a missing parameter is a NullPointerException (500); here the client's
+    // mistake, a 400 ...
     let answer = get(
         &server,
         "/api/v1/datapoints/index?start_absolute=0&metric=m",
     )
     .await;
-    assert_eq!(answer.status, 500, "{}", answer.text());
+    assert_eq!(answer.status, 400, "{}", answer.text());
     assert_eq!(
         answer.errors(),
         ["query parameter end_absolute is required"]
@@ -33,14 +34,14 @@ async fn datapoints_index_is_a_204_on_the_embedded_engine_and_needs_its_three_pa
         "/api/v1/datapoints/index?start_absolute=0&end_absolute=1",
     )
     .await;
-    assert_eq!(answer.status, 500, "{}", answer.text());
-    // ... and a parameter that is not a long is JAX-RS's 404.
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    // ... and so is a parameter that is not a long (JAX-RS: 404).
     let answer = get(
         &server,
         "/api/v1/datapoints/index?start_absolute=x&end_absolute=1&metric=m",
     )
     .await;
-    assert_eq!(answer.status, 404, "{}", answer.text());
+    assert_eq!(answer.status, 400, "{}", answer.text());
 }
 
 #[tokio::test]

@@ -155,8 +155,9 @@ async fn invalid_tasks_are_refused_with_kairosdbs_messages() {
         a.errors(),
         ["rollup[0].query[0].aggregator At least one aggregator must be a range aggregator"]
     );
+    // KairosDB: a server error; the client's mistake here.
     let a = post(&server, "/api/v1/rollups", "").await;
-    assert_eq!(a.status, 500);
+    assert_eq!(a.status, 400);
     assert_eq!(
         get(&server, "/api/v1/rollups").await.text(),
         "[]",

@@ -43,6 +43,9 @@ enum Command {
         /// Compress bodies with gzip (Content-Encoding: gzip).
         #[arg(long)]
         gzip: bool,
+        /// Send `Authorization: Bearer TOKEN` (a server with auth_enabled).
+        #[arg(long, value_name = "TOKEN")]
+        bearer: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -105,14 +108,19 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Http { url, gzip, common } => {
+        Command::Http {
+            url,
+            gzip,
+            bearer,
+            common,
+        } => {
             let batches = common.load(data::Format::Json)?;
             let batches = if gzip {
                 data::gzip_all(batches)?
             } else {
                 batches
             };
-            rt.block_on(run_http(&url, gzip, &common, batches))
+            rt.block_on(run_http(&url, gzip, bearer, &common, batches))
         }
         Command::Telnet { addr, common } => {
             let batches = common.load(data::Format::Telnet)?;
@@ -182,7 +190,13 @@ impl Run {
     }
 }
 
-async fn run_http(url: &str, gzip: bool, common: &Common, batches: Vec<data::Batch>) -> Result<()> {
+async fn run_http(
+    url: &str,
+    gzip: bool,
+    bearer: Option<String>,
+    common: &Common,
+    batches: Vec<data::Batch>,
+) -> Result<()> {
     let endpoint = format!("{}/api/v1/datapoints", url.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(common.concurrency)
@@ -192,6 +206,7 @@ async fn run_http(url: &str, gzip: bool, common: &Common, batches: Vec<data::Bat
     let mut tasks = Vec::new();
     for _ in 0..common.concurrency {
         let (client, queue, endpoint) = (client.clone(), queue.clone(), endpoint.clone());
+        let bearer = bearer.clone();
         tasks.push(tokio::spawn(async move {
             let (mut points, mut bytes, mut errors, mut lat) = (0u64, 0u64, 0u64, Vec::new());
             loop {
@@ -203,6 +218,9 @@ async fn run_http(url: &str, gzip: bool, common: &Common, batches: Vec<data::Bat
                     .header("content-type", "application/json");
                 if gzip {
                     req = req.header("content-encoding", "gzip");
+                }
+                if let Some(token) = &bearer {
+                    req = req.bearer_auth(token);
                 }
                 let t = Instant::now();
                 let len = batch.body.len() as u64;

@@ -284,6 +284,35 @@ pub struct Settings {
     /// [default: 1024].
     #[arg(long, env = "KAIROSDB_QUEUE_MAX_MB", value_name = "MB")]
     pub queue_max_mb: Option<u64>,
+
+    /// Require credentials (HTTP Basic or Bearer token) on the API; users and tokens are
+    /// listed in the file's `[auth]` table [default: false].
+    #[arg(long, env = "KAIROSDB_AUTH_ENABLED", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub auth_enabled: Option<bool>,
+
+    /// Requests a minute per client and route class for clients without a rate of their
+    /// own; 0 = no limit [default: 0].
+    #[arg(long, env = "KAIROSDB_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub rate_limit_per_minute: Option<u32>,
+
+    /// Requests a client may send at once under rate_limit_per_minute; 0 = ten seconds'
+    /// worth [default: 0].
+    #[arg(long, env = "KAIROSDB_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Most rate-limit buckets (client × route class) kept in memory [default: 100000].
+    #[arg(long, env = "KAIROSDB_RATE_LIMIT_MAX_KEYS", value_name = "N")]
+    pub rate_limit_max_keys: Option<usize>,
+
+    /// Telnet clients allowed to connect: comma list of CIDRs; empty = everyone
+    /// [default: empty].
+    #[arg(long, env = "KAIROSDB_TELNET_ALLOW", value_name = "CIDRS")]
+    pub telnet_allow: Option<String>,
+
+    /// Users, tokens, anonymous access and open paths: the `[auth]` table (file only).
+    #[arg(skip)]
+    pub auth: Option<crate::auth::AuthSettings>,
 }
 
 /// Copies every key set in `$higher` over `$lower`.
@@ -366,6 +395,12 @@ impl Settings {
             cassandra_metric_index_filter,
             cassandra_tag_indexed_metrics,
             queue_max_mb,
+            auth_enabled,
+            rate_limit_per_minute,
+            rate_limit_burst,
+            rate_limit_max_keys,
+            telnet_allow,
+            auth,
         );
         self
     }
@@ -450,8 +485,21 @@ pub struct Config {
     pub cassandra_metric_index_filter: String,
     pub cassandra_tag_indexed_metrics: String,
     pub queue_max_mb: u64,
+    pub auth_enabled: bool,
+    /// 0 = no limit.
+    pub rate_limit_per_minute: u32,
+    /// 0 = ten seconds' worth of `rate_limit_per_minute`.
+    pub rate_limit_burst: u32,
+    pub rate_limit_max_keys: usize,
+    /// As configured; parsed into [`Config::telnet_networks`].
+    pub telnet_allow: String,
+    /// The `[auth]` table as written (validated by `auth::Policy::new`). Last: a table.
+    #[serde(skip_serializing_if = "crate::auth::AuthSettings::is_empty")]
+    pub auth: crate::auth::AuthSettings,
     #[serde(skip)]
     pub roles: Roles,
+    #[serde(skip)]
+    pub telnet_networks: Vec<ipnet::IpNet>,
 }
 
 /// Where the points are stored (`datastore`).
@@ -693,8 +741,20 @@ impl Config {
             cassandra_metric_index_filter: raw.cassandra_metric_index_filter.unwrap_or_default(),
             cassandra_tag_indexed_metrics: raw.cassandra_tag_indexed_metrics.unwrap_or_default(),
             queue_max_mb: positive("queue_max_mb", raw.queue_max_mb.unwrap_or(1024))?,
+            auth_enabled: raw.auth_enabled.unwrap_or(false),
+            rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(0),
+            rate_limit_burst: raw.rate_limit_burst.unwrap_or(0),
+            rate_limit_max_keys: positive(
+                "rate_limit_max_keys",
+                raw.rate_limit_max_keys.unwrap_or(100_000),
+            )?,
+            telnet_networks: crate::auth::parse_networks(raw.telnet_allow.as_deref().unwrap_or(""))
+                .map_err(anyhow::Error::msg)?,
+            telnet_allow: raw.telnet_allow.unwrap_or_default(),
+            auth: raw.auth.unwrap_or_default(),
             roles,
         };
+        crate::auth::Policy::new(&config).map_err(anyhow::Error::msg)?;
         // Validate the Cassandra settings even in embedded mode, so a typo is found
         // before the switch.
         config.cassandra_store_options()?;

@@ -12,9 +12,10 @@
 //! (a report being written finishes), then `Storage::sync` and `Engine::close`; exit 0
 //! (1 if closing the storage failed).
 //!
-//! Subcommands run a tool instead of the server: `verify` (`verify/`) and
-//! `migrate-config` (`migrate/`).
+//! Subcommands run a tool instead of the server: `verify` (`verify/`),
+//! `migrate-config` (`migrate/`) and `hash-secret` (`auth/hash_secret.rs`).
 
+mod auth;
 mod config;
 mod dotenv;
 #[cfg(test)]
@@ -88,6 +89,7 @@ struct Cli {
 enum Tool {
     Verify(verify::VerifyArgs),
     MigrateConfig(migrate::MigrateArgs),
+    HashSecret(auth::hash_secret::HashSecretArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -100,6 +102,7 @@ fn main() -> std::process::ExitCode {
     match cli.command.take() {
         Some(Tool::Verify(args)) => return verify::run(args).into(),
         Some(Tool::MigrateConfig(args)) => return migrate::run(args).into(),
+        Some(Tool::HashSecret(args)) => return auth::hash_secret::run(args).into(),
         None => {}
     }
     match start(cli) {
@@ -289,6 +292,7 @@ async fn run(config: Config) -> Result<()> {
         enable_validation: config.enable_validation,
         version_line: format!("{}\n", http::meta::version_string()).into_bytes(),
         bad_line_log: telnet::LogLimiter::new(20, Duration::from_secs(10)),
+        allow: config.telnet_networks.clone(),
     });
     let telnet_server = telnet_listener.map(|listener| {
         tokio::spawn(telnet::serve(

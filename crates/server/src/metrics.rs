@@ -52,6 +52,16 @@ kairosdb_model::metrics! {
             "Telnet version commands received.";
         gauge telnet_connections: "kairosdb_telnet_connections",
             "Open telnet connections.";
+        counter http_auth_missing: "kairosdb_http_auth_missing_total",
+            "HTTP requests answered 401 because they carried no credentials where some were needed.";
+        counter http_auth_failures: "kairosdb_http_auth_failures_total",
+            "HTTP requests answered 401 because their credentials were wrong or malformed (failed log-in attempts).";
+        counter http_forbidden: "kairosdb_http_forbidden_total",
+            "HTTP requests answered 403 because the authenticated user or token lacks the route's scope.";
+        counter http_rate_limited: "kairosdb_http_rate_limited_total",
+            "HTTP requests answered 429 because their client's rate limit was exhausted.";
+        counter telnet_refused: "kairosdb_telnet_refused_connections_total",
+            "Telnet connections closed at once because the client address is not in telnet_allow.";
         counter queries_cancelled: "kairosdb_http_queries_cancelled_total",
             "Query requests abandoned by their client while running; their metric queries were cancelled.";
     }

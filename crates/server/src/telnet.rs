@@ -16,6 +16,9 @@
 //! Bad lines (unparseable, too long) are counted and logged (rate-limited) and never end
 //! the connection. Silent connections are closed after `telnet_idle_timeout_secs`.
 //!
+//! Access: a client whose address is not in `telnet_allow` is closed as soon as it is
+//! accepted, before anything is read, and counted (`kairosdb_telnet_refused_connections_total`).
+//!
 //! Deviation from KairosDB: a last line without `\n` before the client closes is still
 //! processed (Netty's line framer would drop it).
 
@@ -54,6 +57,9 @@ pub struct TelnetContext {
     /// `KairosDB <version>\n`, the answer to `version` (spec §3.5).
     pub version_line: Vec<u8>,
     pub bad_line_log: LogLimiter,
+    /// `telnet_allow`: the client networks that may connect; empty = everyone. Telnet
+    /// carries no credentials, so this is its only access control (issue 22).
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// Accepts connections until `shutdown` fires; each connection runs on `tracker`.
@@ -70,6 +76,12 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
+                if !crate::auth::allowed(&ctx.allow, peer.ip()) {
+                    ServerMetrics::add(&ctx.metrics.telnet_refused, 1);
+                    tracing::debug!(%peer, "telnet client not in telnet_allow; closed");
+                    drop(stream);
+                    continue;
+                }
                 let ctx = ctx.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
@@ -581,6 +593,7 @@ mod connection_tests {
             enable_validation: true,
             version_line: b"KairosDB test\n".to_vec(),
             bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
+            allow: Vec::new(),
         })
     }
 

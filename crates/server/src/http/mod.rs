@@ -7,6 +7,9 @@
 //! gunzipping request bodies), [`metadata`] (`/metadata`, the service key/value store).
 //! Storage calls always run in `spawn_blocking`.
 //!
+//! Authentication, scopes and rate limits (issue 22): `crate::auth::middleware`, outside
+//! the server-type gate, so a refused client learns nothing about this process's roles.
+//!
 //! Server-type gating (spec §1.1.3, `server_type`): [`server_type_gate`] answers 403 for
 //! the API classes this process does not serve.
 //!
@@ -66,6 +69,8 @@ pub struct AppState {
     pub running: admin::RunningQueries,
     /// Roll-up tasks (`rollups.rs` and `crate::rollup`).
     pub rollups: Arc<crate::rollup::Rollups>,
+    /// Users, tokens, scopes and rate-limit buckets (`crate::auth`).
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -82,9 +87,12 @@ impl AppState {
             storage.clone(),
             config.rollup_late_window_secs,
         ));
+        let auth = crate::auth::Auth::new(&config)
+            .unwrap_or_else(|e| panic!("BUG: Config::resolve validated the auth settings: {e}"));
         AppState {
             storage,
             rollups,
+            auth: Arc::new(auth),
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
@@ -203,6 +211,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             server_type_gate,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(standard_headers))

@@ -505,8 +505,10 @@ fn map_key(key: &str, rest: &str, item: &Item, out: &mut Out) {
         ),
         k if k.starts_with("jetty.basic_auth.") || k == "jetty.auth_module_name" => out.skip(
             key,
-            Reason::NoEquivalent,
-            "HTTP authentication is not implemented yet; put an authenticating proxy in front",
+            Reason::NotNeeded,
+            "not carried over, a password is never written in clear: hash it with `kairosdb \
+             hash-secret`, add an [[auth.users]] entry with scopes [\"read\", \"write\", \
+             \"delete\", \"admin\"] and set auth_enabled = true (README, Securing the server)",
         ),
         k if k.starts_with("jetty.threads.") => out.skip(
             key,

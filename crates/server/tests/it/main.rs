@@ -3,6 +3,7 @@
 //! One test binary (modules below) keeps link time down.
 
 mod admin;
+mod auth;
 mod cassandra;
 mod check_config;
 mod compat;

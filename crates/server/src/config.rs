@@ -83,6 +83,29 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_SELF_METRICS_TTL_SECS", value_name = "SECS")]
     pub self_metrics_ttl_secs: Option<u32>,
 
+    /// Log filter, e.g. `info` or `warn,kairosdb=debug` (`RUST_LOG` wins when set); read
+    /// again on SIGHUP [default: info].
+    #[arg(long, env = "KAIROSDB_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// HTTPS: PEM certificate chain; with `tls_key_file`, the HTTP listener speaks TLS
+    /// only. Both files are read again on SIGHUP [default: none].
+    #[arg(long, env = "KAIROSDB_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// HTTPS: PEM private key of `tls_cert_file` [default: none].
+    #[arg(long, env = "KAIROSDB_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Most HTTP connections open at once; past it a new one gets 503 and is closed
+    /// [default: 10000].
+    #[arg(long, env = "KAIROSDB_HTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub http_max_connections: Option<usize>,
+
+    /// Most telnet connections open at once; past it a new one is closed [default: 10000].
+    #[arg(long, env = "KAIROSDB_TELNET_MAX_CONNECTIONS", value_name = "N")]
+    pub telnet_max_connections: Option<usize>,
+
     /// Writes are refused with 507 while the data directory's disk has less than this free;
     /// accepted again once space returns; 0 = never [default: 256].
     #[arg(long, env = "KAIROSDB_MIN_FREE_DISK_MB", value_name = "MB")]
@@ -358,6 +381,11 @@ impl Settings {
             self_metrics,
             self_metrics_interval_secs,
             self_metrics_ttl_secs,
+            log_level,
+            tls_cert_file,
+            tls_key_file,
+            http_max_connections,
+            telnet_max_connections,
             min_free_disk_mb,
             rollups,
             rollup_late_window_secs,
@@ -443,6 +471,11 @@ pub struct Config {
     pub self_metrics_interval_secs: u64,
     /// 0 = forever.
     pub self_metrics_ttl_secs: u32,
+    pub log_level: String,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub http_max_connections: usize,
+    pub telnet_max_connections: usize,
     pub min_free_disk_mb: u64,
     pub rollups: bool,
     pub rollup_late_window_secs: u64,
@@ -637,6 +670,13 @@ impl Config {
             "none" => WalSyncPolicy::None,
             other => bail!("invalid wal_sync {other:?}; expected always, interval or none"),
         };
+        if raw.tls_cert_file.is_some() != raw.tls_key_file.is_some() {
+            bail!("tls_cert_file and tls_key_file go together: set both for HTTPS, or neither");
+        }
+        if let Some(level) = &raw.log_level {
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| anyhow::anyhow!("invalid log_level {level:?}: {e}"))?;
+        }
         let health_check_status = raw.health_check_status.unwrap_or(204);
         if health_check_status != 200 && health_check_status != 204 {
             bail!("invalid health_check_status {health_check_status}; expected 200 or 204");
@@ -664,6 +704,17 @@ impl Config {
                 raw.self_metrics_interval_secs.unwrap_or(60),
             )?,
             self_metrics_ttl_secs: raw.self_metrics_ttl_secs.unwrap_or(0),
+            log_level: raw.log_level.clone().unwrap_or_else(|| "info".to_string()),
+            tls_cert_file: raw.tls_cert_file.clone(),
+            tls_key_file: raw.tls_key_file.clone(),
+            http_max_connections: positive(
+                "http_max_connections",
+                raw.http_max_connections.unwrap_or(10_000),
+            )?,
+            telnet_max_connections: positive(
+                "telnet_max_connections",
+                raw.telnet_max_connections.unwrap_or(10_000),
+            )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
             rollups: raw.rollups.unwrap_or(true),
             rollup_late_window_secs: raw.rollup_late_window_secs.unwrap_or(3600),

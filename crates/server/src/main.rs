@@ -24,6 +24,7 @@ mod http;
 mod metrics;
 mod migrate;
 mod query_cache;
+mod reload;
 mod rollup;
 mod self_metrics;
 mod telnet;
@@ -116,32 +117,38 @@ fn main() -> std::process::ExitCode {
 }
 
 fn start(cli: Cli) -> Result<()> {
-    let config = Config::load(cli.config.as_deref(), cli.settings)?;
+    let config = Config::load(cli.config.as_deref(), cli.settings.clone())?;
     if cli.check_config {
         print!("{}", config.to_toml()?);
         return Ok(());
     }
-    init_logging();
+    let log = init_logging(&config)?;
+    let reload_from = (cli.config.clone(), cli.settings, log);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, reload_from))
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // fjall/lsm-tree narrate every flush at info; keep their warnings only.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+/// Logging to stderr with a filter SIGHUP can change (`reload.rs`).
+fn init_logging(config: &Config) -> Result<reload::LogHandle> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(reload::log_filter(config)?);
     // Colours only on a terminal; a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
         .init();
+    Ok(handle)
 }
 
 /// The opened backend: what the server reads and writes through, and what to close.
@@ -211,7 +218,10 @@ fn open_cassandra(_config: &Config) -> Result<Backend> {
     anyhow::bail!("this binary was built without the `cassandra` feature; rebuild with it or use datastore = \"embedded\"")
 }
 
-async fn run(config: Config) -> Result<()> {
+/// `--config` and the environment and flags, to resolve the configuration again on SIGHUP.
+type ReloadFrom = (Option<PathBuf>, config::Settings, reload::LogHandle);
+
+async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     let config = Arc::new(config);
     let open_config = config.clone();
     let backend = tokio::task::spawn_blocking(move || open_backend(&open_config)).await??;
@@ -275,11 +285,32 @@ async fn run(config: Config) -> Result<()> {
             shutdown.clone(),
         )
     });
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(http::tls::Tls::load(cert, key)?)),
+        _ => None,
+    };
+    let (file, settings, log) = reload_from;
+    let reloader = reload::spawn(
+        reload::Reloader {
+            file,
+            settings,
+            current: (*config).clone(),
+            tls: tls.clone(),
+            auth: state.auth.clone(),
+            log: Some(log),
+        },
+        shutdown.clone(),
+    )?;
     let app = http::router(state);
     let http_server = tokio::spawn(http::serve::serve(
         http_listener,
         app,
-        config.http_idle_timeout(),
+        http::serve::Options {
+            idle_timeout: config.http_idle_timeout(),
+            tls: tls.clone(),
+            max_connections: config.http_max_connections,
+            metrics: server_metrics.clone(),
+        },
         shutdown.clone(),
     ));
 
@@ -293,6 +324,7 @@ async fn run(config: Config) -> Result<()> {
         version_line: format!("{}\n", http::meta::version_string()).into_bytes(),
         bad_line_log: telnet::LogLimiter::new(20, Duration::from_secs(10)),
         allow: config.telnet_networks.clone(),
+        max_connections: config.telnet_max_connections,
     });
     let telnet_server = telnet_listener.map(|listener| {
         tokio::spawn(telnet::serve(
@@ -353,6 +385,7 @@ async fn run(config: Config) -> Result<()> {
             tracing::error!(error = %e, "roll-up scheduler failed");
         }
     }
+    let _ = reloader.await;
     drop(storage);
     tokio::task::spawn_blocking(move || backend.close()).await??;
     tracing::info!("storage closed; bye");

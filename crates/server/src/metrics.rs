@@ -52,6 +52,12 @@ kairosdb_model::metrics! {
             "Telnet version commands received.";
         gauge telnet_connections: "kairosdb_telnet_connections",
             "Open telnet connections.";
+        counter telnet_over_limit: "kairosdb_telnet_connections_over_limit_total",
+            "Telnet connections closed at once because telnet_max_connections were open.";
+        gauge http_connections: "kairosdb_http_connections",
+            "Open HTTP connections.";
+        counter http_refused_connections: "kairosdb_http_refused_connections_total",
+            "HTTP connections answered 503 and closed because http_max_connections were open.";
         counter http_auth_missing: "kairosdb_http_auth_missing_total",
             "HTTP requests answered 401 because they carried no credentials where some were needed.";
         counter http_auth_failures: "kairosdb_http_auth_failures_total",

@@ -60,6 +60,9 @@ pub struct TelnetContext {
     /// `telnet_allow`: the client networks that may connect; empty = everyone. Telnet
     /// carries no credentials, so this is its only access control (issue 22).
     pub allow: Vec<ipnet::IpNet>,
+    /// `telnet_max_connections`: past it a new connection is closed at once (telnet has
+    /// no way to say why; the refusal is counted and logged).
+    pub max_connections: usize,
 }
 
 /// Accepts connections until `shutdown` fires; each connection runs on `tracker`.
@@ -82,12 +85,20 @@ pub async fn serve(
                     drop(stream);
                     continue;
                 }
+                let open = ctx.metrics.telnet_connections.load(Ordering::Relaxed);
+                if open >= i64::try_from(ctx.max_connections).unwrap_or(i64::MAX) {
+                    ServerMetrics::add(&ctx.metrics.telnet_over_limit, 1);
+                    tracing::warn!(%peer, open, "telnet_max_connections reached; connection closed");
+                    drop(stream);
+                    continue;
+                }
+                // Counted here, in the accept loop, so a burst of accepts sees the count.
+                ctx.metrics
+                    .telnet_connections
+                    .fetch_add(1, Ordering::Relaxed);
                 let ctx = ctx.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    ctx.metrics
-                        .telnet_connections
-                        .fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = connection(stream, peer, &ctx, &shutdown).await {
                         tracing::debug!(%peer, error = %e, "telnet connection ended with an error");
                     }
@@ -594,6 +605,7 @@ mod connection_tests {
             version_line: b"KairosDB test\n".to_vec(),
             bad_line_log: LogLimiter::new(10, Duration::from_secs(10)),
             allow: Vec::new(),
+            max_connections: 10_000,
         })
     }
 

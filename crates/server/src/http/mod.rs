@@ -31,6 +31,7 @@ pub mod metadata;
 pub mod query;
 pub mod rollups;
 pub mod serve;
+pub mod tls;
 
 use std::io::Write;
 use std::sync::Arc;

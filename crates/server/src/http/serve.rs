@@ -20,9 +20,16 @@
 //!   query's `cancelled` flag. (It does not see the disconnect while unread bytes of a
 //!   pipelined next request sit in its buffer; pipelining clients are rare.)
 //!
+//! * **TLS** (`tls.rs`): with a certificate configured, every accepted socket does its TLS
+//!   handshake in its own task (bounded by the same idle timeout), then is served as above.
+//! * **Connection cap** (`http_max_connections`): past it, a new connection gets a short
+//!   `503` with KairosDB's error body and is closed (counted in
+//!   `kairosdb_http_refused_connections_total`); the connections already open are served.
+//!
 //! Only HTTP/1 is served, as before (axum's `http1` feature; KairosDB's Jetty speaks
 //! HTTP/1.1 to its clients too).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -33,18 +40,45 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How connections are served.
+#[derive(Clone)]
+pub struct Options {
+    /// `http_idle_timeout_secs`: idle keep-alive, slow header and TLS handshake bound.
+    pub idle_timeout: Duration,
+    /// HTTPS when set.
+    pub tls: Option<Arc<super::tls::Tls>>,
+    /// Most connections open at once (`http_max_connections`).
+    pub max_connections: usize,
+    /// Open and refused connection counts.
+    pub metrics: Arc<crate::metrics::ServerMetrics>,
+}
+
+impl Options {
+    /// Plain HTTP with `idle_timeout` and the default connection cap (tests).
+    #[cfg(test)]
+    pub fn plain(idle_timeout: Duration) -> Options {
+        Options {
+            idle_timeout,
+            tls: None,
+            max_connections: 10_000,
+            metrics: Arc::default(),
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` fires and the last connection has closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    idle_timeout: Duration,
+    options: Options,
     shutdown: CancellationToken,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout)
+        .header_read_timeout(options.idle_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -64,6 +98,11 @@ pub async fn serve(
         };
         // Responses are written whole; don't let Nagle hold back the last segment.
         let _ = stream.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            crate::metrics::ServerMetrics::add(&options.metrics.http_refused_connections, 1);
+            tokio::spawn(refuse(stream, options.tls.clone(), options.idle_timeout));
+            continue;
+        };
         // The peer address, for per-address rate limits (`crate::auth`).
         let service = tower::ServiceExt::map_request(
             app.clone(),
@@ -73,9 +112,29 @@ pub async fn serve(
             },
         );
         let service = TowerToHyperService::new(service);
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), options.tls.clone());
+        let (idle, metrics) = (options.idle_timeout, options.metrics.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let _open = Open::new(metrics, slot);
+            let result = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(tls) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(idle, tls.acceptor().accept(stream)).await
+                    else {
+                        tracing::debug!("TLS handshake failed or timed out");
+                        return;
+                    };
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+            };
+            if let Err(e) = result {
                 // Header timeouts, resets and clients that left mid-request: routine.
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
@@ -83,6 +142,61 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One open connection: counted in `kairosdb_http_connections`, holding its slot.
+struct Open {
+    metrics: Arc<crate::metrics::ServerMetrics>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Open {
+    fn new(
+        metrics: Arc<crate::metrics::ServerMetrics>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Open {
+        metrics
+            .http_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open {
+            metrics,
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics
+            .http_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The answer past the connection cap: `503` with KairosDB's error body, then close.
+async fn refuse(stream: tokio::net::TcpStream, tls: Option<Arc<super::tls::Tls>>, idle: Duration) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str = r#"{"errors":["Too many connections: the server's http_max_connections are all open; retry later"]}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=UTF-8\r\n\
+         Retry-After: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        match tls {
+            None => {
+                let mut stream = stream;
+                stream.write_all(answer.as_bytes()).await?;
+                stream.shutdown().await
+            }
+            Some(tls) => {
+                let mut stream = tls.acceptor().accept(stream).await?;
+                stream.write_all(answer.as_bytes()).await?;
+                stream.shutdown().await
+            }
+        }
+    };
+    let _ = tokio::time::timeout(idle, write).await;
 }
 
 #[cfg(test)]
@@ -114,7 +228,7 @@ mod tests {
             None,
         )));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, app, idle, shutdown.clone()));
+        let task = tokio::spawn(serve(listener, app, Options::plain(idle), shutdown.clone()));
         (addr, shutdown, task)
     }
 

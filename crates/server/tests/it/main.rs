@@ -14,6 +14,7 @@ mod hostile;
 mod http_api;
 mod lifecycle;
 mod metadata;
+mod operations;
 mod quickstart;
 mod rollups;
 mod self_metrics;

@@ -286,7 +286,7 @@ async fn a_client_disconnect_cancels_the_request() {
     tokio::spawn(crate::http::serve::serve(
         listener,
         router(state.clone()),
-        Duration::from_secs(60),
+        crate::http::serve::Options::plain(Duration::from_secs(60)),
         shutdown.clone(),
     ));
 

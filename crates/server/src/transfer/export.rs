@@ -247,55 +247,50 @@ impl Source {
         }
     }
 
-    /// First and last timestamps of the metric's selected series in `range`.
-    fn bounds(
+    /// The first (or, with `last`, the last) timestamp of the metric's selected series in
+    /// `range`: a one-point read per series.
+    fn edge(
         &self,
         metric: &str,
         tags: &Selection,
         range: TimeRange,
-    ) -> Result<Option<(i64, i64)>> {
+        last: bool,
+    ) -> Result<Option<i64>> {
+        let pick = |found: Option<i64>, t: i64| {
+            Some(found.map_or(t, |f| if last { f.max(t) } else { f.min(t) }))
+        };
+        let mut found = None::<i64>;
         match self {
             Source::Engine(e) => {
-                let mut lo = None::<i64>;
-                let mut hi = None::<i64>;
-                for order in [Order::Asc, Order::Desc] {
-                    let query = SeriesQuery {
-                        limit: Some(1),
-                        order,
-                        ..SeriesQuery::new(metric, tag_filter(tags), range)
-                    };
-                    for s in e.query(&query)?.expect_complete() {
-                        for &t in s.points.timestamps() {
-                            lo = Some(lo.map_or(t, |l| l.min(t)));
-                            hi = Some(hi.map_or(t, |h| h.max(t)));
-                        }
+                let query = SeriesQuery {
+                    limit: Some(1),
+                    order: if last { Order::Desc } else { Order::Asc },
+                    ..SeriesQuery::new(metric, tag_filter(tags), range)
+                };
+                for s in e.query(&query)?.expect_complete() {
+                    for &t in s.points.timestamps() {
+                        found = pick(found, t);
                     }
                 }
-                Ok(lo.zip(hi))
             }
             Source::Http(h) => {
-                let mut lo = None::<i64>;
-                let mut hi = None::<i64>;
-                for order in ["asc", "desc"] {
-                    let mut m = metric_json(metric, tags);
-                    m["limit"] = json!(1);
-                    m["order"] = json!(order);
-                    let body = query_json(range, m);
-                    let answer = h.post_json("/api/v1/datapoints/query", &body)?;
-                    let response: QueryResponse = serde_json::from_slice(&answer)
-                        .context("/api/v1/datapoints/query: unexpected answer")?;
-                    for q in &response.queries {
-                        for r in &q.results {
-                            for (t, _) in &r.values {
-                                lo = Some(lo.map_or(*t, |l| l.min(*t)));
-                                hi = Some(hi.map_or(*t, |h| h.max(*t)));
-                            }
+                let mut m = metric_json(metric, tags);
+                m["limit"] = json!(1);
+                m["order"] = json!(if last { "desc" } else { "asc" });
+                let body = query_json(range, m);
+                let answer = h.post_json("/api/v1/datapoints/query", &body)?;
+                let response: QueryResponse = serde_json::from_slice(&answer)
+                    .context("/api/v1/datapoints/query: unexpected answer")?;
+                for q in &response.queries {
+                    for r in &q.results {
+                        for (t, _) in &r.values {
+                            found = pick(found, *t);
                         }
                     }
                 }
-                Ok(lo.zip(hi))
             }
         }
+        Ok(found)
     }
 
     /// Every selected series of `metric` with points in `range`, sorted by tags and type.
@@ -665,7 +660,9 @@ fn export(args: &ExportArgs) -> Result<()> {
             Some((m, chunk)) if m == metric => (Some(*chunk), st.current_series.clone()),
             _ => (None, Vec::new()),
         };
-        if let Some((lo, hi)) = source.bounds(metric, &tags, range)? {
+        let first = source.edge(metric, &tags, range, false)?;
+        let last = source.edge(metric, &tags, range, true)?;
+        if let Some((lo, hi)) = first.zip(last) {
             let lo_chunk = lo.div_euclid(chunk_ms);
             let hi_chunk = hi.div_euclid(chunk_ms);
             let mut chunk = first_chunk.take().map_or(lo_chunk, |c| c.max(lo_chunk));
@@ -677,7 +674,20 @@ fn export(args: &ExportArgs) -> Result<()> {
                     from.max(i128::from(range.start)) as i64,
                     to.min(i128::from(range.end)) as i64,
                 );
-                for s in source.read(metric, &tags, chunk_range)? {
+                let series = source.read(metric, &tags, chunk_range)?;
+                if series.is_empty() {
+                    // Sparse data: jump to the chunk of the next point instead of
+                    // reading every empty chunk in between.
+                    let rest = TimeRange::new(chunk_range.end.saturating_add(1), range.end);
+                    match source.edge(metric, &tags, rest, false)? {
+                        Some(next) if chunk_range.end < range.end => {
+                            chunk = next.div_euclid(chunk_ms);
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                for s in series {
                     if seen_set.insert(s.id()) {
                         st.counts.series += 1;
                     }

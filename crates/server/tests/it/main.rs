@@ -20,3 +20,4 @@ mod self_metrics;
 mod telnet;
 mod timeouts;
 mod tools;
+mod transfer;

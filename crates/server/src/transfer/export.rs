@@ -97,8 +97,14 @@ pub struct ExportArgs {
     #[arg(long = "tag", value_name = "NAME=VALUE")]
     pub tags: Vec<String>,
 
-    /// Output file, `-` for stdout.
-    #[arg(long, short = 'o', value_name = "FILE", default_value = "-")]
+    /// Output file, `-` for stdout (`-f` as in KairosDB's `export -f`).
+    #[arg(
+        long,
+        short = 'o',
+        visible_short_alias = 'f',
+        value_name = "FILE",
+        default_value = "-"
+    )]
     pub output: String,
 
     /// Compress with gzip (implied by an output name ending in .gz).

@@ -13,7 +13,8 @@
 //! (1 if closing the storage failed).
 //!
 //! Subcommands run a tool instead of the server: `verify` (`verify/`),
-//! `migrate-config` (`migrate/`) and `hash-secret` (`auth/hash_secret.rs`).
+//! `migrate-config` (`migrate/`), `hash-secret` (`auth/hash_secret.rs`), and `export` /
+//! `import` (`transfer/`).
 
 mod auth;
 mod config;
@@ -28,6 +29,7 @@ mod reload;
 mod rollup;
 mod self_metrics;
 mod telnet;
+mod transfer;
 mod ui;
 mod verify;
 mod writer;
@@ -91,6 +93,8 @@ enum Tool {
     Verify(verify::VerifyArgs),
     MigrateConfig(migrate::MigrateArgs),
     HashSecret(auth::hash_secret::HashSecretArgs),
+    Export(transfer::export::ExportArgs),
+    Import(transfer::import::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +108,8 @@ fn main() -> std::process::ExitCode {
         Some(Tool::Verify(args)) => return verify::run(args).into(),
         Some(Tool::MigrateConfig(args)) => return migrate::run(args).into(),
         Some(Tool::HashSecret(args)) => return auth::hash_secret::run(args).into(),
+        Some(Tool::Export(args)) => return transfer::export::run(args).into(),
+        Some(Tool::Import(args)) => return transfer::import::run(args).into(),
         None => {}
     }
     match start(cli) {

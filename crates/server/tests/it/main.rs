@@ -21,3 +21,4 @@ mod self_metrics;
 mod telnet;
 mod timeouts;
 mod tools;
+mod transfer;

@@ -4,21 +4,31 @@
 #   scripts/schemathesis.sh install      # the venv in .cache/; prints the `st` path
 #   scripts/schemathesis.sh [run [BIN]]  # install, start BIN, seed, fuzz, stop
 #
+# (SCHEMATHESIS_ST=<st> skips the install: tests/schemathesis.rs runs it so, from
+# scripts/test.sh, which installs first.)
+#
 # `run` starts BIN (default target/debug/kairosdb; `tests/schemathesis.rs` passes the one
 # cargo built) on 127.0.0.1 with an ephemeral port and a throw-away data directory, writes
 # a few points so queries find data, then runs `st run <url>/api/v1/openapi.json` with the
 # checks below against every operation, and stops the server whatever happened. It fails
-# when any check fails: a 5xx, a status, content type or body the document does not list
-# for the operation, or a 405 for a method the document does not list.
+# when any check fails (CHECKS below) or the server dies or panics.
 #
 # Bounded for a 2-vCPU CI machine (a few minutes): SCHEMATHESIS_EXAMPLES (default 25)
 # test cases per operation in the fuzzing phase, SCHEMATHESIS_SEED (default 1, so a
-# failure reproduces; `random` for a new one each run). The DELETE operations delete
-# whatever they match: only ever point this at a throw-away server.
+# failure reproduces; `random` for a new one each run). SCHEMATHESIS_CHECKS and
+# SCHEMATHESIS_MODE (positive, negative, all) override the checks and the data generated,
+# e.g. `positive_data_acceptance` with `positive` to see which inputs the document allows
+# that the server refuses (KairosDB's rules go beyond JSON Schema: not all are 2xx). The
+# DELETE operations delete whatever they match: only ever point this at a throw-away
+# server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=4.32.5
+# What every answer must satisfy: no 5xx; a status, content type and body the document
+# lists for the operation; 405 for a method the document does not list on a path; the
+# headers the document requires.
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method
 VENV=.cache/schemathesis
 ST="$VENV/bin/st"
 
@@ -59,7 +69,12 @@ stop() {
 
 run() {
   local bin="${1:-target/debug/kairosdb}"
-  install
+  # tests/schemathesis.rs passes the `st` that `install` printed.
+  if [[ -n "${SCHEMATHESIS_ST:-}" ]]; then
+    ST="$SCHEMATHESIS_ST"
+  else
+    install
+  fi
   # Globals: the EXIT trap runs after this function has returned.
   dir="$(mktemp -d)"
   pid=""
@@ -99,9 +114,9 @@ run() {
   [[ "${SCHEMATHESIS_SEED:-}" == random ]] && seed=()
   local status=0
   "$ST" run "$url/api/v1/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method \
+    --checks "${SCHEMATHESIS_CHECKS:-$CHECKS}" \
     --phases examples,coverage,fuzzing \
-    --mode all \
+    --mode "${SCHEMATHESIS_MODE:-all}" \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" \
     --generation-database none \
     "${seed[@]}" \

@@ -10,7 +10,8 @@
 # playwright-core from scripts/ui-deps.sh (KAIROSDB_TEST_UI); the packaging tests
 # (tests/deploy.rs) get helm and promtool from scripts/deploy-tools.sh (KAIROSDB_TEST_HELM,
 # KAIROSDB_TEST_PROMTOOL); the full-disk test (tests/disk.rs) mounts a tmpfs, which needs
-# root. Then it prints the count of
+# root; the OpenAPI fuzzing (tests/schemathesis.rs) gets schemathesis from
+# scripts/schemathesis.sh (KAIROSDB_TEST_SCHEMATHESIS). Then it prints the count of
 # every live suite and fails if one of them skipped a case: with the services up, nothing
 # may be reported as ignored.
 #
@@ -40,6 +41,8 @@ KAIROSDB_TEST_KAIROSDB_DEFAULTS="$(scripts/kairosdb-java.sh defaults)"
 export KAIROSDB_TEST_KAIROSDB_DEFAULTS
 KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
 export KAIROSDB_TEST_UI
+KAIROSDB_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh install)"
+export KAIROSDB_TEST_SCHEMATHESIS
 # Printed `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
 wait "$deploy_tools"
 # shellcheck disable=SC1090
@@ -51,7 +54,7 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
 # The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
 echo
 echo "live suites:"
-awk '/Running tests\/(live|side_by_side|ui|disk|deploy)\.rs/ { suite = $2; next }
+awk '/Running tests\/(live|side_by_side|ui|disk|deploy|schemathesis)\.rs/ { suite = $2; next }
      suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
      END { exit bad }' "$LOG" || {
   echo "a live suite skipped cases although its services were running" >&2

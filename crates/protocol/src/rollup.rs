@@ -21,6 +21,7 @@
 use kairosdb_model::catalogue::{AggregatorSpec, Sampling};
 use kairosdb_model::{QueryRequest, TimeUnit};
 
+use crate::javanum;
 use crate::lenient::{self, Node};
 use crate::query::{parse_query_request, QueryError};
 
@@ -127,9 +128,11 @@ fn string(n: &Node, what: &str) -> Result<String, QueryError> {
 
 /// `{"value": n, "unit": "hours"}`.
 fn interval(n: &Node) -> Result<Sampling, QueryError> {
+    // Gson's `nextLong` (KairosDB's `Duration.value` is a long): `1.0` and `"2"` are whole
+    // numbers too. (`1.0` was refused here until schemathesis sent one, issue 22.)
     let value = match n.get("value") {
-        Some(Node::Number(s)) => s.parse::<i64>().ok(),
-        Some(Node::Str(s)) => s.trim().parse::<i64>().ok(),
+        Some(Node::Number(s)) => javanum::gson_long_from_number(s),
+        Some(Node::Str(s)) => javanum::gson_long_from_text(s.trim()),
         _ => None,
     };
     let Some(value) = value.filter(|v| *v >= 1) else {
@@ -240,6 +243,26 @@ mod tests {
             .unwrap_err()
             .message()
             .to_owned()
+    }
+
+    /// Gson reads a long from `5482.0` and `"2"` (issue 22: schemathesis sent `5482.0`).
+    #[test]
+    fn the_execution_interval_is_read_as_gson_reads_a_long() {
+        for (value, expected) in [("5482.0", 5482), ("\"2\"", 2), ("3", 3), ("1e1", 10)] {
+            let body =
+                format!(r#"{{"name":"r","execution_interval":{{"value":{value},"unit":"days"}}}}"#);
+            let t = parse_rollup_task(body.as_bytes(), NOW).unwrap();
+            assert_eq!(t.execution_interval.value, expected, "{value}");
+        }
+        for value in ["1.5", "0", "-1", "\"x\""] {
+            let body =
+                format!(r#"{{"name":"r","execution_interval":{{"value":{value},"unit":"days"}}}}"#);
+            assert_eq!(
+                error(&body),
+                "executionInterval.value must be a whole number greater than or equal to 1",
+                "{value}"
+            );
+        }
     }
 
     #[test]

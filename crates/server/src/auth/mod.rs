@@ -82,7 +82,8 @@ impl Scope {
 }
 
 /// Paths that need no credentials and are never rate-limited unless `open_paths` says
-/// otherwise: the load-balancer probes, KairosDB's health checks and the metrics.
+/// otherwise: the load-balancer probes, KairosDB's health checks, the metrics, and the
+/// OpenAPI document (it describes the API, not the data).
 pub const DEFAULT_OPEN_PATHS: &[&str] = &[
     "/health",
     "/health/live",
@@ -90,6 +91,7 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
     "/metrics",
     "/api/v1/health/check",
     "/api/v1/health/status",
+    "/api/v1/openapi.json",
 ];
 
 /// The scope a request needs, or `None` when it is open. The scope map (issue 22):
@@ -97,7 +99,7 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
 /// | routes | scope |
 /// |---|---|
 /// | `POST/PUT /datapoints`, `/datapoints/gzip`, `GET /datapoints/index` | `write` |
-/// | queries, `/query/tags`, name listings, `GET /metadata/...`, version, features, `/api/v1/metrics`, any other `/api/` path | `read` |
+/// | queries, `/query/tags`, name listings, `GET /metadata/...`, version, features, `/api/v1/metrics`, any other `/api/` path (`/api/v1/openapi.json` when taken out of `open_paths`) | `read` |
 /// | `POST /datapoints/delete`, `DELETE /datapoints/query`, `DELETE /metric/{name}` | `delete` |
 /// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...` | `admin` |
 /// | `/health...` and `/metrics` when taken out of `open_paths` | `read` |

@@ -246,3 +246,22 @@ async fn a_replaced_policy_applies_to_the_next_request() {
     let r = app.oneshot(get()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_open_unless_open_paths_says_otherwise() {
+    let get = || {
+        HttpRequest::get("/api/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let open = app(config(&token_config("")).unwrap());
+    let r = open.oneshot(get()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let closed = app(config(&token_config("[auth]\nopen_paths = [\"/health\"]")).unwrap());
+    let r = closed.oneshot(get()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

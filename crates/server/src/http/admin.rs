@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::Path;
+use super::extract::ApiPath;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -88,7 +88,10 @@ pub async fn running_queries(axum::extract::State(state): State) -> Response {
 }
 
 /// `GET /api/v1/admin/killquery/{hash}`.
-pub async fn kill_query(axum::extract::State(state): State, Path(hash): Path<String>) -> Response {
+pub async fn kill_query(
+    axum::extract::State(state): State,
+    ApiPath(hash): ApiPath<String>,
+) -> Response {
     let killed = state.running.kill(&hash);
     tracing::info!(hash, requests = killed, "killquery");
     json_response(StatusCode::NO_CONTENT, Vec::new())

@@ -2,7 +2,8 @@
 //! and `GET /api/v1/tagvalues`, `GET /api/v1/version` (spec §1.3) and
 //! `DELETE /api/v1/metric/{name}` (spec §1.9).
 
-use axum::extract::{Path, Query};
+use super::extract::ApiPath;
+use axum::extract::Query;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 
@@ -61,7 +62,7 @@ pub async fn tag_values(axum::extract::State(state): State) -> Result<Response, 
 /// Deletes every point of the metric; its name then disappears from `/metricnames`.
 pub async fn delete_metric(
     axum::extract::State(state): State,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     blocking(move || {
         state.delete(&DeleteRequest {

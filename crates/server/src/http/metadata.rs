@@ -16,8 +16,8 @@
 //! every exception); here a closed or over-capacity store is 503 like every other call,
 //! and a body over `max_request_bytes` is 413.
 
+use super::extract::{ApiPath, ApiQuery};
 use axum::body::Body;
-use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -39,7 +39,7 @@ fn reserved(service: &str) -> Option<Response> {
 /// `GET /metadata/{service}`: the service keys.
 pub async fn list_service_keys(
     axum::extract::State(state): State,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
 ) -> Response {
     if let Some(r) = reserved(&service) {
         return r;
@@ -62,8 +62,8 @@ pub struct KeysParams {
 /// `GET /metadata/{service}/{serviceKey}[?startsWith=p]`: the keys, sorted.
 pub async fn list_keys(
     axum::extract::State(state): State,
-    Path((service, service_key)): Path<(String, String)>,
-    Query(params): Query<KeysParams>,
+    ApiPath((service, service_key)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<KeysParams>,
 ) -> Response {
     if let Some(r) = reserved(&service) {
         return r;
@@ -109,7 +109,7 @@ fn prefers_text(headers: &HeaderMap) -> bool {
 /// `GET /metadata/{service}/{serviceKey}/{key}`: the raw value.
 pub async fn get_value(
     axum::extract::State(state): State,
-    Path((service, service_key, key)): Path<(String, String, String)>,
+    ApiPath((service, service_key, key)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(r) = reserved(&service) {
@@ -137,7 +137,7 @@ pub async fn get_value(
 /// `POST /metadata/{service}/{serviceKey}/{key}`: stores the body (UTF-8) as the value.
 pub async fn set_value(
     axum::extract::State(state): State,
-    Path((service, service_key, key)): Path<(String, String, String)>,
+    ApiPath((service, service_key, key)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
     request_body: Body,
 ) -> Response {
@@ -166,7 +166,7 @@ pub async fn set_value(
 /// `DELETE /metadata/{service}/{serviceKey}/{key}`: 204 whether or not it existed.
 pub async fn delete_key(
     axum::extract::State(state): State,
-    Path((service, service_key, key)): Path<(String, String, String)>,
+    ApiPath((service, service_key, key)): ApiPath<(String, String, String)>,
 ) -> Response {
     if let Some(r) = reserved(&service) {
         return r;

@@ -19,15 +19,19 @@
 //!
 //! Roll-up tasks: [`rollups`].
 //!
+//! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`: [`openapi`].
+//!
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
 pub mod admin;
 pub mod body;
+pub mod extract;
 pub mod features;
 pub mod health;
 pub mod ingest;
 pub mod meta;
 pub mod metadata;
+pub mod openapi;
 pub mod query;
 pub mod rollups;
 pub mod serve;
@@ -41,7 +45,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -120,93 +124,128 @@ pub type State = axum::extract::State<Arc<AppState>>;
 /// `application/json; charset=UTF-8`, the content type of every KairosDB resource (§1.1.1).
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=UTF-8");
 
-/// The route table. OPTIONS (CORS pre-flight, spec §1.1.4) is answered on every API route.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/version", api(get(meta::version)))
+/// The route table: every path the API serves, each of its methods and their handlers.
+/// [`router`] is built from it, and `openapi.rs`'s test compares it with the OpenAPI
+/// document, both ways. API routes ([`Route::api`]) also answer the CORS pre-flight,
+/// `OPTIONS` (spec §1.1.4). A `GET` route answers `HEAD` too (axum's rule; not listed).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::api("/api/v1/version").get(meta::version),
+        // The OpenAPI 3.1 document of every route below (`openapi.rs`).
+        Route::api("/api/v1/openapi.json").get(openapi::document),
         // PUT = POST: an addition, KairosDB 1.3 answers PUT with 405 (spec §1.2).
-        .route(
-            "/api/v1/datapoints",
-            api(post(ingest::ingest).put(ingest::ingest)),
-        )
-        .route(
-            "/api/v1/datapoints/gzip",
-            api(post(ingest::ingest_gzip).put(ingest::ingest_gzip)),
-        )
-        .route("/api/v1/datapoints/index", api(get(ingest::index)))
-        .route(
-            "/api/v1/datapoints/query",
+        Route::api("/api/v1/datapoints")
+            .post(ingest::ingest)
+            .put(ingest::ingest),
+        Route::api("/api/v1/datapoints/gzip")
+            .post(ingest::ingest_gzip)
+            .put(ingest::ingest_gzip),
+        Route::api("/api/v1/datapoints/index").get(ingest::index),
+        Route::api("/api/v1/datapoints/query")
+            .get(query::query_get)
+            .post(query::query_post)
             // DELETE = `POST /datapoints/delete` (an addition, see `query::delete`).
-            api(get(query::query_get)
-                .post(query::query_post)
-                .delete(query::delete)),
-        )
-        .route(
-            "/api/v1/datapoints/query/tags",
-            api(post(query::query_tags)),
-        )
-        .route("/api/v1/datapoints/delete", api(post(query::delete)))
-        .route(
-            "/api/v1/metric/{name}",
-            api(axum::routing::delete(meta::delete_metric)),
-        )
-        .route("/api/v1/metricnames", api(get(meta::metric_names)))
-        .route("/api/v1/tagnames", api(get(meta::tag_names)))
-        .route("/api/v1/tagvalues", api(get(meta::tag_values)))
-        .route(
-            "/api/v1/metadata/{service}",
-            api(get(metadata::list_service_keys)),
-        )
-        .route(
-            "/api/v1/metadata/{service}/{service_key}",
-            api(get(metadata::list_keys)),
-        )
-        .route(
-            "/api/v1/metadata/{service}/{service_key}/{key}",
-            api(get(metadata::get_value)
-                .post(metadata::set_value)
-                .delete(metadata::delete_key)),
-        )
-        .route("/api/v1/health/check", api(get(health::check)))
-        .route("/api/v1/health/status", api(get(health::status)))
-        .route("/api/v1/metrics", api(get(health::metrics_json)))
-        .route("/api/v1/features", api(get(features::features)))
+            .delete(query::delete),
+        Route::api("/api/v1/datapoints/query/tags").post(query::query_tags),
+        Route::api("/api/v1/datapoints/delete").post(query::delete),
+        Route::api("/api/v1/metric/{name}").delete(meta::delete_metric),
+        Route::api("/api/v1/metricnames").get(meta::metric_names),
+        Route::api("/api/v1/tagnames").get(meta::tag_names),
+        Route::api("/api/v1/tagvalues").get(meta::tag_values),
+        Route::api("/api/v1/metadata/{service}").get(metadata::list_service_keys),
+        Route::api("/api/v1/metadata/{service}/{service_key}").get(metadata::list_keys),
+        Route::api("/api/v1/metadata/{service}/{service_key}/{key}")
+            .get(metadata::get_value)
+            .post(metadata::set_value)
+            .delete(metadata::delete_key),
+        Route::api("/api/v1/health/check").get(health::check),
+        Route::api("/api/v1/health/status").get(health::status),
+        Route::api("/api/v1/metrics").get(health::metrics_json),
+        Route::api("/api/v1/features").get(features::features),
         // KairosDB's own test calls the list with a trailing slash.
-        .route("/api/v1/features/", api(get(features::features)))
-        .route("/api/v1/features/{feature}", api(get(features::feature)))
-        .route(
-            "/api/v1/admin/scheduledjobs",
-            api(get(admin::scheduled_jobs_handler)),
-        )
-        .route(
-            "/api/v1/admin/runningqueries",
-            api(get(admin::running_queries)),
-        )
-        .route(
-            "/api/v1/admin/killquery/{hash}",
-            api(get(admin::kill_query)),
-        )
-        .route(
-            "/api/v1/rollups",
-            api(get(rollups::list).post(rollups::create)),
-        )
+        Route::api("/api/v1/features/").get(features::features),
+        Route::api("/api/v1/features/{feature}").get(features::feature),
+        Route::api("/api/v1/admin/scheduledjobs").get(admin::scheduled_jobs_handler),
+        Route::api("/api/v1/admin/runningqueries").get(admin::running_queries),
+        Route::api("/api/v1/admin/killquery/{hash}").get(admin::kill_query),
+        Route::api("/api/v1/rollups")
+            .get(rollups::list)
+            .post(rollups::create),
         // KairosDB's own roll-up pages call the list with a trailing slash.
-        .route(
-            "/api/v1/rollups/",
-            api(get(rollups::list).post(rollups::create)),
-        )
-        .route(
-            "/api/v1/rollups/{id}",
-            api(get(rollups::get)
-                .put(rollups::update)
-                .delete(rollups::delete)),
-        )
-        .route("/api/v1/rollups/status/{id}", api(get(rollups::status)))
-        .route("/api/v1/rollups/backfill/{id}", api(get(rollups::backfill)))
-        .route("/health", get(health::probe))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(health::metrics_prometheus))
+        Route::api("/api/v1/rollups/")
+            .get(rollups::list)
+            .post(rollups::create),
+        Route::api("/api/v1/rollups/{id}")
+            .get(rollups::get)
+            .put(rollups::update)
+            .delete(rollups::delete),
+        Route::api("/api/v1/rollups/status/{id}").get(rollups::status),
+        Route::api("/api/v1/rollups/backfill/{id}").get(rollups::backfill),
+        Route::other("/health").get(health::probe),
+        Route::other("/health/live").get(health::live),
+        Route::other("/health/ready").get(health::ready),
+        Route::other("/metrics").get(health::metrics_prometheus),
+    ]
+}
+
+/// One row of [`routes`]: a path, its methods, and the handler of each.
+pub struct Route {
+    pub path: &'static str,
+    /// In the order they were added.
+    pub methods: Vec<Method>,
+    handlers: MethodRouter<Arc<AppState>>,
+}
+
+impl Route {
+    /// A route of the REST API: it answers the CORS pre-flight too.
+    fn api(path: &'static str) -> Route {
+        Route::other(path).on(Method::OPTIONS, preflight)
+    }
+
+    /// A route outside the API (probes, `/metrics`): no pre-flight.
+    fn other(path: &'static str) -> Route {
+        Route {
+            path,
+            methods: Vec::new(),
+            handlers: MethodRouter::new(),
+        }
+    }
+
+    fn on<H, T>(mut self, method: Method, handler: H) -> Route
+    where
+        H: axum::handler::Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|e| panic!("BUG: a route names an unroutable method: {e}"));
+        self.handlers = self.handlers.on(filter, handler);
+        self.methods.push(method);
+        self
+    }
+
+    fn get<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(self, h: H) -> Route {
+        self.on(Method::GET, h)
+    }
+
+    fn post<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(self, h: H) -> Route {
+        self.on(Method::POST, h)
+    }
+
+    fn put<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(self, h: H) -> Route {
+        self.on(Method::PUT, h)
+    }
+
+    fn delete<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(self, h: H) -> Route {
+        self.on(Method::DELETE, h)
+    }
+}
+
+/// The router: [`routes`], the fallbacks, and the middleware every request passes
+/// (outermost last: standard headers, request count, auth, server-type gate).
+pub fn router(state: Arc<AppState>) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handlers))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -277,10 +316,6 @@ async fn count_request(
         ServerMetrics::add(&state.metrics.http_bad_requests, 1);
     }
     response
-}
-
-fn api(route: MethodRouter<Arc<AppState>>) -> MethodRouter<Arc<AppState>> {
-    route.options(preflight)
 }
 
 /// CORS pre-flight, spec §1.1.4: 200, empty body, the request's headers and method echoed.

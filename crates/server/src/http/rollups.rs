@@ -16,8 +16,8 @@
 //! with the Java exception text), and a backfill that would run more than
 //! `MAX_BACKFILL_PERIODS` periods is refused with a 400 rather than tying up the server.
 
+use super::extract::{ApiPath, ApiQuery};
 use axum::body::Body;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ pub async fn list(axum::extract::State(state): State) -> Response {
 }
 
 /// `GET /api/v1/rollups/{id}`.
-pub async fn get(axum::extract::State(state): State, Path(id): Path<String>) -> Response {
+pub async fn get(axum::extract::State(state): State, ApiPath(id): ApiPath<String>) -> Response {
     let rollups = state.rollups.clone();
     blocking(move || match rollups.store.task(&id)? {
         Some(json) => Ok(json_response(StatusCode::OK, json.into_bytes())),
@@ -71,7 +71,7 @@ pub async fn get(axum::extract::State(state): State, Path(id): Path<String>) -> 
 /// `PUT /api/v1/rollups/{id}`: replaces the task, keeping its id (and its progress).
 pub async fn update(
     axum::extract::State(state): State,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     request: Body,
 ) -> Response {
@@ -92,7 +92,7 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/rollups/{id}`: the task, its status and its progress.
-pub async fn delete(axum::extract::State(state): State, Path(id): Path<String>) -> Response {
+pub async fn delete(axum::extract::State(state): State, ApiPath(id): ApiPath<String>) -> Response {
     let rollups = state.rollups.clone();
     let result = blocking(move || {
         if rollups.store.task(&id)?.is_none() {
@@ -107,7 +107,7 @@ pub async fn delete(axum::extract::State(state): State, Path(id): Path<String>) 
 }
 
 /// `GET /api/v1/rollups/status/{id}`.
-pub async fn status(axum::extract::State(state): State, Path(id): Path<String>) -> Response {
+pub async fn status(axum::extract::State(state): State, ApiPath(id): ApiPath<String>) -> Response {
     let rollups = state.rollups.clone();
     blocking(move || match rollups.store.status(&id)? {
         Some(status) => {
@@ -135,8 +135,8 @@ pub struct BackfillParams {
 /// `GET /api/v1/rollups/backfill/{id}?startTime=...[&endTime=...]`.
 pub async fn backfill(
     axum::extract::State(state): State,
-    Path(id): Path<String>,
-    Query(params): Query<BackfillParams>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<BackfillParams>,
 ) -> Response {
     let now = now_ms();
     let result = async {

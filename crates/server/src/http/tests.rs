@@ -354,3 +354,29 @@ async fn ingest_writes_in_chunks_of_max_batch_size() {
         2
     );
 }
+
+/// axum's own extractor refusals are plain text; ours keep KairosDB's error body
+/// (`extract.rs`, found by schemathesis).
+#[tokio::test]
+async fn refused_path_and_query_parameters_answer_kairosdb_errors() {
+    for (method, path) in [
+        ("GET", "/api/v1/rollups/backfill/x?startTime=a&startTime=b"),
+        ("GET", "/api/v1/metadata/s/k?startsWith=a&startsWith=b"),
+        ("GET", "/api/v1/metadata/%FF"),
+        ("DELETE", "/api/v1/metric/%C3"),
+        ("GET", "/api/v1/rollups/%FF"),
+        ("GET", "/api/v1/admin/killquery/%FF"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = call(app(true, Settings::default()), request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}");
+        let content_type = headers[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with("application/json"), "{path}");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json["errors"][0].is_string(), "{path}: {json}");
+    }
+}

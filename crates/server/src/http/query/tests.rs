@@ -521,3 +521,29 @@ async fn killquery_answers_the_running_query_at_once_with_500_and_removes_it_fro
     assert!(wait_until_async(|| state.query_slots.available_permits() == 1).await);
     assert_eq!(storage.queried(), ["stuck"]);
 }
+
+/// Issue 22: where KairosDB answers a query's own mistake with a 500 (an `sma` `size` of 0,
+/// a `sampling` value of 0, a `filter` without `filter_op`, a `percentile` above 1), the
+/// answer is a 400 with a message that says why (README, deliberate differences).
+#[tokio::test]
+async fn aggregator_mistakes_kairosdb_answers_with_500_are_400s() {
+    for aggregator in [
+        json!({ "name": "sma", "size": 0 }),
+        json!({ "name": "sum", "sampling": { "value": 0, "unit": "minutes" } }),
+        json!({ "name": "filter", "threshold": 1 }),
+        json!({ "name": "percentile", "percentile": 1.5, "sampling": { "value": 1, "unit": "minutes" } }),
+    ] {
+        let (state, _) = app_state(FakeStorage::with_points(5), Settings::default());
+        let body = json!({
+            "start_absolute": 0,
+            "metrics": [{ "name": "m", "aggregators": [aggregator] }]
+        });
+        let request = Request::post("/api/v1/datapoints/query")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (status, v) = call(&state, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{aggregator}: {v}");
+        let message = v["errors"][0].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{aggregator}: {v}");
+    }
+}

@@ -9,7 +9,7 @@
 
 use kairosdb_cassandra::rowspec::parse_column;
 use kairosdb_cassandra::value::{decode_legacy_cell, decode_value, encode_value};
-use kairosdb_cassandra::RowKey;
+use kairosdb_cassandra::{RowKey, StoreType};
 use kairosdb_model::{DataType, Value};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,13 @@ fn same(a: &Value, b: &Value) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = RowKey::decode(data) {
-        if let Ok(bytes) = key.encode() {
+        // Not a round trip by design: a legacy key (no type section) whose tag string
+        // starts with a NUL byte reads back as a typed key, since `00` after the row
+        // time is the type marker. KairosDB's format has the same ambiguity, and
+        // KairosDB writes no legacy keys (we encode them only for scan bounds).
+        let ambiguous = key.data_type == StoreType::Legacy
+            && key.tags.iter().next().is_some_and(|(name, _)| name.starts_with('\0'));
+        if let (false, Ok(bytes)) = (ambiguous, key.encode()) {
             let back = RowKey::decode(&bytes).expect("an encoded row key decodes");
             assert_eq!(back, key);
         }

@@ -61,12 +61,11 @@ fn raw(data: &[u8]) {
     let mut ts = Vec::new();
     let mut vals = Col::new(h.data_type);
     if decode_append_range(&b, &mut ts, &mut vals, range).is_ok() {
-        let want: Vec<i64> = d
-            .ts
-            .iter()
-            .copied()
-            .filter(|t| (range.start..=range.end).contains(t))
-            .collect();
+        let want: Vec<i64> =
+            d.ts.iter()
+                .copied()
+                .filter(|t| (range.start..=range.end).contains(t))
+                .collect();
         assert_eq!(ts, want);
         assert_eq!(vals.len(), ts.len());
     }
@@ -130,7 +129,10 @@ fn round_trip(data: &[u8]) {
     assert_eq!(d.ts, ts);
     match (&d.vals, &vals) {
         (Col::Double(a), Col::Double(b)) => {
-            assert!(a.iter().map(|x| x.to_bits()).eq(b.iter().map(|x| x.to_bits())));
+            assert!(a
+                .iter()
+                .map(|x| x.to_bits())
+                .eq(b.iter().map(|x| x.to_bits())));
         }
         (a, b) => assert_eq!(a, b),
     }

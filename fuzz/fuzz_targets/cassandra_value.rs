@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         // time is the type marker. KairosDB's format has the same ambiguity, and
         // KairosDB writes no legacy keys (we encode them only for scan bounds).
         let ambiguous = key.data_type == StoreType::Legacy
-            && key.tags.iter().next().is_some_and(|(name, _)| name.starts_with('\0'));
+            && key
+                .tags
+                .iter()
+                .next()
+                .is_some_and(|(name, _)| name.starts_with('\0'));
         if let (false, Ok(bytes)) = (ambiguous, key.encode()) {
             let back = RowKey::decode(&bytes).expect("an encoded row key decodes");
             assert_eq!(back, key);

@@ -23,10 +23,20 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     // every type (one with a TTL), a delete.
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(cfg(dir.path())).unwrap();
-    let mut with_ttl = dbl("cpu", &[("host", "b")], &[T0, T0 + 7, T0 + 9], &[0.5, f64::NAN, -1e300]);
+    let mut with_ttl = dbl(
+        "cpu",
+        &[("host", "b")],
+        &[T0, T0 + 7, T0 + 9],
+        &[0.5, f64::NAN, -1e300],
+    );
     with_ttl.ttl_secs = 3600;
     e.write(&batch(vec![
-        lng("cpu", &[("host", "a"), ("dc", "eu")], &[T0, T0 + 10, T0 + 20], &[1, -2, i64::MAX]),
+        lng(
+            "cpu",
+            &[("host", "a"), ("dc", "eu")],
+            &[T0, T0 + 10, T0 + 20],
+            &[1, -2, i64::MAX],
+        ),
         with_ttl,
         SeriesPoints {
             key: key("log", &[("app", "x")], DataType::String),
@@ -50,7 +60,11 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         let data = std::fs::read(wal_dir.join(wal::segment_file_name(no))).unwrap();
         // Each record payload alone too: the target also decodes its whole input as one.
         scan_segment(&data, no, |lsn, payload| {
-            out.push(("wal_replay", format!("record-{}", lsn.offset), payload.to_vec()));
+            out.push((
+                "wal_replay",
+                format!("record-{}", lsn.offset),
+                payload.to_vec(),
+            ));
             Ok(())
         })
         .unwrap();
@@ -81,7 +95,12 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push((
         "block_decode",
         "string-expiry".into(),
-        block::encode(&[-3, 0, 5, 9], &Col::Str(strings), Expiry::PerPoint(&exp), 3),
+        block::encode(
+            &[-3, 0, 5, 9],
+            &Col::Str(strings),
+            Expiry::PerPoint(&exp),
+            3,
+        ),
     ));
     // The target's round-trip mode: FF, type, expiry mode, then (ts, value) records.
     let mut rt = vec![0xFF, 1, 2];
@@ -98,7 +117,11 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         dbl("q", &[("a", "2")], &[-1], &[0.1]),
     ]);
     encode_batch(&mut frame, &q, T0);
-    out.push(("queue_record", "batch".into(), frame[wal::FRAME_HEADER_LEN..].to_vec()));
+    out.push((
+        "queue_record",
+        "batch".into(),
+        frame[wal::FRAME_HEADER_LEN..].to_vec(),
+    ));
     out
 }
 
@@ -133,7 +156,10 @@ fn decodes(target: &str, name: &str, data: &[u8]) -> bool {
 fn fuzz_seeds() {
     let write = std::env::var_os("KAIROSDB_WRITE_FUZZ_SEEDS").is_some();
     for (target, name, data) in seeds() {
-        assert!(decodes(target, &name, &data), "generated seed {target}/{name} does not decode");
+        assert!(
+            decodes(target, &name, &data),
+            "generated seed {target}/{name} does not decode"
+        );
         let path = seed_dir(target).join(&name);
         if write {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-20}"
 shift || true
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
-SHARED="../shared/kairosdb-conformance"
+SHARED="$PWD/../shared/kairosdb-conformance"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
   echo "installing cargo-fuzz" >&2

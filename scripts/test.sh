@@ -13,7 +13,7 @@
 # root. Then it prints the count of
 # every live suite and fails if one of them skipped a case: with the services up, nothing
 # may be reported as ignored. Last, with the services stopped, every fuzz target runs for
-# FUZZ_SECONDS (default 10) through scripts/fuzz.sh, which fails on any crash; 0 skips it.
+# FUZZ_SECONDS (default 5) through scripts/fuzz.sh, which fails on any crash; 0 skips it.
 #
 # Plain `cargo test --workspace` runs everything that needs no service and lists the live
 # suites as ignored, with a line saying how to run them.
@@ -62,8 +62,8 @@ awk '/Running tests\/(live|side_by_side|ui|disk|deploy)\.rs/ { suite = $2; next 
 # The fuzz targets need no service: free the cores and memory first.
 scripts/kairosdb-java.sh stop >/dev/null 2>&1 || true
 scripts/cassandra.sh stop >/dev/null 2>&1 || true
-if [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
   echo
-  scripts/fuzz.sh "${FUZZ_SECONDS:-10}" || status=1
+  scripts/fuzz.sh "${FUZZ_SECONDS:-5}" || status=1
 fi
 exit "$status"

@@ -13,7 +13,8 @@
 # root; the OpenAPI fuzzing (tests/schemathesis.rs) gets schemathesis from
 # scripts/schemathesis.sh (KAIROSDB_TEST_SCHEMATHESIS). Then it prints the count of
 # every live suite and fails if one of them skipped a case: with the services up, nothing
-# may be reported as ignored.
+# may be reported as ignored. Last, with the services stopped, every fuzz target runs for
+# FUZZ_SECONDS (default 5) through scripts/fuzz.sh, which fails on any crash; 0 skips it.
 #
 # Plain `cargo test --workspace` runs everything that needs no service and lists the live
 # suites as ignored, with a line saying how to run them.
@@ -60,4 +61,12 @@ awk '/Running tests\/(live|side_by_side|ui|disk|deploy|schemathesis)\.rs/ { suit
   echo "a live suite skipped cases although its services were running" >&2
   status=1
 }
+
+# The fuzz targets need no service: free the cores and memory first.
+scripts/kairosdb-java.sh stop >/dev/null 2>&1 || true
+scripts/cassandra.sh stop >/dev/null 2>&1 || true
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
+  echo
+  scripts/fuzz.sh "${FUZZ_SECONDS:-5}" || status=1
+fi
 exit "$status"

@@ -66,13 +66,20 @@ mod wal;
 #[cfg(test)]
 mod tests;
 
-/// Block codec entry points for the benchmarks (and future fuzz targets).
-/// Not a stable API.
+/// Codec entry points for the benchmarks and the fuzz targets (`fuzz/`): block, WAL
+/// and delivery-queue encoders and decoders. Not a stable API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::block::{decode, encode, BlockHeader, Decoded, Expiry};
+    pub use crate::block::{
+        decode, decode_append_range, decode_header, encode, reseal, BlockHeader, Decoded, Expiry,
+    };
     pub use crate::column::{Col, StrCol};
-    pub use crate::wal::NEVER;
+    pub use crate::queue::{decode_batch, encode_batch};
+    pub use crate::wal::{
+        begin_record, decode_record, encode_delete, encode_points_chunk, encode_series_defs,
+        finish_record, scan_segment, segment_header, ChunkHeader, Lsn, PointsReader, Record,
+        SegmentScan, NEVER, REC_POINTS, SEGMENT_HEADER_LEN,
+    };
 }
 
 use std::path::PathBuf;

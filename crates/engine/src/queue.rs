@@ -774,7 +774,7 @@ impl Storage for DeliveryQueue {
 // ---------------------------------------------------------------------------
 
 /// Appends one complete queue frame for `batch` to `buf`.
-fn encode_batch(buf: &mut Vec<u8>, batch: &WriteBatch, written_ms: i64) {
+pub fn encode_batch(buf: &mut Vec<u8>, batch: &WriteBatch, written_ms: i64) {
     let start = wal::begin_record(buf, REC_QUEUE_BATCH);
     buf.push(QUEUE_RECORD_VERSION);
     buf.extend_from_slice(&written_ms.to_le_bytes());
@@ -791,8 +791,9 @@ fn encode_batch(buf: &mut Vec<u8>, batch: &WriteBatch, written_ms: i64) {
     wal::finish_record(buf, start);
 }
 
-/// Decodes a queue frame's payload back into the batch and its write time.
-fn decode_batch(payload: &[u8]) -> Result<(WriteBatch, i64), DecodeError> {
+/// Decodes a queue frame's payload back into the batch and its write time. Never
+/// panics, whatever `payload` holds (fuzzed by `fuzz/fuzz_targets/queue_record.rs`).
+pub fn decode_batch(payload: &[u8]) -> Result<(WriteBatch, i64), DecodeError> {
     let mut r = Reader::new(payload);
     let at = r.pos();
     if r.u8("record type")? != REC_QUEUE_BATCH {

@@ -17,6 +17,7 @@ use crate::{Clock, Engine, EngineConfig, WalSync};
 mod compact;
 mod delete;
 mod edge;
+mod fuzz_seeds;
 
 const T0: i64 = 1_700_000_000_000;
 

@@ -83,7 +83,8 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(out)
 }
 
-fn segment_header(no: u64) -> [u8; SEGMENT_HEADER_LEN] {
+/// The 24-byte header of segment `no`.
+pub fn segment_header(no: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8] = SEGMENT_VERSION;
@@ -571,6 +572,69 @@ fn check_frame(data: &[u8], pos: usize) -> Result<(usize, u32), &'static str> {
     Ok((len, crc))
 }
 
+/// What [`scan_segment`] found in the bytes of one segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Magic, version and segment number are right; nothing else is read when not.
+    pub header_ok: bool,
+    /// End of the last good frame (the end of the segment header when there is none).
+    pub good_end: usize,
+    /// Why the bytes from `good_end` on are not a frame; `None` when the data ends there.
+    pub bad: Option<&'static str>,
+    /// Good frames handed to the callback.
+    pub records: u64,
+}
+
+/// Walks the frames of one segment's bytes (segment number `no`), calling `f` with
+/// each good record's position and payload, and stops at the first bad frame. Pure:
+/// [`replay`] decides what a bad header or frame means for the file. Never panics,
+/// whatever `data` holds (fuzzed by `fuzz/fuzz_targets/wal_replay.rs`).
+pub fn scan_segment(
+    data: &[u8],
+    no: u64,
+    mut f: impl FnMut(Lsn, &[u8]) -> Result<(), StorageError>,
+) -> Result<SegmentScan, StorageError> {
+    let header_ok = data.len() >= SEGMENT_HEADER_LEN
+        && data[..8] == SEGMENT_MAGIC
+        && data[8] == SEGMENT_VERSION
+        && data[16..24] == no.to_le_bytes();
+    let mut scan = SegmentScan {
+        header_ok,
+        good_end: SEGMENT_HEADER_LEN.min(data.len()),
+        bad: None,
+        records: 0,
+    };
+    if !header_ok {
+        return Ok(scan);
+    }
+    let mut pos = SEGMENT_HEADER_LEN;
+    while pos < data.len() {
+        let (len, crc) = match check_frame(data, pos) {
+            Ok(v) => v,
+            Err(why) => {
+                scan.bad = Some(why);
+                break;
+            }
+        };
+        let payload = &data[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + len];
+        if crc32fast::hash(payload) != crc {
+            scan.bad = Some("CRC mismatch");
+            break;
+        }
+        f(
+            Lsn {
+                segment: no,
+                offset: pos as u64,
+            },
+            payload,
+        )?;
+        scan.records += 1;
+        pos += FRAME_HEADER_LEN + len;
+        scan.good_end = pos;
+    }
+    Ok(scan)
+}
+
 /// Replays every segment in `dir` in order, calling `f` with each record's
 /// position and payload. Truncates a torn tail of the last segment; see the module
 /// docs for corruption elsewhere.
@@ -587,11 +651,8 @@ pub fn replay(
         let path = dir.join(segment_file_name(no));
         let data =
             std::fs::read(&path).map_err(|e| io_err(e, &format!("reading {}", path.display())))?;
-        let header_ok = data.len() >= SEGMENT_HEADER_LEN
-            && data[..8] == SEGMENT_MAGIC
-            && data[8] == SEGMENT_VERSION
-            && data[16..24] == no.to_le_bytes();
-        if !header_ok {
+        let scan = scan_segment(&data, no, &mut f)?;
+        if !scan.header_ok {
             if last && data.len() <= SEGMENT_HEADER_LEN {
                 // Crash while creating the segment: nothing was ever acknowledged in it.
                 tracing::warn!(path = %path.display(), len = data.len(), "removing WAL segment with a torn header");
@@ -611,34 +672,11 @@ pub fn replay(
             }
             return Err(StorageError::Corruption(msg));
         }
-        let mut pos = SEGMENT_HEADER_LEN;
-        let mut bad: Option<&'static str> = None;
-        while pos < data.len() {
-            let (len, crc) = match check_frame(&data, pos) {
-                Ok(v) => v,
-                Err(why) => {
-                    bad = Some(why);
-                    break;
-                }
-            };
-            let payload = &data[pos + FRAME_HEADER_LEN..pos + FRAME_HEADER_LEN + len];
-            if crc32fast::hash(payload) != crc {
-                bad = Some("CRC mismatch");
-                break;
-            }
-            f(
-                Lsn {
-                    segment: no,
-                    offset: pos as u64,
-                },
-                payload,
-            )?;
-            report.records += 1;
-            report.bytes += (FRAME_HEADER_LEN + len) as u64;
-            pos += FRAME_HEADER_LEN + len;
-        }
+        let pos = scan.good_end;
+        report.records += scan.records;
+        report.bytes += (pos - SEGMENT_HEADER_LEN) as u64;
         let mut kept = data.len() as u64;
-        if let Some(why) = bad {
+        if let Some(why) = scan.bad {
             let cut = (data.len() - pos) as u64;
             if last {
                 tracing::warn!(

@@ -44,6 +44,8 @@ KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
 export KAIROSDB_TEST_UI
 KAIROSDB_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh install)"
 export KAIROSDB_TEST_SCHEMATHESIS
+# Compile the tests while helm may still be building (it is needed only to run them).
+cargo test --workspace --no-run "$@"
 # Printed `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
 wait "$deploy_tools"
 # shellcheck disable=SC1090

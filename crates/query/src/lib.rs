@@ -218,6 +218,8 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
         .first()
         .filter(|_| plain)
         .and_then(|a| a.edge_order(ctx));
+    let read_span = tracing::debug_span!("storage.read", series = tracing::field::Empty);
+    let reading = read_span.enter();
     let read = storage
         .query(&SeriesQuery {
             metric: query.name.clone(),
@@ -236,6 +238,9 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
     let Read::Complete(series) = read else {
         return Err(Stop::OverWorkLimit);
     };
+    read_span.record("series", series.len());
+    drop(reading);
+    let _aggregating = tracing::debug_span!("query.aggregate").entered();
     let sample_size = series.iter().map(|s| s.in_range).sum();
     ctx.budget.check(sample_size)?;
     if sample_size > 0 {

@@ -111,6 +111,27 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_MIN_FREE_DISK_MB", value_name = "MB")]
     pub min_free_disk_mb: Option<u64>,
 
+    /// Export OpenTelemetry traces of HTTP requests over OTLP/HTTP (`otel.rs`)
+    /// [default: false].
+    #[arg(long, env = "KAIROSDB_OTEL_ENABLED", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub otel_enabled: Option<bool>,
+
+    /// OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces [default: the
+    /// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else
+    /// http://localhost:4318/v1/traces].
+    #[arg(long, env = "KAIROSDB_OTEL_ENDPOINT", value_name = "URL")]
+    pub otel_endpoint: Option<String>,
+
+    /// Share of new traces recorded, 0 to 1; a request that continues a `traceparent`
+    /// follows its caller's sampling decision [default: 1].
+    #[arg(long, env = "KAIROSDB_OTEL_SAMPLE_RATIO", value_name = "RATIO")]
+    pub otel_sample_ratio: Option<f64>,
+
+    /// `service.name` of the exported spans [default: kairosdb].
+    #[arg(long, env = "KAIROSDB_OTEL_SERVICE_NAME", value_name = "NAME")]
+    pub otel_service_name: Option<String>,
+
     /// Run the roll-up tasks of `/api/v1/rollups` (spec §13.1) in this process
     /// [default: true]. The API answers either way.
     #[arg(long, env = "KAIROSDB_ROLLUPS", value_name = "BOOL",
@@ -387,6 +408,10 @@ impl Settings {
             http_max_connections,
             telnet_max_connections,
             min_free_disk_mb,
+            otel_enabled,
+            otel_endpoint,
+            otel_sample_ratio,
+            otel_service_name,
             rollups,
             rollup_late_window_secs,
             wal_sync,
@@ -477,6 +502,11 @@ pub struct Config {
     pub http_max_connections: usize,
     pub telnet_max_connections: usize,
     pub min_free_disk_mb: u64,
+    pub otel_enabled: bool,
+    /// Empty: the exporter's standard environment variables, else its default.
+    pub otel_endpoint: String,
+    pub otel_sample_ratio: f64,
+    pub otel_service_name: String,
     pub rollups: bool,
     pub rollup_late_window_secs: u64,
     pub wal_sync: WalSyncPolicy,
@@ -716,6 +746,13 @@ impl Config {
                 raw.telnet_max_connections.unwrap_or(10_000),
             )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
+            otel_enabled: raw.otel_enabled.unwrap_or(false),
+            otel_endpoint: raw.otel_endpoint.clone().unwrap_or_default(),
+            otel_sample_ratio: ratio("otel_sample_ratio", raw.otel_sample_ratio.unwrap_or(1.0))?,
+            otel_service_name: raw
+                .otel_service_name
+                .clone()
+                .unwrap_or_else(|| "kairosdb".to_string()),
             rollups: raw.rollups.unwrap_or(true),
             rollup_late_window_secs: raw.rollup_late_window_secs.unwrap_or(3600),
             wal_sync,
@@ -997,6 +1034,14 @@ fn parse_addr(key: &str, text: &str) -> Result<SocketAddr> {
 fn positive<T: PartialEq + Default + std::fmt::Display>(key: &str, value: T) -> Result<T> {
     if value == T::default() {
         bail!("{key} must be greater than 0");
+    }
+    Ok(value)
+}
+
+/// A share: a number from 0 to 1.
+fn ratio(key: &str, value: f64) -> Result<f64> {
+    if !(0.0..=1.0).contains(&value) {
+        bail!("{key} must be between 0 and 1, not {value}");
     }
     Ok(value)
 }

@@ -24,6 +24,7 @@ mod fake_storage;
 mod http;
 mod metrics;
 mod migrate;
+mod otel;
 mod query_cache;
 mod reload;
 mod rollup;
@@ -128,31 +129,43 @@ fn start(cli: Cli) -> Result<()> {
         print!("{}", config.to_toml()?);
         return Ok(());
     }
-    let log = init_logging(&config)?;
-    let reload_from = (cli.config.clone(), cli.settings, log);
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run(config, reload_from))
+    // Inside the runtime: the trace exporter sends on it.
+    let entered = runtime.enter();
+    let traces = otel::Tracing::start(&config)?;
+    let log = init_logging(&config, traces.as_ref())?;
+    drop(entered);
+    let reload_from = (cli.config.clone(), cli.settings, log);
+    let result = runtime.block_on(run(config, reload_from));
+    // While the runtime still runs: the last spans are sent on it.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    result
 }
 
-/// Logging to stderr with a filter SIGHUP can change (`reload.rs`).
-fn init_logging(config: &Config) -> Result<reload::LogHandle> {
+/// Logging to stderr with a filter SIGHUP can change (`reload.rs`), and the trace
+/// exporter's layer when `otel_enabled` (`otel.rs`). The log filter is the log's own, so
+/// the trace layer sees its spans whatever `log_level` says.
+fn init_logging(config: &Config, traces: Option<&otel::Tracing>) -> Result<reload::LogHandle> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(reload::log_filter(config)?);
     // Colours only on a terminal; a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::registry()
-        .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(ansi),
+                .with_ansi(ansi)
+                .with_filter(filter),
         )
+        .with(traces.map(|t| t.layer()))
         .init();
     Ok(handle)
 }

@@ -178,9 +178,10 @@ pub fn write_chunks(
     let waiting = |chunks: &VecDeque<WriteBatch>| {
         chunks.iter().map(WriteBatch::point_count).sum::<usize>() as i64
     };
-    metrics
-        .queue_size
-        .fetch_add(waiting(chunks), Ordering::Relaxed);
+    let points = waiting(chunks);
+    // A trace span (`otel.rs`); free unless traces are exported.
+    let _span = tracing::debug_span!("storage.write", points, chunks = chunks.len()).entered();
+    metrics.queue_size.fetch_add(points, Ordering::Relaxed);
     let result = (|| {
         while let Some(chunk) = chunks.front() {
             let started = Instant::now();

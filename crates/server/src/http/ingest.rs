@@ -18,6 +18,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use tracing::field::Empty;
 
 use kairosdb_protocol::ingest::parse_ingest;
 
@@ -116,6 +117,13 @@ async fn write(
     let raw = body::read(headers, body, body::raw_limit(limit, encoding)).await?;
     let state = state.clone();
     blocking(move || {
+        let parse = tracing::debug_span!(
+            "ingest.parse",
+            bytes = raw.len(),
+            points = Empty,
+            errors = Empty
+        );
+        let parsing = parse.enter();
         let json = body::decode(raw, encoding, limit)?;
         let outcome = parse_ingest(&json);
         drop(json);
@@ -131,6 +139,9 @@ async fn write(
         if state.config.enable_validation {
             errors.extend(writer::validate(&mut batch));
         }
+        parse.record("points", batch.point_count());
+        parse.record("errors", errors.len());
+        drop(parsing);
         let mut chunks = writer::split(batch, state.config.max_batch_size);
         let handed = chunks.iter().map(|c| c.point_count()).sum::<usize>();
         let written = writer::write_chunks(&*state.storage, &state.metrics, &mut chunks);

@@ -21,6 +21,8 @@
 //!
 //! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`: [`openapi`].
 //!
+//! Trace spans of every request while `otel_enabled`: `crate::otel::trace_request`.
+//!
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
 
 pub mod admin;
@@ -243,7 +245,8 @@ impl Route {
 /// The router: [`routes`], the fallbacks, and the middleware every request passes
 /// (outermost last: standard headers, request count, auth, server-type gate).
 pub fn router(state: Arc<AppState>) -> Router {
-    routes()
+    let traced = state.config.otel_enabled;
+    let router = routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handlers))
         .fallback(not_found)
@@ -258,7 +261,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(middleware::from_fn(standard_headers))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so the span covers authentication and its status is the one sent.
+    match traced {
+        true => router.layer(middleware::from_fn(crate::otel::trace_request)),
+        false => router,
+    }
 }
 
 /// The API class of a request, for server-type gating (spec §1.1.3), or `None` when ungated.
@@ -602,11 +610,12 @@ fn excerpt(message: String) -> String {
     format!("{}… ({} bytes in all)", &message[..cut], message.len())
 }
 
-/// Runs a storage call on a blocking thread.
+/// Runs a storage call on a blocking thread, inside the caller's trace span.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await?
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await?
 }
 
 /// Milliseconds since the epoch, for relative query times.

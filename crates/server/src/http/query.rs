@@ -37,6 +37,7 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use tokio::task::JoinSet;
+use tracing::field::Empty;
 
 use kairosdb_model::{DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
 use kairosdb_protocol::query::parse_query_request;
@@ -146,11 +147,14 @@ async fn run_query(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let cancel = CancelOnDrop::new(state.metrics.clone());
+    let span = tracing::debug_span!("query.parse", bytes = body.len(), metric_queries = Empty);
     let (request, body) = if body.len() <= INLINE_BODY_BYTES {
-        (parse(&body)?, body)
+        (span.in_scope(|| parse(&body))?, body)
     } else {
-        blocking(move || parse(&body).map(|r| (r, body))).await?
+        let span = span.clone();
+        blocking(move || span.in_scope(|| parse(&body)).map(|r| (r, body))).await?
     };
+    span.record("metric_queries", request.metrics.len());
     let budget = state.config.query_budget(started, cancel.flag.clone());
     let registered = state
         .running
@@ -164,6 +168,7 @@ async fn run_query(
     let parts = results.map_err(|e| if killed { Killed.into() } else { e })?;
     let weight: usize = parts.iter().map(Part::weight).sum();
     let render = move || {
+        let _span = tracing::debug_span!("query.render").entered();
         // Rendered in request order, so the first value JSON cannot hold (NaN, Infinity)
         // is the one reported, as when the whole response is written at once.
         let mut rendered = Vec::with_capacity(parts.len());
@@ -329,6 +334,14 @@ impl RequestContext {
     }
 
     fn run_within(&self, metric: &MetricQuery, budget: &Budget) -> Result<Executed, QueryError> {
+        let span = tracing::debug_span!(
+            "query.metric",
+            metric = %metric.name,
+            sample_size = Empty,
+            over_work_limit = Empty,
+            otel.status_code = Empty,
+        );
+        let _entered = span.enter();
         // A request that was cancelled or ran out of time while this query waited for its
         // slot does not start it.
         budget.check(0)?;
@@ -338,7 +351,13 @@ impl RequestContext {
             now_ms: self.now_ms,
             budget,
         };
-        kairosdb_query::execute(&*self.storage, &ctx, metric)
+        let executed = kairosdb_query::execute(&*self.storage, &ctx, metric);
+        match &executed {
+            Ok(Executed::Complete(r)) => span.record("sample_size", r.sample_size),
+            Ok(Executed::OverWorkLimit) => span.record("over_work_limit", true),
+            Err(_) => span.record("otel.status_code", "ERROR"),
+        };
+        executed
     }
 }
 
@@ -433,9 +452,9 @@ async fn execute_all(
                 let Some((i, metric)) = waiting.take() else {
                     unreachable!("guarded by waiting.is_some_and(..)")
                 };
-                let shared = shared.clone();
+                let (shared, span) = (shared.clone(), tracing::Span::current());
                 running.spawn_blocking(move || {
-                    let result = shared.run(i, &metric);
+                    let result = span.in_scope(|| shared.run(i, &metric));
                     drop(slot);
                     (i, result)
                 });

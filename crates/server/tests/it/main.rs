@@ -21,4 +21,5 @@ mod self_metrics;
 mod telnet;
 mod timeouts;
 mod tools;
+mod traces;
 mod transfer;

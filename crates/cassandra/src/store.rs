@@ -998,6 +998,9 @@ impl<S: Session> Storage for CassandraStore<S> {
         }
         let spec = self.ready()?;
         let mut rows = self.find_rows(spec, &q.metric, &q.filter, q.range, Freshness::Normal)?;
+        if let Some(shard) = &q.shard {
+            rows.retain(|r| shard.holds(&r.key.metric, &r.key.tags));
+        }
         // Rows in time order of the query, so a limit can stop early.
         match q.order {
             Order::Asc => rows.sort_by_key(|r| r.key.row_time),

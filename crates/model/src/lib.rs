@@ -4,6 +4,8 @@
 //! * [`batch`]: [`WriteBatch`], the columnar unit of ingest handed to storage.
 //! * [`read`]: [`SeriesQuery`] (what to read) and [`Read`] of [`SeriesData`] (what comes
 //!   back).
+//! * [`partition`]: cluster mode's series placement ([`partition_of`]), a read limited
+//!   to some partitions ([`Shard`]) and how much of a cluster answered ([`Coverage`]).
 //! * [`request`] / [`result`]: a parsed query request and its result groups.
 //! * [`catalogue`]: what each aggregator and group-by is (one table), and the typed
 //!   specs a parsed query carries.
@@ -26,6 +28,7 @@ pub mod metrics;
 /// The do-nothing storage test double (cargo feature `test-suite`).
 #[cfg(feature = "test-suite")]
 pub mod null_storage;
+pub mod partition;
 pub mod read;
 pub mod request;
 pub mod result;
@@ -40,6 +43,7 @@ pub use batch::{BatchBuilder, Points, SeriesPoints, WriteBatch};
 pub use metrics::{Gauge, Kind, Sample};
 #[cfg(feature = "test-suite")]
 pub use null_storage::{NoSeries, NullStorage, Reader};
+pub use partition::{partition_of, Coverage, Shard};
 pub use read::{
     DeleteRequest, Order, Read, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange,
 };

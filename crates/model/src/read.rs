@@ -9,6 +9,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use crate::batch::Points;
+pub use crate::partition::{Coverage, Shard};
 use crate::series::{SeriesKey, Tags};
 
 /// Inclusive time range in ms (spec §4.1: both ends inclusive; no end = `i64::MAX`).
@@ -144,6 +145,9 @@ pub struct SeriesQuery {
     /// async worker and runs the read on a blocking thread when it stops. Backends whose
     /// reads wait on the network stop every read that sets it. None = unlimited.
     pub work_limit: Option<u64>,
+    /// Only the series of these partitions (cluster mode: a worker answers for the
+    /// partitions the router asked it for, see `partition.rs`). None = every series.
+    pub shard: Option<Shard>,
 }
 
 impl SeriesQuery {
@@ -160,6 +164,7 @@ impl SeriesQuery {
             max_points: None,
             count_in_range: false,
             work_limit: None,
+            shard: None,
         }
     }
 }
@@ -202,6 +207,12 @@ pub enum Read {
     /// backend cannot read without blocking. Nothing was read to the end; read again
     /// without the limit.
     OverWorkLimit,
+    /// What a cluster could read: some partitions had no replica that answered, so their
+    /// series are missing (cluster mode; other backends never answer this).
+    Partial {
+        series: Vec<SeriesData>,
+        coverage: Coverage,
+    },
 }
 
 impl Read {
@@ -213,6 +224,7 @@ impl Read {
         match self {
             Read::Complete(series) => series,
             Read::OverWorkLimit => panic!("BUG: a read stopped at a work limit it did not set"),
+            Read::Partial { .. } => panic!("BUG: a partial read where only complete ones occur"),
         }
     }
 }
@@ -266,6 +278,7 @@ mod tests {
                 max_points: None,
                 count_in_range: false,
                 work_limit: None,
+                shard: None,
             }
         );
     }

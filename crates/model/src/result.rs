@@ -151,6 +151,8 @@ pub struct ResultGroup {
 pub struct QueryResult {
     pub sample_size: u64,
     pub results: Vec<ResultGroup>,
+    /// Set when the read was a cluster's partial answer (`Read::Partial`).
+    pub coverage: Option<crate::Coverage>,
 }
 
 #[cfg(test)]

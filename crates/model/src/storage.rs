@@ -12,7 +12,7 @@ use crate::series::SeriesKey;
 use crate::services::ServiceStore;
 
 /// Errors shaped by what the caller does next.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StorageError {
     /// The request itself is unacceptable (caller answers 400).
     #[error("{0}")]
@@ -36,6 +36,14 @@ pub enum StorageError {
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,
+    /// Not enough of a cluster answered (too few replicas stored a write, a delete could
+    /// not reach every worker); nothing is wrong with the request. Retry after the given
+    /// seconds (HTTP 503).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u32,
+    },
     /// I/O or backend failure (caller answers 500).
     #[error("{0}")]
     Internal(String),

@@ -27,6 +27,7 @@
 use std::time::{Duration, Instant};
 
 use crate::batch::{Points, SeriesPoints, WriteBatch};
+use crate::partition::{partition_of, Shard};
 use crate::read::{DeleteRequest, Order, SeriesData, SeriesQuery, TagFilter, TimeRange};
 use crate::series::{DataType, SeriesKey, Tags};
 use crate::storage::{Storage, StorageError};
@@ -74,6 +75,10 @@ pub const CASES: &[(&str, Case)] = &[
         long_and_double_are_different_series,
     ),
     ("tag_filters", tag_filters),
+    (
+        "shard_reads_only_its_partitions",
+        shard_reads_only_its_partitions,
+    ),
     ("range_ends_are_inclusive", range_ends_are_inclusive),
     ("limit_and_order", limit_and_order),
     ("max_points_exceeded", max_points_exceeded),
@@ -118,6 +123,7 @@ macro_rules! storage_suite_tests {
             last_write_wins,
             long_and_double_are_different_series,
             tag_filters,
+            shard_reads_only_its_partitions,
             range_ends_are_inclusive,
             limit_and_order,
             max_points_exceeded,
@@ -576,6 +582,56 @@ pub fn tag_filters(open: Factory<'_>) {
 
 /// Both ends of a range are inclusive (spec §4.1); empty and inverted ranges
 /// return nothing.
+/// A read with a [`Shard`] returns exactly the matching series whose partition it
+/// holds, whatever their data type (cluster workers answer for some partitions only).
+pub fn shard_reads_only_its_partitions(open: Factory<'_>) {
+    let fx = open();
+    let s = fx.storage();
+    let hosts: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
+    let mut series = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let i = i as i64;
+        series.push(longs("sh", &[("host", h.as_str())], &[T0 + i], &[i]));
+        series.push(doubles(
+            "sh",
+            &[("host", h.as_str())],
+            &[T0 + 1000 + i],
+            &[0.5],
+        ));
+    }
+    write(s, series);
+    const PARTITIONS: u32 = 8;
+    let wanted = [1, 4, 6];
+    let q = SeriesQuery {
+        shard: Some(Shard::new(PARTITIONS, wanted)),
+        ..query("sh")
+    };
+    let mut expected = Vec::new();
+    for h in &hosts {
+        let tags = Tags::from_pairs([("host", h.as_str())]);
+        if wanted.contains(&partition_of("sh", &tags, PARTITIONS)) {
+            expected.push(key("sh", DataType::Long, &[("host", h.as_str())]));
+            expected.push(key("sh", DataType::Double, &[("host", h.as_str())]));
+        }
+    }
+    expected.sort();
+    assert!(
+        !expected.is_empty() && expected.len() < 80,
+        "{} series",
+        expected.len()
+    );
+    assert_eq!(keys_of(s, &q), expected);
+    let none = SeriesQuery {
+        shard: Some(Shard::new(PARTITIONS, [])),
+        ..query("sh")
+    };
+    assert_eq!(
+        keys_of(s, &none),
+        Vec::<SeriesKey>::new(),
+        "an empty shard reads nothing"
+    );
+}
+
 pub fn range_ends_are_inclusive(open: Factory<'_>) {
     let fx = open();
     let s = fx.storage();
@@ -1299,6 +1355,7 @@ mod tests {
         IgnoresMaxPoints,
         UnsortedNames,
         CountsOnlyReturned,
+        IgnoresShard,
     }
 
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
@@ -1392,6 +1449,13 @@ mod tests {
             let mut total = 0u64;
             for (k, pts) in data.iter() {
                 if k.metric != q.metric || !self.matches(&q.filter, &k.tags) {
+                    continue;
+                }
+                let shard = q
+                    .shard
+                    .as_ref()
+                    .filter(|_| self.mutant != Mutant::IgnoresShard);
+                if shard.is_some_and(|s| !s.holds(&k.metric, &k.tags)) {
                     continue;
                 }
                 let mut sel: Vec<(i64, Value)> = pts
@@ -1572,6 +1636,7 @@ mod tests {
     fn every_case_can_fail() {
         must_fail(Mutant::FirstWriteWins, last_write_wins);
         must_fail(Mutant::UnanchoredRegex, tag_filters);
+        must_fail(Mutant::IgnoresShard, shard_reads_only_its_partitions);
         must_fail(Mutant::DescOldestFirst, limit_and_order);
         must_fail(
             Mutant::KeepsEmptiedSeries,

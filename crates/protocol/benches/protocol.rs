@@ -177,6 +177,7 @@ fn response_input(kind: &str) -> Vec<QueryResult> {
         })
         .collect();
     vec![QueryResult {
+        coverage: None,
         sample_size: 10_000,
         results,
     }]
@@ -211,6 +212,7 @@ fn lastpoint_input() -> Vec<QueryResult> {
         })
         .collect();
     vec![QueryResult {
+        coverage: None,
         sample_size: 100,
         results,
     }]

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kairosdb_model::{GroupByResult, Num, OutColumn, QueryResult, ResultGroup};
+use kairosdb_model::{Coverage, GroupByResult, Num, OutColumn, QueryResult, ResultGroup};
 
 /// Appends `{"queries":[...]}` for the given results to `out`.
 /// `Err` names a NaN/Infinity value (spec §4.6: the query fails with 500).
@@ -41,7 +41,14 @@ pub fn write_query_result(out: &mut Vec<u8>, q: &QueryResult) -> Result<(), Stri
 }
 
 /// The query response around `queries[]` elements written by [`write_query_result`].
-pub fn join_query_results<'a>(out: &mut Vec<u8>, parts: impl IntoIterator<Item = &'a [u8]>) {
+///
+/// A cluster's partial answer (`partial`) adds `"is_partial":true`, `"total_nodes"` and
+/// `"responding_nodes"` after `queries` (docs/cluster.md); other answers are KairosDB's.
+pub fn join_query_results<'a>(
+    out: &mut Vec<u8>,
+    parts: impl IntoIterator<Item = &'a [u8]>,
+    partial: Option<Coverage>,
+) {
     out.extend_from_slice(b"{\"queries\":[");
     for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
@@ -49,7 +56,15 @@ pub fn join_query_results<'a>(out: &mut Vec<u8>, parts: impl IntoIterator<Item =
         }
         out.extend_from_slice(part);
     }
-    out.extend_from_slice(b"]}");
+    out.push(b']');
+    if let Some(c) = partial {
+        let fields = format!(
+            ",\"is_partial\":true,\"total_nodes\":{},\"responding_nodes\":{}",
+            c.total_nodes, c.responding_nodes
+        );
+        out.extend_from_slice(fields.as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// Appends the `/api/v1/datapoints/query/tags` response (spec §1.7): one `queries[]`
@@ -639,6 +654,7 @@ mod tests {
     fn writes_the_documented_response() {
         // The MetricsResourceTest expectation (conformance README, query-metric-absolute-dates).
         let q = QueryResult {
+            coverage: None,
             sample_size: 10,
             results: vec![ResultGroup {
                 name: "abc.123".into(),
@@ -663,6 +679,7 @@ mod tests {
     #[test]
     fn group_by_shapes_alias_and_mixed_values() {
         let q = QueryResult {
+            coverage: None,
             sample_size: 3,
             results: vec![ResultGroup {
                 name: "m".into(),
@@ -726,6 +743,7 @@ mod tests {
         write_query_response(
             &mut out,
             &[QueryResult {
+                coverage: None,
                 sample_size: 1,
                 results: vec![g.clone()],
             }],
@@ -740,6 +758,7 @@ mod tests {
         let err = write_query_response(
             &mut out,
             &[QueryResult {
+                coverage: None,
                 sample_size: 1,
                 results: vec![g],
             }],
@@ -752,6 +771,7 @@ mod tests {
     #[test]
     fn joined_results_are_the_whole_response() {
         let q = |n: i64| QueryResult {
+            coverage: None,
             sample_size: n as u64,
             results: vec![ResultGroup {
                 name: format!("m{n}"),
@@ -774,7 +794,7 @@ mod tests {
                 })
                 .collect();
             let mut joined = Vec::new();
-            join_query_results(&mut joined, parts.iter().map(Vec::as_slice));
+            join_query_results(&mut joined, parts.iter().map(Vec::as_slice), None);
             assert_eq!(
                 String::from_utf8(joined).unwrap(),
                 String::from_utf8(whole).unwrap()
@@ -817,6 +837,7 @@ mod tests {
                 values: OutColumn::Number(vals.iter().map(|&v| Num::Double(v)).collect()),
             };
             let q = QueryResult {
+                coverage: None,
                 sample_size: 10,
                 results: vec![
                     group(

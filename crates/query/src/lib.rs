@@ -230,14 +230,30 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
             max_points: ctx.budget.max_points,
             count_in_range: edge.is_some(),
             work_limit: ctx.budget.work_limit,
+            shard: None,
         })
         .map_err(|e| match e {
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),
             e => QueryError::Storage(e),
         })?;
-    let Read::Complete(series) = read else {
-        return Err(Stop::OverWorkLimit);
+    let (series, coverage) = match read {
+        Read::Complete(series) => (series, None),
+        Read::Partial { series, coverage } => (series, Some(coverage)),
+        Read::OverWorkLimit => return Err(Stop::OverWorkLimit),
     };
+    // `save_as` (and so a roll-up) never stores aggregates of part of the data: the
+    // period is refused, and a retry once the cluster answers whole overwrites nothing.
+    if let (Some(c), true) = (coverage, aggregators.iter().any(Aggregator::writes)) {
+        return Err(Stop::Failed(QueryError::Storage(
+            StorageError::Unavailable {
+                message: format!(
+                    "save_as refused on a partial read: {} of {} workers responded",
+                    c.responding_nodes, c.total_nodes
+                ),
+                retry_after_secs: 1,
+            },
+        )));
+    }
     read_span.record("series", series.len());
     drop(reading);
     let _aggregating = tracing::debug_span!("query.aggregate").entered();
@@ -338,6 +354,7 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
     Ok(QueryResult {
         sample_size,
         results,
+        coverage,
     })
 }
 

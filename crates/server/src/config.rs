@@ -211,6 +211,39 @@ pub struct Settings {
     #[serde(alias = "cache_max_size_mb")]
     pub query_cache_mb: Option<u64>,
 
+    /// Cluster role (docs/cluster.md): `single` (one server), `control` (routes to the
+    /// workers of cluster_workers) or `worker` (stores partitions for control nodes); the
+    /// analytics plan's NODE_ROLE is the same setting [default: single].
+    #[arg(long, env = "KAIROSDB_ROLE", value_name = "ROLE")]
+    pub role: Option<String>,
+
+    /// Control node: the workers' `host:port` HTTP addresses, comma-separated (the plan's
+    /// WORKER_HOSTS) [default: none].
+    #[arg(long, env = "KAIROSDB_CLUSTER_WORKERS", value_name = "HOSTS")]
+    pub cluster_workers: Option<String>,
+
+    /// Partitions of the series space; every node of a cluster must agree [default: 256].
+    #[arg(long, env = "KAIROSDB_CLUSTER_PARTITIONS", value_name = "N")]
+    pub cluster_partitions: Option<u32>,
+
+    /// Copies of each partition, on different workers [default: 1].
+    #[arg(long, env = "KAIROSDB_REPLICATION_FACTOR", value_name = "N")]
+    pub replication_factor: Option<usize>,
+
+    /// Replicas that must store a write before it is acknowledged [default: 1].
+    #[arg(long, env = "KAIROSDB_WRITE_MIN_REPLICAS", value_name = "N")]
+    pub write_min_replicas: Option<usize>,
+
+    /// Longest wait for one call to a worker, in ms [default: 5000].
+    #[arg(long, env = "KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    pub cluster_request_timeout_ms: Option<u64>,
+
+    /// Control node: answer a query some workers could not serve with 503 instead of a
+    /// partial answer marked `is_partial` [default: false].
+    #[arg(long, env = "KAIROSDB_DENY_PARTIAL_RESPONSE", value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
+    pub deny_partial_response: Option<bool>,
+
     /// API classes this process serves: `ALL` or a comma list of INGEST, QUERY, DELETE
     /// (KairosDB's kairosdb.server.type) [default: ALL].
     #[arg(long, env = "KAIROSDB_SERVER_TYPE", value_name = "TYPES")]
@@ -372,7 +405,28 @@ impl Settings {
     /// the canonical name left the setting unset (clap reads one variable per setting):
     ///
     /// * `KAIROSDB_CACHE_MAX_SIZE_MB` → `query_cache_mb` (issue 18's compatibility matrix).
+    /// * The analytics-cluster plan's variables (issue 19): `NODE_ROLE` → `role`,
+    ///   `WORKER_HOSTS` → `cluster_workers`, `DB_PATH` → `data_dir`, `PORT` → the port of
+    ///   `bind_address` (on 0.0.0.0).
     pub fn with_env_aliases(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        if self.role.is_none() {
+            self.role = env("NODE_ROLE");
+        }
+        if self.cluster_workers.is_none() {
+            self.cluster_workers = env("WORKER_HOSTS");
+        }
+        if self.data_dir.is_none() {
+            self.data_dir = env("DB_PATH").map(PathBuf::from);
+        }
+        if self.bind_address.is_none() {
+            if let Some(port) = env("PORT") {
+                let port: u16 = port
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid PORT {port:?}: expected a port number"))?;
+                self.bind_address = Some(format!("0.0.0.0:{port}"));
+            }
+        }
         const CACHE: &str = "KAIROSDB_CACHE_MAX_SIZE_MB";
         if self.query_cache_mb.is_none() {
             if let Some(v) = env(CACHE) {
@@ -428,6 +482,13 @@ impl Settings {
             query_max_points,
             query_time_limit_secs,
             query_cache_mb,
+            role,
+            cluster_workers,
+            cluster_partitions,
+            replication_factor,
+            write_min_replicas,
+            cluster_request_timeout_ms,
+            deny_partial_response,
             server_type,
             cassandra_contact_points,
             cassandra_keyspace,
@@ -527,6 +588,15 @@ pub struct Config {
     /// 0 = no cache.
     pub query_cache_mb: u64,
     /// As configured (`ALL` or a list); parsed into [`Config::roles`].
+    pub role: NodeRole,
+    /// Control node: the workers' addresses (written back as the comma list).
+    #[serde(serialize_with = "comma_list")]
+    pub cluster_workers: Vec<String>,
+    pub cluster_partitions: u32,
+    pub replication_factor: usize,
+    pub write_min_replicas: usize,
+    pub cluster_request_timeout_ms: u64,
+    pub deny_partial_response: bool,
     pub server_type: String,
     pub cassandra_contact_points: String,
     pub cassandra_keyspace: String,
@@ -563,6 +633,29 @@ pub struct Config {
     pub roles: Roles,
     #[serde(skip)]
     pub telnet_networks: Vec<ipnet::IpNet>,
+}
+
+/// A node's part in a cluster (`role`, docs/cluster.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// One server on its own store (the default).
+    Single,
+    /// Takes the API and routes to the workers.
+    Control,
+    /// Stores partitions for control nodes (`/internal/v1/*`).
+    Worker,
+}
+
+impl NodeRole {
+    fn parse(text: &str) -> Result<NodeRole> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "single" => Ok(NodeRole::Single),
+            "control" => Ok(NodeRole::Control),
+            "worker" => Ok(NodeRole::Worker),
+            _ => bail!("unknown role {text:?}; expected \"single\", \"control\" or \"worker\""),
+        }
+    }
 }
 
 /// Where the points are stored (`datastore`).
@@ -712,7 +805,7 @@ impl Config {
             bail!("invalid health_check_status {health_check_status}; expected 200 or 204");
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let config = Config {
+        let mut config = Config {
             bind_address: parse_addr(
                 "bind_address",
                 raw.bind_address.as_deref().unwrap_or("0.0.0.0:8080"),
@@ -746,6 +839,33 @@ impl Config {
                 raw.telnet_max_connections.unwrap_or(10_000),
             )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
+            role: NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?,
+            cluster_workers: raw
+                .cluster_workers
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            cluster_partitions: positive(
+                "cluster_partitions",
+                raw.cluster_partitions.unwrap_or(256),
+            )?,
+            replication_factor: positive(
+                "replication_factor",
+                raw.replication_factor.unwrap_or(1),
+            )?,
+            write_min_replicas: positive(
+                "write_min_replicas",
+                raw.write_min_replicas.unwrap_or(1),
+            )?,
+            cluster_request_timeout_ms: positive(
+                "cluster_request_timeout_ms",
+                raw.cluster_request_timeout_ms.unwrap_or(5000),
+            )?,
+            deny_partial_response: raw.deny_partial_response.unwrap_or(false),
             otel_enabled: raw.otel_enabled.unwrap_or(false),
             otel_endpoint: raw.otel_endpoint.clone().unwrap_or_default(),
             otel_sample_ratio: ratio("otel_sample_ratio", raw.otel_sample_ratio.unwrap_or(1.0))?,
@@ -849,6 +969,25 @@ impl Config {
         config.cassandra_cluster_options()?;
         if config.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
+        }
+        if config.role == NodeRole::Control && config.cluster_workers.is_empty() {
+            bail!("role = \"control\" needs cluster_workers (or WORKER_HOSTS): the workers' host:port list");
+        }
+        if config.role != NodeRole::Single && config.datastore != Datastore::Embedded {
+            bail!("a cluster node stores in the embedded engine: datastore must be \"embedded\"");
+        }
+        if config.role == NodeRole::Worker {
+            // A worker holds some partitions only: a roll-up or a self-metrics report
+            // there would read or write a fraction of the data. Control nodes run them.
+            config.rollups = false;
+            config.self_metrics = false;
+        }
+        if config.write_min_replicas > config.replication_factor {
+            bail!(
+                "write_min_replicas ({}) cannot exceed replication_factor ({})",
+                config.write_min_replicas,
+                config.replication_factor
+            );
         }
         Ok(config)
     }
@@ -1036,6 +1175,11 @@ fn positive<T: PartialEq + Default + std::fmt::Display>(key: &str, value: T) -> 
         bail!("{key} must be greater than 0");
     }
     Ok(value)
+}
+
+/// Writes a list as the comma-separated string the settings read.
+fn comma_list<S: serde::Serializer>(list: &[String], out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(&list.join(","))
 }
 
 /// A share: a number from 0 to 1.

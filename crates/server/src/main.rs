@@ -17,6 +17,7 @@
 //! `import` (`transfer/`).
 
 mod auth;
+mod cluster;
 mod config;
 mod dotenv;
 #[cfg(test)]
@@ -175,6 +176,8 @@ enum Backend {
     Embedded(Arc<Engine>),
     /// Cassandra behind the durable delivery queue.
     Queued(Arc<DeliveryQueue>),
+    /// A control node: the workers (`cluster.rs`).
+    Cluster(Arc<kairosdb_cluster::ClusterStorage>),
 }
 
 impl Backend {
@@ -182,6 +185,7 @@ impl Backend {
         match self {
             Backend::Embedded(e) => e.clone(),
             Backend::Queued(q) => q.clone(),
+            Backend::Cluster(c) => c.clone(),
         }
     }
 
@@ -193,6 +197,7 @@ impl Backend {
                 e.close().context("closing the engine failed")
             }
             Backend::Queued(q) => q.close().context("closing the delivery queue failed"),
+            Backend::Cluster(c) => c.close().context("closing the hint queues failed"),
         }
     }
 }
@@ -201,6 +206,11 @@ impl Backend {
 fn open_backend(config: &Config) -> Result<Backend> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    if config.role == config::NodeRole::Control {
+        tracing::info!(workers = ?config.cluster_workers, replication_factor = config.replication_factor, "control node");
+        let cluster = cluster::open_control(config).context("cannot open the cluster")?;
+        return Ok(Backend::Cluster(Arc::new(cluster)));
+    }
     match config.datastore {
         Datastore::Cassandra => open_cassandra(config),
         Datastore::Embedded => {

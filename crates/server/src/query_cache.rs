@@ -87,6 +87,8 @@ struct Entry {
 enum NotLoaded {
     Failed(StorageError),
     OverWorkLimit,
+    /// A cluster's partial answer: passed on, never kept (the next read may be whole).
+    Partial(Read),
 }
 
 /// Everything that selects the points of a read. The tag filter is sorted (names, then
@@ -219,6 +221,7 @@ impl QueryCache {
                     series,
                 })),
                 Ok(Read::OverWorkLimit) => Err(NotLoaded::OverWorkLimit),
+                Ok(partial @ Read::Partial { .. }) => Err(NotLoaded::Partial(partial)),
                 Err(e) => Err(NotLoaded::Failed(e)),
             }
         });
@@ -226,8 +229,9 @@ impl QueryCache {
             Ok(entry) => entry,
             Err(not_loaded) => {
                 return match &*not_loaded {
-                    NotLoaded::Failed(e) => Err(copy_error(e)),
+                    NotLoaded::Failed(e) => Err(e.clone()),
                     NotLoaded::OverWorkLimit => Ok(Read::OverWorkLimit),
+                    NotLoaded::Partial(partial) => Ok(partial.clone()),
                 }
             }
         };
@@ -252,23 +256,6 @@ impl QueryCache {
         let mut stats = self.counters.collect();
         stats.read_gauges(GAUGES, self);
         stats
-    }
-}
-
-/// Every caller that waited for a shared read gets the same error; `StorageError` is not
-/// `Clone`, so it is rebuilt variant by variant (keeping the HTTP status it maps to).
-fn copy_error(e: &StorageError) -> StorageError {
-    match e {
-        StorageError::InvalidInput(m) => StorageError::InvalidInput(m.clone()),
-        StorageError::Backpressure { retry_after_secs } => StorageError::Backpressure {
-            retry_after_secs: *retry_after_secs,
-        },
-        StorageError::Poisoned(m) => StorageError::Poisoned(m.clone()),
-        StorageError::Corruption(m) => StorageError::Corruption(m.clone()),
-        StorageError::Closed => StorageError::Closed,
-        StorageError::InsufficientStorage(m) => StorageError::InsufficientStorage(m.clone()),
-        StorageError::TooManyPoints { limit } => StorageError::TooManyPoints { limit: *limit },
-        StorageError::Internal(m) => StorageError::Internal(m.clone()),
     }
 }
 

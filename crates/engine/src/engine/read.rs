@@ -85,6 +85,12 @@ impl Inner {
             if !e.live.load(Ordering::Acquire) {
                 continue;
             }
+            if q.shard
+                .as_ref()
+                .is_some_and(|s| !s.holds(&e.key.metric, &e.key.tags))
+            {
+                continue;
+            }
             let (in_range, run) = self.query_series(&e, q, &plan, &mut d, &mut work)?;
             if run.is_empty() {
                 continue;

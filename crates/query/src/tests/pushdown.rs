@@ -107,6 +107,7 @@ fn expected_read(range: TimeRange, limit: Option<usize>, order: Order, count: bo
         max_points: None,
         count_in_range: count,
         work_limit: None,
+        shard: None,
     }
 }
 
@@ -133,6 +134,7 @@ const FIRST_10: &str =
 /// group.
 fn edge_answer(number: (i64, Num), text: (i64, &str)) -> QueryResult {
     QueryResult {
+        coverage: None,
         sample_size: 9,
         results: vec![
             group(
@@ -669,6 +671,7 @@ fn pushdown_last_with_start_time_after_the_query_start() {
             r#"{{"name":"last","sampling":{{"value":100,"unit":"milliseconds"}},"align_sampling":false,"{align}":true,"start_time":150}}"#
         )]);
         let want = QueryResult {
+            coverage: None,
             sample_size: 2,
             results: vec![group(
                 vec![stamp],

@@ -101,7 +101,7 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
 /// | `POST/PUT /datapoints`, `/datapoints/gzip`, `GET /datapoints/index` | `write` |
 /// | queries, `/query/tags`, name listings, `GET /metadata/...`, version, features, `/api/v1/metrics`, any other `/api/` path (`/api/v1/openapi.json` when taken out of `open_paths`) | `read` |
 /// | `POST /datapoints/delete`, `DELETE /datapoints/query`, `DELETE /metric/{name}` | `delete` |
-/// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...` | `admin` |
+/// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...`, a worker's `/internal/v1/...` | `admin` |
 /// | `/health...` and `/metrics` when taken out of `open_paths` | `read` |
 /// | `OPTIONS` (CORS pre-flight), other paths outside `/api/` (the web UI) | open |
 ///
@@ -110,6 +110,10 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     let path = trim_slash(path);
     if method == Method::OPTIONS {
         return None;
+    }
+    if path.starts_with(crate::cluster::INTERNAL) {
+        // A worker's internal API writes, reads and deletes everything.
+        return Some(Scope::Admin);
     }
     if !path.starts_with("/api/") {
         // The probes and /metrics are open by default through `open_paths`; taken out of

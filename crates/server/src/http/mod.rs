@@ -246,9 +246,15 @@ impl Route {
 /// (outermost last: standard headers, request count, auth, server-type gate).
 pub fn router(state: Arc<AppState>) -> Router {
     let traced = state.config.otel_enabled;
-    let router = routes()
+    let api = routes()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handlers))
+        .fold(Router::new(), |router, r| router.route(r.path, r.handlers));
+    // A worker also answers its control nodes (`crate::cluster`).
+    let api = match state.config.role {
+        crate::config::NodeRole::Worker => api.merge(crate::cluster::worker_routes()),
+        _ => api,
+    };
+    let router = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -526,6 +532,12 @@ impl From<StorageError> for ApiError {
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             },
             StorageError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            StorageError::Unavailable {
+                retry_after_secs, ..
+            } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            },
             StorageError::InsufficientStorage(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message)
             }

@@ -39,7 +39,7 @@ use axum::response::Response;
 use tokio::task::JoinSet;
 use tracing::field::Empty;
 
-use kairosdb_model::{DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
+use kairosdb_model::{Coverage, DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
 use kairosdb_protocol::query::parse_query_request;
 use kairosdb_protocol::response::{join_query_results, write_query_result, write_tags_response};
 use kairosdb_query::{Budget, Executed, QueryError};
@@ -70,6 +70,9 @@ const INLINE_RESPONSE_WEIGHT: usize = 16 * 1024;
 /// KairosDB's `request` tag values of `kairosdb.http.request_time` (spec §11.1); it times
 /// only the first, the other two are our addition.
 const QUERY_URL: &str = "/datapoints/query";
+
+/// Marks a cluster's partial answer (beside `is_partial` in the body).
+pub const PARTIAL_HEADER: &str = "x-kairosdb-partial";
 const TAGS_URL: &str = "/datapoints/query/tags";
 const DELETE_URL: &str = "/datapoints/delete";
 
@@ -88,12 +91,14 @@ fn timed(
 
 pub async fn query_post(
     axum::extract::State(state): State,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let deny = deny_partial(&state, &uri);
     let result = match read_query_body(&state, &headers, body).await {
-        Ok(body) => run_query(state.clone(), body, started).await,
+        Ok(body) => run_query(state.clone(), body, started, deny).await,
         Err(e) => Err(e),
     };
     timed(&state, QUERY_URL, started, result)
@@ -101,11 +106,26 @@ pub async fn query_post(
 
 pub async fn query_get(axum::extract::State(state): State, uri: Uri) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let deny = deny_partial(&state, &uri);
     let result = match query_param(&uri) {
-        Ok(json) => run_query(state.clone(), json.into_bytes(), started).await,
+        Ok(json) => run_query(state.clone(), json.into_bytes(), started, deny).await,
         Err(e) => Err(e),
     };
     timed(&state, QUERY_URL, started, result)
+}
+
+/// Cluster mode: is a partial answer an error for this request? `deny_partial_response`
+/// in the configuration, or `?deny_partial_response=true` (VictoriaMetrics' parameter).
+fn deny_partial(state: &AppState, uri: &Uri) -> bool {
+    state.config.deny_partial_response
+        || uri.query().is_some_and(|q| {
+            q.split('&').any(|pair| {
+                matches!(
+                    pair.split_once('='),
+                    Some(("deny_partial_response", "true" | "1"))
+                )
+            })
+        })
 }
 
 /// The `query` parameter of `GET /api/v1/datapoints/query`.
@@ -145,6 +165,7 @@ async fn run_query(
     state: Arc<AppState>,
     body: Vec<u8>,
     started: Instant,
+    deny_partial: bool,
 ) -> Result<Response, ApiError> {
     let cancel = CancelOnDrop::new(state.metrics.clone());
     let span = tracing::debug_span!("query.parse", bytes = body.len(), metric_queries = Empty);
@@ -166,6 +187,22 @@ async fn run_query(
     let killed = registered.entry.was_killed();
     drop(registered);
     let parts = results.map_err(|e| if killed { Killed.into() } else { e })?;
+    let partial = parts
+        .iter()
+        .filter_map(Part::coverage)
+        .reduce(Coverage::worst);
+    if let (Some(c), true) = (partial, deny_partial) {
+        return Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "partial response denied: {} of {} workers responded",
+                    c.responding_nodes, c.total_nodes
+                ),
+            )
+        });
+    }
     let weight: usize = parts.iter().map(Part::weight).sum();
     let render = move || {
         let _span = tracing::debug_span!("query.render").entered();
@@ -176,8 +213,14 @@ async fn run_query(
             rendered.push(part.render().map_err(ApiError::internal)?);
         }
         let mut out = Vec::with_capacity(rendered.iter().map(Vec::len).sum::<usize>() + 16);
-        join_query_results(&mut out, rendered.iter().map(Vec::as_slice));
-        Ok(json_response(StatusCode::OK, out))
+        join_query_results(&mut out, rendered.iter().map(Vec::as_slice), partial);
+        let mut response = json_response(StatusCode::OK, out);
+        if partial.is_some() {
+            response
+                .headers_mut()
+                .insert(PARTIAL_HEADER, axum::http::HeaderValue::from_static("true"));
+        }
+        Ok(response)
     };
     if weight <= INLINE_RESPONSE_WEIGHT {
         render()
@@ -191,7 +234,7 @@ async fn run_query(
 /// its `queries[]` element or the rendering error.
 enum Part {
     Result(QueryResult),
-    Rendered(Result<Vec<u8>, String>),
+    Rendered(Result<Vec<u8>, String>, Option<Coverage>),
 }
 
 impl Part {
@@ -203,7 +246,15 @@ impl Part {
     fn weight(&self) -> usize {
         match self {
             Part::Result(r) => r.results.iter().map(|g| g.ts.len() + 16).sum(),
-            Part::Rendered(_) => 0,
+            Part::Rendered(..) => 0,
+        }
+    }
+
+    /// Set when a cluster answered this metric query partially.
+    fn coverage(&self) -> Option<Coverage> {
+        match self {
+            Part::Result(r) => r.coverage,
+            Part::Rendered(_, coverage) => *coverage,
         }
     }
 
@@ -211,7 +262,8 @@ impl Part {
     fn from_pool(result: QueryResult) -> Part {
         let part = Part::Result(result);
         if part.weight() > Part::RENDER_THERE {
-            Part::Rendered(part.render())
+            let coverage = part.coverage();
+            Part::Rendered(part.render(), coverage)
         } else {
             part
         }
@@ -224,7 +276,7 @@ impl Part {
                 write_query_result(&mut out, &r)?;
                 Ok(out)
             }
-            Part::Rendered(bytes) => bytes,
+            Part::Rendered(bytes, _) => bytes,
         }
     }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod cassandra;
 mod check_config;
+mod cluster;
 mod compat;
 mod conformance;
 mod delete;

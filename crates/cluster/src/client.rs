@@ -1,0 +1,249 @@
+//! One worker's `/internal/v1/*` API, called by a control node (the bytes: `wire.rs`).
+//!
+//! Every call tells apart a worker that did not answer ([`CallError::Unreachable`]:
+//! connection refused or reset, timeout, a garbled answer; the router asks another
+//! replica or keeps a hint) from one that answered with an error
+//! ([`CallError::Refused`]: the storage error it raised, passed on as it is).
+
+use std::time::Duration;
+
+use kairosdb_model::{DataType, HealthStatus, SeriesData, SeriesKey, StorageError, Tags};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::placement::WorkerId;
+use crate::wire::{self, ReadRequest, Selection, WireError};
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// No usable answer: the worker is down, slow or unreachable.
+    Unreachable(String),
+    /// The worker answered with this error.
+    Refused(StorageError),
+}
+
+impl CallError {
+    pub fn into_storage_error(self) -> StorageError {
+        match self {
+            CallError::Unreachable(message) => StorageError::Unavailable {
+                message,
+                retry_after_secs: 1,
+            },
+            CallError::Refused(e) => e,
+        }
+    }
+}
+
+/// A series key as JSON: `[metric, data type, [[name, value], ...]]`.
+#[derive(Serialize, Deserialize)]
+pub struct KeyJson(pub String, pub String, pub Vec<(String, String)>);
+
+impl KeyJson {
+    pub fn new(k: &SeriesKey) -> KeyJson {
+        let tags = k
+            .tags
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        KeyJson(k.metric.clone(), k.data_type.store_name().to_owned(), tags)
+    }
+
+    pub fn into_key(self) -> Result<SeriesKey, String> {
+        let data_type = DataType::from_store_name(&self.1)
+            .ok_or_else(|| format!("unknown data type {:?}", self.1))?;
+        Ok(SeriesKey::new(self.0, data_type, Tags::from_pairs(self.2)))
+    }
+}
+
+/// A metadata call (`POST /internal/v1/meta`): the `ServiceStore` methods.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MetaCall {
+    Set {
+        service: String,
+        service_key: String,
+        key: String,
+        value: String,
+    },
+    Get {
+        service: String,
+        service_key: String,
+        key: String,
+    },
+    ServiceKeys {
+        service: String,
+    },
+    Keys {
+        service: String,
+        service_key: String,
+        starts_with: Option<String>,
+    },
+    Delete {
+        service: String,
+        service_key: String,
+        key: String,
+    },
+}
+
+/// The answer of a [`MetaCall`]: `null`, a value or a list.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum MetaAnswer {
+    List(Vec<String>),
+    Value(Option<String>),
+}
+
+/// The answer of `GET /internal/v1/health`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WorkerHealth {
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl From<HealthStatus> for WorkerHealth {
+    fn from(h: HealthStatus) -> WorkerHealth {
+        WorkerHealth {
+            ok: h.ok,
+            detail: h.detail,
+        }
+    }
+}
+
+/// One worker.
+#[derive(Debug)]
+pub struct WorkerClient {
+    pub id: WorkerId,
+    /// `host:port` as configured.
+    pub address: String,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl WorkerClient {
+    /// Calls time out after `timeout` (connecting included).
+    pub fn new(id: WorkerId, address: &str, timeout: Duration) -> WorkerClient {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("BUG: a plain HTTP client always builds");
+        WorkerClient {
+            id,
+            address: address.to_owned(),
+            base: format!("http://{address}/internal/v1"),
+            http,
+        }
+    }
+
+    /// Stores a batch encoded by [`wire::encode_write`].
+    pub async fn write(&self, body: Vec<u8>) -> Result<(), CallError> {
+        self.call("write", body, "application/octet-stream")
+            .await
+            .map(drop)
+    }
+
+    pub async fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesData>, CallError> {
+        let body = self.call("read", json(request), "application/json").await?;
+        wire::decode_series(&body).map_err(|e| self.garbled(e))
+    }
+
+    pub async fn series_keys(&self, selection: &Selection) -> Result<Vec<SeriesKey>, CallError> {
+        let keys: Vec<KeyJson> = self.call_json("series_keys", selection).await?;
+        keys.into_iter()
+            .map(|k| k.into_key().map_err(|e| self.garbled(e)))
+            .collect()
+    }
+
+    /// `kind`: `metric_names` (with `prefix`), `tag_names` or `tag_values`.
+    pub async fn names(&self, kind: &str, prefix: Option<&str>) -> Result<Vec<String>, CallError> {
+        self.call_json("names", &(kind, prefix)).await
+    }
+
+    pub async fn delete(&self, selection: &Selection) -> Result<u64, CallError> {
+        self.call_json("delete", selection).await
+    }
+
+    pub async fn index(&self, selection: &Selection) -> Result<u64, CallError> {
+        self.call_json("index", selection).await
+    }
+
+    pub async fn meta(&self, call: &MetaCall) -> Result<MetaAnswer, CallError> {
+        self.call_json("meta", call).await
+    }
+
+    pub async fn sync(&self) -> Result<(), CallError> {
+        self.call("sync", Vec::new(), "application/json")
+            .await
+            .map(drop)
+    }
+
+    pub async fn health(&self) -> Result<WorkerHealth, CallError> {
+        let url = format!("{}/health", self.base);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&body).map_err(|e| self.garbled(e))
+    }
+
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &impl Serialize,
+    ) -> Result<T, CallError> {
+        let body = self.call(path, json(request), "application/json").await?;
+        serde_json::from_slice(&body).map_err(|e| self.garbled(e))
+    }
+
+    /// `POST /internal/v1/{path}`: the answer's body on 200, else the worker's error.
+    async fn call(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> Result<bytes::Bytes, CallError> {
+        let url = format!("{}/{path}", self.base);
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        match serde_json::from_slice::<WireError>(&body) {
+            Ok(e) => Err(CallError::Refused(e.into_storage_error(&self.address))),
+            // Not our worker's answer (a proxy, another server on that port).
+            Err(_) => Err(CallError::Unreachable(format!(
+                "worker {} answered {status} without an error body",
+                self.address
+            ))),
+        }
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> CallError {
+        let why = if e.is_timeout() {
+            "timed out"
+        } else {
+            "unreachable"
+        };
+        CallError::Unreachable(format!("worker {} {why}: {e}", self.address))
+    }
+
+    fn garbled(&self, e: impl std::fmt::Display) -> CallError {
+        CallError::Unreachable(format!("worker {} sent a bad answer: {e}", self.address))
+    }
+}
+
+fn json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("BUG: wire types always serialise")
+}

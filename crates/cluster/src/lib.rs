@@ -1,0 +1,18 @@
+//! Cluster mode (issue 19, docs/cluster.md): control nodes route, workers store.
+//!
+//! * [`placement`]: which workers hold each partition (rendezvous hashing).
+//! * [`wire`]: the bytes of the control ↔ worker calls (`/internal/v1/*`).
+//! * [`client`]: one worker's internal API, as a control node calls it.
+//! * [`router`]: [`ClusterStorage`], the whole cluster behind the `Storage` seam.
+//! * [`hints`]: hinted hand-off, what a replica missed on its way to it.
+//!
+//! The worker's side of the calls is the server's `cluster` module: the internal routes
+//! over the worker's own engine.
+pub mod client;
+pub mod hints;
+pub mod placement;
+pub mod router;
+pub mod wire;
+
+pub use placement::{Placement, WorkerId};
+pub use router::{ClusterOptions, ClusterStorage};

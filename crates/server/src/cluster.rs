@@ -1,0 +1,239 @@
+//! Cluster roles in the server (issue 19, docs/cluster.md).
+//!
+//! * **Worker**: the internal API a control node calls, `/internal/v1/*`, over this
+//!   process's own storage (the embedded engine): [`worker_routes`]. Bytes and JSON are
+//!   `kairosdb_cluster::wire`'s; a storage error is answered with its status and a
+//!   `WireError` body, so the control node raises the same error.
+//! * **Control**: the storage is `kairosdb_cluster::ClusterStorage` ([`open_control`]); the
+//!   whole API runs over it unchanged. Partial answers are marked in `http/query.rs`.
+//!
+//! The internal routes are not in the OpenAPI document (they are not for clients) and
+//! need the `admin` scope when authentication is on.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use kairosdb_cluster::client::{KeyJson, MetaAnswer, MetaCall, WorkerHealth};
+use kairosdb_cluster::wire::{self, Malformed, ReadRequest, Selection, WireError};
+use kairosdb_cluster::{ClusterOptions, ClusterStorage};
+use kairosdb_model::{Storage, StorageError};
+
+use crate::config::Config;
+use crate::http::{body, AppState};
+
+/// The prefix of every internal route.
+pub const INTERNAL: &str = "/internal/v1/";
+
+/// The control node's storage: the workers of `cluster_workers`, hints in
+/// `data_dir/hints`.
+pub fn open_control(config: &Config) -> Result<ClusterStorage, StorageError> {
+    ClusterStorage::open(ClusterOptions {
+        workers: config.cluster_workers.clone(),
+        partitions: config.cluster_partitions,
+        replication_factor: config.replication_factor,
+        write_min_replicas: config.write_min_replicas,
+        request_timeout: std::time::Duration::from_millis(config.cluster_request_timeout_ms),
+        hints_dir: Some(config.data_dir.join("hints")),
+        hints_max_bytes: config.queue_max_mb.saturating_mul(1 << 20),
+        io_threads: 2,
+    })
+}
+
+/// `/internal/v1/*`, served by workers.
+pub fn worker_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/internal/v1/write", post(write))
+        .route("/internal/v1/read", post(read))
+        .route("/internal/v1/series_keys", post(series_keys))
+        .route("/internal/v1/names", post(names))
+        .route("/internal/v1/delete", post(delete))
+        .route("/internal/v1/index", post(index))
+        .route("/internal/v1/meta", post(meta))
+        .route("/internal/v1/sync", post(sync))
+        .route("/internal/v1/health", get(health))
+}
+
+type State = AxumState<Arc<AppState>>;
+
+/// A failed internal call, as the control node reads it.
+struct Failure(StatusCode, WireError);
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Failure {
+        let status = crate::http::ApiError::from(e.clone()).status;
+        Failure(status, WireError::new(&e))
+    }
+}
+
+impl From<Malformed> for Failure {
+    fn from(e: Malformed) -> Failure {
+        Failure::from(StorageError::InvalidInput(e.to_string()))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.1).expect("BUG: WireError serialises");
+        (self.0, body).into_response()
+    }
+}
+
+type Answer = Result<Response, Failure>;
+
+async fn raw_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Failure> {
+    body::read(headers, body, state.config.max_request_bytes)
+        .await
+        .map_err(|e| Failure::from(StorageError::InvalidInput(e.to_string())))
+}
+
+async fn json_body<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Failure> {
+    let raw = raw_body(state, headers, body).await?;
+    serde_json::from_slice(&raw).map_err(|e| Failure::from(Malformed(e.to_string())))
+}
+
+/// Runs `f` on the blocking pool with the storage.
+async fn on_storage<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Storage) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let storage = state.storage.clone();
+    tokio::task::spawn_blocking(move || f(&*storage))
+        .await
+        .map_err(|e| Failure::from(StorageError::Internal(format!("worker task: {e}"))))?
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("BUG: wire types serialise");
+    crate::http::json_response(StatusCode::OK, body)
+}
+
+async fn write(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let raw = raw_body(&state, &headers, body).await?;
+    let points = on_storage(&state, move |s| {
+        let batch = wire::decode_write(&raw)?;
+        s.write(&batch)?;
+        Ok(batch.point_count())
+    })
+    .await?;
+    crate::metrics::ServerMetrics::add(&state.metrics.http_datapoints_ingested, points as u64);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn read(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let request: ReadRequest = json_body(&state, &headers, body).await?;
+    let bytes = on_storage(&state, move |s| {
+        let query = request.into_query()?;
+        // No work limit was set: the read is complete.
+        let series = s.query(&query)?.expect_complete();
+        Ok(wire::encode_series(series))
+    })
+    .await?;
+    Ok((StatusCode::OK, bytes).into_response())
+}
+
+async fn series_keys(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let selection: Selection = json_body(&state, &headers, body).await?;
+    let keys = on_storage(&state, move |s| {
+        let filter = wire::filter_from_wire(selection.filter)?;
+        let range = kairosdb_model::TimeRange::new(selection.start, selection.end);
+        let keys = s.series_keys(&selection.metric, &filter, range)?;
+        Ok(keys.iter().map(KeyJson::new).collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(json(&keys))
+}
+
+async fn names(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let (kind, prefix): (String, Option<String>) = json_body(&state, &headers, body).await?;
+    let names = on_storage(&state, move |s| {
+        Ok(match kind.as_str() {
+            "metric_names" => s.metric_names(prefix.as_deref())?,
+            "tag_names" => s.tag_names()?,
+            "tag_values" => s.tag_values()?,
+            other => return Err(Malformed(format!("unknown listing {other:?}")).into()),
+        })
+    })
+    .await?;
+    Ok(json(&names))
+}
+
+async fn delete(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let selection: Selection = json_body(&state, &headers, body).await?;
+    let request = selection.into_delete()?;
+    let state2 = state.clone();
+    let series = on_storage(&state, move |_| Ok(state2.delete(&request)?)).await?;
+    Ok(json(&series))
+}
+
+async fn index(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let selection: Selection = json_body(&state, &headers, body).await?;
+    let range = kairosdb_model::TimeRange::new(selection.start, selection.end);
+    let rows = on_storage(&state, move |s| {
+        Ok(s.index_metric_tags(&selection.metric, range)?)
+    })
+    .await?;
+    Ok(json(&rows))
+}
+
+async fn meta(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let call: MetaCall = json_body(&state, &headers, body).await?;
+    let answer = on_storage(&state, move |s| {
+        Ok(match call {
+            MetaCall::Set {
+                service,
+                service_key,
+                key,
+                value,
+            } => {
+                s.set_value(&service, &service_key, &key, &value)?;
+                MetaAnswer::Value(None)
+            }
+            MetaCall::Get {
+                service,
+                service_key,
+                key,
+            } => MetaAnswer::Value(s.get_value(&service, &service_key, &key)?),
+            MetaCall::ServiceKeys { service } => MetaAnswer::List(s.list_service_keys(&service)?),
+            MetaCall::Keys {
+                service,
+                service_key,
+                starts_with,
+            } => MetaAnswer::List(s.list_keys(&service, &service_key, starts_with.as_deref())?),
+            MetaCall::Delete {
+                service,
+                service_key,
+                key,
+            } => {
+                s.delete_key(&service, &service_key, &key)?;
+                MetaAnswer::Value(None)
+            }
+        })
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+async fn sync(AxumState(state): State) -> Answer {
+    on_storage(&state, |s| Ok(s.sync()?)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn health(AxumState(state): State) -> Answer {
+    let health = on_storage(&state, |s| Ok(s.health())).await?;
+    Ok(json(&WorkerHealth::from(health)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! The storage conformance suite over a real cluster in one process: three workers (each
+//! an embedded engine behind the worker routes on 127.0.0.1) and a `ClusterStorage` with
+//! replication factor 2 in front of them; then what only a cluster does: a worker that
+//! stops answering.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairosdb_cluster::{ClusterOptions, ClusterStorage};
+use kairosdb_engine::{Engine, EngineConfig, WalSync};
+use kairosdb_model::suite::Fixture;
+use kairosdb_model::{
+    DataType, Points, Read, SeriesKey, SeriesPoints, SeriesQuery, Storage, StorageError, TagFilter,
+    Tags, TimeRange, WriteBatch,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Settings};
+use crate::http::AppState;
+
+/// One worker: its engine served on 127.0.0.1 until `stop`.
+struct Worker {
+    address: SocketAddr,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+struct Cluster {
+    storage: ClusterStorage,
+    workers: Vec<Worker>,
+    runtime: tokio::runtime::Runtime,
+    _hints: tempfile::TempDir,
+}
+
+impl Fixture for Cluster {
+    fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+}
+
+fn worker(runtime: &tokio::runtime::Runtime) -> Worker {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = EngineConfig::new(dir.path());
+    engine.wal_sync = WalSync::None;
+    let engine: Arc<dyn Storage> = Arc::new(Engine::open(engine).unwrap());
+    let settings = Settings {
+        role: Some("worker".into()),
+        data_dir: Some(dir.path().into()),
+        ..Settings::default()
+    };
+    let config = Arc::new(Config::resolve(settings).unwrap());
+    let state = Arc::new(AppState::new(engine, config, Arc::default(), None));
+    let app = crate::http::router(state);
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let options = crate::http::serve::Options::plain(Duration::from_secs(5));
+    runtime.spawn(crate::http::serve::serve(
+        listener,
+        app,
+        options,
+        stop.clone(),
+    ));
+    Worker {
+        address,
+        stop,
+        _dir: dir,
+    }
+}
+
+fn cluster(workers: usize, replication_factor: usize) -> Cluster {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let workers: Vec<Worker> = (0..workers).map(|_| worker(&runtime)).collect();
+    let hints = tempfile::tempdir().unwrap();
+    let storage = ClusterStorage::open(ClusterOptions {
+        workers: workers.iter().map(|w| w.address.to_string()).collect(),
+        partitions: 16,
+        replication_factor,
+        write_min_replicas: 1,
+        request_timeout: Duration::from_secs(2),
+        hints_dir: Some(hints.path().into()),
+        hints_max_bytes: 64 << 20,
+        io_threads: 2,
+    })
+    .unwrap();
+    Cluster {
+        storage,
+        workers,
+        runtime,
+        _hints: hints,
+    }
+}
+
+fn open() -> Box<dyn Fixture> {
+    Box::new(cluster(3, 2))
+}
+
+kairosdb_model::storage_suite_tests!(open);
+
+fn hosts(n: usize) -> WriteBatch {
+    WriteBatch {
+        series: (0..n)
+            .map(|i| SeriesPoints {
+                key: SeriesKey::new(
+                    "c",
+                    DataType::Long,
+                    Tags::from_pairs([("host", format!("h{i}"))]),
+                ),
+                ttl_secs: 0,
+                points: Points::Long {
+                    ts: vec![1, 2],
+                    values: vec![i as i64, 1],
+                },
+            })
+            .collect(),
+    }
+}
+
+fn read_all(c: &Cluster) -> Read {
+    let q = SeriesQuery::new("c", TagFilter::default(), TimeRange::ALL);
+    c.storage.query(&q).unwrap()
+}
+
+impl Cluster {
+    fn stop(&self, w: usize) {
+        self.workers[w].stop.cancel();
+        // The listener is gone once serve returns; give it a moment.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn with_two_copies_one_silent_worker_loses_nothing_and_reads_stay_whole() {
+    let c = cluster(3, 2);
+    c.stop(1);
+    // Written while worker 1 is away: every series still has a replica that stores it.
+    c.storage.write(&hosts(40)).unwrap();
+    let Read::Complete(series) = read_all(&c) else {
+        panic!("a read with one of three workers down and two copies is whole")
+    };
+    assert_eq!(series.len(), 40);
+    assert!(series.iter().all(|s| s.points.len() == 2));
+    drop(c.runtime);
+}
+
+#[test]
+fn with_one_copy_a_silent_worker_makes_reads_partial_and_its_writes_fail() {
+    let c = cluster(3, 1);
+    c.storage.write(&hosts(40)).unwrap();
+    c.stop(2);
+    let Read::Partial { series, coverage } = read_all(&c) else {
+        panic!("worker 2's partitions have no other copy")
+    };
+    assert_eq!((coverage.total_nodes, coverage.responding_nodes), (3, 2));
+    assert!(
+        !series.is_empty() && series.len() < 40,
+        "{} series",
+        series.len()
+    );
+    // A series that only worker 2 holds cannot be acknowledged.
+    let err = c.storage.write(&hosts(40)).unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable { .. }), "{err}");
+}
+
+#[test]
+fn a_delete_needs_every_worker() {
+    let c = cluster(3, 2);
+    c.storage.write(&hosts(10)).unwrap();
+    c.stop(0);
+    let request = kairosdb_model::DeleteRequest {
+        metric: "c".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+    };
+    let err = c.storage.delete(&request).unwrap_err();
+    assert!(err.to_string().contains("did not answer"), "{err}");
+}

@@ -5,12 +5,14 @@
 //! * [`client`]: one worker's internal API, as a control node calls it.
 //! * [`router`]: [`ClusterStorage`], the whole cluster behind the `Storage` seam.
 //! * [`hints`]: hinted hand-off, what a replica missed on its way to it.
+//! * [`raft`]: the cluster's membership, by Raft (openraft).
 //!
 //! The worker's side of the calls is the server's `cluster` module: the internal routes
 //! over the worker's own engine.
 pub mod client;
 pub mod hints;
 pub mod placement;
+pub mod raft;
 pub mod router;
 pub mod wire;
 

@@ -10,6 +10,7 @@
 //! The internal routes are not in the OpenAPI document (they are not for clients) and
 //! need the `admin` scope when authentication is on.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -22,11 +23,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use kairosdb_cluster::client::{KeyJson, MetaAnswer, MetaCall, WorkerHealth};
+use kairosdb_cluster::raft::{JoinRequest, Member, Membership, RaftOptions, TypeConfig};
 use kairosdb_cluster::wire::{self, Malformed, ReadRequest, Selection, WireError};
 use kairosdb_cluster::{ClusterOptions, ClusterStorage};
 use kairosdb_model::{Storage, StorageError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
-use crate::config::Config;
+use crate::config::{Config, NodeRole};
 use crate::http::{body, AppState};
 
 /// The prefix of every internal route.
@@ -47,6 +50,62 @@ pub fn open_control(config: &Config) -> Result<ClusterStorage, StorageError> {
     })
 }
 
+/// Starts this node's Raft membership (`kairosdb_cluster::raft`): its id (`node_id`, else
+/// the one kept in `data_dir/raft/node_id`, made at first start), the address others reach
+/// it at, and the seeds to join through.
+pub async fn join(config: &Config, bound: SocketAddr) -> anyhow::Result<Arc<Membership>> {
+    let dir = config.data_dir.join("raft");
+    std::fs::create_dir_all(&dir)?;
+    let id = match config.node_id {
+        0 => stored_node_id(&dir)?,
+        id => id,
+    };
+    let address = match config.advertise_address.as_str() {
+        "" if bound.ip().is_unspecified() => {
+            format!("{}:{}", crate::self_metrics::hostname(), bound.port())
+        }
+        "" => bound.to_string(),
+        given => given.to_owned(),
+    };
+    let role = match config.role {
+        NodeRole::Control => "control",
+        _ => "worker",
+    };
+    tracing::info!(id, %address, role, seeds = ?config.cluster_seeds, "joining the cluster");
+    let options = RaftOptions {
+        id,
+        member: Member {
+            address,
+            role: role.into(),
+        },
+        dir,
+        seeds: config.cluster_seeds.clone(),
+    };
+    Membership::start(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("raft: {e}"))
+}
+
+/// The node id kept in `dir/node_id`, made (random, non-zero) when there is none.
+fn stored_node_id(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let path = dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: not a node id: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 8];
+            getrandom::getrandom(&mut bytes)?;
+            let id = u64::from_le_bytes(bytes) >> 1 | 1;
+            std::fs::write(&path, format!("{id}\n"))?;
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `/internal/v1/*`, served by workers.
 pub fn worker_routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -61,7 +120,69 @@ pub fn worker_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/health", get(health))
 }
 
+/// `/internal/v1/raft/*`, served by every cluster node (`kairosdb_cluster::raft`): openraft's
+/// messages (the answer is openraft's `Result` as JSON), joining, and this node's status.
+pub fn raft_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/internal/v1/raft/append", post(raft_append))
+        .route("/internal/v1/raft/vote", post(raft_vote))
+        .route("/internal/v1/raft/snapshot", post(raft_snapshot))
+        .route("/internal/v1/raft/join", post(raft_join))
+        .route("/internal/v1/raft/status", get(raft_status))
+}
+
 type State = AxumState<Arc<AppState>>;
+
+fn membership(state: &AppState) -> Result<&Arc<Membership>, Failure> {
+    state.membership.as_ref().ok_or_else(|| {
+        Failure::from(StorageError::Unavailable {
+            message: "this node has not joined a cluster yet".into(),
+            retry_after_secs: 1,
+        })
+    })
+}
+
+async fn raft_append(
+    AxumState(state): State,
+    axum::Json(request): axum::Json<AppendEntriesRequest<TypeConfig>>,
+) -> Answer {
+    let m = membership(&state)?;
+    m.heard_from_leader();
+    Ok(json(&m.raft().append_entries(request).await))
+}
+
+async fn raft_vote(
+    AxumState(state): State,
+    axum::Json(request): axum::Json<VoteRequest<u64>>,
+) -> Answer {
+    Ok(json(&membership(&state)?.raft().vote(request).await))
+}
+
+async fn raft_snapshot(
+    AxumState(state): State,
+    axum::Json(request): axum::Json<InstallSnapshotRequest<TypeConfig>>,
+) -> Answer {
+    Ok(json(
+        &membership(&state)?.raft().install_snapshot(request).await,
+    ))
+}
+
+async fn raft_join(
+    AxumState(state): State,
+    axum::Json(request): axum::Json<JoinRequest>,
+) -> Answer {
+    membership(&state)?.join(request).await.map_err(|e| {
+        Failure::from(StorageError::Unavailable {
+            message: format!("join: {e}"),
+            retry_after_secs: 1,
+        })
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn raft_status(AxumState(state): State) -> Answer {
+    Ok(json(&membership(&state)?.status()))
+}
 
 /// A failed internal call, as the control node reads it.
 struct Failure(StatusCode, WireError);

@@ -222,6 +222,21 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_CLUSTER_WORKERS", value_name = "HOSTS")]
     pub cluster_workers: Option<String>,
 
+    /// Cluster node id (the plan's NODE_ID); 0 = a random id made at first start and kept
+    /// in data_dir/raft/node_id [default: 0].
+    #[arg(long, env = "KAIROSDB_NODE_ID", value_name = "ID")]
+    pub node_id: Option<u64>,
+
+    /// `host:port` other cluster nodes reach this node's HTTP listener at [default: the
+    /// bind address, or this host's name and the bound port when it binds 0.0.0.0].
+    #[arg(long, env = "KAIROSDB_ADVERTISE_ADDRESS", value_name = "ADDR")]
+    pub advertise_address: Option<String>,
+
+    /// Cluster members to join through, `host:port` comma-separated (the plan's
+    /// CONTROL_HOST); none on the node that starts a new cluster [default: none].
+    #[arg(long, env = "KAIROSDB_CLUSTER_SEEDS", value_name = "HOSTS")]
+    pub cluster_seeds: Option<String>,
+
     /// Partitions of the series space; every node of a cluster must agree [default: 256].
     #[arg(long, env = "KAIROSDB_CLUSTER_PARTITIONS", value_name = "N")]
     pub cluster_partitions: Option<u32>,
@@ -415,6 +430,18 @@ impl Settings {
         if self.cluster_workers.is_none() {
             self.cluster_workers = env("WORKER_HOSTS");
         }
+        if self.cluster_seeds.is_none() {
+            self.cluster_seeds = env("CONTROL_HOST");
+        }
+        if self.node_id.is_none() {
+            if let Some(id) = env("NODE_ID") {
+                let id = id
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid NODE_ID {id:?}: expected a number"))?;
+                self.node_id = Some(id);
+            }
+        }
         if self.data_dir.is_none() {
             self.data_dir = env("DB_PATH").map(PathBuf::from);
         }
@@ -484,6 +511,9 @@ impl Settings {
             query_cache_mb,
             role,
             cluster_workers,
+            node_id,
+            advertise_address,
+            cluster_seeds,
             cluster_partitions,
             replication_factor,
             write_min_replicas,
@@ -592,6 +622,11 @@ pub struct Config {
     /// Control node: the workers' addresses (written back as the comma list).
     #[serde(serialize_with = "comma_list")]
     pub cluster_workers: Vec<String>,
+    pub node_id: u64,
+    /// Empty: derived from the bound address.
+    pub advertise_address: String,
+    #[serde(serialize_with = "comma_list")]
+    pub cluster_seeds: Vec<String>,
     pub cluster_partitions: u32,
     pub replication_factor: usize,
     pub write_min_replicas: usize,
@@ -840,15 +875,10 @@ impl Config {
             )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
             role: NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?,
-            cluster_workers: raw
-                .cluster_workers
-                .as_deref()
-                .unwrap_or("")
-                .split(',')
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            cluster_workers: comma_split(raw.cluster_workers.as_deref()),
+            node_id: raw.node_id.unwrap_or(0),
+            advertise_address: raw.advertise_address.clone().unwrap_or_default(),
+            cluster_seeds: comma_split(raw.cluster_seeds.as_deref()),
             cluster_partitions: positive(
                 "cluster_partitions",
                 raw.cluster_partitions.unwrap_or(256),
@@ -1175,6 +1205,16 @@ fn positive<T: PartialEq + Default + std::fmt::Display>(key: &str, value: T) -> 
         bail!("{key} must be greater than 0");
     }
     Ok(value)
+}
+
+/// The non-empty items of a comma-separated list.
+fn comma_split(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Writes a list as the comma-separated string the settings read.

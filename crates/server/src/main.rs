@@ -296,12 +296,20 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     let shutdown = CancellationToken::new();
     let telnet_tasks = TaskTracker::new();
 
-    let state = Arc::new(http::AppState::new(
+    let mut state = http::AppState::new(
         storage.clone(),
         config.clone(),
         server_metrics.clone(),
         prometheus,
-    ));
+    );
+    let membership = match config.role {
+        config::NodeRole::Single => None,
+        _ => Some(cluster::join(&config, http_addr).await?),
+    };
+    if let Some(m) = &membership {
+        state = state.with_membership(m.clone());
+    }
+    let state = Arc::new(state);
     let rollup_scheduler = config.rollups.then(|| {
         rollup::scheduler::spawn(
             state.rollups.clone(),
@@ -415,6 +423,9 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
         }
     }
     let _ = reloader.await;
+    if let Some(m) = membership {
+        m.shutdown().await;
+    }
     drop(storage);
     tokio::task::spawn_blocking(move || backend.close()).await??;
     tracing::info!("storage closed; bye");

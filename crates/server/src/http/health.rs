@@ -139,6 +139,9 @@ async fn figures(state: &AppState) -> Result<Vec<Sample>, ApiError> {
         stats.append(cache.stats());
     }
     stats.append(state.rollups.metrics.collect());
+    if let Some(membership) = &state.membership {
+        stats.append(membership.stats());
+    }
     Ok(state.metrics.snapshot(&stats))
 }
 

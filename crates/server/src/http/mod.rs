@@ -78,6 +78,8 @@ pub struct AppState {
     pub rollups: Arc<crate::rollup::Rollups>,
     /// Users, tokens, scopes and rate-limit buckets (`crate::auth`).
     pub auth: Arc<crate::auth::Auth>,
+    /// This node in the cluster's Raft group (control and worker roles).
+    pub membership: Option<Arc<kairosdb_cluster::raft::Membership>>,
 }
 
 impl AppState {
@@ -107,7 +109,14 @@ impl AppState {
             config,
             metrics,
             prometheus,
+            membership: None,
         }
+    }
+
+    /// The state of a cluster node, with its Raft membership.
+    pub fn with_membership(mut self, membership: Arc<kairosdb_cluster::raft::Membership>) -> Self {
+        self.membership = Some(membership);
+        self
     }
 
     /// Every HTTP delete goes through here: it also empties the `cache_time` cache, so a
@@ -249,10 +258,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handlers));
-    // A worker also answers its control nodes (`crate::cluster`).
+    // Cluster nodes talk Raft; a worker also answers its control nodes (`crate::cluster`).
     let api = match state.config.role {
-        crate::config::NodeRole::Worker => api.merge(crate::cluster::worker_routes()),
-        _ => api,
+        crate::config::NodeRole::Worker => api
+            .merge(crate::cluster::worker_routes())
+            .merge(crate::cluster::raft_routes()),
+        crate::config::NodeRole::Control => api.merge(crate::cluster::raft_routes()),
+        crate::config::NodeRole::Single => api,
     };
     let router = api
         .fallback(not_found)

@@ -16,9 +16,14 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(dir: &Path, i: usize) -> Worker {
+    /// Worker `i`; it joins the Raft group through `seed` (none: it starts the group).
+    fn start(dir: &Path, i: usize, seed: Option<&str>) -> Worker {
         let data = dir.join(format!("worker{i}"));
-        let server = Server::start(&data, &[("KAIROSDB_ROLE", "worker")]);
+        let mut env = vec![("KAIROSDB_ROLE", "worker")];
+        if let Some(seed) = seed {
+            env.push(("KAIROSDB_CLUSTER_SEEDS", seed));
+        }
+        let server = Server::start(&data, &env);
         let address = server.http.to_string();
         Worker {
             server: Some(server),
@@ -27,7 +32,8 @@ impl Worker {
         }
     }
 
-    /// Starts the worker again on its old address and data.
+    /// Starts the worker again on its old address and data (its Raft state tells it
+    /// which group it is in).
     fn restart(&mut self) {
         assert!(self.server.is_none(), "still running");
         let env = [
@@ -49,28 +55,88 @@ impl Worker {
 struct Cluster {
     control: Server,
     workers: Vec<Worker>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
+/// Three workers and a control node; worker 0 starts the Raft group, the others join
+/// through it.
 fn cluster(replication_factor: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let workers: Vec<Worker> = (0..3).map(|i| Worker::start(dir.path(), i)).collect();
+    let first = Worker::start(dir.path(), 0, None);
+    let seed = first.address.clone();
+    let mut workers = vec![first];
+    workers.extend((1..3).map(|i| Worker::start(dir.path(), i, Some(&seed))));
+    let control = control(&dir, "control", &workers, replication_factor, &seed);
+    Cluster {
+        control,
+        workers,
+        dir,
+    }
+}
+
+fn control(
+    dir: &tempfile::TempDir,
+    name: &str,
+    workers: &[Worker],
+    replication_factor: &str,
+    seed: &str,
+) -> Server {
     let list: Vec<&str> = workers.iter().map(|w| w.address.as_str()).collect();
     let list = list.join(",");
-    let control = Server::start(
-        &dir.path().join("control"),
+    Server::start(
+        &dir.path().join(name),
         &[
             // The plan's variable names.
             ("NODE_ROLE", "control"),
             ("WORKER_HOSTS", list.as_str()),
+            ("CONTROL_HOST", seed),
             ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
             ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
         ],
-    );
-    Cluster {
-        control,
-        workers,
-        _dir: dir,
+    )
+}
+
+/// A node's Raft status (`GET /internal/v1/raft/status`), or `None` when it does not answer.
+async fn raft_status(server: &Server) -> Option<serde_json::Value> {
+    let url = server.url("/internal/v1/raft/status");
+    let response = client()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+/// Waits until every node in `nodes` sees the same leader (not `not`) and `members`
+/// members; that leader's id and the term.
+async fn settled(nodes: &[&Server], members: usize, not: Option<u64>) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut seen = Vec::new();
+        for n in nodes {
+            seen.push(raft_status(n).await);
+        }
+        let agreed = seen.iter().all(|s| {
+            s.as_ref().is_some_and(|s| {
+                s["leader_id"] == seen[0].as_ref().unwrap()["leader_id"]
+                    && !s["leader_id"].is_null()
+                    && s["leader_id"].as_u64() != not
+                    && s["members"].as_object().map(|m| m.len()) == Some(members)
+            })
+        });
+        if agreed {
+            let first = seen[0].as_ref().unwrap();
+            return (
+                first["leader_id"].as_u64().unwrap(),
+                first["term"].as_u64().unwrap(),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreement on a leader and {members} members: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -258,4 +324,101 @@ async fn with_one_copy_a_dead_worker_makes_answers_partial_with_its_counts() {
     let answer = post(&c.control, "/api/v1/datapoints", points_at("single", 30, 2)).await;
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert!(answer.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn every_node_joins_one_raft_group_and_a_killed_leader_is_replaced_while_ingest_goes_on() {
+    let mut c = cluster("2");
+    let second = control(&c.dir, "control2", &c.workers, "2", &c.workers[0].address);
+    let mut nodes: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
+    nodes.push(&c.control);
+    nodes.push(&second);
+    let (leader, term) = settled(&nodes, 5, None).await;
+    let status = raft_status(&c.control).await.unwrap();
+    let roles: Vec<&str> = status["members"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| **r == "worker").count(),
+        3,
+        "{status}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| **r == "control").count(),
+        2,
+        "{status}"
+    );
+    assert_eq!(
+        status["voters"].as_array().unwrap().len(),
+        5,
+        "every node votes: {status}"
+    );
+
+    // Kill the leader, whichever node it is; ingest through a control node that lives.
+    let ids: Vec<u64> = {
+        let mut ids = Vec::new();
+        for n in &nodes {
+            ids.push(raft_status(n).await.unwrap()["node_id"].as_u64().unwrap());
+        }
+        ids
+    };
+    let victim = ids
+        .iter()
+        .position(|&id| id == leader)
+        .expect("the leader is a node");
+    drop(nodes);
+    let (writer, survivors): (&Server, Vec<&Server>) = match victim {
+        0..=2 => {
+            c.workers[victim].kill9();
+            let mut rest: Vec<&Server> = c
+                .workers
+                .iter()
+                .filter(|w| w.server.is_some())
+                .map(Worker::server)
+                .collect();
+            rest.extend([&c.control, &second]);
+            (&c.control, rest)
+        }
+        3 => {
+            let control = std::mem::replace(&mut c.control, Server::fresh(&[]));
+            control.kill9();
+            let mut rest: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
+            rest.push(&second);
+            (&second, rest)
+        }
+        _ => {
+            second.kill9();
+            let mut rest: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
+            rest.push(&c.control);
+            // `second` is gone; the first control node writes.
+            let answer = post(
+                &c.control,
+                "/api/v1/datapoints",
+                points_at("failover", 5, 1),
+            )
+            .await;
+            assert_eq!(answer.status, 204, "{}", answer.text());
+            let (new_leader, new_term) = settled(&rest, 5, Some(leader)).await;
+            assert_ne!(new_leader, leader);
+            assert!(new_term > term);
+            return;
+        }
+    };
+    let killed = Instant::now();
+    for t in 1..=20 {
+        let answer = post(writer, "/api/v1/datapoints", points_at("failover", 5, t)).await;
+        assert_eq!(answer.status, 204, "t={t}: {}", answer.text());
+    }
+    let (new_leader, new_term) = settled(&survivors, 5, Some(leader)).await;
+    assert_ne!(new_leader, leader, "the dead leader cannot lead");
+    assert!(
+        new_term > term,
+        "an election happened: term {term} → {new_term}"
+    );
+    eprintln!("new leader after {:?}", killed.elapsed());
+    let metrics = get(writer, "/metrics").await.text();
+    assert!(metrics.contains("kairosdb_raft_term"), "{metrics}");
 }

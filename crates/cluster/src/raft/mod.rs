@@ -1,0 +1,372 @@
+//! The cluster's membership by Raft (openraft): every node, control and worker, is a voter
+//! of one Raft group whose state machine holds the members (id, role, address). Data is
+//! never in the Raft log: it is replicated by the replication factor (`router.rs`).
+//!
+//! * Start ([`Membership::start`]): a node without `cluster_seeds` that was never part of a
+//!   cluster creates one with itself as the only voter; a node with seeds asks them to let
+//!   it join. Either way it then makes sure it is listed in the state machine.
+//! * Join ([`Membership::join`], `POST /internal/v1/raft/join` on any member): the leader
+//!   adds the node as a learner, catches it up, makes it a voter and records it; a follower
+//!   forwards the request to the leader.
+//! * Elections and failover are openraft's: heartbeats every 250 ms, a new election after
+//!   1–2 s without one (wide, for loaded machines).
+//! * Durable state: `store.rs` (`data_dir/raft/`). Messages: `network.rs`.
+//!
+//! Not here yet: placing partitions from the members (the worker list still comes from
+//! `cluster_workers`), removing members, moving partitions (docs/cluster.md).
+
+pub mod network;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Our Raft: commands change the member list.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+);
+
+/// One member as the state machine lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `host:port` of its HTTP listener.
+    pub address: String,
+    /// `control` or `worker`.
+    pub role: String,
+}
+
+/// What the Raft log records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Join { id: u64, member: Member },
+}
+
+/// The answer to an applied command: the member count after it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Applied {
+    pub members: usize,
+}
+
+/// The cluster's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub members: BTreeMap<u64, Member>,
+}
+
+impl ClusterState {
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Join { id, member } => {
+                self.members.insert(id, member);
+            }
+        }
+    }
+}
+
+/// The body of `POST /internal/v1/raft/join`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub id: u64,
+    pub member: Member,
+}
+
+/// How this node takes part.
+#[derive(Clone, Debug)]
+pub struct RaftOptions {
+    pub id: u64,
+    pub member: Member,
+    /// `data_dir/raft`.
+    pub dir: PathBuf,
+    /// Addresses of members to join through; empty = start a cluster if there is none.
+    pub seeds: Vec<String>,
+}
+
+/// This node's Raft status, for `/health` bodies and `GET /internal/v1/raft/status`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RaftStatus {
+    pub node_id: u64,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub state: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    /// Milliseconds since the leader was last heard from (a follower), or since a quorum
+    /// last acknowledged it (the leader).
+    pub last_heartbeat_ms: Option<u64>,
+    pub voters: Vec<u64>,
+    pub members: BTreeMap<u64, Member>,
+}
+
+kairosdb_model::metrics! {
+    #[derive(Default)]
+    struct Counters {
+        counter leader_changes: "raft_leader_changes_total",
+            "Times this node saw the leader change (elections that elected someone).";
+        counter proposals: "raft_proposals_total",
+            "Commands this node proposed as leader.";
+        counter proposal_failures: "raft_proposal_failures_total",
+            "Commands this node proposed that failed.";
+        counter joins: "raft_joins_total",
+            "Join requests this node carried out as leader.";
+    }
+}
+
+/// This node in the Raft group.
+pub struct Membership {
+    pub id: u64,
+    raft: Raft<TypeConfig>,
+    machine: store::StateMachine,
+    member: Member,
+    http: reqwest::Client,
+    /// When a leader's append last arrived here (followers).
+    heard: Mutex<Option<Instant>>,
+    counters: Counters,
+    /// Nanoseconds of the last proposal, for `raft_proposal_seconds`.
+    last_proposal_ns: AtomicU64,
+}
+
+impl Membership {
+    /// Opens the Raft state in `opts.dir`, starts the node, and (in the background) makes
+    /// sure it is a member.
+    pub async fn start(opts: RaftOptions) -> Result<Arc<Membership>, String> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| format!("{}: {e}", opts.dir.display()))?;
+        let log = store::LogStore::open(&opts.dir).map_err(|e| e.to_string())?;
+        let machine = store::StateMachine::open(&opts.dir).map_err(|e| e.to_string())?;
+        let config = Config {
+            cluster_name: "kairosdb".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(200),
+            max_in_snapshot_log_to_keep: 50,
+            ..Config::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
+        let network = network::Network::new(Duration::from_millis(800));
+        let raft = Raft::new(opts.id, config, network, log, machine.clone())
+            .await
+            .map_err(|e| format!("raft: {e}"))?;
+        let membership = Arc::new(Membership {
+            id: opts.id,
+            raft,
+            machine,
+            member: opts.member.clone(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("BUG: a plain HTTP client always builds"),
+            heard: Mutex::new(None),
+            counters: Counters::default(),
+            last_proposal_ns: AtomicU64::new(0),
+        });
+        let initialized = membership
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !initialized && opts.seeds.is_empty() {
+            let me = BasicNode::new(&opts.member.address);
+            membership
+                .raft
+                .initialize(BTreeMap::from([(opts.id, me)]))
+                .await
+                .map_err(|e| format!("cannot start a new cluster: {e}"))?;
+            tracing::info!(id = opts.id, "started a new cluster");
+        }
+        tokio::spawn(membership.clone().register(opts.seeds));
+        tokio::spawn(membership.clone().watch_leader());
+        Ok(membership)
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The members as applied on this node.
+    pub fn state(&self) -> ClusterState {
+        self.machine.view()
+    }
+
+    /// Notes that the leader was heard from (an append arrived).
+    pub fn heard_from_leader(&self) {
+        *self.heard.lock() = Some(Instant::now());
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let state = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let last_heartbeat_ms = match m.state {
+            ServerState::Leader => m.millis_since_quorum_ack,
+            _ => self.heard.lock().map(|t| t.elapsed().as_millis() as u64),
+        };
+        RaftStatus {
+            node_id: self.id,
+            state: state.into(),
+            term: m.current_term,
+            leader_id: m.current_leader,
+            last_heartbeat_ms,
+            voters: m.membership_config.membership().voter_ids().collect(),
+            members: self.state().members,
+        }
+    }
+
+    /// Adds `request`'s node to the cluster (on the leader; forwarded there otherwise).
+    pub async fn join(&self, request: JoinRequest) -> Result<(), String> {
+        let node = BasicNode::new(&request.member.address);
+        match self.raft.add_learner(request.id, node, true).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(leader) = f.leader_node else {
+                    return Err("no leader yet; try again".into());
+                };
+                return self.forward(&leader.addr, &request).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let voters = ChangeMembers::AddVoterIds(BTreeSet::from([request.id]));
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.propose(Command::Join {
+            id: request.id,
+            member: request.member,
+        })
+        .await?;
+        self.counters.joins.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn forward(&self, leader: &str, request: &JoinRequest) -> Result<(), String> {
+        let url = format!("http://{leader}/internal/v1/raft/join");
+        let response = self
+            .http
+            .post(url)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match response.status().is_success() {
+            true => Ok(()),
+            false => Err(response.text().await.unwrap_or_default()),
+        }
+    }
+
+    async fn propose(&self, command: Command) -> Result<(), String> {
+        self.counters.proposals.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = self
+            .raft
+            .client_write(command)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+        self.last_proposal_ns
+            .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if result.is_err() {
+            self.counters
+                .proposal_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Until this node is in the state machine: ask to join (through the seeds, or through
+    /// itself when it started the cluster), every second.
+    async fn register(self: Arc<Self>, seeds: Vec<String>) {
+        let request = JoinRequest {
+            id: self.id,
+            member: self.member.clone(),
+        };
+        loop {
+            if self.state().members.get(&self.id) == Some(&self.member) {
+                return;
+            }
+            let result = match seeds.is_empty() {
+                true => self.join(request.clone()).await,
+                false => {
+                    let mut last = Err("no seed answered".to_string());
+                    for seed in &seeds {
+                        last = self.forward(seed, &request).await;
+                        if last.is_ok() {
+                            break;
+                        }
+                    }
+                    last
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "joining the cluster; retrying");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Logs and counts leader changes.
+    async fn watch_leader(self: Arc<Self>) {
+        let mut metrics = self.raft.metrics();
+        let mut leader = None;
+        while metrics.changed().await.is_ok() {
+            let m = metrics.borrow().clone();
+            if m.current_leader != leader && m.current_leader.is_some() {
+                tracing::info!(node = self.id, leader = ?m.current_leader, term = m.current_term, "raft leader");
+                self.counters.leader_changes.fetch_add(1, Ordering::Relaxed);
+            }
+            leader = m.current_leader;
+        }
+    }
+
+    /// Figures for `/metrics`.
+    pub fn stats(&self) -> kairosdb_model::StorageStats {
+        let mut stats = self.counters.collect();
+        let m = self.raft.metrics().borrow().clone();
+        let gauges = [
+            ("raft_term", "Current Raft term.", m.current_term as f64),
+            (
+                "raft_is_leader",
+                "1 while this node is the Raft leader.",
+                f64::from(u8::from(m.state == ServerState::Leader)),
+            ),
+            (
+                "raft_has_leader",
+                "1 while this node knows a leader.",
+                f64::from(u8::from(m.current_leader.is_some())),
+            ),
+            (
+                "raft_members",
+                "Members in the cluster's state machine.",
+                self.state().members.len() as f64,
+            ),
+            (
+                "raft_last_proposal_seconds",
+                "How long the last proposal took to commit.",
+                self.last_proposal_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            ),
+        ];
+        stats.gauges.extend(gauges);
+        stats
+    }
+
+    /// Stops the Raft node.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

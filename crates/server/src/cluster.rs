@@ -23,9 +23,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use kairosdb_cluster::client::{KeyJson, MetaAnswer, MetaCall, WorkerHealth};
-use kairosdb_cluster::raft::{JoinRequest, Member, Membership, RaftOptions, TypeConfig};
+use kairosdb_cluster::raft::{
+    ClusterState, Command, JoinRequest, Member, Membership, RaftOptions, TypeConfig,
+};
 use kairosdb_cluster::wire::{self, Malformed, ReadRequest, Selection, WireError};
 use kairosdb_cluster::{ClusterOptions, ClusterStorage};
+
+pub use forming::Forming;
 use kairosdb_model::{Storage, StorageError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
@@ -35,11 +39,10 @@ use crate::http::{body, AppState};
 /// The prefix of every internal route.
 pub const INTERNAL: &str = "/internal/v1/";
 
-/// The control node's storage: the workers of `cluster_workers`, hints in
-/// `data_dir/hints`.
-pub fn open_control(config: &Config) -> Result<ClusterStorage, StorageError> {
+/// The control node's storage over `workers`, hints in `data_dir/hints`.
+fn open_control(config: &Config, workers: Vec<String>) -> Result<ClusterStorage, StorageError> {
     ClusterStorage::open(ClusterOptions {
-        workers: config.cluster_workers.clone(),
+        workers,
         partitions: config.cluster_partitions,
         replication_factor: config.replication_factor,
         write_min_replicas: config.write_min_replicas,
@@ -106,6 +109,69 @@ fn stored_node_id(dir: &std::path::Path) -> anyhow::Result<u64> {
     }
 }
 
+/// Places the partitions once (a `Place` command in the Raft state: the static
+/// `cluster_workers`, or the first `cluster_min_workers` workers to join), then opens the
+/// cluster over the placed workers and hands it to `forming`. Every control node routes by
+/// the placement in the Raft state, whatever its own configuration says.
+pub fn spawn_placement(config: Arc<Config>, membership: Arc<Membership>, forming: Arc<Forming>) {
+    tokio::spawn(async move {
+        loop {
+            let state = membership.state();
+            if let Some(workers) = state.placement {
+                if !config.cluster_workers.is_empty()
+                    && sorted(&config.cluster_workers) != sorted(&workers)
+                {
+                    tracing::warn!(placed = ?workers, configured = ?config.cluster_workers,
+                        "cluster_workers differs from the cluster's placement; routing by the placement");
+                }
+                let opening = config.clone();
+                let opened =
+                    tokio::task::spawn_blocking(move || open_control(&opening, workers)).await;
+                match opened {
+                    Ok(Ok(cluster)) => {
+                        tracing::info!("cluster placed; routing to its workers");
+                        return forming.formed(cluster);
+                    }
+                    Ok(Err(e)) => forming.waiting(format!("cannot open the cluster: {e}")),
+                    Err(e) => forming.waiting(format!("cannot open the cluster: {e}")),
+                }
+            } else if let Some(workers) = placement_candidate(&config, &state, &forming) {
+                if let Err(e) = membership.propose(Command::Place { workers }).await {
+                    forming.waiting(format!("placing the partitions: {e}"));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+}
+
+/// The workers to propose for the placement, once known.
+fn placement_candidate(
+    config: &Config,
+    state: &ClusterState,
+    forming: &Forming,
+) -> Option<Vec<String>> {
+    if !config.cluster_workers.is_empty() {
+        return Some(config.cluster_workers.clone());
+    }
+    let joined = state.worker_addresses();
+    if joined.len() >= config.cluster_min_workers {
+        return Some(joined);
+    }
+    forming.waiting(format!(
+        "{} of {} workers joined (cluster_min_workers)",
+        joined.len(),
+        config.cluster_min_workers
+    ));
+    None
+}
+
+fn sorted(list: &[String]) -> Vec<String> {
+    let mut list = list.to_vec();
+    list.sort();
+    list
+}
+
 /// `/internal/v1/*`, served by workers.
 pub fn worker_routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -128,6 +194,7 @@ pub fn raft_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/raft/vote", post(raft_vote))
         .route("/internal/v1/raft/snapshot", post(raft_snapshot))
         .route("/internal/v1/raft/join", post(raft_join))
+        .route("/internal/v1/raft/propose", post(raft_propose))
         .route("/internal/v1/raft/status", get(raft_status))
 }
 
@@ -174,6 +241,16 @@ async fn raft_join(
     membership(&state)?.join(request).await.map_err(|e| {
         Failure::from(StorageError::Unavailable {
             message: format!("join: {e}"),
+            retry_after_secs: 1,
+        })
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn raft_propose(AxumState(state): State, axum::Json(command): axum::Json<Command>) -> Answer {
+    membership(&state)?.propose(command).await.map_err(|e| {
+        Failure::from(StorageError::Unavailable {
+            message: format!("propose: {e}"),
             retry_after_secs: 1,
         })
     })?;
@@ -356,5 +433,6 @@ async fn health(AxumState(state): State) -> Answer {
     Ok(json(&WorkerHealth::from(health)))
 }
 
+mod forming;
 #[cfg(test)]
 mod tests;

@@ -237,6 +237,11 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_CLUSTER_SEEDS", value_name = "HOSTS")]
     pub cluster_seeds: Option<String>,
 
+    /// Control node without cluster_workers: place the partitions once this many workers
+    /// have joined the Raft group [default: 0].
+    #[arg(long, env = "KAIROSDB_CLUSTER_MIN_WORKERS", value_name = "N")]
+    pub cluster_min_workers: Option<usize>,
+
     /// Partitions of the series space; every node of a cluster must agree [default: 256].
     #[arg(long, env = "KAIROSDB_CLUSTER_PARTITIONS", value_name = "N")]
     pub cluster_partitions: Option<u32>,
@@ -514,6 +519,7 @@ impl Settings {
             node_id,
             advertise_address,
             cluster_seeds,
+            cluster_min_workers,
             cluster_partitions,
             replication_factor,
             write_min_replicas,
@@ -627,6 +633,7 @@ pub struct Config {
     pub advertise_address: String,
     #[serde(serialize_with = "comma_list")]
     pub cluster_seeds: Vec<String>,
+    pub cluster_min_workers: usize,
     pub cluster_partitions: u32,
     pub replication_factor: usize,
     pub write_min_replicas: usize,
@@ -879,6 +886,7 @@ impl Config {
             node_id: raw.node_id.unwrap_or(0),
             advertise_address: raw.advertise_address.clone().unwrap_or_default(),
             cluster_seeds: comma_split(raw.cluster_seeds.as_deref()),
+            cluster_min_workers: raw.cluster_min_workers.unwrap_or(0),
             cluster_partitions: positive(
                 "cluster_partitions",
                 raw.cluster_partitions.unwrap_or(256),
@@ -1000,8 +1008,11 @@ impl Config {
         if config.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
         }
-        if config.role == NodeRole::Control && config.cluster_workers.is_empty() {
-            bail!("role = \"control\" needs cluster_workers (or WORKER_HOSTS): the workers' host:port list");
+        if config.role == NodeRole::Control
+            && config.cluster_workers.is_empty()
+            && config.cluster_min_workers == 0
+        {
+            bail!("role = \"control\" needs cluster_workers (WORKER_HOSTS: the workers' host:port list) or cluster_min_workers (place once that many workers joined)");
         }
         if config.role != NodeRole::Single && config.datastore != Datastore::Embedded {
             bail!("a cluster node stores in the embedded engine: datastore must be \"embedded\"");

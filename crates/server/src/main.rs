@@ -176,8 +176,8 @@ enum Backend {
     Embedded(Arc<Engine>),
     /// Cassandra behind the durable delivery queue.
     Queued(Arc<DeliveryQueue>),
-    /// A control node: the workers (`cluster.rs`).
-    Cluster(Arc<kairosdb_cluster::ClusterStorage>),
+    /// A control node: the workers, once placed (`cluster.rs`).
+    Cluster(Arc<cluster::Forming>),
 }
 
 impl Backend {
@@ -208,8 +208,7 @@ fn open_backend(config: &Config) -> Result<Backend> {
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     if config.role == config::NodeRole::Control {
         tracing::info!(workers = ?config.cluster_workers, replication_factor = config.replication_factor, "control node");
-        let cluster = cluster::open_control(config).context("cannot open the cluster")?;
-        return Ok(Backend::Cluster(Arc::new(cluster)));
+        return Ok(Backend::Cluster(Arc::default()));
     }
     match config.datastore {
         Datastore::Cassandra => open_cassandra(config),
@@ -308,6 +307,9 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     };
     if let Some(m) = &membership {
         state = state.with_membership(m.clone());
+        if let Backend::Cluster(forming) = &backend {
+            cluster::spawn_placement(config.clone(), m.clone(), forming.clone());
+        }
     }
     let state = Arc::new(state);
     let rollup_scheduler = config.rollups.then(|| {

@@ -49,7 +49,15 @@ pub struct Member {
 /// What the Raft log records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Join { id: u64, member: Member },
+    Join {
+        id: u64,
+        member: Member,
+    },
+    /// The workers (addresses) the partitions are placed on. Only the first is applied:
+    /// every control node then routes by the same list.
+    Place {
+        workers: Vec<String>,
+    },
 }
 
 /// The answer to an applied command: the member count after it.
@@ -62,6 +70,9 @@ pub struct Applied {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     pub members: BTreeMap<u64, Member>,
+    /// The workers the partitions are placed on, once decided.
+    #[serde(default)]
+    pub placement: Option<Vec<String>>,
 }
 
 impl ClusterState {
@@ -70,7 +81,22 @@ impl ClusterState {
             Command::Join { id, member } => {
                 self.members.insert(id, member);
             }
+            Command::Place { workers } => {
+                self.placement.get_or_insert(workers);
+            }
         }
+    }
+
+    /// The addresses of the members that are workers, sorted.
+    pub fn worker_addresses(&self) -> Vec<String> {
+        let mut workers: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.role == "worker")
+            .map(|m| m.address.clone())
+            .collect();
+        workers.sort();
+        workers
     }
 }
 
@@ -235,7 +261,7 @@ impl Membership {
                 let Some(leader) = f.leader_node else {
                     return Err("no leader yet; try again".into());
                 };
-                return self.forward(&leader.addr, &request).await;
+                return self.forward(&leader.addr, "join", &request).await;
             }
             Err(e) => return Err(e.to_string()),
         }
@@ -253,8 +279,14 @@ impl Membership {
         Ok(())
     }
 
-    async fn forward(&self, leader: &str, request: &JoinRequest) -> Result<(), String> {
-        let url = format!("http://{leader}/internal/v1/raft/join");
+    /// Sends `request` to `POST /internal/v1/raft/{path}` on `node`.
+    async fn forward(
+        &self,
+        node: &str,
+        path: &str,
+        request: &impl Serialize,
+    ) -> Result<(), String> {
+        let url = format!("http://{node}/internal/v1/raft/{path}");
         let response = self
             .http
             .post(url)
@@ -268,15 +300,19 @@ impl Membership {
         }
     }
 
-    async fn propose(&self, command: Command) -> Result<(), String> {
+    /// Commits `command` through the leader (`POST /internal/v1/raft/propose` there when
+    /// this node is not it).
+    pub async fn propose(&self, command: Command) -> Result<(), String> {
         self.counters.proposals.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = self
-            .raft
-            .client_write(command)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string());
+        let result = match self.raft.client_write(command.clone()).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
+                Some(leader) => self.forward(&leader.addr, "propose", &command).await,
+                None => Err("no leader yet; try again".into()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
         self.last_proposal_ns
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if result.is_err() {
@@ -303,7 +339,7 @@ impl Membership {
                 false => {
                     let mut last = Err("no seed answered".to_string());
                     for seed in &seeds {
-                        last = self.forward(seed, &request).await;
+                        last = self.forward(seed, "join", &request).await;
                         if last.is_ok() {
                             break;
                         }

@@ -60,13 +60,13 @@ struct Cluster {
 
 /// Three workers and a control node; worker 0 starts the Raft group, the others join
 /// through it.
-fn cluster(replication_factor: &str) -> Cluster {
+async fn cluster(replication_factor: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let first = Worker::start(dir.path(), 0, None);
     let seed = first.address.clone();
     let mut workers = vec![first];
     workers.extend((1..3).map(|i| Worker::start(dir.path(), i, Some(&seed))));
-    let control = control(&dir, "control", &workers, replication_factor, &seed);
+    let control = control(&dir, "control", &workers, replication_factor, &seed).await;
     Cluster {
         control,
         workers,
@@ -74,7 +74,7 @@ fn cluster(replication_factor: &str) -> Cluster {
     }
 }
 
-fn control(
+async fn control(
     dir: &tempfile::TempDir,
     name: &str,
     workers: &[Worker],
@@ -83,7 +83,7 @@ fn control(
 ) -> Server {
     let list: Vec<&str> = workers.iter().map(|w| w.address.as_str()).collect();
     let list = list.join(",");
-    Server::start(
+    let server = Server::start(
         &dir.path().join(name),
         &[
             // The plan's variable names.
@@ -93,7 +93,29 @@ fn control(
             ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
             ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
         ],
-    )
+    );
+    ready(&server).await;
+    server
+}
+
+/// Waits (30 s at most) until `server` answers `/health/ready` with 200: a control node is
+/// ready once the partitions are placed and its workers answer.
+async fn ready(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = get(server, "/health/ready").await;
+        if answer.status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {} {}; log:\n{}",
+            answer.status,
+            answer.text(),
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A node's Raft status (`GET /internal/v1/raft/status`), or `None` when it does not answer.
@@ -200,7 +222,7 @@ async fn per_host(
 
 #[tokio::test]
 async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_them() {
-    let c = cluster("2");
+    let c = cluster("2").await;
     for t in 1..=3 {
         let answer = post(&c.control, "/api/v1/datapoints", points_at("spread", 30, t)).await;
         assert_eq!(answer.status, 204, "{}", answer.text());
@@ -246,7 +268,7 @@ async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_t
 
 #[tokio::test]
 async fn with_two_copies_a_worker_killed_during_ingest_loses_nothing_acknowledged_and_catches_up() {
-    let mut c = cluster("2");
+    let mut c = cluster("2").await;
     let mut acknowledged = Vec::new();
     for t in 1..=40 {
         if t == 15 {
@@ -296,7 +318,7 @@ async fn with_two_copies_a_worker_killed_during_ingest_loses_nothing_acknowledge
 
 #[tokio::test]
 async fn with_one_copy_a_dead_worker_makes_answers_partial_with_its_counts() {
-    let mut c = cluster("1");
+    let mut c = cluster("1").await;
     let answer = post(&c.control, "/api/v1/datapoints", points_at("single", 30, 1)).await;
     assert_eq!(answer.status, 204, "{}", answer.text());
     c.workers[0].kill9();
@@ -328,8 +350,8 @@ async fn with_one_copy_a_dead_worker_makes_answers_partial_with_its_counts() {
 
 #[tokio::test]
 async fn every_node_joins_one_raft_group_and_a_killed_leader_is_replaced_while_ingest_goes_on() {
-    let mut c = cluster("2");
-    let second = control(&c.dir, "control2", &c.workers, "2", &c.workers[0].address);
+    let mut c = cluster("2").await;
+    let second = control(&c.dir, "control2", &c.workers, "2", &c.workers[0].address).await;
     let mut nodes: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
     nodes.push(&c.control);
     nodes.push(&second);
@@ -421,4 +443,67 @@ async fn every_node_joins_one_raft_group_and_a_killed_leader_is_replaced_while_i
     eprintln!("new leader after {:?}", killed.elapsed());
     let metrics = get(writer, "/metrics").await.text();
     assert!(metrics.contains("kairosdb_raft_term"), "{metrics}");
+}
+
+#[tokio::test]
+async fn without_a_worker_list_the_partitions_are_placed_on_the_first_workers_to_join() {
+    let dir = tempfile::tempdir().unwrap();
+    // The plan's layout: the control node starts the group, workers join through it.
+    let control = Server::start(
+        &dir.path().join("control"),
+        &[
+            ("NODE_ROLE", "control"),
+            ("KAIROSDB_CLUSTER_MIN_WORKERS", "3"),
+            ("KAIROSDB_REPLICATION_FACTOR", "2"),
+        ],
+    );
+    let answer = post(&control, "/api/v1/datapoints", points_at("placed", 10, 1)).await;
+    assert_eq!(answer.status, 503, "no workers yet: {}", answer.text());
+    assert!(
+        answer.text().contains("0 of 3 workers joined"),
+        "{}",
+        answer.text()
+    );
+
+    let seed = control.http.to_string();
+    let workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(dir.path(), i, Some(&seed)))
+        .collect();
+    ready(&control).await;
+    let answer = post(&control, "/api/v1/datapoints", points_at("placed", 10, 1)).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    let (_, json, hosts) = per_host(&control, "placed", "").await;
+    assert_eq!(hosts.len(), 10, "{json}");
+
+    // A fourth worker joins the group but gets no partitions: the placement is fixed.
+    let late = Worker::start(dir.path(), 3, Some(&seed));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = raft_status(&control).await.unwrap();
+        if status["members"].as_object().unwrap().len() == 5 {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fourth worker did not join: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let placed: Vec<String> = workers.iter().map(|w| w.address.clone()).collect();
+    let members = status["members"].as_object().unwrap();
+    assert!(
+        members
+            .values()
+            .any(|m| m["address"] == late.address.as_str() && m["role"] == "worker"),
+        "{status}"
+    );
+    let (_, _, held) = per_host(late.server(), "placed", "").await;
+    assert!(held.is_empty(), "the late worker holds nothing: {held:?}");
+    let answer = post(&control, "/api/v1/datapoints", points_at("placed", 10, 2)).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    let (_, _, held) = per_host(late.server(), "placed", "").await;
+    assert!(
+        held.is_empty(),
+        "and is given nothing new: {held:?} (placed on {placed:?})"
+    );
 }

@@ -56,6 +56,10 @@ fn main() {
             "compose_kairosdb_services_use_real_settings_and_health_checks",
             compose_kairosdb,
         ),
+        (
+            "compose_cluster_profile_is_the_plans_layout_with_scalable_workers",
+            compose_cluster,
+        ),
         ("java_kairosdb_image_matches_the_test_scripts", java_image),
         (
             "alert_rules_name_only_exported_metrics",
@@ -741,8 +745,9 @@ fn compose_env(svc: &Yaml) -> Vec<(String, String)> {
 fn compose_profiles() -> Result<(), Failed> {
     let doc = yaml(COMPOSE);
     let services = compose_services(&doc);
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         ("embedded", &["kairosdb"]),
+        ("cluster", &["control", "worker"]),
         (
             "cassandra",
             &["cassandra", "kairosdb-ingest", "kairosdb-query"],
@@ -915,6 +920,85 @@ fn compose_kairosdb() -> Result<(), Failed> {
             "{name}: stop_grace_period {grace} not above shutdown_timeout_secs (30)"
         );
     }
+    Ok(())
+}
+
+/// The `cluster` profile: a control node on 8080 that places the partitions once the
+/// workers joined, and a `worker` service to `--scale` (host ports 8081–8083, a /data
+/// volume per replica), both configured with the plan's variables.
+fn compose_cluster() -> Result<(), Failed> {
+    let doc = yaml(COMPOSE);
+    let hc = healthcheck_command(8080);
+    // Compose's `${VAR:-default}` as Compose resolves it with VAR unset.
+    let resolve = |v: String| match v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+        Some(r) => r
+            .split_once(":-")
+            .map_or(String::new(), |(_, d)| d.to_string()),
+        None => v,
+    };
+    let mut resolved = BTreeMap::new();
+    for (name, role) in [("control", "control"), ("worker", "worker")] {
+        let svc = &doc["services"][name];
+        ensure!(
+            text(&svc["image"]).starts_with("${KAIROSDB_IMAGE:-"),
+            "{name}: image is not ${{KAIROSDB_IMAGE:-...}}"
+        );
+        let env: Vec<(String, String)> = compose_env(svc)
+            .into_iter()
+            .map(|(k, v)| (k, resolve(v)))
+            .collect();
+        check_env_names(name, env.iter().map(|(k, _)| k.as_str()))?;
+        let config = check_config(name, &env)?;
+        ensure!(config["role"] == role, "{name}: role {}", config["role"]);
+        ensure!(
+            config["data_dir"] == "/data",
+            "{name}: data_dir {}",
+            config["data_dir"]
+        );
+        let test: Vec<String> = list(&svc["healthcheck"]["test"]).iter().map(text).collect();
+        ensure!(
+            test.first().map(String::as_str) == Some("CMD") && test[1..] == hc[..],
+            "{name}: health check {test:?} is not the image's {hc:?}"
+        );
+        resolved.insert(name, config);
+    }
+    let (control, worker) = (&resolved["control"], &resolved["worker"]);
+    ensure!(
+        control["cluster_min_workers"] == "3" && control["replication_factor"] == "2",
+        "control: places on {} workers with {} copies",
+        control["cluster_min_workers"],
+        control["replication_factor"]
+    );
+    ensure!(
+        worker["cluster_seeds"] == control["advertise_address"],
+        "workers join through {}, the control node is at {}",
+        worker["cluster_seeds"],
+        control["advertise_address"]
+    );
+    let ports = |name: &str| -> Vec<String> {
+        list(&doc["services"][name]["ports"])
+            .iter()
+            .map(text)
+            .collect()
+    };
+    ensure!(
+        ports("control")[0] == "8080:8080",
+        "control on {:?}",
+        ports("control")
+    );
+    ensure!(
+        ports("worker") == ["8081-8083:8080"],
+        "workers on {:?}: one host port per replica of --scale worker=3",
+        ports("worker")
+    );
+    ensure!(
+        list(&doc["services"]["worker"]["volumes"]).is_empty(),
+        "a named volume would be shared by every worker replica"
+    );
+    ensure!(
+        doc["services"]["worker"]["depends_on"].is_badvalue(),
+        "workers must not wait for the control node's health: it is ready only once they joined"
+    );
     Ok(())
 }
 

@@ -61,9 +61,10 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// PID of the server, to measure its CPU time and peak RSS.
+    /// PID of the server, to measure its CPU time and peak RSS; repeat it for a server of
+    /// several processes (a cluster): their CPU seconds and peak RSS are summed.
     #[arg(long)]
-    pid: Option<u32>,
+    pid: Vec<u32>,
     /// Concurrent connections.
     #[arg(short = 'c', long, default_value_t = 4)]
     concurrency: usize,
@@ -138,18 +139,26 @@ struct Run {
     latencies_us: Vec<u64>,
 }
 
+/// The sum of `read` over `pids`; `None` without pids or when one cannot be read.
+fn total(pids: &[u32], read: impl Fn(u32) -> Option<f64>) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| read(p)).sum()
+}
+
 impl Run {
-    fn begin(pid: Option<u32>) -> Run {
+    fn begin(pids: &[u32]) -> Run {
         Run {
             start: Instant::now(),
-            cpu_before: pid.and_then(proc_stat::cpu_seconds),
+            cpu_before: total(pids, proc_stat::cpu_seconds),
             points: 0,
             bytes: 0,
             latencies_us: Vec::new(),
         }
     }
 
-    fn report(mut self, kind: &str, pid: Option<u32>, errors: u64) {
+    fn report(mut self, kind: &str, pids: &[u32], errors: u64) {
         let wall = self.start.elapsed().as_secs_f64();
         println!(
             "{kind}: {} points, {:.1} MB in {wall:.2} s",
@@ -160,8 +169,8 @@ impl Run {
             "  points/s (wall):          {:.0}",
             self.points as f64 / wall
         );
-        if let (Some(pid), Some(before)) = (pid, self.cpu_before) {
-            if let Some(after) = proc_stat::cpu_seconds(pid) {
+        if let Some(before) = self.cpu_before {
+            if let Some(after) = total(pids, proc_stat::cpu_seconds) {
                 let cpu = after - before;
                 println!("  server CPU seconds:       {cpu:.2}");
                 println!(
@@ -169,7 +178,7 @@ impl Run {
                     self.points as f64 / cpu.max(1e-9)
                 );
             }
-            if let Some(hwm) = proc_stat::peak_rss_bytes(pid) {
+            if let Some(hwm) = total(pids, |p| proc_stat::peak_rss_bytes(p).map(|b| b as f64)) {
                 println!(
                     "  server peak RSS:          {:.1} MiB",
                     hwm as f64 / (1 << 20) as f64
@@ -202,7 +211,7 @@ async fn run_http(
         .pool_max_idle_per_host(common.concurrency)
         .build()?;
     let queue = Arc::new(std::sync::Mutex::new(batches.into_iter()));
-    let mut run = Run::begin(common.pid);
+    let mut run = Run::begin(&common.pid);
     let mut tasks = Vec::new();
     for _ in 0..common.concurrency {
         let (client, queue, endpoint) = (client.clone(), queue.clone(), endpoint.clone());
@@ -256,7 +265,7 @@ async fn run_http(
         errors += e;
         run.latencies_us.extend(l);
     }
-    run.report("http", common.pid, errors);
+    run.report("http", &common.pid, errors);
     Ok(())
 }
 
@@ -266,7 +275,7 @@ async fn run_telnet(addr: &str, common: &Common, batches: Vec<data::Batch>) -> R
     for (i, b) in batches.into_iter().enumerate() {
         per_conn[i % common.concurrency].push(b);
     }
-    let mut run = Run::begin(common.pid);
+    let mut run = Run::begin(&common.pid);
     let mut tasks = Vec::new();
     for chunks in per_conn {
         let addr = addr.to_string();
@@ -301,6 +310,6 @@ async fn run_telnet(addr: &str, common: &Common, batches: Vec<data::Batch>) -> R
         run.points += p;
         run.bytes += b;
     }
-    run.report("telnet", common.pid, 0);
+    run.report("telnet", &common.pid, 0);
     Ok(())
 }

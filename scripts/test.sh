@@ -57,7 +57,7 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
 # The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
 echo
 echo "live suites:"
-awk '/Running tests\/(live|side_by_side|ui|disk|deploy|schemathesis)\.rs/ { suite = $2; next }
+awk '/Running tests\/(live|side_by_side|ui|disk|partition|deploy|schemathesis)\.rs/ { suite = $2; next }
      suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
      END { exit bad }' "$LOG" || {
   echo "a live suite skipped cases although its services were running" >&2

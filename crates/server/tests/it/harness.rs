@@ -24,7 +24,19 @@ pub struct Server {
 /// A `Command` for the binary with every `KAIROSDB_*` variable of the caller's environment
 /// removed, so a developer's settings cannot change test results.
 pub fn command() -> Command {
-    let mut cmd = Command::new(BIN);
+    command_in(None)
+}
+
+/// [`command`], run inside the network namespace `netns` when given (`ip netns exec`).
+pub fn command_in(netns: Option<&str>) -> Command {
+    let mut cmd = match netns {
+        None => Command::new(BIN),
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, BIN]);
+            cmd
+        }
+    };
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("KAIROSDB_") {
             cmd.env_remove(key);
@@ -38,9 +50,14 @@ pub fn command() -> Command {
 impl Server {
     /// Starts a server on `data_dir` with extra `KAIROSDB_*` settings.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_in(None, data_dir, env)
+    }
+
+    /// [`Server::start`] inside the network namespace `netns` when given.
+    pub fn start_in(netns: Option<&str>, data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let log = data_dir.with_extension(format!("log.{}", unique()));
         let log_file = std::fs::File::create(&log).expect("create server log");
-        let mut cmd = command();
+        let mut cmd = command_in(netns);
         cmd.env("KAIROSDB_BIND_ADDRESS", "127.0.0.1:0")
             .env("KAIROSDB_TELNET_BIND_ADDRESS", "127.0.0.1:0")
             .env("KAIROSDB_DATA_DIR", data_dir)

@@ -254,6 +254,15 @@ async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_t
         copies += held.len();
     }
     assert_eq!(copies, 60, "every series on exactly two workers");
+    // Telnet on the control node is routed the same way.
+    let mut telnet = c.control.telnet();
+    telnet.send(
+        b"put spread.telnet 1700000005000 7 host=t1\nput spread.telnet 1700000006000 8 host=t2\n",
+    );
+    telnet.version();
+    let (_, _, by_telnet) = per_host(&c.control, "spread.telnet", "").await;
+    assert_eq!(by_telnet["t1"], [(1_700_000_005_000, 7)]);
+    assert_eq!(by_telnet["t2"], [(1_700_000_006_000, 8)]);
     // Names come from every worker.
     let names = get(&c.control, "/api/v1/metricnames").await.json();
     assert!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use kairosdb_model::{DataType, HealthStatus, SeriesData, SeriesKey, StorageError, Tags};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::analytics::{codec, ComputeRequest, Partials};
 use crate::placement::WorkerId;
 use crate::wire::{self, ReadRequest, Selection, WireError};
 
@@ -158,6 +159,15 @@ impl WorkerClient {
     /// `kind`: `metric_names` (with `prefix`), `tag_names` or `tag_values`.
     pub async fn names(&self, kind: &str, prefix: Option<&str>) -> Result<Vec<String>, CallError> {
         self.call_json("names", &(kind, prefix)).await
+    }
+
+    /// Partial aggregates of the request's shard (`POST /internal/v1/compute`: JSON in,
+    /// bincode out, so every float arrives with its exact bits).
+    pub async fn compute(&self, request: &ComputeRequest) -> Result<Partials, CallError> {
+        let body = self
+            .call("compute", json(request), "application/json")
+            .await?;
+        codec::decode(&body, body.len() as u64).map_err(|e| self.garbled(e))
     }
 
     pub async fn delete(&self, selection: &Selection) -> Result<u64, CallError> {

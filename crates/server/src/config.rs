@@ -369,7 +369,8 @@ pub struct Settings {
     pub auth_enabled: Option<bool>,
 
     /// Requests a minute per client and route class for clients without a rate of their
-    /// own; 0 = no limit [default: 0].
+    /// own; 0 = no limit [default: 0 on a single node, 1000 on a control node, 5000 on a
+    /// worker].
     #[arg(long, env = "KAIROSDB_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub rate_limit_per_minute: Option<u32>,
 
@@ -648,6 +649,17 @@ pub enum NodeRole {
 }
 
 impl NodeRole {
+    /// `rate_limit_per_minute` when it is not set: none on a single node; the analytics
+    /// plan's per-token limits on cluster nodes, 1,000 requests a minute on a control node
+    /// and 5,000 on a worker (whose `/internal/v1/*` calls are never limited).
+    pub fn default_rate_limit(self) -> u32 {
+        match self {
+            NodeRole::Single => 0,
+            NodeRole::Control => 1_000,
+            NodeRole::Worker => 5_000,
+        }
+    }
+
     fn parse(text: &str) -> Result<NodeRole> {
         match text.trim().to_ascii_lowercase().as_str() {
             "single" => Ok(NodeRole::Single),
@@ -787,6 +799,7 @@ impl Config {
         let datastore = Datastore::parse(raw.datastore.as_deref().unwrap_or("embedded"))?;
         let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
         let roles = Roles::parse(&server_type)?;
+        let role = NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?;
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
             "always" => WalSyncPolicy::Always,
             "interval" => WalSyncPolicy::Interval,
@@ -839,7 +852,7 @@ impl Config {
                 raw.telnet_max_connections.unwrap_or(10_000),
             )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
-            role: NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?,
+            role,
             cluster_workers: raw
                 .cluster_workers
                 .as_deref()
@@ -950,7 +963,9 @@ impl Config {
             cassandra_tag_indexed_metrics: raw.cassandra_tag_indexed_metrics.unwrap_or_default(),
             queue_max_mb: positive("queue_max_mb", raw.queue_max_mb.unwrap_or(1024))?,
             auth_enabled: raw.auth_enabled.unwrap_or(false),
-            rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(0),
+            rate_limit_per_minute: raw
+                .rate_limit_per_minute
+                .unwrap_or(role.default_rate_limit()),
             rate_limit_burst: raw.rate_limit_burst.unwrap_or(0),
             rate_limit_max_keys: positive(
                 "rate_limit_max_keys",
@@ -1475,6 +1490,32 @@ mod tests {
         ] {
             assert!(Config::resolve(zero).is_err());
         }
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_to_the_analytics_plans_per_role_and_an_explicit_one_wins() {
+        let resolve = |role: &str, rate: Option<u32>| {
+            let settings = Settings {
+                role: Some(role.into()),
+                cluster_workers: Some("127.0.0.1:1".into()),
+                rate_limit_per_minute: rate,
+                ..Settings::default()
+            };
+            Config::resolve(settings).unwrap().rate_limit_per_minute
+        };
+        assert_eq!(resolve("single", None), 0);
+        assert_eq!(resolve("control", None), 1_000);
+        assert_eq!(resolve("worker", None), 5_000);
+        assert_eq!(resolve("control", Some(0)), 0);
+        assert_eq!(resolve("worker", Some(7)), 7);
+        // What --check-config prints for a worker reads back as the same limit.
+        let worker = Config::resolve(Settings {
+            role: Some("worker".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let again = Settings::from_toml_str(&worker.to_toml().unwrap()).unwrap();
+        assert_eq!(Config::resolve(again).unwrap(), worker);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod http;
 mod metrics;
 mod migrate;
 mod otel;
+mod plan;
 mod query_cache;
 mod reload;
 mod rollup;
@@ -296,12 +297,17 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     let shutdown = CancellationToken::new();
     let telnet_tasks = TaskTracker::new();
 
-    let state = Arc::new(http::AppState::new(
+    let mut state = http::AppState::new(
         storage.clone(),
         config.clone(),
         server_metrics.clone(),
         prometheus,
-    ));
+    );
+    if let Backend::Cluster(cluster) = &backend {
+        // The analytics plan's routes ask the cluster itself (`plan/`).
+        state.cluster = Some(cluster.clone());
+    }
+    let state = Arc::new(state);
     let rollup_scheduler = config.rollups.then(|| {
         rollup::scheduler::spawn(
             state.rollups.clone(),

@@ -78,6 +78,10 @@ pub struct AppState {
     pub rollups: Arc<crate::rollup::Rollups>,
     /// Users, tokens, scopes and rate-limit buckets (`crate::auth`).
     pub auth: Arc<crate::auth::Auth>,
+    /// A control node's cluster (the same object as `storage`), for what only a cluster
+    /// answers: the analytics plan's pushed-down aggregates, worker counts and
+    /// `worker_node` (`crate::plan`). `None` on other roles.
+    pub cluster: Option<Arc<kairosdb_cluster::ClusterStorage>>,
 }
 
 impl AppState {
@@ -100,6 +104,7 @@ impl AppState {
             storage,
             rollups,
             auth: Arc::new(auth),
+            cluster: None,
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
@@ -249,11 +254,15 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handlers));
-    // A worker also answers its control nodes (`crate::cluster`).
-    let api = match state.config.role {
+    // A worker also answers its control nodes (`crate::cluster`); cluster nodes serve the
+    // analytics plan's API beside the KairosDB one (`crate::plan`: why it is not in
+    // `routes()`).
+    let role = state.config.role;
+    let api = match role {
         crate::config::NodeRole::Worker => api.merge(crate::cluster::worker_routes()),
         _ => api,
     };
+    let api = api.merge(crate::plan::routes(role));
     let router = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -370,12 +379,21 @@ async fn not_found(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> 
     .into_response()
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    ApiError::new(
+/// 405, in the analytics plan's shape on its paths (`crate::plan::speaks_plan`).
+async fn method_not_allowed(
+    axum::extract::State(state): State,
+    method: Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("Method {method} is not allowed on {}", uri.path()),
-    )
-    .into_response()
+    );
+    if crate::plan::speaks_plan(state.config.role, &method, uri.path()) {
+        return crate::plan::PlanError::from_api(e, crate::plan::Code::InvalidRequest)
+            .into_response();
+    }
+    e.into_response()
 }
 
 /// Adds KairosDB's standard headers (spec §1.1.1) to every response, the JSON content type

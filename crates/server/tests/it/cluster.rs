@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use crate::harness::{client, get, post, send, Server};
 
 /// A worker with its own data directory, which outlives the process (for restarts).
-struct Worker {
+pub struct Worker {
     server: Option<Server>,
     data: PathBuf,
-    address: String,
+    pub address: String,
 }
 
 impl Worker {
@@ -37,36 +37,44 @@ impl Worker {
         self.server = Some(Server::start(&self.data, &env));
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         self.server.take().expect("running").kill9();
     }
 
-    fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
     }
 }
 
-struct Cluster {
-    control: Server,
-    workers: Vec<Worker>,
-    _dir: tempfile::TempDir,
+pub struct Cluster {
+    pub control: Server,
+    pub workers: Vec<Worker>,
+    pub _dir: tempfile::TempDir,
 }
 
 fn cluster(replication_factor: &str) -> Cluster {
+    cluster_of(3, replication_factor, &[])
+}
+
+/// `workers` workers and a control node with `replication_factor` and `control_env`.
+pub fn cluster_of(
+    workers: usize,
+    replication_factor: &str,
+    control_env: &[(&str, &str)],
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let workers: Vec<Worker> = (0..3).map(|i| Worker::start(dir.path(), i)).collect();
+    let workers: Vec<Worker> = (0..workers).map(|i| Worker::start(dir.path(), i)).collect();
     let list: Vec<&str> = workers.iter().map(|w| w.address.as_str()).collect();
     let list = list.join(",");
-    let control = Server::start(
-        &dir.path().join("control"),
-        &[
-            // The plan's variable names.
-            ("NODE_ROLE", "control"),
-            ("WORKER_HOSTS", list.as_str()),
-            ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
-            ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
-        ],
-    );
+    let mut env = vec![
+        // The plan's variable names.
+        ("NODE_ROLE", "control"),
+        ("WORKER_HOSTS", list.as_str()),
+        ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
+        ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
+    ];
+    env.extend_from_slice(control_env);
+    let control = Server::start(&dir.path().join("control"), &env);
     Cluster {
         control,
         workers,

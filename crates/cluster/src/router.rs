@@ -213,7 +213,14 @@ impl ClusterStorage {
             };
             async move { c.compute(&request).await }
         })?;
-        Ok((analytics::partial::merge(answers), coverage))
+        let merged = analytics::partial::merge(answers);
+        // Each worker kept to `max_points` alone; the computation as a whole must too.
+        if let Some(limit) = request.max_points {
+            if merged.point_count() > limit {
+                return Err(StorageError::TooManyPoints { limit });
+            }
+        }
+        Ok((merged, coverage))
     }
 
     /// Every worker's health, asked at once, and the cluster's: healthy while every

@@ -50,9 +50,11 @@ impl JsonMetric {
         let timestamp = match self.timestamp {
             When::Millis(ms) => ms,
             When::Text(text) => parse_time(&text)?,
-            When::Other(v) => return Err(format!(
+            When::Other(v) => {
+                return Err(format!(
                 "timestamp {v} is neither epoch milliseconds (an integer) nor an RFC 3339 string"
-            )),
+            ))
+            }
         };
         Ok(PlanMetric {
             key: self.key,

@@ -145,13 +145,14 @@ impl Agg {
             "sum" => Agg::Sum,
             "count" => Agg::Count,
             _ => {
-                let n: f64 = text.strip_prefix('p')?.parse().ok()?;
-                let digits = text[1..].bytes().all(|b| b.is_ascii_digit() || b == b'.');
-                if !digits || !(n > 0.0 && n <= 100.0) {
+                let number = text.strip_prefix('p')?;
+                let n: f64 = number.parse().ok()?;
+                let digits = number.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+                if !(digits && n > 0.0 && n <= 100.0) {
                     return None;
                 }
                 // `99.9e-2` is read with one rounding; `99.9 / 100.0` would take two.
-                let p = format!("{}e-2", &text[1..]).parse().ok()?;
+                let p = format!("{number}e-2").parse().ok()?;
                 Agg::Percentile {
                     p,
                     name: text.to_owned(),

@@ -164,6 +164,15 @@ pub struct Partials {
 type Folding = BTreeMap<Vec<Option<String>>, BTreeMap<i64, Partial>>;
 
 impl Partials {
+    /// The points folded in, over every group and bucket.
+    pub fn point_count(&self) -> u64 {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.buckets)
+            .map(|(_, p)| p.count)
+            .sum()
+    }
+
     fn from_folding(folding: Folding) -> Partials {
         let groups = folding
             .into_iter()

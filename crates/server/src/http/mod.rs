@@ -21,6 +21,9 @@
 //!
 //! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`: [`openapi`].
 //!
+//! On control and worker nodes, the analytics plan's routes are merged in beside the table
+//! (`crate::plan`, which says why they are not in it).
+//!
 //! Trace spans of every request while `otel_enabled`: `crate::otel::trace_request`.
 //!
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).

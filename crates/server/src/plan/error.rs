@@ -27,7 +27,7 @@ use crate::http::{json_response, ApiError};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     /// The request cannot be read: a body or parameter that does not parse, an unknown
-    /// parameter, a content type we do not speak, a method the path does not take.
+    /// parameter, a method the path does not take, a body over the size limit.
     InvalidRequest,
     /// The request reads but asks for something that makes no sense or cannot be stored.
     ValidationError,

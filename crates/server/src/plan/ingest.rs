@@ -52,7 +52,7 @@ pub async fn metric(
     body: Body,
 ) -> Result<Response, PlanError> {
     let raw = read(&state, &headers, body).await?;
-    let m: PlanMetric = match body_format(&headers)? {
+    let m: PlanMetric = match body_format(&headers) {
         Format::Json => metric::parse_json_one(&raw).map_err(PlanError::invalid)?,
         Format::Bincode => decode(&raw)?,
     };
@@ -78,7 +78,7 @@ pub async fn insert(
     body: Body,
 ) -> Result<Response, PlanError> {
     let raw = read(&state, &headers, body).await?;
-    let metrics: Vec<PlanMetric> = match body_format(&headers)? {
+    let metrics: Vec<PlanMetric> = match body_format(&headers) {
         Format::Json => metric::parse_json_batch(&raw).map_err(PlanError::invalid)?,
         Format::Bincode => decode(&raw)?,
     };

@@ -223,10 +223,11 @@ async fn bad_input_is_refused_in_the_plans_error_shape() {
             "bincode",
         ),
         (
+            // Not declared bincode: read as JSON (as curl -d's form type is).
             post("/insert", "text/csv", "a,b"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            StatusCode::BAD_REQUEST,
             "INVALID_REQUEST",
-            "text/csv",
+            "invalid JSON",
         ),
         (
             post(

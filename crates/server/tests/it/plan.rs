@@ -234,11 +234,8 @@ async fn metrics_and_inserts_in_json_and_bincode_aggregate_to_what_a_model_compu
             query.to_string(),
         )
         .await;
-        assert_eq!(
-            a.json()["queries"][0]["results"][0]["values"],
-            json!([[p.t, p.v]]),
-            "{home}"
-        );
+        let values = &a.json()["queries"][0]["results"][0]["values"];
+        assert_close(values, &json!([[p.t, p.v]]));
     }
 
     let selected: Vec<&Point> = points

@@ -49,7 +49,9 @@ fn fold_buckets_on_the_epoch_groups_by_tag_and_reads_longs_as_numbers() {
         doubles("c", &[(5, f64::NAN), (6, f64::INFINITY)]),
     ];
     let got = fold(&data, &request(Some(60_000), &["host"], false));
-    let summary: Vec<(Option<String>, Vec<(i64, u64, f64)>)> = got
+    /// Per group: its host and `(bucket, count, sum)` of each bucket.
+    type Summary = Vec<(Option<String>, Vec<(i64, u64, f64)>)>;
+    let summary: Summary = got
         .groups
         .iter()
         .map(|g| {
@@ -232,6 +234,7 @@ fn compute_reads_through_the_storage_seam_and_keeps_to_its_shard() {
     let (all, coverage) = compute(&engine, &req).unwrap();
     assert_eq!(coverage, None);
     assert_eq!(all.groups.len(), 20);
+    assert_eq!(all.point_count(), 40);
     let half = ComputeRequest {
         shard: Some((4, vec![0, 1])),
         ..req.clone()

@@ -181,14 +181,6 @@ impl ClusterStorage {
         self.workers.len()
     }
 
-    /// Each worker's id and `host:port`, in the order of `cluster_workers`.
-    pub fn worker_addresses(&self) -> Vec<(WorkerId, String)> {
-        self.workers
-            .iter()
-            .map(|w| (w.id, w.address.clone()))
-            .collect()
-    }
-
     /// The `host:port` of the first replica of the series `metric` + `tags`: the worker
     /// its partition calls home (the analytics plan's `worker_node`).
     pub fn home_address(&self, metric: &str, tags: &Tags) -> &str {

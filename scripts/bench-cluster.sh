@@ -69,7 +69,8 @@ setup() {
         return
     fi
     local list=""
-    start control 18080 KAIROSDB_ROLE=control KAIROSDB_CLUSTER_MIN_WORKERS="$workers" \
+    # The plan's default of 1,000 requests a minute would throttle the load itself.
+    start control 18080 KAIROSDB_ROLE=control KAIROSDB_CLUSTER_MIN_WORKERS="$workers" KAIROSDB_RATE_LIMIT_PER_MINUTE=0 \
         KAIROSDB_REPLICATION_FACTOR="$rf"
     CONTROL_PID=$STARTED
     SERVER_PIDS=("$STARTED")

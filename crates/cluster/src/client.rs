@@ -10,8 +10,31 @@ use std::time::Duration;
 use kairosdb_model::{DataType, HealthStatus, SeriesData, SeriesKey, StorageError, Tags};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::analytics::{codec, ComputeRequest, Partials};
 use crate::placement::WorkerId;
 use crate::wire::{self, ReadRequest, Selection, WireError};
+
+/// The header that carries `cluster_secret` on every node-to-node call.
+pub const SECRET_HEADER: &str = "x-kairosdb-cluster-secret";
+
+/// An HTTP client for `/internal/v1/*` calls: calls time out after `timeout` (connecting
+/// included) and carry the cluster secret when there is one.
+pub fn internal_client(timeout: Duration, secret: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        let mut value = reqwest::header::HeaderValue::from_str(secret)
+            .expect("BUG: the configuration checked cluster_secret is a header value");
+        value.set_sensitive(true);
+        headers.insert(SECRET_HEADER, value);
+    }
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("BUG: a plain HTTP client always builds")
+}
 
 /// Why a call failed.
 #[derive(Debug)]
@@ -121,13 +144,13 @@ pub struct WorkerClient {
 
 impl WorkerClient {
     /// Calls time out after `timeout` (connecting included).
-    pub fn new(id: WorkerId, address: &str, timeout: Duration) -> WorkerClient {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("BUG: a plain HTTP client always builds");
+    pub fn new(
+        id: WorkerId,
+        address: &str,
+        timeout: Duration,
+        secret: Option<&str>,
+    ) -> WorkerClient {
+        let http = internal_client(timeout, secret);
         WorkerClient {
             id,
             address: address.to_owned(),
@@ -158,6 +181,15 @@ impl WorkerClient {
     /// `kind`: `metric_names` (with `prefix`), `tag_names` or `tag_values`.
     pub async fn names(&self, kind: &str, prefix: Option<&str>) -> Result<Vec<String>, CallError> {
         self.call_json("names", &(kind, prefix)).await
+    }
+
+    /// Partial aggregates of the request's shard (`POST /internal/v1/compute`: JSON in,
+    /// bincode out, so every float arrives with its exact bits).
+    pub async fn compute(&self, request: &ComputeRequest) -> Result<Partials, CallError> {
+        let body = self
+            .call("compute", json(request), "application/json")
+            .await?;
+        codec::decode(&body, body.len() as u64).map_err(|e| self.garbled(e))
     }
 
     pub async fn delete(&self, selection: &Selection) -> Result<u64, CallError> {

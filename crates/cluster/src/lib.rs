@@ -6,9 +6,12 @@
 //! * [`router`]: [`ClusterStorage`], the whole cluster behind the `Storage` seam.
 //! * [`hints`]: hinted hand-off, what a replica missed on its way to it.
 //! * [`raft`]: the cluster's membership, by Raft (openraft).
+//! * [`analytics`]: the analytics plan's metrics, parameters and mergeable partial
+//!   aggregates (pure; the HTTP side is the server's `plan` module).
 //!
 //! The worker's side of the calls is the server's `cluster` module: the internal routes
 //! over the worker's own engine.
+pub mod analytics;
 pub mod client;
 pub mod hints;
 pub mod placement;
@@ -16,5 +19,6 @@ pub mod raft;
 pub mod router;
 pub mod wire;
 
+pub use analytics::ComputeRequest;
 pub use placement::{Placement, WorkerId};
-pub use router::{ClusterOptions, ClusterStorage};
+pub use router::{ClusterHealth, ClusterOptions, ClusterStorage, WorkerState};

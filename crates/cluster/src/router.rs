@@ -10,6 +10,8 @@
 //!   their next replicas; partitions nobody answered for make a [`Read::Partial`].
 //! * names, tags and series keys: every worker, merged; deletes: every worker, or an error.
 //! * metadata: on the replicas of the service's partition.
+//! * the analytics plan's `/compute`: pushed down to one replica per partition like a
+//!   read, the partial aggregates merged here ([`ClusterStorage::compute`]).
 //!
 //! Storage calls are synchronous and come from blocking threads; they run their network
 //! calls on this router's own small runtime (the Cassandra driver's arrangement).
@@ -29,10 +31,11 @@ use futures_util::future::join_all;
 use kairosdb_engine::{DeliveryQueue, QueueOptions, WalSync};
 use kairosdb_model::{
     partition_of, Coverage, DeleteRequest, HealthStatus, Read, SeriesData, SeriesKey, SeriesPoints,
-    SeriesQuery, ServiceStore, Shard, Storage, StorageError, StorageStats, TagFilter, TimeRange,
-    WriteBatch,
+    SeriesQuery, ServiceStore, Shard, Storage, StorageError, StorageStats, TagFilter, Tags,
+    TimeRange, WriteBatch,
 };
 
+use crate::analytics::{self, ComputeRequest, Partials};
 use crate::client::{CallError, MetaAnswer, MetaCall, WorkerClient};
 use crate::hints::RemoteWorker;
 use crate::placement::{Placement, WorkerId};
@@ -59,6 +62,8 @@ pub struct ClusterOptions {
     pub hints_max_bytes: u64,
     /// Threads of the router's network runtime.
     pub io_threads: usize,
+    /// Sent with every call (`cluster_secret`); workers with one refuse calls without it.
+    pub secret: Option<String>,
 }
 
 kairosdb_model::metrics! {
@@ -80,7 +85,28 @@ kairosdb_model::metrics! {
             "Worker reads that failed and were asked again of other replicas.";
         counter worker_errors: "cluster_worker_errors_total",
             "Worker calls that got no answer (down, slow or unreachable).";
+        counter computes: "cluster_computes_total",
+            "Partial aggregates fanned out to the workers (the analytics plan's /compute).";
     }
+}
+
+/// One worker as the control node last heard from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerState {
+    pub id: WorkerId,
+    pub address: String,
+    pub healthy: bool,
+    /// Its own words, or why it did not answer.
+    pub detail: String,
+}
+
+/// [`ClusterStorage::cluster_health`]'s answer.
+#[derive(Clone, Debug)]
+pub struct ClusterHealth {
+    /// In the order of `cluster_workers`.
+    pub workers: Vec<WorkerState>,
+    /// What [`Storage::health`] answers.
+    pub status: HealthStatus,
 }
 
 /// The cluster as a `Storage`.
@@ -118,7 +144,15 @@ impl ClusterStorage {
             .workers
             .iter()
             .zip(&ids)
-            .map(|(address, id)| Arc::new(WorkerClient::new(*id, address, opts.request_timeout)))
+            .map(|(address, id)| {
+                let secret = opts.secret.as_deref();
+                Arc::new(WorkerClient::new(
+                    *id,
+                    address,
+                    opts.request_timeout,
+                    secret,
+                ))
+            })
             .collect();
         let mut hints = Vec::with_capacity(workers.len());
         for w in &workers {
@@ -150,6 +184,95 @@ impl ClusterStorage {
 
     pub fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    /// Workers this control node routes to (what a whole answer's `total_nodes` is).
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The `host:port` of the first replica of the series `metric` + `tags`: the worker
+    /// its partition calls home (the analytics plan's `worker_node`).
+    pub fn home_address(&self, metric: &str, tags: &Tags) -> &str {
+        let partition = partition_of(metric, tags, self.placement.partitions());
+        let home = self.placement.replicas(partition)[0];
+        &self.workers[home].address
+    }
+
+    /// The analytics plan's `/compute` pushed down: each partition's partial aggregates
+    /// from one replica (as [`Storage::query`] reads), merged here exactly. The coverage
+    /// is set when some partition had no replica that answered.
+    pub fn compute(
+        &self,
+        request: &ComputeRequest,
+    ) -> Result<(Partials, Option<Coverage>), StorageError> {
+        self.counters.computes.fetch_add(1, Ordering::Relaxed);
+        let all = (0..self.placement.partitions()).collect();
+        let (answers, coverage) = self.scatter(all, |c, shard| {
+            let request = ComputeRequest {
+                shard: Some((shard.partitions(), shard.iter().collect())),
+                ..request.clone()
+            };
+            async move { c.compute(&request).await }
+        })?;
+        let merged = analytics::partial::merge(answers);
+        // Each worker kept to `max_points` alone; the computation as a whole must too.
+        if let Some(limit) = request.max_points {
+            if merged.point_count() > limit {
+                return Err(StorageError::TooManyPoints { limit });
+            }
+        }
+        Ok((merged, coverage))
+    }
+
+    /// Every worker's health, asked at once, and the cluster's: healthy while every
+    /// partition has a replica that answers healthy.
+    pub fn cluster_health(&self) -> ClusterHealth {
+        let answers = self.fan_out((0..self.workers.len()).collect(), |c, _| async move {
+            c.health().await
+        });
+        let mut workers = Vec::with_capacity(answers.len());
+        let mut down = BTreeSet::new();
+        for (w, answer) in answers {
+            let (healthy, detail) = match answer {
+                Ok(h) => (h.ok, h.detail),
+                Err(e) => (false, e.into_storage_error().to_string()),
+            };
+            if !healthy {
+                down.insert(w);
+            }
+            workers.push(WorkerState {
+                id: self.workers[w].id,
+                address: self.workers[w].address.clone(),
+                healthy,
+                detail,
+            });
+        }
+        let status = self.health_status(&workers, &down);
+        ClusterHealth { workers, status }
+    }
+
+    fn health_status(&self, workers: &[WorkerState], down: &BTreeSet<usize>) -> HealthStatus {
+        let detail: Vec<String> = workers
+            .iter()
+            .filter(|w| !w.healthy)
+            .map(|w| format!("{}: {}", w.address, w.detail))
+            .collect();
+        let uncovered = self.uncovered(down);
+        HealthStatus {
+            ok: uncovered == 0,
+            detail: match (down.len(), uncovered) {
+                (0, _) => format!("{} workers healthy", self.workers.len()),
+                (_, 0) => format!(
+                    "every partition has a healthy replica; {}",
+                    detail.join("; ")
+                ),
+                (_, n) => format!(
+                    "{n} partitions have no healthy replica; {}",
+                    detail.join("; ")
+                ),
+            },
+        }
     }
 
     /// Points waiting in the hints for worker `w`.
@@ -202,6 +325,69 @@ impl ClusterStorage {
         (0..self.placement.partitions())
             .filter(|&p| self.placement.replicas(p).iter().all(|w| down.contains(w)))
             .count()
+    }
+
+    /// Asks every partition of `todo` of one of its replicas, each worker for all its
+    /// partitions at once (`call` with that worker's [`Shard`]), preferring replicas with
+    /// no hints pending here (they hold everything written). A worker that does not answer
+    /// has its partitions asked of their next replicas. Answers what came back and, when
+    /// some partition had no replica that answered, how many workers did.
+    fn scatter<T, F, Fut>(
+        &self,
+        mut todo: Vec<u32>,
+        call: F,
+    ) -> Result<(Vec<T>, Option<Coverage>), StorageError>
+    where
+        F: Fn(Arc<WorkerClient>, Shard) -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let partitions = self.placement.partitions();
+        let pending: Vec<u64> = (0..self.workers.len())
+            .map(|w| self.pending_hints(w))
+            .collect();
+        let mut down: BTreeSet<usize> = BTreeSet::new();
+        let mut missing = 0usize;
+        let mut out = Vec::new();
+        while !todo.is_empty() {
+            let mut assigned: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+            for p in todo.drain(..) {
+                let best = self
+                    .placement
+                    .replicas(p)
+                    .iter()
+                    .filter(|w| !down.contains(w))
+                    .min_by_key(|&&w| pending[w] > 0);
+                match best {
+                    Some(&w) => assigned.entry(w).or_default().push(p),
+                    None => missing += 1,
+                }
+            }
+            let answers = self.fan_out(assigned.keys().copied().collect(), |c, w| {
+                call(c, Shard::new(partitions, assigned[&w].iter().copied()))
+            });
+            for (w, answer) in answers {
+                match answer {
+                    Ok(t) => out.push(t),
+                    Err(CallError::Refused(e)) => return Err(e),
+                    Err(CallError::Unreachable(why)) => {
+                        tracing::warn!(worker = %self.workers[w].address, %why, "read failed over");
+                        self.counters.failovers.fetch_add(1, Ordering::Relaxed);
+                        down.insert(w);
+                        todo.extend(&assigned[&w]);
+                    }
+                }
+            }
+        }
+        if missing == 0 {
+            return Ok((out, None));
+        }
+        self.counters.partial_reads.fetch_add(1, Ordering::Relaxed);
+        let total = self.workers.len() as u32;
+        let coverage = Coverage {
+            total_nodes: total,
+            responding_nodes: total - down.len() as u32,
+        };
+        Ok((out, Some(coverage)))
     }
 
     fn names_of(
@@ -373,58 +559,19 @@ impl Storage for ClusterStorage {
         let partitions = self.placement.partitions();
         // A caller's shard over the cluster's partitions selects them; over another count
         // it is applied to what comes back.
-        let (mut todo, filter_after): (Vec<u32>, Option<&Shard>) = match &q.shard {
+        let (todo, filter_after): (Vec<u32>, Option<&Shard>) = match &q.shard {
             Some(shard) if shard.partitions() == partitions => (shard.iter().collect(), None),
             Some(shard) => ((0..partitions).collect(), Some(shard)),
             None => ((0..partitions).collect(), None),
         };
-        let mut down: BTreeSet<usize> = BTreeSet::new();
-        let mut missing = 0usize;
-        let mut series: Vec<SeriesData> = Vec::new();
-        // Replicas without hints pending here first: they hold everything written.
-        let pending: Vec<u64> = (0..self.workers.len())
-            .map(|w| self.pending_hints(w))
-            .collect();
-        while !todo.is_empty() {
-            let mut assigned: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-            for p in todo.drain(..) {
-                let replicas = self.placement.replicas(p);
-                let best = replicas
-                    .iter()
-                    .filter(|w| !down.contains(w))
-                    .min_by_key(|&&w| pending[w] > 0);
-                match best {
-                    Some(&w) => assigned.entry(w).or_default().push(p),
-                    None => missing += 1,
-                }
-            }
-            let requests: BTreeMap<usize, ReadRequest> = assigned
-                .iter()
-                .map(|(&w, parts)| {
-                    let sq = SeriesQuery {
-                        shard: Some(Shard::new(partitions, parts.iter().copied())),
-                        ..q.clone()
-                    };
-                    (w, ReadRequest::new(&sq))
-                })
-                .collect();
-            let answers = self.fan_out(assigned.keys().copied().collect(), |c, w| {
-                let request = requests[&w].clone();
-                async move { c.read(&request).await }
+        let (answers, coverage) = self.scatter(todo, |c, shard| {
+            let request = ReadRequest::new(&SeriesQuery {
+                shard: Some(shard),
+                ..q.clone()
             });
-            for (w, answer) in answers {
-                match answer {
-                    Ok(s) => series.extend(s),
-                    Err(CallError::Refused(e)) => return Err(e),
-                    Err(CallError::Unreachable(why)) => {
-                        tracing::warn!(worker = %self.workers[w].address, %why, "read failed over");
-                        self.counters.failovers.fetch_add(1, Ordering::Relaxed);
-                        down.insert(w);
-                        todo.extend(&assigned[&w]);
-                    }
-                }
-            }
-        }
+            async move { c.read(&request).await }
+        })?;
+        let mut series: Vec<SeriesData> = answers.into_iter().flatten().collect();
         if let Some(shard) = filter_after {
             series.retain(|s| shard.holds(&s.key.metric, &s.key.tags));
         }
@@ -434,17 +581,9 @@ impl Storage for ClusterStorage {
                 return Err(StorageError::TooManyPoints { limit });
             }
         }
-        if missing == 0 {
-            return Ok(Read::Complete(series));
-        }
-        self.counters.partial_reads.fetch_add(1, Ordering::Relaxed);
-        let total = self.workers.len() as u32;
-        Ok(Read::Partial {
-            series,
-            coverage: Coverage {
-                total_nodes: total,
-                responding_nodes: total - down.len() as u32,
-            },
+        Ok(match coverage {
+            None => Read::Complete(series),
+            Some(coverage) => Read::Partial { series, coverage },
         })
     }
 
@@ -526,39 +665,7 @@ impl Storage for ClusterStorage {
 
     /// Ready while every partition has a replica that answers healthy.
     fn health(&self) -> HealthStatus {
-        let answers = self.fan_out((0..self.workers.len()).collect(), |c, _| async move {
-            c.health().await
-        });
-        let mut down = BTreeSet::new();
-        let mut detail = Vec::new();
-        for (w, answer) in answers {
-            match answer {
-                Ok(h) if h.ok => {}
-                Ok(h) => {
-                    down.insert(w);
-                    detail.push(format!("{}: {}", self.workers[w].address, h.detail));
-                }
-                Err(e) => {
-                    down.insert(w);
-                    detail.push(e.into_storage_error().to_string());
-                }
-            }
-        }
-        let uncovered = self.uncovered(&down);
-        HealthStatus {
-            ok: uncovered == 0,
-            detail: match (down.len(), uncovered) {
-                (0, _) => format!("{} workers healthy", self.workers.len()),
-                (_, 0) => format!(
-                    "every partition has a healthy replica; {}",
-                    detail.join("; ")
-                ),
-                (_, n) => format!(
-                    "{n} partitions have no healthy replica; {}",
-                    detail.join("; ")
-                ),
-            },
-        }
+        self.cluster_health().status
     }
 
     fn stats(&self) -> StorageStats {

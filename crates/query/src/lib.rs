@@ -15,7 +15,8 @@
 //! 8. emit one [`ResultGroup`] per non-empty group.
 //!
 //! Fixed surface: [`execute`] (its answer an [`Executed`]), [`Context`], [`Budget`],
-//! [`QueryError`].
+//! [`QueryError`]; and [`percentile_sorted`], the percentile definition the analytics
+//! plan's mergeable aggregates share.
 
 mod aggregate;
 mod column;
@@ -24,6 +25,8 @@ mod groupby;
 mod merge;
 mod range;
 pub mod time;
+
+pub use range::percentile_sorted;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -455,18 +455,25 @@ fn percentile(v: &[f64], p: f64, scratch: &mut Vec<f64>) -> Result<f64, QueryErr
     scratch.clear();
     scratch.extend_from_slice(v);
     scratch.sort_unstable_by(f64::total_cmp);
-    let n = scratch.len();
+    Ok(percentile_sorted(scratch, p))
+}
+
+/// The `p` percentile (`0 ≤ p ≤ 1`) of ascending `sorted` values with KairosDB's
+/// interpolation, `pos = p·(n+1)`; 0 for no values. Shared with the analytics plan's
+/// `pNN` aggregates (`kairosdb_cluster::analytics`), so both answer the same number.
+pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
     if n == 0 {
-        return Ok(0.0);
+        return 0.0;
     }
     let pos = p * (n as f64 + 1.0);
     if pos < 1.0 {
-        return Ok(scratch[0]);
+        return sorted[0];
     }
     if pos >= n as f64 {
-        return Ok(scratch[n - 1]);
+        return sorted[n - 1];
     }
-    let lower = scratch[pos as usize - 1];
-    let upper = scratch[pos as usize];
-    Ok(lower + (pos - pos.floor()) * (upper - lower))
+    let lower = sorted[pos as usize - 1];
+    let upper = sorted[pos as usize];
+    lower + (pos - pos.floor()) * (upper - lower)
 }

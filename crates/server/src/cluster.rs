@@ -1,7 +1,8 @@
 //! Cluster roles in the server (issue 19, docs/cluster.md).
 //!
 //! * **Worker**: the internal API a control node calls, `/internal/v1/*`, over this
-//!   process's own storage (the embedded engine): [`worker_routes`]. Bytes and JSON are
+//!   process's own storage (the embedded engine): [`worker_routes`]; `compute` is the
+//!   analytics plan's partial aggregates of a shard (`crate::plan` has the public API). Bytes and JSON are
 //!   `kairosdb_cluster::wire`'s; a storage error is answered with its status and a
 //!   `WireError` body, so the control node raises the same error.
 //! * **Control**: the storage is `kairosdb_cluster::ClusterStorage` ([`open_control`]); the
@@ -22,6 +23,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use kairosdb_cluster::analytics::{self, ComputeRequest};
 use kairosdb_cluster::client::{KeyJson, MetaAnswer, MetaCall, WorkerHealth};
 use kairosdb_cluster::raft::{
     ClusterState, Command, JoinRequest, Member, Membership, RaftOptions, TypeConfig,
@@ -50,6 +52,7 @@ fn open_control(config: &Config, workers: Vec<String>) -> Result<ClusterStorage,
         hints_dir: Some(config.data_dir.join("hints")),
         hints_max_bytes: config.queue_max_mb.saturating_mul(1 << 20),
         io_threads: 2,
+        secret: Some(config.cluster_secret.clone()),
     })
 }
 
@@ -83,6 +86,7 @@ pub async fn join(config: &Config, bound: SocketAddr) -> anyhow::Result<Arc<Memb
         },
         dir,
         seeds: config.cluster_seeds.clone(),
+        secret: Some(config.cluster_secret.clone()),
     };
     Membership::start(options)
         .await
@@ -183,6 +187,7 @@ pub fn worker_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/index", post(index))
         .route("/internal/v1/meta", post(meta))
         .route("/internal/v1/sync", post(sync))
+        .route("/internal/v1/compute", post(compute))
         .route("/internal/v1/health", get(health))
 }
 
@@ -421,6 +426,18 @@ async fn meta(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer
     })
     .await?;
     Ok(json(&answer))
+}
+
+/// The analytics plan's partial aggregates of the shard the control node asks for
+/// (`ClusterStorage::compute`): a JSON `ComputeRequest` in, bincode `Partials` out.
+async fn compute(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let request: ComputeRequest = json_body(&state, &headers, body).await?;
+    let bytes = on_storage(&state, move |s| {
+        let (partials, _) = analytics::partial::compute(s, &request)?;
+        Ok(analytics::codec::encode(&partials))
+    })
+    .await?;
+    Ok((StatusCode::OK, bytes).into_response())
 }
 
 async fn sync(AxumState(state): State) -> Answer {

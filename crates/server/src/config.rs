@@ -237,6 +237,12 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_CLUSTER_SEEDS", value_name = "HOSTS")]
     pub cluster_seeds: Option<String>,
 
+    /// A secret every node of the cluster shares: sent with every node-to-node call
+    /// (`/internal/v1/*`, Raft) and required on them when set. Needed with auth_enabled
+    /// [default: none].
+    #[arg(long, env = "KAIROSDB_CLUSTER_SECRET", value_name = "SECRET")]
+    pub cluster_secret: Option<String>,
+
     /// Control node without cluster_workers: place the partitions once this many workers
     /// have joined the Raft group [default: 0].
     #[arg(long, env = "KAIROSDB_CLUSTER_MIN_WORKERS", value_name = "N")]
@@ -389,7 +395,8 @@ pub struct Settings {
     pub auth_enabled: Option<bool>,
 
     /// Requests a minute per client and route class for clients without a rate of their
-    /// own; 0 = no limit [default: 0].
+    /// own; 0 = no limit [default: 0 on a single node, 1000 on a control node, 5000 on a
+    /// worker].
     #[arg(long, env = "KAIROSDB_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub rate_limit_per_minute: Option<u32>,
 
@@ -519,6 +526,7 @@ impl Settings {
             node_id,
             advertise_address,
             cluster_seeds,
+            cluster_secret,
             cluster_min_workers,
             cluster_partitions,
             replication_factor,
@@ -634,6 +642,8 @@ pub struct Config {
     #[serde(serialize_with = "comma_list")]
     pub cluster_seeds: Vec<String>,
     pub cluster_min_workers: usize,
+    /// Empty: node-to-node calls are not checked.
+    pub cluster_secret: String,
     pub cluster_partitions: u32,
     pub replication_factor: usize,
     pub write_min_replicas: usize,
@@ -690,6 +700,17 @@ pub enum NodeRole {
 }
 
 impl NodeRole {
+    /// `rate_limit_per_minute` when it is not set: none on a single node; the analytics
+    /// plan's per-token limits on cluster nodes, 1,000 requests a minute on a control node
+    /// and 5,000 on a worker (whose `/internal/v1/*` calls are never limited).
+    pub fn default_rate_limit(self) -> u32 {
+        match self {
+            NodeRole::Single => 0,
+            NodeRole::Control => 1_000,
+            NodeRole::Worker => 5_000,
+        }
+    }
+
     fn parse(text: &str) -> Result<NodeRole> {
         match text.trim().to_ascii_lowercase().as_str() {
             "single" => Ok(NodeRole::Single),
@@ -829,6 +850,7 @@ impl Config {
         let datastore = Datastore::parse(raw.datastore.as_deref().unwrap_or("embedded"))?;
         let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
         let roles = Roles::parse(&server_type)?;
+        let role = NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?;
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
             "always" => WalSyncPolicy::Always,
             "interval" => WalSyncPolicy::Interval,
@@ -881,12 +903,13 @@ impl Config {
                 raw.telnet_max_connections.unwrap_or(10_000),
             )?,
             min_free_disk_mb: raw.min_free_disk_mb.unwrap_or(256),
-            role: NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?,
+            role,
             cluster_workers: comma_split(raw.cluster_workers.as_deref()),
             node_id: raw.node_id.unwrap_or(0),
             advertise_address: raw.advertise_address.clone().unwrap_or_default(),
             cluster_seeds: comma_split(raw.cluster_seeds.as_deref()),
             cluster_min_workers: raw.cluster_min_workers.unwrap_or(0),
+            cluster_secret: raw.cluster_secret.clone().unwrap_or_default(),
             cluster_partitions: positive(
                 "cluster_partitions",
                 raw.cluster_partitions.unwrap_or(256),
@@ -988,7 +1011,9 @@ impl Config {
             cassandra_tag_indexed_metrics: raw.cassandra_tag_indexed_metrics.unwrap_or_default(),
             queue_max_mb: positive("queue_max_mb", raw.queue_max_mb.unwrap_or(1024))?,
             auth_enabled: raw.auth_enabled.unwrap_or(false),
-            rate_limit_per_minute: raw.rate_limit_per_minute.unwrap_or(0),
+            rate_limit_per_minute: raw
+                .rate_limit_per_minute
+                .unwrap_or(role.default_rate_limit()),
             rate_limit_burst: raw.rate_limit_burst.unwrap_or(0),
             rate_limit_max_keys: positive(
                 "rate_limit_max_keys",
@@ -1022,6 +1047,15 @@ impl Config {
             // there would read or write a fraction of the data. Control nodes run them.
             config.rollups = false;
             config.self_metrics = false;
+        }
+        if config.role != NodeRole::Single
+            && config.auth_enabled
+            && config.cluster_secret.is_empty()
+        {
+            bail!("a cluster node with auth_enabled needs cluster_secret: the nodes' calls to each other carry it instead of a user's credentials");
+        }
+        if config.cluster_secret.chars().any(|c| !c.is_ascii_graphic()) {
+            bail!("cluster_secret must be printable ASCII without spaces");
         }
         if config.write_min_replicas > config.replication_factor {
             bail!(
@@ -1526,6 +1560,32 @@ mod tests {
         ] {
             assert!(Config::resolve(zero).is_err());
         }
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_to_the_analytics_plans_per_role_and_an_explicit_one_wins() {
+        let resolve = |role: &str, rate: Option<u32>| {
+            let settings = Settings {
+                role: Some(role.into()),
+                cluster_workers: Some("127.0.0.1:1".into()),
+                rate_limit_per_minute: rate,
+                ..Settings::default()
+            };
+            Config::resolve(settings).unwrap().rate_limit_per_minute
+        };
+        assert_eq!(resolve("single", None), 0);
+        assert_eq!(resolve("control", None), 1_000);
+        assert_eq!(resolve("worker", None), 5_000);
+        assert_eq!(resolve("control", Some(0)), 0);
+        assert_eq!(resolve("worker", Some(7)), 7);
+        // What --check-config prints for a worker reads back as the same limit.
+        let worker = Config::resolve(Settings {
+            role: Some("worker".into()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let again = Settings::from_toml_str(&worker.to_toml().unwrap()).unwrap();
+        assert_eq!(Config::resolve(again).unwrap(), worker);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod http;
 mod metrics;
 mod migrate;
 mod otel;
+mod plan;
 mod query_cache;
 mod reload;
 mod rollup;
@@ -310,6 +311,10 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
         if let Backend::Cluster(forming) = &backend {
             cluster::spawn_placement(config.clone(), m.clone(), forming.clone());
         }
+    }
+    if let Backend::Cluster(forming) = &backend {
+        // The analytics plan's routes ask the cluster itself (`plan/`).
+        state.cluster = Some(forming.clone());
     }
     let state = Arc::new(state);
     let rollup_scheduler = config.rollups.then(|| {

@@ -116,6 +116,8 @@ pub struct RaftOptions {
     pub dir: PathBuf,
     /// Addresses of members to join through; empty = start a cluster if there is none.
     pub seeds: Vec<String>,
+    /// `cluster_secret`, sent with every message to another node.
+    pub secret: Option<String>,
 }
 
 /// This node's Raft status, for `/health` bodies and `GET /internal/v1/raft/status`.
@@ -178,7 +180,7 @@ impl Membership {
             ..Config::default()
         };
         let config = Arc::new(config.validate().map_err(|e| e.to_string())?);
-        let network = network::Network::new(Duration::from_millis(800));
+        let network = network::Network::new(Duration::from_millis(800), opts.secret.as_deref());
         let raft = Raft::new(opts.id, config, network, log, machine.clone())
             .await
             .map_err(|e| format!("raft: {e}"))?;
@@ -187,10 +189,7 @@ impl Membership {
             raft,
             machine,
             member: opts.member.clone(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("BUG: a plain HTTP client always builds"),
+            http: crate::client::internal_client(Duration::from_secs(5), opts.secret.as_deref()),
             heard: Mutex::new(None),
             counters: Counters::default(),
             last_proposal_ns: AtomicU64::new(0),

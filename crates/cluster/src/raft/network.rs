@@ -26,13 +26,10 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(timeout: Duration) -> Network {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .expect("BUG: a plain HTTP client always builds");
-        Network { http }
+    pub fn new(timeout: Duration, secret: Option<&str>) -> Network {
+        Network {
+            http: crate::client::internal_client(timeout, secret),
+        }
     }
 }
 

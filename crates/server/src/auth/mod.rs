@@ -18,6 +18,11 @@
 //! 4. **Rate-limit** (`limit.rs`): a token bucket per principal (per peer address when
 //!    anonymous) and route class: 429 with `Retry-After` when it is empty.
 //!
+//! A worker's `/internal/v1/*` calls are never rate-limited: they are its control nodes'
+//! traffic (every write and read of the cluster), which a per-client bucket would throttle.
+//! On the analytics plan's routes (`crate::plan`) the refusals are written in the plan's
+//! error shape (`AUTH_ERROR`, `RATE_LIMIT_EXCEEDED`); elsewhere in KairosDB's.
+//!
 //! Every answer of a limited request carries `X-RateLimit-Limit` (the bucket size, `burst`),
 //! `X-RateLimit-Remaining` (requests that may be sent at once now) and `X-RateLimit-Reset`
 //! (seconds until the bucket is full again).
@@ -105,7 +110,10 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
 /// | `/health...` and `/metrics` when taken out of `open_paths` | `read` |
 /// | `OPTIONS` (CORS pre-flight), other paths outside `/api/` (the web UI) | open |
 ///
-/// `open_paths` (exact paths, a trailing `/` ignored) are checked before this.
+/// `open_paths` (exact paths, a trailing `/` ignored) are checked before this, and the
+/// analytics plan's routes before those (`crate::plan::required_scope`: `write` for a
+/// control node's `POST /metrics` and `/insert`, `read` for its `/analytics` and
+/// `/aggregate`, `admin` for a worker's `/insert` and `/compute`).
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     let path = trim_slash(path);
     if method == Method::OPTIONS {
@@ -321,6 +329,8 @@ const VERIFIED_CACHE_TTL: Duration = Duration::from_secs(600);
 /// The resolved `[auth]` configuration of one generation of the settings.
 pub struct Policy {
     enabled: bool,
+    /// Which of the analytics plan's routes this node serves (`crate::plan`).
+    role: crate::config::NodeRole,
     open_paths: Vec<String>,
     anonymous: Grant,
     users: Vec<User>,
@@ -413,6 +423,7 @@ impl Policy {
         let inactive = !config.auth_enabled && unlimited(&anonymous);
         Ok(Policy {
             enabled: config.auth_enabled,
+            role: config.role,
             open_paths: open_paths
                 .into_iter()
                 .map(|p| trim_slash(&p).to_string())
@@ -432,6 +443,9 @@ impl Policy {
 
     /// The scope `method path` needs here, `None` when open.
     fn scope_of(&self, method: &Method, path: &str) -> Option<Scope> {
+        if let Some(scope) = crate::plan::required_scope(self.role, method, path) {
+            return Some(scope);
+        }
         if self.open_paths.iter().any(|p| p == trim_slash(path)) {
             return None;
         }
@@ -556,12 +570,37 @@ impl Auth {
 }
 
 /// Authenticates, authorizes and rate-limits one request (see the module comment).
+/// Does the request carry `secret` in the cluster-secret header? (Constant time.)
+fn cluster_secret_matches(request: &Request, secret: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let sent = request
+        .headers()
+        .get(kairosdb_cluster::client::SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    use sha2::Digest;
+    let (a, b) = (
+        sha2::Sha256::digest(sent),
+        sha2::Sha256::digest(secret.as_bytes()),
+    );
+    a.ct_eq(&b).into()
+}
+
 pub async fn middleware(
     axum::extract::State(state): State,
     request: Request,
     next: Next,
 ) -> Response {
     let auth = &state.auth;
+    // Node-to-node calls carry the cluster's secret, not a user's credentials.
+    if request.uri().path().starts_with(crate::cluster::INTERNAL)
+        && !state.config.cluster_secret.is_empty()
+    {
+        return match cluster_secret_matches(&request, &state.config.cluster_secret) {
+            true => next.run(request).await,
+            false => unauthorized(&state.metrics, Refusal::Missing, false),
+        };
+    }
     let policy = auth.policy();
     if policy.inactive {
         return next.run(request).await;
@@ -570,10 +609,13 @@ pub async fn middleware(
         return next.run(request).await;
     };
     let metrics = &state.metrics;
+    let path = request.uri().path();
+    let plan = crate::plan::speaks_plan(state.config.role, request.method(), path);
+    let internal = path.starts_with(crate::cluster::INTERNAL);
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let principal = match authenticate(auth, &policy, authorization).await {
         Ok(p) => p,
-        Err(refusal) => return unauthorized(metrics, refusal),
+        Err(refusal) => return unauthorized(metrics, refusal, plan),
     };
     let grant = match principal {
         Principal::Known(g) => g,
@@ -581,10 +623,10 @@ pub async fn middleware(
     };
     if !grant.has(scope) {
         if let Principal::Anonymous = principal {
-            return unauthorized(metrics, Refusal::Missing);
+            return unauthorized(metrics, Refusal::Missing, plan);
         }
         ServerMetrics::add(&metrics.http_forbidden, 1);
-        return ApiError::new(
+        let forbidden = ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
                 "Forbidden: {:?} does not have the {} scope needed for {} {}",
@@ -593,10 +635,11 @@ pub async fn middleware(
                 request.method(),
                 request.uri().path()
             ),
-        )
-        .into_response();
+        );
+        return refusal(forbidden, plan, crate::plan::Code::AuthError);
     }
-    let Some(limit) = grant.limits[scope.index()] else {
+    let limit = grant.limits[scope.index()].filter(|_| !internal);
+    let Some(limit) = limit else {
         return next.run(request).await;
     };
     let client = match principal {
@@ -606,7 +649,7 @@ pub async fn middleware(
     let decision = auth.limiter.check(&client, scope, limit, Instant::now());
     if !decision.allowed {
         ServerMetrics::add(&metrics.http_rate_limited, 1);
-        let mut response = ApiError {
+        let limited = ApiError {
             retry_after: Some(ceil_secs(decision.retry_after).max(1)),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -618,8 +661,8 @@ pub async fn middleware(
                     ceil_secs(decision.retry_after).max(1)
                 ),
             )
-        }
-        .into_response();
+        };
+        let mut response = refusal(limited, plan, crate::plan::Code::RateLimitExceeded);
         rate_headers(&mut response, &decision);
         return response;
     }
@@ -665,8 +708,16 @@ async fn authenticate<'p>(
     }
 }
 
+/// A refusal in the analytics plan's shape on its routes (`plan`), else KairosDB's.
+fn refusal(e: ApiError, plan: bool, code: crate::plan::Code) -> Response {
+    match plan {
+        true => crate::plan::PlanError::from_api(e, code).into_response(),
+        false => e.into_response(),
+    }
+}
+
 /// 401 with the challenges a browser (Basic) and an API client (Bearer) understand.
-fn unauthorized(metrics: &ServerMetrics, refusal: Refusal) -> Response {
+fn unauthorized(metrics: &ServerMetrics, refusal: Refusal, plan: bool) -> Response {
     let message = match refusal {
         Refusal::Missing => {
             ServerMetrics::add(&metrics.http_auth_missing, 1);
@@ -677,7 +728,8 @@ fn unauthorized(metrics: &ServerMetrics, refusal: Refusal) -> Response {
             "Unauthorized: invalid credentials"
         }
     };
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    let e = ApiError::new(StatusCode::UNAUTHORIZED, message);
+    let mut response = self::refusal(e, plan, crate::plan::Code::AuthError);
     let h = response.headers_mut();
     h.append(
         header::WWW_AUTHENTICATE,

@@ -31,7 +31,8 @@ impl Forming {
         }
     }
 
-    fn get(&self) -> Result<&ClusterStorage, StorageError> {
+    /// The cluster, or 503 while it is forming.
+    pub fn cluster(&self) -> Result<&ClusterStorage, StorageError> {
         self.cluster
             .get()
             .map(|c| &**c)
@@ -51,11 +52,11 @@ impl Forming {
 
 impl Storage for Forming {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
-        self.get()?.write(batch)
+        self.cluster()?.write(batch)
     }
 
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
-        self.get()?.query(query)
+        self.cluster()?.query(query)
     }
 
     fn series_keys(
@@ -64,27 +65,27 @@ impl Storage for Forming {
         filter: &TagFilter,
         range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError> {
-        self.get()?.series_keys(metric, filter, range)
+        self.cluster()?.series_keys(metric, filter, range)
     }
 
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
-        self.get()?.metric_names(prefix)
+        self.cluster()?.metric_names(prefix)
     }
 
     fn tag_names(&self) -> Result<Vec<String>, StorageError> {
-        self.get()?.tag_names()
+        self.cluster()?.tag_names()
     }
 
     fn tag_values(&self) -> Result<Vec<String>, StorageError> {
-        self.get()?.tag_values()
+        self.cluster()?.tag_values()
     }
 
     fn delete(&self, request: &DeleteRequest) -> Result<u64, StorageError> {
-        self.get()?.delete(request)
+        self.cluster()?.delete(request)
     }
 
     fn index_metric_tags(&self, metric: &str, range: TimeRange) -> Result<u64, StorageError> {
-        self.get()?.index_metric_tags(metric, range)
+        self.cluster()?.index_metric_tags(metric, range)
     }
 
     fn sync(&self) -> Result<(), StorageError> {
@@ -92,7 +93,7 @@ impl Storage for Forming {
     }
 
     fn health(&self) -> HealthStatus {
-        match self.get() {
+        match self.cluster() {
             Ok(c) => c.health(),
             Err(e) => HealthStatus {
                 ok: false,
@@ -114,7 +115,7 @@ impl ServiceStore for Forming {
         key: &str,
         value: &str,
     ) -> Result<(), StorageError> {
-        self.get()?.set_value(service, service_key, key, value)
+        self.cluster()?.set_value(service, service_key, key, value)
     }
 
     fn get_value(
@@ -123,11 +124,11 @@ impl ServiceStore for Forming {
         service_key: &str,
         key: &str,
     ) -> Result<Option<String>, StorageError> {
-        self.get()?.get_value(service, service_key, key)
+        self.cluster()?.get_value(service, service_key, key)
     }
 
     fn list_service_keys(&self, service: &str) -> Result<Vec<String>, StorageError> {
-        self.get()?.list_service_keys(service)
+        self.cluster()?.list_service_keys(service)
     }
 
     fn list_keys(
@@ -136,10 +137,10 @@ impl ServiceStore for Forming {
         service_key: &str,
         starts_with: Option<&str>,
     ) -> Result<Vec<String>, StorageError> {
-        self.get()?.list_keys(service, service_key, starts_with)
+        self.cluster()?.list_keys(service, service_key, starts_with)
     }
 
     fn delete_key(&self, service: &str, service_key: &str, key: &str) -> Result<(), StorageError> {
-        self.get()?.delete_key(service, service_key, key)
+        self.cluster()?.delete_key(service, service_key, key)
     }
 }

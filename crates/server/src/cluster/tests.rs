@@ -88,6 +88,7 @@ fn cluster(workers: usize, replication_factor: usize) -> Cluster {
         hints_dir: Some(hints.path().into()),
         hints_max_bytes: 64 << 20,
         io_threads: 2,
+        secret: None,
     })
     .unwrap();
     Cluster {
@@ -181,4 +182,64 @@ fn a_delete_needs_every_worker() {
     };
     let err = c.storage.delete(&request).unwrap_err();
     assert!(err.to_string().contains("did not answer"), "{err}");
+}
+
+/// Every host's points of `c` in buckets of 1 ms, grouped by host, with their values.
+fn compute_request() -> kairosdb_cluster::ComputeRequest {
+    kairosdb_cluster::ComputeRequest {
+        key: "c".into(),
+        filter: Vec::new(),
+        start: 0,
+        end: 10,
+        window_ms: Some(1),
+        group_by: vec!["host".into()],
+        keep_values: true,
+        max_points: None,
+        shard: None,
+    }
+}
+
+#[test]
+fn pushed_down_partials_equal_those_of_the_points_read_through_the_cluster() {
+    let c = cluster(3, 2);
+    c.storage.write(&hosts(30)).unwrap();
+    let request = compute_request();
+    let (pushed, coverage) = c.storage.compute(&request).unwrap();
+    assert_eq!(coverage, None);
+    let (read, _) = kairosdb_cluster::analytics::partial::compute(&c.storage, &request).unwrap();
+    assert_eq!(pushed, read);
+    assert_eq!(
+        pushed.groups.len(),
+        30,
+        "each host once, though stored twice"
+    );
+    // With a worker away, its partitions are computed by their other replicas.
+    c.stop(1);
+    let (again, coverage) = c.storage.compute(&request).unwrap();
+    assert_eq!((again, coverage), (pushed, None));
+}
+
+#[test]
+fn with_one_copy_a_silent_worker_makes_compute_partial() {
+    let c = cluster(3, 1);
+    c.storage.write(&hosts(40)).unwrap();
+    c.stop(0);
+    let (partials, coverage) = c.storage.compute(&compute_request()).unwrap();
+    let coverage = coverage.expect("worker 0's partitions have no other copy");
+    assert_eq!((coverage.total_nodes, coverage.responding_nodes), (3, 2));
+    assert!(!partials.groups.is_empty() && partials.groups.len() < 40);
+}
+
+#[test]
+fn the_home_of_a_series_is_the_first_replica_of_its_partition() {
+    let c = cluster(3, 2);
+    let tags = Tags::from_pairs([("host", "h1")]);
+    let home = c.storage.home_address("c", &tags);
+    let p = kairosdb_model::partition_of("c", &tags, 16);
+    let first = c.storage.placement().replicas(p)[0];
+    assert_eq!(home, c.workers[first].address.to_string());
+    assert_eq!(c.storage.worker_count(), 3);
+    let health = c.storage.cluster_health();
+    assert_eq!(health.workers.len(), 3);
+    assert!(health.workers.iter().all(|w| w.healthy) && health.status.ok);
 }

@@ -103,8 +103,12 @@ pub async fn status(axum::extract::State(state): State) -> Result<Response, ApiE
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// `GET /health`: 200 `{"status":"ok"}` or 503 `{"status":"unhealthy","detail":...}`.
+/// `GET /health`: 200 `{"status":"ok"}` or 503 `{"status":"unhealthy","detail":...}`; on a
+/// control or worker node the analytics plan's answer instead (`crate::plan::health`).
 pub async fn probe(axum::extract::State(state): State) -> Result<Response, ApiError> {
+    if state.config.role != crate::config::NodeRole::Single {
+        return crate::plan::health::respond(&state).await;
+    }
     readiness(&state).await
 }
 

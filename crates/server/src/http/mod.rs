@@ -21,6 +21,9 @@
 //!
 //! The OpenAPI 3.1 document of every route, served at `/api/v1/openapi.json`: [`openapi`].
 //!
+//! On control and worker nodes, the analytics plan's routes are merged in beside the table
+//! (`crate::plan`, which says why they are not in it).
+//!
 //! Trace spans of every request while `otel_enabled`: `crate::otel::trace_request`.
 //!
 //! `/api/v1/datapoints/index` on Cassandra answers 501 (see [`ingest::index`]).
@@ -80,6 +83,10 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// This node in the cluster's Raft group (control and worker roles).
     pub membership: Option<Arc<kairosdb_cluster::raft::Membership>>,
+    /// A control node's cluster, once placed (the same object as `storage`), for what only
+    /// a cluster answers: the analytics plan's pushed-down aggregates, worker counts and
+    /// `worker_node` (`crate::plan`). `None` on other roles.
+    pub cluster: Option<Arc<crate::cluster::Forming>>,
 }
 
 impl AppState {
@@ -102,6 +109,7 @@ impl AppState {
             storage,
             rollups,
             auth: Arc::new(auth),
+            cluster: None,
             query_slots: Arc::new(tokio::sync::Semaphore::new(config.query_concurrency)),
             query_cache,
             inline_time: query::INLINE_TIME,
@@ -258,14 +266,18 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = routes()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handlers));
-    // Cluster nodes talk Raft; a worker also answers its control nodes (`crate::cluster`).
-    let api = match state.config.role {
+    // Cluster nodes talk Raft; a worker also answers its control nodes (`crate::cluster`);
+    // cluster nodes serve the analytics plan's API beside the KairosDB one (`crate::plan`:
+    // why it is not in `routes()`).
+    let role = state.config.role;
+    let api = match role {
         crate::config::NodeRole::Worker => api
             .merge(crate::cluster::worker_routes())
             .merge(crate::cluster::raft_routes()),
         crate::config::NodeRole::Control => api.merge(crate::cluster::raft_routes()),
         crate::config::NodeRole::Single => api,
     };
+    let api = api.merge(crate::plan::routes(role));
     let router = api
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -382,12 +394,21 @@ async fn not_found(method: Method, uri: axum::http::Uri, headers: HeaderMap) -> 
     .into_response()
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    ApiError::new(
+/// 405, in the analytics plan's shape on its paths (`crate::plan::speaks_plan`).
+async fn method_not_allowed(
+    axum::extract::State(state): State,
+    method: Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let e = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("Method {method} is not allowed on {}", uri.path()),
-    )
-    .into_response()
+    );
+    if crate::plan::speaks_plan(state.config.role, &method, uri.path()) {
+        return crate::plan::PlanError::from_api(e, crate::plan::Code::InvalidRequest)
+            .into_response();
+    }
+    e.into_response()
 }
 
 /// Adds KairosDB's standard headers (spec §1.1.1) to every response, the JSON content type

@@ -27,7 +27,7 @@ fn start(config: &str, env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
 }
 
 /// `kairosdb hash-secret [args]` with `stdin`; its stdout, checked for success.
-fn hash_secret(args: &[&str], stdin: &str) -> String {
+pub fn hash_secret(args: &[&str], stdin: &str) -> String {
     let mut child = command()
         .arg("hash-secret")
         .args(args)

@@ -8,18 +8,24 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{client, get, post, send, Server};
 
+/// The `cluster_secret` every node of these tests shares.
+pub const SECRET: &str = "test-cluster-secret";
+
 /// A worker with its own data directory, which outlives the process (for restarts).
-struct Worker {
+pub struct Worker {
     server: Option<Server>,
     data: PathBuf,
-    address: String,
+    pub address: String,
 }
 
 impl Worker {
     /// Worker `i`; it joins the Raft group through `seed` (none: it starts the group).
     fn start(dir: &Path, i: usize, seed: Option<&str>) -> Worker {
         let data = dir.join(format!("worker{i}"));
-        let mut env = vec![("KAIROSDB_ROLE", "worker")];
+        let mut env = vec![
+            ("KAIROSDB_ROLE", "worker"),
+            ("KAIROSDB_CLUSTER_SECRET", SECRET),
+        ];
         if let Some(seed) = seed {
             env.push(("KAIROSDB_CLUSTER_SEEDS", seed));
         }
@@ -39,37 +45,55 @@ impl Worker {
         let env = [
             ("KAIROSDB_ROLE", "worker"),
             ("KAIROSDB_BIND_ADDRESS", self.address.as_str()),
+            ("KAIROSDB_CLUSTER_SECRET", SECRET),
         ];
         self.server = Some(Server::start(&self.data, &env));
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         self.server.take().expect("running").kill9();
     }
 
-    fn server(&self) -> &Server {
+    pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
     }
 }
 
-struct Cluster {
-    control: Server,
-    workers: Vec<Worker>,
-    dir: tempfile::TempDir,
+pub struct Cluster {
+    pub control: Server,
+    pub workers: Vec<Worker>,
+    pub dir: tempfile::TempDir,
 }
 
-/// Three workers and a control node; worker 0 starts the Raft group, the others join
-/// through it.
 async fn cluster(replication_factor: &str) -> Cluster {
+    cluster_of(3, replication_factor, &[]).await
+}
+
+/// `workers` workers and a control node with `replication_factor` and `control_env`;
+/// worker 0 starts the Raft group, the others join through it. Returns once the control
+/// node is ready.
+pub async fn cluster_of(
+    workers: usize,
+    replication_factor: &str,
+    control_env: &[(&str, &str)],
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let first = Worker::start(dir.path(), 0, None);
     let seed = first.address.clone();
-    let mut workers = vec![first];
-    workers.extend((1..3).map(|i| Worker::start(dir.path(), i, Some(&seed))));
-    let control = control(&dir, "control", &workers, replication_factor, &seed).await;
+    let mut all = vec![first];
+    all.extend((1..workers).map(|i| Worker::start(dir.path(), i, Some(&seed))));
+    let control = control_with(
+        &dir,
+        "control",
+        &all,
+        replication_factor,
+        &seed,
+        control_env,
+    )
+    .await;
     Cluster {
         control,
-        workers,
+        workers: all,
         dir,
     }
 }
@@ -81,19 +105,30 @@ async fn control(
     replication_factor: &str,
     seed: &str,
 ) -> Server {
+    control_with(dir, name, workers, replication_factor, seed, &[]).await
+}
+
+async fn control_with(
+    dir: &tempfile::TempDir,
+    name: &str,
+    workers: &[Worker],
+    replication_factor: &str,
+    seed: &str,
+    extra: &[(&str, &str)],
+) -> Server {
     let list: Vec<&str> = workers.iter().map(|w| w.address.as_str()).collect();
     let list = list.join(",");
-    let server = Server::start(
-        &dir.path().join(name),
-        &[
-            // The plan's variable names.
-            ("NODE_ROLE", "control"),
-            ("WORKER_HOSTS", list.as_str()),
-            ("CONTROL_HOST", seed),
-            ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
-            ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
-        ],
-    );
+    let mut env = vec![
+        // The plan's variable names.
+        ("NODE_ROLE", "control"),
+        ("WORKER_HOSTS", list.as_str()),
+        ("CONTROL_HOST", seed),
+        ("KAIROSDB_REPLICATION_FACTOR", replication_factor),
+        ("KAIROSDB_CLUSTER_REQUEST_TIMEOUT_MS", "1000"),
+        ("KAIROSDB_CLUSTER_SECRET", SECRET),
+    ];
+    env.extend_from_slice(extra);
+    let server = Server::start(&dir.path().join(name), &env);
     ready(&server).await;
     server
 }
@@ -123,6 +158,7 @@ async fn raft_status(server: &Server) -> Option<serde_json::Value> {
     let url = server.url("/internal/v1/raft/status");
     let response = client()
         .get(url)
+        .header("x-kairosdb-cluster-secret", SECRET)
         .timeout(Duration::from_secs(2))
         .send()
         .await
@@ -263,6 +299,11 @@ async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_t
     let (_, _, by_telnet) = per_host(&c.control, "spread.telnet", "").await;
     assert_eq!(by_telnet["t1"], [(1_700_000_005_000, 7)]);
     assert_eq!(by_telnet["t2"], [(1_700_000_006_000, 8)]);
+    // Node-to-node calls need the cluster's secret.
+    let refused = get(&c.control, "/internal/v1/raft/status").await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let refused = post(&c.workers[0].server(), "/internal/v1/write", Vec::new()).await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
     // Names come from every worker.
     let names = get(&c.control, "/api/v1/metricnames").await.json();
     assert!(
@@ -462,6 +503,7 @@ async fn without_a_worker_list_the_partitions_are_placed_on_the_first_workers_to
         &dir.path().join("control"),
         &[
             ("NODE_ROLE", "control"),
+            ("KAIROSDB_CLUSTER_SECRET", SECRET),
             ("KAIROSDB_CLUSTER_MIN_WORKERS", "3"),
             ("KAIROSDB_REPLICATION_FACTOR", "2"),
         ],

@@ -16,6 +16,7 @@ mod http_api;
 mod lifecycle;
 mod metadata;
 mod operations;
+mod plan;
 mod quickstart;
 mod rollups;
 mod self_metrics;

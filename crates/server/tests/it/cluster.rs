@@ -302,7 +302,7 @@ async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_t
     // Node-to-node calls need the cluster's secret.
     let refused = get(&c.control, "/internal/v1/raft/status").await;
     assert_eq!(refused.status, 401, "{}", refused.text());
-    let refused = post(&c.workers[0].server(), "/internal/v1/write", Vec::new()).await;
+    let refused = post(c.workers[0].server(), "/internal/v1/write", Vec::new()).await;
     assert_eq!(refused.status, 401, "{}", refused.text());
     // Names come from every worker.
     let names = get(&c.control, "/api/v1/metricnames").await.json();

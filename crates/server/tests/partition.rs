@@ -182,6 +182,15 @@ async fn leader_seen_by(server: &Server) -> Option<u64> {
     status["leader_id"].as_u64()
 }
 
+/// Do all `nodes` answer and see the same leader?
+async fn one_leader(nodes: &[&Server]) -> bool {
+    let mut leaders = Vec::new();
+    for n in nodes {
+        leaders.push(leader_seen_by(n).await);
+    }
+    leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+}
+
 async fn eventually<F: std::future::Future<Output = bool>>(
     what: &str,
     secs: u64,
@@ -249,11 +258,7 @@ async fn partition(ns: &Netns) {
     })
     .await;
     eventually("all four nodes see one leader", 60, || async {
-        let mut leaders = Vec::new();
-        for n in [&w0, &w1, &w2, &control] {
-            leaders.push(leader_seen_by(n).await);
-        }
-        leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+        one_leader(&[&w0, &w1, &w2, &control]).await
     })
     .await;
 
@@ -316,11 +321,7 @@ async fn partition(ns: &Netns) {
     )
     .await;
     eventually("all four nodes agree on a leader again", 60, || async {
-        let mut leaders = Vec::new();
-        for n in [&w0, &w1, &w2, &control] {
-            leaders.push(leader_seen_by(n).await);
-        }
-        leaders[0].is_some() && leaders.iter().all(|l| *l == leaders[0])
+        one_leader(&[&w0, &w1, &w2, &control]).await
     })
     .await;
 }

@@ -181,7 +181,7 @@ impl Run {
             if let Some(hwm) = total(pids, |p| proc_stat::peak_rss_bytes(p).map(|b| b as f64)) {
                 println!(
                     "  server peak RSS:          {:.1} MiB",
-                    hwm as f64 / (1 << 20) as f64
+                    hwm / (1 << 20) as f64
                 );
             }
         }

@@ -27,6 +27,9 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
+/// The `cluster_secret` of the nodes with `auth_enabled`.
+const SECRET: &str = "unit-test-cluster-secret";
+
 /// A node of `role` on its own engine, with `toml` settings.
 fn node(role: &str, toml: &str) -> Node {
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +39,10 @@ fn node(role: &str, toml: &str) -> Node {
     let mut settings = Settings::from_toml_str(toml).unwrap();
     settings.role = Some(role.into());
     settings.cluster_workers = Some("127.0.0.1:9".into());
+    // Required with auth_enabled on a cluster node; unset when a test sets none.
+    if settings.auth_enabled == Some(true) && settings.cluster_secret.is_none() {
+        settings.cluster_secret = Some(SECRET.into());
+    }
     settings.data_dir = Some(dir.path().into());
     let config = Config::resolve(settings).unwrap();
     let state = AppState::new(

@@ -312,10 +312,22 @@ async fn metrics_and_inserts_in_json_and_bincode_aggregate_to_what_a_model_compu
     }
     assert_eq!(counted, 2 * points.len() as u64);
 
-    let health = get(&c.control, "/health").await.json();
+    // The control node's own Join may still be on its way through Raft: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let health = loop {
+        let health = get(&c.control, "/health").await.json();
+        let members = health["raft_status"]["members"]
+            .as_object()
+            .map_or(0, |m| m.len());
+        if (members == 4 && health["status"] == "healthy") || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(
         (health["status"].clone(), health["role"].clone()),
-        (json!("healthy"), json!("control"))
+        (json!("healthy"), json!("control")),
+        "{health}"
     );
     assert_eq!(health["workers"]["total"], 3);
     assert_eq!(health["workers"]["healthy"], 3);

@@ -160,7 +160,7 @@ impl WorkerClient {
     }
 
     /// Stores a batch encoded by [`wire::encode_write`].
-    pub async fn write(&self, body: Vec<u8>) -> Result<(), CallError> {
+    pub async fn write(&self, body: bytes::Bytes) -> Result<(), CallError> {
         self.call("write", body, "application/octet-stream")
             .await
             .map(drop)
@@ -235,7 +235,7 @@ impl WorkerClient {
     async fn call(
         &self,
         path: &str,
-        body: Vec<u8>,
+        body: impl Into<reqwest::Body>,
         content_type: &'static str,
     ) -> Result<bytes::Bytes, CallError> {
         let url = format!("{}/{path}", self.base);

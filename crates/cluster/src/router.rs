@@ -490,9 +490,10 @@ impl Storage for ClusterStorage {
             .into_iter()
             .map(|(w, series)| (w, WriteBatch { series }))
             .collect();
-        let bodies: BTreeMap<usize, Vec<u8>> = shares
+        // `Bytes`: each call shares its body instead of copying it.
+        let bodies: BTreeMap<usize, bytes::Bytes> = shares
             .iter()
-            .map(|(&w, b)| (w, wire::encode_write(b)))
+            .map(|(&w, b)| (w, wire::encode_write(b).into()))
             .collect();
         let answers = self.fan_out(shares.keys().copied().collect(), |c, w| {
             let body = bodies[&w].clone();

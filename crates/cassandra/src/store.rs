@@ -1155,6 +1155,10 @@ impl<S: Session> Storage for CassandraStore<S> {
             range,
             Freshness::Normal,
         )?;
+        let mut rows = rows;
+        if let Some(shard) = &request.shard {
+            rows.retain(|r| shard.holds(&r.key.metric, &r.key.tags));
+        }
         if rows.is_empty() {
             return Ok(0);
         }

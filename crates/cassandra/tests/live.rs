@@ -673,6 +673,7 @@ fn deletes_remove_index_rows_and_the_last_one_the_name() {
         metric: "gone".into(),
         filter: TagFilter::from_pairs(&[("h", &[h])]),
         range: TimeRange::ALL,
+        shard: None,
     };
 
     assert_eq!(store.delete(&delete("a")).unwrap(), 1);

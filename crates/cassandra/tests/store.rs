@@ -190,6 +190,7 @@ fn delete_all(metric: &str) -> DeleteRequest {
         metric: metric.into(),
         filter: TagFilter::default(),
         range: TimeRange::ALL,
+        shard: None,
     }
 }
 
@@ -364,6 +365,7 @@ fn partial_delete_keeps_the_row_and_the_name() {
         metric: "m".into(),
         filter: TagFilter::default(),
         range: TimeRange::new(15, 25),
+        shard: None,
     };
     assert_eq!(store.delete(&del).unwrap(), 1);
     let r = read(&store, &query("m", TimeRange::ALL));
@@ -907,6 +909,7 @@ fn tag_indexed_row_keys_are_written_and_deleted_for_configured_metrics() {
             metric: "cpu".into(),
             filter: TagFilter::default(),
             range: TimeRange::ALL,
+            shard: None,
         })
         .unwrap();
     assert!(cluster.tag_indexed_rows("cpu").is_empty());

@@ -17,6 +17,14 @@ use crate::wire::{self, ReadRequest, Selection, WireError};
 /// The header that carries `cluster_secret` on every node-to-node call.
 pub const SECRET_HEADER: &str = "x-kairosdb-cluster-secret";
 
+/// The header that carries the caller's layout epoch on a data call (write, read,
+/// compute, delete); a worker that knows a newer one answers 409 with a `stale_layout`
+/// error (`WireError::limit` = its epoch).
+pub const EPOCH_HEADER: &str = "x-kairosdb-layout-epoch";
+
+/// The `WireError::kind` of a refusal for routing by an older layout.
+pub const STALE_LAYOUT: &str = "stale_layout";
+
 /// An HTTP client for `/internal/v1/*` calls: calls time out after `timeout` (connecting
 /// included) and carry the cluster secret when there is one.
 pub fn internal_client(timeout: Duration, secret: Option<&str>) -> reqwest::Client {
@@ -43,6 +51,8 @@ pub enum CallError {
     Unreachable(String),
     /// The worker answered with this error.
     Refused(StorageError),
+    /// The worker knows a newer layout (this epoch) than the call was routed by.
+    Stale(u64),
 }
 
 impl CallError {
@@ -53,6 +63,10 @@ impl CallError {
                 retry_after_secs: 1,
             },
             CallError::Refused(e) => e,
+            CallError::Stale(epoch) => StorageError::Unavailable {
+                message: format!("the cluster's layout changed (epoch {epoch}); retry"),
+                retry_after_secs: 1,
+            },
         }
     }
 }
@@ -78,8 +92,9 @@ impl KeyJson {
     }
 }
 
-/// A metadata call (`POST /internal/v1/meta`): the `ServiceStore` methods.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// A metadata call: the `ServiceStore` methods (the changes are Raft commands,
+/// `raft::Command::Meta`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MetaCall {
     Set {
@@ -106,14 +121,6 @@ pub enum MetaCall {
         service_key: String,
         key: String,
     },
-}
-
-/// The answer of a [`MetaCall`]: `null`, a value or a list.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum MetaAnswer {
-    List(Vec<String>),
-    Value(Option<String>),
 }
 
 /// The answer of `GET /internal/v1/health`.
@@ -159,15 +166,22 @@ impl WorkerClient {
         }
     }
 
-    /// Stores a batch encoded by [`wire::encode_write`].
-    pub async fn write(&self, body: bytes::Bytes) -> Result<(), CallError> {
-        self.call("write", body, "application/octet-stream")
+    /// Stores a batch encoded by [`wire::encode_write`], routed by layout `epoch` (0: a
+    /// hint or a tool, never refused as stale).
+    pub async fn write(&self, body: bytes::Bytes, epoch: u64) -> Result<(), CallError> {
+        self.call("write", body, "application/octet-stream", epoch)
             .await
             .map(drop)
     }
 
-    pub async fn read(&self, request: &ReadRequest) -> Result<Vec<SeriesData>, CallError> {
-        let body = self.call("read", json(request), "application/json").await?;
+    pub async fn read(
+        &self,
+        request: &ReadRequest,
+        epoch: u64,
+    ) -> Result<Vec<SeriesData>, CallError> {
+        let body = self
+            .call("read", json(request), "application/json", epoch)
+            .await?;
         wire::decode_series(&body).map_err(|e| self.garbled(e))
     }
 
@@ -185,27 +199,30 @@ impl WorkerClient {
 
     /// Partial aggregates of the request's shard (`POST /internal/v1/compute`: JSON in,
     /// bincode out, so every float arrives with its exact bits).
-    pub async fn compute(&self, request: &ComputeRequest) -> Result<Partials, CallError> {
+    pub async fn compute(
+        &self,
+        request: &ComputeRequest,
+        epoch: u64,
+    ) -> Result<Partials, CallError> {
         let body = self
-            .call("compute", json(request), "application/json")
+            .call("compute", json(request), "application/json", epoch)
             .await?;
         codec::decode(&body, body.len() as u64).map_err(|e| self.garbled(e))
     }
 
-    pub async fn delete(&self, selection: &Selection) -> Result<u64, CallError> {
-        self.call_json("delete", selection).await
+    pub async fn delete(&self, selection: &Selection, epoch: u64) -> Result<u64, CallError> {
+        let body = self
+            .call("delete", json(selection), "application/json", epoch)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| self.garbled(e))
     }
 
     pub async fn index(&self, selection: &Selection) -> Result<u64, CallError> {
         self.call_json("index", selection).await
     }
 
-    pub async fn meta(&self, call: &MetaCall) -> Result<MetaAnswer, CallError> {
-        self.call_json("meta", call).await
-    }
-
     pub async fn sync(&self) -> Result<(), CallError> {
-        self.call("sync", Vec::new(), "application/json")
+        self.call("sync", Vec::new(), "application/json", 0)
             .await
             .map(drop)
     }
@@ -227,7 +244,9 @@ impl WorkerClient {
         path: &str,
         request: &impl Serialize,
     ) -> Result<T, CallError> {
-        let body = self.call(path, json(request), "application/json").await?;
+        let body = self
+            .call(path, json(request), "application/json", 0)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| self.garbled(e))
     }
 
@@ -237,12 +256,17 @@ impl WorkerClient {
         path: &str,
         body: impl Into<reqwest::Body>,
         content_type: &'static str,
+        epoch: u64,
     ) -> Result<bytes::Bytes, CallError> {
         let url = format!("{}/{path}", self.base);
-        let response = self
+        let mut request = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_TYPE, content_type);
+        if epoch > 0 {
+            request = request.header(EPOCH_HEADER, epoch);
+        }
+        let response = request
             .body(body)
             .send()
             .await
@@ -253,6 +277,7 @@ impl WorkerClient {
             return Ok(body);
         }
         match serde_json::from_slice::<WireError>(&body) {
+            Ok(e) if e.kind == STALE_LAYOUT => Err(CallError::Stale(e.limit)),
             Ok(e) => Err(CallError::Refused(e.into_storage_error(&self.address))),
             // Not our worker's answer (a proxy, another server on that port).
             Err(_) => Err(CallError::Unreachable(format!(

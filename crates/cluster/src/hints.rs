@@ -40,7 +40,7 @@ impl Storage for RemoteWorker {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let body = wire::encode_write(batch);
         self.runtime
-            .block_on(self.client.write(body.into()))
+            .block_on(self.client.write(body.into(), 0))
             .map_err(|e| e.into_storage_error())
     }
 

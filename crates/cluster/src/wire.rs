@@ -216,6 +216,9 @@ pub struct Selection {
     pub filter: Filter,
     pub start: i64,
     pub end: i64,
+    /// `(partition count, wanted partitions)`; deletes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<(u32, Vec<u32>)>,
 }
 
 impl Selection {
@@ -225,6 +228,18 @@ impl Selection {
             filter: filter_to_wire(filter),
             start: range.start,
             end: range.end,
+            shard: None,
+        }
+    }
+
+    /// A delete's selection.
+    pub fn of_delete(request: &DeleteRequest) -> Selection {
+        Selection {
+            shard: request
+                .shard
+                .as_ref()
+                .map(|s| (s.partitions(), s.iter().collect())),
+            ..Selection::new(&request.metric, &request.filter, request.range)
         }
     }
 
@@ -233,6 +248,7 @@ impl Selection {
             metric: self.metric,
             filter: filter_from_wire(self.filter)?,
             range: TimeRange::new(self.start, self.end),
+            shard: self.shard.map(|(n, wanted)| Shard::new(n, wanted)),
         })
     }
 }

@@ -484,6 +484,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
         metric: "m".into(),
         filter: f,
         range,
+        shard: None,
     };
     let n = e
         .delete(&del(
@@ -534,6 +535,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
         metric: "other".into(),
         filter: TagFilter::default(),
         range: TimeRange::ALL,
+        shard: None,
     })
     .unwrap();
     assert_eq!(e.metric_names(None).unwrap(), vec!["m"]);
@@ -561,6 +563,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         metric: "m".into(),
         filter: TagFilter::default(),
         range: TimeRange::new(2, 3),
+        shard: None,
     })
     .unwrap();
     write_lng(&e, "m", &[], &[2, 4], &[20, 40]);
@@ -708,7 +711,8 @@ fn injected_wal_failure_poisons_writes_but_not_reads() {
         e.delete(&DeleteRequest {
             metric: "m".into(),
             filter: TagFilter::default(),
-            range: TimeRange::ALL
+            range: TimeRange::ALL,
+            shard: None,
         }),
         Err(StorageError::Poisoned(_))
     ));

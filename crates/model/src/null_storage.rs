@@ -206,6 +206,7 @@ mod tests {
             metric: "m".into(),
             filter: TagFilter::default(),
             range: TimeRange::ALL,
+            shard: None,
         };
         assert_eq!(s.delete(&del).unwrap(), 0);
         assert!(s.sync().is_ok());

@@ -236,6 +236,9 @@ pub struct DeleteRequest {
     pub metric: String,
     pub filter: TagFilter,
     pub range: TimeRange,
+    /// Only the series of these partitions (cluster mode: a worker drops the partitions
+    /// that moved away, see `partition.rs`). None = every matching series.
+    pub shard: Option<Shard>,
 }
 
 #[cfg(test)]

@@ -212,6 +212,25 @@ impl ServiceMap {
         self.partition(service, service_key).remove(key);
     }
 
+    /// Every (service, service key) with its keys, in order: for stores that keep the map
+    /// in their own form (the cluster's Raft state).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &BTreeMap<String, String>)> {
+        self.partitions
+            .iter()
+            .map(|((s, sk), keys)| (s.as_str(), sk.as_str(), keys))
+    }
+
+    /// The inverse of [`ServiceMap::entries`]: a service key with these keys (none: listed
+    /// and empty).
+    pub fn insert_entry(
+        &mut self,
+        service: &str,
+        service_key: &str,
+        keys: BTreeMap<String, String>,
+    ) {
+        self.partition(service, service_key).extend(keys);
+    }
+
     fn partition(&mut self, service: &str, service_key: &str) -> &mut BTreeMap<String, String> {
         self.partitions
             .entry((service.to_string(), service_key.to_string()))

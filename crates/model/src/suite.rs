@@ -79,6 +79,10 @@ pub const CASES: &[(&str, Case)] = &[
         "shard_reads_only_its_partitions",
         shard_reads_only_its_partitions,
     ),
+    (
+        "a_sharded_delete_removes_only_its_partitions",
+        a_sharded_delete_removes_only_its_partitions,
+    ),
     ("range_ends_are_inclusive", range_ends_are_inclusive),
     ("limit_and_order", limit_and_order),
     ("max_points_exceeded", max_points_exceeded),
@@ -124,6 +128,7 @@ macro_rules! storage_suite_tests {
             long_and_double_are_different_series,
             tag_filters,
             shard_reads_only_its_partitions,
+            a_sharded_delete_removes_only_its_partitions,
             range_ends_are_inclusive,
             limit_and_order,
             max_points_exceeded,
@@ -293,6 +298,7 @@ fn delete(s: &dyn Storage, metric: &str, f: TagFilter, range: TimeRange) -> u64 
         metric: metric.into(),
         filter: f,
         range,
+        shard: None,
     };
     s.delete(&req)
         .unwrap_or_else(|e| panic!("delete {req:?} failed: {e}"))
@@ -630,6 +636,51 @@ pub fn shard_reads_only_its_partitions(open: Factory<'_>) {
         Vec::<SeriesKey>::new(),
         "an empty shard reads nothing"
     );
+}
+
+pub fn a_sharded_delete_removes_only_its_partitions(open: Factory<'_>) {
+    let mut fx = open();
+    let s = fx.storage();
+    let hosts: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
+    let series = hosts
+        .iter()
+        .map(|h| longs("sd", &[("host", h.as_str())], &[T0, T0 + 1], &[1, 2]))
+        .collect();
+    write(s, series);
+    const PARTITIONS: u32 = 8;
+    let wanted = [0, 3, 5];
+    let in_shard = |h: &str| {
+        let tags = Tags::from_pairs([("host", h)]);
+        wanted.contains(&partition_of("sd", &tags, PARTITIONS))
+    };
+    let kept: Vec<SeriesKey> = hosts
+        .iter()
+        .filter(|h| !in_shard(h))
+        .map(|h| key("sd", DataType::Long, &[("host", h.as_str())]))
+        .collect();
+    assert!(!kept.is_empty() && kept.len() < 40, "{} kept", kept.len());
+    let request = DeleteRequest {
+        metric: "sd".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+        shard: Some(Shard::new(PARTITIONS, wanted)),
+    };
+    let touched = s
+        .delete(&request)
+        .unwrap_or_else(|e| panic!("sharded delete failed: {e}"));
+    // A cluster answers the most series one worker touched: at most the shard's.
+    let in_it = (40 - kept.len()) as u64;
+    assert!(
+        touched > 0 && touched <= in_it,
+        "{touched} of {in_it} series touched"
+    );
+    check_and_recheck(&mut *fx, |s, when| {
+        let mut left = keys_of(s, &query("sd"));
+        left.sort();
+        let mut kept = kept.clone();
+        kept.sort();
+        assert_eq!(left, kept, "{when}: only the shard's series are gone");
+    });
 }
 
 pub fn range_ends_are_inclusive(open: Factory<'_>) {
@@ -1550,6 +1601,14 @@ mod tests {
                 if k.metric != req.metric || !self.matches(&req.filter, &k.tags) {
                     continue;
                 }
+                if req
+                    .shard
+                    .as_ref()
+                    .filter(|_| self.mutant != Mutant::IgnoresShard)
+                    .is_some_and(|s| !s.holds(&k.metric, &k.tags))
+                {
+                    continue;
+                }
                 let before = pts.len();
                 pts.retain(|t, _| !req.range.contains(*t));
                 touched += u64::from(pts.len() != before);
@@ -1637,6 +1696,10 @@ mod tests {
         must_fail(Mutant::FirstWriteWins, last_write_wins);
         must_fail(Mutant::UnanchoredRegex, tag_filters);
         must_fail(Mutant::IgnoresShard, shard_reads_only_its_partitions);
+        must_fail(
+            Mutant::IgnoresShard,
+            a_sharded_delete_removes_only_its_partitions,
+        );
         must_fail(Mutant::DescOldestFirst, limit_and_order);
         must_fail(
             Mutant::KeepsEmptiedSeries,

@@ -24,15 +24,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use kairosdb_cluster::analytics::{self, ComputeRequest};
-use kairosdb_cluster::client::{KeyJson, MetaAnswer, MetaCall, WorkerHealth};
+use kairosdb_cluster::client::{KeyJson, WorkerHealth, EPOCH_HEADER, STALE_LAYOUT};
 use kairosdb_cluster::raft::{
-    ClusterState, Command, JoinRequest, Member, Membership, RaftOptions, TypeConfig,
+    Admitted, ClusterState, Command, Committed, JoinRequest, Member, Membership, RaftMetadata,
+    RaftOptions, TypeConfig,
 };
 use kairosdb_cluster::wire::{self, Malformed, ReadRequest, Selection, WireError};
-use kairosdb_cluster::{ClusterOptions, ClusterStorage};
+use kairosdb_cluster::{ClusterOptions, ClusterStorage, Layout};
 
 pub use forming::Forming;
-use kairosdb_model::{Storage, StorageError};
+use kairosdb_model::{ServiceStore, Storage, StorageError};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 
 use crate::config::{Config, NodeRole};
@@ -41,10 +42,16 @@ use crate::http::{body, AppState};
 /// The prefix of every internal route.
 pub const INTERNAL: &str = "/internal/v1/";
 
-/// The control node's storage over `workers`, hints in `data_dir/hints`.
-fn open_control(config: &Config, workers: Vec<String>) -> Result<ClusterStorage, StorageError> {
+/// The control node's storage routing by `layout`, hints in `data_dir/hints`, metadata
+/// in the Raft state.
+fn open_control(
+    config: &Config,
+    layout: Layout,
+    metadata: Arc<dyn ServiceStore + Send + Sync>,
+) -> Result<ClusterStorage, StorageError> {
     ClusterStorage::open(ClusterOptions {
-        workers,
+        layout,
+        metadata,
         partitions: config.cluster_partitions,
         replication_factor: config.replication_factor,
         write_min_replicas: config.write_min_replicas,
@@ -113,40 +120,82 @@ fn stored_node_id(dir: &std::path::Path) -> anyhow::Result<u64> {
     }
 }
 
-/// Places the partitions once (a `Place` command in the Raft state: the static
-/// `cluster_workers`, or the first `cluster_min_workers` workers to join), then opens the
-/// cluster over the placed workers and hands it to `forming`. Every control node routes by
-/// the placement in the Raft state, whatever its own configuration says.
+/// Follows where the partitions live, as the Raft state says: places them once (a `Place`
+/// command: the static `cluster_workers`, or the first `cluster_min_workers` workers to
+/// join), then opens the cluster over them and hands it to `forming`, then routes by each
+/// new layout as moves start and settle, and drives the moves this node was asked to
+/// (`moves.rs`). Every control node routes by the Raft state, whatever its own
+/// configuration says.
 pub fn spawn_placement(config: Arc<Config>, membership: Arc<Membership>, forming: Arc<Forming>) {
     tokio::spawn(async move {
         loop {
-            let state = membership.state();
-            if let Some(workers) = state.placement {
-                if !config.cluster_workers.is_empty()
-                    && sorted(&config.cluster_workers) != sorted(&workers)
-                {
-                    tracing::warn!(placed = ?workers, configured = ?config.cluster_workers,
-                        "cluster_workers differs from the cluster's placement; routing by the placement");
-                }
-                let opening = config.clone();
-                let opened =
-                    tokio::task::spawn_blocking(move || open_control(&opening, workers)).await;
-                match opened {
-                    Ok(Ok(cluster)) => {
-                        tracing::info!("cluster placed; routing to its workers");
-                        return forming.formed(cluster);
+            let (layout, driver) =
+                membership.with_state(|s| (layout_of(s), s.moving.as_ref().map(|m| m.driver)));
+            match (layout, forming.shared()) {
+                (None, _) => {
+                    let candidate =
+                        membership.with_state(|s| placement_candidate(&config, s, &forming));
+                    if let Some(workers) = candidate {
+                        if let Err(e) = membership.propose(Command::Place { workers }).await {
+                            forming.waiting(format!("placing the partitions: {e}"));
+                        }
                     }
-                    Ok(Err(e)) => forming.waiting(format!("cannot open the cluster: {e}")),
-                    Err(e) => forming.waiting(format!("cannot open the cluster: {e}")),
                 }
-            } else if let Some(workers) = placement_candidate(&config, &state, &forming) {
-                if let Err(e) = membership.propose(Command::Place { workers }).await {
-                    forming.waiting(format!("placing the partitions: {e}"));
+                (Some(layout), None) => form(&config, &membership, &forming, layout).await,
+                (Some(layout), Some(cluster)) if cluster.layout_epoch() != layout.epoch => {
+                    tracing::info!(epoch = layout.epoch, workers = ?layout.workers, moving_to = ?layout.moving_to, "routing by a new layout");
+                    if let Err(e) = cluster.set_layout(layout) {
+                        tracing::warn!(error = %e, "cannot route by the new layout");
+                    }
                 }
+                (Some(_), Some(_)) => {}
             }
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if driver == Some(membership.id) {
+                moves::drive(&config, &membership, &forming);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     });
+}
+
+/// Where the partitions live, once placed.
+fn layout_of(state: &ClusterState) -> Option<Layout> {
+    let workers = state.placement.clone()?;
+    Some(Layout {
+        epoch: state.epoch,
+        workers,
+        moving_to: state.moving.as_ref().map(|m| m.workers.clone()),
+    })
+}
+
+/// Opens the cluster over its first layout.
+async fn form(
+    config: &Arc<Config>,
+    membership: &Arc<Membership>,
+    forming: &Forming,
+    layout: Layout,
+) {
+    if !config.cluster_workers.is_empty()
+        && sorted(&config.cluster_workers) != sorted(&layout.workers)
+    {
+        tracing::warn!(placed = ?layout.workers, configured = ?config.cluster_workers,
+            "cluster_workers differs from the cluster's placement; routing by the placement");
+    }
+    let metadata = Arc::new(RaftMetadata::new(
+        membership.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    let opening = config.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || open_control(&opening, layout, metadata)).await;
+    match opened {
+        Ok(Ok(cluster)) => {
+            tracing::info!("cluster placed; routing to its workers");
+            forming.formed(cluster);
+        }
+        Ok(Err(e)) => forming.waiting(format!("cannot open the cluster: {e}")),
+        Err(e) => forming.waiting(format!("cannot open the cluster: {e}")),
+    }
 }
 
 /// The workers to propose for the placement, once known.
@@ -185,7 +234,6 @@ pub fn worker_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/names", post(names))
         .route("/internal/v1/delete", post(delete))
         .route("/internal/v1/index", post(index))
-        .route("/internal/v1/meta", post(meta))
         .route("/internal/v1/sync", post(sync))
         .route("/internal/v1/compute", post(compute))
         .route("/internal/v1/health", get(health))
@@ -201,6 +249,7 @@ pub fn raft_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/raft/join", post(raft_join))
         .route("/internal/v1/raft/propose", post(raft_propose))
         .route("/internal/v1/raft/status", get(raft_status))
+        .route("/internal/v1/layout", get(layout))
 }
 
 type State = AxumState<Arc<AppState>>;
@@ -253,13 +302,51 @@ async fn raft_join(
 }
 
 async fn raft_propose(AxumState(state): State, axum::Json(command): axum::Json<Command>) -> Answer {
-    membership(&state)?.propose(command).await.map_err(|e| {
+    let index = membership(&state)?.commit(command).await.map_err(|e| {
         Failure::from(StorageError::Unavailable {
             message: format!("propose: {e}"),
             retry_after_secs: 1,
         })
     })?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(json(&Committed { index }))
+}
+
+/// `GET /internal/v1/layout`: the layout epoch this node works by. A control node: the
+/// one it routes by (0 until placed). A worker: the one it refuses older calls by, once
+/// the calls it admitted under an older one are done, so a driver that sees every node
+/// at an epoch knows no write routed by an older layout is still landing (`moves.rs`).
+async fn layout(AxumState(state): State) -> Answer {
+    let m = membership(&state)?;
+    let epoch = match &state.cluster {
+        Some(forming) => forming.shared().map_or(0, |c| c.layout_epoch()),
+        None => m.drained_epoch().await,
+    };
+    Ok(json(&serde_json::json!({ "epoch": epoch })))
+}
+
+/// Admits a data call routed by the layout in its `EPOCH_HEADER` (a call without one, a
+/// hint or a tool, is never refused), or refuses it with 409 and this node's newer epoch.
+async fn admit(state: &AppState, headers: &HeaderMap) -> Result<Option<Admitted>, Failure> {
+    let (Some(m), Some(epoch)) = (&state.membership, headers.get(EPOCH_HEADER)) else {
+        return Ok(None);
+    };
+    let epoch: u64 = epoch
+        .to_str()
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| Failure::from(Malformed(format!("{EPOCH_HEADER}: not an epoch"))))?;
+    match m.admit(epoch).await {
+        Ok(admitted) => Ok(Some(admitted)),
+        Err(mine) => Err(Failure(
+            StatusCode::CONFLICT,
+            WireError {
+                kind: STALE_LAYOUT.into(),
+                message: format!("routed by layout epoch {epoch}; this worker is at {mine}"),
+                retry_after_secs: 1,
+                limit: mine,
+            },
+        )),
+    }
 }
 
 async fn raft_status(AxumState(state): State) -> Answer {
@@ -324,6 +411,7 @@ fn json<T: Serialize>(value: &T) -> Response {
 
 async fn write(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
     let raw = raw_body(&state, &headers, body).await?;
+    let _admitted = admit(&state, &headers).await?;
     let points = on_storage(&state, move |s| {
         let batch = wire::decode_write(&raw)?;
         s.write(&batch)?;
@@ -336,6 +424,7 @@ async fn write(AxumState(state): State, headers: HeaderMap, body: Body) -> Answe
 
 async fn read(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
     let request: ReadRequest = json_body(&state, &headers, body).await?;
+    let _admitted = admit(&state, &headers).await?;
     let bytes = on_storage(&state, move |s| {
         let query = request.into_query()?;
         // No work limit was set: the read is complete.
@@ -375,6 +464,7 @@ async fn names(AxumState(state): State, headers: HeaderMap, body: Body) -> Answe
 async fn delete(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
     let selection: Selection = json_body(&state, &headers, body).await?;
     let request = selection.into_delete()?;
+    let _admitted = admit(&state, &headers).await?;
     let state2 = state.clone();
     let series = on_storage(&state, move |_| Ok(state2.delete(&request)?)).await?;
     Ok(json(&series))
@@ -390,48 +480,11 @@ async fn index(AxumState(state): State, headers: HeaderMap, body: Body) -> Answe
     Ok(json(&rows))
 }
 
-async fn meta(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
-    let call: MetaCall = json_body(&state, &headers, body).await?;
-    let answer = on_storage(&state, move |s| {
-        Ok(match call {
-            MetaCall::Set {
-                service,
-                service_key,
-                key,
-                value,
-            } => {
-                s.set_value(&service, &service_key, &key, &value)?;
-                MetaAnswer::Value(None)
-            }
-            MetaCall::Get {
-                service,
-                service_key,
-                key,
-            } => MetaAnswer::Value(s.get_value(&service, &service_key, &key)?),
-            MetaCall::ServiceKeys { service } => MetaAnswer::List(s.list_service_keys(&service)?),
-            MetaCall::Keys {
-                service,
-                service_key,
-                starts_with,
-            } => MetaAnswer::List(s.list_keys(&service, &service_key, starts_with.as_deref())?),
-            MetaCall::Delete {
-                service,
-                service_key,
-                key,
-            } => {
-                s.delete_key(&service, &service_key, &key)?;
-                MetaAnswer::Value(None)
-            }
-        })
-    })
-    .await?;
-    Ok(json(&answer))
-}
-
 /// The analytics plan's partial aggregates of the shard the control node asks for
 /// (`ClusterStorage::compute`): a JSON `ComputeRequest` in, bincode `Partials` out.
 async fn compute(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
     let request: ComputeRequest = json_body(&state, &headers, body).await?;
+    let _admitted = admit(&state, &headers).await?;
     let bytes = on_storage(&state, move |s| {
         let (partials, _) = analytics::partial::compute(s, &request)?;
         Ok(analytics::codec::encode(&partials))
@@ -451,5 +504,6 @@ async fn health(AxumState(state): State) -> Answer {
 }
 
 mod forming;
+pub mod moves;
 #[cfg(test)]
 mod tests;

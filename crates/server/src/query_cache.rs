@@ -503,6 +503,7 @@ mod tests {
                 metric: "m".into(),
                 filter: TagFilter::default(),
                 range: TimeRange::ALL,
+                shard: None,
             })
             .unwrap();
         wrapped.query(&read("m")).unwrap();

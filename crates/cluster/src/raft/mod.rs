@@ -12,11 +12,17 @@
 //!   1–2 s without one (wide, for loaded machines).
 //! * Durable state: `store.rs` (`data_dir/raft/`). Messages: `network.rs`.
 //!
-//! Not here yet: placing partitions from the members (the worker list still comes from
-//! `cluster_workers`), removing members, moving partitions (docs/cluster.md).
+//! * The state machine (`state.rs`): members, where partitions live, metadata.
+//!
+//! Not here: removing members from the Raft group (docs/cluster.md).
 
+pub mod metadata;
 pub mod network;
+mod state;
 pub mod store;
+
+pub use metadata::{MemoryMetadata, RaftMetadata};
+pub use state::{Applied, ClusterState, Command, Member, Move};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
@@ -31,73 +37,16 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
-    /// Our Raft: commands change the member list.
+    /// Our Raft: commands change the cluster's state (`state.rs`).
     pub TypeConfig:
         D = Command,
         R = Applied,
 );
 
-/// One member as the state machine lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    /// `host:port` of its HTTP listener.
-    pub address: String,
-    /// `control` or `worker`.
-    pub role: String,
-}
-
-/// What the Raft log records.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    Join {
-        id: u64,
-        member: Member,
-    },
-    /// The workers (addresses) the partitions are placed on. Only the first is applied:
-    /// every control node then routes by the same list.
-    Place {
-        workers: Vec<String>,
-    },
-}
-
-/// The answer to an applied command: the member count after it.
+/// The answer of `POST /internal/v1/raft/propose`: where the command was committed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Applied {
-    pub members: usize,
-}
-
-/// The cluster's metadata.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterState {
-    pub members: BTreeMap<u64, Member>,
-    /// The workers the partitions are placed on, once decided.
-    #[serde(default)]
-    pub placement: Option<Vec<String>>,
-}
-
-impl ClusterState {
-    fn apply(&mut self, command: Command) {
-        match command {
-            Command::Join { id, member } => {
-                self.members.insert(id, member);
-            }
-            Command::Place { workers } => {
-                self.placement.get_or_insert(workers);
-            }
-        }
-    }
-
-    /// The addresses of the members that are workers, sorted.
-    pub fn worker_addresses(&self) -> Vec<String> {
-        let mut workers: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.role == "worker")
-            .map(|m| m.address.clone())
-            .collect();
-        workers.sort();
-        workers
-    }
+pub struct Committed {
+    pub index: u64,
 }
 
 /// The body of `POST /internal/v1/raft/join`.
@@ -161,7 +110,13 @@ pub struct Membership {
     counters: Counters,
     /// Nanoseconds of the last proposal, for `raft_proposal_seconds`.
     last_proposal_ns: AtomicU64,
+    /// Held (shared) by each data call a worker admits under the layout epoch it checked
+    /// ([`Membership::admit`]); taken whole by [`Membership::drained_epoch`].
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// A data call admitted under the current layout: held until it is done.
+pub type Admitted = tokio::sync::OwnedRwLockReadGuard<()>;
 
 impl Membership {
     /// Opens the Raft state in `opts.dir`, starts the node, and (in the background) makes
@@ -193,6 +148,7 @@ impl Membership {
             heard: Mutex::new(None),
             counters: Counters::default(),
             last_proposal_ns: AtomicU64::new(0),
+            gate: Arc::default(),
         });
         let initialized = membership
             .raft
@@ -217,9 +173,37 @@ impl Membership {
         &self.raft
     }
 
-    /// The members as applied on this node.
+    /// The cluster's state as applied on this node.
     pub fn state(&self) -> ClusterState {
         self.machine.view()
+    }
+
+    /// `f` over the state as applied on this node, without copying it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        self.machine.with_view(f)
+    }
+
+    /// The layout epoch applied on this node (0 until the partitions are placed).
+    pub fn layout_epoch(&self) -> u64 {
+        self.with_state(|s| s.epoch)
+    }
+
+    /// Admits a worker's data call routed by layout `epoch`, or refuses it with the newer
+    /// epoch this node knows (the caller must route by it). Hold the answer until the call
+    /// is done.
+    pub async fn admit(&self, epoch: u64) -> Result<Admitted, u64> {
+        let admitted = self.gate.clone().read_owned().await;
+        match self.layout_epoch() {
+            mine if mine > epoch => Err(mine),
+            _ => Ok(admitted),
+        }
+    }
+
+    /// The layout epoch applied here, once every call admitted under an older one is done:
+    /// from then on this node takes no call routed by an older layout.
+    pub async fn drained_epoch(&self) -> u64 {
+        let _drained = self.gate.write().await;
+        self.layout_epoch()
     }
 
     /// Notes that the leader was heard from (an append arrived).
@@ -260,7 +244,7 @@ impl Membership {
                 let Some(leader) = f.leader_node else {
                     return Err("no leader yet; try again".into());
                 };
-                return self.forward(&leader.addr, "join", &request).await;
+                return self.forward(&leader.addr, "join", &request).await.map(drop);
             }
             Err(e) => return Err(e.to_string()),
         }
@@ -278,13 +262,13 @@ impl Membership {
         Ok(())
     }
 
-    /// Sends `request` to `POST /internal/v1/raft/{path}` on `node`.
+    /// Sends `request` to `POST /internal/v1/raft/{path}` on `node`; the answer's body.
     async fn forward(
         &self,
         node: &str,
         path: &str,
         request: &impl Serialize,
-    ) -> Result<(), String> {
+    ) -> Result<bytes::Bytes, String> {
         let url = format!("http://{node}/internal/v1/raft/{path}");
         let response = self
             .http
@@ -294,20 +278,39 @@ impl Membership {
             .await
             .map_err(|e| e.to_string())?;
         match response.status().is_success() {
-            true => Ok(()),
+            true => response.bytes().await.map_err(|e| e.to_string()),
             false => Err(response.text().await.unwrap_or_default()),
         }
     }
 
-    /// Commits `command` through the leader (`POST /internal/v1/raft/propose` there when
-    /// this node is not it).
+    /// Commits `command` and waits until this node has applied it, so what it reads next
+    /// includes it.
     pub async fn propose(&self, command: Command) -> Result<(), String> {
+        let index = self.commit(command).await?;
+        self.raft
+            .wait(Some(Duration::from_secs(5)))
+            .applied_index_at_least(Some(index), "a proposal applied here")
+            .await
+            .map(drop)
+            .map_err(|e| format!("committed at {index} but not applied here yet: {e}"))
+    }
+
+    /// Commits `command` through the leader (`POST /internal/v1/raft/propose` there when
+    /// this node is not it); the index of its log entry.
+    pub async fn commit(&self, command: Command) -> Result<u64, String> {
         self.counters.proposals.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result = match self.raft.client_write(command.clone()).await {
-            Ok(_) => Ok(()),
+            Ok(r) => Ok(r.log_id.index),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => match f.leader_node {
-                Some(leader) => self.forward(&leader.addr, "propose", &command).await,
+                Some(leader) => self
+                    .forward(&leader.addr, "propose", &command)
+                    .await
+                    .and_then(|body| {
+                        serde_json::from_slice::<Committed>(&body)
+                            .map(|c| c.index)
+                            .map_err(|e| format!("the leader's answer: {e}"))
+                    }),
                 None => Err("no leader yet; try again".into()),
             },
             Err(e) => Err(e.to_string()),
@@ -338,7 +341,7 @@ impl Membership {
                 false => {
                     let mut last = Err("no seed answered".to_string());
                     for seed in &seeds {
-                        last = self.forward(seed, "join", &request).await;
+                        last = self.forward(seed, "join", &request).await.map(drop);
                         if last.is_ok() {
                             break;
                         }

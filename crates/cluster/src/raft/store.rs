@@ -211,6 +211,11 @@ impl StateMachine {
         self.applied.read().state.clone()
     }
 
+    /// `f` over the applied metadata, without copying it.
+    pub fn with_view<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        f(&self.applied.read().state)
+    }
+
     fn persist(&self, applied: &Machine) -> Result<()> {
         save(&self.dir, "state.json", applied)
             .map_err(|e| StorageIOError::write_state_machine(&e).into())

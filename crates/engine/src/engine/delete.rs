@@ -27,7 +27,14 @@ impl Inner {
         // below the watermark is done (an append-merge would move points still to be
         // deleted into a block above it).
         let _m = self.maint.lock();
-        let sids = self.live_series(&req.metric, &req.filter);
+        let mut sids = self.live_series(&req.metric, &req.filter);
+        if let Some(shard) = &req.shard {
+            sids.retain(|&sid| {
+                self.registry
+                    .get(sid)
+                    .is_some_and(|e| shard.holds(&e.key.metric, &e.key.tags))
+            });
+        }
         if sids.is_empty() {
             return Ok(0);
         }

@@ -290,6 +290,7 @@ fn random_late_writes_and_compactions_match_a_model() {
                     metric: "m".into(),
                     filter: TagFilter::default(),
                     range: TimeRange::new(a, b),
+                    shard: None,
                 })
                 .unwrap();
                 model.retain(|t, _| !(a..=b).contains(t));

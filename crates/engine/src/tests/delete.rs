@@ -15,6 +15,7 @@ fn del(metric: &str, f: TagFilter, range: TimeRange) -> DeleteRequest {
         metric: metric.into(),
         filter: f,
         range,
+        shard: None,
     }
 }
 

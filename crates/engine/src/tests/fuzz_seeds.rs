@@ -52,6 +52,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         metric: "cpu".into(),
         filter: TagFilter::default(),
         range: TimeRange::new(T0 + 5, T0 + 15),
+        shard: None,
     })
     .unwrap();
     e.crash();

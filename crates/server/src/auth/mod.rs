@@ -106,7 +106,7 @@ pub const DEFAULT_OPEN_PATHS: &[&str] = &[
 /// | `POST/PUT /datapoints`, `/datapoints/gzip`, `GET /datapoints/index` | `write` |
 /// | queries, `/query/tags`, name listings, `GET /metadata/...`, version, features, `/api/v1/metrics`, any other `/api/` path (`/api/v1/openapi.json` when taken out of `open_paths`) | `read` |
 /// | `POST /datapoints/delete`, `DELETE /datapoints/query`, `DELETE /metric/{name}` | `delete` |
-/// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...`, a worker's `/internal/v1/...` | `admin` |
+/// | `/rollups...`, `/admin/...`, `POST`/`DELETE /metadata/...`, `PUT`/`DELETE /cluster/...`, a worker's `/internal/v1/...` | `admin` |
 /// | `/health...` and `/metrics` when taken out of `open_paths` | `read` |
 /// | `OPTIONS` (CORS pre-flight), other paths outside `/api/` (the web UI) | open |
 ///
@@ -136,6 +136,7 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         "/api/v1/datapoints/delete" => Scope::Delete,
         p if p.starts_with("/api/v1/metric/") => Scope::Delete,
         p if p.starts_with("/api/v1/metadata/") && method != Method::GET => Scope::Admin,
+        p if p.starts_with("/api/v1/cluster") && method != Method::GET => Scope::Admin,
         p if p == "/api/v1/rollups"
             || p.starts_with("/api/v1/rollups/")
             || p.starts_with("/api/v1/admin/") =>

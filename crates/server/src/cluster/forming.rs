@@ -15,6 +15,8 @@ use kairosdb_model::{
 #[derive(Default)]
 pub struct Forming {
     cluster: OnceLock<Arc<ClusterStorage>>,
+    /// The partition move this node drives, if any (`moves.rs`).
+    pub mover: Arc<super::moves::Mover>,
     /// What the cluster is waiting for, for the 503 and the health detail.
     waiting_for: Mutex<String>,
 }
@@ -29,6 +31,11 @@ impl Forming {
         if self.cluster.set(Arc::new(cluster)).is_err() {
             tracing::warn!("BUG: the cluster was placed twice; the first placement stays");
         }
+    }
+
+    /// The cluster, once placed.
+    pub fn shared(&self) -> Option<Arc<ClusterStorage>> {
+        self.cluster.get().cloned()
     }
 
     /// The cluster, or 503 while it is forming.

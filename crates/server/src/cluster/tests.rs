@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kairosdb_cluster::{ClusterOptions, ClusterStorage};
+use kairosdb_cluster::raft::MemoryMetadata;
+use kairosdb_cluster::{ClusterOptions, ClusterStorage, Layout, MoveProgress};
 use kairosdb_engine::{Engine, EngineConfig, WalSync};
 use kairosdb_model::suite::Fixture;
 use kairosdb_model::{
@@ -22,6 +23,7 @@ use crate::http::AppState;
 /// One worker: its engine served on 127.0.0.1 until `stop`.
 struct Worker {
     address: SocketAddr,
+    engine: Arc<dyn Storage>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -50,7 +52,7 @@ fn worker(runtime: &tokio::runtime::Runtime) -> Worker {
         ..Settings::default()
     };
     let config = Arc::new(Config::resolve(settings).unwrap());
-    let state = Arc::new(AppState::new(engine, config, Arc::default(), None));
+    let state = Arc::new(AppState::new(engine.clone(), config, Arc::default(), None));
     let app = crate::http::router(state);
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -66,12 +68,18 @@ fn worker(runtime: &tokio::runtime::Runtime) -> Worker {
     ));
     Worker {
         address,
+        engine,
         stop,
         _dir: dir,
     }
 }
 
 fn cluster(workers: usize, replication_factor: usize) -> Cluster {
+    cluster_placed_on(workers, workers, replication_factor)
+}
+
+/// `workers` workers, the partitions placed on the first `placed`.
+fn cluster_placed_on(workers: usize, placed: usize, replication_factor: usize) -> Cluster {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,8 +87,13 @@ fn cluster(workers: usize, replication_factor: usize) -> Cluster {
         .unwrap();
     let workers: Vec<Worker> = (0..workers).map(|_| worker(&runtime)).collect();
     let hints = tempfile::tempdir().unwrap();
+    let addresses = workers[..placed]
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
     let storage = ClusterStorage::open(ClusterOptions {
-        workers: workers.iter().map(|w| w.address.to_string()).collect(),
+        layout: Layout::fixed(addresses),
+        metadata: Arc::new(MemoryMetadata::default()),
         partitions: 16,
         replication_factor,
         write_min_replicas: 1,
@@ -179,6 +192,7 @@ fn a_delete_needs_every_worker() {
         metric: "c".into(),
         filter: TagFilter::default(),
         range: TimeRange::ALL,
+        shard: None,
     };
     let err = c.storage.delete(&request).unwrap_err();
     assert!(err.to_string().contains("did not answer"), "{err}");
@@ -236,10 +250,131 @@ fn the_home_of_a_series_is_the_first_replica_of_its_partition() {
     let tags = Tags::from_pairs([("host", "h1")]);
     let home = c.storage.home_address("c", &tags);
     let p = kairosdb_model::partition_of("c", &tags, 16);
-    let first = c.storage.placement().replicas(p)[0];
-    assert_eq!(home, c.workers[first].address.to_string());
+    assert_eq!(home, c.storage.holders(p)[0]);
     assert_eq!(c.storage.worker_count(), 3);
     let health = c.storage.cluster_health();
     assert_eq!(health.workers.len(), 3);
     assert!(health.workers.iter().all(|w| w.healthy) && health.status.ok);
+}
+
+impl Cluster {
+    fn addresses(&self, which: std::ops::Range<usize>) -> Vec<String> {
+        self.workers[which]
+            .iter()
+            .map(|w| w.address.to_string())
+            .collect()
+    }
+
+    /// The hosts of `c` stored on worker `w` itself.
+    fn hosts_on(&self, w: usize) -> Vec<String> {
+        let q = SeriesQuery::new("c", TagFilter::default(), TimeRange::ALL);
+        let mut hosts: Vec<String> = self.workers[w]
+            .engine
+            .query(&q)
+            .unwrap()
+            .expect_complete()
+            .iter()
+            .map(|s| s.key.tags.get("host").unwrap().to_owned())
+            .collect();
+        hosts.sort();
+        hosts
+    }
+
+    /// The hosts whose partition worker `w` holds, of `h0..h{n}`.
+    fn hosts_held_by(&self, w: usize, n: usize) -> Vec<String> {
+        let address = self.workers[w].address.to_string();
+        let mut hosts: Vec<String> = (0..n)
+            .map(|i| format!("h{i}"))
+            .filter(|h| {
+                let p = kairosdb_model::partition_of("c", &Tags::from_pairs([("host", h)]), 16);
+                self.storage.holders(p).contains(&address)
+            })
+            .collect();
+        hosts.sort();
+        hosts
+    }
+
+    /// Moves the partitions from the workers `from` onto `to`, writing `during` while
+    /// they move, as a control node's driver does.
+    fn move_partitions(&self, from: Vec<String>, to: Vec<String>, during: &WriteBatch) {
+        self.storage
+            .set_layout(Layout {
+                epoch: 0,
+                workers: from.clone(),
+                moving_to: Some(to.clone()),
+            })
+            .unwrap();
+        self.storage.write(during).unwrap();
+        let progress = MoveProgress::default();
+        self.storage.copy_moving(&progress).unwrap();
+        let moved = progress
+            .partitions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(moved > 0 && moved < 16, "{moved} partitions gain a replica");
+        self.storage.set_layout(Layout::fixed(to)).unwrap();
+        self.storage.drop_unheld(&from).unwrap();
+    }
+}
+
+/// Every host of `c` once, each with its two points.
+fn assert_whole(c: &Cluster, n: usize) {
+    let Read::Complete(series) = read_all(c) else {
+        panic!("a whole read")
+    };
+    assert_eq!(series.len(), n);
+    assert!(series.iter().all(|s| s.points.len() == 2));
+}
+
+#[test]
+fn a_worker_added_gets_exactly_the_partitions_it_gains_and_nothing_is_lost() {
+    let c = cluster_placed_on(3, 2, 2);
+    c.storage.write(&hosts(60)).unwrap();
+    assert!(c.hosts_on(2).is_empty());
+    // Written during the move: to the old holders and the new replicas alike.
+    c.move_partitions(c.addresses(0..2), c.addresses(0..3), &hosts(80));
+    assert_whole(&c, 80);
+    for w in 0..3 {
+        assert_eq!(
+            c.hosts_on(w),
+            c.hosts_held_by(w, 80),
+            "worker {w} holds its partitions, no more"
+        );
+    }
+    // The new worker's copies are real: with an old one away, reads stay whole.
+    c.stop(0);
+    assert_whole(&c, 80);
+}
+
+#[test]
+fn a_worker_removed_hands_its_partitions_to_the_others_and_is_emptied() {
+    let c = cluster(3, 2);
+    c.storage.write(&hosts(60)).unwrap();
+    c.move_partitions(c.addresses(0..3), c.addresses(0..2), &hosts(70));
+    assert!(c.hosts_on(2).is_empty(), "the removed worker keeps nothing");
+    assert_whole(&c, 70);
+    c.stop(2);
+    assert_whole(&c, 70);
+    assert_eq!(c.storage.worker_count(), 2);
+}
+
+#[test]
+fn deletes_wait_while_partitions_move() {
+    let c = cluster_placed_on(3, 2, 2);
+    c.storage.write(&hosts(10)).unwrap();
+    c.storage
+        .set_layout(Layout {
+            epoch: 0,
+            workers: c.addresses(0..2),
+            moving_to: Some(c.addresses(0..3)),
+        })
+        .unwrap();
+    let request = kairosdb_model::DeleteRequest {
+        metric: "c".into(),
+        filter: TagFilter::default(),
+        range: TimeRange::ALL,
+        shard: None,
+    };
+    let err = c.storage.delete(&request).unwrap_err();
+    assert!(err.to_string().contains("moving"), "{err}");
+    assert_whole(&c, 10);
 }

@@ -69,6 +69,7 @@ pub async fn delete_metric(
             metric: name,
             filter: TagFilter::default(),
             range: TimeRange::ALL,
+            shard: None,
         })?;
         Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))
     })

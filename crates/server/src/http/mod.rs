@@ -274,7 +274,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         crate::config::NodeRole::Worker => api
             .merge(crate::cluster::worker_routes())
             .merge(crate::cluster::raft_routes()),
-        crate::config::NodeRole::Control => api.merge(crate::cluster::raft_routes()),
+        crate::config::NodeRole::Control => api
+            .merge(crate::cluster::raft_routes())
+            .merge(crate::cluster::moves::routes()),
         crate::config::NodeRole::Single => api,
     };
     let api = api.merge(crate::plan::routes(role));

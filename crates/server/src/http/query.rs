@@ -615,6 +615,7 @@ async fn delete_matching(state: Arc<AppState>, body: Vec<u8>) -> Result<Response
                 metric: metric.name,
                 filter: metric.filter,
                 range: request.range,
+                shard: None,
             })?;
         }
         Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))

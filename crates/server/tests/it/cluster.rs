@@ -558,3 +558,148 @@ async fn without_a_worker_list_the_partitions_are_placed_on_the_first_workers_to
         "and is given nothing new: {held:?} (placed on {placed:?})"
     );
 }
+
+/// `GET /api/v1/cluster` once the move under way is done (60 s at most).
+async fn moved(control: &Server, epoch_after: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = get(control, "/api/v1/cluster").await.json();
+        let done = status["moving_to"].is_null()
+            && status["epoch"].as_u64() >= Some(epoch_after)
+            && status["move"]["phase"] == "done";
+        if done {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the move did not finish: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Ingest at `url` until `stop`: 20 hosts, one point each per round; the rounds
+/// acknowledged (204) and the number refused.
+async fn ingest_until(
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<i64>, usize) {
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut t = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        t += 1;
+        let answer = send(client().post(&url).body(points_at("moving", 20, t))).await;
+        match answer.status {
+            204 => acknowledged.push(t),
+            _ => refused += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (acknowledged, refused)
+}
+
+#[tokio::test]
+async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_point() {
+    let mut c = cluster("2").await;
+    let seed = c.workers[0].address.clone();
+    c.workers.push(Worker::start(c.dir.path(), 3, Some(&seed)));
+    let all: Vec<String> = c.workers.iter().map(|w| w.address.clone()).collect();
+    let metadata = c.control.url("/api/v1/metadata/svc/key/k");
+    let answer = send(client().post(&metadata).body("kept across moves")).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(ingest_until(
+        c.control.url("/api/v1/datapoints"),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Worker 3 joins the group but holds nothing until the partitions move onto it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let status = get(&c.control, "/api/v1/cluster").await.json();
+        if status["joined_workers"].as_array().map(Vec::len) == Some(4) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "worker 3 did not join: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let epoch = before["epoch"].as_u64().unwrap();
+    let put = |workers: &[String]| {
+        let body = serde_json::json!({ "workers": workers }).to_string();
+        send(
+            client()
+                .put(c.control.url("/api/v1/cluster/workers"))
+                .body(body),
+        )
+    };
+    let answer = put(&all).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let after_add = moved(&c.control, epoch + 2).await;
+    assert_eq!(
+        after_add["workers"].as_array().unwrap().len(),
+        4,
+        "{after_add}"
+    );
+    assert!(
+        after_add["move"]["points_copied"].as_u64() > Some(0),
+        "{after_add}"
+    );
+    let (_, _, held) = per_host(c.workers[3].server(), "moving", "").await;
+    assert!(!held.is_empty(), "the added worker holds its partitions");
+
+    // Then worker 2 leaves: its partitions go to the others, and it is emptied.
+    let without_2: Vec<String> = [0, 1, 3].iter().map(|&i| all[i].clone()).collect();
+    let answer = put(&without_2).await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    moved(&c.control, epoch + 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused) = load.await.unwrap();
+    assert!(
+        acknowledged.len() > 20,
+        "{} rounds acknowledged",
+        acknowledged.len()
+    );
+    eprintln!(
+        "{} rounds acknowledged, {refused} refused",
+        acknowledged.len()
+    );
+
+    let (_, _, left) = per_host(c.workers[2].server(), "moving", "").await;
+    assert!(
+        left.is_empty(),
+        "the removed worker keeps nothing: {left:?}"
+    );
+    c.workers[2].kill9();
+    // Every acknowledged point once, with its value: nothing lost, nothing doubled.
+    let (status, json, hosts) = per_host(&c.control, "moving", "").await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json.get("is_partial").is_none(), "{json}");
+    assert_eq!(hosts.len(), 20);
+    for (host, values) in &hosts {
+        let h: i64 = host[1..].parse().unwrap();
+        let acked: Vec<(i64, i64)> = acknowledged.iter().map(|&t| (t, h + t)).collect();
+        let extra: Vec<&(i64, i64)> = values.iter().filter(|v| !acked.contains(v)).collect();
+        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "{host}: a point doubled: {ts:?}"
+        );
+        for point in &acked {
+            assert!(
+                values.contains(point),
+                "{host}: acknowledged {point:?} lost"
+            );
+        }
+        // A refused round may have landed on some replicas: only refused rounds may show.
+        assert!(
+            extra.len() <= refused,
+            "{host}: unexpected points {extra:?}"
+        );
+    }
+    let kept = get(&c.control, "/api/v1/metadata/svc/key/k").await;
+    assert_eq!(kept.text(), "kept across moves");
+}

@@ -26,8 +26,8 @@ use serde::Serialize;
 use kairosdb_cluster::analytics::{self, ComputeRequest};
 use kairosdb_cluster::client::{KeyJson, WorkerHealth, EPOCH_HEADER, STALE_LAYOUT};
 use kairosdb_cluster::raft::{
-    Admitted, ClusterState, Command, Committed, JoinRequest, Member, Membership, RaftMetadata,
-    RaftOptions, TypeConfig,
+    Admitted, ClusterState, Command, Committed, JoinRequest, LeaveRequest, Member, Membership,
+    RaftMetadata, RaftOptions, TypeConfig,
 };
 use kairosdb_cluster::wire::{self, Malformed, ReadRequest, Selection, WireError};
 use kairosdb_cluster::{ClusterOptions, ClusterStorage, Layout};
@@ -248,6 +248,7 @@ pub fn raft_routes() -> Router<Arc<AppState>> {
         .route("/internal/v1/raft/snapshot", post(raft_snapshot))
         .route("/internal/v1/raft/join", post(raft_join))
         .route("/internal/v1/raft/propose", post(raft_propose))
+        .route("/internal/v1/raft/leave", post(raft_leave))
         .route("/internal/v1/raft/status", get(raft_status))
         .route("/internal/v1/layout", get(layout))
 }
@@ -295,6 +296,19 @@ async fn raft_join(
     membership(&state)?.join(request).await.map_err(|e| {
         Failure::from(StorageError::Unavailable {
             message: format!("join: {e}"),
+            retry_after_secs: 1,
+        })
+    })?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn raft_leave(
+    AxumState(state): State,
+    axum::Json(request): axum::Json<LeaveRequest>,
+) -> Answer {
+    membership(&state)?.leave(request.id).await.map_err(|e| {
+        Failure::from(StorageError::Unavailable {
+            message: format!("leave: {e}"),
             retry_after_secs: 1,
         })
     })?;

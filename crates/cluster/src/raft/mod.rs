@@ -14,7 +14,8 @@
 //!
 //! * The state machine (`state.rs`): members, where partitions live, metadata.
 //!
-//! Not here: removing members from the Raft group (docs/cluster.md).
+//! * Leave ([`Membership::leave`], `POST /internal/v1/raft/leave`): a worker moved out of
+//!   the layout is taken out of the group, so it no longer counts towards the quorum.
 
 pub mod metadata;
 pub mod network;
@@ -47,6 +48,12 @@ openraft::declare_raft_types!(
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Committed {
     pub index: u64,
+}
+
+/// The body of `POST /internal/v1/raft/leave`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaveRequest {
+    pub id: u64,
 }
 
 /// The body of `POST /internal/v1/raft/join`.
@@ -260,6 +267,39 @@ impl Membership {
         .await?;
         self.counters.joins.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Takes member `id` out of the Raft group and the state machine (on the leader;
+    /// forwarded there otherwise). Refused for a worker partitions are placed on.
+    pub async fn leave(&self, id: u64) -> Result<(), String> {
+        let placed = self.with_state(|s| {
+            s.members.get(&id).is_some_and(|m| {
+                s.placement
+                    .iter()
+                    .chain(s.moving.iter().map(|mv| &mv.workers))
+                    .any(|l| l.contains(&m.address))
+            })
+        });
+        if placed {
+            return Err(format!(
+                "member {id} holds partitions: move them off it first"
+            ));
+        }
+        let voters = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+        match self.raft.change_membership(voters, false).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(leader) = f.leader_node else {
+                    return Err("no leader yet; try again".into());
+                };
+                return self
+                    .forward(&leader.addr, "leave", &LeaveRequest { id })
+                    .await
+                    .map(drop);
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        self.propose(Command::Leave { id }).await
     }
 
     /// Sends `request` to `POST /internal/v1/raft/{path}` on `node`; the answer's body.

@@ -61,6 +61,11 @@ pub enum Command {
     },
     /// A metadata change (`MetaCall::Set` or `Delete`; reads are not logged).
     Meta(MetaCall),
+    /// Member `id` left the cluster. Not applied to a worker that partitions are placed
+    /// on or moving onto: move them off it first.
+    Leave {
+        id: u64,
+    },
 }
 
 /// The answer to an applied command: the member count after it.
@@ -131,6 +136,16 @@ impl ClusterState {
             Command::Abort { epoch } => {
                 if epoch == self.epoch && self.moving.take().is_some() {
                     self.epoch += 1;
+                }
+            }
+            Command::Leave { id } => {
+                let busy = self.members.get(&id).is_some_and(|m| {
+                    let listed = |list: &[String]| list.contains(&m.address);
+                    self.placement.as_deref().is_some_and(listed)
+                        || self.moving.as_ref().is_some_and(|mv| listed(&mv.workers))
+                });
+                if !busy {
+                    self.members.remove(&id);
                 }
             }
             Command::Meta(call) => match call {
@@ -253,6 +268,28 @@ mod tests {
         s.apply(Command::Abort { epoch: 2 });
         assert_eq!((s.epoch, s.moving.is_none()), (3, true));
         assert_eq!(s.placement.map(|p| p.len()), Some(2));
+    }
+
+    #[test]
+    fn a_member_leaves_only_once_no_partition_is_placed_on_it() {
+        let mut s = placed();
+        for (id, address) in [(1, "a:1"), (2, "b:1"), (3, "c:1")] {
+            s.apply(Command::Join {
+                id,
+                member: Member {
+                    address: address.into(),
+                    role: "worker".into(),
+                },
+            });
+        }
+        s.apply(Command::Leave { id: 2 });
+        assert!(s.members.contains_key(&2), "b:1 holds partitions");
+        s.apply(Command::Leave { id: 3 });
+        assert!(!s.members.contains_key(&3));
+        s.apply(move_to(1, &["a:1"], 7));
+        s.apply(Command::Settle { epoch: 2 });
+        s.apply(Command::Leave { id: 2 });
+        assert_eq!(s.members.keys().collect::<Vec<_>>(), [&1]);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! refuses calls routed by an older one, and has finished those it admitted before), copies
 //! the partitions that gain a replica (`ClusterStorage::copy_moving`), settles the move
 //! (`Settle`: reads go to the new replicas), waits until every node works by the settled
-//! layout, and drops the moved partitions from the workers that no longer hold them. A
+//! layout, drops the moved partitions from the workers that no longer hold them, and
+//! takes removed workers out of the Raft group. A
 //! step that fails is tried again; a driver that restarts starts over (copies are
 //! idempotent); `PUT` the same list on another control node to drive it from there.
 //!
@@ -169,8 +170,12 @@ async fn finish(
         };
         match dropped {
             Ok(series) => {
-                tracing::info!(series, "partition move done");
+                tracing::info!(series, "moved partitions dropped from their old workers");
+                let errors = retire(membership, mover, previous).await;
                 mover.phase("done");
+                for e in errors {
+                    mover.failed(e);
+                }
                 return;
             }
             Err(e) if attempt == 5 => {
@@ -182,6 +187,30 @@ async fn finish(
             }
         }
     }
+}
+
+/// Takes the workers of `previous` that hold nothing now out of the Raft group, so a
+/// removed worker that is shut down does not count against the quorum.
+async fn retire(membership: &Membership, mover: &Mover, previous: &[String]) -> Vec<String> {
+    mover.phase("taking removed workers out of the Raft group");
+    let gone: Vec<u64> = membership.with_state(|s| {
+        let placed = s.placement.clone().unwrap_or_default();
+        s.members
+            .iter()
+            .filter(|(_, m)| {
+                m.role == "worker" && previous.contains(&m.address) && !placed.contains(&m.address)
+            })
+            .map(|(&id, _)| id)
+            .collect()
+    });
+    let mut errors = Vec::new();
+    for id in gone {
+        match membership.leave(id).await {
+            Ok(()) => tracing::info!(id, "removed worker left the Raft group"),
+            Err(e) => errors.push(format!("member {id} could not leave the Raft group: {e}")),
+        }
+    }
+    errors
 }
 
 /// Waits until every member that answers works by layout `epoch` or a newer one

@@ -654,7 +654,15 @@ async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_poi
     let without_2: Vec<String> = [0, 1, 3].iter().map(|&i| all[i].clone()).collect();
     let answer = put(&without_2).await;
     assert_eq!(answer.status, 202, "{}", answer.text());
-    moved(&c.control, epoch + 4).await;
+    let after_remove = moved(&c.control, epoch + 4).await;
+    assert_eq!(
+        after_remove["joined_workers"].as_array().unwrap().len(),
+        3,
+        "the removed worker left the Raft group: {after_remove}"
+    );
+    assert!(after_remove["move"]["error"].is_null(), "{after_remove}");
+    let status = raft_status(&c.control).await.unwrap();
+    assert_eq!(status["voters"].as_array().unwrap().len(), 4, "{status}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (acknowledged, refused) = load.await.unwrap();

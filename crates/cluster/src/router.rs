@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use kairosdb_engine::{DeliveryQueue, QueueOptions, WalSync};
+use kairosdb_model::metrics::{Kind, Labeled};
 use kairosdb_model::{
     partition_of, Coverage, DeleteRequest, HealthStatus, Read, SeriesData, SeriesKey, SeriesPoints,
     SeriesQuery, ServiceStore, Shard, Storage, StorageError, StorageStats, TagFilter, Tags,
@@ -146,9 +147,26 @@ pub struct ClusterHealth {
 pub(crate) struct Slot {
     pub(crate) client: Arc<WorkerClient>,
     hints: Option<DeliveryQueue>,
+    /// Calls made to it through [`ClusterStorage::fan_out`], those that got no answer,
+    /// and the nanoseconds they took: `/metrics` per worker.
+    calls: AtomicU64,
+    unanswered: AtomicU64,
+    call_ns: AtomicU64,
+    /// Whether its last call got an answer.
+    answered_last: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {
+    fn record(&self, took: Duration, answered: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.call_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        if !answered {
+            self.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+        self.answered_last.store(answered, Ordering::Relaxed);
+    }
+
     /// Points waiting in its hints.
     pub(crate) fn pending_hints(&self) -> u64 {
         self.hints.as_ref().map_or(0, |q| q.stats().backlog_points)
@@ -315,7 +333,14 @@ impl ClusterStorage {
                 Some(DeliveryQueue::open(remote, queue)?)
             }
         };
-        let slot = Arc::new(Slot { client, hints });
+        let slot = Arc::new(Slot {
+            client,
+            hints,
+            calls: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
+            call_ns: AtomicU64::new(0),
+            answered_last: std::sync::atomic::AtomicBool::new(true),
+        });
         slots.insert(address.to_owned(), slot.clone());
         Ok(slot)
     }
@@ -485,9 +510,17 @@ impl ClusterStorage {
         F: Fn(Arc<WorkerClient>, usize) -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,
     {
-        let calls = targets
-            .iter()
-            .map(|&w| call(r.workers[w].client.clone(), w));
+        let calls = targets.iter().map(|&w| {
+            let slot = r.workers[w].clone();
+            let call = call(slot.client.clone(), w);
+            async move {
+                let started = std::time::Instant::now();
+                let answer = call.await;
+                let answered = !matches!(answer, Err(CallError::Unreachable(_)));
+                slot.record(started.elapsed(), answered);
+                answer
+            }
+        });
         let answers = self.runtime.block_on(join_all(calls));
         for answer in &answers {
             if matches!(answer, Err(CallError::Unreachable(_))) {
@@ -865,6 +898,7 @@ impl Storage for ClusterStorage {
         let slots: Vec<Arc<Slot>> = self.slots.lock().values().cloned().collect();
         let pending: u64 = slots.iter().map(|s| s.pending_hints()).sum();
         let r = self.routing();
+        stats.labeled = Self::per_worker(&slots);
         stats.gauges.extend([
             (
                 "cluster_hinted_points",
@@ -888,6 +922,55 @@ impl Storage for ClusterStorage {
             ),
         ]);
         stats
+    }
+}
+
+impl ClusterStorage {
+    /// `/metrics` per worker routed to (since this node started), labelled `worker`.
+    fn per_worker(slots: &[Arc<Slot>]) -> Vec<Labeled> {
+        let figure = |name, help, kind, read: &dyn Fn(&Slot) -> f64| Labeled {
+            name,
+            help,
+            kind,
+            label: "worker",
+            values: slots
+                .iter()
+                .map(|s| (s.client.address.clone(), read(s)))
+                .collect(),
+        };
+        vec![
+            figure(
+                "cluster_worker_calls_total",
+                "Calls this control node made to the worker.",
+                Kind::Counter,
+                &|s| s.calls.load(Ordering::Relaxed) as f64,
+            ),
+            figure(
+                "cluster_worker_call_errors_total",
+                "Calls to the worker that got no answer (down, slow or unreachable).",
+                Kind::Counter,
+                &|s| s.unanswered.load(Ordering::Relaxed) as f64,
+            ),
+            figure(
+                "cluster_worker_call_seconds_sum",
+                "Time the calls to the worker took, in total (only grows; a gauge because it \
+                 is fractional); divided by the calls, their mean.",
+                Kind::Gauge,
+                &|s| s.call_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            ),
+            figure(
+                "cluster_worker_up",
+                "1 while the worker answered its last call.",
+                Kind::Gauge,
+                &|s| f64::from(u8::from(s.answered_last.load(Ordering::Relaxed))),
+            ),
+            figure(
+                "cluster_worker_hinted_points",
+                "Points kept as hints for the worker, not yet delivered.",
+                Kind::Gauge,
+                &|s| s.pending_hints() as f64,
+            ),
+        ]
     }
 }
 

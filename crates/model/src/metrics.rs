@@ -28,6 +28,8 @@ pub struct Sample {
     pub help: &'static str,
     pub kind: Kind,
     pub value: f64,
+    /// Prometheus labels (a figure per worker); empty for most figures.
+    pub labels: Vec<(&'static str, String)>,
 }
 
 /// Figures a backend (or a wrapper such as the delivery queue) exports to `/metrics`,
@@ -42,6 +44,19 @@ pub struct StorageStats {
     /// (a delivery queue's undelivered points); 0 for a store that writes through. Not
     /// exported under its own name: the server adds it to `kairosdb_queue_size`.
     pub backlog_points: u64,
+    /// Figures with one value per label value (a control node's calls per worker).
+    pub labeled: Vec<Labeled>,
+}
+
+/// A figure with one value per value of its label: `name{label="value"}`.
+#[derive(Clone, Debug)]
+pub struct Labeled {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub label: &'static str,
+    /// (label value, figure).
+    pub values: Vec<(String, f64)>,
 }
 
 /// A gauge read from a component's state when collected. Declared in a table,
@@ -71,6 +86,7 @@ impl StorageStats {
     pub fn append(&mut self, other: StorageStats) {
         self.counters.extend(other.counters);
         self.gauges.extend(other.gauges);
+        self.labeled.extend(other.labeled);
         self.backlog_points += other.backlog_points;
     }
 
@@ -84,14 +100,25 @@ impl StorageStats {
                 help,
                 kind: Kind::Counter,
                 value: value as f64,
+                labels: Vec::new(),
             });
         let gauges = self.gauges.iter().map(move |&(name, help, value)| Sample {
             name: format!("{prefix}{name}"),
             help,
             kind: Kind::Gauge,
             value,
+            labels: Vec::new(),
         });
-        counters.chain(gauges)
+        let labeled = self.labeled.iter().flat_map(move |l| {
+            l.values.iter().map(move |(label, value)| Sample {
+                name: format!("{prefix}{}", l.name),
+                help: l.help,
+                kind: l.kind,
+                value: *value,
+                labels: vec![(l.label, label.clone())],
+            })
+        });
+        counters.chain(gauges).chain(labeled)
     }
 }
 

@@ -63,16 +63,66 @@ fn open_control(
     })
 }
 
-/// Starts this node's Raft membership (`kairosdb_cluster::raft`): its id (`node_id`, else
-/// the one kept in `data_dir/raft/node_id`, made at first start), the address others reach
-/// it at, and the seeds to join through.
-pub async fn join(config: &Config, bound: SocketAddr) -> anyhow::Result<Arc<Membership>> {
+/// This node's id in the cluster: `node_id`, else the one kept in `data_dir/raft/node_id`
+/// (made at first start).
+fn node_id(config: &Config) -> anyhow::Result<u64> {
     let dir = config.data_dir.join("raft");
     std::fs::create_dir_all(&dir)?;
-    let id = match config.node_id {
-        0 => stored_node_id(&dir)?,
-        id => id,
+    match config.node_id {
+        0 => stored_node_id(&dir),
+        id => Ok(id),
+    }
+}
+
+/// What starts a cluster node's log lines: `node=<id> role=<role>`; `None` on a single
+/// node.
+pub fn log_label(config: &Config) -> anyhow::Result<Option<String>> {
+    let role = match config.role {
+        NodeRole::Single => return Ok(None),
+        NodeRole::Control => "control",
+        NodeRole::Worker => "worker",
     };
+    Ok(Some(format!("node={} role={role}", node_id(config)?)))
+}
+
+/// The log's line format, after the node's label when it has one.
+pub struct NodeFormat {
+    label: Option<String>,
+    inner: tracing_subscriber::fmt::format::Format,
+}
+
+impl NodeFormat {
+    pub fn new(label: Option<String>) -> NodeFormat {
+        NodeFormat {
+            label,
+            inner: tracing_subscriber::fmt::format::Format::default(),
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for NodeFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if let Some(label) = &self.label {
+            write!(writer, "{label} ")?;
+        }
+        self.inner.format_event(ctx, writer, event)
+    }
+}
+
+/// Starts this node's Raft membership (`kairosdb_cluster::raft`): its id ([`node_id`]),
+/// the address others reach it at, and the seeds to join through.
+pub async fn join(config: &Config, bound: SocketAddr) -> anyhow::Result<Arc<Membership>> {
+    let dir = config.data_dir.join("raft");
+    let id = node_id(config)?;
     let address = match config.advertise_address.as_str() {
         "" if bound.ip().is_unspecified() => {
             format!("{}:{}", crate::self_metrics::hostname(), bound.port())

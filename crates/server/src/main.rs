@@ -139,7 +139,8 @@ fn start(cli: Cli) -> Result<()> {
     // Inside the runtime: the trace exporter sends on it.
     let entered = runtime.enter();
     let traces = otel::Tracing::start(&config)?;
-    let log = init_logging(&config, traces.as_ref())?;
+    let node = cluster::log_label(&config)?;
+    let log = init_logging(&config, traces.as_ref(), node)?;
     drop(entered);
     let reload_from = (cli.config.clone(), cli.settings, log);
     let result = runtime.block_on(run(config, reload_from));
@@ -152,8 +153,13 @@ fn start(cli: Cli) -> Result<()> {
 
 /// Logging to stderr with a filter SIGHUP can change (`reload.rs`), and the trace
 /// exporter's layer when `otel_enabled` (`otel.rs`). The log filter is the log's own, so
-/// the trace layer sees its spans whatever `log_level` says.
-fn init_logging(config: &Config, traces: Option<&otel::Tracing>) -> Result<reload::LogHandle> {
+/// the trace layer sees its spans whatever `log_level` says. A cluster node starts every
+/// line with its node id and role (`node`), so merged logs tell the nodes apart.
+fn init_logging(
+    config: &Config,
+    traces: Option<&otel::Tracing>,
+    node: Option<String>,
+) -> Result<reload::LogHandle> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -165,6 +171,7 @@ fn init_logging(config: &Config, traces: Option<&otel::Tracing>) -> Result<reloa
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(ansi)
+                .event_format(cluster::NodeFormat::new(node))
                 .with_filter(filter),
         )
         .with(traces.map(|t| t.layer()))

@@ -380,14 +380,19 @@ pub fn install_prometheus() -> anyhow::Result<PrometheusHandle> {
 /// Prometheus text exposition of `figures` plus the live histograms.
 pub fn render_prometheus(handle: &PrometheusHandle, figures: &[Sample]) -> String {
     for f in figures {
+        let labels: Vec<metrics::Label> = f
+            .labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+            .collect();
         match f.kind {
             Kind::Counter => {
                 metrics::describe_counter!(f.name.clone(), f.help);
-                metrics::counter!(f.name.clone()).absolute(f.value as u64);
+                metrics::counter!(f.name.clone(), labels).absolute(f.value as u64);
             }
             Kind::Gauge => {
                 metrics::describe_gauge!(f.name.clone(), f.help);
-                metrics::gauge!(f.name.clone()).set(f.value);
+                metrics::gauge!(f.name.clone(), labels).set(f.value);
             }
         }
     }
@@ -446,6 +451,7 @@ mod tests {
             counters: vec![("wal_bytes_total", "WAL bytes.", 5)],
             gauges: vec![("head_series", "Series in memory.", 3.0)],
             backlog_points: 0,
+            labeled: Vec::new(),
         };
         let figures = m.snapshot(&stats);
         let get = |n: &str| figures.iter().find(|f| f.name == n).map(|f| f.value);

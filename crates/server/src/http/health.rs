@@ -179,7 +179,12 @@ pub async fn metrics_json(axum::extract::State(state): State) -> Result<Response
             } else {
                 serde_json::json!(f.value)
             };
-            (f.name, value)
+            // A figure per worker: `name{worker="host:port"}`, as Prometheus writes it.
+            let labels: Vec<String> = f.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            match labels.is_empty() {
+                true => (f.name, value),
+                false => (format!("{}{{{}}}", f.name, labels.join(",")), value),
+            }
         })
         .collect();
     let body = serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?;

@@ -304,6 +304,26 @@ async fn a_control_node_spreads_series_over_the_workers_and_answers_for_all_of_t
     assert_eq!(refused.status, 401, "{}", refused.text());
     let refused = post(c.workers[0].server(), "/internal/v1/write", Vec::new()).await;
     assert_eq!(refused.status, 401, "{}", refused.text());
+    // Per-worker figures on the control node; every log line names its node.
+    let metrics = get(&c.control, "/metrics").await.text();
+    for w in &c.workers {
+        let calls = format!(
+            "kairosdb_cluster_worker_calls_total{{worker=\"{}\"}}",
+            w.address
+        );
+        assert!(metrics.contains(&calls), "{calls} in {metrics}");
+        let up = format!("kairosdb_cluster_worker_up{{worker=\"{}\"}} 1", w.address);
+        assert!(metrics.contains(&up), "{up} in {metrics}");
+    }
+    let log = c.control.log_text();
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains(" INFO ") || l.contains(" WARN "))
+            .all(|l| l.starts_with("node="))
+            && first.contains("role=control"),
+        "{log}"
+    );
     // Names come from every worker.
     let names = get(&c.control, "/api/v1/metricnames").await.json();
     assert!(

@@ -39,6 +39,14 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use crate::config::{Config, NodeRole};
 use crate::http::{body, AppState};
 
+/// Whether a storage refusal comes from the cluster's Raft state rather than its workers
+/// (the analytics plan's `RAFT_ERROR`): the cluster is forming, or a metadata or layout
+/// change was not committed.
+pub fn is_raft_refusal(message: &str) -> bool {
+    message.starts_with(forming::FORMING)
+        || message.starts_with(kairosdb_cluster::raft::metadata::NOT_COMMITTED)
+}
+
 /// The prefix of every internal route.
 pub const INTERNAL: &str = "/internal/v1/";
 

@@ -14,6 +14,9 @@ use parking_lot::Mutex;
 use super::{Command, Membership};
 use crate::client::MetaCall;
 
+/// How a metadata change that Raft did not commit is refused.
+pub const NOT_COMMITTED: &str = "metadata change not committed";
+
 /// The metadata store over this node's Raft membership. Its calls block: call them from
 /// blocking threads (as every `Storage` call is).
 pub struct RaftMetadata {
@@ -34,7 +37,7 @@ impl RaftMetadata {
         self.runtime
             .block_on(self.membership.propose(Command::Meta(call)))
             .map_err(|e| StorageError::Unavailable {
-                message: format!("metadata change not committed: {e}"),
+                message: format!("{NOT_COMMITTED}: {e}"),
                 retry_after_secs: 1,
             })
     }

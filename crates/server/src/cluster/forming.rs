@@ -11,6 +11,9 @@ use kairosdb_model::{
     StorageStats, TagFilter, TimeRange, WriteBatch,
 };
 
+/// How the answer of a control node whose cluster is not placed yet starts.
+pub const FORMING: &str = "the cluster is forming";
+
 /// The cluster, once placed.
 #[derive(Default)]
 pub struct Forming {
@@ -45,7 +48,7 @@ impl Forming {
             .map(|c| &**c)
             .ok_or_else(|| StorageError::Unavailable {
                 message: format!(
-                    "the cluster is forming: {}",
+                    "{FORMING}: {}",
                     self.waiting_for.lock().unwrap_or_else(|e| e.into_inner())
                 ),
                 retry_after_secs: 1,

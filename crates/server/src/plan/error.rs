@@ -37,9 +37,9 @@ pub enum Code {
     AuthError,
     /// The token's (or client's) rate limit: 429 with `Retry-After`.
     RateLimitExceeded,
-    /// Cluster membership (Raft) failed. Reserved: membership is static until the Raft
-    /// work lands (docs/cluster.md), so nothing answers it yet.
-    #[allow(dead_code)] // Reserved for the Raft work: the code is part of the plan's API.
+    /// The cluster's Raft state cannot serve the request: it is forming (no placement
+    /// decided yet, no leader to decide it), or a layout change or metadata change was
+    /// not committed. 503 with `Retry-After`.
     RaftError,
     /// Storage refused or failed: back-pressure, workers that do not answer, a full disk.
     StorageError,
@@ -101,6 +101,9 @@ impl From<StorageError> for PlanError {
         let code = match &e {
             StorageError::InvalidInput(_) | StorageError::TooManyPoints { .. } => {
                 Code::ValidationError
+            }
+            StorageError::Unavailable { message, .. } if crate::cluster::is_raft_refusal(message) => {
+                Code::RaftError
             }
             StorageError::Backpressure { .. }
             | StorageError::Closed

@@ -535,6 +535,11 @@ async fn without_a_worker_list_the_partitions_are_placed_on_the_first_workers_to
         "{}",
         answer.text()
     );
+    // The analytics plan's API says whose fault it is: the cluster's Raft state.
+    let metric = r#"{"key":"placed","value":1,"timestamp":1,"tags":{"host":"a"}}"#;
+    let answer = post(&control, "/metrics", metric).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.json()["code"], "RAFT_ERROR", "{}", answer.text());
 
     let seed = control.http.to_string();
     let workers: Vec<Worker> = (0..3)

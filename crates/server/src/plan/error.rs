@@ -102,7 +102,9 @@ impl From<StorageError> for PlanError {
             StorageError::InvalidInput(_) | StorageError::TooManyPoints { .. } => {
                 Code::ValidationError
             }
-            StorageError::Unavailable { message, .. } if crate::cluster::is_raft_refusal(message) => {
+            StorageError::Unavailable { message, .. }
+                if crate::cluster::is_raft_refusal(message) =>
+            {
                 Code::RaftError
             }
             StorageError::Backpressure { .. }

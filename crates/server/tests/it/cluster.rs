@@ -617,7 +617,12 @@ async fn ingest_until(
         let answer = send(client().post(&url).body(points_at("moving", 20, t))).await;
         match answer.status {
             204 => acknowledged.push(t),
-            _ => refused += 1,
+            _ => {
+                if refused < 3 {
+                    eprintln!("round {t} refused: {} {}", answer.status, answer.text());
+                }
+                refused += 1
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -626,7 +631,8 @@ async fn ingest_until(
 
 #[tokio::test]
 async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_point() {
-    let mut c = cluster("2").await;
+    // Unlimited: the load below is a pipeline's, not one client's.
+    let mut c = cluster_of(3, "2", &[("KAIROSDB_RATE_LIMIT_PER_MINUTE", "0")]).await;
     let seed = c.workers[0].address.clone();
     c.workers.push(Worker::start(c.dir.path(), 3, Some(&seed)));
     let all: Vec<String> = c.workers.iter().map(|w| w.address.clone()).collect();
@@ -735,4 +741,81 @@ async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_poi
     }
     let kept = get(&c.control, "/api/v1/metadata/svc/key/k").await;
     assert_eq!(kept.text(), "kept across moves");
+}
+
+#[tokio::test]
+async fn a_move_waits_out_a_worker_killed_during_it_and_finishes_when_it_returns() {
+    // Unlimited: the load below is a pipeline's, not one client's.
+    let mut c = cluster_of(3, "2", &[("KAIROSDB_RATE_LIMIT_PER_MINUTE", "0")]).await;
+    let seed = c.workers[0].address.clone();
+    c.workers.push(Worker::start(c.dir.path(), 3, Some(&seed)));
+    let all: Vec<String> = c.workers.iter().map(|w| w.address.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let epoch = loop {
+        let status = get(&c.control, "/api/v1/cluster").await.json();
+        if status["joined_workers"].as_array().map(Vec::len) == Some(4) {
+            break status["epoch"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "worker 3 did not join: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(ingest_until(
+        c.control.url("/api/v1/datapoints"),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Worker 1 dies as the move starts: it holds partitions and gains some.
+    c.workers[1].kill9();
+    let body = serde_json::json!({ "workers": all }).to_string();
+    let answer = send(
+        client()
+            .put(c.control.url("/api/v1/cluster/workers"))
+            .body(body),
+    )
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    // The move cannot copy onto a dead worker: it waits, saying why.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let status = get(&c.control, "/api/v1/cluster").await.json();
+        assert!(status["move"]["phase"] != "done", "{status}");
+        if !status["move"]["error"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error while worker 1 is down: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.workers[1].restart();
+    let status = moved(&c.control, epoch + 2).await;
+    assert_eq!(status["workers"].as_array().unwrap().len(), 4, "{status}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused) = load.await.unwrap();
+    eprintln!(
+        "{} rounds acknowledged, {refused} refused",
+        acknowledged.len()
+    );
+    assert!(acknowledged.len() > 20, "{} rounds", acknowledged.len());
+    let (status, json, hosts) = per_host(&c.control, "moving", "").await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json.get("is_partial").is_none(), "{json}");
+    assert_eq!(hosts.len(), 20);
+    for (host, values) in &hosts {
+        let h: i64 = host[1..].parse().unwrap();
+        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "{host}: a point doubled: {ts:?}"
+        );
+        for &t in &acknowledged {
+            assert!(
+                values.contains(&(t, h + t)),
+                "{host}: acknowledged point at {t} lost"
+            );
+        }
+    }
 }

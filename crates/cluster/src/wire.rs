@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use kairosdb_engine::internals::{decode_batch, encode_batch};
 use kairosdb_model::{
-    DeleteRequest, Order, SeriesData, SeriesPoints, SeriesQuery, Shard, StorageError, TagFilter,
-    TagMatcher, TimeRange, WriteBatch,
+    DeleteRequest, Fold, FoldKeep, Order, SeriesData, SeriesPoints, SeriesQuery, Shard,
+    StorageError, TagFilter, TagMatcher, TimeRange, TimeUnit, WriteBatch,
 };
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +169,60 @@ pub struct ReadRequest {
     pub count_in_range: bool,
     /// `(partition count, wanted partitions)`.
     pub shard: Option<(u32, Vec<u32>)>,
+    /// The push-down hint ([`kairosdb_model::Fold`]); older control nodes send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<FoldJson>,
+}
+
+/// A [`Fold`] as JSON: `keep` is `max`, `min`, `first` or `last`; `unit` KairosDB's
+/// upper-case unit name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FoldJson {
+    pub keep: String,
+    pub unit: String,
+    pub value: i64,
+    pub start: i64,
+    pub align_sampling: bool,
+    pub time_zone: Option<String>,
+}
+
+impl FoldJson {
+    pub fn new(f: &Fold) -> FoldJson {
+        let keep = match f.keep {
+            FoldKeep::Max => "max",
+            FoldKeep::Min => "min",
+            FoldKeep::First => "first",
+            FoldKeep::Last => "last",
+        };
+        FoldJson {
+            keep: keep.into(),
+            unit: f.unit.name().into(),
+            value: f.value,
+            start: f.start,
+            align_sampling: f.align_sampling,
+            time_zone: f.time_zone.clone(),
+        }
+    }
+
+    pub fn into_fold(self) -> Result<Fold, Malformed> {
+        let keep = match self.keep.as_str() {
+            "max" => FoldKeep::Max,
+            "min" => FoldKeep::Min,
+            "first" => FoldKeep::First,
+            "last" => FoldKeep::Last,
+            other => return Err(Malformed(format!("fold keep {other:?}"))),
+        };
+        let unit = TimeUnit::parse(&self.unit)
+            .ok_or_else(|| Malformed(format!("fold unit {:?}", self.unit)))?;
+        Ok(Fold {
+            keep,
+            unit,
+            value: self.value,
+            start: self.start,
+            align_sampling: self.align_sampling,
+            time_zone: self.time_zone,
+        })
+    }
 }
 
 impl ReadRequest {
@@ -186,6 +240,7 @@ impl ReadRequest {
                 .shard
                 .as_ref()
                 .map(|s| (s.partitions(), s.iter().collect())),
+            fold: q.fold.as_ref().map(FoldJson::new),
         }
     }
 
@@ -200,6 +255,7 @@ impl ReadRequest {
             max_points: self.max_points,
             count_in_range: self.count_in_range,
             shard: self.shard.map(|(n, wanted)| Shard::new(n, wanted)),
+            fold: self.fold.map(FoldJson::into_fold).transpose()?,
             ..SeriesQuery::new(
                 self.metric,
                 filter_from_wire(self.filter)?,

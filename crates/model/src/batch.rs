@@ -40,6 +40,24 @@ impl Points {
         }
     }
 
+    /// The points at `idx` (indexes into these, in the order given).
+    pub fn pick(&self, idx: &[usize]) -> Points {
+        match self {
+            Points::Long { ts, values } => Points::Long {
+                ts: idx.iter().map(|&i| ts[i]).collect(),
+                values: idx.iter().map(|&i| values[i]).collect(),
+            },
+            Points::Double { ts, values } => Points::Double {
+                ts: idx.iter().map(|&i| ts[i]).collect(),
+                values: idx.iter().map(|&i| values[i]).collect(),
+            },
+            Points::String { ts, values } => Points::String {
+                ts: idx.iter().map(|&i| ts[i]).collect(),
+                values: idx.iter().map(|&i| values[i].clone()).collect(),
+            },
+        }
+    }
+
     pub fn timestamps(&self) -> &[i64] {
         match self {
             Points::Long { ts, .. } | Points::Double { ts, .. } | Points::String { ts, .. } => ts,

@@ -45,7 +45,8 @@ pub use metrics::{Gauge, Kind, Sample};
 pub use null_storage::{NoSeries, NullStorage, Reader};
 pub use partition::{partition_of, Coverage, Shard};
 pub use read::{
-    DeleteRequest, Order, Read, SeriesData, SeriesQuery, TagFilter, TagMatcher, TimeRange,
+    DeleteRequest, Fold, FoldKeep, Order, Read, SeriesData, SeriesQuery, TagFilter, TagMatcher,
+    TimeRange,
 };
 pub use request::{MetricQuery, QueryRequest, TimeUnit};
 pub use result::{GroupByResult, GroupTags, Num, OutColumn, QueryResult, ResultGroup};

@@ -148,6 +148,40 @@ pub struct SeriesQuery {
     /// Only the series of these partitions (cluster mode: a worker answers for the
     /// partitions the router asked it for, see `partition.rs`). None = every series.
     pub shard: Option<Shard>,
+    /// A hint: the leading aggregator needs only some points of each series ([`Fold`]).
+    /// A backend may follow it or ignore it; the answer is the same either way.
+    pub fold: Option<Fold>,
+}
+
+/// The points a leading `max`, `min`, `first` or `last` aggregator needs of a series: in
+/// each of its buckets, the first point (it stamps the bucket's result) and the one the
+/// aggregator picks. A cluster worker keeps only those before sending a series to its
+/// control node (`kairosdb_query::fold::reduce`): the aggregator answers the same over
+/// them as over every point, so a backend may also ignore the hint. `in_range` still
+/// counts every point. The buckets are the aggregator's own: its sampling, its origin
+/// (`start`, aligned to the sampling unless `align_sampling` is off) and time zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fold {
+    pub keep: FoldKeep,
+    pub unit: crate::TimeUnit,
+    pub value: i64,
+    pub start: i64,
+    pub align_sampling: bool,
+    /// IANA id or fixed offset; None = UTC.
+    pub time_zone: Option<String>,
+}
+
+/// Which point of a bucket a [`Fold`] keeps besides its first one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoldKeep {
+    /// The largest value (`max`).
+    Max,
+    /// The smallest value (`min`).
+    Min,
+    /// Nothing more (`first`).
+    First,
+    /// The last point (`last`).
+    Last,
 }
 
 impl SeriesQuery {
@@ -165,6 +199,7 @@ impl SeriesQuery {
             count_in_range: false,
             work_limit: None,
             shard: None,
+            fold: None,
         }
     }
 }
@@ -282,6 +317,7 @@ mod tests {
                 count_in_range: false,
                 work_limit: None,
                 shard: None,
+                fold: None,
             }
         );
     }

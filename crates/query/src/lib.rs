@@ -4,7 +4,8 @@
 //!    refusing what KairosDB only refuses at run time;
 //! 2. read the matching series from [`Storage`] (per-series `limit`/`order` applied there;
 //!    a leading `first`/`last` over one bucket reads one point per series, see
-//!    `Aggregator::edge_order`);
+//!    `Aggregator::edge_order`; a leading `max`, `min`, `first` or `last` over several
+//!    lets the read keep only the points it needs, see [`fold`]);
 //! 3. [`group`]: split the series by group type (`number` < `text`), then by the values of
 //!    the `tag` group-by, if any;
 //! 4. [`merge`]: merge each group's series into one time-ordered column stream;
@@ -20,6 +21,7 @@
 
 mod aggregate;
 mod column;
+pub mod fold;
 mod group;
 mod groupby;
 mod merge;
@@ -221,6 +223,12 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
         .first()
         .filter(|_| plain)
         .and_then(|a| a.edge_order(ctx));
+    // A leading `max`, `min`, `first` or `last` over several buckets: the read may carry
+    // only the points that aggregator needs (a cluster's workers send no more, `fold.rs`).
+    let fold = match (query.aggregators.first(), aggregators.first()) {
+        (Some(spec), Some(a)) if plain && edge.is_none() => fold::fold_of(spec, a, ctx),
+        _ => None,
+    };
     let read_span = tracing::debug_span!("storage.read", series = tracing::field::Empty);
     let reading = read_span.enter();
     let read = storage
@@ -234,6 +242,7 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
             count_in_range: edge.is_some(),
             work_limit: ctx.budget.work_limit,
             shard: None,
+            fold,
         })
         .map_err(|e| match e {
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),

@@ -43,7 +43,8 @@ fn run(range: TimeRange, q: &MetricQuery) -> Result<QueryResult, QueryError> {
 /// How [`Fixed`] answers a [`SeriesQuery`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
-    /// Filter, range, `order`, `limit` and `count_in_range` applied, as a real storage does.
+    /// Filter, range, `order`, `limit`, `count_in_range` and the `fold` hint applied, as
+    /// a real storage (a cluster worker) does.
     Honour,
     /// Filter and range only: every point in range, ascending, `in_range` = points read
     /// (what `execute` would aggregate without the pushdown).
@@ -151,6 +152,10 @@ impl Reader for FixedSeries {
                 }
             }
             out.push(d);
+        }
+        // The push-down hint, followed as a cluster worker follows it.
+        if let (Mode::Honour, Some(fold)) = (self.mode, &q.fold) {
+            crate::fold::reduce(&mut out, fold).map_err(StorageError::InvalidInput)?;
         }
         Ok(Read::Complete(out))
     }

@@ -500,7 +500,11 @@ async fn read(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer
     let bytes = on_storage(&state, move |s| {
         let query = request.into_query()?;
         // No work limit was set: the read is complete.
-        let series = s.query(&query)?.expect_complete();
+        let mut series = s.query(&query)?.expect_complete();
+        // Only what the control node's leading aggregator needs crosses the network.
+        if let Some(fold) = &query.fold {
+            kairosdb_query::fold::reduce(&mut series, fold).map_err(Malformed)?;
+        }
         Ok(wire::encode_series(series))
     })
     .await?;

@@ -108,6 +108,7 @@ fn expected_read(range: TimeRange, limit: Option<usize>, order: Order, count: bo
         count_in_range: count,
         work_limit: None,
         shard: None,
+        fold: None,
     }
 }
 
@@ -161,6 +162,18 @@ fn plain(range: TimeRange) -> SeriesQuery {
     expected_read(range, None, Order::Asc, false)
 }
 
+/// `read` without its fold hint, and which point the hint keeps (`fold.rs`).
+fn unfolded(read: &SeriesQuery) -> (SeriesQuery, Option<FoldKeep>) {
+    let keep = read.fold.as_ref().map(|f| f.keep);
+    (
+        SeriesQuery {
+            fold: None,
+            ..read.clone()
+        },
+        keep,
+    )
+}
+
 #[test]
 fn pushdown_last_over_one_bucket_reads_each_series_newest_point() {
     // Sampling = the range's length (0..=9 is 10 ms). Answer: each type group's last point.
@@ -203,7 +216,8 @@ fn several_buckets_read_every_point() {
             r#"{"name":"last","sampling":{"value":1,"unit":"milliseconds"},"align_sampling":false}"#,
         ]),
     );
-    assert_eq!(read, plain(R0_9));
+    // Every point, with the hint that a worker may keep each bucket's first and last.
+    assert_eq!(unfolded(&read), (plain(R0_9), Some(FoldKeep::Last)));
     assert_eq!(r.sample_size, 9);
     assert_eq!(r.results[0].ts, vec![1, 2, 3, 5, 7, 8]);
 
@@ -214,7 +228,7 @@ fn several_buckets_read_every_point() {
             r#"{"name":"last","sampling":{"value":9,"unit":"milliseconds"},"align_sampling":false}"#,
         ]),
     );
-    assert_eq!(read, plain(R0_9));
+    assert_eq!(unfolded(&read), (plain(R0_9), Some(FoldKeep::Last)));
 }
 
 #[test]
@@ -226,7 +240,7 @@ fn aligned_buckets_crossing_a_boundary_read_every_point() {
             r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":true}"#,
         ]),
     );
-    assert_eq!(read, plain(R5_14));
+    assert_eq!(unfolded(&read), (plain(R5_14), Some(FoldKeep::Last)));
     assert_eq!(r.sample_size, 5);
     assert_eq!(r.results[0].ts, vec![8, 12]);
 }
@@ -247,17 +261,25 @@ fn align_sampling_defaults_to_true() {
         R5_14,
         &mq(&[r#"{"name":"last","sampling":{"value":10,"unit":"milliseconds"}}"#]),
     );
-    assert_eq!(read, plain(R5_14));
+    assert_eq!(unfolded(&read), (plain(R5_14), Some(FoldKeep::Last)));
 }
 
 #[test]
 fn other_range_aggregators_and_raw_reads_read_every_point() {
-    for other in ["max", "min", "count", "sum", "avg", "gaps"] {
+    let folds = [
+        ("max", Some(FoldKeep::Max)),
+        ("min", Some(FoldKeep::Min)),
+        ("count", None),
+        ("sum", None),
+        ("avg", None),
+        ("gaps", None),
+    ];
+    for (other, fold) in folds {
         let json = format!(
             r#"{{"name":"{other}","sampling":{{"value":10,"unit":"milliseconds"}},"align_sampling":false}}"#
         );
         let (read, _) = read_of(R0_9, &mq(&[&json]));
-        assert_eq!(read, plain(R0_9), "{other}");
+        assert_eq!(unfolded(&read), (plain(R0_9), fold), "{other}");
     }
     let (read, r) = read_of(R0_9, &mq(&[]));
     assert_eq!(read, plain(R0_9));
@@ -272,7 +294,9 @@ fn first_or_last_pushes_down_only_when_first_in_the_chain() {
         r#"{"name":"last","sampling":{"value":1,"unit":"milliseconds"},"align_sampling":false}"#,
     ] {
         let (read, _) = read_of(R0_9, &mq(&[before, LAST_10]));
-        assert_eq!(read, plain(R0_9), "{before}");
+        // Only a leading `last` over several buckets carries the fold hint.
+        let fold = before.contains("last").then_some(FoldKeep::Last);
+        assert_eq!(unfolded(&read), (plain(R0_9), fold), "{before}");
     }
 }
 
@@ -589,6 +613,128 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
         shared_groups * 4 > cases,
         "only {shared_groups} of {cases} cases had a group of several number series"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Randomized: the fold hint (a worker keeps only the points a leading max, min, first or
+// last needs) vs. a read of every point.
+
+fn random_folded_aggregator(rng: &mut StdRng) -> String {
+    let name = ["max", "min", "first", "last"][rng.gen_range(0..4)];
+    let mut a = json!({ "name": name });
+    match rng.gen_range(0..10) {
+        0 => {} // no sampling: 1 ms
+        1 => a["sampling"] = json!({"value": 1, "unit": "days"}),
+        2 => a["sampling"] = json!({"value": 1, "unit": "months"}),
+        3 => a["sampling"] = json!({"value": 2, "unit": "weeks"}),
+        _ => a["sampling"] = json!({"value": rng.gen_range(1..=60), "unit": "milliseconds"}),
+    }
+    for flag in ["align_sampling", "align_start_time", "align_end_time"] {
+        if rng.gen_bool(0.5) {
+            a[flag] = json!(rng.gen_bool(0.5));
+        }
+    }
+    if rng.gen_bool(0.3) {
+        a["start_time"] = json!(rng.gen_range(-50..250));
+    }
+    if rng.gen_bool(0.2) {
+        a["time_zone"] = json!("Asia/Kolkata");
+    }
+    a.to_string()
+}
+
+#[test]
+fn the_fold_hint_answers_like_a_read_of_every_point() {
+    let mut rng = StdRng::seed_from_u64(0xf0_1d_ed);
+    let cases = 3000;
+    let (mut folded, mut thinned) = (0, 0);
+    let zones = [None, None, Some("Europe/Paris"), Some("+05:30")];
+    for case in 0..cases {
+        let (series, range, time_zone) = random_case(&mut rng, &zones);
+        let mut q = mq(&[]);
+        q.aggregators = vec![agg(&random_folded_aggregator(&mut rng))];
+        if rng.gen_bool(0.4) {
+            q.aggregators
+                .push(agg(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())]));
+        }
+        q.exclude_tags = rng.gen_bool(0.3);
+        q.group_by_tags = match rng.gen_range(0..3) {
+            0 => Vec::new(),
+            1 => vec!["host".into()],
+            _ => vec!["dc".into()],
+        };
+        let budget = Budget::default();
+        let honour = fixed_with(series.clone(), Mode::Honour);
+        let full = fixed_with(series.clone(), Mode::FullRead);
+        let got = run(&honour, range, time_zone, &budget, &q);
+        let want = run(&full, range, time_zone, &budget, &q);
+        let read = honour.only_query();
+        if let Some(fold) = &read.fold {
+            folded += 1;
+            let mut kept = series.clone();
+            crate::fold::reduce(&mut kept, fold).unwrap();
+            let before: usize = series.iter().map(|s| s.points.len()).sum();
+            let after: usize = kept.iter().map(|s| s.points.len()).sum();
+            if after < before {
+                thinned += 1;
+            }
+        }
+        let context = || {
+            format!(
+                "case {case}: range {range:?} tz {time_zone:?} query {:?} group_by {:?}\n\
+                 read {read:?}\nseries {series:?}",
+                q.aggregators, q.group_by_tags
+            )
+        };
+        assert_same_answer(got, want, context);
+    }
+    assert!(
+        folded * 3 > cases,
+        "only {folded} of {cases} reads carried the hint"
+    );
+    assert!(
+        thinned * 5 > cases,
+        "only {thinned} of {cases} reads were thinned"
+    );
+}
+
+#[test]
+fn the_fold_hint_keeps_each_buckets_first_point_and_its_pick() {
+    let q = mq(&[
+        r#"{"name":"max","sampling":{"value":10,"unit":"milliseconds"},"align_sampling":true}"#,
+    ]);
+    let series = vec![SeriesData::new(
+        key(DataType::Long, "a"),
+        Points::Long {
+            ts: vec![0, 2, 4, 11, 13, 19, 25],
+            values: vec![5, 9, 1, 3, 3, 2, 7],
+        },
+    )];
+    let store = fixed_with(series.clone(), Mode::Honour);
+    let budget = Budget::default();
+    run(&store, TimeRange::new(0, 30), None, &budget, &q).unwrap();
+    let fold = store
+        .only_query()
+        .fold
+        .expect("a leading max over several buckets");
+    assert_eq!(fold.keep, FoldKeep::Max);
+    let mut kept = series;
+    crate::fold::reduce(&mut kept, &fold).unwrap();
+    // [0,10): first 0, max 9 at 2; [10,20): first 11 (max 3, the first of the two); [20,30): 25.
+    assert_eq!(kept[0].points.timestamps(), [0, 2, 11, 25]);
+    assert_eq!(kept[0].in_range, 7, "in_range still counts every point");
+    // A start_time after the query start: points before the origin, no hint.
+    let late = mq(&[
+        r#"{"name":"max","sampling":{"value":10,"unit":"milliseconds"},"start_time":5,"align_sampling":false}"#,
+    ]);
+    let store = fixed_with(Vec::new(), Mode::Honour);
+    run(&store, TimeRange::new(0, 30), None, &budget, &late).unwrap();
+    assert_eq!(store.only_query().fold, None);
+    // Other aggregators read every point.
+    let sum = mq(&[r#"{"name":"sum","sampling":{"value":10,"unit":"milliseconds"}}"#]);
+    let store = fixed_with(Vec::new(), Mode::Honour);
+    run(&store, TimeRange::new(0, 30), None, &budget, &sum).unwrap();
+    assert_eq!(store.only_query().fold, None);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -378,3 +378,81 @@ fn deletes_wait_while_partitions_move() {
     assert!(err.to_string().contains("moving"), "{err}");
     assert_whole(&c, 10);
 }
+
+/// `c` for 3 hosts, one point a millisecond over [0, 1000), values zig-zagging.
+fn dense() -> WriteBatch {
+    WriteBatch {
+        series: (0..3)
+            .map(|h| SeriesPoints {
+                key: SeriesKey::new(
+                    "c",
+                    DataType::Long,
+                    Tags::from_pairs([("host", format!("h{h}"))]),
+                ),
+                ttl_secs: 0,
+                points: Points::Long {
+                    ts: (0..1000).collect(),
+                    values: (0..1000).map(|t| (t * 7 + h * 13) % 101).collect(),
+                },
+            })
+            .collect(),
+    }
+}
+
+/// Runs the KairosDB query `body` over `storage` with the query engine.
+fn run_query(storage: &dyn Storage, body: &str) -> kairosdb_model::QueryResult {
+    let request = kairosdb_protocol::query::parse_query(body.as_bytes(), 10_000).unwrap();
+    let budget = kairosdb_query::Budget::default();
+    let ctx = kairosdb_query::Context {
+        range: request.range,
+        time_zone: request.time_zone.as_deref(),
+        now_ms: 10_000,
+        budget: &budget,
+    };
+    kairosdb_query::execute(storage, &ctx, &request.metrics[0])
+        .unwrap()
+        .expect_complete()
+}
+
+#[test]
+fn a_leading_max_crosses_the_network_as_two_points_a_bucket_and_answers_as_one_node() {
+    let c = cluster(3, 2);
+    c.storage.write(&dense()).unwrap();
+    let single_dir = tempfile::tempdir().unwrap();
+    let single = Engine::open(EngineConfig::new(single_dir.path())).unwrap();
+    single.write(&dense()).unwrap();
+    for name in ["max", "min", "first", "last"] {
+        let body = format!(
+            r#"{{"start_absolute": 0, "end_absolute": 999, "metrics": [{{"name": "c",
+                "group_by": [{{"name": "tag", "tags": ["host"]}}],
+                "aggregators": [{{"name": "{name}", "sampling": {{"value": 100, "unit": "milliseconds"}}}}]}}]}}"#
+        );
+        assert_eq!(
+            run_query(&c.storage, &body),
+            run_query(&single, &body),
+            "{name}"
+        );
+    }
+    // What the workers send for a max: per series and bucket its first point and its
+    // largest, while `in_range` still counts every point.
+    let fold = kairosdb_model::Fold {
+        keep: kairosdb_model::FoldKeep::Max,
+        unit: kairosdb_model::TimeUnit::Milliseconds,
+        value: 100,
+        start: 0,
+        align_sampling: true,
+        time_zone: None,
+    };
+    let q = SeriesQuery {
+        fold: Some(fold),
+        ..SeriesQuery::new("c", TagFilter::default(), TimeRange::new(0, 999))
+    };
+    let Read::Complete(series) = c.storage.query(&q).unwrap() else {
+        panic!("whole")
+    };
+    assert_eq!(series.len(), 3);
+    for s in &series {
+        assert!(s.points.len() <= 20, "{} points sent", s.points.len());
+        assert_eq!(s.in_range, 1000);
+    }
+}

@@ -819,3 +819,61 @@ async fn a_move_waits_out_a_worker_killed_during_it_and_finishes_when_it_returns
         }
     }
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to `server`'s process.
+fn signal(server: &Server, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{signal}"), server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal}");
+}
+
+#[tokio::test]
+async fn a_paused_worker_holds_nothing_up_for_long_and_catches_up_when_it_resumes() {
+    let c = cluster("2").await;
+    let mut acknowledged = Vec::new();
+    for t in 1..=30 {
+        if t == 10 {
+            signal(c.workers[2].server(), "STOP");
+        }
+        if t == 20 {
+            signal(c.workers[2].server(), "CONT");
+        }
+        let answer = post(&c.control, "/api/v1/datapoints", points_at("paused", 20, t)).await;
+        // A paused replica times out (1 s here); the other one acknowledges.
+        assert_eq!(answer.status, 204, "t={t}: {}", answer.text());
+        acknowledged.push(t);
+        if (10..20).contains(&t) {
+            // Reads fail over from the paused worker and stay whole.
+            let (status, json, hosts) = per_host(&c.control, "paused", "").await;
+            assert_eq!(status, 200, "{json}");
+            assert!(json.get("is_partial").is_none(), "{json}");
+            assert!(
+                hosts.values().all(|v| v.len() == t as usize),
+                "t={t}: {hosts:?}"
+            );
+        }
+    }
+    // Resumed, the worker gets what it missed from the control node's hints.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, _, held) = per_host(c.workers[2].server(), "paused", "").await;
+        let complete = !held.is_empty() && held.values().all(|v| v.len() == acknowledged.len());
+        if complete {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker 2 did not catch up: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, _, hosts) = per_host(&c.control, "paused", "").await;
+    assert_eq!(hosts.len(), 20);
+    for (host, values) in &hosts {
+        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert_eq!(ts, acknowledged, "{host}");
+    }
+}

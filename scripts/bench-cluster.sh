@@ -5,8 +5,10 @@
 #     into a single node and into a control node over 1, 2 and 3 workers (replication
 #     factor 1; and 2 over 2 and 3 workers), alternating, ROUNDS times. Reports points/s,
 #     points per CPU-second of all the cluster's processes, and the control node's share.
-#  2. queries: 50 sequential `sum` queries with 1-hour sampling over every host and the
-#     whole day, through the same setups: median latency and CPU per query.
+#  2. queries: 30 sequential queries of each kind over every host and the whole day,
+#     through the same setups: KairosDB `sum` by the hour (raw points to the control node),
+#     KairosDB `max` by the minute (pushed down to the workers), and on cluster nodes the
+#     plan's `/aggregate` (partials merged): median latency and CPU per query.
 #  3. failover: kill -9 the Raft leader of a control node + 3 workers; time until the
 #     others agree on a new one. 3 times.
 #  4. catch-up: replication factor 2, one worker down while 100 hosts x 6 h are written;
@@ -98,29 +100,51 @@ ingest() { # $1 = label
         "$(echo "$control_after - $control_before" | bc)"
 }
 
-queries() { # $1 = label
-    local before=0 after=0
+# query KIND LABEL: 30 sequential queries of one kind; median latency and CPU per query.
+#   sum        KairosDB `sum`, 1-hour sampling: every point crosses to the control node
+#   max        KairosDB `max`, 1-minute sampling: pushed down (2 points a bucket per series)
+#   aggregate  the plan's /aggregate, avg,max,count by host per hour: partials merged
+query() {
+    local kind=$1 label=$2 before=0 after=0 median
     for p in "${SERVER_PIDS[@]}"; do before=$(echo "$before + $(cpu_of "$p")" | bc); done
-    local median
-    median=$(python3 - <<'PY'
-import json, time, urllib.request
-body = json.dumps({"start_absolute": 0, "metrics": [{"name": "cpu.usage_user",
-    "aggregators": [{"name": "sum", "sampling": {"value": 1, "unit": "hours"}}]}]}).encode()
-took = []
-for _ in range(50):
-    t = time.perf_counter()
+    median=$(KIND=$kind python3 - <<'PY'
+import json, os, time, urllib.request
+kind = os.environ["KIND"]
+def kairos(name, sampling):
+    body = json.dumps({"start_absolute": 0, "metrics": [{"name": "cpu.usage_user",
+        "group_by": [{"name": "tag", "tags": ["host"]}],
+        "aggregators": [{"name": name, "sampling": sampling}]}]}).encode()
     req = urllib.request.Request("http://127.0.0.1:18080/api/v1/datapoints/query", body,
                                  {"Content-Type": "application/json"})
     answer = json.load(urllib.request.urlopen(req))
-    took.append(time.perf_counter() - t)
     assert answer["queries"][0]["sample_size"] > 0, answer
+def aggregate():
+    url = ("http://127.0.0.1:18080/aggregate?key=cpu.usage_user&from=2016-01-01T00:00:00Z"
+           "&to=2016-01-02T00:00:00Z&window=1h&agg=avg,max,count&group_by=host")
+    answer = json.load(urllib.request.urlopen(url))
+    assert len(answer["results"]) == 2400, len(answer["results"])
+run = {"sum": lambda: kairos("sum", {"value": 1, "unit": "hours"}),
+       "max": lambda: kairos("max", {"value": 1, "unit": "minutes"}),
+       "aggregate": aggregate}[kind]
+took = []
+for _ in range(30):
+    t = time.perf_counter()
+    run()
+    took.append(time.perf_counter() - t)
 took.sort()
 print(f"{took[len(took) // 2] * 1000:.1f}")
 PY
 )
     for p in "${SERVER_PIDS[@]}"; do after=$(echo "$after + $(cpu_of "$p")" | bc); done
-    printf 'query\t%s\tmedian %s ms\tCPU per query %s ms\n' "$1" "$median" \
-        "$(echo "scale=1; ($after - $before) * 1000 / 50" | bc)"
+    printf 'query %s\t%s\tmedian %s ms\tCPU per query %s ms\n' "$kind" "$label" "$median" \
+        "$(echo "scale=1; ($after - $before) * 1000 / 30" | bc)"
+}
+
+queries() { # $1 = label; the plan's API is served by cluster nodes only
+    query sum "$1"
+    query max "$1"
+    [ "$1" != single ] && query aggregate "$1"
+    return 0
 }
 
 printf 'what\tsetup\tpoints/s (wall)\tpoints per CPU-s (all processes)\tCPU s (all)\tCPU s (control)\n'

@@ -1159,6 +1159,9 @@ impl<S: Session> Storage for CassandraStore<S> {
         if let Some(shard) = &request.shard {
             rows.retain(|r| shard.holds(&r.key.metric, &r.key.tags));
         }
+        if request.exact {
+            rows.retain(|r| r.key.tags.len() == request.filter.tags.len());
+        }
         if rows.is_empty() {
             return Ok(0);
         }

@@ -674,6 +674,7 @@ fn deletes_remove_index_rows_and_the_last_one_the_name() {
         filter: TagFilter::from_pairs(&[("h", &[h])]),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     };
 
     assert_eq!(store.delete(&delete("a")).unwrap(), 1);

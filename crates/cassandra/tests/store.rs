@@ -191,6 +191,7 @@ fn delete_all(metric: &str) -> DeleteRequest {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     }
 }
 
@@ -366,6 +367,7 @@ fn partial_delete_keeps_the_row_and_the_name() {
         filter: TagFilter::default(),
         range: TimeRange::new(15, 25),
         shard: None,
+        exact: false,
     };
     assert_eq!(store.delete(&del).unwrap(), 1);
     let r = read(&store, &query("m", TimeRange::ALL));
@@ -910,6 +912,7 @@ fn tag_indexed_row_keys_are_written_and_deleted_for_configured_metrics() {
             filter: TagFilter::default(),
             range: TimeRange::ALL,
             shard: None,
+            exact: false,
         })
         .unwrap();
     assert!(cluster.tag_indexed_rows("cpu").is_empty());

@@ -275,6 +275,9 @@ pub struct Selection {
     /// `(partition count, wanted partitions)`; deletes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<(u32, Vec<u32>)>,
+    /// [`DeleteRequest::exact`]; deletes only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
 }
 
 impl Selection {
@@ -285,6 +288,7 @@ impl Selection {
             start: range.start,
             end: range.end,
             shard: None,
+            exact: false,
         }
     }
 
@@ -295,6 +299,7 @@ impl Selection {
                 .shard
                 .as_ref()
                 .map(|s| (s.partitions(), s.iter().collect())),
+            exact: request.exact,
             ..Selection::new(&request.metric, &request.filter, request.range)
         }
     }
@@ -305,6 +310,7 @@ impl Selection {
             filter: filter_from_wire(self.filter)?,
             range: TimeRange::new(self.start, self.end),
             shard: self.shard.map(|(n, wanted)| Shard::new(n, wanted)),
+            exact: self.exact,
         })
     }
 }

@@ -485,6 +485,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
         filter: f,
         range,
         shard: None,
+        exact: false,
     };
     let n = e
         .delete(&del(
@@ -536,6 +537,7 @@ fn delete_removes_only_matching_points_and_empties_listings() {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     })
     .unwrap();
     assert_eq!(e.metric_names(None).unwrap(), vec!["m"]);
@@ -564,6 +566,7 @@ fn points_written_after_a_delete_survive_its_replay() {
         filter: TagFilter::default(),
         range: TimeRange::new(2, 3),
         shard: None,
+        exact: false,
     })
     .unwrap();
     write_lng(&e, "m", &[], &[2, 4], &[20, 40]);
@@ -713,6 +716,7 @@ fn injected_wal_failure_poisons_writes_but_not_reads() {
             filter: TagFilter::default(),
             range: TimeRange::ALL,
             shard: None,
+            exact: false,
         }),
         Err(StorageError::Poisoned(_))
     ));

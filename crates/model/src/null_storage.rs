@@ -207,6 +207,7 @@ mod tests {
             filter: TagFilter::default(),
             range: TimeRange::ALL,
             shard: None,
+            exact: false,
         };
         assert_eq!(s.delete(&del).unwrap(), 0);
         assert!(s.sync().is_ok());

@@ -274,6 +274,9 @@ pub struct DeleteRequest {
     /// Only the series of these partitions (cluster mode: a worker drops the partitions
     /// that moved away, see `partition.rs`). None = every matching series.
     pub shard: Option<Shard>,
+    /// Only series with no tag besides the filter's (a tag filter alone also matches
+    /// series with more tags): the telemetry API deletes one record's point so.
+    pub exact: bool,
 }
 
 #[cfg(test)]

@@ -83,6 +83,10 @@ pub const CASES: &[(&str, Case)] = &[
         "a_sharded_delete_removes_only_its_partitions",
         a_sharded_delete_removes_only_its_partitions,
     ),
+    (
+        "an_exact_delete_spares_series_with_more_tags",
+        an_exact_delete_spares_series_with_more_tags,
+    ),
     ("range_ends_are_inclusive", range_ends_are_inclusive),
     ("limit_and_order", limit_and_order),
     ("max_points_exceeded", max_points_exceeded),
@@ -129,6 +133,7 @@ macro_rules! storage_suite_tests {
             tag_filters,
             shard_reads_only_its_partitions,
             a_sharded_delete_removes_only_its_partitions,
+            an_exact_delete_spares_series_with_more_tags,
             range_ends_are_inclusive,
             limit_and_order,
             max_points_exceeded,
@@ -299,6 +304,7 @@ fn delete(s: &dyn Storage, metric: &str, f: TagFilter, range: TimeRange) -> u64 
         filter: f,
         range,
         shard: None,
+        exact: false,
     };
     s.delete(&req)
         .unwrap_or_else(|e| panic!("delete {req:?} failed: {e}"))
@@ -664,6 +670,7 @@ pub fn a_sharded_delete_removes_only_its_partitions(open: Factory<'_>) {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: Some(Shard::new(PARTITIONS, wanted)),
+        exact: false,
     };
     let touched = s
         .delete(&request)
@@ -680,6 +687,47 @@ pub fn a_sharded_delete_removes_only_its_partitions(open: Factory<'_>) {
         let mut kept = kept.clone();
         kept.sort();
         assert_eq!(left, kept, "{when}: only the shard's series are gone");
+    });
+}
+
+pub fn an_exact_delete_spares_series_with_more_tags(open: Factory<'_>) {
+    let mut fx = open();
+    let s = fx.storage();
+    write(
+        s,
+        vec![
+            longs("ex", &[("host", "a")], &[T0, T0 + 1], &[1, 2]),
+            longs("ex", &[("host", "a"), ("dc", "eu")], &[T0, T0 + 1], &[3, 4]),
+            longs("ex", &[("host", "b")], &[T0], &[5]),
+        ],
+    );
+    let request = DeleteRequest {
+        metric: "ex".into(),
+        filter: TagFilter::from_pairs(&[("host", &["a"])]),
+        range: TimeRange::new(T0, T0),
+        shard: None,
+        exact: true,
+    };
+    let touched = s
+        .delete(&request)
+        .unwrap_or_else(|e| panic!("exact delete failed: {e}"));
+    assert_eq!(touched, 1, "only host=a itself");
+    check_and_recheck(&mut *fx, |s, when| {
+        let by_tags = |tags: &[(&str, &str)]| {
+            let q = SeriesQuery::new("ex", TagFilter::default(), TimeRange::ALL);
+            read(s, &q)
+                .into_iter()
+                .find(|d| *d.key == key("ex", DataType::Long, tags))
+                .map(|d| long_pairs_of(&d))
+                .unwrap_or_default()
+        };
+        assert_eq!(by_tags(&[("host", "a")]), [(T0 + 1, 2)], "{when}");
+        assert_eq!(
+            by_tags(&[("host", "a"), ("dc", "eu")]),
+            [(T0, 3), (T0 + 1, 4)],
+            "{when}: a series with one more tag keeps its point"
+        );
+        assert_eq!(by_tags(&[("host", "b")]), [(T0, 5)], "{when}");
     });
 }
 
@@ -1407,6 +1455,7 @@ mod tests {
         UnsortedNames,
         CountsOnlyReturned,
         IgnoresShard,
+        IgnoresExact,
     }
 
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
@@ -1609,6 +1658,10 @@ mod tests {
                 {
                     continue;
                 }
+                let exact = req.exact && self.mutant != Mutant::IgnoresExact;
+                if exact && k.tags.len() != req.filter.tags.len() {
+                    continue;
+                }
                 let before = pts.len();
                 pts.retain(|t, _| !req.range.contains(*t));
                 touched += u64::from(pts.len() != before);
@@ -1699,6 +1752,10 @@ mod tests {
         must_fail(
             Mutant::IgnoresShard,
             a_sharded_delete_removes_only_its_partitions,
+        );
+        must_fail(
+            Mutant::IgnoresExact,
+            an_exact_delete_spares_series_with_more_tags,
         );
         must_fail(Mutant::DescOldestFirst, limit_and_order);
         must_fail(

@@ -504,6 +504,7 @@ mod tests {
                 filter: TagFilter::default(),
                 range: TimeRange::ALL,
                 shard: None,
+                exact: false,
             })
             .unwrap();
         wrapped.query(&read("m")).unwrap();

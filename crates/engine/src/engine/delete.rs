@@ -28,11 +28,15 @@ impl Inner {
         // deleted into a block above it).
         let _m = self.maint.lock();
         let mut sids = self.live_series(&req.metric, &req.filter);
-        if let Some(shard) = &req.shard {
+        if req.shard.is_some() || req.exact {
+            let wanted = req.filter.tags.len();
             sids.retain(|&sid| {
-                self.registry
-                    .get(sid)
-                    .is_some_and(|e| shard.holds(&e.key.metric, &e.key.tags))
+                self.registry.get(sid).is_some_and(|e| {
+                    req.shard
+                        .as_ref()
+                        .is_none_or(|s| s.holds(&e.key.metric, &e.key.tags))
+                        && (!req.exact || e.key.tags.len() == wanted)
+                })
             });
         }
         if sids.is_empty() {

@@ -467,6 +467,7 @@ fn delete_waits_for_queued_writes_and_refuses_when_it_cannot() {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     };
     assert!(
         matches!(q.delete(&req), Err(StorageError::Internal(ref m)) if m.contains("delete refused"))

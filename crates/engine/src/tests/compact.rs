@@ -291,6 +291,7 @@ fn random_late_writes_and_compactions_match_a_model() {
                     filter: TagFilter::default(),
                     range: TimeRange::new(a, b),
                     shard: None,
+                    exact: false,
                 })
                 .unwrap();
                 model.retain(|t, _| !(a..=b).contains(t));

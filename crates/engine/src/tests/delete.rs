@@ -16,6 +16,7 @@ fn del(metric: &str, f: TagFilter, range: TimeRange) -> DeleteRequest {
         filter: f,
         range,
         shard: None,
+        exact: false,
     }
 }
 

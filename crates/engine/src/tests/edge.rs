@@ -205,6 +205,7 @@ fn edge_reads_match_full_reads_under_random_histories() {
                     filter: TagFilter::from_pairs(&[("h", &[tags[0].1])]),
                     range: TimeRange::new(a, b),
                     shard: None,
+                    exact: false,
                 })
                 .unwrap();
             }

@@ -53,6 +53,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         filter: TagFilter::default(),
         range: TimeRange::new(T0 + 5, T0 + 15),
         shard: None,
+        exact: false,
     })
     .unwrap();
     e.crash();

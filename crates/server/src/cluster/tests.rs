@@ -193,6 +193,7 @@ fn a_delete_needs_every_worker() {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     };
     let err = c.storage.delete(&request).unwrap_err();
     assert!(err.to_string().contains("did not answer"), "{err}");
@@ -373,6 +374,7 @@ fn deletes_wait_while_partitions_move() {
         filter: TagFilter::default(),
         range: TimeRange::ALL,
         shard: None,
+        exact: false,
     };
     let err = c.storage.delete(&request).unwrap_err();
     assert!(err.to_string().contains("moving"), "{err}");

@@ -70,6 +70,7 @@ pub async fn delete_metric(
             filter: TagFilter::default(),
             range: TimeRange::ALL,
             shard: None,
+            exact: false,
         })?;
         Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))
     })

@@ -616,6 +616,7 @@ async fn delete_matching(state: Arc<AppState>, body: Vec<u8>) -> Result<Response
                 filter: metric.filter,
                 range: request.range,
                 shard: None,
+                exact: false,
             })?;
         }
         Ok(json_response(StatusCode::NO_CONTENT, Vec::new()))

@@ -214,6 +214,72 @@ async fn a_control_node_stores_json_and_bincode_metrics_and_aggregates_them() {
 }
 
 #[tokio::test]
+async fn json_metrics_keep_every_double_bit_for_bit() {
+    let n = node("control", "");
+    // Awkward doubles, then pseudo-random bit patterns (finite ones).
+    let mut values = vec![
+        0.1 + 0.2,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -0.0,
+        123456.789012345678,
+    ];
+    let mut bits: u64 = 0x9e37_79b9_7f4a_7c15;
+    while values.len() < 300 {
+        bits = bits
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v = f64::from_bits(bits);
+        if v.is_finite() {
+            values.push(v);
+        }
+    }
+    let batch: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"key": "bits", "value": v, "timestamp": 1_000 + i as i64, "tags": {"host": "a"}}))
+        .collect();
+    let a = send(
+        &n.app,
+        post(
+            "/insert",
+            "application/json",
+            Value::Array(batch).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json());
+    let query = json!({"start_absolute": 0, "metrics": [{"name": "bits"}]});
+    let a = send(
+        &n.app,
+        post(
+            "/api/v1/datapoints/query",
+            "application/json",
+            query.to_string(),
+        ),
+    )
+    .await;
+    let stored: Vec<f64> = a.json()["queries"][0]["results"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(stored.len(), values.len());
+    for (i, (got, want)) in stored.iter().zip(&values).enumerate() {
+        // -0.0 is stored as KairosDB stores it; every other value keeps its bits.
+        if *want != 0.0 {
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "value {i}: {want:e} came back {got:e}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_in_the_plans_error_shape() {
     let n = node("control", "");
     let cases: Vec<(Request<Body>, StatusCode, &str, &str)> = vec![

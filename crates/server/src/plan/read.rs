@@ -16,7 +16,8 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use kairosdb_cluster::analytics::params::{self, format_time, Agg};
 use kairosdb_cluster::analytics::{
@@ -42,19 +43,91 @@ pub async fn aggregate(
     let q = params_of(&uri, Endpoint::Aggregate)?;
     let (merged, nodes) = partials(&state, &q).await?;
     let rows = report::rows(&q, &merged)?;
-    let results: Vec<Value> = rows.iter().map(|r| row_json(&q, r)).collect();
-    let body = json!({
-        "key": q.key,
-        "from": format_time(q.from),
-        "to": format_time(q.to),
-        "window": q.window.as_ref().map(|w| w.text.clone()),
-        "rolling": q.rolling,
-        "is_partial": nodes.partial,
-        "total_nodes": nodes.total,
-        "responding_nodes": nodes.responding,
-        "results": results,
-    });
+    let body = AggregateBody {
+        key: &q.key,
+        from: format_time(q.from),
+        to: format_time(q.to),
+        window: q.window.as_ref().map(|w| w.text.as_str()),
+        rolling: q.rolling,
+        is_partial: nodes.partial,
+        total_nodes: nodes.total,
+        responding_nodes: nodes.responding,
+        results: Rows { q: &q, rows: &rows },
+    };
     Ok(answer(Format::Json, &body))
+}
+
+/// `/aggregate`'s answer, serialised straight from the rows (a `Value` per row cost
+/// 4 µs a row: 0.6 s for a day of minutes over 100 hosts).
+#[derive(Serialize)]
+struct AggregateBody<'a> {
+    key: &'a str,
+    from: String,
+    to: String,
+    window: Option<&'a str>,
+    rolling: u32,
+    is_partial: bool,
+    total_nodes: u32,
+    responding_nodes: u32,
+    results: Rows<'a>,
+}
+
+struct Rows<'a> {
+    q: &'a AggregateQuery,
+    rows: &'a [report::Row],
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.rows.len()))?;
+        for row in self.rows {
+            seq.serialize_element(&RowView { q: self.q, row })?;
+        }
+        seq.end()
+    }
+}
+
+/// One row of `/aggregate`: its bucket, its group's tags (when grouped) and each
+/// aggregate by name (`count` as an integer).
+struct RowView<'a> {
+    q: &'a AggregateQuery,
+    row: &'a report::Row,
+}
+
+impl Serialize for RowView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (q, row) = (self.q, self.row);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("timestamp", &row.timestamp)?;
+        map.serialize_entry("time", &format_time(row.timestamp))?;
+        if !q.group_by.is_empty() {
+            let group: Vec<(&String, &Option<String>)> =
+                q.group_by.iter().zip(&row.group).collect();
+            map.serialize_entry("group", &GroupView(&group))?;
+        }
+        for (agg, value) in q.aggs.iter().zip(&row.values) {
+            match agg {
+                Agg::Count => map.serialize_entry(agg.name(), &(*value as u64))?,
+                _ => map.serialize_entry(agg.name(), value)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct GroupView<'a>(&'a [(&'a String, &'a Option<String>)]);
+
+impl Serialize for GroupView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 /// `GET /analytics`: `{average, is_partial, total_nodes, responding_nodes}`, in bincode
@@ -192,31 +265,6 @@ async fn partials(
         .detail("total_nodes", nodes.total));
     }
     Ok((merged, nodes))
-}
-
-/// One row of `/aggregate`: its bucket, its group's tags (when grouped) and each
-/// aggregate by name (`count` as an integer).
-fn row_json(q: &AggregateQuery, row: &report::Row) -> Value {
-    let mut out = Map::new();
-    out.insert("timestamp".into(), json!(row.timestamp));
-    out.insert("time".into(), json!(format_time(row.timestamp)));
-    if !q.group_by.is_empty() {
-        let group: Map<String, Value> = q
-            .group_by
-            .iter()
-            .zip(&row.group)
-            .map(|(name, value)| (name.clone(), json!(value)))
-            .collect();
-        out.insert("group".into(), Value::Object(group));
-    }
-    for (agg, value) in q.aggs.iter().zip(&row.values) {
-        let value = match agg {
-            Agg::Count => json!(*value as u64),
-            _ => json!(value),
-        };
-        out.insert(agg.name().to_owned(), value);
-    }
-    Value::Object(out)
 }
 
 /// `/analytics` over a range without a point of the metric: 404 `NOT_FOUND` (an average

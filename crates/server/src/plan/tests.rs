@@ -223,7 +223,7 @@ async fn json_metrics_keep_every_double_bit_for_bit() {
         f64::MIN_POSITIVE,
         5e-324,
         -0.0,
-        123456.789012345678,
+        123_456.789_012_345_68,
     ];
     let mut bits: u64 = 0x9e37_79b9_7f4a_7c15;
     while values.len() < 300 {

@@ -112,7 +112,7 @@ import json, os, time, urllib.request
 kind = os.environ["KIND"]
 def kairos(name, sampling):
     body = json.dumps({"start_absolute": 0, "metrics": [{"name": "cpu.usage_user",
-        "group_by": [{"name": "tag", "tags": ["host"]}],
+        "group_by": [{"name": "tag", "tags": ["hostname"]}],
         "aggregators": [{"name": name, "sampling": sampling}]}]}).encode()
     req = urllib.request.Request("http://127.0.0.1:18080/api/v1/datapoints/query", body,
                                  {"Content-Type": "application/json"})
@@ -120,7 +120,7 @@ def kairos(name, sampling):
     assert answer["queries"][0]["sample_size"] > 0, answer
 def aggregate():
     url = ("http://127.0.0.1:18080/aggregate?key=cpu.usage_user&from=2016-01-01T00:00:00Z"
-           "&to=2016-01-02T00:00:00Z&window=1h&agg=avg,max,count&group_by=host")
+           "&to=2016-01-02T00:00:00Z&window=1h&agg=avg,max,count&group_by=hostname")
     answer = json.load(urllib.request.urlopen(url))
     assert len(answer["results"]) == 2400, len(answer["results"])
 run = {"sum": lambda: kairos("sum", {"value": 1, "unit": "hours"}),

@@ -36,6 +36,11 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_TELNET_BIND_ADDRESS", value_name = "ADDR")]
     pub telnet_bind_address: Option<String>,
 
+    /// The telemetry API's listen address (docs/telemetry.md) [default: empty, off]; port 0
+    /// picks a free port.
+    #[arg(long, env = "KAIROSDB_TELEMETRY_BIND_ADDRESS", value_name = "ADDR")]
+    pub telemetry_bind_address: Option<String>,
+
     /// Data directory of the embedded engine [default: ./data].
     #[arg(long, env = "KAIROSDB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -485,6 +490,7 @@ impl Settings {
             higher,
             bind_address,
             telnet_bind_address,
+            telemetry_bind_address,
             data_dir,
             datastore,
             max_batch_size,
@@ -590,6 +596,8 @@ pub enum WalSyncPolicy {
 pub struct Config {
     pub bind_address: SocketAddr,
     pub telnet_bind_address: SocketAddr,
+    /// Empty: the telemetry API is off.
+    pub telemetry_bind_address: String,
     pub data_dir: PathBuf,
     pub datastore: Datastore,
     pub max_batch_size: usize,
@@ -878,6 +886,10 @@ impl Config {
                 "telnet_bind_address",
                 raw.telnet_bind_address.as_deref().unwrap_or("0.0.0.0:4242"),
             )?,
+            telemetry_bind_address: match raw.telemetry_bind_address.as_deref().unwrap_or("") {
+                "" => String::new(),
+                a => parse_addr("telemetry_bind_address", a)?.to_string(),
+            },
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             datastore,
             max_batch_size: positive("max_batch_size", raw.max_batch_size.unwrap_or(50_000))?,

@@ -31,6 +31,7 @@ mod query_cache;
 mod reload;
 mod rollup;
 mod self_metrics;
+mod telemetry;
 mod telnet;
 mod transfer;
 mod ui;
@@ -352,6 +353,28 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
         },
         shutdown.clone(),
     )?;
+    // The telemetry API's own listener, when configured (docs/telemetry.md).
+    let telemetry_server = match config.telemetry_bind_address.as_str() {
+        "" => None,
+        address => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen for the telemetry API on {address}"))?;
+            let bound = listener.local_addr()?;
+            let served = tokio::spawn(http::serve::serve(
+                listener,
+                telemetry::router(state.clone()),
+                http::serve::Options {
+                    idle_timeout: config.http_idle_timeout(),
+                    tls: tls.clone(),
+                    max_connections: config.http_max_connections,
+                    metrics: server_metrics.clone(),
+                },
+                shutdown.clone(),
+            ));
+            Some((bound, served))
+        }
+    };
     let app = http::router(state);
     let http_server = tokio::spawn(http::serve::serve(
         http_listener,
@@ -399,7 +422,12 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     // Installed before announcing the ports, so an early SIGTERM is a clean shutdown too.
     let signal = shutdown_signal()?;
     // Tests and scripts parse this line to find the ports (port 0 = any free port).
-    println!("listening http={http_addr} telnet={telnet_addr}");
+    match &telemetry_server {
+        None => println!("listening http={http_addr} telnet={telnet_addr}"),
+        Some((telemetry, _)) => {
+            println!("listening http={http_addr} telnet={telnet_addr} telemetry={telemetry}")
+        }
+    }
     tracing::info!(%http_addr, telnet_addr = %telnet_addr, roles = %config.server_type, datastore = %config.datastore, version = %http::meta::version_string(), "kairosdb started");
 
     signal.await;
@@ -408,6 +436,9 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
 
     let drained = tokio::time::timeout(config.shutdown_timeout(), async {
         let http_result = http_server.await;
+        if let Some((_, t)) = telemetry_server {
+            let _ = t.await;
+        }
         if let Some(t) = telnet_server {
             let _ = t.await;
         }

@@ -606,12 +606,21 @@ pub async fn middleware(
     if policy.inactive {
         return next.run(request).await;
     }
-    let Some(scope) = policy.scope_of(request.method(), request.uri().path()) else {
+    // The telemetry API's listener: its own paths, no open ones, the plan's error shape.
+    let telemetry = request
+        .extensions()
+        .get::<crate::telemetry::Listener>()
+        .is_some();
+    let scope = match telemetry {
+        true => crate::telemetry::required_scope(request.method(), request.uri().path()),
+        false => policy.scope_of(request.method(), request.uri().path()),
+    };
+    let Some(scope) = scope else {
         return next.run(request).await;
     };
     let metrics = &state.metrics;
     let path = request.uri().path();
-    let plan = crate::plan::speaks_plan(state.config.role, request.method(), path);
+    let plan = telemetry || crate::plan::speaks_plan(state.config.role, request.method(), path);
     let internal = path.starts_with(crate::cluster::INTERNAL);
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let principal = match authenticate(auth, &policy, authorization).await {

@@ -31,8 +31,10 @@ pub enum Code {
     InvalidRequest,
     /// The request reads but asks for something that makes no sense or cannot be stored.
     ValidationError,
-    /// Nothing to answer: `/analytics` over a range without a point.
+    /// Nothing to answer: `/analytics` over a range without a point; an unknown record.
     NotFound,
+    /// The telemetry API: a record already exists where one is created or moved (409).
+    Conflict,
     /// No or wrong credentials (401), or a missing scope (403).
     AuthError,
     /// The token's (or client's) rate limit: 429 with `Retry-After`.
@@ -210,6 +212,7 @@ mod tests {
             (Code::InvalidRequest, "INVALID_REQUEST"),
             (Code::ValidationError, "VALIDATION_ERROR"),
             (Code::NotFound, "NOT_FOUND"),
+            (Code::Conflict, "CONFLICT"),
             (Code::AuthError, "AUTH_ERROR"),
             (Code::RateLimitExceeded, "RATE_LIMIT_EXCEEDED"),
             (Code::RaftError, "RAFT_ERROR"),

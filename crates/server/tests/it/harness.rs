@@ -16,6 +16,8 @@ pub struct Server {
     child: Option<Child>,
     pub http: SocketAddr,
     pub telnet: SocketAddr,
+    /// The telemetry API's listener, when `KAIROSDB_TELEMETRY_BIND_ADDRESS` is set.
+    pub telemetry: Option<SocketAddr>,
     pub log: PathBuf,
     /// The data directory of a [`Server::fresh`] server, removed once the process is gone.
     temp: Option<tempfile::TempDir>,
@@ -90,6 +92,7 @@ impl Server {
             child: Some(child),
             http: "0.0.0.0:0".parse().unwrap(),
             telnet: "0.0.0.0:0".parse().unwrap(),
+            telemetry: None,
             log,
             temp: None,
         };
@@ -113,6 +116,8 @@ impl Server {
         for word in line.split_whitespace() {
             if let Some(a) = word.strip_prefix("http=") {
                 server.http = a.parse().expect("http address");
+            } else if let Some(a) = word.strip_prefix("telemetry=") {
+                server.telemetry = Some(a.parse().expect("telemetry address"));
             } else if let Some(a) = word.strip_prefix("telnet=") {
                 // `off` when the process does not serve INGEST (server_type).
                 if a != "off" {

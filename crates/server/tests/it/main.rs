@@ -20,6 +20,7 @@ mod plan;
 mod quickstart;
 mod rollups;
 mod self_metrics;
+mod telemetry;
 mod telnet;
 mod timeouts;
 mod tools;

@@ -1,0 +1,70 @@
+//! The telemetry API (issue 20, docs/telemetry.md) on its own listener
+//! (`telemetry_bind_address`): records by id over the same storage, in the analytics plan's
+//! error shape (`crate::plan::PlanError`), behind the same authentication and rate limits
+//! as the main listener (`auth::middleware`, told apart by [`Listener`]).
+//!
+//! * `records.rs`: `POST /metrics`, `GET /metrics` (filters, cursor), `GET`, `PUT` and
+//!   `DELETE /metrics/{id}`.
+//!
+//! Not here: what a record, an id and a listing are (`kairosdb_telemetry`). Not built yet:
+//! `/query?prompt=`, the Redis cache, `/metrics/stream` (docs/telemetry.md).
+
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use axum::routing::get;
+use axum::{middleware, Extension, Router};
+
+use crate::auth::Scope;
+use crate::http::AppState;
+
+/// Marks a request as the telemetry listener's (for `auth::middleware`).
+#[derive(Clone, Copy, Debug)]
+pub struct Listener;
+
+/// The scope a telemetry request needs: `read` to look, `write` to create or change,
+/// `delete` to delete.
+pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
+    if method == Method::OPTIONS || !path.starts_with("/metrics") {
+        return None;
+    }
+    Some(match *method {
+        Method::GET | Method::HEAD => Scope::Read,
+        Method::DELETE => Scope::Delete,
+        _ => Scope::Write,
+    })
+}
+
+/// The telemetry listener's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(records::list).post(records::create))
+        .route(
+            "/metrics/{id}",
+            get(records::fetch)
+                .put(records::update)
+                .delete(records::remove),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware,
+        ))
+        .layer(Extension(Listener))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> crate::plan::PlanError {
+    crate::plan::PlanError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        crate::plan::Code::NotFound,
+        format!(
+            "no route {}: the telemetry API serves /metrics and /metrics/{{id}}",
+            uri.path()
+        ),
+    )
+}

@@ -363,7 +363,7 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
             let bound = listener.local_addr()?;
             let served = tokio::spawn(http::serve::serve(
                 listener,
-                telemetry::router(state.clone()),
+                telemetry::router(state.clone(), shutdown.clone()),
                 http::serve::Options {
                     idle_timeout: config.http_idle_timeout(),
                     tls: tls.clone(),

@@ -5,11 +5,14 @@
 //!
 //! * `records.rs`: `POST /metrics`, `GET /metrics` (filters, cursor), `GET`, `PUT` and
 //!   `DELETE /metrics/{id}`.
+//! * `stream.rs`: `GET /metrics/stream`, Server-Sent Events of the records created and
+//!   changed here ([`Telemetry::hub`]).
 //!
 //! Not here: what a record, an id and a listing are (`kairosdb_telemetry`). Not built yet:
-//! `/query?prompt=`, the Redis cache, `/metrics/stream` (docs/telemetry.md).
+//! `/query?prompt=` and the Redis cache (docs/telemetry.md).
 
 mod records;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -18,9 +21,24 @@ use std::sync::Arc;
 use axum::http::Method;
 use axum::routing::get;
 use axum::{middleware, Extension, Router};
+use kairosdb_telemetry::Record;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Scope;
 use crate::http::AppState;
+
+/// Records a slow stream client may fall behind by before it is told it missed some.
+const HUB_CAPACITY: usize = 4096;
+
+/// The telemetry routes' state: the server's, and the records written here as they are.
+pub struct Telemetry {
+    pub app: Arc<AppState>,
+    /// Each record created or changed through this listener, for `/metrics/stream`.
+    pub hub: broadcast::Sender<Arc<Record>>,
+    /// Ends the streams when the server shuts down.
+    pub shutdown: CancellationToken,
+}
 
 /// Marks a request as the telemetry listener's (for `auth::middleware`).
 #[derive(Clone, Copy, Debug)]
@@ -39,10 +57,16 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     })
 }
 
-/// The telemetry listener's router.
-pub fn router(state: Arc<AppState>) -> Router {
+/// The telemetry listener's router; its streams end when `shutdown` is cancelled.
+pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    let telemetry = Arc::new(Telemetry {
+        app: state.clone(),
+        hub: broadcast::channel(HUB_CAPACITY).0,
+        shutdown,
+    });
     Router::new()
         .route("/metrics", get(records::list).post(records::create))
+        .route("/metrics/stream", get(stream::stream))
         .route(
             "/metrics/{id}",
             get(records::fetch)
@@ -51,11 +75,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state,
             crate::auth::middleware,
         ))
         .layer(Extension(Listener))
-        .with_state(state)
+        .with_state(telemetry)
 }
 
 async fn not_found(uri: axum::http::Uri) -> crate::plan::PlanError {

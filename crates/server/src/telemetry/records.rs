@@ -24,6 +24,7 @@ use kairosdb_model::{
 use kairosdb_telemetry::record::{self, RecordError};
 use kairosdb_telemetry::{Cursor, ListQuery, Record, RecordId, RecordInput, Sort};
 
+use super::Telemetry;
 use crate::http::AppState;
 use crate::plan::{blocking, Code, PlanError};
 
@@ -50,48 +51,51 @@ async fn input(
 }
 
 /// `POST /metrics`: 201 with the stored record.
-pub async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Answer {
-    let input = input(&state, &headers, body).await?;
+pub async fn create(State(t): State<Arc<Telemetry>>, headers: HeaderMap, body: Body) -> Answer {
+    let input = input(&t.app, &headers, body).await?;
     let (key, timestamp, value) = record::new_point(&input).map_err(validation)?;
-    let storage = state.storage.clone();
+    let storage = t.app.storage.clone();
     let record = blocking(move || Records(&*storage).create(key, timestamp, value)).await?;
+    // No stream listening is not an error.
+    let _ = t.hub.send(Arc::new(record.clone()));
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
 /// `GET /metrics/{id}`.
-pub async fn fetch(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
-    let storage = state.storage.clone();
+pub async fn fetch(State(t): State<Arc<Telemetry>>, Path(id): Path<String>) -> Answer {
+    let storage = t.app.storage.clone();
     let record = blocking(move || Records(&*storage).fetch(&id)).await?;
     Ok(Json(record).into_response())
 }
 
 /// `PUT /metrics/{id}`: any of name, tags, value and timestamp.
 pub async fn update(
-    State(state): State<Arc<AppState>>,
+    State(t): State<Arc<Telemetry>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    let input = input(&state, &headers, body).await?;
-    let storage = state.storage.clone();
+    let input = input(&t.app, &headers, body).await?;
+    let storage = t.app.storage.clone();
     let record = blocking(move || Records(&*storage).update(&id, &input)).await?;
+    let _ = t.hub.send(Arc::new(record.clone()));
     Ok(Json(record).into_response())
 }
 
 /// `DELETE /metrics/{id}`: 204.
-pub async fn remove(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
-    let storage = state.storage.clone();
+pub async fn remove(State(t): State<Arc<Telemetry>>, Path(id): Path<String>) -> Answer {
+    let storage = t.app.storage.clone();
     blocking(move || Records(&*storage).remove(&id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /metrics?...`: `{"records": [...], "next_cursor": "..." | null}`.
-pub async fn list(State(state): State<Arc<AppState>>, uri: Uri) -> Answer {
+pub async fn list(State(t): State<Arc<Telemetry>>, uri: Uri) -> Answer {
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map(|q| q.0)
         .map_err(|e| PlanError::invalid(format!("unreadable query string: {}", e.body_text())))?;
     let query = ListQuery::parse(&pairs).map_err(|e| PlanError::invalid(e.to_string()))?;
-    let storage = state.storage.clone();
+    let storage = t.app.storage.clone();
     let (records, next) = blocking(move || Records(&*storage).list(&query)).await?;
     let body = serde_json::json!({
         "records": records,

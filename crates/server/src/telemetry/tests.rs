@@ -39,7 +39,7 @@ fn node(toml: &str) -> Node {
         None,
     ));
     Node {
-        telemetry: super::router(state.clone()),
+        telemetry: super::router(state.clone(), tokio_util::sync::CancellationToken::new()),
         kairos: crate::http::router(state),
         _dir: dir,
     }
@@ -375,4 +375,58 @@ async fn the_telemetry_listener_needs_credentials_for_every_record_when_auth_is_
         .insert(ConnectInfo("192.0.2.1:5".parse::<SocketAddr>().unwrap()));
     let response = n.telemetry.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "read only");
+}
+
+#[tokio::test]
+async fn the_stream_sends_matching_new_records_as_server_sent_events() {
+    use futures_util::StreamExt;
+    let n = node("");
+    let request = Request::get("/metrics/stream?name=deploys&tag=env:prod")
+        .body(Body::empty())
+        .unwrap();
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(ConnectInfo("192.0.2.1:5".parse::<SocketAddr>().unwrap()));
+    let response = n.telemetry.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    // Another name, then the right name without the tag, then one that matches.
+    create(
+        &n,
+        json!({"name": "other", "tags": ["env:prod"], "value": 1, "timestamp": 1}),
+    )
+    .await;
+    create(
+        &n,
+        json!({"name": "deploys", "tags": ["env:dev"], "value": 2, "timestamp": 2}),
+    )
+    .await;
+    let wanted = create(
+        &n,
+        json!({"name": "deploys", "tags": ["env:prod", "api"], "value": 3, "timestamp": 3}),
+    )
+    .await;
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.to_vec()).unwrap();
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no data line in {text:?}"));
+    assert!(text.starts_with("event: record\n"), "{text:?}");
+    assert_eq!(serde_json::from_str::<Value>(data).unwrap(), wanted);
+    // A bad filter is refused before the stream starts.
+    let a = call(&n.telemetry, Method::GET, "/metrics/stream?nme=x", None).await;
+    assert_eq!(
+        refusal(&a),
+        (StatusCode::BAD_REQUEST, "INVALID_REQUEST".into())
+    );
 }

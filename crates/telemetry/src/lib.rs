@@ -5,8 +5,10 @@
 //! * [`record`]: a record is a data point: its tag list as KairosDB tags, validation.
 //! * [`id`]: a record's id, stable and opaque, naming its point.
 //! * [`list`]: the listing's filters, order and cursor.
+//! * [`prompt`]: questions in plain words, read into a query.
 pub mod id;
 pub mod list;
+pub mod prompt;
 pub mod record;
 
 pub use id::RecordId;

@@ -7,10 +7,12 @@
 //!   `DELETE /metrics/{id}`.
 //! * `stream.rs`: `GET /metrics/stream`, Server-Sent Events of the records created and
 //!   changed here ([`Telemetry::hub`]).
+//! * `question.rs`: `GET /query?prompt=`, questions in plain words.
 //!
-//! Not here: what a record, an id and a listing are (`kairosdb_telemetry`). Not built yet:
-//! `/query?prompt=` and the Redis cache (docs/telemetry.md).
+//! Not here: what a record, an id, a listing and a prompt are (`kairosdb_telemetry`). Not
+//! built yet: the Redis cache (docs/telemetry.md).
 
+mod question;
 mod records;
 mod stream;
 #[cfg(test)]
@@ -47,7 +49,7 @@ pub struct Listener;
 /// The scope a telemetry request needs: `read` to look, `write` to create or change,
 /// `delete` to delete.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    if method == Method::OPTIONS || !path.starts_with("/metrics") {
+    if method == Method::OPTIONS || !(path.starts_with("/metrics") || path == "/query") {
         return None;
     }
     Some(match *method {
@@ -67,6 +69,7 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     Router::new()
         .route("/metrics", get(records::list).post(records::create))
         .route("/metrics/stream", get(stream::stream))
+        .route("/query", get(question::query))
         .route(
             "/metrics/{id}",
             get(records::fetch)

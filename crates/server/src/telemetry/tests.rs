@@ -430,3 +430,67 @@ async fn the_stream_sends_matching_new_records_as_server_sent_events() {
         (StatusCode::BAD_REQUEST, "INVALID_REQUEST".into())
     );
 }
+
+#[tokio::test]
+async fn a_question_in_plain_words_is_answered_with_how_it_was_read() {
+    let n = node("");
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (host, values) in [("a", [10.0, 30.0]), ("b", [5.0, 7.0])] {
+        for (k, v) in values.iter().enumerate() {
+            create(&n, json!({"name": "temperature", "tags": [format!("host:{host}")], "value": v, "timestamp": now - 60_000 * (k as i64 + 1)})).await;
+        }
+    }
+    create(
+        &n,
+        json!({"name": "deploys", "tags": ["service:api"], "value": 1, "timestamp": now - 1_000}),
+    )
+    .await;
+    let ask = |prompt: &str| {
+        let path = format!("/query?prompt={}", urlencode(prompt));
+        let n = &n;
+        async move { call(&n.telemetry, Method::GET, &path, None).await }
+    };
+    // Misspelled, grouped, ranked.
+    let a = ask("top 1 hosts by average temprature in the last hour").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json());
+    let body = a.json();
+    assert_eq!(body["interpretation"]["metric"], "temperature");
+    assert_eq!(body["interpretation"]["group_by"], json!(["host"]));
+    assert_eq!(
+        body["kairosdb_query"]["metrics"][0]["aggregators"][0]["name"],
+        "avg"
+    );
+    assert_eq!(
+        body["results"],
+        json!([{"group": {"host": "a"}, "value": 20.0, "timestamp": body["results"][0]["timestamp"]}])
+    );
+    // A tag condition and an aggregate.
+    let body = ask("max temperature on host b in the last hour")
+        .await
+        .json();
+    assert_eq!(body["results"][0]["value"], 7.0, "{body}");
+    // Every metric counted.
+    let body = ask("top 5 events in the last hour").await.json();
+    assert_eq!(
+        body["results"],
+        json!([{"metric": "temperature", "value": 4}, {"metric": "deploys", "value": 1}])
+    );
+    // Records themselves, the highest first.
+    let body = ask("the 2 highest temperature values in the last hour").await.json();
+    let values: Vec<f64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [30.0, 10.0], "{body}");
+    // No guess: suggestions.
+    let a = ask("average banana consumption").await;
+    assert_eq!(
+        refusal(&a),
+        (StatusCode::BAD_REQUEST, "VALIDATION_ERROR".into())
+    );
+    assert!(a.json()["details"]["suggestions"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty()));
+}

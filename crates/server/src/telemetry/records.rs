@@ -342,7 +342,7 @@ impl Records<'_> {
             }
         }
         let origins: HashMap<String, String> = self.origins()?;
-        let mut found: Vec<(i64, String, Record)> = Vec::new();
+        let mut series = Vec::new();
         for name in names {
             let query = SeriesQuery {
                 // A series has one point a timestamp: the cursor's own skips at most one.
@@ -353,40 +353,72 @@ impl Records<'_> {
                 },
                 ..SeriesQuery::new(name, exact_filter(&tags), range)
             };
-            let series = match self.0.query(&query)? {
-                Read::Complete(series) | Read::Partial { series, .. } => series,
+            match self.0.query(&query)? {
+                Read::Complete(s) | Read::Partial { series: s, .. } => series.extend(s),
                 Read::OverWorkLimit => unreachable!("BUG: no work limit was set"),
-            };
-            for s in series {
-                for (i, &t) in s.points.timestamps().iter().enumerate() {
-                    let Some(value) = number(&s.points, i) else {
-                        continue;
-                    };
-                    let place = RecordId::of(&s.key, t);
-                    let here = place.encode();
-                    let id = origins.get(&here).cloned().unwrap_or(here);
-                    if q.cursor.as_ref().is_some_and(|c| !c.before(q.sort, t, &id)) {
+            }
+        }
+        // Candidates as (time, series, point): ids are made only for the page (and for
+        // the points at the cursor's own time, which the cursor may exclude).
+        let id_of = |s: usize, t: i64| {
+            let here = RecordId::of(&series[s].key, t).encode();
+            origins.get(&here).cloned().unwrap_or(here)
+        };
+        let mut found: Vec<(i64, usize, f64)> = Vec::new();
+        for (si, s) in series.iter().enumerate() {
+            for (i, &t) in s.points.timestamps().iter().enumerate() {
+                let Some(value) = number(&s.points, i) else {
+                    continue;
+                };
+                if let Some(c) = q.cursor.as_ref().filter(|c| c.timestamp == t) {
+                    if !c.before(q.sort, t, &id_of(si, t)) {
                         continue;
                     }
-                    let mut r = Self::record(&place, &place, value);
-                    r.id = id.clone();
-                    found.push((t, id, r));
                 }
+                found.push((t, si, value));
             }
         }
         match q.sort {
-            Sort::NewestFirst => found.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1))),
-            Sort::OldestFirst => found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1))),
+            Sort::NewestFirst => found.sort_by_key(|f| std::cmp::Reverse(f.0)),
+            Sort::OldestFirst => found.sort_by_key(|f| f.0),
         }
-        found.truncate(q.limit);
-        let next = (found.len() == q.limit).then(|| {
-            let (timestamp, id, _) = found.last().expect("a full page");
+        // Keep the page and every point tied with its last time, then order ties by id.
+        if found.len() > q.limit {
+            let boundary = found[q.limit - 1].0;
+            let keep = q.limit
+                + found[q.limit..]
+                    .iter()
+                    .take_while(|f| f.0 == boundary)
+                    .count();
+            found.truncate(keep);
+        }
+        let mut page: Vec<(i64, String, usize, f64)> = found
+            .into_iter()
+            .map(|(t, si, v)| (t, id_of(si, t), si, v))
+            .collect();
+        match q.sort {
+            Sort::NewestFirst => page.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1))),
+            Sort::OldestFirst => page.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1))),
+        }
+        page.truncate(q.limit);
+        let next = (page.len() == q.limit).then(|| {
+            let (timestamp, id, _, _) = page.last().expect("a full page");
             Cursor {
                 timestamp: *timestamp,
                 id: id.clone(),
             }
         });
-        Ok((found.into_iter().map(|(_, _, r)| r).collect(), next))
+        let records = page
+            .into_iter()
+            .map(|(t, id, si, value)| {
+                let place = RecordId::of(&series[si].key, t);
+                Record {
+                    id,
+                    ..Self::record(&place, &place, value)
+                }
+            })
+            .collect();
+        Ok((records, next))
     }
 
     /// Where moved records are now → their first ids.

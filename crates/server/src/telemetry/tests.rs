@@ -476,7 +476,9 @@ async fn a_question_in_plain_words_is_answered_with_how_it_was_read() {
         json!([{"metric": "temperature", "value": 4}, {"metric": "deploys", "value": 1}])
     );
     // Records themselves, the highest first.
-    let body = ask("the 2 highest temperature values in the last hour").await.json();
+    let body = ask("the 2 highest temperature values in the last hour")
+        .await
+        .json();
     let values: Vec<f64> = body["results"]
         .as_array()
         .unwrap()

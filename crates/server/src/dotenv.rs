@@ -14,9 +14,11 @@ use anyhow::{bail, Context, Result};
 /// The values `ENVIRONMENT` may take.
 pub const ENVIRONMENTS: &[&str] = &["local", "dev", "test", "staging", "prod"];
 
-/// Loads the `.env` file for `ENVIRONMENT` from `dir`, if there is one; returns its path.
+/// Loads the `.env` file for `ENVIRONMENT` (or the telemetry plan's `APP_ENV`, when
+/// `ENVIRONMENT` is unset) from `dir`, if there is one; returns its path.
 pub fn load(dir: &Path) -> Result<Option<PathBuf>> {
-    let environment = std::env::var("ENVIRONMENT").ok().filter(|e| !e.is_empty());
+    let var = |name: &str| std::env::var(name).ok().filter(|e| !e.is_empty());
+    let environment = var("ENVIRONMENT").or_else(|| var("APP_ENV"));
     let Some(path) = pick(dir, environment.as_deref())? else {
         return Ok(None);
     };

@@ -211,4 +211,14 @@ fn dot_env_files_sit_between_the_toml_file_and_the_environment() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("ENVIRONMENT=\"production\""), "{err}");
+    // The telemetry plan's APP_ENV picks the file when ENVIRONMENT is unset.
+    let app_env = String::from_utf8(run_in(None, &[("APP_ENV", "staging")]).stdout).unwrap();
+    assert_eq!(value(&app_env, "max_memory_mb"), "21");
+    let both = run_in(Some("dev"), &[("APP_ENV", "staging")]);
+    let both = String::from_utf8(both.stdout).unwrap();
+    assert_eq!(
+        value(&both, "max_memory_mb"),
+        "11",
+        "ENVIRONMENT wins over APP_ENV"
+    );
 }

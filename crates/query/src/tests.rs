@@ -100,23 +100,6 @@ impl FixedSeries {
     }
 }
 
-fn pick(points: &Points, idx: &[usize]) -> Points {
-    match points {
-        Points::Long { ts, values } => Points::Long {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i]).collect(),
-        },
-        Points::Double { ts, values } => Points::Double {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i]).collect(),
-        },
-        Points::String { ts, values } => Points::String {
-            ts: idx.iter().map(|&i| ts[i]).collect(),
-            values: idx.iter().map(|&i| values[i].clone()).collect(),
-        },
-    }
-}
-
 impl Reader for FixedSeries {
     fn read(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.seen.lock().expect("not poisoned").push(q.clone());
@@ -141,7 +124,7 @@ impl Reader for FixedSeries {
             if idx.is_empty() {
                 continue;
             }
-            let mut d = SeriesData::new(s.key.clone(), pick(&s.points, &idx));
+            let mut d = SeriesData::new(s.key.clone(), s.points.pick(&idx));
             if self.mode == Mode::Honour && q.count_in_range {
                 d.in_range = counted;
             }

@@ -353,6 +353,13 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
         },
         shutdown.clone(),
     )?;
+    // Both HTTP listeners serve with the same limits.
+    let serve_options = || http::serve::Options {
+        idle_timeout: config.http_idle_timeout(),
+        tls: tls.clone(),
+        max_connections: config.http_max_connections,
+        metrics: server_metrics.clone(),
+    };
     // The telemetry API's own listener, when configured (docs/telemetry.md).
     let telemetry_server = match config.telemetry_bind_address.as_str() {
         "" => None,
@@ -364,12 +371,7 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
             let served = tokio::spawn(http::serve::serve(
                 listener,
                 telemetry::router(state.clone(), shutdown.clone()),
-                http::serve::Options {
-                    idle_timeout: config.http_idle_timeout(),
-                    tls: tls.clone(),
-                    max_connections: config.http_max_connections,
-                    metrics: server_metrics.clone(),
-                },
+                serve_options(),
                 shutdown.clone(),
             ));
             Some((bound, served))
@@ -379,12 +381,7 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     let http_server = tokio::spawn(http::serve::serve(
         http_listener,
         app,
-        http::serve::Options {
-            idle_timeout: config.http_idle_timeout(),
-            tls: tls.clone(),
-            max_connections: config.http_max_connections,
-            metrics: server_metrics.clone(),
-        },
+        serve_options(),
         shutdown.clone(),
     ));
 

@@ -538,13 +538,16 @@ fn pushdown_answers_like_a_full_read() {
 // ---------------------------------------------------------------------------------------
 // Randomized: max/min/count folded per series (no merge) vs. over the merged stream.
 
-fn random_fold_aggregator(rng: &mut StdRng) -> String {
-    let name = ["max", "min", "count"][rng.gen_range(0..3)];
+/// A random range aggregator among `names`: samplings in ms, days, weeks and months,
+/// random alignments, origins and time zones.
+fn random_range_aggregator(rng: &mut StdRng, names: &[&str]) -> String {
+    let name = names[rng.gen_range(0..names.len())];
     let mut a = json!({ "name": name });
     match rng.gen_range(0..10) {
         0 => {} // no sampling: 1 ms
         1 => a["sampling"] = json!({"value": 1, "unit": "days"}),
         2 => a["sampling"] = json!({"value": 1, "unit": "months"}),
+        3 => a["sampling"] = json!({"value": 2, "unit": "weeks"}),
         _ => a["sampling"] = json!({"value": rng.gen_range(1..=60), "unit": "milliseconds"}),
     }
     for flag in ["align_sampling", "align_start_time", "align_end_time"] {
@@ -555,6 +558,9 @@ fn random_fold_aggregator(rng: &mut StdRng) -> String {
     // An origin after the query start puts points before it (the merged path only).
     if rng.gen_bool(0.3) {
         a["start_time"] = json!(rng.gen_range(-50..250));
+    }
+    if rng.gen_bool(0.2) {
+        a["time_zone"] = json!("Asia/Kolkata");
     }
     a.to_string()
 }
@@ -568,7 +574,10 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
     for case in 0..cases {
         let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut q = mq(&[]);
-        q.aggregators = vec![agg(&random_fold_aggregator(&mut rng))];
+        q.aggregators = vec![agg(&random_range_aggregator(
+            &mut rng,
+            &["max", "min", "count"],
+        ))];
         if rng.gen_bool(0.4) {
             q.aggregators
                 .push(agg(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())]));
@@ -619,30 +628,6 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
 // Randomized: the fold hint (a worker keeps only the points a leading max, min, first or
 // last needs) vs. a read of every point.
 
-fn random_folded_aggregator(rng: &mut StdRng) -> String {
-    let name = ["max", "min", "first", "last"][rng.gen_range(0..4)];
-    let mut a = json!({ "name": name });
-    match rng.gen_range(0..10) {
-        0 => {} // no sampling: 1 ms
-        1 => a["sampling"] = json!({"value": 1, "unit": "days"}),
-        2 => a["sampling"] = json!({"value": 1, "unit": "months"}),
-        3 => a["sampling"] = json!({"value": 2, "unit": "weeks"}),
-        _ => a["sampling"] = json!({"value": rng.gen_range(1..=60), "unit": "milliseconds"}),
-    }
-    for flag in ["align_sampling", "align_start_time", "align_end_time"] {
-        if rng.gen_bool(0.5) {
-            a[flag] = json!(rng.gen_bool(0.5));
-        }
-    }
-    if rng.gen_bool(0.3) {
-        a["start_time"] = json!(rng.gen_range(-50..250));
-    }
-    if rng.gen_bool(0.2) {
-        a["time_zone"] = json!("Asia/Kolkata");
-    }
-    a.to_string()
-}
-
 #[test]
 fn the_fold_hint_answers_like_a_read_of_every_point() {
     let mut rng = StdRng::seed_from_u64(0xf0_1d_ed);
@@ -652,7 +637,10 @@ fn the_fold_hint_answers_like_a_read_of_every_point() {
     for case in 0..cases {
         let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut q = mq(&[]);
-        q.aggregators = vec![agg(&random_folded_aggregator(&mut rng))];
+        q.aggregators = vec![agg(&random_range_aggregator(
+            &mut rng,
+            &["max", "min", "first", "last"],
+        ))];
         if rng.gen_bool(0.4) {
             q.aggregators
                 .push(agg(FOLLOWERS[rng.gen_range(0..FOLLOWERS.len())]));

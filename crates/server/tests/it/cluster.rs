@@ -584,6 +584,52 @@ async fn without_a_worker_list_the_partitions_are_placed_on_the_first_workers_to
     );
 }
 
+/// `GET /api/v1/cluster` once `workers` workers have joined the Raft group (30 s at most).
+async fn joined(control: &Server, workers: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = get(control, "/api/v1/cluster").await.json();
+        if status["joined_workers"].as_array().map(Vec::len) == Some(workers) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{workers} workers did not join: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads `moving` through the control node: whole, 20 hosts, every acknowledged round's
+/// point once with its value, nothing else but (at most) points of refused rounds.
+async fn assert_acknowledged_once(control: &Server, acknowledged: &[i64], refused: usize) {
+    let (status, json, hosts) = per_host(control, "moving", "").await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json.get("is_partial").is_none(), "{json}");
+    assert_eq!(hosts.len(), 20);
+    for (host, values) in &hosts {
+        let h: i64 = host[1..].parse().unwrap();
+        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "{host}: a point doubled: {ts:?}"
+        );
+        let acked: Vec<(i64, i64)> = acknowledged.iter().map(|&t| (t, h + t)).collect();
+        for point in &acked {
+            assert!(
+                values.contains(point),
+                "{host}: acknowledged {point:?} lost"
+            );
+        }
+        // A refused round may have landed on some replicas: only refused rounds may show.
+        let extra = values.iter().filter(|v| !acked.contains(v)).count();
+        assert!(
+            extra <= refused,
+            "{host}: {extra} points nobody acknowledged"
+        );
+    }
+}
+
 /// `GET /api/v1/cluster` once the move under way is done (60 s at most).
 async fn moved(control: &Server, epoch_after: u64) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -648,15 +694,7 @@ async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_poi
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Worker 3 joins the group but holds nothing until the partitions move onto it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let before = loop {
-        let status = get(&c.control, "/api/v1/cluster").await.json();
-        if status["joined_workers"].as_array().map(Vec::len) == Some(4) {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "worker 3 did not join: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let before = joined(&c.control, 4).await;
     let epoch = before["epoch"].as_u64().unwrap();
     let put = |workers: &[String]| {
         let body = serde_json::json!({ "workers": workers }).to_string();
@@ -714,31 +752,7 @@ async fn a_worker_added_then_another_removed_under_load_loses_and_doubles_no_poi
     );
     c.workers[2].kill9();
     // Every acknowledged point once, with its value: nothing lost, nothing doubled.
-    let (status, json, hosts) = per_host(&c.control, "moving", "").await;
-    assert_eq!(status, 200, "{json}");
-    assert!(json.get("is_partial").is_none(), "{json}");
-    assert_eq!(hosts.len(), 20);
-    for (host, values) in &hosts {
-        let h: i64 = host[1..].parse().unwrap();
-        let acked: Vec<(i64, i64)> = acknowledged.iter().map(|&t| (t, h + t)).collect();
-        let extra: Vec<&(i64, i64)> = values.iter().filter(|v| !acked.contains(v)).collect();
-        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
-        assert!(
-            ts.windows(2).all(|w| w[0] < w[1]),
-            "{host}: a point doubled: {ts:?}"
-        );
-        for point in &acked {
-            assert!(
-                values.contains(point),
-                "{host}: acknowledged {point:?} lost"
-            );
-        }
-        // A refused round may have landed on some replicas: only refused rounds may show.
-        assert!(
-            extra.len() <= refused,
-            "{host}: unexpected points {extra:?}"
-        );
-    }
+    assert_acknowledged_once(&c.control, &acknowledged, refused).await;
     let kept = get(&c.control, "/api/v1/metadata/svc/key/k").await;
     assert_eq!(kept.text(), "kept across moves");
 }
@@ -750,15 +764,7 @@ async fn a_move_waits_out_a_worker_killed_during_it_and_finishes_when_it_returns
     let seed = c.workers[0].address.clone();
     c.workers.push(Worker::start(c.dir.path(), 3, Some(&seed)));
     let all: Vec<String> = c.workers.iter().map(|w| w.address.clone()).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let epoch = loop {
-        let status = get(&c.control, "/api/v1/cluster").await.json();
-        if status["joined_workers"].as_array().map(Vec::len) == Some(4) {
-            break status["epoch"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "worker 3 did not join: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let epoch = joined(&c.control, 4).await["epoch"].as_u64().unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = tokio::spawn(ingest_until(
         c.control.url("/api/v1/datapoints"),
@@ -800,24 +806,7 @@ async fn a_move_waits_out_a_worker_killed_during_it_and_finishes_when_it_returns
         acknowledged.len()
     );
     assert!(acknowledged.len() > 20, "{} rounds", acknowledged.len());
-    let (status, json, hosts) = per_host(&c.control, "moving", "").await;
-    assert_eq!(status, 200, "{json}");
-    assert!(json.get("is_partial").is_none(), "{json}");
-    assert_eq!(hosts.len(), 20);
-    for (host, values) in &hosts {
-        let h: i64 = host[1..].parse().unwrap();
-        let ts: Vec<i64> = values.iter().map(|v| v.0).collect();
-        assert!(
-            ts.windows(2).all(|w| w[0] < w[1]),
-            "{host}: a point doubled: {ts:?}"
-        );
-        for &t in &acknowledged {
-            assert!(
-                values.contains(&(t, h + t)),
-                "{host}: acknowledged point at {t} lost"
-            );
-        }
-    }
+    assert_acknowledged_once(&c.control, &acknowledged, refused).await;
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `server`'s process.

@@ -68,6 +68,22 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
         let w = words.lower(i).to_owned();
         let next = words.lower_at(i + 1);
         let after = words.lower_at(i + 2);
+        // between 2024-05-01 and 2024-05-03 (whole days)
+        if w == "between" || w == "from" {
+            let joiner = words.lower_at(i + 2);
+            if let (Some(a), Some(b), true) = (
+                date(&next),
+                date(&after_next(words, i)),
+                matches!(joiner.as_str(), "and" | "to" | "until"),
+            ) {
+                words.take(i..i + 4);
+                return Some(Range {
+                    start: midnight(a),
+                    end: (midnight(b.tomorrow().ok()?) - 1).min(now_ms),
+                    phrase: format!("from {a} to {b}"),
+                });
+            }
+        }
         // between 9:00 and 17:00 / from 9 to 5pm
         if w == "between" || w == "from" {
             if let (Some(a), Some(b)) = (clock(&next), clock_after(words, i + 2)) {
@@ -96,12 +112,63 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
                 });
             }
             "yesterday" => {
-                words.take(i..i + 1);
                 let y = today.yesterday().ok()?;
+                // yesterday morning / afternoon / evening
+                if let Some((a, b)) = part_of_day(&next) {
+                    words.take(i..i + 2);
+                    return Some(Range {
+                        start: ms(y, Time::constant(a, 0, 0, 0)),
+                        end: if b == 24 {
+                            midnight(today) - 1
+                        } else {
+                            ms(y, Time::constant(b, 0, 0, 0)) - 1
+                        },
+                        phrase: format!("yesterday {next}"),
+                    });
+                }
+                words.take(i..i + 1);
                 return Some(Range {
                     start: midnight(y),
                     end: midnight(today) - 1,
                     phrase: "yesterday".into(),
+                });
+            }
+            "last" if next == "night" => {
+                words.take(i..i + 2);
+                let y = today.yesterday().ok()?;
+                return Some(Range {
+                    start: ms(y, Time::constant(18, 0, 0, 0)),
+                    end: (ms(today, Time::constant(6, 0, 0, 0)) - 1).min(now_ms),
+                    phrase: "last night".into(),
+                });
+            }
+            "last" | "previous" if next == "year" => {
+                words.take(i..i + 2);
+                let this = today.first_of_year();
+                let start = this.checked_sub(1.year()).ok()?;
+                return Some(Range {
+                    start: midnight(start),
+                    end: midnight(this) - 1,
+                    phrase: "last year".into(),
+                });
+            }
+            "on" if weekday(&next).is_some() || date(&next).is_some() => {
+                // on monday: that whole day (the last one); on 2024-05-01
+                let day = match date(&next) {
+                    Some(d) => d,
+                    None => {
+                        let wd = weekday(&next)?;
+                        let back = (today.weekday().to_monday_zero_offset()
+                            - wd.to_monday_zero_offset())
+                        .rem_euclid(7);
+                        today.checked_sub((back as i64).days()).ok()?
+                    }
+                };
+                words.take(i..i + 2);
+                return Some(Range {
+                    start: midnight(day),
+                    end: (midnight(day.tomorrow().ok()?) - 1).min(now_ms),
+                    phrase: format!("on {day}"),
                 });
             }
             "tonight" | "this"
@@ -187,6 +254,30 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
                 }
             }
             "since" => {
+                if let Some(d) = date(&next) {
+                    words.take(i..i + 2);
+                    return Some(Range {
+                        start: midnight(d),
+                        end: now_ms,
+                        phrase: format!("since {d}"),
+                    });
+                }
+                // since last monday: the one before this week's
+                if next == "last" {
+                    if let Some(day) = weekday(&after) {
+                        words.take(i..i + 3);
+                        let back = (today.weekday().to_monday_zero_offset()
+                            - day.to_monday_zero_offset())
+                        .rem_euclid(7);
+                        let back = if back == 0 { 7 } else { back };
+                        let date = today.checked_sub((back as i64).days()).ok()?;
+                        return Some(Range {
+                            start: midnight(date),
+                            end: now_ms,
+                            phrase: format!("since last {}", weekday_name(day)),
+                        });
+                    }
+                }
                 if let Some(day) = weekday(&next) {
                     words.take(i..i + 2);
                     let back = (today.weekday().to_monday_zero_offset()
@@ -221,6 +312,26 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
         }
     }
     None
+}
+
+/// The word three after `i` (the second date of `between A and B`).
+fn after_next(words: &Words, i: usize) -> String {
+    words.lower_at(i + 3)
+}
+
+/// `2024-05-01`.
+fn date(w: &str) -> Option<Date> {
+    (w.len() == 10).then(|| w.parse::<Date>().ok()).flatten()
+}
+
+/// The hours of `morning`, `afternoon`, `evening`.
+fn part_of_day(w: &str) -> Option<(i8, i8)> {
+    match w {
+        "morning" => Some((6, 12)),
+        "afternoon" => Some((12, 18)),
+        "evening" => Some((18, 24)),
+        _ => None,
+    }
 }
 
 /// The clock time at `i` and the words it used, for `… and 17:00` / `… to 5 pm`.

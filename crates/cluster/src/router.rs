@@ -893,6 +893,12 @@ impl Storage for ClusterStorage {
         self.cluster_health().status
     }
 
+    /// The workers count each series' buckets where the points are (`moves.rs` is not
+    /// involved: `kairosdb_query::fold::reduce` on the worker's read).
+    fn folds_counts(&self) -> bool {
+        true
+    }
+
     fn stats(&self) -> StorageStats {
         let mut stats = self.counters.collect();
         let slots: Vec<Arc<Slot>> = self.slots.lock().values().cloned().collect();

@@ -193,6 +193,7 @@ impl FoldJson {
             FoldKeep::Min => "min",
             FoldKeep::First => "first",
             FoldKeep::Last => "last",
+            FoldKeep::Count => "count",
         };
         FoldJson {
             keep: keep.into(),
@@ -210,6 +211,7 @@ impl FoldJson {
             "min" => FoldKeep::Min,
             "first" => FoldKeep::First,
             "last" => FoldKeep::Last,
+            "count" => FoldKeep::Count,
             other => return Err(Malformed(format!("fold keep {other:?}"))),
         };
         let unit = TimeUnit::parse(&self.unit)

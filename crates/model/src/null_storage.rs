@@ -27,6 +27,11 @@ pub struct NullStorage<R: Reader = NoSeries> {
 /// What answers a [`NullStorage`]'s `query`.
 pub trait Reader: Send + Sync + 'static {
     fn read(&self, query: &SeriesQuery) -> Result<Read, StorageError>;
+
+    /// [`Storage::folds_counts`] of the storage reading through this.
+    fn folds_counts(&self) -> bool {
+        false
+    }
 }
 
 /// The reader that finds nothing.
@@ -148,6 +153,10 @@ impl<R: Reader> Storage for NullStorage<R> {
 
     fn stats(&self) -> StorageStats {
         StorageStats::default()
+    }
+
+    fn folds_counts(&self) -> bool {
+        self.reader.folds_counts()
     }
 }
 

@@ -182,6 +182,9 @@ pub enum FoldKeep {
     First,
     /// The last point (`last`).
     Last,
+    /// Not a point: the bucket's count, as one value at its first point's time (`count`;
+    /// only where [`crate::Storage::folds_counts`] says the storage always does it).
+    Count,
 }
 
 impl SeriesQuery {

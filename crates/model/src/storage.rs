@@ -102,4 +102,12 @@ pub trait Storage: ServiceStore + Send + Sync + 'static {
 
     /// Figures for `/metrics`.
     fn stats(&self) -> StorageStats;
+
+    /// Whether reads always follow a [`crate::Fold`] of [`crate::FoldKeep::Count`]: each
+    /// numeric series comes back as one point a bucket holding its count (a cluster's
+    /// workers count where the points are). Unlike the other folds this one changes the
+    /// answer, so it is asked for only where this says yes.
+    fn folds_counts(&self) -> bool {
+        false
+    }
 }

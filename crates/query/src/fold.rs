@@ -2,7 +2,9 @@
 //! bucket, only the bucket's first point (it stamps the result) and the point the
 //! aggregator picks matter, so a cluster worker sends only those ([`reduce`]) and the
 //! control node aggregates them exactly as it would every point (property-tested in
-//! `tests/pushdown.rs`).
+//! `tests/pushdown.rs`). And of a leading `count`, where the storage says it always
+//! does it: each numeric series becomes its buckets' counts, added up by
+//! `Range::apply_counted`.
 //!
 //! * [`fold_of`]: whether a query's read may carry the hint, and with which buckets: the
 //!   leading aggregator is one of the four, the query has no `limit`, no descending
@@ -29,6 +31,7 @@ pub(crate) fn fold_of(
     spec: &AggregatorSpec,
     aggregator: &Aggregator,
     ctx: &Context,
+    counts: bool,
 ) -> Option<Fold> {
     let (AggregatorSpec::Range(r), Aggregator::Range(range)) = (spec, aggregator) else {
         return None;
@@ -38,6 +41,8 @@ pub(crate) fn fold_of(
         RangeKind::Min => FoldKeep::Min,
         RangeKind::First => FoldKeep::First,
         RangeKind::Last => FoldKeep::Last,
+        // Only where the storage always counts (`Storage::folds_counts`).
+        RangeKind::Count if counts => FoldKeep::Count,
         _ => return None,
     };
     if range.value <= 0 {
@@ -72,6 +77,10 @@ pub fn reduce(series: &mut [SeriesData], fold: &Fold) -> Result<(), String> {
     let zone = Zone::resolve(fold.time_zone.as_deref())?;
     let buckets = Buckets::new(fold.unit, fold.value, fold.start, fold.align_sampling, zone);
     for s in series.iter_mut() {
+        if fold.keep == FoldKeep::Count {
+            count(s, &buckets);
+            continue;
+        }
         let keep = match &s.points {
             Points::Long { ts, values } => {
                 let v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
@@ -87,6 +96,38 @@ pub fn reduce(series: &mut [SeriesData], fold: &Fold) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A numeric series as one point a bucket, at its first point's time: the bucket's count
+/// (text series stay whole: `count` counts them on the control node).
+fn count(s: &mut SeriesData, buckets: &Buckets) {
+    if matches!(s.points, Points::String { .. }) {
+        return;
+    }
+    let ts = s.points.timestamps();
+    let (mut at, mut counts) = (Vec::new(), Vec::new());
+    let mut lo = 0;
+    while lo < ts.len() {
+        let (_, end) = buckets.range_of(ts[lo]);
+        let mut hi = lo + 1;
+        while hi < ts.len() && ts[hi] < end {
+            hi += 1;
+        }
+        at.push(ts[lo]);
+        counts.push((hi - lo) as i64);
+        lo = hi;
+    }
+    // In the series' own type: its key says how its points are encoded.
+    s.points = match s.points {
+        Points::Long { .. } => Points::Long {
+            ts: at,
+            values: counts,
+        },
+        _ => Points::Double {
+            ts: at,
+            values: counts.into_iter().map(|c| c as f64).collect(),
+        },
+    };
 }
 
 /// The indexes to keep of one series (ascending), or `None` to keep it whole.
@@ -109,6 +150,7 @@ fn kept(ts: &[i64], v: &[f64], buckets: &Buckets, keep: FoldKeep) -> Option<Vec<
             // The first of the extreme values, as `fold_max`/`fold_min` compare.
             FoldKeep::Max => Some((lo..hi).fold(lo, |m, i| if v[i] > v[m] { i } else { m })),
             FoldKeep::Min => Some((lo..hi).fold(lo, |m, i| if v[i] < v[m] { i } else { m })),
+            FoldKeep::Count => unreachable!("BUG: counts are folded by `count`"),
         };
         if let Some(i) = picked.filter(|&i| i != lo) {
             idx.push(i);

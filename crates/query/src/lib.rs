@@ -226,9 +226,15 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
     // A leading `max`, `min`, `first` or `last` over several buckets: the read may carry
     // only the points that aggregator needs (a cluster's workers send no more, `fold.rs`).
     let fold = match (query.aggregators.first(), aggregators.first()) {
-        (Some(spec), Some(a)) if plain && edge.is_none() => fold::fold_of(spec, a, ctx),
+        (Some(spec), Some(a)) if plain && edge.is_none() => {
+            fold::fold_of(spec, a, ctx, storage.folds_counts())
+        }
         _ => None,
     };
+    // A leading `count` folded by the storage: its number series come as counts.
+    let counted = fold
+        .as_ref()
+        .is_some_and(|f| f.keep == kairosdb_model::FoldKeep::Count);
     let read_span = tracing::debug_span!("storage.read", series = tracing::field::Empty);
     let reading = read_span.enter();
     let read = storage
@@ -301,6 +307,7 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
         // buckets, skipping the merge (the same answer, see `Range::apply_unmerged`);
         // only where nothing else needs the merged stream.
         let unmerged = (g.series.len() > 1
+            && !counted
             && g.group_type == GroupType::Number
             && query.order == Order::Asc
             && query.limit.is_none()
@@ -335,10 +342,14 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
                 tags: group_tags,
                 group_by_tags: &query.group_by_tags,
             };
-            for a in &aggregators[first_aggregator..] {
-                if a.accepts(s.group_type) {
-                    s = a.apply(s, ctx, storage, &info)?;
+            for (k, a) in aggregators.iter().enumerate().skip(first_aggregator) {
+                if !a.accepts(s.group_type) {
+                    continue;
                 }
+                s = match k == 0 && counted && s.group_type == GroupType::Number {
+                    true => a.apply_counted(s, ctx)?,
+                    false => a.apply(s, ctx, storage, &info)?,
+                };
             }
             ctx.budget.check(0)?;
             if s.ts.is_empty() {

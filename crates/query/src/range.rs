@@ -70,6 +70,27 @@ impl Range {
         }
     }
 
+    /// `count` over series folded to one count a bucket (`fold.rs`): each bucket's counts
+    /// added, stamped as `count` stamps it (by the bucket's first point).
+    pub(crate) fn apply_counted(&self, s: Stream, ctx: &Context) -> Result<Stream, Stop> {
+        if s.ts.is_empty() {
+            return Ok(s);
+        }
+        let buckets = self.buckets()?;
+        let counts = numbers(&s.values)?;
+        let mut ts = Vec::new();
+        let mut out = Vec::new();
+        walk(&s.ts, &buckets, ctx, |lo, hi, start, end| {
+            ts.push(self.return_time(s.ts[lo], start, end));
+            out.push(counts[lo..hi].iter().sum::<f64>() as i64);
+        })?;
+        Ok(Stream {
+            ts,
+            values: OutColumn::Long(out),
+            group_type: GroupType::Number,
+        })
+    }
+
     pub(crate) fn apply(&self, s: Stream, ctx: &Context) -> Result<Stream, Stop> {
         // Only `gaps` without `trim` has something to say about an empty group.
         if s.ts.is_empty() && (self.kind != RangeKind::Gaps || self.trim) {

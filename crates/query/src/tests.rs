@@ -62,6 +62,8 @@ struct FixedSeries {
     /// Fail with `TooManyPoints` above `SeriesQuery::max_points` (counting the points
     /// `in_range` reports, as the `count_in_range` contract asks).
     enforce_max_points: bool,
+    /// Answers `Storage::folds_counts` (a cluster's yes).
+    counts: bool,
     seen: Mutex<Vec<SeriesQuery>>,
 }
 
@@ -75,7 +77,16 @@ fn fixed_with(series: Vec<SeriesData>, mode: Mode) -> Fixed {
         series,
         mode,
         enforce_max_points: false,
+        counts: false,
         seen: Mutex::new(Vec::new()),
+    })
+}
+
+/// [`Mode::Honour`] over a storage that folds counts, as a cluster does.
+pub(crate) fn fixed_counting(series: Vec<SeriesData>) -> Fixed {
+    NullStorage::reading(FixedSeries {
+        counts: true,
+        ..fixed_with(series, Mode::Honour).into_reader()
     })
 }
 
@@ -101,6 +112,10 @@ impl FixedSeries {
 }
 
 impl Reader for FixedSeries {
+    fn folds_counts(&self) -> bool {
+        self.counts
+    }
+
     fn read(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
         self.seen.lock().expect("not poisoned").push(q.clone());
         let mut out = Vec::new();

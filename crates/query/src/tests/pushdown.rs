@@ -12,7 +12,7 @@ use kairosdb_model::*;
 
 use super::{agg, group_by};
 
-use super::{fixed_enforcing, fixed_with, Fixed, Mode};
+use super::{fixed_counting, fixed_enforcing, fixed_with, Fixed, Mode};
 use crate::{execute, Budget, Context, Executed, QueryError};
 
 fn run(
@@ -632,14 +632,14 @@ fn max_min_count_without_the_merge_answer_like_the_merged_stream() {
 fn the_fold_hint_answers_like_a_read_of_every_point() {
     let mut rng = StdRng::seed_from_u64(0xf0_1d_ed);
     let cases = 3000;
-    let (mut folded, mut thinned) = (0, 0);
+    let (mut folded, mut thinned, mut counted) = (0, 0, 0);
     let zones = [None, None, Some("Europe/Paris"), Some("+05:30")];
     for case in 0..cases {
         let (series, range, time_zone) = random_case(&mut rng, &zones);
         let mut q = mq(&[]);
         q.aggregators = vec![agg(&random_range_aggregator(
             &mut rng,
-            &["max", "min", "first", "last"],
+            &["max", "min", "first", "last", "count"],
         ))];
         if rng.gen_bool(0.4) {
             q.aggregators
@@ -652,13 +652,18 @@ fn the_fold_hint_answers_like_a_read_of_every_point() {
             _ => vec!["dc".into()],
         };
         let budget = Budget::default();
-        let honour = fixed_with(series.clone(), Mode::Honour);
+        // A storage that folds counts (a cluster) half the time.
+        let honour = match rng.gen_bool(0.5) {
+            true => fixed_counting(series.clone()),
+            false => fixed_with(series.clone(), Mode::Honour),
+        };
         let full = fixed_with(series.clone(), Mode::FullRead);
         let got = run(&honour, range, time_zone, &budget, &q);
         let want = run(&full, range, time_zone, &budget, &q);
         let read = honour.only_query();
         if let Some(fold) = &read.fold {
             folded += 1;
+            counted += usize::from(fold.keep == FoldKeep::Count);
             let mut kept = series.clone();
             crate::fold::reduce(&mut kept, fold).unwrap();
             let before: usize = series.iter().map(|s| s.points.len()).sum();

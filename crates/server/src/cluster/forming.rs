@@ -115,6 +115,10 @@ impl Storage for Forming {
     fn stats(&self) -> StorageStats {
         self.cluster.get().map(|c| c.stats()).unwrap_or_default()
     }
+
+    fn folds_counts(&self) -> bool {
+        self.cluster.get().is_some_and(|c| c.folds_counts())
+    }
 }
 
 impl ServiceStore for Forming {

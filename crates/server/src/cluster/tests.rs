@@ -417,13 +417,13 @@ fn run_query(storage: &dyn Storage, body: &str) -> kairosdb_model::QueryResult {
 }
 
 #[test]
-fn a_leading_max_crosses_the_network_as_two_points_a_bucket_and_answers_as_one_node() {
+fn a_leading_max_min_first_last_or_count_crosses_the_network_thinned_and_answers_as_one_node() {
     let c = cluster(3, 2);
     c.storage.write(&dense()).unwrap();
     let single_dir = tempfile::tempdir().unwrap();
     let single = Engine::open(EngineConfig::new(single_dir.path())).unwrap();
     single.write(&dense()).unwrap();
-    for name in ["max", "min", "first", "last"] {
+    for name in ["max", "min", "first", "last", "count"] {
         let body = format!(
             r#"{{"start_absolute": 0, "end_absolute": 999, "metrics": [{{"name": "c",
                 "group_by": [{{"name": "tag", "tags": ["host"]}}],

@@ -83,7 +83,7 @@ fn fixed_with(series: Vec<SeriesData>, mode: Mode) -> Fixed {
 }
 
 /// [`Mode::Honour`] over a storage that folds counts, as a cluster does.
-pub(crate) fn fixed_counting(series: Vec<SeriesData>) -> Fixed {
+fn fixed_counting(series: Vec<SeriesData>) -> Fixed {
     NullStorage::reading(FixedSeries {
         counts: true,
         ..fixed_with(series, Mode::Honour).into_reader()

@@ -689,6 +689,10 @@ fn the_fold_hint_answers_like_a_read_of_every_point() {
         thinned * 5 > cases,
         "only {thinned} of {cases} reads were thinned"
     );
+    assert!(
+        counted * 20 > cases,
+        "only {counted} of {cases} reads folded counts"
+    );
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub async fn query(State(t): State<Arc<Telemetry>>, uri: Uri) -> Result<Response
                 .detail("suggestions", json!(u.suggestions))
         })?;
         let budget = config.query_budget(std::time::Instant::now(), Arc::default());
-        let rows = run(&*storage, &interpretation, &budget, now_ms)?;
+        let rows = run(&*storage, &interpretation, &metrics, &budget, now_ms)?;
         Ok(json!({
             "prompt": prompt,
             "interpretation": interpretation,
@@ -77,11 +77,12 @@ pub async fn query(State(t): State<Arc<Telemetry>>, uri: Uri) -> Result<Response
 fn run(
     storage: &dyn Storage,
     i: &Interpretation,
+    metrics: &[String],
     budget: &kairosdb_query::Budget,
     now_ms: i64,
 ) -> Result<Vec<Value>, PlanError> {
     let mut rows = match (&i.metric, i.aggregate) {
-        (None, _) => counts(storage, i)?,
+        (None, _) => counts(storage, i, metrics)?,
         (Some(metric), Aggregate::None) => records(storage, i, metric)?,
         (Some(_), _) => aggregated(storage, i, budget, now_ms)?,
     };
@@ -119,9 +120,13 @@ fn series(
 }
 
 /// Every metric's records in the range, counted.
-fn counts(storage: &dyn Storage, i: &Interpretation) -> Result<Vec<Value>, PlanError> {
+fn counts(
+    storage: &dyn Storage,
+    i: &Interpretation,
+    metrics: &[String],
+) -> Result<Vec<Value>, PlanError> {
     let mut rows = Vec::new();
-    for metric in storage.metric_names(None)? {
+    for metric in metrics {
         let q = SeriesQuery {
             limit: Some(1),
             count_in_range: true,

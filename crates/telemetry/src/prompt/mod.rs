@@ -665,13 +665,12 @@ fn metric(words: &mut Words, ctx: &Context) -> Result<(Option<String>, String), 
     let generic = free.iter().any(|(_, w)| GENERIC.contains(&w.as_str()));
     // Several metrics named as well as the best by a part (`cpu`: cpu.usage_user and
     // cpu.usage_system): a guess; ask instead.
-    if let Some((score, n, _, how)) = &best {
+    if let Some((score, n, _, _)) = &best {
         let tied: Vec<&String> = scores
             .iter()
             .filter(|(s, k, _)| (s - score).abs() <= 1e-9 && k == n)
             .map(|(_, _, m)| *m)
             .collect();
-        let _ = how;
         if *score >= 0.75 && *score < 1.0 && tied.len() > 1 {
             let mut u = unreadable(
                 &format!(

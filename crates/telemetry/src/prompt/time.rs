@@ -73,7 +73,7 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
             let joiner = words.lower_at(i + 2);
             if let (Some(a), Some(b), true) = (
                 date(&next),
-                date(&after_next(words, i)),
+                date(&words.lower_at(i + 3)),
                 matches!(joiner.as_str(), "and" | "to" | "until"),
             ) {
                 words.take(i..i + 4);
@@ -306,17 +306,11 @@ pub fn range(words: &mut Words, now: Timestamp, tz: &TimeZone) -> Option<Range> 
                         phrase: "since yesterday".into(),
                     });
                 }
-                let _ = after;
             }
             _ => {}
         }
     }
     None
-}
-
-/// The word three after `i` (the second date of `between A and B`).
-fn after_next(words: &Words, i: usize) -> String {
-    words.lower_at(i + 3)
 }
 
 /// `2024-05-01`.

@@ -11,7 +11,15 @@
 #   delete  DELETE /metrics/{id}, each id once
 #
 # and cold start: exec to the `listening` line, on an empty data directory and on the
-# one the load left (its WAL replayed), 5 times each.
+# one the load left (its WAL replayed), 5 times each. Then the same server on the same data
+# with the Redis cache (a Redis from scripts/redis.sh on port 16390):
+#
+#   list+redis        the listing above, repeated: requests/s, latency, hit rate
+#   query+redis       the prompt above, repeated
+#   list+redis+ingest the listing while another wrk inserts records of another metric
+#                     (writes elsewhere must not end the listing's answer): hit rate
+#   list+redis+self   the listing while records of its own metric are inserted (every
+#                     write ends the answer: the hit rate says how often it is reused)
 #
 #   scripts/bench-telemetry.sh [DURATION]     # default 10
 #
@@ -27,6 +35,7 @@ WORK=$(mktemp -d)
 PID=
 cleanup() {
     [ -z "$PID" ] || kill -9 "$PID" 2>/dev/null || true
+    REDIS_PORT=16390 REDIS_RUN_DIR="$WORK/redis" scripts/redis.sh stop >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -36,7 +45,7 @@ trap cleanup EXIT
 start() {
     local t0 line
     t0=$(date +%s%N)
-    env KAIROSDB_DATA_DIR="$1" KAIROSDB_BIND_ADDRESS=127.0.0.1:0 KAIROSDB_TELNET_BIND_ADDRESS=127.0.0.1:0 \
+    env KAIROSDB_DATA_DIR="$1" KAIROSDB_REDIS_URI="${REDIS_URI:-}" KAIROSDB_BIND_ADDRESS=127.0.0.1:0 KAIROSDB_TELNET_BIND_ADDRESS=127.0.0.1:0 \
         KAIROSDB_TELEMETRY_BIND_ADDRESS=127.0.0.1:0 KAIROSDB_SELF_METRICS=false RUST_LOG=warn \
         "$BIN" >"$WORK/stdout" 2>"$WORK/stderr" &
     PID=$!
@@ -68,8 +77,8 @@ setup = function(thread) thread:set("tid", threads); threads = threads + 1 end
 init = function() n = 0; base = (os.time() - 1800) * 1000 end
 request = function()
   n = n + 1
-  local body = string.format('{"name":"bench","tags":["host:h%d","env:prod"],"value":%d,"timestamp":%d}',
-    n % 100, n % 997, base + n * 4 + tid)
+  local body = string.format('{"name":"%s","tags":["host:h%d","env:prod"],"value":%d,"timestamp":%d}',
+    os.getenv("NAME") or "bench", n % 100, n % 997, base + n * 4 + tid)
   return wrk.format("POST", "/metrics", {["Content-Type"] = "application/json"}, body)
 end
 LUA
@@ -127,3 +136,37 @@ for dir in empty data; do  # data: the one the load left
     done
     echo "cold start ($dir): ${times[*]} ms"
 done
+
+# The Redis cache: the same data, the same server, answers kept in Redis.
+REDIS_URI=$(REDIS_PORT=16390 REDIS_RUN_DIR="$WORK/redis" scripts/redis.sh start | sed -n 's/^REDIS_URI=//p')
+export REDIS_URI
+start "$WORK/data"
+cache() { # prints "hits misses" of the Redis cache so far
+    curl -s "http://$(grep -m1 '^listening' "$WORK/stdout" | sed -n 's/.*http=\([^ ]*\).*/\1/p')/api/v1/metrics" |
+        python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["kairosdb_redis_cache_hits_total"], v["kairosdb_redis_cache_misses_total"])'
+}
+rate() { # WHAT BEFORE_HITS BEFORE_MISSES
+    read -r hits misses < <(cache)
+    python3 -c "h=$hits-$2; m=$misses-$3; print(f'HITRATE $1 hits={h} misses={m} rate={h/max(1,h+m):.4f}')"
+}
+for what in list query; do
+    read -r h m < <(cache)
+    case $what in
+        list) path="/metrics?name=bench&limit=50" ;;
+        query) path="/query?prompt=average%20bench%20by%20host%20in%20the%20last%20hour" ;;
+    esac
+    WHAT="$what+redis" REPORT="$WORK/report.lua" wrk -t2 -c8 -d"${DURATION}s" -s "$WORK/report.lua" \
+        "http://$TELEMETRY$path" | grep '^RESULT'
+    rate "$what+redis" "$h" "$m"
+done
+for other in other bench; do
+    label=$([ "$other" = bench ] && echo self || echo ingest)
+    read -r h m < <(cache)
+    WHAT="insert($other)" NAME=$other REPORT="$WORK/report.lua" wrk -t1 -c2 -d"${DURATION}s" -s "$WORK/insert.lua" \
+        "http://$TELEMETRY/" | grep '^RESULT' &
+    WHAT="list+redis+$label" REPORT="$WORK/report.lua" wrk -t1 -c6 -d"${DURATION}s" -s "$WORK/report.lua" \
+        "http://$TELEMETRY/metrics?name=bench&limit=50" | grep '^RESULT'
+    wait
+    rate "list+redis+$label" "$h" "$m"
+done
+stop

@@ -11,7 +11,9 @@
 # (tests/deploy.rs) get helm and promtool from scripts/deploy-tools.sh (KAIROSDB_TEST_HELM,
 # KAIROSDB_TEST_PROMTOOL); the full-disk test (tests/disk.rs) mounts a tmpfs, which needs
 # root; the OpenAPI fuzzing (tests/schemathesis.rs) gets schemathesis from
-# scripts/schemathesis.sh (KAIROSDB_TEST_SCHEMATHESIS). Then it prints the count of
+# scripts/schemathesis.sh (KAIROSDB_TEST_SCHEMATHESIS); the Redis cache's suite
+# (tests/redis.rs) gets Debian's redis-server from scripts/redis.sh (KAIROSDB_TEST_REDIS)
+# and starts and stops its own Redis servers. Then it prints the count of
 # every live suite and fails if one of them skipped a case: with the services up, nothing
 # may be reported as ignored. Last, with the services stopped, every fuzz target runs for
 # FUZZ_SECONDS (default 5) through scripts/fuzz.sh, which fails on any crash; 0 skips it.
@@ -44,6 +46,8 @@ KAIROSDB_TEST_UI="$(scripts/ui-deps.sh)"
 export KAIROSDB_TEST_UI
 KAIROSDB_TEST_SCHEMATHESIS="$(scripts/schemathesis.sh install)"
 export KAIROSDB_TEST_SCHEMATHESIS
+KAIROSDB_TEST_REDIS="$(scripts/redis.sh install)"
+export KAIROSDB_TEST_REDIS
 # Compile the tests while helm may still be building (it is needed only to run them).
 cargo test --workspace --no-run "$@"
 # Printed `export KAIROSDB_TEST_HELM=... KAIROSDB_TEST_PROMTOOL=...` lines.
@@ -57,7 +61,7 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG" || status=$?
 # The result line of each live suite: "Running tests/live.rs (...)" ... "test result: ...".
 echo
 echo "live suites:"
-awk '/Running tests\/(live|side_by_side|ui|disk|partition|deploy|schemathesis)\.rs/ { suite = $2; next }
+awk '/Running tests\/(live|redis|side_by_side|ui|disk|partition|deploy|schemathesis)\.rs/ { suite = $2; next }
      suite && /^test result:/ { print "  " suite ": " $0; if ($0 !~ / 0 ignored;/) bad = 1; suite = "" }
      END { exit bad }' "$LOG" || {
   echo "a live suite skipped cases although its services were running" >&2

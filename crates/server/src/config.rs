@@ -216,6 +216,31 @@ pub struct Settings {
     #[serde(alias = "cache_max_size_mb")]
     pub query_cache_mb: Option<u64>,
 
+    /// Where `cache_time` reads are kept: `memory` (this process, `query_cache_mb`) or
+    /// `redis` (shared by every process on `redis_uri`) [default: memory].
+    #[arg(long, env = "KAIROSDB_QUERY_CACHE", value_name = "WHERE")]
+    pub query_cache: Option<String>,
+
+    /// The Redis of the shared cache (`redis://host:port/db`): the telemetry API's answers
+    /// and, with `query_cache = "redis"`, `cache_time` reads; the telemetry plan's
+    /// REDIS_URI is the same setting [default: empty, no Redis].
+    #[arg(long, env = "KAIROSDB_REDIS_URI", value_name = "URI")]
+    pub redis_uri: Option<String>,
+
+    /// Prefixed to every Redis key, so one Redis can serve several stores
+    /// [default: kairosdb:].
+    #[arg(long, env = "KAIROSDB_REDIS_KEY_PREFIX", value_name = "PREFIX")]
+    pub redis_key_prefix: Option<String>,
+
+    /// Longest one Redis call may take before the answer comes from storage [default: 100].
+    #[arg(long, env = "KAIROSDB_REDIS_TIMEOUT_MS", value_name = "MS")]
+    pub redis_timeout_ms: Option<u64>,
+
+    /// Lifetime of a telemetry answer (listing, prompt) in the Redis cache; a write to what
+    /// it covers ends it sooner; 0 = cache no telemetry answers [default: 60].
+    #[arg(long, env = "KAIROSDB_TELEMETRY_CACHE_TTL_SECS", value_name = "SECS")]
+    pub telemetry_cache_ttl_secs: Option<u64>,
+
     /// Cluster role (docs/cluster.md): `single` (one server), `control` (routes to the
     /// workers of cluster_workers) or `worker` (stores partitions for control nodes); the
     /// analytics plan's NODE_ROLE is the same setting [default: single].
@@ -462,13 +487,23 @@ impl Settings {
         if self.data_dir.is_none() {
             self.data_dir = env("DB_PATH").map(PathBuf::from);
         }
-        if self.bind_address.is_none() {
-            if let Some(port) = env("PORT") {
-                let port: u16 = port
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("invalid PORT {port:?}: expected a port number"))?;
-                self.bind_address = Some(format!("0.0.0.0:{port}"));
+        if self.redis_uri.is_none() {
+            self.redis_uri = env("REDIS_URI");
+        }
+        if let Some(port) = env("PORT") {
+            let port: u16 = port
+                .trim()
+                .parse()
+                .with_context(|| format!("invalid PORT {port:?}: expected a port number"))?;
+            // Two plans name their port PORT: the telemetry plan's process is the one
+            // started with APP_ENV and no NODE_ROLE (docs/telemetry.md, "Configuration").
+            let telemetry_plan = env("APP_ENV").is_some() && env("NODE_ROLE").is_none();
+            let target = match telemetry_plan {
+                true => &mut self.telemetry_bind_address,
+                false => &mut self.bind_address,
+            };
+            if target.is_none() {
+                *target = Some(format!("0.0.0.0:{port}"));
             }
         }
         const CACHE: &str = "KAIROSDB_CACHE_MAX_SIZE_MB";
@@ -527,6 +562,11 @@ impl Settings {
             query_max_points,
             query_time_limit_secs,
             query_cache_mb,
+            query_cache,
+            redis_uri,
+            redis_key_prefix,
+            redis_timeout_ms,
+            telemetry_cache_ttl_secs,
             role,
             cluster_workers,
             node_id,
@@ -639,6 +679,13 @@ pub struct Config {
     pub query_time_limit_secs: u64,
     /// 0 = no cache.
     pub query_cache_mb: u64,
+    pub query_cache: QueryCacheKind,
+    /// Empty: no Redis.
+    pub redis_uri: String,
+    pub redis_key_prefix: String,
+    pub redis_timeout_ms: u64,
+    /// 0 = telemetry answers are not cached.
+    pub telemetry_cache_ttl_secs: u64,
     /// As configured (`ALL` or a list); parsed into [`Config::roles`].
     pub role: NodeRole,
     /// Control node: the workers' addresses (written back as the comma list).
@@ -767,6 +814,16 @@ impl Serialize for Datastore {
     }
 }
 
+/// Where `cache_time` reads are kept (`query_cache`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryCacheKind {
+    /// In this process, bounded by `query_cache_mb` (`query_cache.rs`).
+    Memory,
+    /// In the Redis of `redis_uri`, shared by every process using it.
+    Redis,
+}
+
 /// A class of API routes that `server_type` turns on or off (KairosDB's
 /// `kairosdb.server.type`, spec §1.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -859,6 +916,18 @@ impl Config {
         let server_type = raw.server_type.unwrap_or_else(|| "ALL".to_string());
         let roles = Roles::parse(&server_type)?;
         let role = NodeRole::parse(raw.role.as_deref().unwrap_or("single"))?;
+        let redis_uri = raw.redis_uri.clone().unwrap_or_default().trim().to_string();
+        if !redis_uri.is_empty() && !redis_uri.starts_with("redis://") {
+            bail!("invalid redis_uri {redis_uri:?}; expected redis://host:port[/db]");
+        }
+        let query_cache = match raw.query_cache.as_deref().unwrap_or("memory") {
+            "memory" => QueryCacheKind::Memory,
+            "redis" if redis_uri.is_empty() => {
+                bail!("query_cache = \"redis\" needs redis_uri (REDIS_URI) to name the Redis")
+            }
+            "redis" => QueryCacheKind::Redis,
+            other => bail!("invalid query_cache {other:?}; expected memory or redis"),
+        };
         let wal_sync = match raw.wal_sync.as_deref().unwrap_or("interval") {
             "always" => WalSyncPolicy::Always,
             "interval" => WalSyncPolicy::Interval,
@@ -977,6 +1046,13 @@ impl Config {
             query_max_points: raw.query_max_points.unwrap_or(10_000_000),
             query_time_limit_secs: raw.query_time_limit_secs.unwrap_or(60),
             query_cache_mb: raw.query_cache_mb.unwrap_or(64),
+            query_cache,
+            redis_uri,
+            redis_key_prefix: raw
+                .redis_key_prefix
+                .unwrap_or_else(|| "kairosdb:".to_string()),
+            redis_timeout_ms: positive("redis_timeout_ms", raw.redis_timeout_ms.unwrap_or(100))?,
+            telemetry_cache_ttl_secs: raw.telemetry_cache_ttl_secs.unwrap_or(60),
             server_type,
             cassandra_contact_points: raw
                 .cassandra_contact_points
@@ -1289,6 +1365,61 @@ fn ratio(key: &str, value: f64) -> Result<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_telemetry_plans_redis_uri_and_port_map_onto_the_redis_cache_and_its_listener() {
+        let plan = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let s = Settings::default()
+            .with_env_aliases(plan(&[
+                ("APP_ENV", "dev"),
+                ("PORT", "9300"),
+                ("REDIS_URI", "redis://127.0.0.1:6379/0"),
+            ]))
+            .unwrap();
+        let c = Config::resolve(s).unwrap();
+        assert_eq!(c.redis_uri, "redis://127.0.0.1:6379/0");
+        assert_eq!(c.telemetry_bind_address, "0.0.0.0:9300");
+        assert_eq!(
+            c.bind_address.port(),
+            8080,
+            "the main listener keeps its port"
+        );
+        // The analytics plan's process (NODE_ROLE) keeps PORT for the main listener.
+        let s = Settings::default()
+            .with_env_aliases(plan(&[
+                ("APP_ENV", "dev"),
+                ("NODE_ROLE", "single"),
+                ("PORT", "9300"),
+            ]))
+            .unwrap();
+        assert_eq!(s.bind_address.as_deref(), Some("0.0.0.0:9300"));
+        assert_eq!(s.telemetry_bind_address, None);
+    }
+
+    #[test]
+    fn a_redis_query_cache_needs_a_redis_and_a_known_kind() {
+        let refused = |toml: &str| {
+            format!(
+                "{:#}",
+                Config::resolve(Settings::from_toml_str(toml).unwrap()).unwrap_err()
+            )
+        };
+        assert!(refused("query_cache = \"redis\"").contains("needs redis_uri"));
+        assert!(refused("query_cache = \"disk\"").contains("expected memory or redis"));
+        assert!(refused("redis_uri = \"localhost:6379\"").contains("expected redis://"));
+        let ok = Settings::from_toml_str("query_cache = \"redis\"\nredis_uri = \"redis://r:1/0\"")
+            .unwrap();
+        assert_eq!(
+            Config::resolve(ok).unwrap().query_cache,
+            QueryCacheKind::Redis
+        );
+    }
+
     #[test]
     fn kairosdb_cache_max_size_mb_is_an_alias_of_query_cache_mb() {
         let env = |v: &'static str| {

@@ -28,6 +28,7 @@ mod migrate;
 mod otel;
 mod plan;
 mod query_cache;
+mod redis_cache;
 mod reload;
 mod rollup;
 mod self_metrics;
@@ -36,6 +37,7 @@ mod telnet;
 mod transfer;
 mod ui;
 mod verify;
+mod watch;
 mod writer;
 
 use std::path::PathBuf;
@@ -255,6 +257,23 @@ fn open_cassandra(_config: &Config) -> Result<Backend> {
     anyhow::bail!("this binary was built without the `cassandra` feature; rebuild with it or use datastore = \"embedded\"")
 }
 
+/// The Redis cache of `redis_uri`, if set (no connection yet: the server starts while Redis
+/// is down and uses it once it answers).
+fn open_redis(config: &Config) -> Result<Option<Arc<redis_cache::RedisCache>>> {
+    if config.redis_uri.is_empty() {
+        return Ok(None);
+    }
+    let cache = redis_cache::RedisCache::open(
+        &config.redis_uri,
+        &config.redis_key_prefix,
+        Duration::from_millis(config.redis_timeout_ms),
+        Duration::from_secs(config.telemetry_cache_ttl_secs),
+    )
+    .with_context(|| format!("invalid redis_uri {:?}", config.redis_uri))?;
+    tracing::info!(redis_uri = %config.redis_uri, query_cache = ?config.query_cache, "Redis cache");
+    Ok(Some(cache))
+}
+
 /// `--config` and the environment and flags, to resolve the configuration again on SIGHUP.
 type ReloadFrom = (Option<PathBuf>, config::Settings, reload::LogHandle);
 
@@ -262,7 +281,10 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
     let config = Arc::new(config);
     let open_config = config.clone();
     let backend = tokio::task::spawn_blocking(move || open_backend(&open_config)).await??;
-    let storage = backend.storage();
+    // Every write from here on is seen by the watch: the Redis cache's invalidation and the
+    // telemetry API's live tail (`watch.rs`).
+    let watch = watch::Watch::new(open_redis(&config)?);
+    let storage: Arc<dyn Storage> = watch::Watched::new(backend.storage(), watch.clone());
 
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
     let prometheus = if config.enable_prometheus {
@@ -310,6 +332,7 @@ async fn run(config: Config, reload_from: ReloadFrom) -> Result<()> {
         server_metrics.clone(),
         prometheus,
     );
+    state = state.with_watch(watch);
     let membership = match config.role {
         config::NodeRole::Single => None,
         _ => Some(cluster::join(&config, http_addr).await?),

@@ -27,6 +27,15 @@
 //! reads that run at the same time into one storage read, which is KairosDB's "an
 //! identical running query waits for the first" (spec §4.4 step 1) for free.
 //!
+//! **Shared in Redis** (`query_cache = "redis"`, issue 20): the same reads, under the same
+//! key, kept in the Redis of `redis_uri` instead (`redis_cache.rs`), so split query
+//! services share them. An entry holds when storage returned it (wall-clock ms, so every
+//! process can judge its age against its own request's `cache_time`) and the read in the
+//! cluster's wire format (`kairosdb_cluster::wire::encode_series`); it lives for the
+//! `cache_time` of the request that stored it. A delete of a metric invalidates that
+//! metric's reads in every process (its `gen:d:` generation), nothing else does. With
+//! Redis unreachable, reads go to storage.
+//!
 //! Not here: the HTTP response is never cached, and failed reads (or reads stopped at
 //! their work limit) are never cached.
 
@@ -35,6 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::redis_cache::{self, Lookup, RedisCache};
 use kairosdb_model::{
     DeleteRequest, Gauge, HealthStatus, Order, Points, Read, SeriesData, SeriesKey, SeriesQuery,
     Storage, StorageError, StorageStats, TagFilter, TagMatcher, TimeRange, WriteBatch,
@@ -46,6 +56,8 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// The server-wide cache of raw reads, bounded by bytes.
 pub struct QueryCache {
     entries: moka::sync::Cache<Key, Arc<Entry>>,
+    /// `query_cache = "redis"`: the reads are kept there instead of in `entries`.
+    shared: Option<Arc<RedisCache>>,
     /// Part of every key; a delete bumps it, so reads loaded before the delete (even ones
     /// still running while it happened) can never be found again.
     generation: AtomicU64,
@@ -106,6 +118,8 @@ struct Key {
     count_in_range: bool,
     /// (tag name, [(is_regex, exact value or regex source)]).
     filter: Vec<(String, Vec<(bool, String)>)>,
+    /// A cluster's fold hint changes which points come back (`SeriesQuery::fold`).
+    fold: Option<String>,
 }
 
 impl Key {
@@ -137,6 +151,7 @@ impl Key {
             descending: query.order == Order::Desc,
             count_in_range: query.count_in_range,
             filter,
+            fold: query.fold.as_ref().map(|f| format!("{f:?}")),
         }
     }
 
@@ -188,9 +203,18 @@ impl QueryCache {
             .build();
         QueryCache {
             entries,
+            shared: None,
             generation: AtomicU64::new(0),
             clock,
             counters: Counters::default(),
+        }
+    }
+
+    /// A cache kept in `redis` (`query_cache = "redis"`).
+    pub fn shared(redis: Arc<RedisCache>) -> QueryCache {
+        QueryCache {
+            shared: Some(redis),
+            ..QueryCache::new(0)
         }
     }
 
@@ -202,6 +226,9 @@ impl QueryCache {
         query: &SeriesQuery,
         max_age: Duration,
     ) -> Result<Read, StorageError> {
+        if let Some(redis) = &self.shared {
+            return self.query_shared(redis, inner, query, max_age);
+        }
         let key = Key::new(self.generation.load(Ordering::Acquire), query);
         if let Some(entry) = self.entries.get(&key) {
             if (self.clock)().saturating_duration_since(entry.loaded) < max_age {
@@ -244,19 +271,71 @@ impl QueryCache {
         Ok(Read::Complete(entry.series.clone()))
     }
 
+    /// [`QueryCache::query`] through Redis.
+    fn query_shared(
+        &self,
+        redis: &RedisCache,
+        inner: &dyn Storage,
+        query: &SeriesQuery,
+        max_age: Duration,
+    ) -> Result<Read, StorageError> {
+        let key = shared_key(&Key::new(0, query));
+        let deleted = redis_cache::deleted(&query.metric);
+        let snapshot = match redis.lookup(&key, &[deleted.as_str()]) {
+            Lookup::Hit(body) => match decode_entry(&body, max_age) {
+                Some(series) => {
+                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Read::Complete(series));
+                }
+                // Older than this request accepts: read again, and replace it.
+                None => redis.snapshot(&[deleted.as_str()]),
+            },
+            Lookup::Miss(snapshot) => snapshot,
+        };
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let read = inner.query(query)?;
+        if let (Read::Complete(series), Some(snapshot)) = (&read, snapshot) {
+            let mut body = now_ms().to_le_bytes().to_vec();
+            body.extend(kairosdb_cluster::wire::encode_series(series.clone()));
+            redis.store_for(&key, &snapshot, &body, max_age);
+        }
+        Ok(read)
+    }
+
     /// Forgets every cached read (after a delete).
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
     }
 
-    /// Figures for `/metrics`: hits, misses, bytes held, reads held.
+    /// Figures for `/metrics`: hits, misses, bytes held, reads held (in this process).
     pub fn stats(&self) -> StorageStats {
         self.entries.run_pending_tasks();
         let mut stats = self.counters.collect();
         stats.read_gauges(GAUGES, self);
         stats
     }
+}
+
+/// Wall-clock milliseconds: entries in Redis are judged by processes with other clocks.
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The Redis key of a read: a digest of everything that selects its points.
+fn shared_key(key: &Key) -> String {
+    redis_cache::answer_key("q", &format!("{key:?}"))
+}
+
+/// A shared entry's read, if it is younger than `max_age`; `None` for a foreign or
+/// damaged entry too (then it is read again).
+fn decode_entry(body: &[u8], max_age: Duration) -> Option<Vec<SeriesData>> {
+    let (loaded, encoded) = body.split_first_chunk::<8>()?;
+    let age_ms = now_ms().saturating_sub(i64::from_le_bytes(*loaded));
+    if age_ms < 0 || age_ms as u128 >= max_age.as_millis() {
+        return None;
+    }
+    kairosdb_cluster::wire::decode_series(encoded).ok()
 }
 
 /// The storage one query request with `cache_time > 0` reads through: `query()` goes
@@ -332,6 +411,10 @@ impl Storage for CachedStorage {
 
     fn stats(&self) -> StorageStats {
         self.inner.stats()
+    }
+
+    fn folds_counts(&self) -> bool {
+        self.inner.folds_counts()
     }
 }
 

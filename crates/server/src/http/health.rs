@@ -124,8 +124,17 @@ pub async fn ready(axum::extract::State(state): State) -> Result<Response, ApiEr
 
 async fn readiness(state: &AppState) -> Result<Response, ApiError> {
     let health = storage_health(state).await?;
+    // Redis down is no reason to take the server out of rotation: answers come from
+    // storage. The detail says so.
+    let cache = state.watch.cache().and_then(|c| c.health());
     let (status, body) = if health.ok {
-        (StatusCode::OK, serde_json::json!({ "status": "ok" }))
+        let body = match cache {
+            None => serde_json::json!({ "status": "ok" }),
+            Some(detail) => {
+                serde_json::json!({ "status": "ok", "cache": "degraded", "detail": detail })
+            }
+        };
+        (StatusCode::OK, body)
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -141,6 +150,9 @@ async fn figures(state: &AppState) -> Result<Vec<Sample>, ApiError> {
     let mut stats = blocking(move || Ok(storage.stats())).await?;
     if let Some(cache) = &state.query_cache {
         stats.append(cache.stats());
+    }
+    if let Some(redis) = state.watch.cache() {
+        stats.append(redis.stats());
     }
     stats.append(state.rollups.metrics.collect());
     if let Some(membership) = &state.membership {

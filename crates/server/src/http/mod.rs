@@ -69,8 +69,10 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     /// One permit per metric query that may run at once, server-wide (`query_concurrency`).
     pub query_slots: Arc<tokio::sync::Semaphore>,
-    /// The `cache_time` cache; `None` when `query_cache_mb = 0`.
+    /// The `cache_time` cache; `None` when `query_cache_mb = 0` (and it is in memory).
     pub query_cache: Option<Arc<QueryCache>>,
+    /// Every write after storage, and the Redis cache if there is one (`crate::watch`).
+    pub watch: Arc<crate::watch::Watch>,
     /// How long one request's metric queries may run on the async worker together before
     /// the rest go to the blocking pool (`query::INLINE_TIME`; tests widen it so that which
     /// queries run inline does not depend on the machine's load).
@@ -114,11 +116,24 @@ impl AppState {
             query_cache,
             inline_time: query::INLINE_TIME,
             running: admin::RunningQueries::default(),
+            watch: crate::watch::Watch::new(None),
             config,
             metrics,
             prometheus,
             membership: None,
         }
+    }
+
+    /// The state whose storage is watched by `watch` (`main.rs` wraps it); with
+    /// `query_cache = "redis"`, the `cache_time` cache is its Redis.
+    pub fn with_watch(mut self, watch: Arc<crate::watch::Watch>) -> Self {
+        if self.config.query_cache == crate::config::QueryCacheKind::Redis {
+            if let Some(redis) = watch.cache() {
+                self.query_cache = Some(Arc::new(QueryCache::shared(redis.clone())));
+            }
+        }
+        self.watch = watch;
+        self
     }
 
     /// The state of a cluster node, with its Raft membership.

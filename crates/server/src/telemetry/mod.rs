@@ -5,12 +5,15 @@
 //!
 //! * `records.rs`: `POST /metrics`, `GET /metrics` (filters, cursor), `GET`, `PUT` and
 //!   `DELETE /metrics/{id}`.
-//! * `stream.rs`: `GET /metrics/stream`, Server-Sent Events of the records created and
-//!   changed here ([`Telemetry::hub`]).
+//! * `stream.rs`: `GET /metrics/stream`, Server-Sent Events of the records written, through
+//!   any API (`crate::watch`).
 //! * `question.rs`: `GET /query?prompt=`, questions in plain words.
 //!
-//! Not here: what a record, an id, a listing and a prompt are (`kairosdb_telemetry`). Not
-//! built yet: the Redis cache (docs/telemetry.md).
+//! Listings and prompt answers are kept in the Redis cache when there is one
+//! ([`Telemetry::cache`], [`cached`]).
+//!
+//! Not here: what a record, an id, a listing and a prompt are (`kairosdb_telemetry`); how
+//! a cached answer is kept right (`crate::redis_cache`).
 
 mod question;
 mod records;
@@ -23,21 +26,50 @@ use std::sync::Arc;
 use axum::http::Method;
 use axum::routing::get;
 use axum::{middleware, Extension, Router};
-use kairosdb_telemetry::Record;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Scope;
 use crate::http::AppState;
+use crate::plan::PlanError;
+use crate::redis_cache::{Lookup, RedisCache, Snapshot};
 
-/// Records a slow stream client may fall behind by before it is told it missed some.
-const HUB_CAPACITY: usize = 4096;
+/// The answer cached under `key` when it is still valid; otherwise `compute`d, given the
+/// snapshot of `deps` it is computed under (which it may extend, `None` when it must not be
+/// stored), and stored. Runs on the blocking pool.
+pub fn cached(
+    cache: Option<&RedisCache>,
+    key: &str,
+    deps: &[&str],
+    compute: impl FnOnce(Option<Snapshot>) -> Result<(Vec<u8>, Option<Snapshot>), PlanError>,
+) -> Result<Vec<u8>, PlanError> {
+    let snapshot = match cache.map(|c| c.lookup(key, deps)) {
+        Some(Lookup::Hit(body)) => return Ok(body),
+        Some(Lookup::Miss(snapshot)) => snapshot,
+        None => None,
+    };
+    let (body, snapshot) = compute(snapshot)?;
+    if let (Some(cache), Some(snapshot)) = (cache, snapshot) {
+        cache.store(key, &snapshot, &body);
+    }
+    Ok(body)
+}
+
+/// A JSON answer made of bytes already serialised (or read from the cache).
+pub fn json_bytes(body: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
 
 /// The telemetry routes' state: the server's, and the records written here as they are.
 pub struct Telemetry {
     pub app: Arc<AppState>,
-    /// Each record created or changed through this listener, for `/metrics/stream`.
-    pub hub: broadcast::Sender<Arc<Record>>,
+    /// Where listings and prompt answers are cached; `None` without Redis or with
+    /// `telemetry_cache_ttl_secs = 0`.
+    pub cache: Option<Arc<RedisCache>>,
     /// Ends the streams when the server shuts down.
     pub shutdown: CancellationToken,
 }
@@ -63,7 +95,11 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
 pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let telemetry = Arc::new(Telemetry {
         app: state.clone(),
-        hub: broadcast::channel(HUB_CAPACITY).0,
+        cache: state
+            .watch
+            .cache()
+            .filter(|_| state.config.telemetry_cache_ttl_secs > 0)
+            .cloned(),
         shutdown,
     });
     Router::new()

@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use kairosdb_model::{OutColumn, Read, SeriesQuery, Storage, TagFilter, TagMatcher, TimeRange};
 use kairosdb_telemetry::prompt::{Aggregate, Context, Interpretation, Interpreter, Rules};
 use kairosdb_telemetry::RecordId;
@@ -22,6 +21,7 @@ use serde_json::{json, Value};
 
 use super::Telemetry;
 use crate::plan::{blocking, PlanError};
+use crate::redis_cache;
 
 /// Rows a ranked answer keeps unless the prompt says how many.
 const DEFAULT_ROWS: usize = 100;
@@ -47,31 +47,51 @@ pub async fn query(State(t): State<Arc<Telemetry>>, uri: Uri) -> Result<Response
         prompt.ok_or_else(|| PlanError::invalid("prompt is required: /query?prompt=..."))?;
     let storage = t.app.storage.clone();
     let config = t.app.config.clone();
-    let answer = blocking(move || {
-        let metrics = storage.metric_names(None)?;
-        let tag_names = storage.tag_names()?;
+    let cache = t.cache.clone();
+    let body = blocking(move || {
         let now_ms = jiff::Timestamp::now().as_millisecond();
-        let ctx = Context {
-            now_ms,
-            time_zone: time_zone.as_deref(),
-            metrics: &metrics,
-            tag_names: &tag_names,
-        };
-        let interpretation = Rules.interpret(&prompt, &ctx).map_err(|u| {
-            PlanError::validation(format!("cannot read the prompt: {}", u.reason))
-                .detail("suggestions", json!(u.suggestions))
-        })?;
-        let budget = config.query_budget(std::time::Instant::now(), Arc::default());
-        let rows = run(&*storage, &interpretation, &metrics, &budget, now_ms)?;
-        Ok(json!({
-            "prompt": prompt,
-            "interpretation": interpretation,
-            "kairosdb_query": interpretation.kairosdb_query(),
-            "results": rows,
-        }))
+        // Relative times are read against this second: one prompt asked many times in a
+        // second is answered once (a write to what it covers still ends the answer).
+        let key = redis_cache::answer_key(
+            "p",
+            &format!("{prompt:?} {time_zone:?} {}", now_ms.div_euclid(1000)),
+        );
+        let deps = [redis_cache::NAMES, redis_cache::META];
+        super::cached(cache.as_deref(), &key, &deps, |snapshot| {
+            let metrics = storage.metric_names(None)?;
+            let tag_names = storage.tag_names()?;
+            let ctx = Context {
+                now_ms,
+                time_zone: time_zone.as_deref(),
+                metrics: &metrics,
+                tag_names: &tag_names,
+            };
+            let interpretation = Rules.interpret(&prompt, &ctx).map_err(|u| {
+                PlanError::validation(format!("cannot read the prompt: {}", u.reason))
+                    .detail("suggestions", json!(u.suggestions))
+            })?;
+            // The data it reads, snapshotted before it is read.
+            let data = match &interpretation.metric {
+                Some(m) => redis_cache::metric(m),
+                None => redis_cache::ALL.to_owned(),
+            };
+            let snapshot = match (cache.as_deref(), snapshot) {
+                (Some(c), Some(s)) => c.extend(s, &[data]),
+                _ => None,
+            };
+            let budget = config.query_budget(std::time::Instant::now(), Arc::default());
+            let rows = run(&*storage, &interpretation, &metrics, &budget, now_ms)?;
+            let answer = json!({
+                "prompt": prompt,
+                "interpretation": interpretation,
+                "kairosdb_query": interpretation.kairosdb_query(),
+                "results": rows,
+            });
+            Ok((serde_json::to_vec(&answer).expect("BUG: JSON"), snapshot))
+        })
     })
     .await?;
-    Ok(Json(answer).into_response())
+    Ok(super::json_bytes(body))
 }
 
 fn run(

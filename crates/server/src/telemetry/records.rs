@@ -27,9 +27,10 @@ use kairosdb_telemetry::{Cursor, ListQuery, Record, RecordId, RecordInput, Sort}
 use super::Telemetry;
 use crate::http::AppState;
 use crate::plan::{blocking, Code, PlanError};
+use crate::redis_cache;
 
 /// The metadata service holding the redirects of moved records.
-const SERVICE: &str = "telemetry";
+pub(super) const SERVICE: &str = "telemetry";
 
 type Answer = Result<Response, PlanError>;
 
@@ -56,8 +57,6 @@ pub async fn create(State(t): State<Arc<Telemetry>>, headers: HeaderMap, body: B
     let (key, timestamp, value) = record::new_point(&input).map_err(validation)?;
     let storage = t.app.storage.clone();
     let record = blocking(move || Records(&*storage).create(key, timestamp, value)).await?;
-    // No stream listening is not an error.
-    let _ = t.hub.send(Arc::new(record.clone()));
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
@@ -78,7 +77,6 @@ pub async fn update(
     let input = input(&t.app, &headers, body).await?;
     let storage = t.app.storage.clone();
     let record = blocking(move || Records(&*storage).update(&id, &input)).await?;
-    let _ = t.hub.send(Arc::new(record.clone()));
     Ok(Json(record).into_response())
 }
 
@@ -89,19 +87,38 @@ pub async fn remove(State(t): State<Arc<Telemetry>>, Path(id): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET /metrics?...`: `{"records": [...], "next_cursor": "..." | null}`.
+/// `GET /metrics?...`: `{"records": [...], "next_cursor": "..." | null}`, from the Redis
+/// cache while nothing it lists has been written since.
 pub async fn list(State(t): State<Arc<Telemetry>>, uri: Uri) -> Answer {
     let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map(|q| q.0)
         .map_err(|e| PlanError::invalid(format!("unreadable query string: {}", e.body_text())))?;
     let query = ListQuery::parse(&pairs).map_err(|e| PlanError::invalid(e.to_string()))?;
     let storage = t.app.storage.clone();
-    let (records, next) = blocking(move || Records(&*storage).list(&query)).await?;
-    let body = serde_json::json!({
-        "records": records,
-        "next_cursor": next.map(|c| c.encode()),
-    });
-    Ok(Json(body).into_response())
+    let cache = t.cache.clone();
+    let body = blocking(move || {
+        let mut normalized = query.clone();
+        normalized.tags.sort();
+        normalized.tags.dedup();
+        let key = redis_cache::answer_key("l", &format!("{normalized:?}"));
+        let metric = query.name.as_deref().map(redis_cache::metric);
+        let data = metric.as_deref().unwrap_or(redis_cache::ALL);
+        super::cached(
+            cache.as_deref(),
+            &key,
+            &[data, redis_cache::META],
+            |snapshot| {
+                let (records, next) = Records(&*storage).list(&query)?;
+                let body = serde_json::json!({
+                    "records": records,
+                    "next_cursor": next.map(|c| c.encode()),
+                });
+                Ok((serde_json::to_vec(&body).expect("BUG: JSON"), snapshot))
+            },
+        )
+    })
+    .await?;
+    Ok(super::json_bytes(body))
 }
 
 /// Creates of one series are serialised through one of these, picked by its hash.

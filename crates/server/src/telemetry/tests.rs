@@ -32,12 +32,18 @@ fn node(toml: &str) -> Node {
     let mut settings = Settings::from_toml_str(toml).unwrap();
     settings.data_dir = Some(dir.path().into());
     let config = Config::resolve(settings).unwrap();
-    let state = Arc::new(AppState::new(
-        engine,
-        Arc::new(config),
-        Arc::new(ServerMetrics::default()),
-        None,
-    ));
+    // Wrapped as `main.rs` wraps it: the live tail hears every write.
+    let watch = crate::watch::Watch::new(None);
+    let storage = crate::watch::Watched::new(engine, watch.clone());
+    let state = Arc::new(
+        AppState::new(
+            storage,
+            Arc::new(config),
+            Arc::new(ServerMetrics::default()),
+            None,
+        )
+        .with_watch(watch),
+    );
     Node {
         telemetry: super::router(state.clone(), tokio_util::sync::CancellationToken::new()),
         kairos: crate::http::router(state),
@@ -423,6 +429,30 @@ async fn the_stream_sends_matching_new_records_as_server_sent_events() {
         .unwrap_or_else(|| panic!("no data line in {text:?}"));
     assert!(text.starts_with("event: record\n"), "{text:?}");
     assert_eq!(serde_json::from_str::<Value>(data).unwrap(), wanted);
+    // A point written through the KairosDB API is a record too: streamed with the id
+    // GET /metrics gives it.
+    let ingest = json!([{"name": "deploys", "tags": {"env": "prod", "host": "b"},
+        "datapoints": [[4, 7]]}]);
+    let a = call(&n.kairos, Method::POST, "/api/v1/datapoints", Some(ingest)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.to_vec()).unwrap();
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let streamed: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(streamed["value"], 7.0);
+    assert_eq!(streamed["tags"], json!(["env:prod", "host:b"]));
+    let listed = call(
+        &n.telemetry,
+        Method::GET,
+        "/metrics?name=deploys&tag=host:b",
+        None,
+    )
+    .await;
+    assert_eq!(listed.json()["records"][0]["id"], streamed["id"]);
     // A bad filter is refused before the stream starts.
     let a = call(&n.telemetry, Method::GET, "/metrics/stream?nme=x", None).await;
     assert_eq!(

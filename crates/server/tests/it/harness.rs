@@ -47,6 +47,7 @@ pub fn command_in(netns: Option<&str>) -> Command {
     cmd.env_remove("RUST_LOG");
     cmd.env_remove("ENVIRONMENT");
     cmd.env_remove("APP_ENV");
+    cmd.env_remove("REDIS_URI");
     cmd
 }
 

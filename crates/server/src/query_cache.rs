@@ -527,6 +527,18 @@ mod tests {
                 work_limit: None,
                 ..base.clone()
             },
+            // A cluster's fold hint returns only the points an aggregator picks.
+            SeriesQuery {
+                fold: Some(kairosdb_model::Fold {
+                    keep: kairosdb_model::FoldKeep::Max,
+                    unit: kairosdb_model::TimeUnit::Minutes,
+                    value: 1,
+                    start: 0,
+                    align_sampling: true,
+                    time_zone: None,
+                }),
+                ..base.clone()
+            },
         ];
         for q in &variants {
             cache.query(&*inner, q, MINUTE).unwrap();

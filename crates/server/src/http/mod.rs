@@ -329,8 +329,34 @@ fn api_class(method: &Method, path: &str) -> Option<ApiClass> {
         }
         "/api/v1/datapoints/delete" => Some(ApiClass::Delete),
         p if p.starts_with("/api/v1/metric/") => Some(ApiClass::Delete),
+        // The analytics plan's routes (`crate::plan`); `/compute` is the control node's
+        // fan-out to its workers, never gated. GET /metrics is Prometheus.
+        "/metrics" | "/insert" if method == Method::POST => Some(ApiClass::Ingest),
+        "/analytics" | "/aggregate" => Some(ApiClass::Query),
         _ => None,
     }
+}
+
+/// The 403 of a route whose API class `server_type` turns off: KairosDB's exact body, or
+/// the plan's error shape on the plan's and the telemetry API's routes.
+pub fn class_disabled(class: ApiClass, plan_shape: bool) -> Response {
+    if plan_shape {
+        let message = format!(
+            "{} routes are disabled on this instance (server_type)",
+            class.name()
+        );
+        return crate::plan::PlanError::new(
+            StatusCode::FORBIDDEN,
+            crate::plan::Code::Forbidden,
+            message,
+        )
+        .into_response();
+    }
+    let body = format!(
+        "{{\"errors\": [\"Forbidden: {} API methods are disabled on this KairosDB instance.\"]}}",
+        class.name()
+    );
+    json_response(StatusCode::FORBIDDEN, body.into_bytes())
 }
 
 /// 403 with KairosDB's exact body when the path's API class is disabled on this process.
@@ -340,14 +366,12 @@ async fn server_type_gate(
     next: Next,
 ) -> Response {
     let roles = state.config.roles;
-    if let Some(class) =
-        api_class(request.method(), request.uri().path()).filter(|c| !roles.serves(*c))
-    {
-        let body = format!(
-            "{{\"errors\": [\"Forbidden: {} API methods are disabled on this KairosDB instance.\"]}}",
-            class.name()
-        );
-        return json_response(StatusCode::FORBIDDEN, body.into_bytes());
+    let (method, path) = (request.method(), request.uri().path());
+    let plan = crate::plan::speaks_plan(state.config.role, method, path);
+    // A plan path on a role without the plan's routes is no route at all (404).
+    let routed = plan || path.starts_with("/api/");
+    if let Some(class) = api_class(method, path).filter(|c| routed && !roles.serves(*c)) {
+        return class_disabled(class, plan);
     }
     next.run(request).await
 }

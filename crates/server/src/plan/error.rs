@@ -37,6 +37,9 @@ pub enum Code {
     Conflict,
     /// No or wrong credentials (401), or a missing scope (403).
     AuthError,
+    /// This process's `server_type` turns the route's class (ingest, query, delete) off
+    /// (403).
+    Forbidden,
     /// The token's (or client's) rate limit: 429 with `Retry-After`.
     RateLimitExceeded,
     /// The cluster's Raft state cannot serve the request: it is forming (no placement

@@ -626,3 +626,27 @@ async fn a_workers_internal_calls_are_never_rate_limited_by_the_role_default() {
     );
     assert_eq!(a.headers["x-ratelimit-limit"], "1");
 }
+
+#[tokio::test]
+async fn server_type_turns_plan_routes_off_by_class_in_the_plans_shape() {
+    let n = node("control", "server_type = \"QUERY\"");
+    let one = r#"{"key":"cpu","value":1.0,"timestamp":1,"tags":{"host":"a"}}"#;
+    let a = send(&n.app, post("/metrics", "application/json", one)).await;
+    assert_eq!(plan_error(&a).0, StatusCode::FORBIDDEN);
+    assert_eq!(plan_error(&a).1, "FORBIDDEN");
+    let a = send(&n.app, post("/insert", "application/json", "[]")).await;
+    assert_eq!(plan_error(&a).1, "FORBIDDEN");
+    // Queries are served (whatever they find); Prometheus' GET /metrics is not gated.
+    let a = send(&n.app, get("/aggregate?metric=cpu")).await;
+    assert_ne!(a.status, StatusCode::FORBIDDEN);
+    let a = send(&n.app, get("/metrics")).await;
+    assert_ne!(a.status, StatusCode::FORBIDDEN);
+
+    let n = node("control", "server_type = \"INGEST\"");
+    let a = send(&n.app, get("/aggregate?metric=cpu")).await;
+    assert_eq!(plan_error(&a).1, "FORBIDDEN");
+    // A single node has no plan routes: still no route, not a refusal.
+    let n = node("single", "server_type = \"QUERY\"");
+    let a = send(&n.app, post("/insert", "application/json", "[]")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}

@@ -114,11 +114,35 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
+            state.clone(),
+            server_type_gate,
+        ))
+        .layer(middleware::from_fn_with_state(
             state,
             crate::auth::middleware,
         ))
         .layer(Extension(Listener))
         .with_state(telemetry)
+}
+
+/// `server_type` applies here too: creating and changing records is ingest, reading and
+/// asking is query, deleting is delete.
+async fn server_type_gate(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use crate::config::ApiClass;
+    let class = match *request.method() {
+        Method::GET | Method::HEAD => ApiClass::Query,
+        Method::DELETE => ApiClass::Delete,
+        Method::OPTIONS => return next.run(request).await,
+        _ => ApiClass::Ingest,
+    };
+    if !state.config.roles.serves(class) {
+        return crate::http::class_disabled(class, true);
+    }
+    next.run(request).await
 }
 
 async fn not_found(uri: axum::http::Uri) -> crate::plan::PlanError {

@@ -526,3 +526,29 @@ async fn a_question_in_plain_words_is_answered_with_how_it_was_read() {
         .as_array()
         .is_some_and(|s| !s.is_empty()));
 }
+
+#[tokio::test]
+async fn server_type_turns_the_telemetry_routes_off_by_class_in_the_plans_shape() {
+    let n = node("server_type = \"QUERY\"");
+    let body = json!({"name": "deploys", "tags": [], "value": 1, "timestamp": 1});
+    let a = call(&n.telemetry, Method::POST, "/metrics", Some(body)).await;
+    assert_eq!(refusal(&a), (StatusCode::FORBIDDEN, "FORBIDDEN".into()));
+    assert!(
+        a.json()["message"].as_str().unwrap().contains("INGEST"),
+        "{}",
+        a.json()
+    );
+    let a = call(&n.telemetry, Method::DELETE, "/metrics/AAAA", None).await;
+    assert_eq!(refusal(&a), (StatusCode::FORBIDDEN, "FORBIDDEN".into()));
+    // Reading is a query: served.
+    let a = call(&n.telemetry, Method::GET, "/metrics?name=deploys", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = call(
+        &n.telemetry,
+        Method::GET,
+        "/query?prompt=count%20deploys",
+        None,
+    )
+    .await;
+    assert_ne!(a.status, StatusCode::FORBIDDEN);
+}

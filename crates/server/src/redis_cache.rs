@@ -32,7 +32,7 @@
 //! Not here: what is cached and under which key (the telemetry handlers, `query_cache.rs`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -136,8 +136,11 @@ pub struct RedisCache {
     /// Bumps not yet in Redis: generation key → how many.
     queue: Mutex<HashMap<String, u64>>,
     wake: Condvar,
-    /// `epoch` must be bumped before anything is served (at start, after a failure).
-    stale_epoch: AtomicBool,
+    /// Failures so far (the start counts as one), and how many of them an `epoch` bump has
+    /// covered: while they differ, `epoch` must be bumped before anything is served. (A
+    /// count, not a flag: a failure while a bump is in flight still gets its own.)
+    failures: AtomicU64,
+    epoch_covers: AtomicU64,
     /// Metric names this process has written (a new one bumps [`NAMES`]).
     seen: Mutex<std::collections::HashSet<String>>,
     counters: Counters,
@@ -178,7 +181,8 @@ impl RedisCache {
             down: Mutex::new(None),
             queue: Mutex::new(HashMap::new()),
             wake: Condvar::new(),
-            stale_epoch: AtomicBool::new(true),
+            failures: AtomicU64::new(1),
+            epoch_covers: AtomicU64::new(0),
             seen: Mutex::new(Default::default()),
             counters: Counters::default(),
             calls: AtomicU64::new(0),
@@ -224,7 +228,7 @@ impl RedisCache {
     /// before anything is served again.
     fn failed(&self, error: String) {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        self.stale_epoch.store(true, Ordering::Release);
+        self.failures.fetch_add(1, Ordering::AcqRel);
         let now = Instant::now();
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         if down.is_none() {
@@ -302,9 +306,14 @@ impl RedisCache {
         self.wake.notify_one();
     }
 
+    /// Whether `epoch` must be bumped before anything is served.
+    fn stale_epoch(&self) -> bool {
+        self.failures.load(Ordering::Acquire) != self.epoch_covers.load(Ordering::Acquire)
+    }
+
     /// Whether a bump of any of `keys` has not reached Redis yet (or `epoch` must move).
     fn pending(&self, keys: &[String]) -> bool {
-        if self.stale_epoch.load(Ordering::Acquire) {
+        if self.stale_epoch() {
             return true;
         }
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +325,7 @@ impl RedisCache {
     fn send_queued(&self) {
         let batch: Vec<(String, u64)> = {
             let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let queue = if queue.is_empty() && !self.stale_epoch.load(Ordering::Acquire) {
+            let queue = if queue.is_empty() && !self.stale_epoch() {
                 self.wake
                     .wait_timeout(queue, FLUSH_IDLE)
                     .unwrap_or_else(|e| e.into_inner())
@@ -326,7 +335,8 @@ impl RedisCache {
             };
             queue.iter().map(|(k, n)| (k.clone(), *n)).collect()
         };
-        let epoch = self.stale_epoch.load(Ordering::Acquire);
+        let failures = self.failures.load(Ordering::Acquire);
+        let epoch = failures != self.epoch_covers.load(Ordering::Acquire);
         if batch.is_empty() && !epoch {
             return;
         }
@@ -344,7 +354,7 @@ impl RedisCache {
             return;
         }
         if epoch {
-            self.stale_epoch.store(false, Ordering::Release);
+            self.epoch_covers.store(failures, Ordering::Release);
         }
         self.counters
             .bumps
@@ -368,7 +378,10 @@ impl RedisCache {
         // Asked before Redis is read: a bump that is not queued now has reached Redis, so
         // the values read next include it. (Asked after, a bump landing in between would
         // pass unseen: the stale answer the live suite caught.)
-        let blocked = self.pending(&deps);
+        if self.pending(&deps) {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss(None);
+        }
         let found = self.call(|c| {
             redis::pipe()
                 .cmd("GET")
@@ -377,7 +390,7 @@ impl RedisCache {
                 .arg(deps.iter().map(|d| self.key(d)).collect::<Vec<_>>())
                 .query::<(Option<Vec<u8>>, Vec<Option<u64>>)>(c)
         });
-        let Some((entry, values)) = found.filter(|_| !blocked) else {
+        let Some((entry, values)) = found else {
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss(None);
         };
@@ -586,7 +599,14 @@ mod tests {
     fn with_redis_unreachable_a_lookup_is_a_miss_without_a_snapshot() {
         let cache = unreachable_cache();
         assert!(matches!(cache.lookup("k", &[ALL]), Lookup::Miss(None)));
+        // The bump thread's first call (the start's epoch bump) finds Redis gone.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cache.health().is_none() {
+            assert!(Instant::now() < deadline, "Redis never found unreachable");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(cache.health().unwrap().contains("unreachable"));
+        assert!(matches!(cache.lookup("k", &[ALL]), Lookup::Miss(None)));
         let stats = cache.stats();
         let up = stats
             .gauges

@@ -164,9 +164,10 @@ for other in other bench; do
     read -r h m < <(cache)
     WHAT="insert($other)" NAME=$other REPORT="$WORK/report.lua" wrk -t1 -c2 -d"${DURATION}s" -s "$WORK/insert.lua" \
         "http://$TELEMETRY/" | grep '^RESULT' &
+    inserts=$!
     WHAT="list+redis+$label" REPORT="$WORK/report.lua" wrk -t1 -c6 -d"${DURATION}s" -s "$WORK/report.lua" \
         "http://$TELEMETRY/metrics?name=bench&limit=50" | grep '^RESULT'
-    wait
+    wait "$inserts"
     rate "list+redis+$label" "$h" "$m"
 done
 stop

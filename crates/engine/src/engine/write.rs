@@ -263,8 +263,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Timestamps of the alive sealed points of `e` in `range`, sorted (blocks may
-    /// overlap: a timestamp may repeat). The caller holds the maintenance lock.
+    /// Timestamps of the alive sealed points of `e` in `range`, in no particular order
+    /// (overlapping blocks may repeat one). The caller holds the maintenance lock.
     fn sealed_timestamps(
         &self,
         e: &SeriesEntry,
@@ -284,7 +284,7 @@ impl Inner {
         ) {
             Ok(runs) => runs,
             Err(Stop::Failed(err)) => return Err(err),
-            Err(Stop::OverWorkLimit) => unreachable!("BUG: a read without a work limit stopped"),
+            Err(Stop::OverWorkLimit) => panic!("BUG: a read without a work limit stopped"),
         };
         Ok(runs.into_iter().flat_map(|run| run.ts).collect())
     }

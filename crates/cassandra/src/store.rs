@@ -957,6 +957,16 @@ impl<S: Session> ServiceStore for CassandraStore<S> {
 }
 
 impl<S: Session> Storage for CassandraStore<S> {
+    /// Refused: KairosDB's schema has no way to store a cell only when it is absent short
+    /// of a lightweight transaction (a Paxos round) per point. Only a cluster's partition
+    /// copy backfills, and cluster workers store their partitions in the embedded engine.
+    fn backfill(&self, _batch: &WriteBatch) -> Result<(), StorageError> {
+        Err(StorageError::Unsupported(
+            "the Cassandra datastore cannot backfill (store only the points that are absent):              that would take a lightweight transaction per point; cluster workers use the              embedded engine"
+                .into(),
+        ))
+    }
+
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         let spec = self.ready()?;
         let _writing = self.index_lock.read();
@@ -1094,6 +1104,7 @@ impl<S: Session> Storage for CassandraStore<S> {
                     key: key.into(),
                     points,
                     in_range,
+                    ttl_secs: Vec::new(),
                 }
             })
             .collect();

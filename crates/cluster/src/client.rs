@@ -22,6 +22,10 @@ pub const SECRET_HEADER: &str = "x-kairosdb-cluster-secret";
 /// error (`WireError::limit` = its epoch).
 pub const EPOCH_HEADER: &str = "x-kairosdb-layout-epoch";
 
+/// The header that makes `POST /internal/v1/write` a backfill (`1`): the worker stores
+/// only the points it does not hold yet (`Storage::backfill`), as a partition copy must.
+pub const BACKFILL_HEADER: &str = "x-kairosdb-backfill";
+
 /// The `WireError::kind` of a refusal for routing by an older layout.
 pub const STALE_LAYOUT: &str = "stale_layout";
 
@@ -169,9 +173,31 @@ impl WorkerClient {
     /// Stores a batch encoded by [`wire::encode_write`], routed by layout `epoch` (0: a
     /// hint or a tool, never refused as stale).
     pub async fn write(&self, body: bytes::Bytes, epoch: u64) -> Result<(), CallError> {
-        self.call("write", body, "application/octet-stream", epoch)
-            .await
-            .map(drop)
+        let request = self.request("write", body, "application/octet-stream", epoch);
+        self.send(request).await.map(drop)
+    }
+
+    /// Stores the points of a batch encoded by [`wire::encode_write`] that the worker does
+    /// not hold yet, keeping those it does (a backfill: [`BACKFILL_HEADER`]).
+    pub async fn backfill(&self, body: bytes::Bytes, epoch: u64) -> Result<(), CallError> {
+        let request = self
+            .request("write", body, "application/octet-stream", epoch)
+            .header(BACKFILL_HEADER, "1");
+        self.send(request).await.map(drop)
+    }
+
+    /// A partition copy's read ([`ReadRequest::ttls`]): the series with their TTLs, as the
+    /// batch to write elsewhere.
+    pub async fn read_copy(
+        &self,
+        request: &ReadRequest,
+        epoch: u64,
+    ) -> Result<kairosdb_model::WriteBatch, CallError> {
+        debug_assert!(request.ttls, "BUG: a copy's read asks for TTLs");
+        let body = self
+            .call("read", json(request), "application/json", epoch)
+            .await?;
+        wire::decode_write(&body).map_err(|e| self.garbled(e))
     }
 
     pub async fn read(
@@ -258,19 +284,33 @@ impl WorkerClient {
         content_type: &'static str,
         epoch: u64,
     ) -> Result<bytes::Bytes, CallError> {
+        self.send(self.request(path, body, content_type, epoch))
+            .await
+    }
+
+    /// `POST /internal/v1/{path}` routed by layout `epoch`, not sent yet.
+    fn request(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        content_type: &'static str,
+        epoch: u64,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}/{path}", self.base);
         let mut request = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type);
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
         if epoch > 0 {
             request = request.header(EPOCH_HEADER, epoch);
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        request
+    }
+
+    /// Sends `request`: the answer's body on 200, else the worker's error.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<bytes::Bytes, CallError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
         if status.is_success() {

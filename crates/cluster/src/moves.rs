@@ -3,15 +3,19 @@
 //! layout (writes go to old and new replicas, reads to the old ones).
 //!
 //! * [`ClusterStorage::copy_moving`]: every partition gaining a replica is read from one of
-//!   its holders, metric by metric, a few partitions at a time, and written to the
-//!   replicas it gains. A copy is idempotent (the same points overwrite themselves), so a
-//!   failed one is simply run again.
+//!   its holders, metric by metric, a few partitions at a time, with each point's
+//!   remaining TTL, and *backfilled* onto the replicas it gains: each stores only the
+//!   points it does not hold yet (`Storage::backfill`, `BACKFILL_HEADER`). A write that
+//!   reached the new replica first (the move's dual writes) is so never replaced by the
+//!   older value the copy read before it, whichever lands first. A copy is idempotent, so
+//!   a failed one is simply run again.
 //! * [`ClusterStorage::drop_unheld`]: once the move is settled and every node routes by the
 //!   new layout, each worker deletes the partitions it no longer holds (a sharded delete).
 //!
-//! A copied point loses its own TTL (reads do not return it): it lives as long as the
-//! worker's default TTL says. Not here: when to copy and settle (the server's
-//! `cluster/moves.rs`), the layouts themselves (`router.rs`).
+//! A copied point keeps its TTL: the time it had left on its old holder, rounded up a
+//! little (`wire::ttl_class`) so that a series crosses in few parts. Not here: when to
+//! copy and settle (the server's `cluster/moves.rs`), the layouts themselves
+//! (`router.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +31,10 @@ use crate::wire::{self, ReadRequest, Selection};
 
 /// Partitions copied per round: bounds what one read holds.
 const PARTITIONS_PER_ROUND: usize = 16;
+
+/// Most points of one backfill call: bounds its body and how long the receiving worker
+/// holds its write lock deciding which points it lacks.
+const POINTS_PER_WRITE: usize = 65_536;
 
 /// How far a move has come, for `GET /api/v1/cluster`.
 #[derive(Debug, Default)]
@@ -132,38 +140,39 @@ impl ClusterStorage {
                 shard: Some(shard.clone()),
                 ..SeriesQuery::new(metric, TagFilter::default(), TimeRange::ALL)
             };
-            let series = self
+            let request = ReadRequest {
+                ttls: true,
+                ..ReadRequest::new(&query)
+            };
+            let batch = self
                 .runtime
-                .block_on(client.read(&ReadRequest::new(&query), r.epoch))
+                .block_on(client.read_copy(&request, r.epoch))
                 .map_err(source_error)?;
             let mut shares: BTreeMap<usize, Vec<SeriesPoints>> = BTreeMap::new();
             let mut points = 0u64;
-            for s in series {
+            for s in batch.series {
                 let p = partition_of(&s.key.metric, &s.key.tags, count);
                 points += s.points.len() as u64;
-                let copy = SeriesPoints {
-                    key: (*s.key).clone(),
-                    ttl_secs: 0,
-                    points: s.points,
-                };
                 for w in gained(r, p) {
-                    shares.entry(w).or_default().push(copy.clone());
+                    shares.entry(w).or_default().push(s.clone());
                 }
             }
             for (w, series) in shares {
-                let body = wire::encode_write(&WriteBatch { series });
-                self.runtime
-                    .block_on(r.workers[w].client.write(body.into(), r.epoch))
-                    .map_err(|e| {
-                        CopyError::Fatal(StorageError::Unavailable {
-                            message: format!(
-                                "copying to {}: {}",
-                                r.workers[w].client.address,
-                                e.into_storage_error()
-                            ),
-                            retry_after_secs: 5,
-                        })
-                    })?;
+                for part in in_parts(series, POINTS_PER_WRITE) {
+                    let body = wire::encode_write(&part);
+                    self.runtime
+                        .block_on(r.workers[w].client.backfill(body.into(), r.epoch))
+                        .map_err(|e| {
+                            CopyError::Fatal(StorageError::Unavailable {
+                                message: format!(
+                                    "copying to {}: {}",
+                                    r.workers[w].client.address,
+                                    e.into_storage_error()
+                                ),
+                                retry_after_secs: 5,
+                            })
+                        })?;
+                }
             }
             progress.points_copied.fetch_add(points, Ordering::Relaxed);
         }
@@ -243,6 +252,35 @@ impl ClusterStorage {
     }
 }
 
+/// `series` as batches of at most `max` points each, a series split where it must be.
+fn in_parts(series: Vec<SeriesPoints>, max: usize) -> Vec<WriteBatch> {
+    let mut parts = vec![WriteBatch::new()];
+    for s in series {
+        let mut from = 0;
+        while from < s.points.len() {
+            let room = max - parts.last().map_or(0, WriteBatch::point_count);
+            if room == 0 {
+                parts.push(WriteBatch::new());
+                continue;
+            }
+            let to = s.points.len().min(from + room);
+            let points = match (from, to) {
+                (0, to) if to == s.points.len() => s.points.clone(),
+                _ => s.points.pick(&(from..to).collect::<Vec<_>>()),
+            };
+            let part = parts.last_mut().expect("BUG: parts start with one");
+            part.series.push(SeriesPoints {
+                key: s.key.clone(),
+                ttl_secs: s.ttl_secs,
+                points,
+            });
+            from = to;
+        }
+    }
+    parts.retain(|p| !p.series.is_empty());
+    parts
+}
+
 /// The workers that hold partition `p` after the move and not before.
 fn gained(r: &Routing, p: u32) -> Vec<usize> {
     let holders = &r.holders[p as usize];
@@ -257,5 +295,53 @@ fn source_error(e: CallError) -> CopyError {
     match e {
         CallError::Unreachable(_) => CopyError::Source(e),
         e => CopyError::Fatal(e.into_storage_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kairosdb_model::{DataType, Points, SeriesKey, Tags};
+
+    use super::*;
+
+    fn series(host: &str, n: i64, ttl_secs: u32) -> SeriesPoints {
+        SeriesPoints {
+            key: SeriesKey::new("m", DataType::Long, Tags::from_pairs([("host", host)])),
+            ttl_secs,
+            points: Points::Long {
+                ts: (0..n).collect(),
+                values: (0..n).map(|t| t * 10).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn copies_are_written_in_parts_of_at_most_so_many_points_and_lose_none() {
+        let all = vec![series("a", 5, 0), series("b", 12, 60), series("c", 1, 0)];
+        let parts = in_parts(all.clone(), 4);
+        assert!(parts
+            .iter()
+            .all(|p| p.point_count() == 4 || p == parts.last().unwrap()));
+        assert_eq!(parts.iter().map(WriteBatch::point_count).sum::<usize>(), 18);
+        assert_eq!(parts.len(), 5);
+        // Put back together, part by part, each series is what it was, TTL included.
+        for s in &all {
+            let mut ts = Vec::new();
+            let mut values = Vec::new();
+            for p in parts
+                .iter()
+                .flat_map(|p| &p.series)
+                .filter(|p| p.key == s.key)
+            {
+                assert_eq!(p.ttl_secs, s.ttl_secs);
+                let Points::Long { ts: t, values: v } = &p.points else {
+                    panic!("longs")
+                };
+                ts.extend_from_slice(t);
+                values.extend_from_slice(v);
+            }
+            assert_eq!(Points::Long { ts, values }, s.points);
+        }
+        assert!(in_parts(Vec::new(), 4).is_empty());
     }
 }

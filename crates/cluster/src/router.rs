@@ -4,7 +4,8 @@
 //!
 //! * `write`: each series to every replica of its partition, all workers at once; acknowledged
 //!   when every series has `write_min_replicas` replicas that stored it. A replica that
-//!   failed gets its share as a hint (`hints.rs`).
+//!   failed gets its share as a hint (`hints.rs`). `backfill` is routed the same way, each
+//!   worker keeping the points it holds, without hints.
 //! * `query`: each partition read from one replica (the first that has no pending hints
 //!   here, then the others); a worker that does not answer has its partitions asked of
 //!   their next replicas; partitions nobody answered for make a [`Read::Partial`].
@@ -658,8 +659,15 @@ impl ClusterStorage {
     }
 
     /// One write over routing `r`: each series to its partition's holders and incoming
-    /// replicas; acknowledged when enough of each set stored it.
-    fn write_with(&self, r: &Routing, batch: &WriteBatch) -> Result<(), StorageError> {
+    /// replicas; acknowledged when enough of each set stored it. A `backfill` asks each
+    /// replica to keep the points it holds (`Storage::backfill`) and keeps no hints: a hint
+    /// is delivered as an ordinary write, which could replace a newer point.
+    fn write_with(
+        &self,
+        r: &Routing,
+        batch: &WriteBatch,
+        backfill: bool,
+    ) -> Result<(), StorageError> {
         let partitions = self.opts.partitions;
         let mut partition_of_series = Vec::with_capacity(batch.series.len());
         let mut shares: BTreeMap<usize, Vec<SeriesPoints>> = BTreeMap::new();
@@ -682,7 +690,12 @@ impl ClusterStorage {
         let answers = self.fan_out(r, shares.keys().copied().collect(), |c, w| {
             let body = bodies[&w].clone();
             let epoch = r.epoch;
-            async move { c.write(body, epoch).await }
+            async move {
+                match backfill {
+                    true => c.backfill(body, epoch).await,
+                    false => c.write(body, epoch).await,
+                }
+            }
         });
         let mut stored = vec![false; r.workers.len()];
         let mut refusal: Option<StorageError> = None;
@@ -692,7 +705,9 @@ impl ClusterStorage {
             match answer {
                 Ok(()) => stored[w] = true,
                 // The same bad input every replica would refuse: not a replica failure.
-                Err(CallError::Refused(e @ StorageError::InvalidInput(_))) => return Err(e),
+                Err(CallError::Refused(
+                    e @ (StorageError::InvalidInput(_) | StorageError::Unsupported(_)),
+                )) => return Err(e),
                 // Routed by an older layout: no hint, the whole write is retried by the
                 // newer one (that worker may hold the series there, and never got it).
                 Err(CallError::Stale(epoch)) => stale = Some(self.stale(epoch)),
@@ -705,7 +720,8 @@ impl ClusterStorage {
                 }
             }
         }
-        for w in missed {
+        let hinted = if backfill { Vec::new() } else { missed };
+        for w in hinted {
             if let Some(queue) = &r.workers[w].hints {
                 match queue.write(&shares[&w]) {
                     Ok(()) => {
@@ -816,7 +832,14 @@ impl ClusterStorage {
 impl Storage for ClusterStorage {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        self.fenced(|r| self.write_with(r, batch))
+        self.fenced(|r| self.write_with(r, batch, false))
+    }
+
+    /// Each replica stores the points it does not hold yet, as a write routes them; a
+    /// replica that missed it gets no hint (a hint would be an ordinary write).
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.fenced(|r| self.write_with(r, batch, true))
     }
 
     fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {

@@ -6,7 +6,9 @@
 //! * **Reads**: the request is JSON ([`ReadRequest`], a [`SeriesQuery`] with its regexes as
 //!   their anchored patterns); the answer is two frames: the series as a queue batch
 //!   record (TTL 0), then a counts record (type [`REC_COUNTS`]: version, then each
-//!   series' `in_range` as a uvarint, in the same order).
+//!   series' `in_range` as a uvarint, in the same order). A partition copy's read
+//!   ([`ReadRequest::ttls`]) is answered as a write body instead, each series split by
+//!   its points' remaining TTLs ([`encode_copy`]), ready to be written elsewhere.
 //! * **Errors**: a worker answers a failed call with [`WireError`] JSON, from which the
 //!   router rebuilds the same [`StorageError`] (so back-pressure stays a 503 with its
 //!   `Retry-After`, a bad query a 400).
@@ -56,6 +58,55 @@ pub fn decode_write(body: &[u8]) -> Result<WriteBatch, Malformed> {
         .map_err(|e| Malformed(format!("write batch: {e}")))
 }
 
+/// The answer of `POST /internal/v1/read` for a partition copy ([`ReadRequest::ttls`]): the
+/// body of a write ([`encode_write`]) holding the series read, each split into parts of
+/// one TTL: its points' remaining TTLs ([`SeriesData::ttl_secs`]) rounded up by
+/// [`ttl_class`], 0 for points that never expire (the receiving worker's default TTL then
+/// applies, as it did where they were written).
+pub fn encode_copy(series: Vec<SeriesData>) -> Vec<u8> {
+    let mut batch = WriteBatch::new();
+    for s in series {
+        let key = Arc::unwrap_or_clone(s.key);
+        if s.ttl_secs.is_empty() {
+            batch.series.push(SeriesPoints {
+                key,
+                ttl_secs: 0,
+                points: s.points,
+            });
+            continue;
+        }
+        let mut parts: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, &ttl) in s.ttl_secs.iter().enumerate() {
+            parts.entry(ttl_class(ttl)).or_default().push(i);
+        }
+        for (ttl_secs, idx) in parts {
+            batch.series.push(SeriesPoints {
+                key: key.clone(),
+                ttl_secs,
+                points: s.points.pick(&idx),
+            });
+        }
+    }
+    encode_write(&batch)
+}
+
+/// A remaining TTL (seconds; 0 = none) rounded up so that a series' points travel in few
+/// parts (at most 64 per power of two of seconds, whatever their number): to the next
+/// whole minute, and from 64 × 64 s on to the next multiple of 1/64 of the largest power
+/// of two below it. A copied point so lives at most a minute, or 1/64 (1.6 %) of the time
+/// it had left, longer than on its old worker; never shorter.
+pub fn ttl_class(ttl_secs: u32) -> u32 {
+    if ttl_secs == 0 {
+        return 0;
+    }
+    let t = u64::from(ttl_secs);
+    let power = 1u64 << (63 - t.leading_zeros());
+    let step = (power / 64).max(60);
+    t.div_ceil(step)
+        .saturating_mul(step)
+        .min(u64::from(u32::MAX)) as u32
+}
+
 /// The answer of `POST /internal/v1/read`.
 pub fn encode_series(series: Vec<SeriesData>) -> Vec<u8> {
     let mut counts = Vec::with_capacity(series.len() * 2 + 2);
@@ -101,6 +152,7 @@ pub fn decode_series(body: &[u8]) -> Result<Vec<SeriesData>, Malformed> {
             key: Arc::new(s.key),
             points: s.points,
             in_range,
+            ttl_secs: Vec::new(),
         });
     }
     if !counts.is_empty() {
@@ -172,6 +224,11 @@ pub struct ReadRequest {
     /// The push-down hint ([`kairosdb_model::Fold`]); older control nodes send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fold: Option<FoldJson>,
+    /// A partition copy's read: each point's remaining TTL is read too
+    /// ([`SeriesQuery::with_ttl`]) and the answer is [`encode_copy`]'s, not a read answer.
+    /// Set by the copy (`moves.rs`) only: [`ReadRequest::new`] leaves it off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ttls: bool,
 }
 
 /// A [`Fold`] as JSON: `keep` is `max`, `min`, `first` or `last`; `unit` KairosDB's
@@ -243,6 +300,7 @@ impl ReadRequest {
                 .as_ref()
                 .map(|s| (s.partitions(), s.iter().collect())),
             fold: q.fold.as_ref().map(FoldJson::new),
+            ttls: false,
         }
     }
 
@@ -258,6 +316,7 @@ impl ReadRequest {
             count_in_range: self.count_in_range,
             shard: self.shard.map(|(n, wanted)| Shard::new(n, wanted)),
             fold: self.fold.map(FoldJson::into_fold).transpose()?,
+            with_ttl: self.ttls,
             ..SeriesQuery::new(
                 self.metric,
                 filter_from_wire(self.filter)?,
@@ -343,6 +402,7 @@ impl WireError {
             StorageError::Unavailable {
                 retry_after_secs, ..
             } => ("unavailable", *retry_after_secs, 0),
+            StorageError::Unsupported(_) => ("unsupported", 0, 0),
             StorageError::Internal(_) => ("internal", 0, 0),
         };
         WireError {
@@ -365,6 +425,7 @@ impl WireError {
             "corruption" => StorageError::Corruption(message),
             "too_many_points" => StorageError::TooManyPoints { limit: self.limit },
             "insufficient_storage" => StorageError::InsufficientStorage(message),
+            "unsupported" => StorageError::Unsupported(message),
             "unavailable" | "closed" => StorageError::Unavailable {
                 message,
                 retry_after_secs: self.retry_after_secs.max(1),
@@ -434,6 +495,7 @@ mod tests {
             key: Arc::new(key),
             points,
             in_range,
+            ttl_secs: Vec::new(),
         }
     }
 
@@ -529,6 +591,61 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_splits_each_series_by_ttl_class_and_decodes_as_a_write() {
+        let mut timed = series(
+            "t",
+            Points::Long {
+                ts: vec![1, 2, 3, 4],
+                values: vec![10, 20, 30, 40],
+            },
+            4,
+        );
+        timed.ttl_secs = vec![100, 0, 119, 3600];
+        let plain = sample().remove(1);
+        let batch = decode_write(&encode_copy(vec![timed, plain.clone()])).unwrap();
+        let parts: Vec<(u32, &[i64])> = batch
+            .series
+            .iter()
+            .map(|s| (s.ttl_secs, s.points.timestamps()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (0, &[2][..]),
+                (120, &[1, 3][..]),
+                (3600, &[4][..]),
+                (0, &[1][..])
+            ]
+        );
+        assert_eq!(
+            batch.series[1].points,
+            Points::Long {
+                ts: vec![1, 3],
+                values: vec![10, 30]
+            }
+        );
+        assert_eq!(batch.series[3].key, *plain.key);
+        assert_eq!(batch.series[3].points, plain.points);
+    }
+
+    #[test]
+    fn ttl_classes_never_shorten_add_at_most_a_minute_or_a_64th_and_stay_few() {
+        assert_eq!(ttl_class(0), 0, "never expires stays so");
+        let probes = (1..=100_000u32)
+            .chain((1..=2000).map(|i| i * 2_147_483))
+            .chain([u32::MAX - 1, u32::MAX]);
+        for t in probes {
+            let c = ttl_class(t);
+            assert!(c >= t, "{t} → {c}");
+            let slack = u64::from(c - t);
+            assert!(slack < 60 || slack * 64 <= u64::from(t), "{t} → {c}");
+        }
+        // A day of distinct TTLs, one a second, crosses as a few hundred parts.
+        let day: std::collections::BTreeSet<u32> = (1..=86_400).map(ttl_class).collect();
+        assert!(day.len() < 400, "{} classes", day.len());
+    }
+
+    #[test]
     fn errors_keep_their_kind_across_the_wire() {
         let e = StorageError::Backpressure {
             retry_after_secs: 7,
@@ -545,5 +662,8 @@ mod tests {
             WireError::new(&e).into_storage_error("w1").to_string(),
             e.to_string()
         );
+        let e = StorageError::Unsupported("no backfill".into());
+        let back = WireError::new(&e).into_storage_error("w1");
+        assert!(matches!(back, StorageError::Unsupported(_)), "{back:?}");
     }
 }

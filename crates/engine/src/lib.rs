@@ -16,6 +16,12 @@
 //! 5. **fsync** per [`WalSync`] (group commit) — `engine/write.rs` (`Inner::sync_to`);
 //! 6. **acknowledge** (`write` returns `Ok`).
 //!
+//! A backfill (`Storage::backfill`: store only the points that are absent, as a cluster's
+//! partition copy does) takes the same steps for the points it stores, deciding which
+//! under the maintenance lock (blocks) and the WAL lock (head), and logs only those, as an
+//! ordinary points record: replay needs nothing new — `engine/write.rs`
+//! (`Inner::backfill`).
+//!
 //! Then, in the background (`engine/threads.rs` runs `Inner::maintain` of
 //! `engine/maintain.rs`):
 //! * **seal** heads of ≥ `seal_points` points (or older than `head_max_age`) into
@@ -402,6 +408,9 @@ impl ServiceStore for Engine {
 impl Storage for Engine {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.with(|i| i.write(batch))
+    }
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.with(|i| i.backfill(batch))
     }
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.with(|i| i.query(query))

@@ -677,6 +677,14 @@ impl Storage for DeliveryQueue {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.shared.write(batch)
     }
+    /// Refused: a backfill decides against what is stored, and queued points are not
+    /// stored yet (and the store behind the queue, Cassandra, cannot backfill either).
+    fn backfill(&self, _batch: &WriteBatch) -> Result<(), StorageError> {
+        Err(StorageError::Unsupported(
+            "the delivery queue (Cassandra mode) cannot backfill (store only the points that              are absent); cluster workers use the embedded engine"
+                .into(),
+        ))
+    }
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.shared.inner.query(query)
     }

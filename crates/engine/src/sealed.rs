@@ -472,13 +472,16 @@ impl Sealed {
     }
 
     /// Runs of the blocks of `e` overlapping `range`, oldest seq first, without
-    /// expired points.
+    /// expired points; with each point's expiry when `with_exp` (else only where some
+    /// point has expired meanwhile).
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         e: &SeriesEntry,
         summary: &BlockSummary,
         range: TimeRange,
         now_secs: u64,
+        with_exp: bool,
         d: &mut Decoded,
         work: &mut Work,
     ) -> Result<Vec<Run>, Stop> {
@@ -504,7 +507,10 @@ impl Sealed {
         // hold no expired point are decoded straight into one output run.
         hits.sort_by_key(|b| b.1.min_ts);
         let disjoint = hits.windows(2).all(|w| w[0].1.max_ts < w[1].1.min_ts);
-        if disjoint && hits.iter().all(|b| b.1.min_exp > now_secs) {
+        let alive = hits
+            .iter()
+            .all(|b| b.1.min_exp > now_secs && (!with_exp || b.1.min_exp == NEVER));
+        if disjoint && alive {
             let total: usize = hits.iter().map(|b| b.1.count as usize).sum();
             let mut run = Run {
                 ts: Vec::with_capacity(total),

@@ -14,6 +14,7 @@ use kairosdb_model::{
 
 use crate::{Clock, Engine, EngineConfig, WalSync};
 
+mod backfill;
 mod compact;
 mod delete;
 mod edge;

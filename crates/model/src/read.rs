@@ -151,6 +151,10 @@ pub struct SeriesQuery {
     /// A hint: the leading aggregator needs only some points of each series ([`Fold`]).
     /// A backend may follow it or ignore it; the answer is the same either way.
     pub fold: Option<Fold>,
+    /// Also answer each point's remaining time to live ([`SeriesData::ttl_secs`]), so a
+    /// copy of the points (a cluster moving a partition) can keep it. Backends that do
+    /// not keep a TTL per point answer none.
+    pub with_ttl: bool,
 }
 
 /// The points a leading `max`, `min`, `first` or `last` aggregator needs of a series: in
@@ -203,6 +207,7 @@ impl SeriesQuery {
             work_limit: None,
             shard: None,
             fold: None,
+            with_ttl: false,
         }
     }
 }
@@ -218,6 +223,11 @@ pub struct SeriesData {
     /// Points of the series in the range: `points.len()`, or more when the query asked
     /// for [`SeriesQuery::count_in_range`] and a `limit` cut the read short.
     pub in_range: u64,
+    /// Each point's remaining time to live in whole seconds, rounded up, beside
+    /// `points`; 0 = it never expires. Empty when no point expires, or the query did not
+    /// ask ([`SeriesQuery::with_ttl`]), or the backend does not keep a TTL per point (the
+    /// embedded engine does; Cassandra and a cluster's control node answer none).
+    pub ttl_secs: Vec<u32>,
 }
 
 impl SeriesData {
@@ -228,6 +238,7 @@ impl SeriesData {
             key: key.into(),
             points,
             in_range,
+            ttl_secs: Vec::new(),
         }
     }
 }
@@ -324,6 +335,7 @@ mod tests {
                 work_limit: None,
                 shard: None,
                 fold: None,
+                with_ttl: false,
             }
         );
     }

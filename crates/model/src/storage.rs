@@ -44,6 +44,11 @@ pub enum StorageError {
         message: String,
         retry_after_secs: u32,
     },
+    /// The store does not do what was asked: an optional operation it has no way to do
+    /// (a [`Storage::backfill`] on Cassandra). Nothing was written; asking again does not
+    /// help (HTTP 501).
+    #[error("{0}")]
+    Unsupported(String),
     /// I/O or backend failure (caller answers 500).
     #[error("{0}")]
     Internal(String),
@@ -61,6 +66,27 @@ pub struct HealthStatus {
 pub trait Storage: ServiceStore + Send + Sync + 'static {
     /// Durably writes a batch (see the backend's acknowledgement semantics).
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError>;
+
+    /// Writes only the points of `batch` whose series and timestamp hold no point yet, and
+    /// leaves every stored point as it is. A cluster copying a partition onto a new worker
+    /// writes so (`kairosdb_cluster::moves`): the copy of an old value must not replace a
+    /// newer one that reached the worker first. A point whose TTL has passed counts as
+    /// absent; among the batch's own points at one timestamp the last wins, as in
+    /// [`Storage::write`], and so do TTLs and durability.
+    ///
+    /// Decided point by point atomically with ordinary writes: a write racing a backfill
+    /// either lands first, and the backfill keeps it, or lands after, and replaces the
+    /// backfilled point as it would any other; after a restart the store shows the same.
+    ///
+    /// A separate method, not a flag on [`WriteBatch`]: a store that does not know it
+    /// refuses by default ([`StorageError::Unsupported`], nothing written) instead of
+    /// silently overwriting, and so does every wrapper that forgets to pass it on.
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        let _ = batch;
+        Err(StorageError::Unsupported(
+            "this storage cannot backfill (store only the points that are absent)".into(),
+        ))
+    }
 
     /// Reads the series of one metric that match the filter, or stops at the query's
     /// `work_limit` with [`Read::OverWorkLimit`].

@@ -71,6 +71,10 @@ pub const CASES: &[(&str, Case)] = &[
     ("round_trip_all_types", round_trip_all_types),
     ("last_write_wins", last_write_wins),
     (
+        "a_backfill_write_never_replaces_a_stored_point",
+        a_backfill_write_never_replaces_a_stored_point,
+    ),
+    (
         "long_and_double_are_different_series",
         long_and_double_are_different_series,
     ),
@@ -129,6 +133,7 @@ macro_rules! storage_suite_tests {
         $crate::storage_suite_tests!(@cases $open;
             round_trip_all_types,
             last_write_wins,
+            a_backfill_write_never_replaces_a_stored_point,
             long_and_double_are_different_series,
             tag_filters,
             shard_reads_only_its_partitions,
@@ -431,6 +436,70 @@ pub fn last_write_wins(open: Factory<'_>) {
             Points::String {
                 ts: vec![5],
                 values: strs(&["y"])
+            },
+            "{when}"
+        );
+    });
+}
+
+/// A backfill ([`Storage::backfill`]) stores only the points whose series and timestamp
+/// hold none and never replaces a stored one, so a copy of old data cannot undo a newer
+/// write; a write after it replaces a backfilled point as any other. A backend that
+/// cannot backfill refuses with [`StorageError::Unsupported`] and stores nothing.
+pub fn a_backfill_write_never_replaces_a_stored_point(open: Factory<'_>) {
+    let mut fx = open();
+    let s = fx.storage();
+    let a = [("h", "a")];
+    write(
+        s,
+        vec![
+            longs("bf", &a, &[1, 3], &[10, 30]),
+            strings("bf.s", &a, &[1], &["new"]),
+        ],
+    );
+    let backfill = WriteBatch {
+        series: vec![
+            longs("bf", &a, &[1, 2, 3, 4, 5, 5], &[-1, 20, -3, 40, 50, 51]),
+            longs("bf", &[("h", "b")], &[1], &[100]),
+            strings("bf.s", &a, &[1, 2], &["old", "two"]),
+        ],
+    };
+    let stored = |s: &dyn Storage, tags: &[(&str, &str)]| {
+        let q = SeriesQuery {
+            filter: TagFilter::from_pairs(&[("h", &[tags[0].1])]),
+            ..query("bf")
+        };
+        read(s, &q).first().map(long_pairs_of).unwrap_or_default()
+    };
+    match s.backfill(&backfill) {
+        Ok(()) => {}
+        Err(StorageError::Unsupported(_)) => {
+            assert_eq!(
+                stored(s, &a),
+                [(1, 10), (3, 30)],
+                "a refusal stores nothing"
+            );
+            assert_eq!(stored(s, &[("h", "b")]), [], "a refusal stores nothing");
+            return;
+        }
+        Err(e) => panic!("backfill failed: {e}"),
+    }
+    // Twice changes nothing more.
+    s.backfill(&backfill)
+        .unwrap_or_else(|e| panic!("second backfill failed: {e}"));
+    write(s, vec![longs("bf", &a, &[2], &[21])]);
+    check_and_recheck(&mut *fx, |s, when| {
+        assert_eq!(
+            stored(s, &a),
+            [(1, 10), (2, 21), (3, 30), (4, 40), (5, 51)],
+            "{when}: stored points kept, absent ones added, a later write wins"
+        );
+        assert_eq!(stored(s, &[("h", "b")]), [(1, 100)], "{when}: a new series");
+        assert_eq!(
+            read(s, &query("bf.s"))[0].points,
+            Points::String {
+                ts: vec![1, 2],
+                values: strs(&["new", "two"])
             },
             "{when}"
         );
@@ -1456,6 +1525,7 @@ mod tests {
         CountsOnlyReturned,
         IgnoresShard,
         IgnoresExact,
+        BackfillOverwrites,
     }
 
     /// Points by series: ts → (value, expiry ms; i64::MAX = never).
@@ -1543,6 +1613,43 @@ mod tests {
             Ok(())
         }
 
+        fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+            if self.mutant == Mutant::BackfillOverwrites {
+                return self.write(batch);
+            }
+            let now = self.now_ms.load(AtomicOrdering::Relaxed);
+            let mut data = self.data.lock().unwrap();
+            // What was stored (and alive) before the batch, whatever the batch adds.
+            let before: BTreeSet<(SeriesKey, i64)> = batch
+                .series
+                .iter()
+                .flat_map(|sp| {
+                    let pts = data.get(&sp.key);
+                    sp.points
+                        .timestamps()
+                        .iter()
+                        .filter(move |t| {
+                            pts.and_then(|p| p.get(t))
+                                .is_some_and(|(_, e)| self.live(*e))
+                        })
+                        .map(|&t| (sp.key.clone(), t))
+                })
+                .collect();
+            for sp in &batch.series {
+                let expiry = match sp.ttl_secs {
+                    0 => i64::MAX,
+                    t => now + i64::from(t) * 1000,
+                };
+                let series = data.entry(sp.key.clone()).or_default();
+                for (i, &t) in sp.points.timestamps().iter().enumerate() {
+                    if !before.contains(&(sp.key.clone(), t)) {
+                        series.insert(t, (sp.points.value(i), expiry));
+                    }
+                }
+            }
+            Ok(())
+        }
+
         fn query(&self, q: &SeriesQuery) -> Result<Read, StorageError> {
             let data = self.data.lock().unwrap();
             let mut out = Vec::new();
@@ -1589,6 +1696,7 @@ mod tests {
                     key: k.clone().into(),
                     points: to_points(k.data_type, sel),
                     in_range,
+                    ttl_secs: Vec::new(),
                 });
             }
             Ok(Read::Complete(out))
@@ -1747,6 +1855,10 @@ mod tests {
     #[test]
     fn every_case_can_fail() {
         must_fail(Mutant::FirstWriteWins, last_write_wins);
+        must_fail(
+            Mutant::BackfillOverwrites,
+            a_backfill_write_never_replaces_a_stored_point,
+        );
         must_fail(Mutant::UnanchoredRegex, tag_filters);
         must_fail(Mutant::IgnoresShard, shard_reads_only_its_partitions);
         must_fail(

@@ -249,6 +249,7 @@ fn run(storage: &dyn Storage, ctx: &Context, query: &MetricQuery) -> Result<Quer
             work_limit: ctx.budget.work_limit,
             shard: None,
             fold,
+            with_ttl: false,
         })
         .map_err(|e| match e {
             StorageError::TooManyPoints { .. } => QueryError::Limit(e.to_string()),

@@ -24,7 +24,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use kairosdb_cluster::analytics::{self, ComputeRequest};
-use kairosdb_cluster::client::{KeyJson, WorkerHealth, EPOCH_HEADER, STALE_LAYOUT};
+use kairosdb_cluster::client::{
+    KeyJson, WorkerHealth, BACKFILL_HEADER, EPOCH_HEADER, STALE_LAYOUT,
+};
 use kairosdb_cluster::raft::{
     Admitted, ClusterState, Command, Committed, JoinRequest, LeaveRequest, Member, Membership,
     RaftMetadata, RaftOptions, TypeConfig,
@@ -481,12 +483,25 @@ fn json<T: Serialize>(value: &T) -> Response {
     crate::http::json_response(StatusCode::OK, body)
 }
 
+/// `POST /internal/v1/write`; with `BACKFILL_HEADER` a backfill, which stores only the
+/// points this worker does not hold yet (a partition copy, `kairosdb_cluster::moves`).
 async fn write(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer {
+    let backfill = match headers.get(BACKFILL_HEADER) {
+        None => false,
+        Some(v) if v == "1" => true,
+        Some(v) => {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            return Err(Malformed(format!("{BACKFILL_HEADER}: {v:?}, expected 1")).into());
+        }
+    };
     let raw = raw_body(&state, &headers, body).await?;
     let _admitted = admit(&state, &headers).await?;
     let points = on_storage(&state, move |s| {
         let batch = wire::decode_write(&raw)?;
-        s.write(&batch)?;
+        match backfill {
+            true => s.backfill(&batch)?,
+            false => s.write(&batch)?,
+        }
         Ok(batch.point_count())
     })
     .await?;
@@ -498,6 +513,7 @@ async fn read(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer
     let request: ReadRequest = json_body(&state, &headers, body).await?;
     let _admitted = admit(&state, &headers).await?;
     let bytes = on_storage(&state, move |s| {
+        let copy = request.ttls;
         let query = request.into_query()?;
         // No work limit was set: the read is complete.
         let mut series = s.query(&query)?.expect_complete();
@@ -505,7 +521,10 @@ async fn read(AxumState(state): State, headers: HeaderMap, body: Body) -> Answer
         if let Some(fold) = &query.fold {
             kairosdb_query::fold::reduce(&mut series, fold).map_err(Malformed)?;
         }
-        Ok(wire::encode_series(series))
+        Ok(match copy {
+            true => wire::encode_copy(series),
+            false => wire::encode_series(series),
+        })
     })
     .await?;
     Ok((StatusCode::OK, bytes).into_response())

@@ -365,6 +365,10 @@ impl Storage for CachedStorage {
         self.inner.write(batch)
     }
 
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.inner.backfill(batch)
+    }
+
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.cache.query(&*self.inner, query, self.max_age)
     }

@@ -62,6 +62,18 @@ impl Watch {
         }
     }
 
+    fn backfilled(&self, batch: &WriteBatch) {
+        if let Some(cache) = &self.cache {
+            let series = &batch.series;
+            cache.bump(
+                series.iter().map(|s| s.key.metric.as_str()),
+                series
+                    .iter()
+                    .flat_map(|s| s.key.tags.iter().map(|(k, _)| k)),
+            );
+        }
+    }
+
     fn deleted(&self, metric: &str) {
         if let Some(cache) = &self.cache {
             cache.bump([metric], []);
@@ -134,6 +146,14 @@ impl Storage for Watched {
     fn write(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.inner.write(batch)?;
         self.watch.written(batch);
+        Ok(())
+    }
+
+    /// A partition copy (cluster moves): what it stored changes answers, so the metrics are
+    /// bumped; it is not new data, so streams are not told.
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.inner.backfill(batch)?;
+        self.watch.backfilled(batch);
         Ok(())
     }
 
@@ -234,6 +254,26 @@ mod tests {
         fn folds_counts(&self) -> bool {
             true
         }
+    }
+
+    #[test]
+    fn a_backfill_reaches_the_inner_storage_and_no_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine =
+            kairosdb_engine::Engine::open(kairosdb_engine::EngineConfig::new(dir.path())).unwrap();
+        let watch = Watch::new(None);
+        let storage = Watched::new(Arc::new(engine), watch.clone());
+        let mut rx = watch.subscribe();
+        storage.backfill(&batch("copied")).unwrap();
+        assert!(rx.try_recv().is_err(), "a copy is not new data");
+        let read = storage
+            .query(&SeriesQuery::new(
+                "copied",
+                TagFilter::default(),
+                TimeRange::new(0, 10),
+            ))
+            .unwrap();
+        assert_eq!(read.expect_complete()[0].points.len(), 1);
     }
 
     #[test]

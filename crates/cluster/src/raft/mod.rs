@@ -15,13 +15,17 @@
 //! * The state machine (`state.rs`): members, where partitions live, metadata.
 //!
 //! * Leave ([`Membership::leave`], `POST /internal/v1/raft/leave`): a worker moved out of
-//!   the layout is taken out of the group, so it no longer counts towards the quorum.
+//!   the layout is taken out of the group, so it no longer counts towards the quorum; so is
+//!   a control node an admin removes (`DELETE /api/v1/cluster/members/{id}`), once
+//!   [`Membership::may_leave`] finds nothing against it (`leave.rs`).
 
+pub mod leave;
 pub mod metadata;
 pub mod network;
 mod state;
 pub mod store;
 
+pub use leave::Refusal;
 pub use metadata::{MemoryMetadata, RaftMetadata};
 pub use state::{Applied, ClusterState, Command, Member, Move};
 
@@ -269,37 +273,115 @@ impl Membership {
         Ok(())
     }
 
-    /// Takes member `id` out of the Raft group and the state machine (on the leader;
-    /// forwarded there otherwise). Refused for a worker partitions are placed on.
-    pub async fn leave(&self, id: u64) -> Result<(), String> {
-        let placed = self.with_state(|s| {
-            s.members.get(&id).is_some_and(|m| {
-                s.placement
-                    .iter()
-                    .chain(s.moving.iter().map(|mv| &mv.workers))
-                    .any(|l| l.contains(&m.address))
-            })
+    /// The voters of the Raft group, as this node knows them.
+    pub fn voters(&self) -> BTreeSet<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        let voters = m.membership_config.membership().voter_ids().collect();
+        voters
+    }
+
+    /// Whether member `id` may leave the group now (`leave::refusal`): asks every other
+    /// voter whether it answers (`GET /internal/v1/raft/status`, a second at most), so the
+    /// quorum is judged by the voters that are up, not by those listed.
+    pub async fn may_leave(&self, id: u64) -> Result<(), Refusal> {
+        let nodes: Vec<(u64, String)> = {
+            let m = self.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            membership
+                .voter_ids()
+                .filter_map(|v| Some((v, membership.get_node(&v)?.addr.clone())))
+                .collect()
+        };
+        let probes = nodes.iter().map(|(v, address)| async move {
+            if *v == self.id {
+                return Some(*v);
+            }
+            let url = format!("http://{address}/internal/v1/raft/status");
+            let answer = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            answer.ok()?.error_for_status().ok().map(|_| *v)
         });
-        if placed {
-            return Err(format!(
-                "member {id} holds partitions: move them off it first"
-            ));
+        let answering: BTreeSet<u64> = futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let voters: BTreeSet<u64> = nodes.iter().map(|(v, _)| *v).collect();
+        match self.with_state(|s| leave::refusal(s, &voters, &answering, id)) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
         }
-        let voters = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-        match self.raft.change_membership(voters, false).await {
-            Ok(_) => {}
+    }
+
+    /// Takes member `id` out of the state machine and the Raft group (on the leader;
+    /// forwarded there otherwise). Refused for a member the state says must stay
+    /// (`leave::refusal_by_state`: a worker partitions are placed or moving on, the
+    /// driver of the move, the last control node); the quorum is the caller's to check
+    /// ([`Membership::may_leave`]).
+    ///
+    /// The state machine first, then the voters: a leader that takes itself out steps down
+    /// once the new voters are committed, and could not record it afterwards. A leave cut
+    /// short in between (a voter no longer listed) is finished by asking again.
+    pub async fn leave(&self, id: u64) -> Result<(), String> {
+        let (leader, node) = {
+            let m = self.raft.metrics().borrow().clone();
+            let node = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l).cloned());
+            (m.current_leader, node)
+        };
+        match (leader, node) {
+            (Some(l), _) if l == self.id => {}
+            (Some(_), Some(node)) => {
+                return self
+                    .forward(&node.addr, "leave", &LeaveRequest { id })
+                    .await
+                    .map(drop)
+            }
+            _ => return Err("no leader yet; try again".into()),
+        }
+        if let Some(refusal) = self.with_state(|s| leave::refusal_by_state(s, id)) {
+            return Err(refusal.to_string());
+        }
+        if self.with_state(|s| s.members.contains_key(&id)) {
+            self.propose(Command::Leave { id }).await?;
+            if self.with_state(|s| s.members.contains_key(&id)) {
+                let why = self.with_state(|s| leave::refusal_by_state(s, id));
+                return Err(format!(
+                    "member {id} was not taken out: {}",
+                    why.map_or("its state changed meanwhile; look again".into(), |r| {
+                        r.to_string()
+                    })
+                ));
+            }
+        }
+        let (voter, known) = {
+            let m = self.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let voter = membership.voter_ids().any(|v| v == id);
+            (voter, membership.get_node(&id).is_some())
+        };
+        let change = match (voter, known) {
+            (true, _) => ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+            (false, true) => ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+            (false, false) => return Ok(()),
+        };
+        match self.raft.change_membership(change, false).await {
+            Ok(_) => Ok(()),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 let Some(leader) = f.leader_node else {
                     return Err("no leader yet; try again".into());
                 };
-                return self
-                    .forward(&leader.addr, "leave", &LeaveRequest { id })
+                self.forward(&leader.addr, "leave", &LeaveRequest { id })
                     .await
-                    .map(drop);
+                    .map(drop)
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
         }
-        self.propose(Command::Leave { id }).await
     }
 
     /// Sends `request` to `POST /internal/v1/raft/{path}` on `node`; the answer's body.

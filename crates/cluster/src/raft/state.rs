@@ -62,7 +62,8 @@ pub enum Command {
     /// A metadata change (`MetaCall::Set` or `Delete`; reads are not logged).
     Meta(MetaCall),
     /// Member `id` left the cluster. Not applied to a worker that partitions are placed
-    /// on or moving onto: move them off it first.
+    /// on or moving onto (move them off it first), to the driver of the move under way, or
+    /// to the last control node (`leave::refusal_by_state`).
     Leave {
         id: u64,
     },
@@ -139,12 +140,9 @@ impl ClusterState {
                 }
             }
             Command::Leave { id } => {
-                let busy = self.members.get(&id).is_some_and(|m| {
-                    let listed = |list: &[String]| list.contains(&m.address);
-                    self.placement.as_deref().is_some_and(listed)
-                        || self.moving.as_ref().is_some_and(|mv| listed(&mv.workers))
-                });
-                if !busy {
+                // Checked again here, in log order: two leaves proposed at once must not
+                // both pass (the last two control nodes, say).
+                if super::leave::refusal_by_state(self, id).is_none() {
                     self.members.remove(&id);
                 }
             }
@@ -290,6 +288,23 @@ mod tests {
         s.apply(Command::Settle { epoch: 2 });
         s.apply(Command::Leave { id: 2 });
         assert_eq!(s.members.keys().collect::<Vec<_>>(), [&1]);
+    }
+
+    #[test]
+    fn of_two_control_nodes_leaving_at_once_the_last_stays() {
+        let mut s = placed();
+        for id in [10, 11] {
+            s.apply(Command::Join {
+                id,
+                member: Member {
+                    address: format!("c{id}:1"),
+                    role: "control".into(),
+                },
+            });
+        }
+        s.apply(Command::Leave { id: 10 });
+        s.apply(Command::Leave { id: 11 });
+        assert_eq!(s.members.keys().collect::<Vec<_>>(), [&11]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::head::HeadEdge;
 use crate::index::SeriesEntry;
 use crate::sealed::{self, Stop, Work};
 use crate::store::BlockSummary;
+use crate::wal::NEVER;
 
 /// What reading one series costs a read's `work_limit` besides its points, in stored
 /// points: the block lookup in fjall, the head and summary locks and the per-series
@@ -35,6 +36,8 @@ struct Plan {
     edge: bool,
     /// No block holds expired points yet (the edge read cannot see them).
     blocks_alive: bool,
+    /// Answer each point's remaining TTL (`SeriesQuery::with_ttl`).
+    with_ttl: bool,
 }
 
 impl Inner {
@@ -59,11 +62,13 @@ impl Inner {
         if q.range.start > q.range.end || q.limit == Some(0) {
             return Ok(out);
         }
-        let edge = q.count_in_range && q.limit == Some(1);
+        // The edge read answers values only, no TTLs.
+        let edge = q.count_in_range && q.limit == Some(1) && !q.with_ttl;
         let plan = Plan {
             now_s,
             edge,
             blocks_alive: edge && !self.sealed.store.any_expired(now_s)?,
+            with_ttl: q.with_ttl,
         };
         let selected = self.registry.select(&q.metric, &q.filter);
         work.add(selected.len() as u64 * SERIES_WORK)?;
@@ -107,10 +112,15 @@ impl Inner {
             if let Some(limit) = q.max_points.filter(|&l| total > l) {
                 return Err(StorageError::TooManyPoints { limit }.into());
             }
+            let ttl_secs = match q.with_ttl {
+                true => remaining_ttls(&run.exp, now_s),
+                false => Vec::new(),
+            };
             out.push(SeriesData {
                 key: e.key.clone(),
                 points: run.vals.into_points(run.ts),
                 in_range,
+                ttl_secs,
             });
         }
         Ok(out)
@@ -137,7 +147,7 @@ impl Inner {
                 return Ok(found);
             }
         }
-        let mut run = self.read_series(e, q.range, plan.now_s, d, work)?;
+        let mut run = self.read_series(e, q.range, plan.now_s, plan.with_ttl, d, work)?;
         let n = run.len() as u64;
         if q.order == Order::Desc {
             run.reverse();
@@ -150,12 +160,14 @@ impl Inner {
 
     /// Alive points of one series in `range`: head snapshot first, then the block
     /// summary, then the blocks (so a concurrent seal is seen in one place or
-    /// both, never neither).
+    /// both, never neither). With each point's expiry when `with_exp` (else only where
+    /// the runs happen to carry them).
     fn read_series(
         &self,
         e: &SeriesEntry,
         range: TimeRange,
         now_s: u64,
+        with_exp: bool,
         d: &mut Decoded,
         work: &mut Work,
     ) -> Result<Run, Stop> {
@@ -163,7 +175,9 @@ impl Inner {
         work.add(head_runs.iter().map(|r| r.len() as u64).sum())?;
         let mut summary = *e.summary.lock();
         let mut runs = loop {
-            let runs = self.sealed.read(e, &summary, range, now_s, d, work)?;
+            let runs = self
+                .sealed
+                .read(e, &summary, range, now_s, with_exp, d, work)?;
             // A compaction that ran meanwhile may have merged blocks into one that
             // starts further before the range than the summary's `max_span` reaches;
             // it raises `max_span` before its commit, so this sees it (and reads again).
@@ -296,6 +310,21 @@ impl Inner {
         out.sort();
         Ok(out)
     }
+}
+
+/// Each point's remaining TTL at `now_s` in whole seconds (0 = never expires) from the
+/// expiries of a run (`exp`, seconds; empty when none expires): empty when none does.
+/// An alive point has at least a second left.
+fn remaining_ttls(exp: &[u64], now_s: u64) -> Vec<u32> {
+    if exp.iter().all(|&e| e == NEVER) {
+        return Vec::new();
+    }
+    exp.iter()
+        .map(|&e| match e {
+            NEVER => 0,
+            e => e.saturating_sub(now_s).clamp(1, u64::from(u32::MAX)) as u32,
+        })
+        .collect()
 }
 
 /// How many values two ascending, duplicate-free slices share.

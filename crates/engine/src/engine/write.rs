@@ -1,6 +1,7 @@
 //! The write path, in the order of the durability steps in `lib.rs`: disk space
 //! (`disk.rs`) → validate → backpressure → resolve series ids → WAL append → head insert (under the WAL lock)
-//! → fsync per `WalSync` (group commit) → acknowledge.
+//! → fsync per `WalSync` (group commit) → acknowledge. A backfill (`Inner::backfill`)
+//! takes the same steps for the points it finds absent, deciding under the WAL lock.
 //!
 //! Not here: the WAL's framing and files (`wal.rs`), the head's layout (`head.rs`),
 //! and sealing full heads, which a write only queues for the maintenance thread
@@ -11,12 +12,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kairosdb_model::{SeriesPoints, StorageError, WriteBatch};
+use kairosdb_model::{SeriesPoints, StorageError, TimeRange, WriteBatch};
 
 use super::{secs, Inner};
+use crate::block::Decoded;
 use crate::codec::put_uvarint;
 use crate::index::SeriesEntry;
-use crate::wal::{self, Lsn, NEVER};
+use crate::sealed::{Stop, Work};
+use crate::wal::{self, Lsn, WalWriter, NEVER};
 use crate::WalSync;
 
 thread_local! {
@@ -110,47 +113,31 @@ impl Inner {
         Ok(entries)
     }
 
-    /// Encodes the batch as one points record (in the writer thread's reused buffer)
-    /// and logs and inserts it. Returns what [`Self::append_and_insert`] returns.
+    /// Encodes the batch as one points record (outside the WAL lock, in the writer
+    /// thread's reused buffer), then logs and inserts it under the lock. Returns what
+    /// [`Self::append_and_insert`] returns.
     fn log_and_insert(
         &self,
         batch: &WriteBatch,
         entries: &[Entry],
         now_ms: i64,
     ) -> Result<(u64, Vec<u64>), StorageError> {
-        let mut rec = ENC.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        rec.clear();
-        let start = wal::begin_record(&mut rec, wal::REC_POINTS);
-        put_uvarint(&mut rec, entries.len() as u64);
-        for (i, e, exp) in entries {
-            wal::encode_points_chunk(&mut rec, e.id, *exp, &batch.series[*i].points);
-        }
-        let len = wal::finish_record(&mut rec, start);
-        let result = if len > wal::MAX_RECORD_LEN {
-            Err(StorageError::InvalidInput(format!(
-                "batch encodes to {len} bytes, over the {} byte WAL record limit; split it",
-                wal::MAX_RECORD_LEN
-            )))
-        } else {
-            self.append_and_insert(batch, entries, &rec, now_ms)
-        };
-        // Keep the buffer for the next write unless one huge batch bloated it.
-        if rec.capacity() <= 16 << 20 {
-            ENC.with(|b| *b.borrow_mut() = rec);
-        }
-        result
+        with_points_record(batch, entries, |rec| {
+            let mut wal = self.wal.lock();
+            self.append_and_insert(&mut wal, batch, entries, rec, now_ms)
+        })
     }
 
-    /// Appends the frames and inserts into the head under the WAL lock. Returns
-    /// the group-commit position and the series that reached the seal size.
+    /// Appends the frames and inserts into the head, the caller holding the WAL lock.
+    /// Returns the group-commit position and the series that reached the seal size.
     fn append_and_insert(
         &self,
+        wal: &mut WalWriter,
         batch: &WriteBatch,
         entries: &[Entry],
         rec: &[u8],
         now_ms: i64,
     ) -> Result<(u64, Vec<u64>), StorageError> {
-        let mut wal = self.wal.lock();
         // Re-checked under the lock: close() flips `closed` under it.
         self.check_writable()?;
         let mut defs = Vec::new();
@@ -194,6 +181,114 @@ impl Inner {
         Ok((wal.written(), queued))
     }
 
+    /// [`kairosdb_model::Storage::backfill`]: stores only the points of `batch` whose
+    /// series and timestamp hold no alive point, deciding under the WAL lock.
+    ///
+    /// Blocks change only under the maintenance lock, so with it held the sealed points
+    /// of the batch's series are read first, while ordinary writes go on; the head, which
+    /// writes do change, is read under the WAL lock, and what is absent from both is
+    /// logged and inserted under that same lock. A write racing the backfill therefore
+    /// either is in the head before the check (and is kept) or logged after the backfill
+    /// (and wins, as any later write does).
+    ///
+    /// The WAL gets the outcome, not the request: an ordinary points record of the points
+    /// stored, so replay, which applies records in log order with the last write
+    /// winning, rebuilds exactly this (a point the backfill skipped is not in its record;
+    /// a write logged after it replaces what it stored). The log format is unchanged.
+    pub fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.check_writable()?;
+        self.disk.check()?;
+        if validate_batch(batch)? == 0 {
+            return Ok(());
+        }
+        self.admit()?;
+        let _m = self.maint.lock();
+        let now_ms = self.now_ms();
+        let now_s = secs(now_ms);
+        let entries = self.resolve_series(batch, now_s)?;
+        let mut sealed = Vec::with_capacity(entries.len());
+        for (i, e, _) in &entries {
+            let span = span_of(batch.series[*i].points.timestamps());
+            sealed.push(self.sealed_timestamps(e, span, now_s)?);
+        }
+        let (target, queued, points) = {
+            let mut wal = self.wal.lock();
+            let mut absent = WriteBatch::new();
+            let mut absent_entries: Vec<Entry> = Vec::new();
+            for ((i, e, exp), sealed) in entries.iter().zip(&sealed) {
+                let sp = &batch.series[*i];
+                let ts = sp.points.timestamps();
+                let mut stored: Vec<i64> = self
+                    .head
+                    .snapshot(e.id, span_of(ts), now_s)
+                    .into_iter()
+                    .flat_map(|run| run.ts)
+                    .collect();
+                stored.extend_from_slice(sealed);
+                stored.sort_unstable();
+                let keep: Vec<usize> = (0..ts.len())
+                    .filter(|&k| stored.binary_search(&ts[k]).is_err())
+                    .collect();
+                if keep.is_empty() {
+                    continue;
+                }
+                absent_entries.push((absent.series.len(), e.clone(), *exp));
+                absent.series.push(SeriesPoints {
+                    key: sp.key.clone(),
+                    ttl_secs: sp.ttl_secs,
+                    points: sp.points.pick(&keep),
+                });
+            }
+            if absent_entries.is_empty() {
+                return Ok(());
+            }
+            let (target, queued) = with_points_record(&absent, &absent_entries, |rec| {
+                self.append_and_insert(&mut wal, &absent, &absent_entries, rec, now_ms)
+            })?;
+            (target, queued, absent.point_count())
+        };
+        self.counters
+            .points_written
+            .fetch_add(points as u64, Ordering::Relaxed);
+        self.counters
+            .batches_written
+            .fetch_add(1, Ordering::Relaxed);
+        if self.cfg.wal_sync == WalSync::Always {
+            self.sync_to(target)?;
+        }
+        if !queued.is_empty() {
+            self.seal_queue.lock().extend(queued);
+            self.kick();
+        }
+        Ok(())
+    }
+
+    /// Timestamps of the alive sealed points of `e` in `range`, in no particular order
+    /// (overlapping blocks may repeat one). The caller holds the maintenance lock.
+    fn sealed_timestamps(
+        &self,
+        e: &SeriesEntry,
+        range: TimeRange,
+        now_s: u64,
+    ) -> Result<Vec<i64>, StorageError> {
+        let summary = *e.summary.lock();
+        let mut d = Decoded::new();
+        let runs = match self.sealed.read(
+            e,
+            &summary,
+            range,
+            now_s,
+            false,
+            &mut d,
+            &mut Work::new(None),
+        ) {
+            Ok(runs) => runs,
+            Err(Stop::Failed(err)) => return Err(err),
+            Err(Stop::OverWorkLimit) => panic!("BUG: a read without a work limit stopped"),
+        };
+        Ok(runs.into_iter().flat_map(|run| run.ts).collect())
+    }
+
     /// fsyncs the WAL up to at least `target` (group commit: one fsync covers
     /// every writer waiting behind it).
     pub fn sync_to(&self, target: u64) -> Result<(), StorageError> {
@@ -224,6 +319,44 @@ impl Inner {
         self.counters.wal_fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(snap.written)
     }
+}
+
+/// Encodes the series of `entries` as one points record in the writer thread's reused
+/// buffer and hands it to `f`.
+fn with_points_record<R>(
+    batch: &WriteBatch,
+    entries: &[Entry],
+    f: impl FnOnce(&[u8]) -> Result<R, StorageError>,
+) -> Result<R, StorageError> {
+    let mut rec = ENC.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    rec.clear();
+    let start = wal::begin_record(&mut rec, wal::REC_POINTS);
+    put_uvarint(&mut rec, entries.len() as u64);
+    for (i, e, exp) in entries {
+        wal::encode_points_chunk(&mut rec, e.id, *exp, &batch.series[*i].points);
+    }
+    let len = wal::finish_record(&mut rec, start);
+    let result = if len > wal::MAX_RECORD_LEN {
+        Err(StorageError::InvalidInput(format!(
+            "batch encodes to {len} bytes, over the {} byte WAL record limit; split it",
+            wal::MAX_RECORD_LEN
+        )))
+    } else {
+        f(&rec)
+    };
+    // Keep the buffer for the next write unless one huge batch bloated it.
+    if rec.capacity() <= 16 << 20 {
+        ENC.with(|b| *b.borrow_mut() = rec);
+    }
+    result
+}
+
+/// The smallest range holding every timestamp of `ts` (non-empty).
+fn span_of(ts: &[i64]) -> TimeRange {
+    let (lo, hi) = ts
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    TimeRange::new(lo, hi)
 }
 
 /// Checks every series of a write batch; returns how many points it holds.

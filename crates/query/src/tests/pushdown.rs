@@ -109,6 +109,7 @@ fn expected_read(range: TimeRange, limit: Option<usize>, order: Order, count: bo
         work_limit: None,
         shard: None,
         fold: None,
+        with_ttl: false,
     }
 }
 

@@ -54,6 +54,10 @@ fn the_scope_map_covers_every_route_class() {
     assert_eq!(m(Method::POST, "/internal/v1/write"), Some(Scope::Admin));
     assert_eq!(m(Method::GET, "/internal/v1/health"), Some(Scope::Admin));
     assert_eq!(
+        m(Method::DELETE, "/api/v1/cluster/members/7"),
+        Some(Scope::Admin)
+    );
+    assert_eq!(
         m(Method::GET, "/api/v1/rollups/status/1"),
         Some(Scope::Admin)
     );

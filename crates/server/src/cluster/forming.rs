@@ -65,6 +65,10 @@ impl Storage for Forming {
         self.cluster()?.write(batch)
     }
 
+    fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        self.cluster()?.backfill(batch)
+    }
+
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError> {
         self.cluster()?.query(query)
     }

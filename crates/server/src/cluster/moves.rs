@@ -6,6 +6,10 @@
 //!   workers (each must have joined the cluster). A `Move` command in the Raft state makes
 //!   every node route writes to old and new replicas; this node becomes its driver.
 //! * `DELETE /api/v1/cluster/move`: give the move up (the partitions stay where they were).
+//! * `DELETE /api/v1/cluster/members/{id}`: take a member out of the Raft group: a control
+//!   node being retired, or a worker that holds no partitions. Refused (409) for a worker
+//!   that holds some, the move's driver, the last control node, or when the voters left
+//!   would not have a majority that answers (`kairosdb_cluster::raft::leave`).
 //!
 //! The driver ([`drive`]): waits until every node works by the moving layout (a worker
 //! refuses calls routed by an older one, and has finished those it admitted before), copies
@@ -29,7 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use kairosdb_cluster::raft::{Command, Membership};
+use kairosdb_cluster::raft::{Command, Membership, Refusal};
 use kairosdb_cluster::{ClusterStorage, MoveProgress};
 use serde::Deserialize;
 use serde_json::json;
@@ -37,6 +41,7 @@ use std::sync::Mutex;
 
 use super::Forming;
 use crate::config::Config;
+use crate::http::extract::ApiPath;
 use crate::http::{ApiError, AppState};
 
 /// How long the driver waits for every node to work by a layout before trying again.
@@ -72,6 +77,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/cluster", get(status))
         .route("/api/v1/cluster/workers", put(set_workers))
         .route("/api/v1/cluster/move", delete(abort))
+        .route("/api/v1/cluster/members/{id}", delete(remove_member))
 }
 
 /// Starts driving the move in the Raft state, unless this node already is.
@@ -301,10 +307,20 @@ fn describe(membership: &Membership, forming: &Forming) -> serde_json::Value {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let progress = &mover.progress;
+    let voters = membership.voters();
+    let members: Vec<serde_json::Value> = membership.with_state(|s| {
+        s.members
+            .iter()
+            .map(|(id, m)| {
+                json!({"id": id, "address": m.address, "role": m.role, "voter": voters.contains(id)})
+            })
+            .collect()
+    });
     json!({
         "epoch": epoch,
         "workers": workers,
         "joined_workers": joined,
+        "members": members,
         "moving_to": moving.as_ref().map(|m| &m.workers),
         "driver": moving.as_ref().map(|m| m.driver),
         "move": {
@@ -408,6 +424,39 @@ async fn set_workers(
     }
     drive(&state.config, membership, forming);
     Ok((StatusCode::ACCEPTED, Json(describe(membership, forming))).into_response())
+}
+
+/// `DELETE /api/v1/cluster/members/{id}`: 204 once member `id` is out of the Raft group
+/// (the state machine and the voters); 404 for an id that is neither, 409 when it may not
+/// leave now (the answer says why and what to do first), 503 when the change was not
+/// committed (ask again: a leave cut short is finished so). Shut the node down afterwards:
+/// it no longer hears of layout changes, and started again it asks to join like a new one.
+async fn remove_member(
+    AxumState(state): State,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let (membership, _) = parts(&state)?;
+    let id: u64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{id:?} is not a member id (GET /api/v1/cluster lists the members)"
+        ))
+    })?;
+    membership.may_leave(id).await.map_err(|refusal| {
+        let status = match refusal {
+            Refusal::Unknown(_) => StatusCode::NOT_FOUND,
+            Refusal::Refused(_) => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, refusal.to_string())
+    })?;
+    membership.leave(id).await.map_err(|e| ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("member {id} did not leave: {e}"),
+        )
+    })?;
+    tracing::info!(id, "member left the Raft group on request");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `DELETE /api/v1/cluster/move`.

@@ -29,7 +29,7 @@ struct Worker {
 }
 
 struct Cluster {
-    storage: ClusterStorage,
+    storage: Arc<ClusterStorage>,
     workers: Vec<Worker>,
     runtime: tokio::runtime::Runtime,
     _hints: tempfile::TempDir,
@@ -37,11 +37,48 @@ struct Cluster {
 
 impl Fixture for Cluster {
     fn storage(&self) -> &dyn Storage {
-        &self.storage
+        &*self.storage
     }
 }
 
-fn worker(runtime: &tokio::runtime::Runtime) -> Worker {
+/// Something to run on a worker when the next write reaches it (once armed, the copy's),
+/// before that write is stored: what lands "during the copy", at the one moment that
+/// matters.
+#[derive(Clone, Default)]
+struct Gate(Arc<std::sync::Mutex<Option<Action>>>);
+
+type Action = Box<dyn FnOnce() + Send>;
+
+impl Gate {
+    fn arm(&self, f: impl FnOnce() + Send + 'static) {
+        *self.0.lock().unwrap() = Some(Box::new(f));
+    }
+
+    fn fired(&self) -> bool {
+        self.0.lock().unwrap().is_none()
+    }
+
+    /// Runs the armed action (on a blocking thread: it may call the cluster) before a
+    /// write goes on to the worker; the writes the action makes pass.
+    async fn layer(
+        self,
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let write = request.uri().path() == "/internal/v1/write";
+        let armed = if write {
+            self.0.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(f) = armed {
+            tokio::task::spawn_blocking(f).await.unwrap();
+        }
+        next.run(request).await
+    }
+}
+
+fn worker_gated(runtime: &tokio::runtime::Runtime, gate: Option<Gate>) -> Worker {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = EngineConfig::new(dir.path());
     engine.wal_sync = WalSync::None;
@@ -53,7 +90,12 @@ fn worker(runtime: &tokio::runtime::Runtime) -> Worker {
     };
     let config = Arc::new(Config::resolve(settings).unwrap());
     let state = Arc::new(AppState::new(engine.clone(), config, Arc::default(), None));
-    let app = crate::http::router(state);
+    let mut app = crate::http::router(state);
+    if let Some(gate) = gate {
+        app = app.layer(axum::middleware::from_fn(move |request, next| {
+            gate.clone().layer(request, next)
+        }));
+    }
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -80,30 +122,48 @@ fn cluster(workers: usize, replication_factor: usize) -> Cluster {
 
 /// `workers` workers, the partitions placed on the first `placed`.
 fn cluster_placed_on(workers: usize, placed: usize, replication_factor: usize) -> Cluster {
+    cluster_gated(workers, placed, replication_factor, None)
+}
+
+/// [`cluster_placed_on`], the last worker behind `gate`.
+fn cluster_gated(
+    workers: usize,
+    placed: usize,
+    replication_factor: usize,
+    gate: Option<Gate>,
+) -> Cluster {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let workers: Vec<Worker> = (0..workers).map(|_| worker(&runtime)).collect();
+    let mut gate = gate;
+    let workers: Vec<Worker> = (0..workers)
+        .map(|w| {
+            let gate = if w == workers - 1 { gate.take() } else { None };
+            worker_gated(&runtime, gate)
+        })
+        .collect();
     let hints = tempfile::tempdir().unwrap();
     let addresses = workers[..placed]
         .iter()
         .map(|w| w.address.to_string())
         .collect();
-    let storage = ClusterStorage::open(ClusterOptions {
-        layout: Layout::fixed(addresses),
-        metadata: Arc::new(MemoryMetadata::default()),
-        partitions: 16,
-        replication_factor,
-        write_min_replicas: 1,
-        request_timeout: Duration::from_secs(2),
-        hints_dir: Some(hints.path().into()),
-        hints_max_bytes: 64 << 20,
-        io_threads: 2,
-        secret: None,
-    })
-    .unwrap();
+    let storage = Arc::new(
+        ClusterStorage::open(ClusterOptions {
+            layout: Layout::fixed(addresses),
+            metadata: Arc::new(MemoryMetadata::default()),
+            partitions: 16,
+            replication_factor,
+            write_min_replicas: 1,
+            request_timeout: Duration::from_secs(2),
+            hints_dir: Some(hints.path().into()),
+            hints_max_bytes: 64 << 20,
+            io_threads: 2,
+            secret: None,
+        })
+        .unwrap(),
+    );
     Cluster {
         storage,
         workers,
@@ -221,7 +281,7 @@ fn pushed_down_partials_equal_those_of_the_points_read_through_the_cluster() {
     let request = compute_request();
     let (pushed, coverage) = c.storage.compute(&request).unwrap();
     assert_eq!(coverage, None);
-    let (read, _) = kairosdb_cluster::analytics::partial::compute(&c.storage, &request).unwrap();
+    let (read, _) = kairosdb_cluster::analytics::partial::compute(&*c.storage, &request).unwrap();
     assert_eq!(pushed, read);
     assert_eq!(
         pushed.groups.len(),
@@ -358,6 +418,129 @@ fn a_worker_removed_hands_its_partitions_to_the_others_and_is_emptied() {
     assert_eq!(c.storage.worker_count(), 2);
 }
 
+/// Host `h{i}`'s point at 1 with value `base + i` (and no other).
+fn hosts_at_one(n: usize, base: i64) -> WriteBatch {
+    let mut batch = hosts(n);
+    for (i, s) in batch.series.iter_mut().enumerate() {
+        s.points = Points::Long {
+            ts: vec![1],
+            values: vec![base + i as i64],
+        };
+    }
+    batch
+}
+
+/// The (timestamp, value) pairs of host `h{i}` of `c` on worker `w` itself.
+fn stored_on(c: &Cluster, w: usize, host: &str) -> Vec<(i64, i64)> {
+    let q = SeriesQuery::new(
+        "c",
+        TagFilter::from_pairs(&[("host", &[host])]),
+        TimeRange::ALL,
+    );
+    let series = c.workers[w].engine.query(&q).unwrap().expect_complete();
+    match series.first().map(|s| &s.points) {
+        Some(Points::Long { ts, values }) => {
+            ts.iter().copied().zip(values.iter().copied()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The race of docs/cluster.md ("Moving partitions"): the copy reads a point's old value
+/// from its holder, a write overwrites the point (on the holders and, being written
+/// during the move, on the new replica too), then the copy's old value reaches the new
+/// replica. The new replica keeps the newest value: the copy is a backfill.
+#[test]
+fn a_point_overwritten_while_its_partition_is_copied_keeps_the_newest_value_on_the_new_replica() {
+    let gate = Gate::default();
+    let c = cluster_gated(3, 2, 2, Some(gate.clone()));
+    c.storage.write(&hosts_at_one(60, 0)).unwrap();
+    c.storage
+        .set_layout(Layout {
+            epoch: 0,
+            workers: c.addresses(0..2),
+            moving_to: Some(c.addresses(0..3)),
+        })
+        .unwrap();
+    let storage = c.storage.clone();
+    gate.arm(move || storage.write(&hosts_at_one(60, 1000)).unwrap());
+    c.storage.copy_moving(&MoveProgress::default()).unwrap();
+    assert!(
+        gate.fired(),
+        "the overwrite ran between the copy's read and its write"
+    );
+    c.storage
+        .set_layout(Layout::fixed(c.addresses(0..3)))
+        .unwrap();
+    c.storage.drop_unheld(&c.addresses(0..2)).unwrap();
+    let gained = c.hosts_held_by(2, 60);
+    assert!(!gained.is_empty());
+    for host in &gained {
+        let i: i64 = host[1..].parse().unwrap();
+        assert_eq!(
+            stored_on(&c, 2, host),
+            [(1, 1000 + i)],
+            "{host} on the new replica"
+        );
+    }
+    // And so through the cluster, whichever replica answers.
+    c.stop(0);
+    let Read::Complete(series) = read_all(&c) else {
+        panic!("whole")
+    };
+    for s in series {
+        let i: i64 = s.key.tags.get("host").unwrap()[1..].parse().unwrap();
+        assert_eq!(
+            s.points,
+            Points::Long {
+                ts: vec![1],
+                values: vec![1000 + i]
+            },
+            "{}",
+            s.key
+        );
+    }
+}
+
+/// A copied point keeps the time it had left on its old holder (rounded up a little,
+/// `wire::ttl_class`), each of a series' TTLs apart; one without a TTL stays without.
+#[test]
+fn copied_points_keep_the_ttl_they_had_left() {
+    let c = cluster_placed_on(3, 2, 2);
+    let mut batch = WriteBatch::new();
+    for (ttl_secs, ts) in [(3600, 1), (86_400, 2), (0, 3)] {
+        for mut s in hosts_at_one(40, 0).series {
+            s.ttl_secs = ttl_secs;
+            s.points = Points::Long {
+                ts: vec![ts],
+                values: vec![ts],
+            };
+            batch.series.push(s);
+        }
+    }
+    c.storage.write(&batch).unwrap();
+    c.move_partitions(c.addresses(0..2), c.addresses(0..3), &WriteBatch::new());
+    let gained = c.hosts_held_by(2, 40);
+    assert!(!gained.is_empty());
+    let q = SeriesQuery {
+        with_ttl: true,
+        ..SeriesQuery::new("c", TagFilter::default(), TimeRange::ALL)
+    };
+    let copied = c.workers[2].engine.query(&q).unwrap().expect_complete();
+    assert_eq!(copied.len(), gained.len());
+    for s in copied {
+        assert_eq!(s.points.timestamps(), [1, 2, 3], "{}", s.key);
+        let ttl = &s.ttl_secs;
+        assert!((3540..=3660).contains(&ttl[0]), "{}: {ttl:?}", s.key);
+        assert!(
+            (86_340..=86_400 + 86_400 / 64).contains(&ttl[1]),
+            "{}: {ttl:?}",
+            s.key
+        );
+        assert_eq!(ttl[2], 0, "{}: never expires", s.key);
+    }
+}
+
 #[test]
 fn deletes_wait_while_partitions_move() {
     let c = cluster_placed_on(3, 2, 2);
@@ -430,7 +613,7 @@ fn a_leading_max_min_first_last_or_count_crosses_the_network_thinned_and_answers
                 "aggregators": [{{"name": "{name}", "sampling": {{"value": 100, "unit": "milliseconds"}}}}]}}]}}"#
         );
         assert_eq!(
-            run_query(&c.storage, &body),
+            run_query(&*c.storage, &body),
             run_query(&single, &body),
             "{name}"
         );

@@ -615,6 +615,7 @@ impl From<StorageError> for ApiError {
             StorageError::InsufficientStorage(_) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message)
             }
+            StorageError::Unsupported(_) => ApiError::new(StatusCode::NOT_IMPLEMENTED, message),
             StorageError::Poisoned(_) | StorageError::Corruption(_) | StorageError::Internal(_) => {
                 ApiError::internal(message)
             }

@@ -269,6 +269,10 @@ fn storage_errors_map_to_statuses() {
         status(StorageError::Closed).status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+    assert_eq!(
+        status(StorageError::Unsupported("x".into())).status(),
+        StatusCode::NOT_IMPLEMENTED
+    );
 }
 
 #[test]

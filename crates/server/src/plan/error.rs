@@ -118,7 +118,7 @@ impl From<StorageError> for PlanError {
             | StorageError::InsufficientStorage(_)
             | StorageError::Poisoned(_)
             | StorageError::Corruption(_) => Code::StorageError,
-            StorageError::Internal(_) => Code::InternalError,
+            StorageError::Unsupported(_) | StorageError::Internal(_) => Code::InternalError,
         };
         PlanError::from_api(ApiError::from(e), code)
     }

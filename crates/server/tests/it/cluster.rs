@@ -866,3 +866,140 @@ async fn a_paused_worker_holds_nothing_up_for_long_and_catches_up_when_it_resume
         assert_eq!(ts, acknowledged, "{host}");
     }
 }
+
+/// `DELETE /api/v1/cluster/members/{id}` on `on`.
+async fn remove_member(on: &Server, id: &str) -> crate::harness::Answer {
+    let url = on.url(&format!("/api/v1/cluster/members/{id}"));
+    send(client().delete(url)).await
+}
+
+/// A node's Raft id.
+async fn node_id(server: &Server) -> u64 {
+    raft_status(server).await.expect("answers")["node_id"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_control_node_leaves_the_raft_group_on_request_but_not_the_quorum_nor_the_last_one() {
+    let c = cluster("2").await;
+    let second = control(&c.dir, "control2", &c.workers, "2", &c.workers[0].address).await;
+    let mut nodes: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
+    nodes.push(&c.control);
+    nodes.push(&second);
+    settled(&nodes, 5, None).await;
+    let (first_id, second_id) = (node_id(&c.control).await, node_id(&second).await);
+    let worker_id = node_id(c.workers[0].server()).await;
+
+    let answer = remove_member(&c.control, "12345").await;
+    assert_eq!(answer.status, 404, "{}", answer.text());
+    let answer = remove_member(&c.control, "control2").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let answer = remove_member(&c.control, &worker_id.to_string()).await;
+    assert_eq!(answer.status, 409, "{}", answer.text());
+    assert!(
+        answer.text().contains("holds partitions"),
+        "{}",
+        answer.text()
+    );
+
+    // Two of the five voters paused: without the second control node, two of the four
+    // voters left would answer, not a majority.
+    signal(c.workers[1].server(), "STOP");
+    signal(c.workers[2].server(), "STOP");
+    let answer = remove_member(&c.control, &second_id.to_string()).await;
+    signal(c.workers[1].server(), "CONT");
+    signal(c.workers[2].server(), "CONT");
+    assert_eq!(answer.status, 409, "{}", answer.text());
+    assert!(
+        answer.text().contains("2 of the 4 voters left"),
+        "{}",
+        answer.text()
+    );
+    settled(&nodes, 5, None).await;
+
+    // All answering, it leaves: out of the members and the voters, on every node.
+    let answer = remove_member(&c.control, &second_id.to_string()).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    drop(nodes);
+    second.kill9();
+    let mut nodes: Vec<&Server> = c.workers.iter().map(Worker::server).collect();
+    nodes.push(&c.control);
+    settled(&nodes, 4, None).await;
+    let status = raft_status(&c.control).await.unwrap();
+    let voters: Vec<u64> = status["voters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(voters.len(), 4, "{status}");
+    assert!(!voters.contains(&second_id), "{status}");
+    let cluster = get(&c.control, "/api/v1/cluster").await.json();
+    let members = cluster["members"].as_array().unwrap();
+    assert_eq!(members.len(), 4, "{cluster}");
+    assert!(members.iter().all(|m| m["voter"] == true), "{cluster}");
+
+    // The group goes on without it: data and Raft commands (metadata) are taken.
+    let answer = post(&c.control, "/api/v1/datapoints", points_at("left", 5, 1)).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    let metadata = c.control.url("/api/v1/metadata/svc/key/k");
+    let answer = send(client().post(&metadata).body("after a control node left")).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+
+    // The last control node stays.
+    let answer = remove_member(&c.control, &first_id.to_string()).await;
+    assert_eq!(answer.status, 409, "{}", answer.text());
+    assert!(
+        answer.text().contains("last control node"),
+        "{}",
+        answer.text()
+    );
+}
+
+#[tokio::test]
+async fn a_control_node_leading_the_raft_group_leaves_and_the_others_elect_a_new_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    fn env(seed: Option<&str>) -> Vec<(&str, &str)> {
+        let mut env = vec![
+            ("NODE_ROLE", "control"),
+            ("KAIROSDB_CLUSTER_SECRET", SECRET),
+            ("KAIROSDB_CLUSTER_MIN_WORKERS", "3"),
+            ("KAIROSDB_REPLICATION_FACTOR", "2"),
+        ];
+        env.extend(seed.map(|s| ("CONTROL_HOST", s)));
+        env
+    }
+    // The first control node starts the group, so it leads it.
+    let first = Server::start(&dir.path().join("control"), &env(None));
+    let seed = first.http.to_string();
+    let workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(dir.path(), i, Some(&seed)))
+        .collect();
+    let second = Server::start(&dir.path().join("control2"), &env(Some(&seed)));
+    ready(&first).await;
+    ready(&second).await;
+    let mut nodes: Vec<&Server> = workers.iter().map(Worker::server).collect();
+    nodes.extend([&first, &second]);
+    let (leader, term) = settled(&nodes, 5, None).await;
+    let first_id = node_id(&first).await;
+    assert_eq!(leader, first_id, "the node that started the group leads it");
+
+    // Asked of the other control node, the leader takes itself out.
+    let answer = remove_member(&second, &first_id.to_string()).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    drop(nodes);
+    first.kill9();
+    let mut nodes: Vec<&Server> = workers.iter().map(Worker::server).collect();
+    nodes.push(&second);
+    let (new_leader, new_term) = settled(&nodes, 4, Some(first_id)).await;
+    assert!(new_term > term, "an election happened");
+    let status = raft_status(&second).await.unwrap();
+    assert_eq!(status["voters"].as_array().unwrap().len(), 4, "{status}");
+    eprintln!("leader {leader} left; {new_leader} leads");
+    let answer = post(&second, "/api/v1/datapoints", points_at("left", 5, 1)).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    let metadata = second.url("/api/v1/metadata/svc/key/k");
+    let answer = send(client().post(&metadata).body("after the leader left")).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+}

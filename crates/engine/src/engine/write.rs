@@ -44,6 +44,12 @@ impl Inner {
         let now_ms = self.now_ms();
         let entries = self.resolve_series(batch, secs(now_ms))?;
         let (target, queued) = self.log_and_insert(batch, &entries, now_ms)?;
+        self.stored(points, target, queued)
+    }
+
+    /// After a write or backfill is in the WAL and the head: count it, sync it when every
+    /// write syncs, and hand full heads to the sealer.
+    fn stored(&self, points: usize, target: u64, queued: Vec<u64>) -> Result<(), StorageError> {
         self.counters
             .points_written
             .fetch_add(points as u64, Ordering::Relaxed);
@@ -247,20 +253,7 @@ impl Inner {
             })?;
             (target, queued, absent.point_count())
         };
-        self.counters
-            .points_written
-            .fetch_add(points as u64, Ordering::Relaxed);
-        self.counters
-            .batches_written
-            .fetch_add(1, Ordering::Relaxed);
-        if self.cfg.wal_sync == WalSync::Always {
-            self.sync_to(target)?;
-        }
-        if !queued.is_empty() {
-            self.seal_queue.lock().extend(queued);
-            self.kick();
-        }
-        Ok(())
+        self.stored(points, target, queued)
     }
 
     /// Timestamps of the alive sealed points of `e` in `range`, in no particular order

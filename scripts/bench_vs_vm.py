@@ -772,22 +772,44 @@ def base_table(res):
     return "\n".join(out)
 
 
-def axis_table(name, sizes):
-    """One table for a growth axis: per size, ours, VM and ours / VM."""
-    head = "| figure | " + " | ".join("%s: ours | VM | ours/VM" % label for label, _ in sizes) + " |"
+def axis_table(title, sizes):
+    """One table for a growth axis: per size, ours, VM and ours / VM. A figure a size lacks
+    (telnet and the float walk are measured on the base size only) shows as '-'."""
+    head = "| figure | " + " | ".join("%s: ours | VM | ours/VM" % x["label"] for x in sizes) + " |"
     out = [head, "|---|" + "---|---|---|" * len(sizes)]
-    rows = [figures(res) for _, res in sizes]
-    for i, (fig, *_rest) in enumerate(rows[0]):
+    per_size = [{fig: (a, b) for fig, a, b, _, _ in figures(x)} for x in sizes]
+    names = []
+    for rows in per_size:
+        names += [n for n in rows if n not in names]
+    for fig in names:
         cells = []
-        for r in rows:
-            _, a, b, _, _ = r[i]
+        for rows in per_size:
+            a, b = rows.get(fig, (None, None))
             x = ratio(a, b)
             cells.append("%s | %s | %s" % (fmt(a), fmt(b), "%.2f×" % x if x is not None else "-"))
         out.append("| %s | %s |" % (fig, " | ".join(cells)))
     out.append("| answers identical | %s |" % " | ".join(
-        "%s | | " % ("all" if not res["answer_diffs"] else "**%d differ**" % len(res["answer_diffs"]))
-        for _, res in sizes))
-    return "### %s\n\n%s" % (name, "\n".join(out))
+        "%s | | " % ("all" if not x["answer_diffs"] else "**%d differ**" % len(x["answer_diffs"])) for x in sizes))
+    return "### %s\n\n%s" % (title, "\n".join(out))
+
+
+def render(results):
+    """The printed report of a results.json: a summary line and one table per axis."""
+    all_res = ([results["base"]] if "base" in results else []) + [
+        x for ax in results.get("axes", {}).values() for x in ax["sizes"]]
+    others = [x["other_cores"] for r in all_res for sd in r["sides"].values() for x in sd["http_reps"]]
+    out = ["== kairosdb-rs against VictoriaMetrics, %s, %s s in all; other processes used %.2f cores on "
+           "average (max %.2f) during the HTTP loads" % (
+               results["date"], results.get("wall_s", "?"), statistics.mean(others) if others else 0,
+               max(others or [0]))]
+    if "base" in results:
+        out.append("### %s\n\n%s" % (results["base"]["title"], base_table(results["base"])))
+    for ax in results.get("axes", {}).values():
+        out.append(axis_table(ax["title"], ax["sizes"]))
+    bad = [d for r in all_res for d in r["answer_diffs"]]
+    if bad:
+        out.append("FAILED: %d answers differ from VictoriaMetrics' (first: %s)" % (len(bad), bad[0]))
+    return "\n\n".join(out), bool(bad)
 
 
 def parse_count(s):
@@ -828,12 +850,23 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep data dirs and growth datasets")
     p.add_argument("--min-free-gb", type=float, default=10,
                    help="refuse to generate a dataset that would leave less free disk")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="only print the tables of an earlier run")
     opts = p.parse_args()
+    if opts.report:
+        with open(opts.report) as f:
+            text, bad = render(json.load(f))
+        log(text)
+        sys.exit(1 if bad else 0)
     opts.work = os.path.abspath(opts.work)
     os.makedirs(opts.work, exist_ok=True)
     t_all = time.time()
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    report, results = [], {"date": stamp, "args": vars(opts)}
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "args": vars(opts), "axes": {}}
+    results_path = os.path.join(opts.work, "results.json")
+
+    def save():  # after every size, so an interrupted run keeps what it measured
+        results["wall_s"] = round(time.time() - t_all)
+        with open(results_path, "w") as f:
+            json.dump(results, f, indent=1, default=str)
 
     def ds(name, hosts, duration, interval, values, formats):
         return dataset(opts.work, name, hosts, duration, interval, values, formats, opts.min_free_gb)
@@ -851,36 +884,39 @@ def main():
                                                                 ints["params"]["series"]))
         t0 = time.time()
         res = measure(ints, opts.work, opts, opts.reps, opts.query_rounds, telnet_ds=ints, float_ds=floats)
-        res["wall_s"] = round(time.time() - t0)
-        results["base"] = res
-        report.append("### %d hosts x %s: %s points, %s series, median of %d loads, %d query rounds (%d s)\n\n%s" % (
+        res["title"] = "%d hosts x %s: %s points, %s series, median of %d loads, %d query rounds (%d s)" % (
             opts.hosts, opts.duration, format(res["points"], ","), format(res["series"], ","), opts.reps,
-            opts.query_rounds, res["wall_s"], base_table(res)))
+            opts.query_rounds, time.time() - t0)
+        results["base"] = res
+        save()
 
     for axis in opts.axis:
         sizes = []
+        results["axes"][axis] = {"title": "%s axis (%d load%s per size, %d query round%s)" % (
+            axis, opts.growth_reps, "s" if opts.growth_reps > 1 else "", opts.growth_query_rounds,
+            "s" if opts.growth_query_rounds > 1 else ""), "sizes": sizes}
+        base = results.get("base")
         if axis == "cardinality":
             points = parse_count(opts.cardinality_points)
             for series in (parse_count(x) for x in opts.cardinality.split(",")):
                 hosts = max(1, series // 10)
                 interval = max(1, round(86400 * hosts * 10 / points))
                 label = "%s series" % format(hosts * 10, ",")
-                base = results.get("base")
                 if base and base["series"] == hosts * 10 and base["points"] == points and opts.duration == "1d":
                     log("== cardinality: %s is the base size, measured above" % label)
-                    sizes.append((label, base))
+                    sizes.append({"label": label, **base})
                     continue
                 d = ds("card-%d-%ds" % (hosts * 10, interval), hosts, "1d", "%ds" % interval, "int",
                        ["influx", "kairos"] + (["telnet"] if opts.growth_telnet else []))
                 log("== cardinality: %s (%s points, one every %d s)" % (label, format(d["points"], ","), interval))
-                sizes.append((label, measure(d, opts.work, opts, opts.growth_reps, opts.growth_query_rounds,
-                                             telnet_ds=d if opts.growth_telnet else None)))
+                sizes.append({"label": label, **measure(d, opts.work, opts, opts.growth_reps, opts.growth_query_rounds,
+                                                        telnet_ds=d if opts.growth_telnet else None)})
                 drop(d)
+                save()
         else:
             hosts = max(1, opts.volume_series // 10)
-            base = results.get("base")
             if base and base["series"] == hosts * 10:
-                sizes.append(("%s points" % format(base["points"], ","), base))
+                sizes.append({"label": "%s points" % format(base["points"], ","), **base})
             for points in (parse_count(x) for x in opts.volume.split(",")):
                 secs = round(points / (hosts * 10) * 10)  # every series, one point every 10 s
                 if secs < 43200:
@@ -890,28 +926,16 @@ def main():
                        ["influx", "kairos"] + (["telnet"] if opts.growth_telnet else []))
                 label = "%s points" % format(d["points"], ",")
                 log("== volume: %s (%s series, %.1f days)" % (label, format(hosts * 10, ","), secs / 86400))
-                sizes.append((label, measure(d, opts.work, opts, opts.growth_reps, opts.growth_query_rounds,
-                                             telnet_ds=d if opts.growth_telnet else None)))
+                sizes.append({"label": label, **measure(d, opts.work, opts, opts.growth_reps, opts.growth_query_rounds,
+                                                        telnet_ds=d if opts.growth_telnet else None)})
                 drop(d)
-        results[axis] = [{"label": label, **r} for label, r in sizes]
-        report.append(axis_table("%s axis (%d load%s per size, %d query round%s)" % (
-            axis, opts.growth_reps, "s" if opts.growth_reps > 1 else "", opts.growth_query_rounds,
-            "s" if opts.growth_query_rounds > 1 else ""), sizes))
+                save()
 
-    with open(os.path.join(opts.work, "results.json"), "w") as f:
-        json.dump(results, f, indent=1, default=str)
-    all_res = ([results["base"]] if "base" in results else []) + [r for a in opts.axis for r in results[a]]
-    others = [x["other_cores"] for r in all_res for s in r["sides"].values() for x in s["http_reps"]]
-    log("\n== kairosdb-rs against VictoriaMetrics, %s, %d s in all; other processes used %.2f cores on "
-        "average (max %.2f) during the HTTP loads; raw results in %s\n" % (
-            stamp, time.time() - t_all, statistics.mean(others) if others else 0, max(others or [0]),
-            os.path.join(opts.work, "results.json")))
-    log("\n\n".join(report))
-    bad = [d for r in all_res for d in r["answer_diffs"]]
+    save()
+    text, bad = render(results)
+    log("\n" + text + "\n\nraw results: " + results_path)
     if bad:
-        log("\nFAILED: %d answers differ from VictoriaMetrics' (first: %s)" % (len(bad), bad[0]))
         sys.exit(1)
-
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,8 @@
 //!
 //! Then, in the background (`engine/threads.rs` runs `Inner::maintain` of
 //! `engine/maintain.rs`):
-//! * **seal** heads of ≥ `seal_points` points (or older than `head_max_age`) into
+//! * **seal** heads of ≥ `seal_points` points (or older than `head_max_age`, or idle
+//!   for `head_idle` and four of their own write gaps) into
 //!   blocks — `column.rs` sorts and deduplicates, `block.rs` encodes with pco,
 //!   `sealed.rs` writes them to fjall's `blocks` keyspace, up to 64 series per batch;
 //!   a full head written out of time order keeps its newest points as a lateness
@@ -181,6 +182,9 @@ pub struct EngineConfig {
     pub seal_points: usize,
     /// Heads older than this are sealed even when small (default 1 h).
     pub head_max_age: Duration,
+    /// Heads with no write for this long, and for four of their own gaps between writes,
+    /// are sealed: a finished load leaves no raw points in the WAL (default 30 s).
+    pub head_idle: Duration,
     /// Period of the background maintenance pass (default 1 s).
     pub maintenance_interval: Duration,
     /// Period of the TTL retention pass (default 60 s).
@@ -213,6 +217,7 @@ impl EngineConfig {
             wal_skip_corrupt: false,
             seal_points: 2048,
             head_max_age: Duration::from_secs(3600),
+            head_idle: Duration::from_secs(30),
             maintenance_interval: Duration::from_secs(1),
             retention_interval: Duration::from_secs(60),
             compression_level: block::DEFAULT_LEVEL,

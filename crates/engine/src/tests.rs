@@ -19,6 +19,7 @@ mod compact;
 mod delete;
 mod edge;
 mod fuzz_seeds;
+mod idle;
 
 const T0: i64 = 1_700_000_000_000;
 

@@ -24,6 +24,13 @@ use crate::WalSync;
 /// write for this long.
 const LATE_SEAL_IDLE: Duration = Duration::from_secs(2);
 
+/// How many of its own average gaps between writes a head must be quiet for before it is
+/// idle ([`Inner::idle`]).
+const IDLE_GAPS: i64 = 4;
+
+/// A drained WAL's current segment is rotated away above this size.
+const DRAINED_ROTATE_BYTES: u64 = 1 << 20;
+
 /// Series sealed per fjall batch (and per hold of the maintenance lock).
 const SEAL_BATCH: usize = 64;
 
@@ -50,6 +57,7 @@ impl Inner {
         }
         {
             let _m = self.maint.lock();
+            self.rotate_if_drained_locked()?;
             self.checkpoint_locked()?;
         }
         let due = now.saturating_sub(self.last_retention_ms.load(Ordering::Relaxed))
@@ -61,8 +69,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Heads to seal whole by age at `now`: older than `head_max_age`, or idle and
-    /// holding late points.
+    /// Heads to seal whole by age at `now`: older than `head_max_age`, idle (see
+    /// [`Inner::idle`]), or idle and holding late points.
     fn aged_heads(&self, now: i64) -> Vec<u64> {
         let max_age = self.cfg.head_max_age.as_millis() as i64;
         // Also sealed early: idle heads holding late points (at or before the series'
@@ -82,10 +90,49 @@ impl Inner {
             .infos()
             .into_iter()
             .filter(|i| {
-                i.points > 0 && (now.saturating_sub(i.first_write_ms) >= max_age || late(i))
+                i.points > 0
+                    && (now.saturating_sub(i.first_write_ms) >= max_age
+                        || self.idle(i, now)
+                        || late(i))
             })
             .map(|i| i.sid)
             .collect()
+    }
+
+    /// Whether a head has had no write for `head_idle` and for [`IDLE_GAPS`] of its own
+    /// average gap between writes: its series stopped (a finished load, a host gone), so
+    /// its points need not wait in the WAL for `head_max_age` (issue 21: the disk a minute
+    /// after a load). A live series, written every few seconds or minutes, is never idle
+    /// by this rule; a head of one point has no gap yet and waits a quarter of
+    /// `head_max_age`. A series written again later appends to the small block this
+    /// seal left (`Sealed::seal_into`'s append-merge), so no tiny blocks pile up.
+    fn idle(&self, i: &HeadInfo, now: i64) -> bool {
+        let floor = self.cfg.head_idle.as_millis() as i64;
+        let wait = match i.points {
+            0 | 1 => floor.max(self.cfg.head_max_age.as_millis() as i64 / 4),
+            n => {
+                let gap = i.last_write_ms.saturating_sub(i.first_write_ms) / (n as i64 - 1);
+                floor.max(gap.saturating_mul(IDLE_GAPS))
+            }
+        };
+        now.saturating_sub(i.last_write_ms) >= wait
+    }
+
+    /// Starts a new WAL segment when every head is sealed and the current one holds more
+    /// than [`DRAINED_ROTATE_BYTES`], so the checkpoint can delete it: after a load, the
+    /// WAL would otherwise keep its last segment (up to `wal_segment_bytes`) until the
+    /// next write fills it. A write racing this lands in one segment or the other, and
+    /// its head keeps that segment (`Head::min_segment`).
+    fn rotate_if_drained_locked(&self) -> Result<(), StorageError> {
+        if self.head.points() > 0 {
+            return Ok(());
+        }
+        let mut wal = self.wal.lock();
+        if wal.current_len() <= DRAINED_ROTATE_BYTES {
+            return Ok(());
+        }
+        wal.rotate()
+            .map_err(|e| self.poison(format!("WAL rotate failed: {e}")))
     }
 
     // -----------------------------------------------------------------------

@@ -142,9 +142,16 @@ pub struct RedisCache {
     failures: AtomicU64,
     epoch_covers: AtomicU64,
     /// Metric names this process has written (a new one bumps [`NAMES`]).
-    seen: Mutex<std::collections::HashSet<String>>,
+    seen: Mutex<Seen>,
     counters: Counters,
     calls: AtomicU64,
+}
+
+/// The metric and tag names this process has written.
+#[derive(Default)]
+struct Seen {
+    metrics: std::collections::HashSet<String>,
+    tags: std::collections::HashSet<String>,
 }
 
 /// What a lookup found.
@@ -276,23 +283,30 @@ impl RedisCache {
         metrics: impl IntoIterator<Item = &'a str>,
         names: impl IntoIterator<Item = &'a str>,
     ) {
-        let mut keys = vec![ALL.to_owned()];
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        for m in metrics {
-            if seen.insert(format!("m\0{m}")) {
-                keys.push(NAMES.to_owned());
+        // On every write's path: nothing is allocated for a name seen before.
+        let metrics: std::collections::HashSet<&str> = metrics.into_iter().collect();
+        let mut new_name = false;
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for m in &metrics {
+                if !seen.metrics.contains(*m) {
+                    seen.metrics.insert((*m).to_owned());
+                    new_name = true;
+                }
             }
-            keys.push(metric(m));
-        }
-        for t in names {
-            if !seen.contains(&format!("t\0{t}")) {
-                seen.insert(format!("t\0{t}"));
-                keys.push(NAMES.to_owned());
+            for t in names {
+                if !seen.tags.contains(t) {
+                    seen.tags.insert(t.to_owned());
+                    new_name = true;
+                }
             }
         }
-        drop(seen);
-        keys.sort_unstable();
-        keys.dedup();
+        let mut keys = Vec::with_capacity(metrics.len() + 2);
+        keys.push(ALL.to_owned());
+        if new_name {
+            keys.push(NAMES.to_owned());
+        }
+        keys.extend(metrics.into_iter().map(metric));
         self.bump_keys(keys);
     }
 

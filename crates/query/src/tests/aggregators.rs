@@ -1737,3 +1737,35 @@ fn percentile_over_five_fails_in_execute() {
     );
     assert_eq!(failure(r), "5.0 is not in [0..1]");
 }
+
+/// `sum`, `avg`, `max` and `min` read a long column straight (`Range::fold_longs`): the
+/// answer must be bit for bit the one of the same values as doubles, whose addition order
+/// and rounding KairosDB's answers carry. Values past 2^53 round when read as doubles, so
+/// any other way of adding them (as integers first) would show here.
+#[test]
+fn long_columns_fold_to_the_same_bits_as_their_doubles() {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let points: Vec<(i64, i64)> = (0..5_000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let big = (x as i64) >> (x % 40); // a spread of magnitudes up to 2^63
+            (i / 7 * 1_000, big)
+        })
+        .collect();
+    for name in ["sum", "avg", "max", "min"] {
+        let spec = format!(r#"{{"name":"{name}","sampling":{{"value":3,"unit":"seconds"}}}}"#);
+        let from_longs = run(&spec, longs(&points));
+        let as_doubles: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t, v as f64)).collect();
+        let from_doubles = run(&spec, doubles(&as_doubles));
+        let bits = |s: &Stream| -> Vec<(i64, u64)> {
+            pairs(s)
+                .into_iter()
+                .map(|(t, v)| (t, v.to_bits()))
+                .collect()
+        };
+        assert_eq!(bits(&from_longs), bits(&from_doubles), "{name}");
+        assert!(!from_longs.ts.is_empty());
+    }
+}

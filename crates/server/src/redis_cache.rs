@@ -12,11 +12,11 @@
 //!   answers over its metrics, never the whole cache.
 //! * **Bumps after the write, before anyone can miss them.** A write bumps its generations
 //!   after storage stored it ([`RedisCache::bump`]): the bump is queued here and one thread
-//!   sends the queue as one pipeline. Until a bump has reached Redis, this process serves
+//!   sends the queue as pipelines. Until a bump has reached Redis, this process serves
 //!   no cached answer that depends on it ([`RedisCache::pending`]), so a client never reads
 //!   a stale answer after its own acknowledged write, and a write never waits for Redis.
-//!   Another process sharing the Redis sees the bump when the pipeline lands (normally
-//!   well under a millisecond later).
+//!   Another process sharing the Redis sees the bump when the pipeline lands (the thread
+//!   sends at most one every [`COALESCE`], 2 ms).
 //! * **Redis down.** Lookups are misses, answers come from storage, nothing waits: after a
 //!   failure Redis is not asked again for [`RETRY`] (then one probe). `/health/ready` says
 //!   so in its detail ([`RedisCache::health`]). Bumps made meanwhile stay queued. Before

@@ -47,22 +47,16 @@ impl Watch {
     }
 
     fn written(&self, batch: &WriteBatch) {
-        if let Some(cache) = &self.cache {
-            let series = &batch.series;
-            cache.bump(
-                series.iter().map(|s| s.key.metric.as_str()),
-                series
-                    .iter()
-                    .flat_map(|s| s.key.tags.iter().map(|(k, _)| k)),
-            );
-        }
+        self.bump(batch);
         // A copy only for a listener.
         if self.writes.receiver_count() > 0 {
             let _ = self.writes.send(Arc::new(batch.clone()));
         }
     }
 
-    fn backfilled(&self, batch: &WriteBatch) {
+    /// The cache's bumps of `batch`'s metrics (and of any name new to this process); a
+    /// backfill gets only these (a copy is not new data for the streams).
+    fn bump(&self, batch: &WriteBatch) {
         if let Some(cache) = &self.cache {
             let series = &batch.series;
             cache.bump(
@@ -153,7 +147,7 @@ impl Storage for Watched {
     /// bumped; it is not new data, so streams are not told.
     fn backfill(&self, batch: &WriteBatch) -> Result<(), StorageError> {
         self.inner.backfill(batch)?;
-        self.watch.backfilled(batch);
+        self.watch.bump(batch);
         Ok(())
     }
 

@@ -7,7 +7,9 @@
 //!
 //! Sealing moves a series' active chunk into `frozen` (still visible to reads)
 //! while it is encoded; [`Head::commit_frozen`] drops it once the blocks are in
-//! fjall. Memory is accounted in [`Head::bytes`] for backpressure. The head knows
+//! fjall. Memory is accounted in [`Head::bytes`] for backpressure. Evenly spaced
+//! timestamps are kept as runs (`times.rs`), so a collector's head costs about its
+//! values alone. The head knows
 //! nothing about the WAL beyond the positions it is handed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,9 @@ use parking_lot::Mutex;
 
 use crate::column::{dedupe_order, Col, Run};
 use crate::index::IdMap;
+use crate::times::Times;
+#[cfg(test)]
+use crate::times::RUN_BYTES;
 use crate::wal::{Lsn, NEVER};
 
 pub const SHARDS: usize = 64;
@@ -25,7 +30,8 @@ pub const SHARDS: usize = 64;
 /// Points of one series in write order, with expiry runs.
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    pub ts: Vec<i64>,
+    /// Timestamps in write order; no heap while evenly spaced (`times.rs`).
+    pub ts: Times,
     pub vals: Col,
     /// `(first index, expiry secs)`; the expiry of point `i` is that of the last run
     /// starting at or before `i`. Empty iff the chunk is empty.
@@ -40,7 +46,7 @@ pub struct Chunk {
 impl Chunk {
     pub fn new(dt: DataType) -> Chunk {
         Chunk {
-            ts: Vec::new(),
+            ts: Times::default(),
             vals: Col::new(dt),
             exp: Vec::new(),
             sorted: true,
@@ -69,7 +75,7 @@ impl Chunk {
 
     /// Bytes accounted against `max_head_bytes`.
     pub fn bytes(&self) -> usize {
-        self.ts.len() * 8 + self.vals.value_bytes() + self.exp.len() * 16
+        self.ts.heap_bytes() + self.vals.value_bytes() + self.exp.len() * 16
     }
 
     fn note(&mut self, ts: &[i64], expiry: u64) {
@@ -86,7 +92,7 @@ impl Chunk {
                 self.max_ts = self.max_ts.max(t);
             }
         }
-        self.sorted &= inc && self.ts.last().is_none_or(|&l| l < first);
+        self.sorted &= inc && self.ts.last().is_none_or(|l| l < first);
         if self.exp.last().is_none_or(|r| r.1 != expiry) {
             self.exp.push((self.ts.len() as u32, expiry));
         }
@@ -126,7 +132,7 @@ impl Chunk {
             return alive.to_run(range, now_secs);
         }
         if self.sorted {
-            let b = Run::bounds(&self.ts, range);
+            let b = self.ts.bounds(range);
             let mut vals = Col::with_capacity(dt, b.len());
             vals.extend_from_col(&self.vals, b.clone());
             let exp = if with_exp {
@@ -135,20 +141,21 @@ impl Chunk {
                 Vec::new()
             };
             return Run {
-                ts: self.ts[b].to_vec(),
+                ts: self.ts.slice(b).into_owned(),
                 vals,
                 exp,
             };
         }
-        let order = dedupe_order(&self.ts).unwrap_or_else(|| (0..self.len() as u32).collect());
+        let order =
+            dedupe_order(&self.ts.all()).unwrap_or_else(|| (0..self.len() as u32).collect());
         let idx: Vec<u32> = order
             .into_iter()
-            .filter(|&i| range.contains(self.ts[i as usize]))
+            .filter(|&i| range.contains(self.ts.get(i as usize)))
             .collect();
         let mut vals = Col::with_capacity(dt, idx.len());
         vals.extend_gather(&self.vals, &idx);
         Run {
-            ts: idx.iter().map(|&i| self.ts[i as usize]).collect(),
+            ts: idx.iter().map(|&i| self.ts.get(i as usize)).collect(),
             vals,
             exp: if with_exp {
                 idx.iter().map(|&i| self.exp_at(i as usize)).collect()
@@ -170,14 +177,14 @@ impl Chunk {
         if self.exp.len() > 1 {
             return None;
         }
-        let Some(order) = dedupe_order(&self.ts) else {
+        let Some(order) = dedupe_order(&self.ts.all()) else {
             self.sorted = true;
             return Some(0);
         };
         let mut vals = Col::with_capacity(self.vals.data_type(), order.len());
         vals.extend_gather(&self.vals, &order);
         let dropped = self.ts.len() - order.len();
-        self.ts = order.iter().map(|&i| self.ts[i as usize]).collect();
+        self.ts = Times::from_vec(order.iter().map(|&i| self.ts.get(i as usize)).collect());
         self.vals = vals;
         self.sorted = true;
         Some(dropped)
@@ -196,7 +203,7 @@ impl Chunk {
         if range.start <= self.min_ts && self.max_ts <= range.end {
             return Some(0..self.len());
         }
-        Some(Run::bounds(&self.ts, range))
+        Some(self.ts.bounds(range))
     }
 
     /// Point `i` as a one-point run, without its expiry (edge reads return values only).
@@ -204,7 +211,7 @@ impl Chunk {
         let mut vals = Col::with_capacity(self.vals.data_type(), 1);
         vals.extend_from_col(&self.vals, i..i + 1);
         Run {
-            ts: vec![self.ts[i]],
+            ts: vec![self.ts.get(i)],
             vals,
             exp: Vec::new(),
         }
@@ -219,7 +226,7 @@ impl Chunk {
         while i < self.len() {
             // Copy maximal kept stretches within one expiry run at once.
             let e = self.exp_at(i);
-            if !keep(self.ts[i], e) {
+            if !keep(self.ts.get(i), e) {
                 dropped += 1;
                 i += 1;
                 continue;
@@ -228,12 +235,12 @@ impl Chunk {
                 .first()
                 .map_or(self.len(), |r| r.0 as usize);
             let mut j = i + 1;
-            while j < run_end && keep(self.ts[j], e) {
+            while j < run_end && keep(self.ts.get(j), e) {
                 j += 1;
             }
             let mut vals = Col::new(self.vals.data_type());
             vals.extend_from_col(&self.vals, i..j);
-            out.append_col(&self.ts[i..j], &vals, e);
+            out.append_col(&self.ts.slice(i..j), &vals, e);
             i = j;
         }
         (out, dropped)
@@ -402,8 +409,8 @@ impl Head {
         h.last_write_ms = now_ms;
         f(&mut h.active);
         h.last_lsn = h.last_lsn.max(lsn);
-        self.bytes
-            .fetch_add((h.active.bytes() - before_bytes) as u64, Ordering::Relaxed);
+        // Timestamps turning from runs into a list can take fewer bytes.
+        self.resize(before_bytes, h.active.bytes());
         self.points
             .fetch_add((h.active.len() - before_len) as u64, Ordering::Relaxed);
         let queue = !h.queued && h.active.len() >= seal_points;
@@ -502,7 +509,7 @@ impl Head {
             let mut vals = Col::with_capacity(dt, keep);
             vals.extend_from_col(&h.active.vals, cut..n);
             let expiry = h.active.expiry().unwrap_or(NEVER);
-            kept.append_col(&h.active.ts[cut..], &vals, expiry);
+            kept.append_col(&h.active.ts.slice(cut..n), &vals, expiry);
         }
         let lsn = if kept.is_empty() {
             None
@@ -517,10 +524,8 @@ impl Head {
             let cut = chunk.len() - kept.len();
             chunk.ts.truncate(cut);
             chunk.vals.truncate(cut);
-            chunk.max_ts = chunk.ts[cut - 1];
-            let after = chunk.bytes() + kept.bytes();
-            self.bytes
-                .fetch_add(after.saturating_sub(before) as u64, Ordering::Relaxed);
+            chunk.max_ts = chunk.ts.get(cut - 1);
+            self.resize(before, chunk.bytes() + kept.bytes());
             h.active = kept;
             h.min_segment = lsn.segment;
             h.last_lsn = lsn;
@@ -617,7 +622,9 @@ impl Head {
         let last = present.next().unwrap_or(first);
         // Frozen points were written before the active ones, but late data can make the
         // two overlap; then timestamps may repeat and only a merge can tell.
-        if !std::ptr::eq(first, last) && first.0.ts[first.1.end - 1] >= last.0.ts[last.1.start] {
+        if !std::ptr::eq(first, last)
+            && first.0.ts.get(first.1.end - 1) >= last.0.ts.get(last.1.start)
+        {
             return None;
         }
         let mut ts = Vec::new();
@@ -626,9 +633,9 @@ impl Head {
             let upto = if c.min_ts > sealed_max {
                 0 // the usual case: the head starts after the newest block
             } else {
-                c.ts[b.clone()].partition_point(|&t| t <= sealed_max)
+                c.ts.slice(b.clone()).partition_point(|&t| t <= sealed_max)
             };
-            ts.extend_from_slice(&c.ts[b.start..b.start + upto]);
+            ts.extend_from_slice(&c.ts.slice(b.start..b.start + upto));
             count += b.len() as u64;
         }
         let point = match order {
@@ -637,8 +644,8 @@ impl Head {
         };
         Some(HeadEdge {
             point,
-            first_ts: first.0.ts[first.1.start],
-            last_ts: last.0.ts[last.1.end - 1],
+            first_ts: first.0.ts.get(first.1.start),
+            last_ts: last.0.ts.get(last.1.end - 1),
             count,
             ts,
         })
@@ -649,11 +656,22 @@ impl Head {
         if h.active.sorted {
             return;
         }
-        let before = h.active.bytes() as u64;
-        if let Some(dropped) = h.active.normalize().filter(|&d| d > 0) {
-            self.bytes
-                .fetch_sub(before - h.active.bytes() as u64, Ordering::Relaxed);
+        let before = h.active.bytes();
+        if let Some(dropped) = h.active.normalize() {
+            // Sorting may also make the timestamps evenly spaced (no heap).
+            self.resize(before, h.active.bytes());
             self.points.fetch_sub(dropped as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Accounts a change of the head's memory from `before` to `after` bytes.
+    fn resize(&self, before: usize, after: usize) {
+        if after >= before {
+            self.bytes
+                .fetch_add((after - before) as u64, Ordering::Relaxed);
+        } else {
+            self.bytes
+                .fetch_sub((before - after) as u64, Ordering::Relaxed);
         }
     }
 
@@ -779,6 +797,14 @@ mod tests {
         }
     }
 
+    /// The memory of every series head, summed: what `Head::bytes` must say.
+    fn accounted(h: &Head) -> u64 {
+        h.shards
+            .iter()
+            .map(|s| s.lock().values().map(|h| h.bytes() as u64).sum::<u64>())
+            .sum()
+    }
+
     fn longs(ts: &[i64], v: &[i64]) -> Points {
         Points::Long {
             ts: ts.to_vec(),
@@ -815,7 +841,9 @@ mod tests {
         assert_eq!(runs[0].ts, vec![2, 3]);
         // The first read normalized the chunk: the overwritten point is gone for good.
         assert_eq!(h.points(), 4);
-        assert_eq!(h.bytes(), 4 * 8 + 4 * 8 + 16);
+        // Sorted, the timestamps are one evenly spaced run again.
+        assert_eq!(h.bytes(), 4 * 8 + 16 + RUN_BYTES as u64);
+        assert_eq!(h.bytes(), accounted(&h));
         let range = TimeRange::new(2, 10);
         let edge = h.edge(1, DataType::Long, range, Order::Asc, 3, 0).unwrap();
         assert_eq!(
@@ -904,11 +932,11 @@ mod tests {
         let runs = h.snapshot(1, TimeRange::ALL, 0);
         assert_eq!(runs[1].ts, vec![8, 9, 10]);
         assert_eq!(h.points(), points - 1, "the overwrite is gone");
-        assert_eq!(
-            h.bytes(),
-            bytes - 16 + 16,
-            "one point less, one expiry run more"
+        assert!(
+            h.bytes() < bytes,
+            "one point less, and sorted timestamps in runs"
         );
+        assert_eq!(h.bytes(), accounted(&h));
         h.commit_frozen(1, |_| {});
         assert_eq!(h.min_segment(), Some(3));
         assert_eq!((h.points(), h.len(1)), (3, 3));
@@ -1002,5 +1030,39 @@ mod tests {
         assert_eq!(h.points(), 0);
         assert_eq!(h.bytes(), 0);
         assert_eq!(h.series_count(), 0);
+    }
+
+    #[test]
+    fn evenly_spaced_timestamps_cost_the_head_only_their_values() {
+        let h = Head::new();
+        let append = |ts: &[i64], at: u64| {
+            let v: Vec<i64> = ts.to_vec();
+            h.append_points(1, &longs(ts, &v), NEVER, lsn(1, at), 0, 100, || {});
+        };
+        let r = RUN_BYTES as u64;
+        append(&[10, 20, 30, 40], 10);
+        assert_eq!(
+            h.bytes(),
+            4 * 8 + 16 + r,
+            "values, one expiry run, one time run"
+        );
+        // Out of order (two writers): a run each, then sorted by the next read, which
+        // makes them one run again; the accounting follows both ways.
+        append(&[70, 80], 20);
+        append(&[50, 60], 30);
+        assert_eq!(h.bytes(), 8 * 8 + 16 + 3 * r);
+        assert_eq!(h.bytes(), accounted(&h));
+        let all: Vec<i64> = (1..=8).map(|i| i * 10).collect();
+        assert_eq!(h.snapshot(1, TimeRange::ALL, 0)[0].ts, all);
+        assert_eq!(h.bytes(), 8 * 8 + 16 + r);
+        assert_eq!(h.bytes(), accounted(&h));
+        // Uneven steps cost a list once runs would cost more.
+        append(&[81, 83, 86, 90, 95, 101, 108, 116, 125, 135], 40);
+        assert_eq!(h.bytes(), 18 * 8 + 16 + 18 * 8);
+        assert_eq!(h.bytes(), accounted(&h));
+        let f = h.freeze(1).expect("a head to seal");
+        assert_eq!(f.chunk.len(), 18);
+        h.commit_frozen(1, |_| {});
+        assert_eq!(h.bytes(), 0);
     }
 }

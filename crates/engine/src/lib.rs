@@ -68,6 +68,7 @@ pub mod queue;
 mod sealed;
 mod services;
 mod store;
+mod times;
 mod wal;
 
 #[cfg(test)]

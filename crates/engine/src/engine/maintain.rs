@@ -204,7 +204,7 @@ impl Inner {
                     let start = wal::begin_record(&mut buf, wal::REC_POINTS);
                     put_uvarint(&mut buf, 1);
                     let expiry = kept.expiry().unwrap_or(NEVER);
-                    wal::encode_col_chunk(&mut buf, sid, expiry, &kept.ts, &kept.vals);
+                    wal::encode_col_chunk(&mut buf, sid, expiry, &kept.ts.all(), &kept.vals);
                     wal::finish_record(&mut buf, start);
                     let lsn = wal
                         .append(&[&buf])

@@ -429,6 +429,15 @@ impl Storage for Engine {
     ) -> Result<Vec<SeriesKey>, StorageError> {
         self.with(|i| i.series_keys(metric, filter, range))
     }
+    /// The index, the summaries and the heads are in memory.
+    fn series_keys_now(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Option<Result<Vec<SeriesKey>, StorageError>> {
+        Some(self.series_keys(metric, filter, range))
+    }
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
         self.with(|i| Ok(i.registry.metric_names(prefix)))
     }

@@ -696,6 +696,15 @@ impl Storage for DeliveryQueue {
     ) -> Result<Vec<SeriesKey>, StorageError> {
         self.shared.inner.series_keys(metric, filter, range)
     }
+
+    fn series_keys_now(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Option<Result<Vec<SeriesKey>, StorageError>> {
+        self.shared.inner.series_keys_now(metric, filter, range)
+    }
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
         self.shared.inner.metric_names(prefix)
     }

@@ -101,6 +101,20 @@ pub trait Storage: ServiceStore + Send + Sync + 'static {
         range: TimeRange,
     ) -> Result<Vec<SeriesKey>, StorageError>;
 
+    /// [`Storage::series_keys`] when this storage answers it without waiting on I/O (an
+    /// index in memory), so a caller on an async worker may call it in place; `None`
+    /// (the default: a backend over the network) asks for `series_keys` where blocking
+    /// is fine. When it answers, the answer is `series_keys`'.
+    fn series_keys_now(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Option<Result<Vec<SeriesKey>, StorageError>> {
+        let _ = (metric, filter, range);
+        None
+    }
+
     /// Metric names, sorted, optionally only those starting with `prefix`.
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError>;
 

@@ -280,11 +280,18 @@ fn keys_of(s: &dyn Storage, q: &SeriesQuery) -> Vec<SeriesKey> {
     read(s, q).into_iter().map(|d| (*d.key).clone()).collect()
 }
 
+/// `series_keys`, checking on the way that `series_keys_now`, where the backend
+/// answers it, answers the same.
 fn series_keys(s: &dyn Storage, metric: &str, f: &TagFilter, r: TimeRange) -> Vec<SeriesKey> {
     let mut k = s
         .series_keys(metric, f, r)
         .unwrap_or_else(|e| panic!("series_keys({metric}, {f:?}, {r:?}) failed: {e}"));
     k.sort();
+    if let Some(now) = s.series_keys_now(metric, f, r) {
+        let mut now = now.unwrap_or_else(|e| panic!("series_keys_now({metric}) failed: {e}"));
+        now.sort();
+        assert_eq!(now, k, "series_keys_now({metric}, {f:?}, {r:?})");
+    }
     k
 }
 

@@ -164,6 +164,15 @@ impl Storage for Watched {
         self.inner.series_keys(metric, filter, range)
     }
 
+    fn series_keys_now(
+        &self,
+        metric: &str,
+        filter: &TagFilter,
+        range: TimeRange,
+    ) -> Option<Result<Vec<SeriesKey>, StorageError>> {
+        self.inner.series_keys_now(metric, filter, range)
+    }
+
     fn metric_names(&self, prefix: Option<&str>) -> Result<Vec<String>, StorageError> {
         self.inner.metric_names(prefix)
     }

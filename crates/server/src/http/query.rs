@@ -39,7 +39,10 @@ use axum::response::Response;
 use tokio::task::JoinSet;
 use tracing::field::Empty;
 
-use kairosdb_model::{Coverage, DeleteRequest, MetricQuery, QueryRequest, QueryResult, Storage};
+use kairosdb_model::{
+    Coverage, DeleteRequest, MetricQuery, QueryRequest, QueryResult, SeriesKey, Storage,
+    StorageError,
+};
 use kairosdb_protocol::query::parse_query_request;
 use kairosdb_protocol::response::{join_query_results, write_query_result, write_tags_response};
 use kairosdb_query::{Budget, Executed, QueryError};
@@ -558,35 +561,72 @@ pub async fn query_tags(
     timed(&state, TAGS_URL, started, result)
 }
 
+/// Answers on the async worker when the body is small and the storage lists series
+/// keys without waiting on I/O (`Storage::series_keys_now`: the embedded engine's
+/// index); on the blocking pool otherwise. Handing a lookup of a few hundred series to
+/// the pool and back cost more server CPU than the lookup (query-tags in
+/// docs/benchmarks.md).
 async fn tags_of(state: Arc<AppState>, body: Vec<u8>) -> Result<Response, ApiError> {
+    if body.len() <= INLINE_BODY_BYTES {
+        let request = parse(&body)?;
+        let now = tag_sets(&request, |m| {
+            state
+                .storage
+                .series_keys_now(&m.name, &m.filter, request.range)
+        });
+        if let Some(sets) = now {
+            return Ok(tags_response(&request, &sets?));
+        }
+    }
     blocking(move || {
         let request = parse(&body)?;
-        let mut tag_sets = Vec::with_capacity(request.metrics.len());
-        for metric in &request.metrics {
-            let mut tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for key in state
-                .storage
-                .series_keys(&metric.name, &metric.filter, request.range)?
-            {
-                for (name, value) in key.tags.iter() {
-                    tags.entry(name.to_string())
-                        .or_default()
-                        .insert(value.to_string());
-                }
-            }
-            tag_sets.push(tags);
-        }
-        let results: Vec<_> = request
-            .metrics
-            .iter()
-            .zip(&tag_sets)
-            .map(|(m, tags)| (m.name.as_str(), tags))
-            .collect();
-        let mut out = Vec::new();
-        write_tags_response(&mut out, &results);
-        Ok(json_response(StatusCode::OK, out))
+        let sets = tag_sets(&request, |m| {
+            Some(state.storage.series_keys(&m.name, &m.filter, request.range))
+        });
+        let sets = sets.expect("every metric answered")?;
+        Ok(tags_response(&request, &sets))
     })
     .await
+}
+
+/// Tag name → values of the series matching one metric query.
+type TagSet = BTreeMap<String, BTreeSet<String>>;
+
+/// The tag set of every metric of `request`, from the series keys `keys_of` lists for
+/// it; `None` as soon as `keys_of` answers none.
+fn tag_sets(
+    request: &QueryRequest,
+    mut keys_of: impl FnMut(&MetricQuery) -> Option<Result<Vec<SeriesKey>, StorageError>>,
+) -> Option<Result<Vec<TagSet>, ApiError>> {
+    let mut sets = Vec::with_capacity(request.metrics.len());
+    for metric in &request.metrics {
+        let keys = match keys_of(metric)? {
+            Ok(keys) => keys,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let mut tags = TagSet::new();
+        for key in keys {
+            for (name, value) in key.tags.iter() {
+                tags.entry(name.to_string())
+                    .or_default()
+                    .insert(value.to_string());
+            }
+        }
+        sets.push(tags);
+    }
+    Some(Ok(sets))
+}
+
+fn tags_response(request: &QueryRequest, sets: &[TagSet]) -> Response {
+    let results: Vec<_> = request
+        .metrics
+        .iter()
+        .zip(sets)
+        .map(|(m, tags)| (m.name.as_str(), tags))
+        .collect();
+    let mut out = Vec::new();
+    write_tags_response(&mut out, &results);
+    json_response(StatusCode::OK, out)
 }
 
 /// Spec §1.8: every point of every matching series inside the query range is deleted.

@@ -9,8 +9,8 @@
 //! while it is encoded; [`Head::commit_frozen`] drops it once the blocks are in
 //! fjall. Memory is accounted in [`Head::bytes`] for backpressure. Evenly spaced
 //! timestamps are kept as runs (`times.rs`), so a collector's head costs about its
-//! values alone. The head knows
-//! nothing about the WAL beyond the positions it is handed.
+//! values alone. The head knows nothing about the WAL beyond the positions it is
+//! handed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -630,12 +630,12 @@ impl Head {
         let mut ts = Vec::new();
         let mut count = 0;
         for (c, b) in parts.iter().flatten() {
-            let upto = if c.min_ts > sealed_max {
-                0 // the usual case: the head starts after the newest block
-            } else {
-                c.ts.slice(b.clone()).partition_point(|&t| t <= sealed_max)
-            };
-            ts.extend_from_slice(&c.ts.slice(b.start..b.start + upto));
+            // Usually the head starts after the newest block and overwrites nothing.
+            if c.min_ts <= sealed_max {
+                let part = c.ts.slice(b.clone());
+                let upto = part.partition_point(|&t| t <= sealed_max);
+                ts.extend_from_slice(&part[..upto]);
+            }
             count += b.len() as u64;
         }
         let point = match order {

@@ -20,7 +20,7 @@ use kairosdb_model::TimeRange;
 
 /// One evenly spaced run: `len` timestamps `first + i · step`, `step > 0` once `len ≥ 2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Run {
+pub struct Progression {
     first: i64,
     step: i64,
     /// Index one past this run's last timestamp in the chunk.
@@ -28,13 +28,13 @@ pub struct Run {
 }
 
 /// A run costs what three list timestamps cost.
-pub const RUN_BYTES: usize = std::mem::size_of::<Run>();
+pub const RUN_BYTES: usize = std::mem::size_of::<Progression>();
 
 /// Timestamps in write order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Times {
     /// Evenly spaced runs, in write order.
-    Runs(Vec<Run>),
+    Runs(Vec<Progression>),
     /// Anything else, as written.
     List(Vec<i64>),
 }
@@ -115,7 +115,7 @@ impl Times {
                     *self = Times::List(v);
                     return;
                 }
-                runs.push(Run {
+                runs.push(Progression {
                     first: t,
                     step: 0,
                     end: len + 1,
@@ -174,7 +174,7 @@ impl Times {
 }
 
 /// Extends the last run by `t` when `t` continues it.
-fn continues(runs: &mut [Run], t: i64) -> bool {
+fn continues(runs: &mut [Progression], t: i64) -> bool {
     let start = match runs {
         [] => return false,
         [.., p, _] => p.end,

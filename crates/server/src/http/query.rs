@@ -567,7 +567,8 @@ pub async fn query_tags(
 /// the pool and back cost more server CPU than the lookup (query-tags in
 /// docs/benchmarks.md).
 async fn tags_of(state: Arc<AppState>, body: Vec<u8>) -> Result<Response, ApiError> {
-    if body.len() <= INLINE_BODY_BYTES {
+    // A small body is parsed here once, whichever side answers.
+    let parsed = if body.len() <= INLINE_BODY_BYTES {
         let request = parse(&body)?;
         let now = tag_sets(&request, |m| {
             state
@@ -577,9 +578,15 @@ async fn tags_of(state: Arc<AppState>, body: Vec<u8>) -> Result<Response, ApiErr
         if let Some(sets) = now {
             return Ok(tags_response(&request, &sets?));
         }
-    }
+        Some(request)
+    } else {
+        None
+    };
     blocking(move || {
-        let request = parse(&body)?;
+        let request = match parsed {
+            Some(request) => request,
+            None => parse(&body)?,
+        };
         let sets = tag_sets(&request, |m| {
             Some(state.storage.series_keys(&m.name, &m.filter, request.range))
         });

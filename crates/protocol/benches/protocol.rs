@@ -1,7 +1,8 @@
 //! Criterion benches for the wire formats, on TSBS-like "devops cpu-only" data
 //! (10 tags per series, `cpu.*` metrics, one reading per 10 s):
 //! * `ingest/*`: `parse_ingest` on one 10,000-point body (100 series × 100 points),
-//!   integer and 2-decimal float values — reported as points/s;
+//!   integer and 2-decimal float values, and 1,000 series × 10 integer points (the shape
+//!   of the side-by-side benchmark's requests) — reported as points/s;
 //! * `telnet/put`: `parse_line` over 10,000 `put` lines — lines/s;
 //! * `response/*`: `write_query_response` for 10,000 points (integers, 2-decimal
 //!   doubles, and whole-number doubles as an aggregator of integers gives) — points/s; and
@@ -88,11 +89,13 @@ fn value(rng: &mut Rng, float: bool) -> String {
     }
 }
 
-/// 10 hosts × 10 fields = 100 series, 100 points each.
-pub fn tsbs_json(float: bool) -> Vec<u8> {
+/// `hosts` × 10 fields series, 10,000 points in all (10 hosts: 100 points an object;
+/// 100 hosts: 10, as the side-by-side benchmark's requests).
+pub fn tsbs_json(float: bool, hosts: usize) -> Vec<u8> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut body = String::from("[");
-    for h in 0..10 {
+    let per_object = 10_000 / (hosts * FIELDS.len()) as i64;
+    for h in 0..hosts {
         let tags = host_tags(&mut rng, h);
         for f in FIELDS {
             if body.len() > 1 {
@@ -106,7 +109,7 @@ pub fn tsbs_json(float: bool) -> Vec<u8> {
                 body.push_str(&format!("\"{k}\":\"{v}\""));
             }
             body.push_str("},\"datapoints\":[");
-            for p in 0..100 {
+            for p in 0..per_object {
                 if p > 0 {
                     body.push(',');
                 }
@@ -220,8 +223,12 @@ fn lastpoint_input() -> Vec<QueryResult> {
 
 fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest");
-    for (name, float) in [("tsbs_int", false), ("tsbs_float2", true)] {
-        let body = tsbs_json(float);
+    for (name, float, hosts) in [
+        ("tsbs_int", false, 10),
+        ("tsbs_float2", true, 10),
+        ("tsbs_int_1000_series", false, 100),
+    ] {
+        let body = tsbs_json(float, hosts);
         let out = ingest::parse_ingest(&body);
         assert!(out.errors.is_empty(), "{:?}", out.errors);
         assert_eq!(out.batch.point_count(), 10_000);

@@ -13,6 +13,9 @@
 //!    `DataPointsParser.validateAndAddDataPoints` does, the series slot is resolved once
 //!    per (object, data type), and the columns are appended to the batch in one go (the
 //!    staged entries go through Java's conversion rules one by one).
+//!    Before serde, [`common`] tries the shape nearly every client sends with a
+//!    hand-written tokenizer (the same state, scanner and step 2); any other body, or
+//!    any surprise in it, goes to serde whole.
 //! 3. Only if the strict parse hits a syntax error is the body rewritten by
 //!    [`crate::lenient::to_strict`] (Gson lenient mode, which KairosDB applies inside each
 //!    metric object) and parsed again.
@@ -40,6 +43,8 @@ use serde_json::value::RawValue;
 
 use crate::javanum;
 use crate::lenient;
+
+mod common;
 
 /// Result of parsing one ingest body.
 #[derive(Debug, Default)]
@@ -94,7 +99,7 @@ pub fn parse_ingest(body: &[u8]) -> IngestOutcome {
         }
     }
 
-    let run = run(body);
+    let run = common::run(body).unwrap_or_else(|| run(body));
     match run.end {
         End::Ok => run.outcome(),
         End::Abort(..) | End::Eof { .. } => run.finish_with_end(),
@@ -211,22 +216,7 @@ impl Run {
 
 /// One strict serde pass over `json`.
 fn run(json: &[u8]) -> Run {
-    let mut st = State {
-        builder: BatchBuilder::new(),
-        errors: Vec::new(),
-        abort: None,
-        in_object: false,
-        index: 0,
-        key: Cow::Borrowed(""),
-        tags: Vec::new(),
-        dp: Staging {
-            points: Vec::new(),
-            raw: "",
-            fast: false,
-            long_cols: (Vec::new(), Vec::new()),
-            double_cols: (Vec::new(), Vec::new()),
-        },
-    };
+    let mut st = State::new();
     let mut de = serde_json::Deserializer::from_slice(json);
     // KairosDB never reads past the top-level value, so trailing bytes are ignored
     // (no `de.end()`).
@@ -307,6 +297,25 @@ struct Staging<'de> {
 }
 
 impl State<'_> {
+    fn new() -> Self {
+        State {
+            builder: BatchBuilder::new(),
+            errors: Vec::new(),
+            abort: None,
+            in_object: false,
+            index: 0,
+            key: Cow::Borrowed(""),
+            tags: Vec::new(),
+            dp: Staging {
+                points: Vec::new(),
+                raw: "",
+                fast: false,
+                long_cols: (Vec::new(), Vec::new()),
+                double_cols: (Vec::new(), Vec::new()),
+            },
+        }
+    }
+
     fn path(&self) -> String {
         if self.in_object {
             if self.key.is_empty() {
@@ -355,7 +364,8 @@ impl<'de> Staging<'de> {
             b'n' => Ok(false),
             b'[' => {
                 self.raw = raw;
-                self.fast = scan_fast(raw.as_bytes(), &mut self.long_cols, &mut self.double_cols);
+                self.fast =
+                    scan_fast(raw.as_bytes(), &mut self.long_cols, &mut self.double_cols).is_some();
                 if !self.fast {
                     self.clear_columns();
                     scan_entries(raw, &mut self.points).map_err(expected_array)?;
@@ -732,22 +742,24 @@ impl<'de> Visitor<'de> for TagsSeed<'_, 'de> {
 }
 
 /// Fast staging of a `datapoints` array whose entries are all `[integer, plain number]`
-/// (the shape every client sends): fills the per-object columns and returns `true`;
-/// returns `false` at the first other entry (the caller then uses [`scan_entries`]).
-/// `raw` is valid JSON (serde checked it while reading the `RawValue`).
+/// (the shape every client sends): fills the per-object columns and returns where the
+/// array ends (just past its `]`); returns `None` at the first other entry (the caller
+/// then uses [`scan_entries`], or [`fast`] gives the body to serde). `raw` starts with
+/// the array's `[`; it need not be valid JSON, nor end with the array: whatever this
+/// accepts is valid JSON.
 fn scan_fast(
     raw: &[u8],
     st_long: &mut (Vec<i64>, Vec<i64>),
     st_double: &mut (Vec<i64>, Vec<f64>),
-) -> bool {
+) -> Option<usize> {
     let n = raw.len();
     let mut i = skip_ws(raw, 1);
     if i < n && raw[i] == b']' {
-        return true;
+        return Some(i + 1);
     }
     loop {
         if i >= n || raw[i] != b'[' {
-            return false;
+            return None;
         }
         i = skip_ws(raw, i + 1);
         // Timestamp: a plain integer, scanned and parsed in one pass.
@@ -756,14 +768,14 @@ fn scan_fast(
         let start = i;
         let digits;
         (i, digits) = scan_digits(raw, i, 0);
-        if i == start || i - start > 18 {
-            return false;
+        if i == start || i - start > 18 || (raw[start] == b'0' && i - start > 1) {
+            return None;
         }
         // At most 18 digits: below 2^63.
         let ts = if neg { -(digits as i64) } else { digits as i64 };
         i = skip_ws(raw, i);
         if i >= n || raw[i] != b',' {
-            return false;
+            return None;
         }
         i = skip_ws(raw, i + 1);
         // Value: digits with at most one dot, no exponent, scanned and parsed in one
@@ -782,16 +794,20 @@ fn scan_fast(
             (i, mant) = scan_digits(raw, i, mant);
             frac = i - fs;
         }
-        if int_digits == 0 || int_digits + frac > 18 || (is_double && frac == 0) {
-            return false;
+        if int_digits == 0
+            || int_digits + frac > 18
+            || (is_double && frac == 0)
+            || (raw[start] == b'0' && int_digits > 1)
+        {
+            return None;
         }
         i = skip_ws(raw, i);
         if i >= n || raw[i] != b']' {
-            return false;
+            return None;
         }
         if is_double {
             if mant > (1u64 << 53) || frac >= POW10.len() {
-                return false;
+                return None;
             }
             let v = mant as f64 / POW10[frac];
             st_double.0.push(ts);
@@ -804,8 +820,8 @@ fn scan_fast(
         i = skip_ws(raw, i + 1);
         match raw.get(i) {
             Some(b',') => i = skip_ws(raw, i + 1),
-            Some(b']') => return true,
-            _ => return false,
+            Some(b']') => return Some(i + 1),
+            _ => return None,
         }
     }
 }

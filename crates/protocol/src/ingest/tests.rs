@@ -968,3 +968,210 @@ fn a_timestamp_beyond_a_long_is_a_400_naming_metric_and_entry() {
     let (longs, _) = long_and_double_points(&o);
     assert_eq!(longs, [(1, 1), (i64::MAX, 7)]);
 }
+
+// The hand-read common shape (`common.rs`) answers exactly as serde does, or leaves the
+// body to serde.
+
+/// Both passes over `body`: the common-shape reader's outcome (`None` if it left the
+/// body to serde) and serde's.
+fn both_passes(body: &str) -> (Option<IngestOutcome>, IngestOutcome) {
+    let fast = common::run(body.as_bytes()).map(Run::finish_with_end);
+    (fast, run(body.as_bytes()).finish_with_end())
+}
+
+fn assert_same_outcome(a: &IngestOutcome, b: &IngestOutcome, body: &str) {
+    assert_eq!(a.errors, b.errors, "{body}");
+    assert_eq!(a.internal_error, b.internal_error, "{body}");
+    assert_eq!(a.batch, b.batch, "{body}");
+}
+
+#[test]
+fn the_common_shape_is_read_without_serde_and_answers_as_serde_does() {
+    let bodies = [
+        r#"[{"name":"m","tags":{"host":"a","dc":"x"},"datapoints":[[1,2],[2,2.5],[3,-0]]}]"#.to_owned(),
+        format!(" [ {{ \"datapoints\" : [ [ 1 , 2 ] ] , {TAGS} , \"name\" : \"m\" }} ,\n{{\"name\":\"n\",\"type\":\"double\",\"datapoints\":[[5,1]],{TAGS}}} ] trailing"),
+        "[]".to_owned(),
+        format!(r#"[{{"name":"m","type":"nope","datapoints":[[1,2]],{TAGS}}}]"#),
+        // Validation errors are the shared `commit`'s: they stay on the fast path.
+        format!(r#"[{{"name":"","datapoints":[[1,2]],{TAGS}}},{{"name":"m","tags":{{}},"datapoints":[[1,2]]}},{{"name":"m","tags":{{"h":""}},"datapoints":[]}},{{}}]"#),
+        "[{\"name\":\"caf\u{e9}\",\"tags\":{\"h\u{4f60}\":\"v\"},\"datapoints\":[[1,2]]}]".to_owned(),
+    ];
+    for body in &bodies {
+        let (fast, slow) = both_passes(body);
+        let fast = fast.unwrap_or_else(|| panic!("left to serde: {body}"));
+        assert_same_outcome(&fast, &slow, body);
+    }
+}
+
+#[test]
+fn anything_outside_the_common_shape_is_left_to_serde() {
+    let bodies = [
+        // Not an array, escapes, other members, other numbers, duplicates.
+        format!(r#"{{"name":"m","datapoints":[[1,2]],{TAGS}}}"#),
+        format!(r#"[{{"name":"m\"","datapoints":[[1,2]],{TAGS}}}]"#),
+        r#"[{"name":"m","tags":{"h":"a\\b"},"datapoints":[[1,2]]}]"#.to_owned(),
+        format!(r#"[{{"name":"m","ttl":"5","datapoints":[[1,2]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","ttl":5.0,"datapoints":[[1,2]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","ttl":99999999999,"datapoints":[[1,2]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","timestamp":1,"value":2,{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","datapoints":[[01,2]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","datapoints":[[1,02]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","datapoints":[[1,2e3]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","datapoints":[[1,"2"]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","datapoints":[[1,2,"long"]],{TAGS}}}]"#),
+        format!(r#"[{{"name":"m","name":"n","datapoints":[[1,2]],{TAGS}}}]"#),
+        r#"[{"name":"m","tags":{"h":"a","h":"b"},"datapoints":[[1,2]]}]"#.to_owned(),
+        format!(r#"[{{"name":null,"datapoints":[[1,2]],{TAGS}}}]"#),
+        r#"[{"name":"m","tags":{"h":null},"datapoints":[[1,2]]}]"#.to_owned(),
+        format!("[{{\"name\":\"m\ttab\",\"datapoints\":[[1,2]],{TAGS}}}]"),
+        // Syntax errors, and Gson's leniency.
+        format!(r#"[{{"name":"m","datapoints":[[1,2]],{TAGS}}}"#),
+        format!(r#"[{{"name":"m","datapoints":[[1,2]],{TAGS},}}]"#),
+        format!(r#"[{{name:"m","datapoints":[[1,2]],{TAGS}}}]"#),
+    ];
+    for body in &bodies {
+        let (fast, _) = both_passes(body);
+        assert!(fast.is_none(), "read by hand: {body}");
+    }
+    let invalid_utf8 = b"[{\"name\":\"m\xff\",\"datapoints\":[[1,2]],\"tags\":{\"h\":\"a\"}}]";
+    assert!(common::run(invalid_utf8).is_none());
+}
+
+/// Bodies near the common shape: mostly valid objects (so the hand reader has work),
+/// each member drawn from what the reader accepts and what it must leave to serde.
+fn arb_near_common_body() -> impl Strategy<Value = String> {
+    let string = prop_oneof![
+        60 => Just("\"m\""),
+        1 => Just("\"\""),
+        2 => Just("\"a b\""),
+        1 => Just("\"\\u00e9\""),
+        1 => Just("\"q\\\"\""),
+        2 => Just("\"\u{e9}\u{4f60}\""),
+        1 => Just("null"),
+        1 => Just("5"),
+    ];
+    let rare_number = prop_oneof![
+        Just("007"),
+        Just("1."),
+        Just("1e3"),
+        Just("1234567890123456789"),
+        Just("9007199254740993.5"),
+        Just("\"4\""),
+        Just("-"),
+    ];
+    let timestamp = prop_oneof![
+        40 => prop_oneof![Just("0"), Just("-0"), Just("12"), Just("123456789012345678")],
+        1 => rare_number.clone(),
+    ];
+    let value = prop_oneof![
+        40 => prop_oneof![Just("0"), Just("-0"), Just("12"), Just("-3.25"), Just("0.5")],
+        1 => rare_number,
+    ];
+    let entry = (timestamp, value, 0..12usize).prop_map(|(t, v, shape)| match shape {
+        0 => format!("[ {t} , {v} ]"),
+        1 => format!("[{t},{v},\"long\"]"),
+        _ => format!("[{t},{v}]"),
+    });
+    let datapoints = prop_oneof![
+        20 => proptest::collection::vec(entry, 0..4).prop_map(|e| format!("[{}]", e.join(","))),
+        1 => Just("null".to_owned()),
+        1 => Just("{}".to_owned()),
+    ];
+    let tag_name = prop_oneof![
+        20 => Just("\"a\""),
+        20 => Just("\"b\""),
+        20 => Just("\"c\""),
+        1 => string.clone(),
+    ];
+    let tags = prop_oneof![
+        20 => proptest::collection::vec((tag_name, string.clone()), 0..3).prop_map(|t| {
+            let t: Vec<String> = t.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{{{}}}", t.join(","))
+        }),
+        1 => Just("null".to_owned()),
+    ];
+    let ty = prop_oneof![
+        5 => Just("\"long\""),
+        5 => Just("\"double\""),
+        1 => Just("\"nope\""),
+        1 => Just("null"),
+    ];
+    let ttl = prop_oneof![
+        5 => Just("5"),
+        5 => Just("-1"),
+        1 => Just("05"),
+        1 => Just("1.0"),
+        1 => Just("3000000000"),
+    ];
+    // Each object: its name, tags and datapoints (in a drawn order), sometimes a type, a
+    // ttl or a member the reader leaves to serde.
+    let object = (
+        string,
+        tags,
+        datapoints,
+        proptest::option::weighted(0.2, ty),
+        proptest::option::weighted(0.2, ttl),
+        proptest::option::weighted(0.05, Just("\"skip_validate\":true")),
+        0..6usize,
+    )
+        .prop_map(|(name, tags, dp, ty, ttl, other, order)| {
+            let mut m = vec![
+                format!("\"name\":{name}"),
+                format!("\"tags\":{tags}"),
+                format!("\"datapoints\":{dp}"),
+            ];
+            m.rotate_left(order % 3);
+            if order >= 3 {
+                m.swap(0, 1);
+            }
+            m.extend(ty.map(|t| format!("\"type\":{t}")));
+            m.extend(ttl.map(|t| format!("\"ttl\":{t}")));
+            m.extend(other.map(str::to_owned));
+            format!("{{{}}}", m.join(","))
+        });
+    (
+        proptest::collection::vec(object, 0..3),
+        proptest::option::weighted(0.1, any::<prop::sample::Index>()),
+    )
+        .prop_map(|(o, cut)| {
+            let body = format!("[{}]", o.join(","));
+            match cut {
+                Some(at) => {
+                    let at = (0..=at.index(body.len()))
+                        .rev()
+                        .find(|&i| body.is_char_boundary(i));
+                    body[..at.unwrap_or(0)].to_owned()
+                }
+                None => body,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Whatever the hand reader accepts, it answers exactly as serde.
+    #[test]
+    fn the_common_shape_reader_agrees_with_serde(body in arb_near_common_body()) {
+        let (fast, slow) = both_passes(&body);
+        if let Some(fast) = fast {
+            assert_same_outcome(&fast, &slow, &body);
+        }
+    }
+}
+
+#[test]
+fn a_tsbs_body_is_read_by_hand() {
+    let objects: Vec<String> = (0..50)
+        .map(|h| {
+            format!(
+                r#"{{"name":"cpu.usage_user","tags":{{"hostname":"host_{h}","region":"eu"}},"ttl":{h},"datapoints":[[10,1],[20,-2],[30,3.5]]}}"#
+            )
+        })
+        .collect();
+    let body = format!("[{}]", objects.join(","));
+    let (fast, slow) = both_passes(&body);
+    let fast = fast.expect("the common shape");
+    assert_same_outcome(&fast, &slow, &body);
+    assert_eq!(fast.batch.point_count(), 150);
+}

@@ -329,7 +329,7 @@ impl BatchBuilder {
             i < NO_SLOT as usize,
             "BUG: more than 2^32-1 series in one batch"
         );
-        let tags = crate::Tags::from_pairs(tags);
+        let tags = crate::Tags::from_sorted_unique(tags);
         self.batch.series.push(SeriesPoints {
             key: SeriesKey::new(metric, data_type, tags),
             ttl_secs,

@@ -145,6 +145,28 @@ impl Tags {
         Tags::default()
     }
 
+    /// Builds tags from pairs already sorted by name with unique names (what a
+    /// parser's sorted tag list holds), skipping [`Tags::from_pairs`]' copy and sort.
+    pub fn from_sorted_unique<'t>(
+        pairs: impl ExactSizeIterator<Item = (&'t str, &'t str)> + Clone,
+    ) -> Tags {
+        debug_assert!(pairs
+            .clone()
+            .zip(pairs.clone().skip(1))
+            .all(|(a, b)| a.0 < b.0));
+        let mut t = Tags {
+            text: String::with_capacity(pairs.clone().map(|(k, v)| k.len() + v.len()).sum()),
+            ends: Vec::with_capacity(2 * pairs.len()),
+        };
+        for (k, v) in pairs {
+            t.text.push_str(k);
+            t.ends.push(t.text.len());
+            t.text.push_str(v);
+            t.ends.push(t.text.len());
+        }
+        t
+    }
+
     /// Builds sorted tags; a later duplicate name replaces an earlier one.
     pub fn from_pairs<I, K, V>(pairs: I) -> Tags
     where
@@ -302,6 +324,15 @@ impl fmt::Display for SeriesKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_unique_pairs_build_the_same_tags_as_any_pairs() {
+        let pairs = [("a", "1"), ("b", "2"), ("c\u{e9}", "")];
+        let t = Tags::from_sorted_unique(pairs.iter().copied());
+        assert_eq!(t, Tags::from_pairs(pairs));
+        assert_eq!(t.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(Tags::from_sorted_unique(std::iter::empty()), Tags::new());
+    }
 
     #[test]
     fn tags_are_sorted_and_unique() {

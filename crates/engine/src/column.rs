@@ -258,10 +258,13 @@ pub fn dedupe_order(ts: &[i64]) -> Option<Vec<u32>> {
     if ts.windows(2).all(|w| w[0] < w[1]) {
         return None;
     }
-    let mut idx: Vec<u32> = (0..ts.len() as u32).collect();
-    // Stable sort by ts: equal timestamps stay in write order, so the last one of
-    // each run is the newest.
-    idx.sort_by_key(|&i| ts[i as usize]);
+    // Stable: equal timestamps stay in write order, so the last one of each run is
+    // the newest.
+    let idx = insertion_order(ts).unwrap_or_else(|| {
+        let mut idx: Vec<u32> = (0..ts.len() as u32).collect();
+        idx.sort_by_key(|&i| ts[i as usize]);
+        idx
+    });
     let mut out: Vec<u32> = Vec::with_capacity(idx.len());
     for &i in &idx {
         match out.last_mut() {
@@ -270,6 +273,25 @@ pub fn dedupe_order(ts: &[i64]) -> Option<Vec<u32>> {
         }
     }
     Some(out)
+}
+
+/// The stable sorting order of `ts` by insertion, when that moves at most 8 indexes a
+/// point; `None` past that budget. A head written by concurrent connections is sorted
+/// batches, a few of them swapped with their neighbour: insertion sorts that in about
+/// one pass, where the general sort's merges cost a tenth of the TSBS ingest's CPU
+/// (perf, 2026-12-07).
+fn insertion_order(ts: &[i64]) -> Option<Vec<u32>> {
+    let mut budget = 8 * ts.len();
+    let mut idx: Vec<u32> = Vec::with_capacity(ts.len());
+    for (i, &t) in ts.iter().enumerate() {
+        let mut j = idx.len();
+        while j > 0 && ts[idx[j - 1] as usize] > t {
+            j -= 1;
+        }
+        budget = budget.checked_sub(idx.len() - j)?;
+        idx.insert(j, i as u32);
+    }
+    Some(idx)
 }
 
 /// A sorted run of points with unique timestamps, and optionally the expiry
@@ -517,6 +539,36 @@ mod tests {
         assert_eq!(order, vec![4, 3, 2]);
         assert_eq!(dedupe_order(&[1, 2, 3]), None);
         assert!(dedupe_order(&[1, 1]).is_some());
+    }
+
+    proptest::proptest! {
+        /// Insertion (nearly sorted input) and the general sort give the same order.
+        #[test]
+        fn insertion_order_is_the_stable_sort_order(
+            batches in proptest::collection::vec((0i64..50, 1usize..12), 1..40),
+        ) {
+            // Sorted batches, some overlapping or out of order, as concurrent writers
+            // deliver them.
+            let ts: Vec<i64> = batches
+                .iter()
+                .flat_map(|&(start, n)| (0..n as i64).map(move |k| start + 2 * k))
+                .collect();
+            let mut sorted: Vec<u32> = (0..ts.len() as u32).collect();
+            sorted.sort_by_key(|&i| ts[i as usize]);
+            if let Some(order) = insertion_order(&ts) {
+                proptest::prop_assert_eq!(order, sorted);
+            }
+        }
+    }
+
+    #[test]
+    fn insertion_order_gives_up_on_reversed_input() {
+        let reversed: Vec<i64> = (0..100).rev().collect();
+        assert_eq!(insertion_order(&reversed), None);
+        let order = dedupe_order(&reversed).unwrap();
+        assert_eq!(order, (0..100).rev().collect::<Vec<u32>>());
+        let swapped: Vec<i64> = (10..20).chain(0..10).chain(20..30).collect();
+        assert!(insertion_order(&swapped).is_some());
     }
 
     #[test]

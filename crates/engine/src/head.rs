@@ -177,14 +177,16 @@ impl Chunk {
         if self.exp.len() > 1 {
             return None;
         }
-        let Some(order) = dedupe_order(&self.ts.all()) else {
+        let ts = self.ts.all();
+        let Some(order) = dedupe_order(&ts) else {
             self.sorted = true;
             return Some(0);
         };
         let mut vals = Col::with_capacity(self.vals.data_type(), order.len());
         vals.extend_gather(&self.vals, &order);
-        let dropped = self.ts.len() - order.len();
-        self.ts = Times::from_vec(order.iter().map(|&i| self.ts.get(i as usize)).collect());
+        let dropped = ts.len() - order.len();
+        let ts = Times::from_vec(order.iter().map(|&i| ts[i as usize]).collect());
+        self.ts = ts;
         self.vals = vals;
         self.sorted = true;
         Some(dropped)

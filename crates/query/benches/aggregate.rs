@@ -3,6 +3,8 @@
 //! * `range/*`: each range aggregator over 10 M points (10 s apart, a float random walk)
 //!   in 1-minute buckets, as `sum`/`avg`/`max` run in a dashboard query. Throughput is
 //!   input points per second on one core (target ≥ 50 M for sum/avg/max).
+//! * `range_long/*`: `avg` and `max` of integers in 1-hour buckets (360 points each, as
+//!   TSBS double-groupby) and `sum` in 1-minute buckets.
 //! * `calendar/*`: 1-day buckets in Europe/Paris and 1-month buckets (zone arithmetic per
 //!   bucket).
 //! * `map/*`, `pairwise/*`, `window/*`, `select/*`: the other aggregator families over
@@ -51,6 +53,16 @@ fn spec(json: &str) -> kairosdb_model::catalogue::AggregatorSpec {
 }
 
 fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64], values: &[f64]) {
+    bench_column(c, group, cases, ts, &OutColumn::Double(values.to_vec()));
+}
+
+fn bench_column(
+    c: &mut Criterion,
+    group: &str,
+    cases: &[(&str, &str)],
+    ts: &[i64],
+    values: &OutColumn,
+) {
     let budget = Budget::default();
     let ctx = Context {
         range: TimeRange::new(T0, T0 + ts.len() as i64 * 10_000),
@@ -68,7 +80,7 @@ fn bench_chain(c: &mut Criterion, group: &str, cases: &[(&str, &str)], ts: &[i64
         let chain = vec![spec(json)];
         g.bench_function(*name, |b| {
             b.iter_batched(
-                || (ts.to_vec(), OutColumn::Double(values.to_vec())),
+                || (ts.to_vec(), values.clone()),
                 |(t, v)| aggregate(&storage, &ctx, &chain, t, v).unwrap(),
                 BatchSize::LargeInput,
             )
@@ -103,6 +115,25 @@ fn aggregators(c: &mut Criterion) {
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     bench_chain(c, "range", &range, &ts, &values);
+    // Integer gauges (TSBS's cpu fields) in 1-hour buckets, as double-groupby reads them.
+    let longs = OutColumn::Long(values.iter().map(|v| v.round() as i64).collect());
+    bench_column(
+        c,
+        "range_long",
+        &[
+            (
+                "avg_1h",
+                r#"{"name":"avg","sampling":{"value":1,"unit":"HOURS"}}"#,
+            ),
+            (
+                "max_1h",
+                r#"{"name":"max","sampling":{"value":1,"unit":"HOURS"}}"#,
+            ),
+            ("sum_1m", &range[0].1),
+        ],
+        &ts,
+        &longs,
+    );
     bench_chain(
         c,
         "calendar",

@@ -204,12 +204,14 @@ impl Range {
         let mut ts = Vec::new();
         let mut out = Vec::new();
         walk(&s.ts, buckets, ctx, |lo, hi, start, end| {
-            let bucket = v[lo..hi].iter().map(|&x| x as f64);
+            let bucket = &v[lo..hi];
+            // A long converts to a double monotonically: the largest double is the
+            // largest long's (buckets are never empty).
             let x = match self.kind {
-                RangeKind::Sum => sum(bucket),
-                RangeKind::Avg => sum(bucket) / (hi - lo) as f64,
-                RangeKind::Max => fold_max(bucket),
-                RangeKind::Min => fold_min(bucket),
+                RangeKind::Sum => sum_longs(bucket),
+                RangeKind::Avg => sum_longs(bucket) / (hi - lo) as f64,
+                RangeKind::Max => bucket.iter().copied().max().unwrap_or(i64::MIN) as f64,
+                RangeKind::Min => bucket.iter().copied().min().unwrap_or(i64::MAX) as f64,
                 _ => unreachable!("BUG: fold_longs of {:?}", self.kind),
             };
             ts.push(self.return_time(s.ts[lo], start, end));
@@ -488,6 +490,21 @@ fn sum(v: impl IntoIterator<Item = f64>) -> f64 {
     s
 }
 
+/// What [`sum`] gives for `v` as doubles, added as integers when that is exact: with
+/// every |partial sum| ≤ 2⁵³ each double addition is exact, so the order of the
+/// additions no longer matters and the integer sum is the same number. The integer
+/// loop vectorizes; the double one waits on each addition (a tenth of a
+/// `double-groupby` query, perf 2026-12-07).
+#[inline]
+fn sum_longs(v: &[i64]) -> f64 {
+    const EXACT: u128 = 1 << 53;
+    let max_abs = v.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+    if u128::from(max_abs) * v.len() as u128 <= EXACT {
+        return v.iter().sum::<i64>() as f64;
+    }
+    sum(v.iter().map(|&x| x as f64))
+}
+
 /// KairosDB's incremental sample standard deviation (a single point gives 0).
 fn dev(v: &[f64], return_type: DevReturn, dev_count: f64) -> f64 {
     let (mut count, mut average, mut pwr, mut sd) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
@@ -539,4 +556,34 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     let lower = sorted[pos as usize - 1];
     let upper = sorted[pos as usize];
     lower + (pos - pos.floor()) * (upper - lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Integer sums are the double sums in stream order, bit for bit, small values
+        /// or large.
+        #[test]
+        fn long_sums_are_the_double_sums(
+            v in prop_oneof![
+                proptest::collection::vec(-1000i64..1000, 1..500),
+                proptest::collection::vec(any::<i64>(), 1..50),
+                proptest::collection::vec((1i64 << 50)..(1i64 << 51), 1..20),
+            ]
+        ) {
+            let doubles = sum(v.iter().map(|&x| x as f64));
+            prop_assert_eq!(sum_longs(&v).to_bits(), doubles.to_bits());
+        }
+    }
+
+    #[test]
+    fn sums_past_two_to_the_53_add_as_doubles() {
+        // 2⁵³ + 1 + 1: each double addition rounds the 1 away; the integers would not.
+        let v = [1i64 << 53, 1, 1];
+        assert_eq!(sum_longs(&v), (1u64 << 53) as f64);
+        assert_eq!(sum_longs(&[3, -5, 7]), 5.0);
+    }
 }

@@ -129,7 +129,7 @@ fn aggregators(c: &mut Criterion) {
                 "max_1h",
                 r#"{"name":"max","sampling":{"value":1,"unit":"HOURS"}}"#,
             ),
-            ("sum_1m", &range[0].1),
+            ("sum_1m", range[0].1),
         ],
         &ts,
         &longs,

@@ -185,8 +185,7 @@ impl Chunk {
         let mut vals = Col::with_capacity(self.vals.data_type(), order.len());
         vals.extend_gather(&self.vals, &order);
         let dropped = ts.len() - order.len();
-        let ts = Times::from_vec(order.iter().map(|&i| ts[i as usize]).collect());
-        self.ts = ts;
+        self.ts = Times::from_vec(order.iter().map(|&i| ts[i as usize]).collect());
         self.vals = vals;
         self.sorted = true;
         Some(dropped)

@@ -177,28 +177,17 @@ impl Tags {
         let mut pairs: Vec<(K, V)> = pairs.into_iter().collect();
         // Stable: of equal names, the last one written is the last of its run.
         pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        let mut t = Tags {
-            text: String::with_capacity(
+        let kept: Vec<(&str, &str)> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| {
                 pairs
-                    .iter()
-                    .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
-                    .sum(),
-            ),
-            ends: Vec::with_capacity(2 * pairs.len()),
-        };
-        for (i, (k, v)) in pairs.iter().enumerate() {
-            if pairs
-                .get(i + 1)
-                .is_some_and(|next| next.0.as_ref() == k.as_ref())
-            {
-                continue;
-            }
-            t.text.push_str(k.as_ref());
-            t.ends.push(t.text.len());
-            t.text.push_str(v.as_ref());
-            t.ends.push(t.text.len());
-        }
-        t
+                    .get(i + 1)
+                    .is_none_or(|next| next.0.as_ref() != k.as_ref())
+            })
+            .map(|(_, (k, v))| (k.as_ref(), v.as_ref()))
+            .collect();
+        Tags::from_sorted_unique(kept.into_iter())
     }
 
     /// Inserts or replaces a tag, keeping the order.

@@ -744,7 +744,7 @@ impl<'de> Visitor<'de> for TagsSeed<'_, 'de> {
 /// Fast staging of a `datapoints` array whose entries are all `[integer, plain number]`
 /// (the shape every client sends): fills the per-object columns and returns where the
 /// array ends (just past its `]`); returns `None` at the first other entry (the caller
-/// then uses [`scan_entries`], or [`fast`] gives the body to serde). `raw` starts with
+/// then uses [`scan_entries`], or [`common`] gives the body to serde). `raw` starts with
 /// the array's `[`; it need not be valid JSON, nor end with the array: whatever this
 /// accepts is valid JSON.
 fn scan_fast(

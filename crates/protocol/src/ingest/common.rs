@@ -202,5 +202,8 @@ fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
     let end = start + len;
-    (b[end] == b'"').then(|| Some((text.get(start..end)?, end + 1)))?
+    if b[end] != b'"' {
+        return None;
+    }
+    Some((text.get(start..end)?, end + 1))
 }

@@ -189,6 +189,35 @@ fn integer(text: &str, i: usize) -> Option<(i32, usize)> {
     Some((text.get(i..end)?.parse().ok()?, end))
 }
 
+/// Where the first `"`, `\\` or control character (below 0x20) of `b` is, read eight
+/// bytes at a time: byte by byte, the strings of a TSBS body were 9 % of HTTP ingest
+/// CPU (perf, 2026-12-07).
+pub(super) fn string_end(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // `(v - ONES) & !v & HIGHS` marks the bytes of `v` that are zero (below 0x20 with
+    // `ONES * 0x20`). A borrow can mark a byte above a marked one, never below it, so
+    // the lowest mark of the three is the first byte sought.
+    let zero = |v: u64, below: u64| v.wrapping_sub(ONES * below) & !v & HIGHS;
+    let mut i = 0;
+    while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word);
+        let hit = zero(x ^ (ONES * u64::from(b'"')), 1)
+            | zero(x ^ (ONES * u64::from(b'\\')), 1)
+            | zero(x, 0x20);
+        if hit != 0 {
+            return Some(i + hit.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    let rest = b.get(i..)?;
+    Some(
+        i + rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?,
+    )
+}
+
 /// A string literal without escapes or control characters starting at `i`: its text
 /// and where it ends (past the closing quote).
 fn string(text: &str, i: usize) -> Option<(&str, usize)> {
@@ -197,11 +226,7 @@ fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = i + 1;
-    let len = b
-        .get(start..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    let end = start + len;
+    let end = start + string_end(b.get(start..)?)?;
     if b[end] != b'"' {
         return None;
     }

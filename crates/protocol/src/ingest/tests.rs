@@ -1148,6 +1148,24 @@ fn arb_near_common_body() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// The word-at-a-time scan finds the byte the byte-by-byte scan finds, at every
+    /// offset of bytes drawn around the three it looks for.
+    #[test]
+    fn string_end_finds_the_first_quote_backslash_or_control_byte(
+        bytes in proptest::collection::vec(
+            prop::sample::select(vec![b'a', b'"', b'\\', 0x1f, 0x20, 0x00, 0x21, 0x5c ^ 0x80, 0x7f, 0x80, 0xff, 0xa2, 0xdc]),
+            0..40,
+        )
+    ) {
+        for start in 0..=bytes.len() {
+            let b = &bytes[start..];
+            let expected = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(common::string_end(b), expected, "{:?}", b);
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// Whatever the hand reader accepts, it answers exactly as serde.

@@ -17,6 +17,7 @@ use kairosdb_model::{SeriesPoints, StorageError, TimeRange, WriteBatch};
 use super::{secs, Inner};
 use crate::block::Decoded;
 use crate::codec::put_uvarint;
+use crate::head::Totals;
 use crate::index::SeriesEntry;
 use crate::sealed::{Stop, Work};
 use crate::wal::{self, Lsn, WalWriter, NEVER};
@@ -170,20 +171,23 @@ impl Inner {
             offset: lsn.offset + defs.len() as u64,
         };
         let mut queued = Vec::new();
+        let mut totals = Totals::default();
         for (i, e, exp) in entries {
-            let q = self.head.append_points(
+            let q = self.head.append_points_to(
                 e.id,
                 &batch.series[*i].points,
                 *exp,
                 plsn,
                 now_ms,
                 self.cfg.seal_points,
+                &mut totals,
                 || self.registry.mark_live(e),
             );
             if q {
                 queued.push(e.id);
             }
         }
+        self.head.account(totals);
         Ok((wal.written(), queued))
     }
 

@@ -12,12 +12,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kairosdb_model::{SeriesPoints, StorageError, TimeRange, WriteBatch};
+use kairosdb_model::{Points, SeriesPoints, StorageError, TimeRange, WriteBatch};
 
 use super::{secs, Inner};
 use crate::block::Decoded;
 use crate::codec::put_uvarint;
-use crate::head::Totals;
 use crate::index::SeriesEntry;
 use crate::sealed::{Stop, Work};
 use crate::wal::{self, Lsn, WalWriter, NEVER};
@@ -170,24 +169,15 @@ impl Inner {
             segment: lsn.segment,
             offset: lsn.offset + defs.len() as u64,
         };
-        let mut queued = Vec::new();
-        let mut totals = Totals::default();
-        for (i, e, exp) in entries {
-            let q = self.head.append_points_to(
-                e.id,
-                &batch.series[*i].points,
-                *exp,
-                plsn,
-                now_ms,
-                self.cfg.seal_points,
-                &mut totals,
-                || self.registry.mark_live(e),
-            );
-            if q {
-                queued.push(e.id);
-            }
-        }
-        self.head.account(totals);
+        let items: Vec<(u64, &Points, u64)> = entries
+            .iter()
+            .map(|(i, e, exp)| (e.id, &batch.series[*i].points, *exp))
+            .collect();
+        let queued = self
+            .head
+            .append_batch(&items, plsn, now_ms, self.cfg.seal_points, |k| {
+                self.registry.mark_live(&entries[k].1)
+            });
         Ok((wal.written(), queued))
     }
 

@@ -475,7 +475,8 @@ impl Head {
     ) -> Vec<u64> {
         let shard_of = |i: u32| items[i as usize].0 as usize % SHARDS;
         let mut order: Vec<u32> = (0..items.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| shard_of(i));
+        // Stable: a series named twice keeps its items' order.
+        order.sort_by_key(|&i| shard_of(i));
         let mut totals = Totals::default();
         let mut queued = Vec::new();
         for same_shard in order.chunk_by(|&a, &b| shard_of(a) == shard_of(b)) {
@@ -919,6 +920,31 @@ mod tests {
         let whole = h.edge(1, DataType::Long, TimeRange::ALL, Order::Asc, i64::MIN, 0);
         let whole = whole.unwrap();
         assert_eq!((whole.count(), whole.ts), (4, vec![]));
+    }
+
+    /// A batch may name a series twice: its items are appended in batch order, so the
+    /// later point of a timestamp wins however the items fall into shards.
+    #[test]
+    fn a_batch_appends_each_series_items_in_batch_order() {
+        let h = Head::new();
+        let first: Vec<Points> = (0..300).map(|v| longs(&[5], &[v])).collect();
+        let second: Vec<Points> = (0..300).map(|v| longs(&[5], &[1000 + v])).collect();
+        // Every series twice, the second time last; ids spread over every shard.
+        let mut items: Vec<(u64, &Points, u64)> = Vec::new();
+        for (i, p) in first.iter().enumerate() {
+            items.push(((i as u64 * 7919) % 997, p, NEVER));
+        }
+        for (i, p) in second.iter().enumerate() {
+            items.push(((i as u64 * 7919) % 997, p, NEVER));
+        }
+        let queued = h.append_batch(&items, lsn(1, 24), 0, 2, |_| {});
+        assert_eq!(queued.len(), 300, "every series reached the seal size once");
+        assert_eq!(h.points(), 600);
+        for i in 0..300u64 {
+            let runs = h.snapshot((i * 7919) % 997, TimeRange::ALL, 0);
+            assert_eq!(runs.len(), 1);
+            assert_eq!(runs[0].vals, Col::Long(vec![1000 + i as i64]), "series {i}");
+        }
     }
 
     #[test]

@@ -1238,26 +1238,6 @@ fn fast_number(raw: &[u8]) -> Option<Conv<'static>> {
     }
 }
 
-#[inline]
-fn fast_long(raw: &[u8]) -> Option<i64> {
-    let (neg, d) = match raw.first()? {
-        b'-' => (true, &raw[1..]),
-        _ => (false, raw),
-    };
-    if d.is_empty() || d.len() > 18 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in d {
-        let x = c.wrapping_sub(b'0');
-        if x > 9 {
-            return None;
-        }
-        v = v * 10 + i64::from(x);
-    }
-    Some(if neg { -v } else { v })
-}
-
 fn registered(ty: &str) -> Result<DataType, String> {
     DataType::from_ingest_name(ty).ok_or_else(|| format!("Unregistered data point type '{ty}'"))
 }
@@ -1675,7 +1655,7 @@ fn fast_entry(
     if e.len != 2 {
         return None;
     }
-    let ts = fast_long(e.ts.as_bytes())?;
+    let ts = javanum::short_long(e.ts.as_bytes())?;
     let v = fast_number(e.value.as_bytes())?;
     let v = match (metric_dt, v) {
         (None, v) => v,

@@ -75,6 +75,29 @@ pub(crate) fn kairos_parse_long(s: &str) -> Result<i64, String> {
     }
 }
 
+/// A word of 1 to 18 ASCII digits after an optional `-`: the long
+/// [`kairos_parse_long`] reads from it (no such word can overflow), read without
+/// going through `str` (telnet values, ingest timestamps). `None` for every other word.
+#[inline]
+pub(crate) fn short_long(word: &[u8]) -> Option<i64> {
+    let (neg, digits) = match word.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        _ => (false, word),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + i64::from(d);
+    }
+    Some(if neg { -v } else { v })
+}
+
 /// Java `Double.parseDouble(s)`: trims chars ≤ U+0020, optional sign, `NaN`,
 /// `Infinity`, decimal with optional exponent and optional `f`/`F`/`d`/`D` suffix.
 /// Hexadecimal floating literals (`0x1p3`) are not supported (deliberate: no client

@@ -68,7 +68,7 @@ fn repeat_put(line: &[u8], builder: &mut BatchBuilder) -> Option<Line> {
     let ts_word = plain_word(line, &mut i)?;
     let value_word = plain_word(line, &mut i)?;
     let rest = line[i..].trim_ascii();
-    let value = match short_long(value_word) {
+    let value = match javanum::short_long(value_word) {
         Some(v) => Val::Long(v),
         None => {
             let value_word = std::str::from_utf8(value_word).ok()?;
@@ -80,7 +80,7 @@ fn repeat_put(line: &[u8], builder: &mut BatchBuilder) -> Option<Line> {
         }
     };
     let slot = builder.memo_slot(value.data_type(), &[metric, rest])?;
-    let mut ts = match short_long(ts_word) {
+    let mut ts = match javanum::short_long(ts_word) {
         Some(ts) => ts,
         None => javanum::kairos_parse_long(std::str::from_utf8(ts_word).ok()?).ok()?,
     };
@@ -89,29 +89,6 @@ fn repeat_put(line: &[u8], builder: &mut BatchBuilder) -> Option<Line> {
     }
     push(builder, slot, ts, value);
     Some(Line::Points(1))
-}
-
-/// A word of 1 to 18 ASCII digits after an optional `-`: the long
-/// [`javanum::kairos_parse_long`] reads from it (no such word can overflow), read without
-/// going through `str`. `None` for every other word.
-#[inline]
-fn short_long(word: &[u8]) -> Option<i64> {
-    let (neg, digits) = match word.split_first() {
-        Some((b'-', digits)) => (true, digits),
-        _ => (false, word),
-    };
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v * 10 + i64::from(d);
-    }
-    Some(if neg { -v } else { v })
 }
 
 /// The next word of a line without `"` (KairosDB's splitter then breaks at every byte

@@ -1,9 +1,10 @@
 //! The telnet listener (spec §3, user-needs §1.8): `put`, `putm`, `puts` and `version`.
 //!
 //! Per connection: read a chunk → split it into lines ([`LineDecoder`], memchr over the
-//! read buffer, lines borrowed) → `protocol::telnet::parse_line` each line into one `BatchBuilder` → write the
-//! builder to storage once per chunk (or every `max_batch_size` points), so a busy
-//! connection costs one storage write per network read, not one per line.
+//! read buffer, lines borrowed from it) → `protocol::telnet::parse_line` each line into
+//! one `BatchBuilder` → write the builder to storage once per chunk (or every
+//! `max_batch_size` points), so a busy connection costs one storage write per network
+//! read, not one per line.
 //!
 //! Acknowledgement: telnet has no per-line answer. A line counts as accepted once the
 //! storage write containing it returned `Ok`. Before answering `version` the lines read so

@@ -92,8 +92,9 @@ pub trait Storage: ServiceStore + Send + Sync + 'static {
     /// `work_limit` with [`Read::OverWorkLimit`].
     fn query(&self, query: &SeriesQuery) -> Result<Read, StorageError>;
 
-    /// Series keys of `metric` matching `filter` that have data overlapping `range`
-    /// (answered from the index where possible; used by `/datapoints/query/tags`).
+    /// Series keys of `metric` matching `filter` that have data overlapping `range`, in
+    /// no particular order (answered from the index where possible; used by
+    /// `/datapoints/query/tags`, which takes the union of their tags).
     fn series_keys(
         &self,
         metric: &str,

@@ -307,7 +307,6 @@ impl Inner {
                 out.push((*e.key).clone());
             }
         }
-        out.sort();
         Ok(out)
     }
 }

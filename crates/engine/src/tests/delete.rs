@@ -147,9 +147,10 @@ impl Model {
                 .map(|(k, p)| (k.clone(), p.iter().map(|(&t, &v)| (t, v)).collect()))
                 .collect();
             assert_eq!(got, want, "{ctx}: points of {metric}");
-            let keys = e
+            let mut keys = e
                 .series_keys(metric, &TagFilter::default(), TimeRange::ALL)
                 .unwrap();
+            keys.sort();
             let want_keys: Vec<SeriesKey> = want.iter().map(|w| w.0.clone()).collect();
             assert_eq!(keys, want_keys, "{ctx}: series_keys of {metric}");
         }
@@ -542,8 +543,13 @@ fn shared_tags_stay_listed_until_their_last_series_is_gone() {
             e.metric_names(None).unwrap(),
             e.tag_names().unwrap(),
             e.tag_values().unwrap(),
-            e.series_keys("cpu", &TagFilter::default(), TimeRange::ALL)
-                .unwrap(),
+            {
+                let mut keys = e
+                    .series_keys("cpu", &TagFilter::default(), TimeRange::ALL)
+                    .unwrap();
+                keys.sort();
+                keys
+            },
         )
     };
     let after_a = (

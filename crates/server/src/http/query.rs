@@ -611,14 +611,21 @@ fn tag_sets(
             Ok(keys) => keys,
             Err(e) => return Some(Err(e.into())),
         };
-        let mut tags = TagSet::new();
-        for key in keys {
+        // Borrowed while the series are walked; each distinct name and value is copied
+        // once at the end (a tag of every series copied cost a tenth of the request).
+        let mut borrowed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for key in &keys {
             for (name, value) in key.tags.iter() {
-                tags.entry(name.to_string())
-                    .or_default()
-                    .insert(value.to_string());
+                borrowed.entry(name).or_default().insert(value);
             }
         }
+        let tags: TagSet = borrowed
+            .into_iter()
+            .map(|(name, values)| {
+                let values = values.into_iter().map(str::to_owned).collect();
+                (name.to_owned(), values)
+            })
+            .collect();
         sets.push(tags);
     }
     Some(Ok(sets))

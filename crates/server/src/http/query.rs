@@ -612,7 +612,7 @@ fn tag_sets(
             Err(e) => return Some(Err(e.into())),
         };
         // Borrowed while the series are walked; each distinct name and value is copied
-        // once at the end (a tag of every series copied cost a tenth of the request).
+        // once at the end, not once a series (docs/benchmarks.md, "query/tags").
         let mut borrowed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for key in &keys {
             for (name, value) in key.tags.iter() {

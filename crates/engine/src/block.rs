@@ -251,29 +251,27 @@ fn is_regular(ts: &[i64]) -> bool {
 /// exact numbers, gets the same bits on every machine.
 fn as_decimals(v: &[f64]) -> Option<(u8, Vec<i64>)> {
     // Checked through the i64, as the decoder sees it: −0.0 would come back as +0.0.
-    let exact = |x: f64, k: usize| {
+    let mantissa = |x: f64, k: usize| {
         let m = (x * POW10[k]).round();
-        m.abs() <= MAX_MANTISSA && ((m as i64) as f64 / POW10[k]).to_bits() == x.to_bits()
+        let exact =
+            m.abs() <= MAX_MANTISSA && ((m as i64) as f64 / POW10[k]).to_bits() == x.to_bits();
+        exact.then_some(m as i64)
     };
     let mut k = 0;
     for &x in v {
-        while !exact(x, k) {
+        while mantissa(x, k).is_none() {
             k += 1;
             if k > MAX_DECIMALS {
                 return None;
             }
         }
     }
-    // A value exact at a smaller k is almost always exact at this one too; the check
-    // makes it always.
-    let p = POW10[k];
-    let mut m = Vec::with_capacity(v.len());
-    for &x in v {
-        if !exact(x, k) {
-            return None;
-        }
-        m.push((x * p).round() as i64);
-    }
+    // A value exact at a smaller k is almost always exact at this one too; checking
+    // each again makes it always.
+    let m = v
+        .iter()
+        .map(|&x| mantissa(x, k))
+        .collect::<Option<Vec<i64>>>()?;
     Some((k as u8, m))
 }
 

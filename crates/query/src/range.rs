@@ -439,6 +439,7 @@ fn walk(
     let width = buckets.fixed_width();
     let origin = buckets.origin();
     let (mut start, mut end) = (i64::MIN, i64::MIN);
+    let mut last_len = 1;
     while lo < n {
         let t = ts[lo];
         // Dense data: the next point usually falls in the next fixed-width bucket.
@@ -451,10 +452,8 @@ fn walk(
             }
             _ => (start, end) = buckets.range_of(t),
         }
-        let mut hi = lo + 1;
-        while hi < n && ts[hi] < end {
-            hi += 1;
-        }
+        let hi = bucket_end(ts, lo, end, last_len);
+        last_len = hi - lo;
         f(lo, hi, start, end);
         lo = hi;
         count += 1;
@@ -463,6 +462,38 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// The end of the bucket whose first point is `ts[lo]` (before `end`): the first index
+/// past `lo` at or after `end`, or `ts.len()`. A stream is time-ordered (ascending, or
+/// descending with `order: desc`, where everything after `lo` is before `end`), so the
+/// points before `end` are a prefix of `ts[lo..]`.
+///
+/// Evenly spaced points fill their buckets alike, so the bucket is first tried at
+/// `hint` points (the last bucket's length): two reads of `ts` where comparing every
+/// point was half of `Range::apply` in `double-groupby-5` (perf, docs/benchmarks.md
+/// session 7). Otherwise a galloping search, about 2·log₂ k reads for k points.
+fn bucket_end(ts: &[i64], lo: usize, end: i64, hint: usize) -> usize {
+    let n = ts.len();
+    let guess = lo + hint.max(1);
+    if guess < n {
+        if ts[guess] >= end && ts[guess - 1] < end {
+            return guess;
+        }
+    } else if ts[n - 1] < end {
+        return n;
+    }
+    let mut below = lo; // ts[below] < end
+    let mut step = 1;
+    loop {
+        let probe = below + step;
+        if probe >= n || ts[probe] >= end {
+            let hi = probe.min(n);
+            return below + 1 + ts[below + 1..hi].partition_point(|&t| t < end);
+        }
+        below = probe;
+        step *= 2;
+    }
 }
 
 /// The largest value of a bucket. Plain comparisons (one `maxsd` each); values are
@@ -498,8 +529,11 @@ fn sum(v: impl IntoIterator<Item = f64>) -> f64 {
 #[inline]
 fn sum_longs(v: &[i64]) -> f64 {
     const EXACT: u128 = 1 << 53;
-    let max_abs = v.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
-    if u128::from(max_abs) * v.len() as u128 <= EXACT {
+    // An upper bound of every |x| in one vectorized pass (the exact largest |x| compiled
+    // to a scalar loop, the other half of `Range::apply`): `x ^ (x >> 63)` is x, or
+    // |x| − 1 for a negative x, so their OR plus one bounds them all.
+    let bound = u128::from(v.iter().fold(0u64, |acc, &x| acc | (x ^ (x >> 63)) as u64)) + 1;
+    if bound * v.len() as u128 <= EXACT {
         return v.iter().sum::<i64>() as f64;
     }
     sum(v.iter().map(|&x| x as f64))
@@ -576,6 +610,55 @@ mod tests {
         ) {
             let doubles = sum(v.iter().map(|&x| x as f64));
             prop_assert_eq!(sum_longs(&v).to_bits(), doubles.to_bits());
+        }
+    }
+
+    /// What `walk` did before the galloping search: compare every following point.
+    fn bucket_end_by_scan(ts: &[i64], lo: usize, end: i64) -> usize {
+        let mut hi = lo + 1;
+        while hi < ts.len() && ts[hi] < end {
+            hi += 1;
+        }
+        hi
+    }
+
+    proptest! {
+        /// The guessed or galloping search ends every bucket where comparing each point
+        /// does, whatever the guess, in ascending streams with repeated times and in
+        /// descending ones.
+        #[test]
+        fn bucket_ends_are_found_where_a_scan_finds_them(
+            mut ts in proptest::collection::vec(-50i64..50, 1..300),
+            descending: bool,
+            lo_pick in any::<proptest::sample::Index>(),
+            past in 1i64..120,
+            hint in 0usize..400,
+        ) {
+            ts.sort_unstable();
+            if descending {
+                ts.reverse();
+            }
+            let lo = lo_pick.index(ts.len());
+            let end = ts[lo] + past;
+            prop_assert_eq!(bucket_end(&ts, lo, end, hint), bucket_end_by_scan(&ts, lo, end));
+        }
+    }
+
+    #[test]
+    fn long_sums_near_the_exact_limit_keep_the_double_answer() {
+        // The bound is looser than the largest |x|: around 2⁵³ / len both paths must
+        // still give the doubles' sum.
+        for len in [1usize, 2, 3, 7, 64] {
+            for x in [
+                (1i64 << 53) / len as i64,
+                -((1i64 << 53) / len as i64),
+                i64::MIN,
+                i64::MAX,
+            ] {
+                let v = vec![x; len];
+                let doubles = sum(v.iter().map(|&x| x as f64));
+                assert_eq!(sum_longs(&v).to_bits(), doubles.to_bits(), "{len} × {x}");
+            }
         }
     }
 

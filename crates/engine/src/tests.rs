@@ -1250,3 +1250,49 @@ fn lateness_window_keeps_stragglers_out_of_sealed_blocks() {
     e.run_maintenance().unwrap();
     assert_eq!(gauge(&e, "engine_head_points"), 0.0);
 }
+
+/// `compression_level` applies to the blocks written from then on: the same points take
+/// fewer bytes at level 8 than at 0, and blocks of both levels read back after reopening
+/// at a third.
+#[test]
+fn blocks_keep_their_compression_level_across_reopens_at_other_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |level| {
+        let mut c = cfg_seal(dir.path(), 256);
+        c.compression_level = level;
+        c
+    };
+    // Mostly small steps, now and then a large one: entropy coding (level > 0) pays.
+    let mut seed = 7u64;
+    let mut x = 0i64;
+    let vals: Vec<i64> = (0..512)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            x += if r % 10 == 0 { r % 100_000 } else { r % 3 - 1 };
+            x
+        })
+        .collect();
+    let ts: Vec<i64> = (0..512).map(|i| T0 + i * 10_000).collect();
+    let expect: Vec<(i64, i64)> = ts.iter().copied().zip(vals.iter().copied()).collect();
+    let mut bytes = Vec::new();
+    for (level, metric) in [(0, "m0"), (8, "m8")] {
+        let e = Engine::open(at(level)).unwrap();
+        let before = gauge(&e, "engine_block_bytes");
+        write_lng(&e, metric, &[("h", "a")], &ts, &vals);
+        e.flush().unwrap();
+        bytes.push(gauge(&e, "engine_block_bytes") - before);
+        e.close().unwrap();
+    }
+    assert!(
+        bytes[1] < bytes[0] * 0.9,
+        "level 8 blocks take {} bytes, level 0 {}",
+        bytes[1],
+        bytes[0]
+    );
+    let e = Engine::open(at(3)).unwrap();
+    assert_eq!(longs_of(&e, "m0"), expect);
+    assert_eq!(longs_of(&e, "m8"), expect);
+}

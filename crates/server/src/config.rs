@@ -168,9 +168,9 @@ pub struct Settings {
     #[arg(long, env = "KAIROSDB_TELNET_IDLE_TIMEOUT_SECS", value_name = "SECS")]
     pub telnet_idle_timeout_secs: Option<u64>,
 
-    /// pco compression level of new blocks, 0 to 12: at 1 queries cost about a fifth fewer
-    /// instructions than at 3 for 7-19 % more disk; above 3 little is saved; blocks already
-    /// written keep theirs [default: 3].
+    /// pco compression level of the embedded store's new blocks, 0 to 12: at 1 queries
+    /// cost about a fifth fewer instructions than at 3 for 7-19 % more disk; above 3
+    /// little is saved; blocks already written keep theirs [default: 3].
     #[arg(long, env = "KAIROSDB_COMPRESSION_LEVEL", value_name = "LEVEL")]
     pub compression_level: Option<usize>,
 

@@ -18,7 +18,7 @@ if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get install -y valgrind || { $SUDO apt-get update && $SUDO apt-get install -y valgrind; }
 fi
-if [[ " $* " != *" --binary "* ]]; then
+if [[ " $* " != *" --binary "* && " $* " != *" --binary="* ]]; then
     echo "== building the release binary"
     cargo build --release -q -p kairosdb-server
 fi

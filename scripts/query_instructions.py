@@ -122,8 +122,11 @@ def main():
         cols.append(count(binary, d, ds, types, opts.runs))
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(d + "-callgrind", ignore_errors=True)
-    head = "| query | " + " | ".join(os.path.basename(x) for x in binaries)
-    head += "".join(" | %s / %s" % (os.path.basename(x), os.path.basename(binaries[0])) for x in binaries[1:])
+    names = [os.path.basename(x) for x in binaries]
+    if len(set(names)) < len(names):  # e.g. two builds both called kairosdb
+        names = binaries
+    head = "| query | " + " | ".join(names)
+    head += "".join(" | %s / %s" % (n, names[0]) for n in names[1:])
     print(head + " |")
     print("|---" * (1 + 2 * len(binaries) - 1) + "|")
     for qt in types:
